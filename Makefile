@@ -1,0 +1,62 @@
+# chaostoolkit-registry: everything installs itself. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(HOME)/.cache/chaostoolkit-registry
+TOXIPROXY_VERSION := 2.5.0
+TOXIPROXY := $(CACHE)/toxiproxy-$(TOXIPROXY_VERSION)/server
+APT_PACKAGES := docker-registry nginx-light skopeo curl chromium
+# Commands that prove the Debian packages above are installed.
+APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium
+VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+EXPERIMENT ?= experiments/registry-latency.yaml
+export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
+
+.PHONY: help setup gameday test lint typecheck unit bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV_STAMP) $(TOXIPROXY) .apt-installed ## install everything (apt packages, venv, toxiproxy); idempotent
+
+.apt-installed:
+	@missing=0; for c in $(APT_COMMANDS); do [ -x $$c ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		echo "installing Debian packages: $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV_STAMP): pyproject.toml constraints.txt
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip >/dev/null
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+$(TOXIPROXY):
+	@echo "building toxiproxy $(TOXIPROXY_VERSION) with go install (cached in $(CACHE))"
+	GOBIN=$(dir $(TOXIPROXY)) go install github.com/Shopify/toxiproxy/v2/cmd/server@v$(TOXIPROXY_VERSION)
+
+gameday: setup ## run a real game day on the embedded sandbox
+	$(BIN)/chaosregistry gameday $(EXPERIMENT)
+
+lint: setup ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy (strict)
+	$(BIN)/mypy
+
+unit: setup ## pytest only
+	$(BIN)/pytest
+
+test: lint typecheck unit ## every check and every test
+
+bench: setup ## run the side-by-side benchmarks under bench/
+	$(BIN)/python bench/pull.py
+
+clean: ## remove the venv and caches (not the toolchain cache)
+	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache

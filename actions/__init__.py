@@ -1,0 +1,1 @@
+"""Faults and their undo partners. Every fault goes through the fault ledger."""

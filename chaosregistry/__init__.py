@@ -1,0 +1,41 @@
+"""chaostoolkit-registry: chaos engineering for container image registries.
+
+Chaos Toolkit loads this package by its distribution name and calls :func:`discover`.
+Activities live in ``chaosregistry.probes.*`` and ``chaosregistry.actions.*``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("chaostoolkit-registry")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["__version__", "discover"]
+
+# Modules whose __all__ lists activities. Kept explicit so discovery never imports test code
+# or optional heavy dependencies by accident.
+PROBE_MODULES = (
+    "chaosregistry.probes.registry",
+    "chaosregistry.probes.pull",
+)
+ACTION_MODULES: tuple[str, ...] = ()
+
+
+def discover(discover_system: bool = True) -> dict[str, Any]:
+    """Describe every probe and action this extension offers (Chaos Toolkit's discovery hook)."""
+    from chaoslib.discovery.discover import (
+        discover_actions,
+        discover_probes,
+        initialize_discovery_result,
+    )
+
+    discovery: dict[str, Any] = dict(
+        initialize_discovery_result("chaostoolkit-registry", __version__, "registry")
+    )
+    for module in PROBE_MODULES:
+        discovery["activities"].extend(discover_probes(module))
+    for module in ACTION_MODULES:
+        discovery["activities"].extend(discover_actions(module))
+    return discovery

@@ -1,0 +1,63 @@
+"""The project's exception tree, in one place.
+
+``ChaosRegistryError`` is the root. Everything a user can get wrong (a malformed URL, an unknown
+platform, a count of zero) is a ``ConfigError``; everything the registry or the network does to a
+pull is a ``PullError`` carrying one ``ErrorClass``. Activities translate both into
+``chaoslib.exceptions.ActivityFailed`` with one line; the CLI prints that line and exits non-zero.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+
+class ChaosRegistryError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(ChaosRegistryError):
+    """Bad input from the user: a value, a file or a field that cannot be used as given."""
+
+
+class ErrorClass(StrEnum):
+    """Why a registry request failed. Stable strings: they appear in probe results and reports."""
+
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    RESET = "reset"
+    AUTH = "auth"
+    NOT_FOUND = "not-found"
+    RATE_LIMITED = "rate-limited"
+    SERVER_ERROR = "server-error"
+    DIGEST_MISMATCH = "digest-mismatch"
+    TRUNCATED = "truncated"
+    PLATFORM_NOT_FOUND = "platform-not-found"
+    PROTOCOL = "protocol"
+
+
+class PullError(ChaosRegistryError):
+    """A registry request failed; ``error_class`` says why, ``detail`` keeps what the server said.
+
+    ``detail`` never holds credentials: only status codes, registry error codes and the
+    rate-limit headers a caller may want to honour.
+    """
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
+        self.detail = detail or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "class": str(self.error_class),
+            "message": str(self),
+            "status": self.status,
+            "detail": self.detail,
+        }

@@ -1,0 +1,1 @@
+"""Read-only measurements of a registry. Probes never change state."""
