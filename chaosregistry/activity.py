@@ -1,0 +1,44 @@
+"""What every activity shares: turning our errors into Chaos Toolkit's ``ActivityFailed``."""
+
+import functools
+from collections.abc import Callable
+from typing import Any, Dict, ParamSpec, TypeVar  # noqa: UP035
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaosregistry.errors import ChaosRegistryError, ConfigError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def activity(func: Callable[P, R]) -> Callable[P, R]:
+    """Raise ``ActivityFailed`` with one line for our errors; keep the signature for discovery."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ChaosRegistryError as exc:
+            raise ActivityFailed(f"{func.__name__}: {exc}") from None
+
+    return wrapper
+
+
+def require_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def require_positive_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+# The types activities annotate with. typing.Dict on purpose: Chaos Toolkit's discovery
+# reports it as "mapping", where it would call dict[str, Any] an "object".
+Configuration = Dict[str, Any]  # noqa: UP006
+Secrets = Dict[str, Any]  # noqa: UP006
+Result = Dict[str, Any]  # noqa: UP006

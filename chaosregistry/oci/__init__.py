@@ -1,0 +1,11 @@
+"""An OCI distribution client that pulls the way a container runtime does, and times each phase.
+
+All registry HTTP in this project goes through :class:`RegistryClient`; errors are translated
+into :class:`chaosregistry.errors.PullError` in one place (``chaosregistry.oci.failures``).
+"""
+
+from chaosregistry.oci.client import RegistryClient
+from chaosregistry.oci.pull import PullResult, pull
+from chaosregistry.oci.reference import ImageReference, Platform
+
+__all__ = ["ImageReference", "Platform", "PullResult", "RegistryClient", "pull"]

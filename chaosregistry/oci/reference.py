@@ -1,0 +1,83 @@
+"""Image references (``name:tag``, ``name@sha256:...``) and platforms (``os/arch[/variant]``)."""
+
+import re
+from dataclasses import dataclass
+
+from chaosregistry.errors import ConfigError
+
+# The distribution spec's grammar, simplified to what a path component and a tag may hold.
+_NAME = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """A repository plus a tag or a digest, relative to one registry."""
+
+    repository: str
+    reference: str
+
+    @property
+    def is_digest(self) -> bool:
+        return self.reference.startswith("sha256:")
+
+    def __str__(self) -> str:
+        separator = "@" if self.is_digest else ":"
+        return f"{self.repository}{separator}{self.reference}"
+
+    @classmethod
+    def parse(cls, text: str) -> "ImageReference":
+        """Parse ``name[:tag]`` or ``name@sha256:...``; the tag defaults to ``latest``."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError("image reference is empty")
+        text = text.strip()
+        if "@" in text:
+            repository, reference = text.split("@", 1)
+            if not _DIGEST.match(reference):
+                raise ConfigError(f"image reference {text!r}: digest must be sha256:<64 hex>")
+        else:
+            slash = text.rfind("/")
+            colon = text.rfind(":")
+            if colon > slash:
+                repository, reference = text[:colon], text[colon + 1 :]
+            else:
+                repository, reference = text, "latest"
+            if not _TAG.match(reference):
+                raise ConfigError(f"image reference {text!r}: invalid tag {reference!r}")
+        if not _NAME.match(repository):
+            raise ConfigError(
+                f"image reference {text!r}: invalid repository name {repository!r} "
+                "(lower-case letters, digits, separators; no registry host here)"
+            )
+        return cls(repository, reference)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """``os/architecture[/variant]`` as in an image index entry."""
+
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+    @classmethod
+    def parse(cls, text: str) -> "Platform":
+        parts = text.strip().split("/") if isinstance(text, str) else []
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ConfigError(f"platform {text!r} is not os/arch[/variant] (e.g. linux/amd64)")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+    def matches(self, descriptor_platform: dict[str, str]) -> bool:
+        """True when an index entry's ``platform`` object is this platform."""
+        if descriptor_platform.get("os") != self.os:
+            return False
+        if descriptor_platform.get("architecture") != self.architecture:
+            return False
+        return not self.variant or descriptor_platform.get("variant", "") == self.variant

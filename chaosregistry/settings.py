@@ -1,0 +1,142 @@
+"""Where activities find their registry, credentials and TLS settings.
+
+Everything backend-specific lives in the experiment's ``configuration`` (usually from
+``experiments/vars/<backend>.yaml``) and ``secrets``, never in activity arguments. Keys:
+
+configuration
+    ``registry_url``        the registry to measure, ``http(s)://host[:port]``
+    ``mirror_url``          a pull-through mirror of it (activities pick one with ``target``)
+    ``registry_ca_bundle``  path to a PEM CA bundle for HTTPS registries with a private CA
+    ``registry_verify_tls`` ``false`` to skip certificate checks (never the default)
+    ``registry_timeout``    seconds per request (default 30)
+    ``sandbox_dir``         an embedded sandbox's run directory: its endpoints and credentials
+                            are used for whatever the keys above leave unset
+secrets (any scope the activity declares)
+    ``registry_username`` / ``registry_password``
+
+Environment fallbacks: ``CHAOSREGISTRY_URL``, ``CHAOSREGISTRY_USERNAME``,
+``CHAOSREGISTRY_PASSWORD``, ``CHAOSREGISTRY_SANDBOX_DIR``. Credentials never leave this module
+except inside a :class:`~chaosregistry.oci.auth.Credentials`, whose repr hides the password.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.errors import ConfigError
+from chaosregistry.oci.auth import Credentials
+from chaosregistry.oci.client import DEFAULT_TIMEOUT, RegistryClient, validate_registry_url
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    url: str
+    credentials: Credentials | None
+    verify: bool | str
+    timeout: float
+
+    def client(self, *, max_connections: int = 16, timeout: float | None = None) -> RegistryClient:
+        """A client for this registry; ``timeout`` overrides the configured one (both phases)."""
+        return RegistryClient(
+            self.url,
+            credentials=self.credentials,
+            verify=self.verify,
+            timeout=timeout or self.timeout,
+            connect_timeout=min(timeout or self.timeout, 5.0),
+            max_connections=max_connections,
+        )
+
+
+def sandbox_dir(configuration: dict[str, Any] | None) -> Path | None:
+    value = (configuration or {}).get("sandbox_dir") or os.environ.get("CHAOSREGISTRY_SANDBOX_DIR")
+    return Path(str(value)) if value else None
+
+
+def sandbox_endpoints(run_dir: Path) -> dict[str, Any]:
+    """The endpoints file of a sandbox, or ConfigError naming the directory."""
+    path = run_dir / "endpoints.json"
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a sandbox directory (no endpoints.json)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable sandbox endpoints file ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: not a sandbox endpoints object")
+    return value
+
+
+def _sandbox_credentials(endpoints: dict[str, Any]) -> Credentials | None:
+    path = endpoints.get("credentials_file")
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        return Credentials(str(data["username"]), str(data["password"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"{path}: unreadable sandbox credentials ({type(exc).__name__})"
+        ) from None
+
+
+def resolve_target(
+    configuration: dict[str, Any] | None,
+    secrets: dict[str, Any] | None,
+    target: str = "registry",
+) -> RegistryTarget:
+    """The registry an activity talks to.
+
+    ``target`` is a URL, or the name of a configured registry: ``registry``, ``mirror``... For a
+    name, ``configuration['<name>_url']`` wins, then the sandbox's endpoint of that name, then
+    (for ``registry``) ``CHAOSREGISTRY_URL``.
+    """
+    if not isinstance(target, str) or not target:
+        raise ConfigError("target must name a registry (registry, mirror) or be a URL")
+    configuration = configuration or {}
+    secrets = secrets or {}
+    endpoints: dict[str, Any] = {}
+    run_dir = sandbox_dir(configuration)
+    if run_dir is not None:
+        endpoints = sandbox_endpoints(run_dir)
+
+    if "://" in target:
+        url = target
+    else:
+        url = configuration.get(f"{target}_url") or endpoints.get(target) or ""
+        if not url and target == "registry":
+            url = os.environ.get("CHAOSREGISTRY_URL", "")
+    if not url:
+        raise ConfigError(
+            f"no {target!r} registry: set configuration '{target}_url' or 'sandbox_dir'"
+        )
+    url = validate_registry_url(str(url))
+
+    username = secrets.get("registry_username") or os.environ.get("CHAOSREGISTRY_USERNAME")
+    password = secrets.get("registry_password") or os.environ.get("CHAOSREGISTRY_PASSWORD")
+    credentials: Credentials | None = None
+    if username and password:
+        credentials = Credentials(str(username), str(password))
+    elif username or password:
+        raise ConfigError("secrets: registry_username and registry_password go together")
+    elif endpoints:
+        credentials = _sandbox_credentials(endpoints)
+
+    verify: bool | str = True
+    if configuration.get("registry_ca_bundle"):
+        verify = str(configuration["registry_ca_bundle"])
+    elif "registry_verify_tls" in configuration:
+        flag = configuration["registry_verify_tls"]
+        if not isinstance(flag, bool):
+            raise ConfigError(
+                f"configuration: registry_verify_tls must be true or false, not {flag!r}"
+            )
+        verify = flag
+
+    timeout = configuration.get("registry_timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(
+            f"configuration: registry_timeout must be positive seconds, not {timeout!r}"
+        )
+    return RegistryTarget(url, credentials, verify, float(timeout))

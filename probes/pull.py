@@ -1,0 +1,200 @@
+"""Probes that pull images over the OCI distribution API and time them.
+
+Registry failures are data, not exceptions: a pull that times out under a fault returns
+``ok: false`` with a classified ``error``, so a hypothesis can say "pulls fail fast and clearly".
+Bad arguments (an unknown platform string, a count of zero) raise ``ActivityFailed``.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_int
+from chaosregistry.errors import ErrorClass, PullError
+from chaosregistry.oci.pull import PullResult, pull
+from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.settings import resolve_target
+from chaosregistry.stats import summarize
+
+__all__ = ["manifest_digest", "pull_image", "pull_latency"]
+
+
+@activity
+def pull_image(
+    image: str,
+    platform: str = "linux/amd64",
+    concurrency: int = 3,
+    verify: bool = True,
+    target: str = "registry",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Pull one image like a container runtime and report how long each phase took.
+
+    Arguments:
+      image: ``repository:tag`` or ``repository@sha256:...`` on the target registry.
+      platform: ``os/arch[/variant]`` picked from a multi-platform index.
+      concurrency: blobs (config and layers) fetched at once; dockerd uses 3.
+      verify: check every blob's sha256 and size while it streams.
+      target: ``registry`` or ``mirror`` (resolved from configuration, see
+        chaosregistry.settings), or a URL.
+
+    Returns a mapping: ``ok`` (bool), ``image``, ``registry``, ``platform``, ``digest`` (what the
+    reference resolved to), ``manifest_digest`` (the platform manifest), ``media_type``,
+    ``timings`` {``auth``, ``manifest``, ``blobs``, ``total``} in seconds, ``bytes``,
+    ``blobs``, ``throughput_bytes_per_second``, ``verified``, ``layers`` [{digest, size,
+    seconds}], and ``error`` (null, or {``class``, ``message``, ``status``, ``detail``} where
+    class is one of timeout, refused, reset, auth, not-found, rate-limited, server-error,
+    digest-mismatch, truncated, platform-not-found, protocol).
+
+    Raises ActivityFailed on bad arguments or configuration, never for a failed pull.
+    """
+    return _pull_once(image, platform, concurrency, verify, target, configuration, secrets)
+
+
+@activity
+def pull_latency(
+    image: str,
+    count: int = 10,
+    concurrency: int = 1,
+    platform: str = "linux/amd64",
+    blob_concurrency: int = 3,
+    verify: bool = True,
+    target: str = "registry",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Pull the same image ``count`` times, ``concurrency`` pulls at once; summarise exactly.
+
+    Arguments:
+      image: ``repository:tag`` or ``repository@sha256:...``.
+      count: how many pulls in total (>= 1).
+      concurrency: pulls in flight at once (>= 1).
+      platform, blob_concurrency, verify, target: as for ``pull_image``.
+
+    Returns a mapping: ``count``, ``succeeded``, ``failed``, ``success_ratio`` (0..1),
+    ``seconds`` {``min``, ``mean``, ``p50``, ``p95``, ``p99``, ``max``} over successful pulls
+    (null when none succeeded; percentiles interpolate linearly between ranks, as numpy does),
+    ``phases`` {``auth``, ``manifest``, ``blobs``} mean seconds over successful pulls,
+    ``errors`` {class: count}, ``first_error`` (message or null), ``bytes`` (per pull),
+    ``durations`` (every pull's total seconds, in completion order) and ``elapsed``.
+
+    Raises ActivityFailed on bad arguments or configuration.
+    """
+    total = require_positive_int("count", count)
+    parallel = require_positive_int("concurrency", concurrency)
+    reference = ImageReference.parse(image)
+    wanted = Platform.parse(platform)
+    registry = resolve_target(configuration, secrets, target=target)
+    started = time.perf_counter()
+    with registry.client(max_connections=parallel * max(1, blob_concurrency)) as client:
+
+        def one(_: int) -> PullResult:
+            return pull(
+                client, reference, platform=wanted, concurrency=blob_concurrency, verify=verify
+            )
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pull") as pool:
+            results = list(pool.map(one, range(total)))
+    elapsed = time.perf_counter() - started
+
+    good = [r for r in results if r.ok]
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.error is not None:
+            errors[str(r.error.error_class)] = errors.get(str(r.error.error_class), 0) + 1
+    first_error = next((str(r.error) for r in results if r.error is not None), None)
+    phases = {
+        phase: (sum(getattr(r, f"{phase}_seconds") for r in good) / len(good) if good else None)
+        for phase in ("auth", "manifest", "blobs")
+    }
+    return {
+        "image": str(reference),
+        "registry": registry.url,
+        "count": total,
+        "succeeded": len(good),
+        "failed": total - len(good),
+        "success_ratio": len(good) / total,
+        "seconds": summarize([r.total_seconds for r in good]),
+        "phases": phases,
+        "errors": errors,
+        "first_error": first_error,
+        "bytes": good[0].bytes if good else 0,
+        "durations": [r.total_seconds for r in results],
+        "elapsed": elapsed,
+    }
+
+
+@activity
+def manifest_digest(
+    image: str,
+    platform: str = "",
+    target: str = "registry",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Resolve a tag to its digest without fetching blobs: compare a mirror with its origin.
+
+    Arguments:
+      image: ``repository:tag``.
+      platform: when set (``os/arch``), also resolve that platform's manifest in an index.
+      target: ``registry``, ``mirror`` or a URL.
+
+    Returns a mapping: ``image``, ``registry``, ``digest``, ``media_type``,
+    ``platform_digest`` (empty unless ``platform`` is set), ``seconds``, ``ok`` and ``error``
+    (as in ``pull_image``).
+    """
+    reference = ImageReference.parse(image)
+    wanted = Platform.parse(platform) if platform else None
+    registry = resolve_target(configuration, secrets, target=target)
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "image": str(reference),
+        "registry": registry.url,
+        "digest": "",
+        "media_type": "",
+        "platform_digest": "",
+        "ok": False,
+        "error": None,
+    }
+    with registry.client(max_connections=2) as client:
+        try:
+            top = client.get_manifest(reference.repository, reference.reference)
+            result.update(digest=top.digest, media_type=top.media_type)
+            if wanted is not None:
+                if not top.is_index:
+                    result["platform_digest"] = top.digest
+                else:
+                    entries = top.json().get("manifests") or []
+                    match = next(
+                        (e for e in entries if wanted.matches(e.get("platform") or {})), None
+                    )
+                    if match is None:
+                        raise PullError(
+                            ErrorClass.PLATFORM_NOT_FOUND, f"{reference} has no {wanted} manifest"
+                        )
+                    result["platform_digest"] = str(match["digest"])
+            result["ok"] = True
+        except PullError as exc:
+            result["error"] = exc.as_dict()
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _pull_once(
+    image: str,
+    platform: str,
+    concurrency: int,
+    verify: bool,
+    target: str,
+    configuration: dict[str, Any] | None,
+    secrets: dict[str, Any] | None,
+) -> dict[str, Any]:
+    reference = ImageReference.parse(image)
+    wanted = Platform.parse(platform)
+    require_positive_int("concurrency", concurrency)
+    registry = resolve_target(configuration, secrets, target=target)
+    with registry.client(max_connections=concurrency) as client:
+        return pull(
+            client, reference, platform=wanted, concurrency=concurrency, verify=verify
+        ).to_dict()
