@@ -1,0 +1,89 @@
+"""The embedded registry sandbox: real registries, nginx, a mirror, a token server, Toxiproxy.
+
+``up(run_dir, base_port=15000)`` starts (or keeps) every piece on 127.0.0.1, seeds content and
+returns the endpoints; ``down(run_dir)`` stops every process of ours; ``status(run_dir)`` says
+what runs. ``start_process`` / ``stop_process`` act on one piece by name (e.g. SIGKILL
+``registry-2``, then start it again). Everything lives under ``run_dir``::
+
+    endpoints.json  processes.json  catalog.json  state/seed.json
+    config/   (0700: Distribution YAML, nginx.conf, toxiproxy.json)
+    secrets/  (0700: credentials.json, htpasswd, http_secret, token signing key + cert)
+    storage/registry (shared by registry-1, registry-2, registry-token)  storage/mirror
+    logs/<process>.log, logs/nginx-access.log, logs/nginx-error.log   pids/<process>.pid
+
+Processes (start order): ``toxiproxy``, ``registry-1``, ``registry-2``, ``token-server``,
+``registry-token``, ``nginx``, ``mirror``.
+
+Traffic paths::
+
+    client -> [client-registry hop] -> nginx -> registry-1 | registry-2   (htpasswd, shared storage)
+    client -> [client-mirror hop] -> mirror (anonymous pull-through cache)
+    mirror -> [mirror-upstream hop] -> nginx -> registry-token  (bearer tokens from token-server)
+
+The mirror's upstream is the token-auth registry because Distribution's proxy mode sends its
+configured credentials only in answer to a Bearer challenge (as Docker Hub issues), never to a
+Basic one. It serves the same storage as the replicas, so the mirror sees the same content.
+
+endpoints.json (no secret in it; every URL is ``http://127.0.0.1:<base_port + offset>``)::
+
+    {
+      "run_dir": "/abs/run/dir",
+      "base_port": 15000,
+      "registry": URL,              # client-facing: client-registry hop -> nginx (basic auth)
+      "registry_direct": URL,       # nginx, no hop
+      "registry_ratelimited": URL,  # nginx with limit_req: 429 + Retry-After, ratelimit-* headers
+      "replicas": [{"name": "registry-1", "url": URL, "metrics_url": URL + "/metrics"}, ...],
+      "mirror": URL,                # client-mirror hop -> mirror (anonymous)
+      "mirror_direct": URL,
+      "mirror_metrics_url": URL,
+      "mirror_upstream": URL,       # mirror-upstream hop (the mirror's proxy.remoteurl)
+      "token_registry": URL,        # registry-token, direct (Bearer auth)
+      "token_realm": URL + "/token",
+      "token_service": "chaosregistry-sandbox",
+      "token_stats_url": URL + "/stats",   # {"tokens_issued": n, "refused": m}
+      "toxiproxy": URL,             # Toxiproxy API
+      "hops": {"client-registry" | "client-mirror" | "mirror-upstream":
+                   {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
+      "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}
+      "catalog_file": "/abs/run/dir/catalog.json",
+      "logs_dir": "/abs/run/dir/logs"
+    }
+
+catalog.json: one entry per tag::
+
+    {"repository": "shop/api", "tag": "shop-prod-2.0.1",
+     "digest": digest the tag points to, "media_type": its media type, "size": its size,
+     "platforms": [{"platform": "linux/amd64", "manifest_digest", "manifest_media_type",
+                    "manifest_size", "config": {"digest", "size"},
+                    "layers": [{"digest", "size", "media_type", "diff_id"}]}],
+     "total_bytes": sum of config and layer sizes over all platforms}
+"""
+
+from chaosregistry.sandbox.credentials import Credentials, load_credentials
+from chaosregistry.sandbox.layout import (
+    DEFAULT_BASE_PORT,
+    PORT_SPAN,
+    PROCESS_NAMES,
+    Ports,
+    SandboxError,
+    load_endpoints,
+)
+from chaosregistry.sandbox.lifecycle import down, status, up
+from chaosregistry.sandbox.processes import find_free_base_port, start_process, stop_process
+
+__all__ = [
+    "DEFAULT_BASE_PORT",
+    "PORT_SPAN",
+    "PROCESS_NAMES",
+    "Credentials",
+    "Ports",
+    "SandboxError",
+    "down",
+    "find_free_base_port",
+    "load_credentials",
+    "load_endpoints",
+    "start_process",
+    "status",
+    "stop_process",
+    "up",
+]

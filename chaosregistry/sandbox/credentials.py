@@ -1,0 +1,96 @@
+"""The sandbox's secrets: the user's password, its htpasswd entry and the registries' http secret.
+
+Generated once, at the first ``up``, and kept in ``run_dir/secrets`` (mode 0700, files 0600).
+They never go into endpoints.json, argv or a log line.
+"""
+
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+from chaosregistry.errors import ConfigError
+from chaosregistry.sandbox.layout import USERNAME, Layout, read_json, write_json
+
+# Distribution re-checks the bcrypt hash on every request (no cache in 2.8), so the cost factor
+# is paid by every pull. The password is random and local, so a low cost is enough and keeps
+# benchmarks measuring the registry rather than bcrypt.
+BCRYPT_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # keeps the password out of tracebacks and test reports
+        return f"Credentials(username={self.username!r}, password='***')"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def load_credentials(run_dir: Path | str) -> Credentials:
+    """The sandbox user's credentials (from run_dir/secrets/credentials.json)."""
+    return read_credentials_file(Layout.at(run_dir).credentials_file)
+
+
+def read_credentials_file(path: Path) -> Credentials:
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run `chaosregistry sandbox up` first")
+    data = read_json(path)
+    try:
+        return Credentials(username=str(data["username"]), password=str(data["password"]))
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} lacks a username or password") from exc
+
+
+def ensure_credentials(layout: Layout) -> Credentials:
+    """Load the credentials, generating user + password + htpasswd on first use."""
+    if layout.credentials_file.is_file():
+        creds = load_credentials(layout.run_dir)
+    else:
+        creds = Credentials(username=USERNAME, password=secrets.token_urlsafe(24))
+        write_json(
+            layout.credentials_file,
+            {"username": creds.username, "password": creds.password},
+            mode=0o600,
+        )
+    _ensure_htpasswd(layout.htpasswd_file, creds)
+    return creds
+
+
+def _ensure_htpasswd(path: Path, creds: Credentials) -> None:
+    # bcrypt salts differ per hash: rewrite only when the file does not match, so repeated
+    # `up` calls leave a running registry's file alone.
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            user, _, hashed = line.partition(":")
+            if user == creds.username and bcrypt.checkpw(creds.password.encode(), hashed.encode()):
+                return
+    entry = bcrypt.hashpw(creds.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+    _write_private(path, f"{creds.username}:{entry.decode()}\n")
+
+
+def ensure_http_secret(layout: Layout) -> str:
+    """The ``http.secret`` every registry on the shared storage must agree on."""
+    path = layout.http_secret_file
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    value = secrets.token_hex(32)
+    _write_private(path, value + "\n")
+    return value
+
+
+def check_password(creds: Credentials, username: str, password: str) -> bool:
+    """Constant-time comparison of a presented username/password."""
+    user_ok = hmac.compare_digest(username.encode(), creds.username.encode())
+    password_ok = hmac.compare_digest(password.encode(), creds.password.encode())
+    return user_ok and password_ok

@@ -1,0 +1,302 @@
+"""Where a sandbox keeps everything (paths under one run dir) and which ports it listens on.
+
+Every port is ``base_port + offset`` so two sandboxes with different base ports run side by
+side. The endpoints dict built here is the sandbox's public contract (see the package docstring).
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.errors import ChaosRegistryError, ConfigError
+
+HOST = "127.0.0.1"
+DEFAULT_BASE_PORT = 15000
+# Ports used are base_port .. base_port + PORT_SPAN - 1.
+PORT_SPAN = 50
+TOKEN_SERVICE = "chaosregistry-sandbox"
+TOKEN_ISSUER = "chaosregistry-sandbox-token-server"
+USERNAME = "chaos"
+
+REPLICAS = ("registry-1", "registry-2")
+# Start order: Toxiproxy first (hops may exist before their upstreams), the mirror last because
+# Distribution's proxy mode pings its remote (through a hop and nginx) while starting.
+PROCESS_NAMES = (
+    "toxiproxy",
+    "registry-1",
+    "registry-2",
+    "token-server",
+    "registry-token",
+    "nginx",
+    "mirror",
+)
+
+HOP_CLIENT_REGISTRY = "client-registry"
+HOP_CLIENT_MIRROR = "client-mirror"
+HOP_MIRROR_UPSTREAM = "mirror-upstream"
+
+
+class SandboxError(ChaosRegistryError):
+    """A sandbox piece could not be started, stopped or seeded."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port of one sandbox, derived from ``base``."""
+
+    base: int
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.base <= 65535 - PORT_SPAN:
+            raise ConfigError(
+                f"base port {self.base} out of range (1024..{65535 - PORT_SPAN}): "
+                f"the sandbox uses {PORT_SPAN} ports from it"
+            )
+
+    # Toxiproxy hops (what clients and the mirror talk to) and its API.
+    @property
+    def hop_client_registry(self) -> int:
+        return self.base
+
+    @property
+    def hop_client_mirror(self) -> int:
+        return self.base + 1
+
+    @property
+    def hop_mirror_upstream(self) -> int:
+        return self.base + 2
+
+    @property
+    def toxiproxy_api(self) -> int:
+        return self.base + 3
+
+    # nginx servers.
+    @property
+    def nginx_registry(self) -> int:
+        return self.base + 10
+
+    @property
+    def nginx_ratelimited(self) -> int:
+        return self.base + 11
+
+    @property
+    def nginx_mirror_upstream(self) -> int:
+        return self.base + 12
+
+    # Distribution instances: (http, debug) pairs.
+    def replica(self, index: int) -> tuple[int, int]:
+        """HTTP and debug port of replica ``index`` (0-based)."""
+        return self.base + 20 + 2 * index, self.base + 21 + 2 * index
+
+    @property
+    def registry_token(self) -> tuple[int, int]:
+        return self.base + 26, self.base + 27
+
+    @property
+    def mirror(self) -> tuple[int, int]:
+        return self.base + 30, self.base + 31
+
+    @property
+    def token_server(self) -> int:
+        return self.base + 40
+
+    def all(self) -> dict[str, int]:
+        """Every port by what listens on it (for free-port checks and error messages)."""
+        ports = {
+            f"{HOP_CLIENT_REGISTRY} hop": self.hop_client_registry,
+            f"{HOP_CLIENT_MIRROR} hop": self.hop_client_mirror,
+            f"{HOP_MIRROR_UPSTREAM} hop": self.hop_mirror_upstream,
+            "toxiproxy api": self.toxiproxy_api,
+            "nginx registry": self.nginx_registry,
+            "nginx ratelimited": self.nginx_ratelimited,
+            "nginx mirror-upstream": self.nginx_mirror_upstream,
+            "registry-token": self.registry_token[0],
+            "registry-token debug": self.registry_token[1],
+            "mirror": self.mirror[0],
+            "mirror debug": self.mirror[1],
+            "token-server": self.token_server,
+        }
+        for index, name in enumerate(REPLICAS):
+            ports[name], ports[f"{name} debug"] = self.replica(index)
+        return ports
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one sandbox; everything lives under ``run_dir`` (always absolute)."""
+
+    run_dir: Path
+
+    @classmethod
+    def at(cls, run_dir: Path | str) -> "Layout":
+        return cls(Path(run_dir).expanduser().resolve())
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.run_dir / "endpoints.json"
+
+    @property
+    def processes_file(self) -> Path:
+        return self.run_dir / "processes.json"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.run_dir / "catalog.json"
+
+    @property
+    def seed_marker(self) -> Path:
+        return self.run_dir / "state" / "seed.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.run_dir / "pids"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.run_dir / "config"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.run_dir / "secrets"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.secrets_dir / "credentials.json"
+
+    @property
+    def htpasswd_file(self) -> Path:
+        return self.secrets_dir / "htpasswd"
+
+    @property
+    def http_secret_file(self) -> Path:
+        return self.secrets_dir / "http_secret"
+
+    @property
+    def token_key_file(self) -> Path:
+        return self.secrets_dir / "token-signing-key.pem"
+
+    @property
+    def token_cert_file(self) -> Path:
+        return self.secrets_dir / "token-signing-cert.pem"
+
+    @property
+    def registry_storage(self) -> Path:
+        """Shared by both replicas and registry-token."""
+        return self.run_dir / "storage" / "registry"
+
+    @property
+    def mirror_storage(self) -> Path:
+        return self.run_dir / "storage" / "mirror"
+
+    @property
+    def nginx_prefix(self) -> Path:
+        return self.run_dir / "nginx"
+
+    @property
+    def toxiproxy_dir(self) -> Path:
+        return self.run_dir / "toxiproxy"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.pids_dir / f"{name}.pid"
+
+    def config_file(self, name: str, suffix: str = ".yml") -> Path:
+        return self.config_dir / f"{name}{suffix}"
+
+    def make_dirs(self) -> None:
+        for directory in (
+            self.logs_dir,
+            self.pids_dir,
+            self.registry_storage,
+            self.mirror_storage,
+            self.nginx_prefix / "tmp",
+            self.toxiproxy_dir,
+            self.seed_marker.parent,
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+        # Configs embed the http secret (and the mirror's the password): owner only.
+        for private in (self.config_dir, self.secrets_dir):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+
+
+def url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
+    """The endpoints dict (schema in the package docstring). Holds no secret."""
+    hops = {
+        HOP_CLIENT_REGISTRY: (ports.hop_client_registry, ports.nginx_registry),
+        HOP_CLIENT_MIRROR: (ports.hop_client_mirror, ports.mirror[0]),
+        HOP_MIRROR_UPSTREAM: (ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
+    }
+    return {
+        "run_dir": str(layout.run_dir),
+        "base_port": ports.base,
+        "registry": url(ports.hop_client_registry),
+        "registry_direct": url(ports.nginx_registry),
+        "registry_ratelimited": url(ports.nginx_ratelimited),
+        "replicas": [
+            {
+                "name": name,
+                "url": url(ports.replica(index)[0]),
+                "metrics_url": url(ports.replica(index)[1]) + "/metrics",
+            }
+            for index, name in enumerate(REPLICAS)
+        ],
+        "mirror": url(ports.hop_client_mirror),
+        "mirror_direct": url(ports.mirror[0]),
+        "mirror_metrics_url": url(ports.mirror[1]) + "/metrics",
+        "mirror_upstream": url(ports.hop_mirror_upstream),
+        "token_registry": url(ports.registry_token[0]),
+        "token_realm": url(ports.token_server) + "/token",
+        "token_service": TOKEN_SERVICE,
+        "token_stats_url": url(ports.token_server) + "/stats",
+        "toxiproxy": url(ports.toxiproxy_api),
+        "hops": {
+            name: {"proxy": name, "listen": f"{HOST}:{listen}", "upstream": f"{HOST}:{upstream}"}
+            for name, (listen, upstream) in hops.items()
+        },
+        "credentials_file": str(layout.credentials_file),
+        "catalog_file": str(layout.catalog_file),
+        "logs_dir": str(layout.logs_dir),
+    }
+
+
+def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
+    """Write atomically (temp file + rename) so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def load_endpoints(run_dir: Path | str) -> dict[str, Any]:
+    """The endpoints dict of the sandbox in ``run_dir``.
+
+    Raises ``ConfigError`` when ``run_dir`` holds no sandbox (no endpoints.json).
+    """
+    layout = Layout.at(run_dir)
+    if not layout.endpoints_file.is_file():
+        raise ConfigError(f"{layout.run_dir} is not a sandbox directory (no endpoints.json)")
+    endpoints: dict[str, Any] = read_json(layout.endpoints_file)
+    return endpoints

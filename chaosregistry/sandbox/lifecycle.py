@@ -1,0 +1,211 @@
+"""Bring a whole sandbox up, report on it, tear it down."""
+
+import fcntl
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaosregistry.errors import ConfigError
+from chaosregistry.sandbox.configs import toxiproxy_proxies, write_configs
+from chaosregistry.sandbox.credentials import ensure_credentials, ensure_http_secret
+from chaosregistry.sandbox.layout import (
+    DEFAULT_BASE_PORT,
+    HOP_CLIENT_MIRROR,
+    HOP_CLIENT_REGISTRY,
+    Layout,
+    Ports,
+    SandboxError,
+    build_endpoints,
+    load_endpoints,
+    write_json,
+)
+from chaosregistry.sandbox.pieces import process_specs
+from chaosregistry.sandbox.processes import (
+    group_members,
+    kill_strays,
+    process_status,
+    read_specs,
+    recorded_pid,
+    running_pid,
+    start_process,
+    stop_process,
+    strays,
+    write_specs,
+)
+from chaosregistry.sandbox.seed import seed
+from chaosregistry.sandbox.tokens import ensure_signing_pair
+from chaosregistry.toxiproxy import Toxiproxy
+
+Progress = Callable[[str], None]
+
+
+@contextmanager
+def _exclusive(layout: Layout) -> Iterator[None]:
+    """One `up` or `down` at a time per run dir (a game day and a user may race)."""
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    with (layout.run_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _to_stderr(message: str) -> None:
+    print(f"sandbox: {message}", file=sys.stderr, flush=True)
+
+
+def _check_base_port(layout: Layout, base_port: int) -> None:
+    """Refuse to move a running sandbox to other ports (its processes would be orphaned)."""
+    if not (layout.endpoints_file.is_file() and layout.processes_file.is_file()):
+        return
+    previous = int(load_endpoints(layout.run_dir)["base_port"])
+    if previous == base_port:
+        return
+    running = [name for name in read_specs(layout) if running_pid(layout, name) is not None]
+    if running:
+        raise ConfigError(
+            f"{layout.run_dir} runs a sandbox on base port {previous} "
+            f"({', '.join(running)} up); use --base-port {previous} or run `sandbox down` first"
+        )
+
+
+def _ensure_hops(toxiproxy_url: str, ports: Ports) -> set[str]:
+    """Create a hop only when missing or pointing elsewhere, so live faults are left alone.
+
+    Returns the hops that carry no fault (enabled, no toxic).
+    """
+    clean = set()
+    with Toxiproxy(toxiproxy_url) as toxiproxy:
+        existing = toxiproxy.proxies()
+        for hop in toxiproxy_proxies(ports):
+            current = existing.get(hop["name"])
+            if (
+                current is None
+                or current.get("listen") != hop["listen"]
+                or current.get("upstream") != hop["upstream"]
+            ):
+                toxiproxy.ensure_proxy(hop["name"], listen=hop["listen"], upstream=hop["upstream"])
+                clean.add(hop["name"])
+            elif current.get("enabled") and not current.get("toxics"):
+                clean.add(hop["name"])
+    return clean
+
+
+def _check_front_doors(endpoints: dict[str, Any], clean_hops: set[str]) -> None:
+    """The client-facing URLs answer as a client expects (authed registry, anonymous mirror).
+
+    A hop carrying a fault (an `up` during a game day) is checked behind the hop instead.
+    """
+    expected = {
+        endpoints["registry" if HOP_CLIENT_REGISTRY in clean_hops else "registry_direct"]: 401,
+        endpoints["mirror" if HOP_CLIENT_MIRROR in clean_hops else "mirror_direct"]: 200,
+    }
+    with httpx.Client(timeout=5.0, trust_env=False) as client:
+        for base, status in expected.items():
+            try:
+                got = client.get(base + "/v2/").status_code
+            except httpx.HTTPError as exc:
+                raise SandboxError(f"{base}/v2/ unreachable after start: {exc}") from exc
+            if got != status:
+                raise SandboxError(f"{base}/v2/ answered {got}, expected {status}")
+
+
+def up(
+    run_dir: Path | str,
+    *,
+    base_port: int = DEFAULT_BASE_PORT,
+    seed_content: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Start every sandbox piece not already running, seed the content, return the endpoints.
+
+    Idempotent: running pieces are kept; content is pushed only when missing (and not at all
+    with ``seed_content=False``, for tests that only need the processes). Progress lines go to
+    ``progress`` (default: stderr). Raises ``SandboxError`` (naming the log file) when a piece
+    fails to start, ``ConfigError`` when a binary is missing or ``run_dir`` already runs a
+    sandbox on another base port. Pieces started before a failure keep running: fix the cause
+    and call ``up`` again, or ``down``.
+    """
+    layout = Layout.at(run_dir)
+    ports = Ports(base_port)
+    with _exclusive(layout):
+        return _up(layout, ports, seed_content, progress or _to_stderr)
+
+
+def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict[str, Any]:
+    base_port = ports.base
+    _check_base_port(layout, base_port)
+    layout.make_dirs()
+    creds = ensure_credentials(layout)
+    http_secret = ensure_http_secret(layout)
+    ensure_signing_pair(layout.token_key_file, layout.token_cert_file)
+    write_configs(layout, ports, creds, http_secret)
+    specs = process_specs(layout, ports)
+    write_specs(layout, specs)
+    endpoints = build_endpoints(layout, ports)
+    write_json(layout.endpoints_file, endpoints)
+    say(f"run dir {layout.run_dir}, base port {base_port}")
+
+    clean_hops: set[str] = set()
+    for spec in specs:
+        pid = running_pid(layout, spec.name)
+        if pid is not None:
+            say(f"{spec.name} already running (pid {pid})")
+        else:
+            pid = start_process(layout.run_dir, spec.name)
+            say(f"{spec.name} started (pid {pid}), log {spec.log}")
+        if spec.name == "toxiproxy":
+            clean_hops = _ensure_hops(endpoints["toxiproxy"], ports)
+
+    if seed_content:
+        seed(layout, endpoints["replicas"][0]["url"], creds, say)
+    _check_front_doors(endpoints, clean_hops)
+    say(f"ready: registry {endpoints['registry']}, mirror {endpoints['mirror']}")
+    return endpoints
+
+
+def down(run_dir: Path | str) -> None:
+    """Stop every sandbox process (SIGTERM, then SIGKILL of the process group).
+
+    Also kills leftovers whose command line names the run dir. Raises ``ConfigError`` when
+    ``run_dir`` holds no sandbox and ``SandboxError`` when a process survives.
+    """
+    layout = Layout.at(run_dir)
+    load_endpoints(layout.run_dir)  # the same "not a sandbox directory" error as everywhere
+    with _exclusive(layout):
+        _down(layout)
+
+
+def _down(layout: Layout) -> None:
+    specs = read_specs(layout)
+    pgids = [pid for name in specs if (pid := recorded_pid(layout, name)) is not None]
+    for name in reversed(specs):
+        stop_process(layout.run_dir, name, signal.SIGTERM)
+    kill_strays(layout)
+    left = strays(layout) + [pid for pgid in pgids for pid in group_members(pgid)]
+    if left:
+        raise SandboxError(f"processes still running after down: {sorted(set(left))}")
+
+
+def status(run_dir: Path | str) -> dict[str, Any]:
+    """What runs: ``{"run_dir", "running", "processes", "endpoints"}``.
+
+    ``running`` is True when every process runs; ``processes`` maps each name to
+    ``{"running", "pid", "log"}`` (pid None when stopped). Raises ``ConfigError`` for a
+    directory that holds no sandbox.
+    """
+    layout = Layout.at(run_dir)
+    endpoints = load_endpoints(layout.run_dir)
+    processes = process_status(layout)
+    return {
+        "run_dir": str(layout.run_dir),
+        "running": all(item["running"] for item in processes.values()),
+        "processes": processes,
+        "endpoints": endpoints,
+    }

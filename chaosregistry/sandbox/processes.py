@@ -1,0 +1,366 @@
+"""Start, check and stop the sandbox's processes by name, from specs kept in the run dir.
+
+``processes.json`` holds each process's argv, cwd, log file, readiness URL and ports, so a
+later action (kill a registry node, then restart it) needs nothing but the run dir and a name.
+Every process gets its own session (``start_new_session=True``): its process group id is its
+pid, and stopping it signals the whole group, which also takes nginx's workers.
+
+A pid file is trusted only when ``/proc/<pid>/cmdline`` still mentions the run dir: a pid
+recycled by an unrelated program is never signalled.
+"""
+
+import contextlib
+import datetime
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaosregistry.errors import ConfigError
+from chaosregistry.sandbox.layout import (
+    HOST,
+    PORT_SPAN,
+    Layout,
+    SandboxError,
+    read_json,
+    write_json,
+)
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+# Signals after which we wait for the group to be gone (anything else, e.g. SIGSTOP to freeze a
+# node, is delivered and left in effect).
+TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    cwd: str
+    log: str
+    # Any HTTP answer from this URL means the process is serving.
+    ready_url: str
+    # Ports it binds; they must be free before it starts.
+    ports: list[int]
+    # Extra environment (never secrets: this lands in processes.json).
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProcessSpec":
+        return cls(
+            name=str(data["name"]),
+            argv=[str(arg) for arg in data["argv"]],
+            cwd=str(data["cwd"]),
+            log=str(data["log"]),
+            ready_url=str(data["ready_url"]),
+            ports=[int(port) for port in data["ports"]],
+            env={str(key): str(value) for key, value in data.get("env", {}).items()},
+        )
+
+
+def write_specs(layout: Layout, specs: Iterable[ProcessSpec]) -> None:
+    write_json(layout.processes_file, {"processes": [asdict(spec) for spec in specs]})
+
+
+def read_specs(layout: Layout) -> dict[str, ProcessSpec]:
+    """Specs by name, in start order."""
+    if not layout.processes_file.is_file():
+        raise ConfigError(f"{layout.run_dir} is not a sandbox directory (no processes.json)")
+    data = read_json(layout.processes_file)
+    specs = [ProcessSpec.from_dict(item) for item in data["processes"]]
+    return {spec.name: spec for spec in specs}
+
+
+def _spec(layout: Layout, name: str) -> ProcessSpec:
+    specs = read_specs(layout)
+    if name not in specs:
+        raise ConfigError(f"unknown sandbox process {name!r}; known: {', '.join(specs)}")
+    return specs[name]
+
+
+# -- /proc ------------------------------------------------------------------------------------
+def _cmdline(pid: int) -> str | None:
+    """The command line, or None when the process is gone or a zombie (empty cmdline)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip() or None
+
+
+def _group_and_session(pid: int) -> tuple[str, int, int] | None:
+    """(state, pgid, sid) from /proc/<pid>/stat; None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2]), int(fields[3])
+
+
+def _all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def mentions_run_dir(layout: Layout, pid: int) -> bool:
+    cmdline = _cmdline(pid)
+    # Every argv we build holds a path *inside* the run dir; the trailing slash keeps
+    # /runs/a from matching /runs/ab.
+    return cmdline is not None and f"{layout.run_dir}/" in cmdline
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of the session/group our child ``pgid`` leads."""
+    members = []
+    for pid in _all_pids():
+        info = _group_and_session(pid)
+        if info is not None and info[0] != "Z" and info[1] == pgid and info[2] == pgid:
+            members.append(pid)
+    return members
+
+
+def strays(layout: Layout) -> list[int]:
+    """Processes (other than us and our ancestors) whose command line names the run dir."""
+    ancestors = set()
+    pid = os.getpid()
+    while pid > 1:
+        ancestors.add(pid)
+        info = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(info[info.rindex(")") + 2 :].split()[1])
+    return [pid for pid in _all_pids() if pid not in ancestors and mentions_run_dir(layout, pid)]
+
+
+# -- pid files --------------------------------------------------------------------------------
+def recorded_pid(layout: Layout, name: str) -> int | None:
+    """The pid in ``name``'s pid file, whether or not it still runs."""
+    try:
+        return int(layout.pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def running_pid(layout: Layout, name: str) -> int | None:
+    """The pid of ``name`` when it runs and is ours, else None."""
+    pid = recorded_pid(layout, name)
+    if pid is None or not mentions_run_dir(layout, pid):
+        return None
+    return pid
+
+
+def _reap(pid: int) -> None:
+    # Our own children linger as zombies until waited for; others are not ours to wait on.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+# -- start ------------------------------------------------------------------------------------
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Same option the servers use, so a port in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def find_free_base_port(*, low: int = 20000, high: int = 60000, span: int = PORT_SPAN) -> int:
+    """A base port whose ``span`` ports are all free, tried in random order.
+
+    Random so that concurrent test sessions on one machine rarely race for the same range.
+    """
+    candidates = list(range(low, high - span, span))
+    random.SystemRandom().shuffle(candidates)
+    for base in candidates:
+        if all(port_is_free(port) for port in range(base, base + span)):
+            return base
+    raise SandboxError(f"no {span} free consecutive ports between {low} and {high}")
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    # Distribution lets REGISTRY_* variables override its config file: a stray one in the
+    # caller's environment must not silently change a sandbox registry.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _last_log_line(log: Path) -> str:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, log.stat().st_size - 4096))
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIMEOUT) -> int:
+    """Start process ``name`` of the sandbox in ``run_dir`` and wait until it serves.
+
+    Idempotent: a running process is kept and its pid returned. Raises ``SandboxError`` naming
+    the log file when the process exits or does not answer within ``timeout`` seconds, and
+    ``ConfigError`` for an unknown name or a directory that holds no sandbox.
+    """
+    layout = Layout.at(run_dir)
+    spec = _spec(layout, name)
+    pid = running_pid(layout, name)
+    if pid is not None:
+        return pid
+    busy = [port for port in spec.ports if not port_is_free(port)]
+    if busy:
+        raise SandboxError(
+            f"cannot start {name}: port(s) {', '.join(map(str, busy))} already in use "
+            "(another sandbox or program); choose another base port"
+        )
+    log = Path(spec.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        handle.write(f"--- {stamp} chaosregistry starts {name}\n".encode())
+        handle.flush()
+        process = subprocess.Popen(
+            spec.argv,
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=_child_env(spec.env),
+            start_new_session=True,
+        )
+    layout.pid_file(name).write_text(f"{process.pid}\n")
+    _wait_ready(layout, spec, process, timeout)
+    return process.pid
+
+
+def _wait_ready(
+    layout: Layout, spec: ProcessSpec, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0, trust_env=False) as client:
+        while True:
+            code = process.poll()
+            if code is not None:
+                layout.pid_file(spec.name).unlink(missing_ok=True)
+                raise SandboxError(
+                    f"{spec.name} exited with code {code} while starting "
+                    f"({_last_log_line(Path(spec.log))!r}); see {spec.log}"
+                )
+            try:
+                client.get(spec.ready_url)
+                return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                stop_process(layout.run_dir, spec.name, signal.SIGKILL)
+                raise SandboxError(
+                    f"{spec.name} did not answer on {spec.ready_url} within {timeout:.0f}s; "
+                    f"see {spec.log}"
+                )
+            time.sleep(0.05)
+
+
+# -- stop -------------------------------------------------------------------------------------
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(pgid)
+        if not group_members(pgid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop_process(
+    run_dir: Path | str,
+    name: str,
+    sig: int = signal.SIGTERM,
+    *,
+    timeout: float = STOP_TIMEOUT,
+) -> bool:
+    """Send ``sig`` to process ``name``'s whole process group; True if it was running.
+
+    For SIGTERM/SIGINT/SIGQUIT it waits up to ``timeout`` seconds, then SIGKILLs what is left;
+    for SIGKILL it waits until the group is gone (the "kill a registry node" fault). Other
+    signals (SIGSTOP, SIGCONT, SIGHUP) are delivered and left in effect. A pid that is no
+    longer ours is never signalled.
+    """
+    layout = Layout.at(run_dir)
+    _spec(layout, name)
+    pgid = recorded_pid(layout, name)
+    if pgid is None:
+        return False
+    members = group_members(pgid)
+    leader_ours = mentions_run_dir(layout, pgid)
+    # pid recycled by another program: not ours, forget it. (A group whose leader died but whose
+    # members live on, e.g. nginx workers after their master was SIGKILLed, is still ours: the
+    # kernel does not reuse a pid while it names a live process group.)
+    if (pgid in members and not leader_ours) or not members:
+        layout.pid_file(name).unlink(missing_ok=True)
+        _reap(pgid)
+        return False
+    sig = signal.Signals(sig)
+    _signal_group(pgid, sig)
+    if sig not in TERMINATING:
+        return True
+    if sig != signal.SIGKILL:
+        # A stopped (SIGSTOP-frozen) process only acts on SIGTERM once continued.
+        _signal_group(pgid, signal.SIGCONT)
+    if not _wait_gone(pgid, timeout if sig != signal.SIGKILL else STOP_TIMEOUT):
+        _signal_group(pgid, signal.SIGKILL)
+        if not _wait_gone(pgid, STOP_TIMEOUT):
+            raise SandboxError(f"{name} (process group {pgid}) survived SIGKILL")
+    layout.pid_file(name).unlink(missing_ok=True)
+    return True
+
+
+def process_status(layout: Layout) -> dict[str, dict[str, Any]]:
+    """Per process: running, pid (None when not running), log file."""
+    report = {}
+    for name, spec in read_specs(layout).items():
+        pid = running_pid(layout, name)
+        report[name] = {"running": pid is not None, "pid": pid, "log": spec.log}
+    return report
+
+
+def kill_strays(layout: Layout) -> list[int]:
+    """SIGKILL leftover processes naming the run dir (e.g. after pid files were lost).
+
+    A stray that leads its own session is killed with its group, so nginx's workers (whose
+    command line does not name the run dir) go with their master.
+    """
+    found = strays(layout)
+    for pid in found:
+        info = _group_and_session(pid)
+        with contextlib.suppress(ProcessLookupError):
+            if info is not None and info[2] == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for pid in found:
+        while (mentions_run_dir(layout, pid) or group_members(pid)) and (
+            time.monotonic() < deadline
+        ):
+            _reap(pid)
+            time.sleep(0.05)
+    return found
