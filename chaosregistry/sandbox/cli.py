@@ -1,0 +1,101 @@
+"""``chaosregistry sandbox up|down|status``: the sandbox from the command line.
+
+``chaosregistry.cli`` adds ``sandbox_group`` to the main command. Errors print as one line
+(no traceback) and exit non-zero; progress goes to stderr, results to stdout.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.sandbox.layout import DEFAULT_BASE_PORT, Layout, load_endpoints
+from chaosregistry.sandbox.lifecycle import down, status, up
+
+RUN_DIR_ENV = "CHAOSREGISTRY_SANDBOX_DIR"
+DEFAULT_RUN_DIR = Path("runs/sandbox")
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ChaosRegistryError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--run-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_RUN_DIR,
+        envvar=RUN_DIR_ENV,
+        show_default=True,
+        show_envvar=True,
+        help="Directory holding the sandbox's state, configs, logs and storage.",
+    )(function)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"sandbox: {message}", err=True)
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """Run the embedded registry sandbox (Distribution x2 behind nginx, a mirror, Toxiproxy)."""
+
+
+@sandbox_group.command("up")
+@_run_dir_option
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 65535),
+    default=None,
+    help=f"First of the sandbox's ports [default: the run dir's, else {DEFAULT_BASE_PORT}].",
+)
+def up_command(run_dir: Path, base_port: int | None) -> None:
+    """Start every piece not already running, seed the images, print the endpoints."""
+    with _one_line_errors():
+        if base_port is None:
+            layout = Layout.at(run_dir)
+            base_port = (
+                int(load_endpoints(run_dir)["base_port"])
+                if layout.endpoints_file.is_file()
+                else DEFAULT_BASE_PORT
+            )
+        endpoints = up(run_dir, base_port=base_port, progress=_progress)
+    click.echo(f"registry  {endpoints['registry']}  (basic auth; {endpoints['credentials_file']})")
+    click.echo(f"mirror    {endpoints['mirror']}  (anonymous pull-through)")
+    click.echo(f"toxiproxy {endpoints['toxiproxy']}  hops: {', '.join(endpoints['hops'])}")
+    click.echo(f"endpoints {Layout.at(run_dir).endpoints_file}")
+
+
+@sandbox_group.command("down")
+@_run_dir_option
+def down_command(run_dir: Path) -> None:
+    """Stop every sandbox process (state, storage and logs stay in the run dir)."""
+    with _one_line_errors():
+        down(run_dir)
+    _progress(f"stopped every process of {Layout.at(run_dir).run_dir}")
+
+
+@sandbox_group.command("status")
+@_run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(run_dir: Path, as_json: bool) -> None:
+    """Show which sandbox processes run (pid, log) and the main endpoints."""
+    with _one_line_errors():
+        report = status(run_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{'PROCESS':<16}{'STATE':<10}{'PID':<9}LOG")
+    for name, item in report["processes"].items():
+        state = "running" if item["running"] else "stopped"
+        click.echo(f"{name:<16}{state:<10}{item['pid'] or '-'!s:<9}{item['log']}")
+    endpoints = report["endpoints"]
+    click.echo(f"registry {endpoints['registry']}  mirror {endpoints['mirror']}")
