@@ -1,0 +1,51 @@
+"""Shared fixtures. ``sandbox``: one real embedded sandbox for the whole test session."""
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosregistry.sandbox import down, find_free_base_port, load_credentials, up
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """A running sandbox: its endpoints dict, the user's credentials and the seeded catalog."""
+
+    endpoints: dict[str, Any]
+    username: str
+    password: str = field(repr=False)  # keeps the password out of assertion messages
+    catalog: list[dict[str, Any]] = field(repr=False)
+    run_dir: Path
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.username, self.password)
+
+    def image(self, repository: str, tag: str) -> dict[str, Any]:
+        """The catalog entry of ``repository:tag``."""
+        for entry in self.catalog:
+            if (entry["repository"], entry["tag"]) == (repository, tag):
+                return entry
+        raise KeyError(f"{repository}:{tag} not in the seeded catalog")
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
+    """Bring up one sandbox (free base port, temp run dir); always torn down at the end."""
+    run_dir = tmp_path_factory.mktemp("sandbox")
+    try:
+        endpoints = up(
+            run_dir,
+            base_port=find_free_base_port(),
+            progress=lambda line: print(f"sandbox: {line}", file=sys.stderr),
+        )
+        creds = load_credentials(run_dir)
+        catalog = json.loads(Path(endpoints["catalog_file"]).read_text())
+        yield SandboxInfo(endpoints, creds.username, creds.password, catalog, Path(run_dir))
+    finally:
+        down(run_dir)
