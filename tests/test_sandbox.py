@@ -278,6 +278,29 @@ def test_token_server_refuses_wrong_password_and_anonymous(sandbox: SandboxInfo)
     assert refused_after == refused_before + 1  # anonymous never reaches the password check
 
 
+def test_token_server_accepts_the_oauth2_password_grant(sandbox: SandboxInfo) -> None:
+    form = {
+        "grant_type": "password",
+        "service": sandbox.endpoints["token_service"],
+        "scope": "repository:shop/api:pull",
+        "client_id": "chaosregistry-tests",
+        "username": sandbox.username,
+    }
+    with _http() as client:
+        granted = client.post(
+            sandbox.endpoints["token_realm"], data={**form, "password": sandbox.password}
+        )
+        refused = client.post(sandbox.endpoints["token_realm"], data={**form, "password": "x"})
+        served = client.head(
+            f"{sandbox.endpoints['token_registry']}/v2/shop/api/manifests/latest",
+            headers={**ACCEPT, "Authorization": f"Bearer {granted.json()['access_token']}"},
+        )
+    assert granted.status_code == 200
+    assert refused.status_code == 401
+    assert served.status_code == 200
+    assert served.headers["Docker-Content-Digest"] == sandbox.image("shop/api", "latest")["digest"]
+
+
 # -- content ----------------------------------------------------------------------------------
 def test_catalog_matches_what_the_registry_serves(sandbox: SandboxInfo) -> None:
     with _http() as client:
