@@ -1,0 +1,503 @@
+"""The fault ledger: one JSON file per fault, on disk before the fault exists.
+
+Every fault this project injects is written here first (DESIGN.md, "The fault lifecycle"), with
+everything a fresh process needs to undo it. The chaos process, the watchdog and the CLI all
+read and change the same files, so:
+
+- a file is replaced atomically (write a temporary file, fsync it, rename it over the entry,
+  fsync the directory): a crash leaves the old entry or the new one, never half of either;
+- every state transition happens under that entry's ``flock`` (``locks/<id>.lock``) and checks
+  the current state first, so an entry is reverted once however many processes try.
+
+Layout of a ledger directory::
+
+    <id>.json             one entry
+    locks/<id>.lock       the entry's transition lock
+    watchdog.lock         held by the running watchdog for its whole life (holds its pid)
+    watchdog-gate.lock    serialises "start a watchdog" against "the watchdog exits"
+    watchdog.log          what the watchdog did
+"""
+
+import contextlib
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.faults import locks
+
+SCHEMA_VERSION = 1
+LEDGER_DIR_ENV = "CHAOSREGISTRY_LEDGER_DIR"
+# How long a transition waits for another process that holds the entry (an inject in progress
+# holds it while the fault is being applied, which is bounded by the backend's own timeouts).
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class LedgerError(ChaosRegistryError):
+    """The ledger cannot do what was asked: unknown entry, unreadable file, illegal transition."""
+
+
+class CorruptEntryError(LedgerError):
+    """An entry file exists but is not a valid entry (truncated, edited by hand, wrong schema)."""
+
+
+class FaultState(StrEnum):
+    """Where a fault is in its life. Stable strings: they are stored in entry files."""
+
+    PENDING = "pending"
+    INJECTED = "injected"
+    REVERTED = "reverted"
+    REVERT_FAILED = "revert-failed"
+    FAILED_TO_INJECT = "failed-to-inject"
+
+
+class RevertReason(StrEnum):
+    """Why a fault was (or is being) reverted."""
+
+    ROLLBACK = "rollback"
+    EXPIRED = "expired"
+    OWNER_GONE = "owner-gone"
+    SIGNAL = "signal"
+    MANUAL = "manual"
+
+
+# States with nothing left to undo. Everything else is "active" and watched by the watchdog.
+TERMINAL_STATES = frozenset({FaultState.REVERTED, FaultState.FAILED_TO_INJECT})
+_REVERTIBLE_STATES = frozenset({FaultState.PENDING, FaultState.INJECTED, FaultState.REVERT_FAILED})
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process a fault belongs to: it is reverted as soon as that process is gone.
+
+    A pid alone is not an identity (pids are reused), so the kernel's start time of the process
+    (``/proc/<pid>/stat`` field 22, clock ticks since boot) and the boot id go with it.
+    """
+
+    pid: int
+    start_time: int
+    boot_id: str
+
+    @classmethod
+    def of(cls, pid: int) -> "Owner":
+        """The identity of the running process ``pid``; LedgerError when there is none."""
+        stat = read_proc_stat(pid)
+        if stat is None or stat[0] in _DEAD_STATES:
+            raise LedgerError(f"owner process {pid} does not exist")
+        return cls(pid=pid, start_time=stat[1], boot_id=boot_id())
+
+    def is_alive(self) -> bool:
+        """Whether the very process recorded here still runs (not a zombie, not a reused pid)."""
+        if self.boot_id != boot_id():
+            return False
+        try:
+            stat = read_proc_stat(self.pid)
+        except PermissionError:
+            # Cannot tell (hidepid): keep the fault; its expiry still bounds it.
+            return True
+        if stat is None:
+            return False
+        state, start_time = stat
+        return state not in _DEAD_STATES and start_time == self.start_time
+
+
+# Z (zombie) and X (dead): the process has exited, its parent just has not reaped it yet.
+_DEAD_STATES = frozenset({"Z", "X"})
+
+
+def read_proc_stat(pid: int) -> tuple[str, int] | None:
+    """State letter and start time (field 22) of ``pid`` from /proc, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+_boot_id_cache: str | None = None
+
+
+def boot_id() -> str:
+    """This boot's random id (a ledger on disk outlives reboots; owners from before do not)."""
+    global _boot_id_cache
+    if _boot_id_cache is None:
+        try:
+            _boot_id_cache = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            _boot_id_cache = ""
+    return _boot_id_cache
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One fault as recorded in the ledger; ``to_dict`` is exactly the file's JSON."""
+
+    id: str
+    kind: str
+    target: str
+    parameters: dict[str, Any]
+    undo: dict[str, Any]
+    created_at: float
+    expires_at: float
+    owner: Owner | None
+    state: FaultState
+    applied: dict[str, Any] | None = None
+    injected_at: float | None = None
+    reverted_at: float | None = None
+    revert_reason: RevertReason | None = None
+    revert_attempts: int = 0
+    last_error: str | None = None
+    version: int = field(default=SCHEMA_VERSION)
+
+    @property
+    def active(self) -> bool:
+        """True while something may still need undoing."""
+        return self.state not in TERMINAL_STATES
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.expires_at
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = str(self.state)
+        data["revert_reason"] = None if self.revert_reason is None else str(self.revert_reason)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Entry":
+        """Parse and validate a stored entry; CorruptEntryError names what is wrong."""
+        if not isinstance(data, dict):
+            raise CorruptEntryError("entry is not a JSON object")
+        try:
+            owner_data = data["owner"]
+            owner = None if owner_data is None else Owner(**owner_data)
+            reason = data.get("revert_reason")
+            entry = cls(
+                id=data["id"],
+                kind=data["kind"],
+                target=data["target"],
+                parameters=data["parameters"],
+                undo=data["undo"],
+                created_at=float(data["created_at"]),
+                expires_at=float(data["expires_at"]),
+                owner=owner,
+                state=FaultState(data["state"]),
+                applied=data.get("applied"),
+                injected_at=_optional_float(data.get("injected_at")),
+                reverted_at=_optional_float(data.get("reverted_at")),
+                revert_reason=None if reason is None else RevertReason(reason),
+                revert_attempts=int(data.get("revert_attempts", 0)),
+                last_error=data.get("last_error"),
+                version=int(data.get("version", SCHEMA_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptEntryError(f"invalid entry: {type(exc).__name__}: {exc}") from None
+        _validate_shape(entry)
+        return entry
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _validate_shape(entry: Entry) -> None:
+    if not isinstance(entry.id, str) or not entry.id.isalnum():
+        raise CorruptEntryError(f"invalid entry id {entry.id!r}")
+    for name in ("kind", "target"):
+        if not isinstance(getattr(entry, name), str):
+            raise CorruptEntryError(f"{name} must be a string")
+    if not isinstance(entry.parameters, dict):
+        raise CorruptEntryError("parameters must be an object")
+    if entry.applied is not None and not isinstance(entry.applied, dict):
+        raise CorruptEntryError("applied must be an object or null")
+    validate_undo(entry.undo, error=CorruptEntryError)
+    if entry.owner is not None and not (
+        isinstance(entry.owner.pid, int) and isinstance(entry.owner.start_time, int)
+    ):
+        raise CorruptEntryError("owner must hold an integer pid and start_time")
+
+
+def validate_undo(undo: Any, *, error: type[Exception] = ConfigError) -> None:
+    """Check an undo spec is ``{"kind": <handler name>, "params": {...}}``."""
+    if not isinstance(undo, Mapping) or set(undo) != {"kind", "params"}:
+        raise error('undo must be {"kind": <handler name>, "params": {...}}')
+    if not isinstance(undo["kind"], str) or not undo["kind"]:
+        raise error("undo kind must be a handler name")
+    if not isinstance(undo["params"], Mapping):
+        raise error("undo params must be an object")
+
+
+def validate_duration(duration: Any) -> float:
+    """A fault's duration in seconds: a finite number > 0, else ConfigError (no endless faults)."""
+    if (
+        duration is None
+        or isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
+        raise ConfigError(f"a fault needs a positive duration in seconds, got {duration!r}")
+    return float(duration)
+
+
+@dataclass(frozen=True)
+class CorruptFile:
+    """An entry file that could not be read as an entry."""
+
+    path: Path
+    error: str
+
+
+def resolve_ledger_dir(
+    explicit: str | os.PathLike[str] | None = None,
+    configuration: Mapping[str, Any] | None = None,
+) -> Path:
+    """Where the ledger lives: ``explicit`` > configuration ``ledger_dir`` > the
+    ``CHAOSREGISTRY_LEDGER_DIR`` environment variable > ``$XDG_STATE_HOME/chaostoolkit-registry/
+    ledger`` (``~/.local/state/...`` when XDG_STATE_HOME is unset or not absolute)."""
+    for candidate in (
+        explicit,
+        (configuration or {}).get("ledger_dir"),
+        os.environ.get(LEDGER_DIR_ENV),
+    ):
+        if candidate:
+            return Path(os.fspath(candidate)).expanduser().absolute()
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return base / "chaostoolkit-registry" / "ledger"
+
+
+def new_entry_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Ledger:
+    """The ledger in one directory. Reading a directory that does not exist yields nothing;
+    the first ``record`` creates it (mode 0700: entries name hosts and ports)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    # -- files ----------------------------------------------------------------------------
+    def entry_path(self, entry_id: str) -> Path:
+        if not entry_id.isalnum():
+            raise LedgerError(f"invalid fault id {entry_id!r}")
+        return self.path / f"{entry_id}.json"
+
+    def lock_path(self, entry_id: str) -> Path:
+        return self.path / "locks" / f"{entry_id}.lock"
+
+    @contextlib.contextmanager
+    def lock(
+        self, entry_id: str, *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
+    ) -> Iterator[None]:
+        """Hold the entry's transition lock (re-entrant in this thread; ``LockBusy`` on timeout)."""
+        with locks.hold(self.lock_path(entry_id), timeout=timeout):
+            yield
+
+    def _write(self, entry: Entry) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self.entry_path(entry.id)
+        # Serialise before touching the disk: a value that is not JSON must not leave a file.
+        payload = (json.dumps(entry.to_dict(), indent=2, sort_keys=True) + "\n").encode()
+        tmp = self.path / f".{entry.id}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        # The rename is durable only once the directory itself is on disk.
+        dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def read_file(self, path: Path) -> Entry:
+        """The entry stored in ``path``; CorruptEntryError when it is not a valid entry."""
+        try:
+            data = json.loads(path.read_bytes())
+        except ValueError as exc:
+            raise CorruptEntryError(f"{path}: not JSON ({exc})") from None
+        try:
+            entry = Entry.from_dict(data)
+        except CorruptEntryError as exc:
+            raise CorruptEntryError(f"{path}: {exc}") from None
+        if path.name != f"{entry.id}.json":
+            raise CorruptEntryError(f"{path}: holds entry {entry.id!r}, not its own")
+        return entry
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, entry_id: str) -> Entry:
+        """The entry ``entry_id``; LedgerError when unknown, CorruptEntryError when unreadable."""
+        path = self.entry_path(entry_id)
+        try:
+            return self.read_file(path)
+        except FileNotFoundError:
+            raise LedgerError(f"no fault {entry_id!r} in {self.path}") from None
+
+    def scan(self) -> tuple[list[Entry], list[CorruptFile]]:
+        """Every readable entry (oldest first) and every entry file that could not be read."""
+        entries: list[Entry] = []
+        corrupt: list[CorruptFile] = []
+        try:
+            paths = sorted(self.path.glob("*.json"))
+        except FileNotFoundError:
+            return entries, corrupt
+        for path in paths:
+            if path.name.startswith("."):
+                continue
+            try:
+                entries.append(self.read_file(path))
+            except FileNotFoundError:
+                continue  # removed between listing and reading
+            except (CorruptEntryError, OSError) as exc:
+                corrupt.append(CorruptFile(path, str(exc)))
+        entries.sort(key=lambda entry: (entry.created_at, entry.id))
+        return entries, corrupt
+
+    def all(self) -> list[Entry]:
+        """Every readable entry, oldest first (``scan`` also reports unreadable files)."""
+        return self.scan()[0]
+
+    def active(self) -> list[Entry]:
+        """Entries not yet reverted (pending, injected, revert-failed), oldest first."""
+        return [entry for entry in self.all() if entry.active]
+
+    # -- writing --------------------------------------------------------------------------
+    def record(
+        self,
+        kind: str,
+        target: str,
+        parameters: Mapping[str, Any],
+        undo: Mapping[str, Any],
+        duration: float,
+        *,
+        owner_pid: int | None,
+    ) -> Entry:
+        """Write a new ``pending`` entry and fsync it; returns only once it is durable.
+
+        Raises ConfigError for a missing or non-positive ``duration`` or a malformed ``undo``,
+        and LedgerError when ``owner_pid`` is not a running process. Nothing is written then.
+        """
+        seconds = validate_duration(duration)
+        validate_undo(undo)
+        if not kind or not target:
+            raise ConfigError("a fault needs a kind and a target")
+        owner = None if owner_pid is None else Owner.of(owner_pid)
+        now = time.time()
+        entry = Entry(
+            id=new_entry_id(),
+            kind=kind,
+            target=target,
+            parameters=_json_copy(parameters, "parameters"),
+            undo=_json_copy(undo, "undo"),
+            created_at=now,
+            expires_at=now + seconds,
+            owner=owner,
+            state=FaultState.PENDING,
+        )
+        with self.lock(entry.id):
+            self._write(entry)
+        return entry
+
+    def _transition(
+        self,
+        entry_id: str,
+        allowed: frozenset[FaultState],
+        state: FaultState,
+        changes: Callable[[Entry], dict[str, Any]],
+    ) -> Entry:
+        # Read, check and write under the entry's lock: two processes racing to revert the
+        # same fault serialise here, and the second one sees the first one's result.
+        with self.lock(entry_id):
+            current = self.get(entry_id)
+            if current.state not in allowed:
+                raise LedgerError(f"fault {entry_id} is {current.state}; cannot become {state}")
+            updated = replace(current, state=state, **changes(current))
+            self._write(updated)
+            return updated
+
+    def mark_injected(self, entry_id: str, applied: Mapping[str, Any]) -> Entry:
+        """pending -> injected, recording what the backend actually applied."""
+        stored = _json_copy(applied, "applied")
+        return self._transition(
+            entry_id,
+            frozenset({FaultState.PENDING}),
+            FaultState.INJECTED,
+            lambda _: {"applied": stored, "injected_at": time.time()},
+        )
+
+    def mark_reverted(self, entry_id: str, reason: RevertReason | str) -> Entry:
+        """pending | injected | revert-failed -> reverted. Call only once the undo is verified."""
+        why = RevertReason(reason)
+        return self._transition(
+            entry_id,
+            _REVERTIBLE_STATES,
+            FaultState.REVERTED,
+            lambda current: {
+                "reverted_at": time.time(),
+                "revert_reason": why,
+                "revert_attempts": current.revert_attempts + 1,
+            },
+        )
+
+    def mark_revert_failed(self, entry_id: str, reason: RevertReason | str, error: str) -> Entry:
+        """pending | injected | revert-failed -> revert-failed: the watchdog will try again."""
+        why = RevertReason(reason)
+        return self._transition(
+            entry_id,
+            _REVERTIBLE_STATES,
+            FaultState.REVERT_FAILED,
+            lambda current: {
+                "revert_reason": why,
+                "revert_attempts": current.revert_attempts + 1,
+                "last_error": one_line(error),
+            },
+        )
+
+    def mark_failed(self, entry_id: str, error: str) -> Entry:
+        """pending -> failed-to-inject: applying failed and the undo verified that nothing is
+        left. (When that undo fails too, the entry becomes revert-failed instead.)"""
+        return self._transition(
+            entry_id,
+            frozenset({FaultState.PENDING}),
+            FaultState.FAILED_TO_INJECT,
+            lambda _: {"applied": None, "last_error": one_line(error)},
+        )
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line, cut to ``limit`` characters (entries and tables stay readable)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _json_copy(value: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A plain-JSON deep copy of ``value``; ConfigError when it cannot be stored as JSON."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be an object, got {type(value).__name__}")
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} cannot be stored as JSON: {exc}") from None
+    return copy
