@@ -12,12 +12,37 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Experiments declare one mapping, ``chaosregistry``, for every backend-specific setting, so a
+# vars file for a new backend can set keys the experiment never heard of (Chaos Toolkit only lets
+# vars override configuration keys an experiment declares).
+SETTINGS_KEY = "chaosregistry"
+
+
+def flatten_configuration(configuration: Any) -> Any:
+    """Lift the ``chaosregistry`` mapping's keys to the top level; explicit top-level keys win."""
+    if not isinstance(configuration, dict):
+        return configuration
+    nested = configuration.get(SETTINGS_KEY)
+    if nested is None:
+        return configuration
+    if not isinstance(nested, dict):
+        raise ConfigError(f"configuration.{SETTINGS_KEY} must be a mapping of settings")
+    merged = {**nested, **configuration}
+    del merged[SETTINGS_KEY]
+    return merged
+
+
 def activity(func: Callable[P, R]) -> Callable[P, R]:
-    """Raise ``ActivityFailed`` with one line for our errors; keep the signature for discovery."""
+    """Raise ``ActivityFailed`` with one line for our errors; keep the signature for discovery.
+
+    Also flattens ``configuration`` (see ``flatten_configuration``) before the activity sees it.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            if "configuration" in kwargs:
+                kwargs["configuration"] = flatten_configuration(kwargs["configuration"])
             return func(*args, **kwargs)
         except ChaosRegistryError as exc:
             raise ActivityFailed(f"{func.__name__}: {exc}") from None

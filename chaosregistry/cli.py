@@ -32,6 +32,12 @@ def main() -> None:
     """Chaos engineering for container image registries."""
 
 
+def _register_groups() -> None:
+    from chaosregistry.sandbox.cli import sandbox_group
+
+    main.add_command(sandbox_group)
+
+
 def _target_options(f: Any) -> Any:
     f = click.option(
         "--sandbox-dir",
@@ -126,3 +132,6 @@ def _print_pulls(results: list[Any]) -> None:
         if r.error is not None:
             click.echo(f"error     [{r.error.error_class}] {r.error}", err=True)
             break
+
+
+_register_groups()

@@ -19,7 +19,6 @@ Environment fallbacks: ``CHAOSREGISTRY_URL``, ``CHAOSREGISTRY_USERNAME``,
 except inside a :class:`~chaosregistry.oci.auth.Credentials`, whose repr hides the password.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,36 +48,32 @@ class RegistryTarget:
         )
 
 
+# Where `chaosregistry sandbox up` puts the sandbox by default (relative to the working dir).
+DEFAULT_SANDBOX_DIR = Path("runs/sandbox")
+
+
 def sandbox_dir(configuration: dict[str, Any] | None) -> Path | None:
+    """configuration ``sandbox_dir``, else ``CHAOSREGISTRY_SANDBOX_DIR``, else ./runs/sandbox."""
     value = (configuration or {}).get("sandbox_dir") or os.environ.get("CHAOSREGISTRY_SANDBOX_DIR")
-    return Path(str(value)) if value else None
+    if value:
+        return Path(str(value))
+    if (DEFAULT_SANDBOX_DIR / "endpoints.json").is_file():
+        return DEFAULT_SANDBOX_DIR.absolute()
+    return None
 
 
 def sandbox_endpoints(run_dir: Path) -> dict[str, Any]:
-    """The endpoints file of a sandbox, or ConfigError naming the directory."""
-    path = run_dir / "endpoints.json"
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir} is not a sandbox directory (no endpoints.json)") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable sandbox endpoints file ({exc})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: not a sandbox endpoints object")
-    return value
+    """The endpoints of the sandbox in ``run_dir`` (ConfigError when it holds none)."""
+    from chaosregistry.sandbox.layout import load_endpoints
+
+    return load_endpoints(run_dir)
 
 
 def _sandbox_credentials(endpoints: dict[str, Any]) -> Credentials | None:
+    from chaosregistry.sandbox.credentials import read_credentials_file
+
     path = endpoints.get("credentials_file")
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text())
-        return Credentials(str(data["username"]), str(data["password"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"{path}: unreadable sandbox credentials ({type(exc).__name__})"
-        ) from None
+    return read_credentials_file(Path(path)) if path else None
 
 
 def resolve_target(

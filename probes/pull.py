@@ -9,14 +9,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_int
+from chaosregistry.activity import (
+    Configuration,
+    Result,
+    Secrets,
+    activity,
+    require_positive_int,
+    require_positive_number,
+)
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci.pull import PullResult, pull
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.settings import resolve_target
 from chaosregistry.stats import summarize
 
-__all__ = ["manifest_digest", "pull_image", "pull_latency"]
+__all__ = ["manifest_digest", "pull_image", "pull_latency", "pull_recovery"]
 
 
 @activity
@@ -26,6 +33,7 @@ def pull_image(
     concurrency: int = 3,
     verify: bool = True,
     target: str = "registry",
+    timeout: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -38,6 +46,8 @@ def pull_image(
       verify: check every blob's sha256 and size while it streams.
       target: ``registry`` or ``mirror`` (resolved from configuration, see
         chaosregistry.settings), or a URL.
+      timeout: seconds each request may take (connect and each read); 0 uses
+        ``configuration.registry_timeout`` (default 30).
 
     Returns a mapping: ``ok`` (bool), ``image``, ``registry``, ``platform``, ``digest`` (what the
     reference resolved to), ``manifest_digest`` (the platform manifest), ``media_type``,
@@ -49,7 +59,7 @@ def pull_image(
 
     Raises ActivityFailed on bad arguments or configuration, never for a failed pull.
     """
-    return _pull_once(image, platform, concurrency, verify, target, configuration, secrets)
+    return _pull_once(image, platform, concurrency, verify, target, timeout, configuration, secrets)
 
 
 @activity
@@ -61,6 +71,7 @@ def pull_latency(
     blob_concurrency: int = 3,
     verify: bool = True,
     target: str = "registry",
+    timeout: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -70,13 +81,15 @@ def pull_latency(
       image: ``repository:tag`` or ``repository@sha256:...``.
       count: how many pulls in total (>= 1).
       concurrency: pulls in flight at once (>= 1).
-      platform, blob_concurrency, verify, target: as for ``pull_image``.
+      platform, blob_concurrency, verify, target, timeout: as for ``pull_image``.
 
     Returns a mapping: ``count``, ``succeeded``, ``failed``, ``success_ratio`` (0..1),
-    ``seconds`` {``min``, ``mean``, ``p50``, ``p95``, ``p99``, ``max``} over successful pulls
-    (null when none succeeded; percentiles interpolate linearly between ranks, as numpy does),
+    ``min``, ``mean``, ``p50``, ``p95``, ``p99``, ``max`` in seconds over successful pulls
+    (null when none succeeded; percentiles interpolate linearly between ranks, as numpy does;
+    top-level so a ``range`` tolerance can target them),
     ``phases`` {``auth``, ``manifest``, ``blobs``} mean seconds over successful pulls,
-    ``errors`` {class: count}, ``first_error`` (message or null), ``bytes`` (per pull),
+    ``max_attempt`` (the slowest pull, failed ones included: how long a caller waited at
+    worst), ``errors`` {class: count}, ``first_error`` (message or null), ``bytes`` (per pull),
     ``durations`` (every pull's total seconds, in completion order) and ``elapsed``.
 
     Raises ActivityFailed on bad arguments or configuration.
@@ -115,11 +128,12 @@ def pull_latency(
         "succeeded": len(good),
         "failed": total - len(good),
         "success_ratio": len(good) / total,
-        "seconds": summarize([r.total_seconds for r in good]),
+        **summarize([r.total_seconds for r in good]),
         "phases": phases,
         "errors": errors,
         "first_error": first_error,
         "bytes": good[0].bytes if good else 0,
+        "max_attempt": max(r.total_seconds for r in results),
         "durations": [r.total_seconds for r in results],
         "elapsed": elapsed,
     }
@@ -181,12 +195,81 @@ def manifest_digest(
     return result
 
 
+@activity
+def pull_recovery(
+    image: str,
+    within: float = 30,
+    interval: float = 0.5,
+    timeout: float = 2,
+    platform: str = "linux/amd64",
+    target: str = "registry",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Pull until a pull succeeds, up to ``within`` seconds: how long the registry took to recover.
+
+    Arguments:
+      image: ``repository:tag`` to pull.
+      within: give up after this many seconds.
+      interval: seconds between attempts.
+      timeout: seconds each request may take, so one black-holed attempt cannot eat the budget.
+      platform, target: as for ``pull_image``.
+
+    Returns a mapping: ``recovered`` (bool), ``seconds`` (until the first successful pull
+    finished, or the time spent when it never did), ``attempts``, ``errors`` {class: count},
+    ``last_error`` (message or null). Use a ``range`` tolerance on ``seconds`` for "recovers within
+    N seconds" and a ``jsonpath`` on ``$.recovered``.
+    """
+    budget = require_positive_number("within", within)
+    pause = require_positive_number("interval", interval)
+    reference = ImageReference.parse(image)
+    wanted = Platform.parse(platform)
+    registry = resolve_target(configuration, secrets, target=target)
+    started = time.perf_counter()
+    attempts = 0
+    errors: dict[str, int] = {}
+    last_error: str | None = None
+    while True:
+        attempts += 1
+        with registry.client(max_connections=3, timeout=_timeout(timeout)) as client:
+            result = pull(client, reference, platform=wanted)
+        elapsed = time.perf_counter() - started
+        if result.ok:
+            return {
+                "recovered": True,
+                "seconds": elapsed,
+                "attempts": attempts,
+                "errors": errors,
+                "last_error": last_error,
+            }
+        assert result.error is not None
+        errors[str(result.error.error_class)] = errors.get(str(result.error.error_class), 0) + 1
+        last_error = str(result.error)
+        if elapsed + pause >= budget:
+            return {
+                "recovered": False,
+                "seconds": elapsed,
+                "attempts": attempts,
+                "errors": errors,
+                "last_error": last_error,
+            }
+        time.sleep(pause)
+
+
+def _timeout(value: object) -> float | None:
+    """A probe's ``timeout`` argument: 0 means "as configured"."""
+    if value == 0:
+        return None
+    return require_positive_number("timeout", value)
+
+
 def _pull_once(
     image: str,
     platform: str,
     concurrency: int,
     verify: bool,
     target: str,
+    timeout: float,
     configuration: dict[str, Any] | None,
     secrets: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -194,7 +277,7 @@ def _pull_once(
     wanted = Platform.parse(platform)
     require_positive_int("concurrency", concurrency)
     registry = resolve_target(configuration, secrets, target=target)
-    with registry.client(max_connections=concurrency) as client:
+    with registry.client(max_connections=concurrency, timeout=_timeout(timeout)) as client:
         return pull(
             client, reference, platform=wanted, concurrency=concurrency, verify=verify
         ).to_dict()

@@ -75,12 +75,13 @@ def registry_metrics(
     Arguments:
       metrics_url: the ``/metrics`` URL. Empty: the sandbox replica named by ``replica``
         (default the first), or the mirror when ``replica`` is ``mirror``.
-      series: metric family names to keep (e.g. ``registry_http_requests_total``); empty keeps
-        every family whose name starts with ``registry_``.
+      series: metric family names to keep (e.g. ``registry_http_requests_total``; a counter may
+        be named with or without ``_total``); empty keeps every ``registry_*`` family.
       timeout: seconds for the scrape.
 
-    Returns a mapping: ``url``, ``seconds``, ``samples`` (count), ``series`` {family name:
-    [{``name``, ``labels``, ``value``}]} and ``totals`` {family name: sum of its samples}.
+    Returns a mapping: ``url``, ``seconds``, ``samples`` (count), ``series`` {family name
+    (counters without ``_total``): [{``name``, ``labels``, ``value``}]} and ``totals`` {family
+    name: sum of its samples}.
     """
     seconds = require_positive_number("timeout", timeout)
     url = metrics_url or _sandbox_metrics_url(configuration, replica)
@@ -101,7 +102,9 @@ def registry_metrics(
     except ValueError as exc:
         raise ConfigError(f"{url} did not serve Prometheus text format: {exc}") from None
     for family in families:
-        keep = family.name in wanted if wanted else family.name.startswith("registry_")
+        # The parser names a counter family without its "_total"; accept either spelling.
+        names = {family.name, f"{family.name}_total"}
+        keep = bool(names & wanted) if wanted else family.name.startswith("registry_")
         if keep:
             selected[family.name] = [
                 {"name": s.name, "labels": dict(s.labels), "value": s.value} for s in family.samples

@@ -12,11 +12,18 @@ def test_chaos_discover_lists_every_activity_with_types(tmp_path: Path) -> None:
     out = tmp_path / "discovery.json"
     chaos = Path(sys.executable).with_name("chaos")
     subprocess.run(
-        [str(chaos), "discover", "--no-install", "--discovery-path", str(out),
-         "chaostoolkit-registry"],
+        [
+            str(chaos),
+            "discover",
+            "--no-install",
+            "--discovery-path",
+            str(out),
+            "chaostoolkit-registry",
+        ],
         check=True,
         capture_output=True,
         timeout=120,
+        cwd=tmp_path,  # chaos writes chaostoolkit.log into its working directory
     )
     discovery = json.loads(out.read_text())
     activities = {(a["mod"], a["name"]): a for a in discovery["activities"]}

@@ -159,10 +159,15 @@ def test_rate_limit_keeps_retry_after_and_ratelimit_headers() -> None:
         (httpx.ConnectError("[Errno 111] Connection refused"), ErrorClass.REFUSED),
         (httpx.ReadError("[Errno 104] Connection reset by peer"), ErrorClass.RESET),
         (
-            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+            httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            ),
             ErrorClass.TRUNCATED,
         ),
-        (httpx.RemoteProtocolError("Server disconnected without sending a response."), ErrorClass.RESET),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            ErrorClass.RESET,
+        ),
     ],
 )
 def test_transport_failures_are_classified(exc: Exception, expected: ErrorClass) -> None:

@@ -7,27 +7,18 @@ They never go into endpoints.json, argv or a log line.
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.oci.auth import Credentials as Credentials  # re-exported; repr hides password
 from chaosregistry.sandbox.layout import USERNAME, Layout, read_json, write_json
 
 # Distribution re-checks the bcrypt hash on every request (no cache in 2.8), so the cost factor
 # is paid by every pull. The password is random and local, so a low cost is enough and keeps
 # benchmarks measuring the registry rather than bcrypt.
 BCRYPT_ROUNDS = 5
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-    def __repr__(self) -> str:  # keeps the password out of tracebacks and test reports
-        return f"Credentials(username={self.username!r}, password='***')"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ Idempotent: skipped when the marker names this seed version and the registry sti
 catalogued tag at its digest; blobs the registry already has are not uploaded again.
 """
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,10 @@ from chaosregistry.sandbox.content import (
     SEED_VERSION,
     Blob,
     Image,
+    ImageRecipe,
+    LayerRecipe,
     MiB,
+    build_image,
     catalog_entries,
     iter_images,
 )
@@ -135,3 +139,33 @@ def seed(
     write_json(layout.catalog_file, catalog)
     write_json(layout.seed_marker, {"seed_version": SEED_VERSION, "tags": len(catalog)})
     return catalog
+
+
+def push_unique_image(
+    registry_url: str,
+    creds: Credentials | None,
+    repository: str,
+    tag: str,
+    *,
+    layer_sizes: tuple[int, ...] = (48 * 1024, 16 * 1024),
+) -> dict[str, Any]:
+    """Push an image no registry (and no mirror) has seen before; returns its catalog entry.
+
+    Its layers hold a random nonce, so every call makes new blobs: what a "cold" pull through a
+    pull-through mirror needs. Raises SandboxError when the registry refuses the push.
+    """
+    nonce = secrets.token_hex(8)
+    recipe = ImageRecipe(
+        repository,
+        (tag,),
+        (LayerRecipe(((f"nonce/{nonce}", 16), *_numbered_files(f"{nonce}", layer_sizes))),),
+    )
+    image = build_image(recipe)
+    auth = (creds.username, creds.password) if creds is not None else None
+    with httpx.Client(base_url=registry_url, auth=auth, timeout=TIMEOUT, trust_env=False) as client:
+        push_image(client, image, lambda _: None)
+    return catalog_entries(image)[0]
+
+
+def _numbered_files(prefix: str, sizes: tuple[int, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((f"{prefix}/part-{index}.bin", size) for index, size in enumerate(sizes))
