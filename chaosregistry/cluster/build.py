@@ -1,0 +1,299 @@
+"""Build the cluster's binaries from Go modules with the machine's Go, cached by version.
+
+``k8s.io/kubernetes`` replaces its ``k8s.io/*`` staging modules with local directories that are
+not part of its module zip, so ``go install k8s.io/kubernetes/cmd/kubelet@v1.34.4`` fails. We
+generate a throwaway module in the cache directory that requires ``k8s.io/kubernetes`` and
+replaces every staging module with its published ``v0.<minor>.<patch>`` twin (the list is read
+from that release's own go.mod), then ``go build`` the command packages in one invocation so
+their shared dependencies compile once. etcd and controller-gen get the same treatment (etcd's
+server module has replace directives too).
+
+Layout: ``<cache>/<name>-<version>/{src/go.mod,bin/<binary>,build.log}``. A build lands in
+``bin.partial`` and is renamed to ``bin`` only when every binary exists, so a warm start checks
+one directory and never rebuilds.
+"""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaosregistry.cluster import versions
+from chaosregistry.errors import ChaosRegistryError
+
+Progress = Callable[[str], None]
+
+GO_BUILD_FLAGS = ("-trimpath", "-ldflags=-s -w", "-p", "2")
+
+
+class BuildError(ChaosRegistryError):
+    """A Go toolchain step failed; the message names the step and the log file."""
+
+
+def cache_root() -> Path:
+    """``$CHAOSREGISTRY_CACHE``, else ``$XDG_CACHE_HOME``/``~/.cache`` + chaostoolkit-registry."""
+    explicit = os.environ.get("CHAOSREGISTRY_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chaostoolkit-registry"
+
+
+def go_binary() -> str:
+    found = os.environ.get("CHAOSREGISTRY_GO") or shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(found).exists():
+        raise BuildError("no Go toolchain: install Go or set CHAOSREGISTRY_GO")
+    return found
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One throwaway module and the command packages built from it."""
+
+    name: str
+    version: str
+    requires: tuple[tuple[str, str], ...]
+    replaces: tuple[tuple[str, str, str], ...]
+    packages: tuple[str, ...]
+    # go build names a binary after its package, or the element before a /vN suffix; some
+    # names say little (etcd's server module builds "server"), so they are renamed.
+    renames: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def directory(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.directory / "bin"
+
+    def built_names(self) -> list[str]:
+        names = []
+        for package in self.packages:
+            parts = package.rstrip("/").split("/")
+            major_suffix = re.fullmatch(r"v[0-9]+", parts[-1]) and len(parts) > 1
+            names.append(parts[-2] if major_suffix else parts[-1])
+        return names
+
+    def binaries(self) -> list[str]:
+        renames = dict(self.renames)
+        return [renames.get(name, name) for name in self.built_names()]
+
+    def is_built(self) -> bool:
+        return all((self.bin_dir / name).is_file() for name in self.binaries())
+
+    def go_mod(self) -> str:
+        lines = [f"module chaosregistry.invalid/build/{self.name}", "", "go 1.24.0", ""]
+        lines += ["require ("] + [f"\t{path} {version}" for path, version in self.requires]
+        lines.append(")")
+        if self.replaces:
+            lines += ["", "replace ("]
+            lines += [f"\t{old} => {new} {version}" for old, new, version in self.replaces]
+            lines.append(")")
+        return "\n".join(lines) + "\n"
+
+
+def _go_env(gobin: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GO111MODULE": "on"})
+    # -mod=mod lets go build update the throwaway go.mod/go.sum; go install pkg@version
+    # refuses any -mod flag.
+    env["GOFLAGS"] = "-buildvcs=false" if gobin is not None else "-mod=mod -buildvcs=false"
+    if gobin is not None:
+        env["GOBIN"] = str(gobin)
+    return env
+
+
+def run_go(
+    argv: Sequence[str], *, cwd: Path, log: Path, step: str, gobin: Path | None = None
+) -> str:
+    """Run a Go toolchain command, output appended to ``log``; BuildError names the step."""
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        completed = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=_go_env(gobin),
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+            check=False,
+        )
+        out.write(completed.stdout)
+    if completed.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or [""]
+        raise BuildError(f"{step} failed (exit {completed.returncode}): {tail[0]} — see {log}")
+    return completed.stdout
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One build per cache entry at a time (a CLI and a test session may race)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_built(build: GoBuild, progress: Progress) -> Path:
+    """The directory holding ``build``'s binaries, building them first if needed."""
+    if build.is_built():
+        return build.bin_dir
+    with _locked(build.directory):
+        if build.is_built():
+            return build.bin_dir
+        go = go_binary()
+        src = build.directory / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        log = build.directory / "build.log"
+        (src / "go.mod").write_text(build.go_mod())
+        (src / "go.sum").unlink(missing_ok=True)
+        started = time.monotonic()
+        progress(f"build: resolving {build.name} {build.version} modules")
+        pinned = [f"{package}@{build.requires[0][1]}" for package in build.packages]
+        run_go([go, "get", *pinned], cwd=src, log=log, step=f"go get {build.name}")
+        partial = build.directory / "bin.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        names = ", ".join(build.binaries())
+        progress(f"build: compiling {names} (2 cores; a cold build takes minutes)")
+        run_go(
+            [go, "build", *GO_BUILD_FLAGS, "-o", str(partial) + "/", *build.packages],
+            cwd=src,
+            log=log,
+            step=f"go build {build.name}",
+        )
+        for old, new in build.renames:
+            if (partial / old).is_file():
+                (partial / old).rename(partial / new)
+        missing = [name for name in build.binaries() if not (partial / name).is_file()]
+        if missing:
+            raise BuildError(f"go build {build.name} produced no {', '.join(missing)}")
+        shutil.rmtree(build.bin_dir, ignore_errors=True)
+        partial.rename(build.bin_dir)
+        seconds = time.monotonic() - started
+        (build.directory / "built.json").write_text(
+            json.dumps({"version": build.version, "seconds": round(seconds, 1)}) + "\n"
+        )
+        progress(f"build: {build.name} {build.version} built in {seconds:.0f} s")
+    return build.bin_dir
+
+
+_STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", re.MULTILINE)
+
+
+def kubernetes_staging_modules(progress: Progress) -> tuple[str, ...]:
+    """The staging module paths that the pinned k8s.io/kubernetes release replaces locally."""
+    target = cache_root() / f"k8s-{versions.KUBERNETES_VERSION}"
+    target.mkdir(parents=True, exist_ok=True)
+    listing = target / "staging-modules.txt"
+    if listing.is_file():
+        return tuple(listing.read_text().split())
+    progress(f"build: reading k8s.io/kubernetes {versions.KUBERNETES_VERSION} go.mod")
+    out = run_go(
+        [
+            go_binary(),
+            "mod",
+            "download",
+            "-json",
+            f"k8s.io/kubernetes@{versions.KUBERNETES_VERSION}",
+        ],
+        cwd=target,
+        log=target / "build.log",
+        step="go mod download k8s.io/kubernetes",
+    )
+    go_mod = Path(json.loads(out)["GoMod"]).read_text()
+    modules = tuple(sorted(set(_STAGING_REPLACE.findall(go_mod))))
+    if not modules:
+        raise BuildError("k8s.io/kubernetes go.mod lists no staging replacements")
+    listing.write_text("\n".join(modules) + "\n")
+    return modules
+
+
+def kubernetes_build(progress: Progress) -> GoBuild:
+    staging = kubernetes_staging_modules(progress)
+    return GoBuild(
+        name="k8s",
+        version=versions.KUBERNETES_VERSION,
+        requires=(("k8s.io/kubernetes", versions.KUBERNETES_VERSION),),
+        replaces=tuple((m, m, versions.KUBERNETES_STAGING_VERSION) for m in staging),
+        packages=tuple(f"k8s.io/kubernetes/cmd/{cmd}" for cmd in versions.KUBERNETES_COMMANDS),
+    )
+
+
+ETCD_BUILD = GoBuild(
+    name="etcd",
+    version=versions.ETCD_VERSION,
+    requires=(("go.etcd.io/etcd/server/v3", versions.ETCD_VERSION),),
+    replaces=tuple(
+        (m, m, versions.ETCD_VERSION)
+        for m in (
+            "go.etcd.io/etcd/api/v3",
+            "go.etcd.io/etcd/client/pkg/v3",
+            "go.etcd.io/etcd/client/v3",
+            "go.etcd.io/etcd/pkg/v3",
+        )
+    ),
+    packages=("go.etcd.io/etcd/server/v3",),
+    renames=(("server", "etcd"),),
+)
+
+
+def ensure_controller_gen(progress: Progress) -> Path:
+    """controller-gen, ``go install``-ed into the cache (controller-tools has no replaces)."""
+    directory = cache_root() / f"controller-gen-{versions.CONTROLLER_TOOLS_VERSION}"
+    binary = directory / "bin" / "controller-gen"
+    if binary.is_file():
+        return binary
+    with _locked(directory):
+        if binary.is_file():
+            return binary
+        progress(f"build: go install controller-gen {versions.CONTROLLER_TOOLS_VERSION}")
+        started = time.monotonic()
+        package = (
+            f"sigs.k8s.io/controller-tools/cmd/controller-gen@{versions.CONTROLLER_TOOLS_VERSION}"
+        )
+        run_go(
+            [go_binary(), "install", *GO_BUILD_FLAGS, package],
+            cwd=directory,
+            log=directory / "build.log",
+            step="go install controller-gen",
+            gobin=directory / "bin",
+        )
+        progress(f"build: controller-gen built in {time.monotonic() - started:.0f} s")
+    return binary
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Absolute paths of every binary the cluster runs."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+
+
+def ensure_binaries(progress: Progress) -> Binaries:
+    """Build (or find cached) etcd and the Kubernetes server binaries, one build at a time."""
+    etcd_bin = ensure_built(ETCD_BUILD, progress)
+    k8s_bin = ensure_built(kubernetes_build(progress), progress)
+    return Binaries(
+        etcd=etcd_bin / "etcd",
+        kube_apiserver=k8s_bin / "kube-apiserver",
+        kube_controller_manager=k8s_bin / "kube-controller-manager",
+        kube_scheduler=k8s_bin / "kube-scheduler",
+        kubelet=k8s_bin / "kubelet",
+    )

@@ -1,0 +1,105 @@
+"""``chaosregistry cluster up | down | status``: the single-node test cluster.
+
+``cluster_group`` is registered by the top-level CLI. Our errors become one ``Error:`` line
+and a non-zero exit; progress lines go to stderr, results (``status --json``) to stdout.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaosregistry.cluster.layout import (
+    DEFAULT_BASE_PORT,
+    DEFAULT_SANDBOX_BASE_PORT,
+    DEFAULT_STATE_DIR,
+)
+from chaosregistry.cluster.lifecycle import down, status, up
+from chaosregistry.errors import ChaosRegistryError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChaosRegistryError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+_state_dir = click.option(
+    "--state-dir",
+    envvar="CHAOSREGISTRY_CLUSTER_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Where the cluster keeps everything.",
+)
+
+
+@click.group("cluster", cls=_Group)
+def cluster_group() -> None:
+    """A real single-node Kubernetes (built from Go modules) pulling from the sandbox."""
+
+
+@cluster_group.command("up")
+@_state_dir
+@click.option(
+    "--base-port",
+    default=DEFAULT_BASE_PORT,
+    show_default=True,
+    help="apiserver port; etcd, kubelet and the rest use the next few.",
+)
+@click.option(
+    "--sandbox-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Pull from this running sandbox instead of starting one in the state dir.",
+)
+@click.option(
+    "--sandbox-base-port",
+    default=DEFAULT_SANDBOX_BASE_PORT,
+    show_default=True,
+    help="Base port of the sandbox the cluster starts for itself.",
+)
+def up_command(
+    state_dir: Path, base_port: int, sandbox_dir: Path | None, sandbox_base_port: int
+) -> None:
+    """Build what is missing, start what is stopped, wait until the demo is Available."""
+    settings = up(
+        state_dir,
+        base_port=base_port,
+        sandbox_dir=sandbox_dir,
+        sandbox_base_port=sandbox_base_port,
+        progress=_progress,
+    )
+    click.echo(f"export KUBECONFIG={settings['kubeconfig']}")
+
+
+@cluster_group.command("down")
+@_state_dir
+def down_command(state_dir: Path) -> None:
+    """Stop every process, clean mounts, interfaces and cgroups, stop the cluster's sandbox."""
+    down(state_dir, progress=_progress)
+
+
+@cluster_group.command("status")
+@_state_dir
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(state_dir: Path, as_json: bool) -> None:
+    """Say which processes run, whether the node is Ready and the demo Available."""
+    result = status(state_dir)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for name, pid in result["processes"].items():
+            click.echo(f"{name:<24} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+        if result["node_ready"] is not None:
+            click.echo(f"{'node':<24} {result['node_detail']}")
+            click.echo(f"{'deployment demo':<24} {result['demo_detail']}")
+        click.echo(f"{'kubeconfig':<24} {result['kubeconfig']}")
+    if not result["running"]:
+        raise SystemExit(3)

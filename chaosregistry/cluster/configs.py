@@ -1,0 +1,255 @@
+"""Configuration files of the cluster's components: kubeconfigs, containerd, CNI, kubelet.
+
+Pure renderers plus ``write_configs``, which writes them all under the state directory.
+Files holding keys or registry credentials are written owner-only.
+"""
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaosregistry.cluster.layout import (
+    BRIDGE,
+    CGROUP_ROOT,
+    CNI_NETWORK,
+    NODE_IP,
+    NODE_NAME,
+    POD_SUBNET,
+    REGISTRY_HOST,
+    Layout,
+    Ports,
+)
+from chaosregistry.cluster.pki import Pki
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """How containerd reaches the sandbox: its client-facing URL and basic-auth credentials."""
+
+    url: str
+    username: str
+    password: str
+
+    @property
+    def authorization(self) -> str:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return f"Basic {token}"
+
+
+def kubeconfig(
+    *, server: str, ca_file: Path, cert_file: Path, key_file: Path, user: str, embed: bool
+) -> dict[str, Any]:
+    """A one-context kubeconfig; ``embed`` inlines the PEMs (for the user's copy)."""
+    cluster: dict[str, Any] = {"server": server}
+    credentials: dict[str, Any] = {}
+    if embed:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_file.read_bytes()).decode()
+        credentials["client-certificate-data"] = base64.b64encode(cert_file.read_bytes()).decode()
+        credentials["client-key-data"] = base64.b64encode(key_file.read_bytes()).decode()
+    else:
+        cluster["certificate-authority"] = str(ca_file)
+        credentials["client-certificate"] = str(cert_file)
+        credentials["client-key"] = str(key_file)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "chaosregistry", "cluster": cluster}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [
+            {"name": "chaosregistry", "context": {"cluster": "chaosregistry", "user": user}}
+        ],
+        "current-context": "chaosregistry",
+    }
+
+
+def containerd_config(layout: Layout, sandbox_image: str) -> str:
+    """containerd 1.6 config (version 2): every path under the state dir, its own socket."""
+    state = layout.path("containerd", "state")
+    return f"""version = 2
+root = "{layout.path("containerd", "root")}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
+
+[grpc]
+  address = "{layout.containerd_socket}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{layout.path("containerd", "opt")}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  disable_tcp_service = true
+  # Network namespaces as bind mounts under our state dir rather than /run/netns.
+  netns_mounts_under_state_dir = true
+  max_concurrent_downloads = 3
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "runc"
+        Root = "{layout.path("containerd", "runc")}"
+        SystemdCgroup = false
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{layout.cni_conf_dir}"
+    max_conf_num = 1
+
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{layout.registry_hosts_dir}"
+"""
+
+
+def registry_hosts_toml(access: RegistryAccess) -> str:
+    """hosts.toml for REGISTRY_HOST: every pull goes to the sandbox's client-facing hop.
+
+    The server itself is the hop too, so a failing mirror never falls back to a real name
+    lookup. Basic-auth rides as a header because hosts.toml has no credentials field, and the
+    pause image is pulled by containerd itself, where no imagePullSecret reaches.
+    """
+    url = access.url.rstrip("/")
+    auth = json.dumps(access.authorization)
+    return f"""server = "{url}"
+
+[header]
+  Authorization = {auth}
+
+[host."{url}"]
+  capabilities = ["pull", "resolve"]
+
+  [host."{url}".header]
+    Authorization = {auth}
+"""
+
+
+def cni_conflist(layout: Layout) -> dict[str, Any]:
+    """A bridge network of ours; no masquerading (pods need no way out), leases in the state dir."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": CNI_NETWORK,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": False,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": str(layout.cni_ipam_dir),
+                    "ranges": [[{"subnet": POD_SUBNET}]],
+                },
+            },
+        ],
+    }
+
+
+def kubelet_config(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": NODE_IP,
+        "port": ports.kubelet,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": ports.kubelet_healthz,
+        "tlsCertFile": str(pki.cert("kubelet-server")),
+        "tlsPrivateKeyFile": str(pki.key("kubelet-server")),
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(pki.ca_cert)},
+        },
+        "authorization": {"mode": "Webhook"},
+        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{CGROUP_ROOT}",
+        # The host runs cgroup v1; 1.34 still allows it (see versions.py), say so explicitly.
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        # No KUBE-FIREWALL / KUBE-IPTABLES-HINT chains: we keep the host's iptables untouched.
+        "makeIPTablesUtilChains": False,
+        "podLogsDir": str(layout.pod_logs_dir),
+        "resolvConf": "/etc/resolv.conf",
+        "serializeImagePulls": False,
+        "maxParallelImagePulls": 3,
+        "imageMinimumGCAge": "24h",
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "2%",
+            "imagefs.available": "2%",
+        },
+        "nodeStatusReportFrequency": "10s",
+        "syncFrequency": "10s",
+        "fileCheckFrequency": "10s",
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+        "registerNode": True,
+        "enableDebuggingHandlers": True,
+        "localStorageCapacityIsolation": True,
+        "containerLogMaxSize": "5Mi",
+        "containerLogMaxFiles": 2,
+        "shutdownGracePeriod": "0s",
+    }
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def write_configs(
+    layout: Layout,
+    pki: Pki,
+    ports: Ports,
+    access: RegistryAccess,
+    sandbox_image: str,
+) -> None:
+    """Write every config file (kubeconfigs, containerd, hosts.toml, CNI, kubelet)."""
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    components = {
+        "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
+        "kube-scheduler": ("scheduler", "system:kube-scheduler"),
+        "kubelet": ("kubelet-client", f"system:node:{NODE_NAME}"),
+    }
+    for component, (cert, user) in components.items():
+        config = kubeconfig(
+            server=server,
+            ca_file=pki.ca_cert,
+            cert_file=pki.cert(cert),
+            key_file=pki.key(cert),
+            user=user,
+            embed=False,
+        )
+        write_private(layout.component_kubeconfig(component), yaml.safe_dump(config))
+    admin = kubeconfig(
+        server=server,
+        ca_file=pki.ca_cert,
+        cert_file=pki.cert("admin"),
+        key_file=pki.key("admin"),
+        user="kubernetes-admin",
+        embed=True,
+    )
+    write_private(layout.kubeconfig, yaml.safe_dump(admin))
+    write_private(layout.containerd_config, containerd_config(layout, sandbox_image))
+    write_private(
+        layout.registry_hosts_dir / REGISTRY_HOST / "hosts.toml", registry_hosts_toml(access)
+    )
+    conflist = layout.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
+    conflist.write_text(json.dumps(cni_conflist(layout), indent=2) + "\n")
+    layout.kubelet_config.write_text(yaml.safe_dump(kubelet_config(layout, pki, ports)))

@@ -1,0 +1,283 @@
+"""What the cluster changes on the host, and how ``down`` puts it back.
+
+``up`` adds: an interface (a port-less bridge) with the node address, a cgroup
+``/chaosregistry`` in each cgroup v1 hierarchy (the kubelet's ``cgroupRoot``), and, through the
+kubelet and the bridge plugin, a few sysctls (recorded first and restored by ``down``). Running
+pods add a bridge, veth pairs, network namespaces (bind-mounted under the state dir), overlay
+and tmpfs mounts, CNI result files and /var/log/containers links. ``leftovers`` lists whatever
+of that remains; ``clean_host`` removes it.
+"""
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.cluster.layout import (
+    BRIDGE,
+    CGROUP_ROOT,
+    CNI_NETWORK,
+    NODE_INTERFACE,
+    NODE_IP,
+    POD_SUBNET,
+    Layout,
+    read_json,
+    write_json,
+)
+from chaosregistry.cluster.processes import ClusterError, kill_pids
+
+CGROUP_V1 = Path("/sys/fs/cgroup")
+# The kubelet sets these unless protectKernelDefaults; the bridge plugin turns on forwarding.
+SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "net/ipv4/ip_forward",
+)
+CNI_CACHE = Path("/var/lib/cni/results")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(
+        ["ip", *args], capture_output=True, text=True, check=False, timeout=10
+    )
+    if check and completed.returncode != 0:
+        raise ClusterError(f"ip {' '.join(args)}: {completed.stderr.strip()}")
+    return completed
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def ensure_node_interface() -> None:
+    """An interface carrying NODE_IP (kubelet refuses a loopback node address).
+
+    A port-less bridge rather than a dummy link: the test machines' kernels lack the dummy
+    driver (CONFIG_DUMMY is not set), while bridges are built in. Its address is local all
+    the same, so traffic to it never leaves the host.
+    """
+    if not link_exists(NODE_INTERFACE):
+        _ip("link", "add", NODE_INTERFACE, "type", "bridge")
+    addresses = _ip("-o", "-4", "addr", "show", "dev", NODE_INTERFACE).stdout
+    if f" {NODE_IP}/" not in addresses:
+        _ip("addr", "add", f"{NODE_IP}/32", "dev", NODE_INTERFACE)
+    _ip("link", "set", NODE_INTERFACE, "up")
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """The mounted cgroup v1 hierarchies (named ones like ``systemd`` included)."""
+    if not CGROUP_V1.is_dir():
+        return []
+    return sorted(
+        p
+        for p in CGROUP_V1.iterdir()
+        if p.is_dir()
+        and not p.is_symlink()
+        and p.name != "unified"
+        and (p / "cgroup.procs").exists()
+    )
+
+
+def ensure_cgroup_root() -> None:
+    """Create ``/chaosregistry`` in every hierarchy; cpuset needs its cpus/mems filled in."""
+    for hierarchy in cgroup_hierarchies():
+        ours = hierarchy / CGROUP_ROOT
+        ours.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if not (ours / knob).read_text().strip():
+                    (ours / knob).write_text((hierarchy / knob).read_text())
+
+
+def _cgroup_dirs() -> list[Path]:
+    """Every cgroup directory of ours, deepest first."""
+    found: list[Path] = []
+    for hierarchy in cgroup_hierarchies():
+        root = hierarchy / CGROUP_ROOT
+        if root.is_dir():
+            found += [Path(dirpath) for dirpath, _, _ in os.walk(root)]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def cgroup_pids() -> list[int]:
+    pids: set[int] = set()
+    for directory in _cgroup_dirs():
+        with contextlib.suppress(OSError):
+            pids.update(int(x) for x in (directory / "cgroup.procs").read_text().split())
+    return sorted(pids)
+
+
+def record_sysctls(layout: Layout) -> None:
+    """Remember the sysctls' values before the cluster first changes them (kept across ups)."""
+    state = read_json(layout.host_state_file) or {}
+    if "sysctls" in state:
+        return
+    values = {}
+    for key in SYSCTLS:
+        with contextlib.suppress(OSError):
+            values[key] = Path("/proc/sys", key).read_text().strip()
+    state["sysctls"] = values
+    write_json(layout.host_state_file, state)
+
+
+def restore_sysctls(layout: Layout) -> list[str]:
+    """Put recorded sysctls back; returns the keys that could not be restored."""
+    state = read_json(layout.host_state_file) or {}
+    failed = []
+    for key, value in (state.get("sysctls") or {}).items():
+        path = Path("/proc/sys", key)
+        try:
+            if path.read_text().strip() != value:
+                path.write_text(value)
+        except OSError:
+            failed.append(key)
+    if not failed:
+        layout.host_state_file.unlink(missing_ok=True)
+    return failed
+
+
+def _unescape_mount(field: str) -> str:
+    return field.encode().decode("unicode_escape")
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or below ``root``, deepest first."""
+    prefix = str(root).rstrip("/")
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = _unescape_mount(line.split()[4])
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(set(points), key=lambda p: (p.count("/"), p), reverse=True)
+
+
+def unmount_all(root: Path) -> list[str]:
+    """Unmount (lazily, deepest first) everything mounted below ``root``; returns failures."""
+    for _ in range(3):
+        points = mounts_under(root)
+        if not points:
+            return []
+        for point in points:
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=10)
+    return mounts_under(root)
+
+
+def veths_on_bridge() -> list[str]:
+    bridge_ports = Path("/sys/class/net", BRIDGE, "brif")
+    return sorted(p.name for p in bridge_ports.iterdir()) if bridge_ports.is_dir() else []
+
+
+def all_veths() -> list[str]:
+    return sorted(
+        p.name
+        for p in Path("/sys/class/net").iterdir()
+        if (p / "ifindex").exists() and _link_kind(p.name) == "veth"
+    )
+
+
+def _link_kind(name: str) -> str:
+    completed = _ip("-d", "-j", "link", "show", "dev", name, check=False)
+    try:
+        info: list[dict[str, Any]] = json.loads(completed.stdout or "[]")
+        return str(info[0].get("linkinfo", {}).get("info_kind", ""))
+    except (ValueError, IndexError):
+        return ""
+
+
+def remove_links() -> list[str]:
+    """Delete veths on our bridge, the bridge and the node interface; returns failures."""
+    failed = []
+    for name in [*veths_on_bridge(), BRIDGE, NODE_INTERFACE]:
+        if link_exists(name) and _ip("link", "del", name, check=False).returncode != 0:
+            failed.append(name)
+    return failed
+
+
+def remove_cgroups() -> list[str]:
+    failed = []
+    for directory in _cgroup_dirs():
+        try:
+            directory.rmdir()
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                failed.append(str(directory))
+    return failed
+
+
+def remove_runtime_files(layout: Layout) -> None:
+    """CNI result cache entries of our network and kubelet's log links into our state dir."""
+    if CNI_CACHE.is_dir():
+        for entry in CNI_CACHE.glob(f"{CNI_NETWORK}-*"):
+            entry.unlink(missing_ok=True)
+    if CONTAINER_LOG_LINKS.is_dir():
+        for link in CONTAINER_LOG_LINKS.iterdir():
+            with contextlib.suppress(OSError):
+                if link.is_symlink() and os.readlink(link).startswith(str(layout.state_dir)):
+                    link.unlink()
+    # Pod IP leases: every pod is gone, so are they.
+    if layout.cni_ipam_dir.is_dir():
+        for lease in layout.cni_ipam_dir.rglob("*"):
+            if lease.is_file():
+                lease.unlink()
+
+
+def iptables_rules_of_ours() -> list[str]:
+    """iptables-save lines naming our bridge, our subnets or kubelet's KUBE- chains."""
+    markers = (BRIDGE, POD_SUBNET, NODE_IP, "KUBE-")
+    lines = []
+    for tool in ("iptables-save", "ip6tables-save"):
+        try:
+            out = subprocess.run([tool], capture_output=True, text=True, check=False, timeout=20)
+        except FileNotFoundError:
+            continue
+        lines += [
+            f"{tool}: {line}"
+            for line in out.stdout.splitlines()
+            if any(marker in line for marker in markers)
+        ]
+    return lines
+
+
+def netns_of_ours(layout: Layout) -> list[str]:
+    """Network namespaces bind-mounted under our state dir (containerd puts them there)."""
+    return [point for point in mounts_under(layout.state_dir) if "/netns/" in point]
+
+
+def leftovers(layout: Layout, processes: list[int]) -> dict[str, list[Any]]:
+    """Everything of ours still on the host; every list empty after a clean ``down``."""
+    links = [name for name in (BRIDGE, NODE_INTERFACE) if link_exists(name)]
+    return {
+        "processes": processes,
+        "cgroup_processes": cgroup_pids(),
+        "mounts": mounts_under(layout.state_dir),
+        "netns": netns_of_ours(layout),
+        "interfaces": links + veths_on_bridge(),
+        "iptables": iptables_rules_of_ours(),
+        "cgroups": [str(p) for p in _cgroup_dirs()],
+    }
+
+
+def clean_host(layout: Layout) -> dict[str, list[str]]:
+    """Kill what runs in our cgroups, unmount, delete links and cgroups, restore sysctls."""
+    problems: dict[str, list[str]] = {}
+    survivors = kill_pids(cgroup_pids(), grace=2.0)
+    if survivors:
+        problems["cgroup_processes"] = [str(pid) for pid in survivors]
+    if stuck := unmount_all(layout.state_dir):
+        problems["mounts"] = stuck
+    if failed := remove_links():
+        problems["interfaces"] = failed
+    if failed := remove_cgroups():
+        problems["cgroups"] = failed
+    remove_runtime_files(layout)
+    if failed := restore_sysctls(layout):
+        problems["sysctls"] = failed
+    return problems

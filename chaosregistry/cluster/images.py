@@ -1,0 +1,167 @@
+"""The cluster's images, built here from Debian's busybox-static and pushed to the sandbox.
+
+Nothing is downloaded: each image is one OCI layer (a reproducible tar of ``/bin/busybox``
+plus a few applet links), a config and a manifest, uploaded with httpx through the registry
+API (monolithic blob uploads, then the manifest). Pods name them under ``REGISTRY_HOST``, which
+containerd maps to the sandbox's client-facing hop.
+
+* ``cluster/pause`` is the pod sandbox ("pause") image: busybox ``sleep`` as PID 1. containerd
+  stops sandboxes with SIGKILL, so it needs no signal handling.
+* ``demo/app`` is the demo workload: a shell loop that exits at once on SIGTERM.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from chaosregistry.cluster.layout import REGISTRY_HOST
+from chaosregistry.cluster.processes import ClusterError
+
+BUSYBOX = Path("/bin/busybox")
+APPLETS = ("sh", "sleep", "true", "false", "echo", "cat", "ls", "ps", "wget", "env", "hostname")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+
+PAUSE_REPOSITORY = "cluster/pause"
+PAUSE_TAG = "1"
+DEMO_REPOSITORY = "demo/app"
+DEMO_TAG = "1"
+# Never pushed: the bad-tag rollout points at it.
+MISSING_TAG = "does-not-exist"
+
+
+def image_name(repository: str, tag: str) -> str:
+    """The name pods and containerd use for ``repository:tag``."""
+    return f"{REGISTRY_HOST}/{repository}:{tag}"
+
+
+@dataclass(frozen=True)
+class Blob:
+    media_type: str
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+    def descriptor(self) -> dict[str, object]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    tag: str
+    layer: Blob
+    config: Blob
+    manifest: Blob
+
+
+def busybox_layer_tar(busybox: Path = BUSYBOX) -> bytes:
+    """A reproducible tar: /bin/busybox, applet symlinks, an empty /tmp (1777)."""
+    if not busybox.is_file():
+        raise ClusterError(f"{busybox} missing: install the Debian package busybox-static")
+    data = busybox.read_bytes()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, mode in (("bin", 0o755), ("tmp", 0o1777), ("etc", 0o755)):
+            entry = tarfile.TarInfo(name)
+            entry.type, entry.mode = tarfile.DIRTYPE, mode
+            tar.addfile(entry)
+        binary = tarfile.TarInfo("bin/busybox")
+        binary.size, binary.mode = len(data), 0o755
+        tar.addfile(binary, io.BytesIO(data))
+        for applet in APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname, link.mode = tarfile.SYMTYPE, "busybox", 0o777
+            tar.addfile(link)
+    return out.getvalue()
+
+
+def build_image(repository: str, tag: str, entrypoint: list[str], layer_tar: bytes) -> Image:
+    layer = Blob(OCI_LAYER, gzip.compress(layer_tar, mtime=0))
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Entrypoint": entrypoint, "WorkingDir": "/"},
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()],
+        },
+        "history": [{"created_by": "chaosregistry cluster: busybox-static from Debian"}],
+    }
+    config_blob = Blob(OCI_CONFIG, json.dumps(config, sort_keys=True).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config_blob.descriptor(),
+        "layers": [layer.descriptor()],
+    }
+    manifest_blob = Blob(OCI_MANIFEST, json.dumps(manifest, sort_keys=True).encode())
+    return Image(repository, tag, layer, config_blob, manifest_blob)
+
+
+def cluster_images() -> list[Image]:
+    layer_tar = busybox_layer_tar()
+    return [
+        build_image(PAUSE_REPOSITORY, PAUSE_TAG, ["/bin/sleep", "2147483647"], layer_tar),
+        build_image(
+            DEMO_REPOSITORY,
+            DEMO_TAG,
+            ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
+            layer_tar,
+        ),
+    ]
+
+
+def _check(response: httpx.Response, what: str, expected: int) -> None:
+    if response.status_code != expected:
+        raise ClusterError(f"push {what}: HTTP {response.status_code} {response.text[:200]}")
+
+
+def _push_blob(client: httpx.Client, repository: str, blob: Blob) -> None:
+    if client.head(f"/v2/{repository}/blobs/{blob.digest}").status_code == 200:
+        return
+    started = client.post(f"/v2/{repository}/blobs/uploads/")
+    _check(started, f"{repository} upload start", 202)
+    location = httpx.URL(started.headers["Location"])
+    # Keep the upload's own query (its state) and add the digest to it.
+    finished = client.put(
+        location.copy_add_param("digest", blob.digest),
+        content=blob.data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    _check(finished, f"{repository}@{blob.digest}", 201)
+
+
+def push_images(registry_url: str, username: str, password: str, images: list[Image]) -> int:
+    """Push each image unless the registry already has its tag at the same digest.
+
+    Returns how many were pushed. Raises ClusterError on any refused step.
+    """
+    pushed = 0
+    with httpx.Client(base_url=registry_url, auth=(username, password), timeout=TIMEOUT) as client:
+        for image in images:
+            head = client.head(
+                f"/v2/{image.repository}/manifests/{image.tag}", headers={"Accept": OCI_MANIFEST}
+            )
+            if head.headers.get("Docker-Content-Digest") == image.manifest.digest:
+                continue
+            _push_blob(client, image.repository, image.layer)
+            _push_blob(client, image.repository, image.config)
+            response = client.put(
+                f"/v2/{image.repository}/manifests/{image.tag}",
+                content=image.manifest.data,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+            _check(response, f"{image.repository}:{image.tag} manifest", 201)
+            pushed += 1
+    return pushed

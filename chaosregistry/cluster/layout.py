@@ -1,0 +1,220 @@
+"""Where one test cluster keeps everything, which ports and addresses it uses.
+
+Everything lives under one state directory (default ``./runs/cluster``)::
+
+    cluster.json              settings of this cluster (ports, node, registry) + sandbox endpoints
+    kubeconfig                admin kubeconfig for the user (``KUBECONFIG=<state>/kubeconfig``)
+    pki/                      CA, leaf certs, service-account key pair (0700)
+    kubeconfigs/              one per component (controller-manager, scheduler, kubelet)
+    etcd/                     etcd data
+    containerd/               config.toml, root/, state/, certs.d/<registry>/hosts.toml, socket
+    cni/net.d/  cni/ipam/     the bridge network's conflist and host-local's leases
+    kubelet/                  config.yaml and the kubelet root dir (root/)
+    sandbox/                  the embedded registry sandbox this cluster pulls from
+    logs/<process>.log  pids/<process>.pid  host-state.json (sysctls to restore at down)
+
+Ports are ``base_port + offset`` (all on 127.0.0.1 except the kubelet, which listens on the node
+address). The node address lives on an interface of ours (a port-less bridge), because the
+kubelet refuses a loopback node IP; pods get addresses from a bridge of ours. No traffic leaves
+the machine.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.errors import ConfigError
+
+DEFAULT_STATE_DIR = Path("runs/cluster")
+DEFAULT_BASE_PORT = 16440
+# A different range from the sandbox's default (15000..15049).
+DEFAULT_SANDBOX_BASE_PORT = 15100
+PORT_SPAN = 10
+
+NODE_NAME = "chaosregistry-node"
+# An interface of ours carries the node address (kubelet's nodeIP must not be loopback).
+NODE_INTERFACE = "chaosreg-node0"
+NODE_IP = "10.213.0.1"
+BRIDGE = "chaosreg-cni0"
+CNI_NETWORK = "chaosregistry"
+POD_SUBNET = "10.214.0.0/24"
+SERVICE_SUBNET = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"
+# Every pod cgroup of ours lives under this cgroup (in every cgroup v1 hierarchy).
+CGROUP_ROOT = "chaosregistry"
+# The image host name pods use; containerd maps it to the sandbox through hosts.toml.
+REGISTRY_HOST = "registry.chaosregistry.test"
+DEMO_NAMESPACE = "chaos-demo"
+CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
+
+PROCESS_NAMES = (
+    "containerd",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+)
+
+
+@dataclass(frozen=True)
+class Ports:
+    base: int
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.base <= 65535 - PORT_SPAN:
+            raise ConfigError(f"base port {self.base} out of range (1024..{65535 - PORT_SPAN})")
+
+    @property
+    def apiserver(self) -> int:
+        return self.base
+
+    @property
+    def etcd_client(self) -> int:
+        return self.base + 1
+
+    @property
+    def etcd_peer(self) -> int:
+        return self.base + 2
+
+    @property
+    def kubelet(self) -> int:
+        return self.base + 3
+
+    @property
+    def kubelet_healthz(self) -> int:
+        return self.base + 4
+
+    @property
+    def controller_manager(self) -> int:
+        return self.base + 5
+
+    @property
+    def scheduler(self) -> int:
+        return self.base + 6
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one cluster; ``state_dir`` is always absolute."""
+
+    state_dir: Path
+
+    @classmethod
+    def at(cls, state_dir: Path | str) -> "Layout":
+        return cls(Path(state_dir).expanduser().resolve())
+
+    def path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)
+
+    @property
+    def settings_file(self) -> Path:
+        return self.path("cluster.json")
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.path("kubeconfig")
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.path("pki")
+
+    def component_kubeconfig(self, name: str) -> Path:
+        return self.path("kubeconfigs", f"{name}.kubeconfig")
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.path("etcd", "data")
+
+    @property
+    def containerd_dir(self) -> Path:
+        return self.path("containerd")
+
+    @property
+    def containerd_config(self) -> Path:
+        return self.path("containerd", "config.toml")
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.path("containerd", "containerd.sock")
+
+    @property
+    def registry_hosts_dir(self) -> Path:
+        return self.path("containerd", "certs.d")
+
+    @property
+    def cni_conf_dir(self) -> Path:
+        return self.path("cni", "net.d")
+
+    @property
+    def cni_ipam_dir(self) -> Path:
+        return self.path("cni", "ipam")
+
+    @property
+    def kubelet_config(self) -> Path:
+        return self.path("kubelet", "config.yaml")
+
+    @property
+    def kubelet_root(self) -> Path:
+        return self.path("kubelet", "root")
+
+    @property
+    def pod_logs_dir(self) -> Path:
+        return self.path("kubelet", "pod-logs")
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.path("sandbox")
+
+    @property
+    def host_state_file(self) -> Path:
+        return self.path("host-state.json")
+
+    def log_file(self, name: str) -> Path:
+        return self.path("logs", f"{name}.log")
+
+    def pid_file(self, name: str) -> Path:
+        return self.path("pids", f"{name}.pid")
+
+    def cert_dir(self, component: str) -> Path:
+        """Where a component may write self-signed certs it makes (never /var/run/kubernetes)."""
+        return self.path("certs", component)
+
+    def make_dirs(self) -> None:
+        for directory in (
+            self.path("logs"),
+            self.path("pids"),
+            self.path("kubeconfigs"),
+            self.path("etcd"),
+            self.containerd_dir,
+            self.registry_hosts_dir,
+            self.cni_conf_dir,
+            self.cni_ipam_dir,
+            self.kubelet_root,
+            self.pod_logs_dir,
+            self.cert_dir("kube-apiserver"),
+            self.cert_dir("kube-controller-manager"),
+            self.cert_dir("kube-scheduler"),
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.etcd_data.parent.chmod(0o700)
+        self.path("kubeconfigs").chmod(0o700)
+        self.containerd_dir.chmod(0o700)
+
+
+def write_json(path: Path, value: Any, *, private: bool = False) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if private:
+        tmp.touch(mode=0o600, exist_ok=True)
+        tmp.chmod(0o600)
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

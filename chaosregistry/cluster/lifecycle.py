@@ -1,0 +1,393 @@
+"""``up``, ``down`` and ``status`` of the single-node test cluster.
+
+``up`` is idempotent: it builds (or finds cached) binaries, starts (or keeps) the registry
+sandbox, pushes the cluster's images, writes PKI and configs, starts each process that is not
+running and waits for it, then makes sure of the node, the namespace, Chaos Mesh's CRDs and the
+demo Deployment. ``down`` drains the node (pods deleted so the runtime tears their networks
+down properly), stops every process, cleans what is left on the host and verifies nothing of
+ours remains. One file lock per state dir keeps two of them from running at once.
+"""
+
+import fcntl
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lightkube import Client
+from lightkube.resources.core_v1 import Pod
+
+from chaosregistry import kube
+from chaosregistry.cluster import components, versions
+from chaosregistry.cluster.build import Binaries, ensure_binaries
+from chaosregistry.cluster.configs import RegistryAccess, write_configs
+from chaosregistry.cluster.crds import install_chaos_mesh_crds
+from chaosregistry.cluster.host import (
+    clean_host,
+    ensure_cgroup_root,
+    ensure_node_interface,
+    leftovers,
+    netns_of_ours,
+    record_sysctls,
+)
+from chaosregistry.cluster.images import (
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    cluster_images,
+    image_name,
+    push_images,
+)
+from chaosregistry.cluster.layout import (
+    DEFAULT_BASE_PORT,
+    DEFAULT_SANDBOX_BASE_PORT,
+    DEMO_NAMESPACE,
+    NODE_IP,
+    NODE_NAME,
+    PROCESS_NAMES,
+    SERVICE_IP,
+    Layout,
+    Ports,
+    read_json,
+    write_json,
+)
+from chaosregistry.cluster.pki import Pki, cluster_cert_specs, ensure_pki
+from chaosregistry.cluster.processes import (
+    ClusterError,
+    ProcessSpec,
+    kill_pids,
+    running_pid,
+    start,
+    stop,
+    strays,
+)
+from chaosregistry.cluster.readiness import (
+    deployment_available,
+    http_ok,
+    https_ok,
+    node_ready,
+    unix_socket_answers,
+    wait_until,
+)
+from chaosregistry.cluster.workloads import (
+    DEMO_NAME,
+    apply_objects,
+    chaos_namespace,
+    demo_deployment,
+)
+from chaosregistry.errors import ConfigError
+
+Progress = Callable[[str], None]
+
+REQUIRED_FILES = {
+    "/usr/bin/containerd": "containerd",
+    "/usr/bin/containerd-shim-runc-v2": "containerd",
+    "/usr/sbin/runc": "runc",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "/usr/lib/cni/host-local": "containernetworking-plugins",
+    "/usr/lib/cni/loopback": "containernetworking-plugins",
+    "/bin/busybox": "busybox-static",
+}
+# A unix socket path must fit in sockaddr_un (108 bytes, containerd adds ".ttrpc").
+MAX_SOCKET_PATH = 100
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _state_lock(layout: Layout) -> Iterator[None]:
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    with (layout.state_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClusterError(
+                f"another cluster up/down is running on {layout.state_dir}"
+            ) from None
+        yield
+
+
+def _check_host(layout: Layout) -> None:
+    if os.geteuid() != 0:
+        raise ConfigError("the test cluster needs root (kubelet, containerd, network setup)")
+    missing = sorted({pkg for path, pkg in REQUIRED_FILES.items() if not Path(path).exists()})
+    if missing:
+        raise ConfigError(
+            f"missing Debian packages: {' '.join(missing)} (make setup installs them)"
+        )
+    for tool in ("ip", "umount"):
+        if shutil.which(tool) is None:
+            raise ConfigError(f"{tool} not found on PATH")
+    if len(str(layout.containerd_socket)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"state dir {layout.state_dir} is too deep: containerd's socket path must stay "
+            f"under {MAX_SOCKET_PATH} characters"
+        )
+
+
+def _settings(
+    layout: Layout, base_port: int, sandbox_base_port: int, sandbox_dir: Path | None
+) -> dict[str, Any]:
+    """The cluster's settings; a running cluster keeps the ports it was started with."""
+    previous = read_json(layout.settings_file) or {}
+    running = any(running_pid(layout, name) for name in PROCESS_NAMES)
+    if running and previous.get("base_port") not in (None, base_port):
+        raise ConfigError(
+            f"{layout.state_dir} runs a cluster on base port {previous['base_port']}, "
+            f"not {base_port}: run down first"
+        )
+    return {
+        "state_dir": str(layout.state_dir),
+        "base_port": base_port,
+        "sandbox_base_port": sandbox_base_port,
+        "sandbox_dir": str(sandbox_dir or layout.sandbox_dir),
+        "sandbox_owned": sandbox_dir is None,
+        "kubernetes_version": versions.KUBERNETES_VERSION,
+        "etcd_version": versions.ETCD_VERSION,
+        "chaos_mesh_api_version": versions.CHAOS_MESH_API_VERSION,
+        "node_name": NODE_NAME,
+        "node_ip": NODE_IP,
+    }
+
+
+def _start_sandbox(layout: Layout, settings: dict[str, Any], say: Progress) -> dict[str, Any]:
+    from chaosregistry import sandbox
+
+    if settings["sandbox_owned"]:
+        say(f"sandbox: starting the registry sandbox in {settings['sandbox_dir']}")
+        return dict(
+            sandbox.up(
+                settings["sandbox_dir"],
+                base_port=settings["sandbox_base_port"],
+                progress=lambda m: say(f"sandbox: {m}"),
+            )
+        )
+    return dict(sandbox.load_endpoints(settings["sandbox_dir"]))
+
+
+def _registry_access(endpoints: dict[str, Any]) -> tuple[RegistryAccess, str]:
+    import json
+
+    credentials = json.loads(Path(endpoints["credentials_file"]).read_text())
+    access = RegistryAccess(
+        url=str(endpoints["registry"]),
+        username=str(credentials["username"]),
+        password=str(credentials["password"]),
+    )
+    return access, str(endpoints.get("registry_direct") or endpoints["registry"])
+
+
+def _specs(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -> list[ProcessSpec]:
+    return [
+        components.containerd(layout),
+        components.etcd(binaries, layout, pki, ports),
+        components.kube_apiserver(binaries, layout, pki, ports),
+        components.kube_controller_manager(binaries, layout, pki, ports),
+        components.kube_scheduler(binaries, layout, ports),
+        components.kubelet(binaries, layout),
+    ]
+
+
+def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[], str | None]]:
+    return {
+        "containerd": lambda: unix_socket_answers(layout.containerd_socket),
+        "etcd": lambda: https_ok(
+            f"https://127.0.0.1:{ports.etcd_client}/health", pki, "apiserver-etcd-client"
+        ),
+        "kube-apiserver": lambda: https_ok(
+            f"https://127.0.0.1:{ports.apiserver}/readyz", pki, "admin"
+        ),
+        "kube-controller-manager": lambda: https_ok(
+            f"https://127.0.0.1:{ports.controller_manager}/healthz"
+        ),
+        "kube-scheduler": lambda: https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
+        "kubelet": lambda: http_ok(f"http://127.0.0.1:{ports.kubelet_healthz}/healthz"),
+    }
+
+
+def _start_processes(
+    layout: Layout,
+    specs: list[ProcessSpec],
+    checks: dict[str, Callable[[], str | None]],
+    say: Progress,
+) -> None:
+    for spec in specs:
+        pid = running_pid(layout, spec.name)
+        if pid is not None:
+            say(f"{spec.name}: already running (pid {pid})")
+        else:
+            started = time.monotonic()
+            pid = start(layout, spec)
+            say(f"{spec.name}: started (pid {pid}), log {layout.log_file(spec.name)}")
+            wait_until(spec.name, checks[spec.name], timeout=90, layout=layout, process=spec.name)
+            say(f"{spec.name}: ready in {time.monotonic() - started:.1f} s")
+
+
+def admin_client(state_dir: Path | str, *, timeout: float = kube.DEFAULT_TIMEOUT) -> Client:
+    """A client with the cluster admin's credentials (``<state>/kubeconfig``)."""
+    return kube.client(Layout.at(state_dir).kubeconfig, timeout=timeout)
+
+
+def up(
+    state_dir: Path | str,
+    *,
+    base_port: int = DEFAULT_BASE_PORT,
+    sandbox_dir: Path | str | None = None,
+    sandbox_base_port: int = DEFAULT_SANDBOX_BASE_PORT,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Bring the cluster up (or keep it); returns the settings with ``kubeconfig`` and timings.
+
+    ``sandbox_dir`` names a running sandbox to pull from; by default the cluster starts its own
+    in ``<state>/sandbox`` on ``sandbox_base_port``. Raises ``ConfigError`` for a host that
+    lacks something, ``ClusterError``/``BuildError`` naming the failing piece and its log.
+    """
+    say = progress or _to_stderr
+    layout = Layout.at(state_dir)
+    ports = Ports(base_port)
+    _check_host(layout)
+    started = time.monotonic()
+    with _state_lock(layout):
+        settings = _settings(
+            layout,
+            base_port,
+            sandbox_base_port,
+            Path(sandbox_dir).resolve() if sandbox_dir else None,
+        )
+        layout.make_dirs()
+        binaries = ensure_binaries(say)
+        endpoints = _start_sandbox(layout, settings, say)
+        access, push_url = _registry_access(endpoints)
+        pushed = push_images(push_url, access.username, access.password, cluster_images())
+        say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
+        pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))
+        write_configs(layout, pki, ports, access, image_name(PAUSE_REPOSITORY, PAUSE_TAG))
+        record_sysctls(layout)
+        ensure_node_interface()
+        ensure_cgroup_root()
+        settings.update(
+            kubeconfig=str(layout.kubeconfig),
+            apiserver=f"https://127.0.0.1:{ports.apiserver}",
+            registry=access.url,
+            sandbox_endpoints=endpoints,
+        )
+        write_json(layout.settings_file, settings)
+        _start_processes(
+            layout, _specs(binaries, layout, pki, ports), _readiness(layout, pki, ports), say
+        )
+        client = admin_client(layout.state_dir)
+        wait_until(
+            "node",
+            lambda: node_ready(client, NODE_NAME),
+            timeout=120,
+            layout=layout,
+            process="kubelet",
+        )
+        say(f"node {NODE_NAME}: Ready")
+        apply_objects(client, [chaos_namespace()])
+        install_chaos_mesh_crds(client, say)
+        apply_objects(client, [demo_deployment()])
+        wait_until(
+            f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}",
+            lambda: deployment_available(client, DEMO_NAMESPACE, DEMO_NAME),
+            timeout=180,
+            layout=layout,
+            process="kubelet",
+            interval=1.0,
+        )
+        seconds = time.monotonic() - started
+        say(f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}: Available")
+        say(f"ready in {seconds:.0f} s: export KUBECONFIG={layout.kubeconfig}")
+        settings["up_seconds"] = round(seconds, 1)
+        write_json(layout.settings_file, settings)
+        return settings
+
+
+def _drain(layout: Layout, say: Progress) -> None:
+    """Delete every pod while the kubelet runs, so containerd tears each network down itself."""
+    ports = Ports(int((read_json(layout.settings_file) or {}).get("base_port", DEFAULT_BASE_PORT)))
+    if running_pid(layout, "kubelet") is None or running_pid(layout, "kube-apiserver") is None:
+        return
+    if https_ok(f"https://127.0.0.1:{ports.apiserver}/readyz", Pki(layout.pki_dir), "admin"):
+        return
+    # Nothing may recreate the pods while they go.
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        stop(layout, name)
+    client = admin_client(layout.state_dir, timeout=10)
+    try:
+        with kube.translated():
+            pods = list(client.list(Pod, namespace="*"))
+            for pod in pods:
+                meta = pod.metadata
+                if meta is not None and meta.name:
+                    client.delete(Pod, meta.name, namespace=meta.namespace, grace_period=0)
+    except kube.KubeError as exc:
+        say(f"drain: {exc}; cleaning up by force")
+        return
+    say(f"drain: deleted {len(pods)} pods, waiting for their sandboxes to stop")
+    deadline = time.monotonic() + 40
+    while netns_of_ours(layout) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str, list[Any]]:
+    """Stop everything of the cluster (and its own sandbox); returns what is left (all empty).
+
+    Raises ``ClusterError`` listing anything of ours that survives.
+    """
+    say = progress or _to_stderr
+    layout = Layout.at(state_dir)
+    if not layout.state_dir.is_dir():
+        raise ConfigError(f"{layout.state_dir}: no cluster state directory")
+    with _state_lock(layout):
+        settings = read_json(layout.settings_file) or {}
+        _drain(layout, say)
+        for name in reversed(PROCESS_NAMES):
+            if stop(layout, name):
+                say(f"{name}: stopped")
+        left = kill_pids(strays(layout))
+        problems = clean_host(layout)
+        if settings.get("sandbox_owned") and Path(settings.get("sandbox_dir", "")).is_dir():
+            from chaosregistry import sandbox
+
+            sandbox.down(settings["sandbox_dir"])
+            say("sandbox: stopped")
+        remaining = leftovers(layout, strays(layout) + left)
+        if any(remaining.values()) or problems:
+            detail = {k: v for k, v in remaining.items() if v} | problems
+            raise ClusterError(f"down left things behind: {detail}")
+        say("down: no process, mount, interface, netns or iptables rule of ours is left")
+        return remaining
+
+
+def status(state_dir: Path | str) -> dict[str, Any]:
+    """``{"state_dir", "running", "processes": {name: pid|None}, "node_ready", "demo", ...}``."""
+    layout = Layout.at(state_dir)
+    settings = read_json(layout.settings_file) or {}
+    processes = {name: running_pid(layout, name) for name in PROCESS_NAMES}
+    result: dict[str, Any] = {
+        "state_dir": str(layout.state_dir),
+        "kubeconfig": str(layout.kubeconfig),
+        "kubernetes_version": settings.get("kubernetes_version"),
+        "processes": processes,
+        "running": all(processes.values()),
+        "node_ready": None,
+        "demo_available": None,
+    }
+    if processes["kube-apiserver"] and layout.kubeconfig.is_file():
+        try:
+            client = admin_client(layout.state_dir, timeout=5)
+            node_problem = node_ready(client, NODE_NAME)
+            demo_problem = deployment_available(client, DEMO_NAMESPACE, DEMO_NAME)
+        except kube.KubeError as exc:
+            node_problem = demo_problem = str(exc)
+        result["node_ready"] = node_problem is None
+        result["node_detail"] = node_problem or "Ready"
+        result["demo_available"] = demo_problem is None
+        result["demo_detail"] = demo_problem or "Available"
+    return result

@@ -1,0 +1,179 @@
+"""Start and stop the cluster's processes: one process group each, pid files, logs.
+
+A pid file alone is not trusted (pids are reused): a process counts as ours only while its
+command line names our state directory. ``strays`` finds any process that does (containerd's
+shims carry our socket path), so ``down`` can end what a crash left behind.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chaosregistry.cluster.layout import Layout
+from chaosregistry.errors import ChaosRegistryError
+
+
+class ClusterError(ChaosRegistryError):
+    """A cluster piece failed to build, start, become ready or stop; the message says which."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def running_pid(layout: Layout, name: str) -> int | None:
+    """The pid of our ``name`` process if it runs (pid file + command line check)."""
+    try:
+        pid = int(layout.pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if _is_alive(pid) and str(layout.state_dir) in _cmdline(pid):
+        return pid
+    return None
+
+
+def start(layout: Layout, spec: ProcessSpec) -> int:
+    """Start ``spec`` in its own session, output appended to its log; returns the pid."""
+    log = layout.log_file(spec.name)
+    env = dict(os.environ)
+    env.update(spec.env)
+    with log.open("ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(spec.argv)}\n".encode())
+        out.flush()
+        try:
+            process = subprocess.Popen(
+                list(spec.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=layout.state_dir,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ClusterError(f"{spec.name}: cannot start {spec.argv[0]} ({exc})") from None
+    layout.pid_file(spec.name).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def exited_early(layout: Layout, name: str) -> str | None:
+    """If ``name`` is not running, a one-line reason with the tail of its log."""
+    if running_pid(layout, name) is not None:
+        return None
+    return (
+        f"{name} exited; last log line: {last_log_line(layout, name)} (log {layout.log_file(name)})"
+    )
+
+
+def last_log_line(layout: Layout, name: str) -> str:
+    try:
+        lines = layout.log_file(name).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1][:400] if lines else "(empty log)"
+
+
+def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = [pid for pid in pids if _is_alive(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [pid for pid in left if _is_alive(pid)]
+    return left
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def stop(layout: Layout, name: str, *, timeout: float = 15.0) -> bool:
+    """SIGTERM ``name`` (its process group), SIGKILL after ``timeout``; True if it was running."""
+    pid = running_pid(layout, name)
+    layout.pid_file(name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    _signal(pid, signal.SIGTERM)
+    if _wait_gone([pid], timeout):
+        _signal(pid, signal.SIGKILL)
+        _wait_gone([pid], 5.0)
+    return True
+
+
+# Executables that may run on behalf of a cluster. A shell or a CLI whose arguments name the
+# state dir (``chaosregistry cluster down --state-dir ...``) is never a stray.
+OUR_EXECUTABLES = frozenset(
+    {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
+    }
+)
+
+
+def _executable(pid: int) -> str:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def strays(layout: Layout) -> list[int]:
+    """Live processes of our executables whose command line names the state directory."""
+    marker = str(layout.state_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if (
+            pid != os.getpid()
+            and marker in _cmdline(pid)
+            and _executable(pid) in OUR_EXECUTABLES
+            and _is_alive(pid)
+        ):
+            found.append(pid)
+    return sorted(found)
+
+
+def kill_pids(pids: Sequence[int], *, grace: float = 5.0) -> list[int]:
+    """SIGTERM then SIGKILL ``pids``; returns those still alive after that."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    left = _wait_gone(pids, grace)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return _wait_gone(left, 5.0)

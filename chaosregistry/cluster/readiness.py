@@ -1,0 +1,138 @@
+"""Waiting for the cluster's pieces: health endpoints, the node, a Deployment.
+
+Every wait has a deadline and, when a process dies while we wait, fails at once with the last
+line of its log instead of waiting the deadline out.
+"""
+
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from lightkube import ApiError, Client
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Node
+
+from chaosregistry.cluster.layout import Layout
+from chaosregistry.cluster.pki import Pki
+from chaosregistry.cluster.processes import ClusterError, exited_early
+from chaosregistry.kube import describe
+
+PROBE_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], str | None],
+    *,
+    timeout: float,
+    layout: Layout | None = None,
+    process: str | None = None,
+    interval: float = 0.3,
+) -> None:
+    """Poll ``check`` (None = ready, else why not) until ready, ``timeout`` or ``process`` dies."""
+    deadline = time.monotonic() + timeout
+    reason = "not checked yet"
+    while True:
+        reason = check() or ""
+        if not reason:
+            return
+        if layout is not None and process is not None:
+            died = exited_early(layout, process)
+            if died:
+                raise ClusterError(died)
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{what} not ready after {timeout:.0f} s: {reason}")
+        time.sleep(interval)
+
+
+def unix_socket_answers(path: Path) -> str | None:
+    if not path.exists():
+        return f"no socket {path}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            return f"{path}: {exc}"
+    return None
+
+
+def _mtls_context(pki: Pki, client_cert: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.cert(client_cert)), str(pki.key(client_cert)))
+    return context
+
+
+def https_ok(url: str, pki: Pki | None = None, client_cert: str | None = None) -> str | None:
+    """None when ``url`` answers 200 (mutual TLS with our CA when ``client_cert`` is given).
+
+    Components' own serving certs (controller-manager, scheduler) are self-signed by them on
+    127.0.0.1, so those probes skip verification.
+    """
+    verify: ssl.SSLContext | bool = False
+    if pki is not None and client_cert is not None:
+        verify = _mtls_context(pki, client_cert)
+    try:
+        response = httpx.get(url, verify=verify, timeout=PROBE_TIMEOUT, trust_env=False)
+    except httpx.HTTPError as exc:
+        return f"{url}: {type(exc).__name__} {exc}"
+    if response.status_code != 200:
+        return f"{url}: HTTP {response.status_code} {response.text[:200]}"
+    return None
+
+
+def http_ok(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=PROBE_TIMEOUT, trust_env=False)
+    except httpx.HTTPError as exc:
+        return f"{url}: {type(exc).__name__}"
+    return None if response.status_code == 200 else f"{url}: HTTP {response.status_code}"
+
+
+def node_ready(kube: Client, name: str) -> str | None:
+    try:
+        node = kube.get(Node, name)
+    except ApiError as exc:
+        return str(describe(exc))
+    except httpx.HTTPError as exc:
+        return f"API: {type(exc).__name__}"
+    conditions = (node.status.conditions if node.status else None) or []
+    for condition in conditions:
+        if condition.type == "Ready":
+            if condition.status == "True":
+                return None
+            return f"Ready={condition.status}: {condition.reason}: {condition.message}"
+    return "node has no Ready condition yet"
+
+
+def deployment_condition(deployment: Any, kind: str) -> Any:
+    conditions = (deployment.status.conditions if deployment.status else None) or []
+    return next((c for c in conditions if c.type == kind), None)
+
+
+def deployment_available(kube: Client, namespace: str, name: str) -> str | None:
+    """None when the Deployment's current generation is fully rolled out and Available."""
+    try:
+        deployment = kube.get(Deployment, name, namespace=namespace)
+    except ApiError as exc:
+        return str(describe(exc))
+    except httpx.HTTPError as exc:
+        return f"API: {type(exc).__name__}"
+    status = deployment.status
+    wanted = deployment.spec.replicas if deployment.spec else None
+    generation = deployment.metadata.generation if deployment.metadata else None
+    if status is None or status.observedGeneration != generation:
+        return "rollout not observed yet"
+    available = deployment_condition(deployment, "Available")
+    if available is None or available.status != "True":
+        return f"Available={getattr(available, 'status', None)}"
+    if status.updatedReplicas != wanted or status.availableReplicas != wanted:
+        return (
+            f"{status.updatedReplicas or 0} updated, {status.availableReplicas or 0} available "
+            f"of {wanted}"
+        )
+    return None
