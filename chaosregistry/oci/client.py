@@ -22,6 +22,7 @@ import httpx
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import failures
 from chaosregistry.oci.auth import DEFAULT_TOKEN_LIFETIME, Challenge, Credentials, TokenCache
+from chaosregistry.oci.transport import StdlibTransport
 
 MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -77,10 +78,15 @@ class Ping:
     seconds: float
 
 
-def _tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """``True``/``False``, or a path to a CA bundle turned into an SSL context."""
-    if isinstance(verify, bool):
-        return verify
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The SSL context for ``verify``: the system CAs, none (no checks), or a CA bundle path."""
+    if verify is True:
+        return ssl.create_default_context()
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
     if not os.path.isfile(verify):
         raise ConfigError(f"CA bundle {verify!r} does not exist")
     try:
@@ -127,15 +133,14 @@ class RegistryClient:
         self._scheme: str | None = None  # learnt from the first challenge
         self._challenge: dict[str, str] = {}
         self._scheme_lock = threading.Lock()
+        context = _tls_context(verify)
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            verify=_tls_verify(verify),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            verify=context,
             follow_redirects=True,  # blobs may redirect to storage; httpx drops auth cross-origin
-            transport=transport,
+            transport=transport
+            or StdlibTransport(ssl_context=context, max_connections=max_connections),
         )
 
     def close(self) -> None:
