@@ -20,7 +20,10 @@ PROBE_MODULES = (
     "chaosregistry.probes.registry",
     "chaosregistry.probes.pull",
 )
-ACTION_MODULES: tuple[str, ...] = ()
+ACTION_MODULES = (
+    "chaosregistry.actions.network",
+    "chaosregistry.actions.node",
+)
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Every user mistake ends as one line on stderr and a non-zero exit; never a trace
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,9 +34,81 @@ def main() -> None:
 
 
 def _register_groups() -> None:
+    from chaosregistry.faults.cli import faults_command, rollback_command
     from chaosregistry.sandbox.cli import sandbox_group
 
     main.add_command(sandbox_group)
+    main.add_command(faults_command)
+    main.add_command(rollback_command)
+
+
+@main.command()
+@click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--vars",
+    "vars_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Vars file (experiments/vars/<backend>.yaml).",
+)
+def validate(experiment: Path, vars_file: Path | None) -> None:
+    """Check EXPERIMENT (and its vars file) without running anything."""
+    from chaosregistry.validate import validate as check
+
+    data = check(experiment, vars_file)
+    click.echo(f"{experiment}: valid ({data.get('title', '')})")
+
+
+@main.command()
+@click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--vars",
+    "vars_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Vars file; default experiments/vars/local.yaml beside the experiment.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the journal, logs and report go (default runs/<time>-<experiment>).",
+)
+@click.option(
+    "--sandbox-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CHAOSREGISTRY_SANDBOX_DIR",
+    help="The sandbox to use or start (default runs/sandbox).",
+)
+@click.option("--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running.")
+def gameday(
+    experiment: Path,
+    vars_file: Path | None,
+    run_dir: Path | None,
+    sandbox_dir: Path | None,
+    keep_sandbox: bool,
+) -> None:
+    """Run EXPERIMENT as a game day: sandbox up, chaos run, verdict, clean up.
+
+    \b
+    Exit codes: 0 passed, 1 bad input, 10 deviated, 11 failed, 12 interrupted,
+    13 a fault outlived the run (left behind).
+    """
+    from chaosregistry.gameday import run_gameday
+
+    if vars_file is None:
+        default_vars = experiment.parent / "vars" / "local.yaml"
+        vars_file = default_vars if default_vars.is_file() else None
+    result = run_gameday(
+        experiment,
+        vars_file=vars_file,
+        run_dir=run_dir,
+        sandbox_dir=sandbox_dir,
+        keep_sandbox=keep_sandbox,
+        say=click.echo,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")
+    sys.exit(result.exit_code)
 
 
 def _target_options(f: Any) -> Any:

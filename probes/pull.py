@@ -100,7 +100,9 @@ def pull_latency(
     wanted = Platform.parse(platform)
     registry = resolve_target(configuration, secrets, target=target)
     started = time.perf_counter()
-    with registry.client(max_connections=parallel * max(1, blob_concurrency)) as client:
+    with registry.client(
+        max_connections=parallel * max(1, blob_concurrency), timeout=_timeout(timeout)
+    ) as client:
 
         def one(_: int) -> PullResult:
             return pull(

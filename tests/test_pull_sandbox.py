@@ -344,3 +344,24 @@ def test_pulls_leave_no_password_in_logs(sandbox: SandboxInfo) -> None:
     pull_probes.pull_latency("tiny/hello:latest", count=2, configuration=config(sandbox))
     assert _password_in_tree(Path(sandbox.endpoints["logs_dir"]), sandbox.password) == []
     assert os.stat(sandbox.endpoints["credentials_file"]).st_mode & 0o077 == 0
+
+
+def test_probe_timeout_bounds_a_black_holed_pull(
+    sandbox: SandboxInfo, toxiproxy: Toxiproxy
+) -> None:
+    toxiproxy.add_toxic(
+        "client-registry",
+        name="t-hole2",
+        type="timeout",
+        stream="upstream",
+        attributes={"timeout": 0},
+    )
+    result = pull_probes.pull_latency(
+        "tiny/hello:latest",
+        count=2,
+        concurrency=2,
+        timeout=1,
+        configuration={**config(sandbox), "registry_timeout": 30},
+    )
+    assert result["errors"] == {"timeout": 2}
+    assert 1.0 <= result["max_attempt"] < 3.0  # the probe's 1 s, not the configured 30 s

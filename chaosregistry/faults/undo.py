@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 UndoHandler = Callable[[Mapping[str, Any]], None]
 
 # Modules whose import registers undo handlers. Add yours here.
-UNDO_MODULES: tuple[str, ...] = ("chaosregistry.faults.toxiproxy_undo",)
+UNDO_MODULES: tuple[str, ...] = (
+    "chaosregistry.faults.toxiproxy_undo",
+    "chaosregistry.backends.local",  # sandbox.restart-process
+)
 
 
 class UndoError(ChaosRegistryError):

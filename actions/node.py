@@ -1,0 +1,63 @@
+"""Registry node faults: kill one replica of the registry, and bring it back.
+
+Locally a node is a sandbox replica process (``registry-1``, ``registry-2``) behind nginx; the
+kill is a SIGKILL of its process group, like a node dying. The ledger holds the restart as the
+undo: it runs after ``restart_after`` seconds (or ``duration`` when that is 0), on the
+experiment's rollback (``restart_registry_node``), or at once if ``chaos run`` dies.
+"""
+
+from dataclasses import replace
+
+from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.backends import backend_for
+from chaosregistry.errors import ConfigError
+from chaosregistry.injection import check_duration, inject_plan, revert_matching
+
+__all__ = ["kill_registry_node", "restart_registry_node"]
+
+
+@activity
+def kill_registry_node(
+    node: str = "registry-1",
+    restart_after: float = 0,
+    duration: float = 60,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """SIGKILL one registry node; it is restarted after ``restart_after`` seconds.
+
+    Arguments:
+      node: the node to kill (locally ``registry-1`` or ``registry-2``).
+      restart_after: seconds until the node is restarted by the watchdog; 0 keeps it down until
+        the rollback or the end of ``duration``.
+      duration: the longest the node may stay down (required, > 0, at most 3600).
+
+    Returns the fault: ``fault_id``, ``kind`` (node.kill), ``target`` (``node:<name>``),
+    ``state``, ``parameters``, ``applied`` ({signal, was_running}), ``injected_at``,
+    ``expires_at``, ``expires_in``. Raises ActivityFailed for an unknown node or bad numbers.
+    """
+    seconds = check_duration(duration)
+    if isinstance(restart_after, bool) or not isinstance(restart_after, int | float):
+        raise ConfigError(f"restart_after must be a number of seconds, got {restart_after!r}")
+    if not 0 <= restart_after <= seconds:
+        raise ConfigError(f"restart_after must be between 0 and duration ({seconds:g}s)")
+    plan = backend_for(configuration).kill_node(node)
+    if restart_after:
+        plan = replace(plan, ends_after=float(restart_after))
+    return inject_plan(plan, seconds, configuration)
+
+
+@activity
+def restart_registry_node(
+    node: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Undo partner of ``kill_registry_node``: restart killed nodes (all if ``node`` is empty).
+
+    Each node is started again and verified to answer before its fault is marked reverted.
+    Idempotent. Returns ``count`` and ``reverted``.
+    """
+    return revert_matching(
+        configuration, kind_prefix="node.", target=f"node:{node}" if node else ""
+    )

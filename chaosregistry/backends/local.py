@@ -1,0 +1,201 @@
+"""The local backend: Toxiproxy toxics on the sandbox's hops, and its registry processes.
+
+Network faults map onto one Toxiproxy toxic each:
+
+========================  =================================  ================================
+fault                     toxic                              what a client sees
+========================  =================================  ================================
+``network.latency``       latency (downstream)               every response chunk delayed
+``network.bandwidth``     bandwidth (downstream)             responses capped at N KB/s
+``network.partition``     timeout 0 (upstream)               requests black-holed: timeouts
+(mode ``refuse``)         the proxy disabled                 connections refused or cut
+``network.reset``         reset_peer (downstream)            connections reset (RST)
+``network.truncate``      limit_data (downstream)            bodies cut after N bytes
+========================  =================================  ================================
+
+A node kill SIGKILLs one registry replica's process group; its undo starts it again from the
+spec saved in the sandbox and verifies it answers.
+"""
+
+import secrets as _random
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaosregistry.backends import FaultPlan
+from chaosregistry.errors import ConfigError
+from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.settings import sandbox_dir, sandbox_endpoints
+from chaosregistry.toxiproxy import Toxiproxy
+
+# fault kind -> (toxic type, stream, attributes from parameters)
+_TOXICS: dict[str, tuple[str, str]] = {
+    "network.latency": ("latency", "downstream"),
+    "network.bandwidth": ("bandwidth", "downstream"),
+    "network.partition": ("timeout", "upstream"),
+    "network.reset": ("reset_peer", "downstream"),
+    "network.truncate": ("limit_data", "downstream"),
+}
+
+
+def _toxic_attributes(kind: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    if kind == "network.latency":
+        return {"latency": int(parameters["latency_ms"]), "jitter": int(parameters["jitter_ms"])}
+    if kind == "network.bandwidth":
+        return {"rate": int(parameters["rate_kbps"])}
+    if kind == "network.partition":
+        return {"timeout": 0}  # 0: hold the connection, pass nothing, until the toxic is gone
+    if kind == "network.reset":
+        return {"timeout": 0}  # 0: reset at once
+    if kind == "network.truncate":
+        return {"bytes": int(parameters["after_bytes"])}
+    raise ConfigError(f"the local backend cannot inject {kind!r}")
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(
+        self,
+        toxiproxy_url: str,
+        hop_proxies: dict[str, str],
+        run_dir: Path | None,
+        replicas: list[str],
+        allowed_hops: list[str] | None,
+    ) -> None:
+        self.toxiproxy_url = toxiproxy_url
+        self.hop_proxies = hop_proxies
+        self.run_dir = run_dir
+        self.replicas = replicas
+        self.allowed_hops = allowed_hops
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any]) -> "LocalBackend":
+        """From the sandbox (``sandbox_dir``) or from ``toxiproxy_url`` + ``hops`` {hop: proxy}."""
+        run_dir = sandbox_dir(dict(configuration))
+        endpoints = sandbox_endpoints(run_dir) if run_dir is not None else {}
+        toxiproxy_url = configuration.get("toxiproxy_url") or endpoints.get("toxiproxy")
+        hops = configuration.get("hops") or {
+            name: hop["proxy"] for name, hop in (endpoints.get("hops") or {}).items()
+        }
+        if not toxiproxy_url or not hops:
+            raise ConfigError(
+                "configuration: the local backend needs 'sandbox_dir' "
+                "(or 'toxiproxy_url' and 'hops')"
+            )
+        if not isinstance(hops, dict):
+            raise ConfigError("configuration.hops must map hop names to Toxiproxy proxy names")
+        allowed = configuration.get("allowed_hops")
+        if allowed is not None and not (
+            isinstance(allowed, list) and all(isinstance(h, str) for h in allowed)
+        ):
+            raise ConfigError("configuration.allowed_hops must be a list of hop names")
+        replicas = [str(r["name"]) for r in endpoints.get("replicas") or []]
+        return cls(str(toxiproxy_url), dict(hops), run_dir, replicas, allowed)
+
+    # -- blast radius -------------------------------------------------------------------
+    def hops(self) -> list[str]:
+        return sorted(self.hop_proxies)
+
+    def nodes(self) -> list[str]:
+        return list(self.replicas)
+
+    def _proxy_for(self, hop: str) -> str:
+        if hop not in self.hop_proxies:
+            raise ConfigError(f"unknown hop {hop!r} (known: {', '.join(self.hops())})")
+        if self.allowed_hops is not None and hop not in self.allowed_hops:
+            raise ConfigError(
+                f"hop {hop!r} is outside the blast radius (configuration.allowed_hops: "
+                f"{', '.join(self.allowed_hops) or 'none'})"
+            )
+        return self.hop_proxies[hop]
+
+    # -- plans --------------------------------------------------------------------------
+    def network_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
+        proxy = self._proxy_for(hop)
+        if kind == "network.partition" and parameters.get("mode") == "refuse":
+            return self._refuse(hop, proxy, parameters)
+        toxic_type, stream = _TOXICS.get(kind, ("", ""))
+        if not toxic_type:
+            raise ConfigError(f"the local backend cannot inject {kind!r}")
+        attributes = _toxic_attributes(kind, parameters)
+        toxic_name = f"chaosregistry-{kind.split('.')[-1]}-{_random.token_hex(4)}"
+        api_url = self.toxiproxy_url
+
+        def apply() -> dict[str, Any]:
+            with Toxiproxy(api_url) as toxiproxy:
+                toxic = toxiproxy.add_toxic(
+                    proxy, name=toxic_name, type=toxic_type, stream=stream, attributes=attributes
+                )
+            return {"toxiproxy": api_url, "proxy": proxy, "toxic": toxic}
+
+        return FaultPlan(
+            kind=kind,
+            target=f"hop:{hop}",
+            parameters=parameters,
+            apply=apply,
+            undo={
+                "kind": "toxiproxy.toxic",
+                "params": {"api_url": api_url, "proxy": proxy, "toxic": toxic_name},
+            },
+        )
+
+    def _refuse(self, hop: str, proxy: str, parameters: dict[str, Any]) -> FaultPlan:
+        api_url = self.toxiproxy_url
+
+        def apply() -> dict[str, Any]:
+            with Toxiproxy(api_url) as toxiproxy:
+                toxiproxy.set_enabled(proxy, False)
+            return {"toxiproxy": api_url, "proxy": proxy, "enabled": False}
+
+        return FaultPlan(
+            kind="network.partition",
+            target=f"hop:{hop}",
+            parameters=parameters,
+            apply=apply,
+            undo={"kind": "toxiproxy.enable", "params": {"api_url": api_url, "proxy": proxy}},
+        )
+
+    def kill_node(self, node: str) -> FaultPlan:
+        if self.run_dir is None:
+            raise ConfigError("configuration: killing a registry node needs 'sandbox_dir'")
+        if node not in self.replicas:
+            raise ConfigError(
+                f"unknown registry node {node!r} (known: {', '.join(self.replicas) or 'none'})"
+            )
+        run_dir = str(self.run_dir)
+
+        def apply() -> dict[str, Any]:
+            from chaosregistry.sandbox import stop_process
+
+            was_running = stop_process(run_dir, node, signal.SIGKILL)
+            return {"signal": "SIGKILL", "was_running": was_running}
+
+        return FaultPlan(
+            kind="node.kill",
+            target=f"node:{node}",
+            parameters={"node": node},
+            apply=apply,
+            undo={"kind": "sandbox.restart-process", "params": {"run_dir": run_dir, "name": node}},
+        )
+
+
+@undo_handler("sandbox.restart-process")
+def restart_process(params: Mapping[str, Any]) -> None:
+    """Start a sandbox process again (idempotent) and verify it answers HTTP."""
+    from chaosregistry.sandbox import start_process, status
+
+    run_dir, name = str(params["run_dir"]), str(params["name"])
+    start_process(run_dir, name)
+    state = status(run_dir)
+    replica = next((r for r in state["endpoints"]["replicas"] if r["name"] == name), None)
+    if replica is not None:
+        try:
+            answer = httpx.get(f"{replica['url']}/v2/", timeout=2.0)
+        except httpx.HTTPError as exc:
+            raise UndoError(f"{name} restarted but does not answer: {exc}") from exc
+        if answer.status_code not in (200, 401):
+            raise UndoError(f"{name} restarted but answers HTTP {answer.status_code}")

@@ -1,0 +1,275 @@
+"""A game day in one command: validate -> sandbox up -> ``chaos run`` -> verdict -> clean up.
+
+Exit codes (stable, for CI):
+
+====  ===============  ================================================================
+code  verdict          meaning
+====  ===============  ================================================================
+0     passed           the experiment completed and the steady state held
+1     error            bad input (experiment, vars, sandbox): nothing was run
+10    deviated         the experiment completed but the steady state did not hold
+11    failed           the experiment broke: an activity failed or it was aborted
+12    interrupted      the run was interrupted (SIGINT / SIGTERM)
+13    left-behind      a fault outlived the run and had to be reverted afterwards, or
+                       could not be reverted at all (takes precedence over the others)
+====  ===============  ================================================================
+"""
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from chaosregistry.activity import flatten_configuration
+from chaosregistry.errors import ConfigError
+from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
+from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.validate import effective_configuration, load_vars, validate
+
+EXIT_PASSED = 0
+EXIT_ERROR = 1
+EXIT_DEVIATED = 10
+EXIT_FAILED = 11
+EXIT_INTERRUPTED = 12
+EXIT_LEFT_BEHIND = 13
+VERDICT_EXIT = {
+    "passed": EXIT_PASSED,
+    "deviated": EXIT_DEVIATED,
+    "failed": EXIT_FAILED,
+    "interrupted": EXIT_INTERRUPTED,
+    "left-behind": EXIT_LEFT_BEHIND,
+}
+# How long the watchdog may take to revert what a finished run still owned.
+WATCHDOG_GRACE_SECONDS = 5.0
+DEFAULT_SANDBOX_DIR = Path("runs/sandbox")
+
+
+@dataclass
+class GameDayResult:
+    verdict: str
+    run_dir: Path
+    journal: Path
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICT_EXIT[self.verdict]
+
+
+def verdict_from_journal(journal: dict[str, Any] | None, interrupted: bool) -> str:
+    if journal is None:
+        return "interrupted" if interrupted else "failed"
+    status = journal.get("status")
+    if status == "interrupted" or interrupted:
+        return "interrupted"
+    if journal.get("deviated"):
+        return "deviated"
+    if status == "completed":
+        return "passed"
+    return "failed"
+
+
+def _chaos_binary() -> str:
+    beside = Path(sys.executable).with_name("chaos")
+    found = str(beside) if beside.exists() else shutil.which("chaos")
+    if not found:
+        raise ConfigError("the 'chaos' command is not installed (pip install chaostoolkit)")
+    return found
+
+
+def _load_journal(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class _Forwarder:
+    """Pass SIGINT/SIGTERM on to ``chaos run`` (it reverts and journals), remember we got one."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Forwarder":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+
+def run_gameday(
+    experiment: Path,
+    *,
+    vars_file: Path | None,
+    run_dir: Path | None = None,
+    sandbox_dir: Path | None = None,
+    keep_sandbox: bool = False,
+    say: Callable[[str], None] = print,
+) -> GameDayResult:
+    """Run one experiment end to end. Raises ConfigError for bad input (nothing run then)."""
+    experiment_data = validate(experiment, vars_file)
+    vars_data = load_vars(vars_file, experiment_data) if vars_file else {}
+    configuration = flatten_configuration(
+        effective_configuration(experiment_data, vars_data, vars_file or experiment)
+    )
+    backend = configuration.get("backend", "local")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = (run_dir or Path("runs") / f"{stamp}-{experiment.stem}").absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal_path = run_dir / "journal.json"
+    ledger = Ledger(resolve_ledger_dir(None, configuration))
+    say(f"game day: {experiment} ({backend} backend) -> {run_dir}")
+
+    started_sandbox = False
+    sandbox_path = (
+        sandbox_dir or Path(configuration.get("sandbox_dir") or DEFAULT_SANDBOX_DIR)
+    ).absolute()
+    env = dict(os.environ)
+    env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
+    env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
+    if backend == "local":
+        from chaosregistry import sandbox
+
+        try:
+            state = sandbox.status(sandbox_path)
+        except ConfigError:
+            state = {"running": False, "endpoints": {}}
+        if state["running"]:
+            say(f"sandbox: using the running one in {sandbox_path}")
+        else:
+            say(f"sandbox: starting in {sandbox_path}")
+            base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
+            sandbox.up(
+                sandbox_path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}")
+            )
+            started_sandbox = True
+        env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
+
+    argv = [
+        _chaos_binary(),
+        "--log-file",
+        str(run_dir / "chaostoolkit.log"),
+        "run",
+        "--journal-path",
+        str(journal_path),
+        "--rollback-strategy",
+        "always",
+    ]
+    if vars_file:
+        argv += ["--var-file", str(vars_file.absolute())]
+    argv.append(str(experiment.absolute()))  # chaos runs inside the run dir
+    started = time.time()
+    try:
+        with _Forwarder() as forwarder:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=run_dir,
+                start_new_session=True,
+            )
+            forwarder.process = process
+            assert process.stdout is not None
+            for line in process.stdout:
+                say(f"  chaos | {line.rstrip()}")
+            process.wait()
+        journal = _load_journal(journal_path)
+        verdict = verdict_from_journal(journal, forwarder.received is not None)
+        faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
+        if left_behind:
+            verdict = "left-behind"
+        result = GameDayResult(verdict, run_dir, journal_path, faults, notes)
+        (run_dir / "gameday.json").write_text(
+            json.dumps(
+                {
+                    "experiment": str(experiment),
+                    "vars": str(vars_file) if vars_file else None,
+                    "backend": backend,
+                    "verdict": verdict,
+                    "exit_code": result.exit_code,
+                    "chaos_exit_code": process.returncode,
+                    "faults": faults,
+                    "notes": notes,
+                },
+                indent=2,
+            )
+        )
+        return result
+    finally:
+        if started_sandbox and not keep_sandbox:
+            from chaosregistry import sandbox
+
+            say("sandbox: stopping")
+            sandbox.down(sandbox_path)
+
+
+def _settle_faults(
+    ledger: Ledger, owner_pid: int, since: float
+) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """Wait for the watchdog to finish with this run's faults; revert what is left."""
+
+    def ours() -> list[Entry]:
+        return [
+            e
+            for e in ledger.all()
+            if e.created_at >= since - 1 and e.owner is not None and e.owner.pid == owner_pid
+        ]
+
+    deadline = time.monotonic() + WATCHDOG_GRACE_SECONDS
+    while any(e.active for e in ours()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    notes: list[str] = []
+    left_behind = False
+    still = [e for e in ours() if e.active]
+    if still:
+        left_behind = True
+        notes.append(f"{len(still)} fault(s) still active after the run: reverting them now")
+        for outcome in revert_all(ledger, RevertReason.MANUAL):
+            if outcome.error:
+                notes.append(f"fault {outcome.entry.id}: could not be reverted: {outcome.error}")
+    entries = ours()
+    for entry in entries:
+        if (
+            entry.revert_reason in (RevertReason.OWNER_GONE, RevertReason.EXPIRED)
+            and entry.kind != "load.locust"
+        ):
+            notes.append(
+                f"fault {entry.id} ({entry.kind} on {entry.target}) was reverted by "
+                f"the watchdog ({entry.revert_reason}), not by a rollback"
+            )
+    summary = [
+        {
+            "id": e.id,
+            "kind": e.kind,
+            "target": e.target,
+            "state": str(e.state),
+            "revert_reason": str(e.revert_reason) if e.revert_reason else None,
+            "injected_at": e.created_at,
+            "reverted_at": e.reverted_at,
+        }
+        for e in entries
+    ]
+    return summary, notes, left_behind

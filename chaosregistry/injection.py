@@ -1,0 +1,79 @@
+"""The bridge between actions and the fault lifecycle: plan -> ledger -> inject, and back.
+
+Faults are owned by the process that runs the experiment (``chaos run``): if it dies for any
+reason, SIGKILL included, the watchdog reverts its faults at once; otherwise they end at their
+duration or when a rollback reverts them.
+"""
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from chaosregistry.activity import require_positive_number
+from chaosregistry.backends import FaultPlan
+from chaosregistry.errors import ConfigError
+from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
+from chaosregistry.faults.lifecycle import inject, revert
+
+# A guard against typos such as 6000 meaning 60: an hour is longer than any game-day fault.
+MAX_DURATION = 3600.0
+
+
+def ledger_for(configuration: Mapping[str, Any] | None) -> Ledger:
+    return Ledger(resolve_ledger_dir(None, configuration))
+
+
+def check_duration(duration: object) -> float:
+    seconds = require_positive_number("duration", duration)
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"duration {seconds:g}s is over the {MAX_DURATION:g}s limit")
+    return seconds
+
+
+def inject_plan(
+    plan: FaultPlan, duration: float, configuration: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Record, inject and describe one fault; the result is what the action returns."""
+    lifetime = plan.ends_after if plan.ends_after is not None else duration
+    ledger = ledger_for(configuration)
+    entry = inject(
+        ledger,
+        kind=plan.kind,
+        target=plan.target,
+        parameters={**plan.parameters, "duration": duration},
+        duration=lifetime,
+        apply=plan.apply,
+        undo=plan.undo,
+        owner_pid=os.getpid(),
+    )
+    return describe(entry)
+
+
+def describe(entry: Entry) -> dict[str, Any]:
+    return {
+        "fault_id": entry.id,
+        "kind": entry.kind,
+        "target": entry.target,
+        "state": str(entry.state),
+        "parameters": entry.parameters,
+        "applied": entry.applied,
+        "injected_at": entry.created_at,
+        "expires_at": entry.expires_at,
+        "expires_in": max(0.0, entry.expires_at - time.time()),
+    }
+
+
+def revert_matching(
+    configuration: Mapping[str, Any] | None, *, kind_prefix: str, target: str = ""
+) -> dict[str, Any]:
+    """Revert every active fault whose kind starts with ``kind_prefix`` (and on ``target``)."""
+    ledger = ledger_for(configuration)
+    reverted: list[dict[str, Any]] = []
+    for entry in ledger.active():
+        if not entry.kind.startswith(kind_prefix):
+            continue
+        if target and entry.target != target:
+            continue
+        reverted.append(describe(revert(ledger, entry.id, RevertReason.ROLLBACK)))
+    return {"reverted": reverted, "count": len(reverted)}

@@ -1,0 +1,301 @@
+"""Pre-flight checks of an experiment and its vars file: one line naming the file and field.
+
+``chaos run`` itself stops at the first problem with a log full of context, silently skips a vars
+file it cannot parse, and only finds a negative duration when the action runs, after earlier
+faults were injected. We check everything we can before anything runs:
+
+* the files parse (YAML or JSON) and have the expected shape;
+* Chaos Toolkit's own validation passes (activities exist, arguments match signatures);
+* every argument of our activities has the annotated type and a sensible value (durations,
+  counts, hops, nodes, image references, platforms);
+* every secret and configuration value read from the environment is set;
+* the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest).
+"""
+
+import importlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
+from chaosregistry.errors import ConfigError
+from chaosregistry.oci.reference import ImageReference, Platform
+
+# Hop and node names every backend understands (see actions/network.py and actions/node.py).
+KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
+MAX_DURATION = 3600.0
+
+
+def load_document(path: Path, what: str) -> dict[str, Any]:
+    """Parse a YAML/JSON file into a mapping, or raise ConfigError with one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def load_vars(path: Path, experiment: dict[str, Any]) -> dict[str, Any]:
+    """Parse and check a vars file against the experiment's declared configuration."""
+    data = load_document(path, "vars")
+    unknown = sorted(set(data) - {"configuration", "secrets"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: only 'configuration' and 'secrets' belong here")
+    for section in ("configuration", "secrets"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{path}: {section} must be a mapping")
+    declared = set(experiment.get("configuration") or {})
+    for key in data.get("configuration", {}):
+        if key not in declared:
+            raise ConfigError(
+                f"{path}: configuration.{key}: not declared by the experiment, Chaos Toolkit "
+                f"would ignore it (put backend settings under configuration.{SETTINGS_KEY})"
+            )
+    return data
+
+
+def effective_configuration(
+    experiment: dict[str, Any], vars_data: dict[str, Any], source: Path
+) -> dict[str, Any]:
+    """Configuration values as ``chaos run`` will see them (env lookups resolved)."""
+    overrides = vars_data.get("configuration", {})
+    resolved: dict[str, Any] = {}
+    for key, value in (experiment.get("configuration") or {}).items():
+        value = overrides.get(key, value)
+        if isinstance(value, dict) and value.get("type") == "env":
+            env_key = str(value.get("key", ""))
+            if env_key in os.environ:
+                value = os.environ[env_key]
+            elif "default" in value:
+                value = value["default"]
+            else:
+                raise ConfigError(
+                    f"{source}: configuration.{key}: environment variable {env_key} is not set"
+                )
+        resolved[key] = value
+    return resolved
+
+
+def check_secrets(experiment: dict[str, Any], vars_data: dict[str, Any], source: Path) -> None:
+    overrides = vars_data.get("secrets", {})
+    for scope, keys in (experiment.get("secrets") or {}).items():
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{source}: secrets.{scope} must be a mapping")
+        for key, value in keys.items():
+            if isinstance(overrides.get(scope), dict) and key in overrides[scope]:
+                continue
+            if isinstance(value, dict) and value.get("type") == "env":
+                env_key = str(value.get("key", ""))
+                if env_key not in os.environ and "default" not in value:
+                    raise ConfigError(
+                        f"{source}: secrets.{scope}.{key}: environment variable {env_key} "
+                        "is not set"
+                    )
+
+
+def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(field path, activity) for every activity of the experiment."""
+    hypothesis = experiment.get("steady-state-hypothesis") or {}
+    for index, activity in enumerate(hypothesis.get("probes") or []):
+        yield f"steady-state-hypothesis.probes[{index}]", activity
+    for section in ("method", "rollbacks"):
+        for index, activity in enumerate(experiment.get(section) or []):
+            yield f"{section}[{index}]", activity
+
+
+def _substitute(value: Any, configuration: dict[str, Any]) -> Any:
+    """``${key}`` as Chaos Toolkit substitutes it (a whole-string reference keeps its type)."""
+    if isinstance(value, str):
+        if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
+            return configuration.get(value[2:-1], value)
+        for key, replacement in configuration.items():
+            value = value.replace("${" + key + "}", str(replacement))
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, configuration) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, configuration) for k, v in value.items()}
+    return value
+
+
+def _positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else f"must be a whole number >= 1, got {value!r}"
+
+
+def _duration(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return f"must be a positive number of seconds, got {value!r}"
+    if value > MAX_DURATION:
+        return f"{value}s is over the {MAX_DURATION:g}s limit"
+    return None
+
+
+def _parses(parser: Callable[[str], object]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value == "" and parser is Platform.parse:
+            return None
+        try:
+            parser(value)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
+def _one_of(names: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in names or value == "":
+            return None
+        return f"unknown {value!r} (known: {', '.join(names)})"
+
+    return check
+
+
+# Checks by argument name, shared by every activity that takes that argument; a
+# "function.argument" key applies to one activity only and wins.
+VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "duration": _duration,
+    "count": _positive_int,
+    "concurrency": _positive_int,
+    "blob_concurrency": _positive_int,
+    "latency_ms": _positive_int,
+    "rate_kbps": _positive_int,
+    "after_bytes": _positive_int,
+    "users": _positive_int,
+    "image": _parses(ImageReference.parse),
+    "platform": _parses(Platform.parse),
+    "hop": _one_of(KNOWN_HOPS),
+    "partition.mode": _one_of(("blackhole", "refuse")),
+}
+
+
+def _type_error(value: Any, annotation: Any) -> str | None:
+    expected: tuple[type, ...]
+    origin = getattr(annotation, "__origin__", annotation)
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return None
+    if origin is bool:
+        expected = (bool,)
+    elif origin is int:
+        expected = (int,)
+    elif origin is float:
+        expected = (int, float)
+    elif origin is str:
+        expected = (str,)
+    elif origin is list:
+        expected = (list,)
+    elif origin is dict:
+        expected = (dict,)
+    else:
+        return None
+    if isinstance(value, bool) and origin is not bool:
+        return f"must be {origin.__name__}, got a boolean"
+    if not isinstance(value, expected):
+        return f"must be {origin.__name__}, got {type(value).__name__} {value!r}"
+    return None
+
+
+def check_activity(field: str, activity: dict[str, Any], configuration: dict[str, Any]) -> None:
+    provider = activity.get("provider") or {}
+    module_name = str(provider.get("module", ""))
+    if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
+        return
+    name = activity.get("name", "?")
+    where = f"{field} ({name})"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ConfigError(f"{where}.provider.module: no module {module_name!r}") from None
+    func_name = str(provider.get("func", ""))
+    if func_name not in getattr(module, "__all__", ()):
+        raise ConfigError(f"{where}.provider.func: {module_name} has no activity {func_name!r}")
+    signature = inspect.signature(getattr(module, func_name))
+    arguments = provider.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise ConfigError(f"{where}.provider.arguments must be a mapping")
+    for arg in arguments:
+        if arg not in signature.parameters or arg in ("configuration", "secrets"):
+            known = ", ".join(
+                p for p in signature.parameters if p not in ("configuration", "secrets")
+            )
+            raise ConfigError(
+                f"{where}.arguments.{arg}: {func_name} takes no such argument (it takes: {known})"
+            )
+    for param in signature.parameters.values():
+        if param.name in ("configuration", "secrets"):
+            continue
+        if param.name not in arguments:
+            if param.default is inspect.Parameter.empty:
+                raise ConfigError(f"{where}.arguments.{param.name}: required and missing")
+            continue
+        value = _substitute(arguments[param.name], configuration)
+        problem = _type_error(value, param.annotation)
+        check = VALUE_CHECKS.get(f"{func_name}.{param.name}") or VALUE_CHECKS.get(param.name)
+        if problem is None and check is not None:
+            problem = check(value)
+        if problem is not None:
+            raise ConfigError(f"{where}.arguments.{param.name}: {problem}")
+
+
+def check_chaostoolkit(experiment: dict[str, Any], source: Path) -> None:
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+
+    # chaoslib logs its progress at INFO; we only want its verdict.
+    logger = logging.getLogger("chaostoolkit")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{source}: {first}") from None
+    finally:
+        logger.setLevel(previous)
+
+
+def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, Any]:
+    """Check an experiment (and vars file); returns the parsed experiment or raises ConfigError."""
+    experiment = load_document(experiment_path, "experiment")
+    vars_data = load_vars(vars_path, experiment) if vars_path else {}
+    configuration = effective_configuration(experiment, vars_data, vars_path or experiment_path)
+    flat = flatten_configuration(configuration)
+    backend = flat.get("backend", "local")
+    from chaosregistry.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"{vars_path or experiment_path}: configuration.backend: unknown backend {backend!r} "
+            f"(known: {', '.join(BACKENDS)})"
+        )
+    check_secrets(experiment, vars_data, experiment_path)
+    for field, activity in activities(experiment):
+        if not isinstance(activity, dict):
+            raise ConfigError(f"{experiment_path}: {field} must be a mapping")
+        try:
+            check_activity(field, activity, configuration)
+        except ConfigError as exc:
+            raise ConfigError(f"{experiment_path}: {exc}") from None
+    check_chaostoolkit(experiment, experiment_path)
+    return experiment
