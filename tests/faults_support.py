@@ -153,9 +153,9 @@ def delete_proxy(proxy: Proxy) -> None:
         httpx.delete(f"{proxy.api_url}/proxies/{proxy.name}", timeout=5)
 
 
-# -- fixtures -------------------------------------------------------------------------------
+# -- fixtures (prefixed: pytest_plugins makes them visible to every test module) -------------
 @pytest.fixture(scope="session")
-def toxiproxy_server() -> Iterator[ToxiproxyServer]:
+def faults_toxiproxy() -> Iterator[ToxiproxyServer]:
     server = ToxiproxyServer()
     server.start()
     yield server
@@ -163,7 +163,7 @@ def toxiproxy_server() -> Iterator[ToxiproxyServer]:
 
 
 @pytest.fixture(scope="session")
-def echo_server() -> Iterator[EchoServer]:
+def faults_echo() -> Iterator[EchoServer]:
     server = EchoServer()
     yield server
     server.shutdown()
@@ -171,14 +171,15 @@ def echo_server() -> Iterator[EchoServer]:
 
 
 @pytest.fixture
-def proxy(toxiproxy_server: ToxiproxyServer, echo_server: EchoServer) -> Iterator[Proxy]:
-    created = make_proxy(toxiproxy_server.api_url, echo_server.address)
+def faults_proxy(faults_toxiproxy: ToxiproxyServer, faults_echo: EchoServer) -> Iterator[Proxy]:
+    """A proxy of its own on the session's Toxiproxy, to the echo server."""
+    created = make_proxy(faults_toxiproxy.api_url, faults_echo.address)
     yield created
     delete_proxy(created)
 
 
 @pytest.fixture
-def ledger_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def faults_ledger_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh ledger directory; at the end, its watchdog must have exited by itself."""
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
     directory = tmp_path / "ledger"

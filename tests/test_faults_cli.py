@@ -19,75 +19,77 @@ from chaosregistry.faults.cli import faults_command, rollback_command
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.toxiproxy import Toxiproxy
 
-# The real Toxiproxy, echo server, proxy and ledger fixtures.
+# The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).
 pytest_plugins = ["faults_support"]
 
 
-def inject_toxic(ledger: Ledger, proxy: Proxy, toxic: str, owner_pid: int | None = None) -> Entry:
+def inject_toxic(
+    ledger: Ledger, faults_proxy: Proxy, toxic: str, owner_pid: int | None = None
+) -> Entry:
     def apply() -> dict[str, object]:
-        with Toxiproxy(proxy.api_url) as client:
+        with Toxiproxy(faults_proxy.api_url) as client:
             return client.add_toxic(
-                proxy.name, name=toxic, type="latency", attributes={"latency": 100}
+                faults_proxy.name, name=toxic, type="latency", attributes={"latency": 100}
             )
 
     return inject(
         ledger,
         kind="network.latency",
-        target=f"hop:{proxy.name}",
+        target=f"hop:{faults_proxy.name}",
         parameters={"latency_ms": 100},
         duration=60,
         apply=apply,
-        undo=toxic_undo(proxy.api_url, proxy.name, toxic),
+        undo=toxic_undo(faults_proxy.api_url, faults_proxy.name, toxic),
         owner_pid=owner_pid,
     )
 
 
 def test_rollback_reverts_everything_active_and_is_idempotent(
-    ledger_dir: Path, proxy: Proxy
+    faults_ledger_dir: Path, faults_proxy: Proxy
 ) -> None:
-    ledger = Ledger(ledger_dir)
-    first = inject_toxic(ledger, proxy, "one")
-    second = inject_toxic(ledger, proxy, "two")
-    assert sorted(proxy.toxic_names()) == ["one", "two"]
+    ledger = Ledger(faults_ledger_dir)
+    first = inject_toxic(ledger, faults_proxy, "one")
+    second = inject_toxic(ledger, faults_proxy, "two")
+    assert sorted(faults_proxy.toxic_names()) == ["one", "two"]
 
-    result = CliRunner().invoke(rollback_command, ["--ledger-dir", str(ledger_dir)])
+    result = CliRunner().invoke(rollback_command, ["--ledger-dir", str(faults_ledger_dir)])
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        f"reverted {second.id} network.latency on hop:{proxy.name}",
-        f"reverted {first.id} network.latency on hop:{proxy.name}",
+        f"reverted {second.id} network.latency on hop:{faults_proxy.name}",
+        f"reverted {first.id} network.latency on hop:{faults_proxy.name}",
     ]
-    assert proxy.toxic_names() == []
-    assert {e["state"] for e in entry_files(ledger_dir)} == {"reverted"}
-    assert {e["revert_reason"] for e in entry_files(ledger_dir)} == {"manual"}
+    assert faults_proxy.toxic_names() == []
+    assert {e["state"] for e in entry_files(faults_ledger_dir)} == {"reverted"}
+    assert {e["revert_reason"] for e in entry_files(faults_ledger_dir)} == {"manual"}
 
-    again = CliRunner().invoke(rollback_command, ["--ledger-dir", str(ledger_dir)])
+    again = CliRunner().invoke(rollback_command, ["--ledger-dir", str(faults_ledger_dir)])
 
     assert again.exit_code == 0
-    assert again.output == f"nothing to roll back in {ledger_dir}\n"
+    assert again.output == f"nothing to roll back in {faults_ledger_dir}\n"
 
 
 def test_rollback_uses_the_ledger_dir_from_the_environment(
-    ledger_dir: Path, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    faults_ledger_dir: Path, faults_proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inject_toxic(Ledger(ledger_dir), proxy, "one")
-    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(ledger_dir))
+    inject_toxic(Ledger(faults_ledger_dir), faults_proxy, "one")
+    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(faults_ledger_dir))
 
     result = CliRunner().invoke(rollback_command, [])
 
     assert result.exit_code == 0 and result.output.startswith("reverted ")
-    assert proxy.toxic_names() == []
+    assert faults_proxy.toxic_names() == []
 
 
-def test_rollback_fails_in_one_line_when_a_revert_fails(ledger_dir: Path) -> None:
+def test_rollback_fails_in_one_line_when_a_revert_fails(faults_ledger_dir: Path) -> None:
     flaky = ToxiproxyServer()
     flaky.start()
     try:
         flaky_proxy = make_proxy(flaky.api_url, "127.0.0.1:9")
-        entry = inject_toxic(Ledger(ledger_dir), flaky_proxy, "one")
+        entry = inject_toxic(Ledger(faults_ledger_dir), flaky_proxy, "one")
         flaky.stop()
 
-        result = CliRunner().invoke(rollback_command, ["--ledger-dir", str(ledger_dir)])
+        result = CliRunner().invoke(rollback_command, ["--ledger-dir", str(faults_ledger_dir)])
 
         assert result.exit_code == 1
         lines = result.output.splitlines()
@@ -97,21 +99,23 @@ def test_rollback_fails_in_one_line_when_a_revert_fails(ledger_dir: Path) -> Non
             "Error: 1 of 1 fault(s) could not be reverted; the watchdog keeps retrying them"
         )
         assert "Traceback" not in result.output
-        assert Ledger(ledger_dir).get(entry.id).state is FaultState.REVERT_FAILED
+        assert Ledger(faults_ledger_dir).get(entry.id).state is FaultState.REVERT_FAILED
         flaky.start()  # a restarted Toxiproxy holds no toxics: the watchdog's retry verifies
         wait_until(
-            lambda: Ledger(ledger_dir).get(entry.id).state is FaultState.REVERTED, timeout=10
+            lambda: Ledger(faults_ledger_dir).get(entry.id).state is FaultState.REVERTED, timeout=10
         )
     finally:
         flaky.stop()
 
 
-def test_faults_lists_active_faults_as_a_table(ledger_dir: Path, proxy: Proxy) -> None:
-    ledger = Ledger(ledger_dir)
-    done = inject_toxic(ledger, proxy, "done", owner_pid=os.getpid())
+def test_faults_lists_active_faults_as_a_table(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
+    ledger = Ledger(faults_ledger_dir)
+    done = inject_toxic(ledger, faults_proxy, "done", owner_pid=os.getpid())
     revert(ledger, done.id, "rollback")
-    live = inject_toxic(ledger, proxy, "live", owner_pid=os.getpid())
-    args = ["--ledger-dir", str(ledger_dir)]
+    live = inject_toxic(ledger, faults_proxy, "live", owner_pid=os.getpid())
+    args = ["--ledger-dir", str(faults_ledger_dir)]
 
     table = CliRunner().invoke(faults_command, args)
     everything = CliRunner().invoke(faults_command, [*args, "--all"])
@@ -121,10 +125,10 @@ def test_faults_lists_active_faults_as_a_table(ledger_dir: Path, proxy: Proxy) -
     assert header.split() == ["ID", "KIND", "TARGET", "STATE", "EXPIRES", "IN"]
     assert len(rows) == 1
     cells = rows[0].split()
-    assert cells[:4] == [live.id, "network.latency", f"hop:{proxy.name}", "injected"]
+    assert cells[:4] == [live.id, "network.latency", f"hop:{faults_proxy.name}", "injected"]
     assert 55 < float(cells[4].rstrip("s")) <= 60
     assert {line.split()[0] for line in everything.output.splitlines()[1:]} == {done.id, live.id}
-    assert f"{done.id}  network.latency  hop:{proxy.name}  reverted" in everything.output
+    assert f"{done.id}  network.latency  hop:{faults_proxy.name}  reverted" in everything.output
     assert [e["id"] for e in json.loads(as_json.output)] == [live.id]
     revert(ledger, live.id, "rollback")
 

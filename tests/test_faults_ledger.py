@@ -17,6 +17,7 @@ from faults_support import (
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults import (
+    FaultCancelled,
     FaultState,
     Ledger,
     LedgerError,
@@ -35,72 +36,82 @@ from chaosregistry.toxiproxy import Toxiproxy
 
 LATENCY_MS = 300
 
-# The real Toxiproxy, echo server, proxy and ledger fixtures.
+# The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).
 pytest_plugins = ["faults_support"]
 
 
-def add_latency(proxy: Proxy, toxic: str) -> dict[str, Any]:
-    with Toxiproxy(proxy.api_url) as client:
+def add_latency(faults_proxy: Proxy, toxic: str) -> dict[str, Any]:
+    with Toxiproxy(faults_proxy.api_url) as client:
         return client.add_toxic(
-            proxy.name, name=toxic, type="latency", attributes={"latency": LATENCY_MS}
+            faults_proxy.name, name=toxic, type="latency", attributes={"latency": LATENCY_MS}
         )
 
 
 def inject_latency(
-    ledger: Ledger, proxy: Proxy, *, toxic: str = "latency", duration: float = 60.0, **kw: Any
+    ledger: Ledger,
+    faults_proxy: Proxy,
+    *,
+    toxic: str = "latency",
+    duration: float = 60.0,
+    **kw: Any,
 ) -> Any:
     return inject(
         ledger,
         kind="network.latency",
-        target=f"hop:{proxy.name}",
+        target=f"hop:{faults_proxy.name}",
         parameters={"latency_ms": LATENCY_MS},
         duration=duration,
-        apply=kw.pop("apply", lambda: add_latency(proxy, toxic)),
-        undo=toxic_undo(proxy.api_url, proxy.name, toxic),
+        apply=kw.pop("apply", lambda: add_latency(faults_proxy, toxic)),
+        undo=toxic_undo(faults_proxy.api_url, faults_proxy.name, toxic),
         owner_pid=kw.pop("owner_pid", os.getpid()),
     )
 
 
-def test_entry_is_durable_and_watched_before_apply_runs(ledger_dir: Path, proxy: Proxy) -> None:
+def test_entry_is_durable_and_watched_before_apply_runs(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
     seen: dict[str, Any] = {}
 
     def apply() -> dict[str, Any]:
         # Read the directory directly, as a fresh process would after a crash at this point.
-        seen["files"] = entry_files(ledger_dir)
-        seen["watchdog"] = watchdog_pid(ledger_dir)
-        return add_latency(proxy, "latency")
+        seen["files"] = entry_files(faults_ledger_dir)
+        seen["watchdog"] = watchdog_pid(faults_ledger_dir)
+        return add_latency(faults_proxy, "latency")
 
-    entry = inject_latency(Ledger(ledger_dir), proxy, apply=apply)
+    entry = inject_latency(Ledger(faults_ledger_dir), faults_proxy, apply=apply)
 
     [stored] = seen["files"]
     assert stored["id"] == entry.id
     assert stored["state"] == "pending"
-    assert stored["undo"] == toxic_undo(proxy.api_url, proxy.name, "latency")
+    assert stored["undo"] == toxic_undo(faults_proxy.api_url, faults_proxy.name, "latency")
     assert stored["expires_at"] == pytest.approx(stored["created_at"] + 60.0)
     assert stored["owner"]["pid"] == os.getpid()
     assert seen["watchdog"] is not None
-    assert proxy.toxic_names() == ["latency"]
+    assert faults_proxy.toxic_names() == ["latency"]
     assert entry.state is FaultState.INJECTED
     assert entry.applied is not None and entry.applied["name"] == "latency"
-    revert(Ledger(ledger_dir), entry.id, RevertReason.ROLLBACK)
+    revert(Ledger(faults_ledger_dir), entry.id, RevertReason.ROLLBACK)
 
 
 @pytest.mark.parametrize("duration", [None, 0, -5, math.nan, math.inf, True, "60"])
 def test_fault_without_a_positive_duration_is_refused_before_anything_happens(
-    tmp_path: Path, proxy: Proxy, duration: Any
+    tmp_path: Path, faults_proxy: Proxy, duration: Any
 ) -> None:
     applied: list[bool] = []
-    ledger_dir = tmp_path / "ledger"
+    faults_ledger_dir = tmp_path / "ledger"
 
     with pytest.raises(ConfigError, match="positive duration"):
         inject_latency(
-            Ledger(ledger_dir), proxy, duration=duration, apply=lambda: applied.append(True)
+            Ledger(faults_ledger_dir),
+            faults_proxy,
+            duration=duration,
+            apply=lambda: applied.append(True),
         )
 
     assert applied == []
-    assert not ledger_dir.exists()
-    assert watchdog_pid(ledger_dir) is None
-    assert proxy.toxic_names() == []
+    assert not faults_ledger_dir.exists()
+    assert watchdog_pid(faults_ledger_dir) is None
+    assert faults_proxy.toxic_names() == []
 
 
 def test_record_refuses_missing_duration_directly(tmp_path: Path) -> None:
@@ -111,8 +122,29 @@ def test_record_refuses_missing_duration_directly(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_fault_expired_before_it_could_be_applied_is_not_applied(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
+    applied: list[bool] = []
+
+    with pytest.raises(FaultCancelled, match="before it could be injected"):
+        inject_latency(
+            Ledger(faults_ledger_dir),
+            faults_proxy,
+            duration=1e-9,
+            apply=lambda: applied.append(True) or {},
+        )
+
+    assert applied == []
+    [stored] = entry_files(faults_ledger_dir)
+    # Whoever saw the expiry first, inject or the watchdog, ended it without applying it.
+    assert stored["state"] in ("failed-to-inject", "reverted")
+    assert stored["applied"] is None
+    assert faults_proxy.toxic_names() == []
+
+
 def test_unknown_undo_handler_is_refused_before_anything_happens(
-    tmp_path: Path, proxy: Proxy
+    tmp_path: Path, faults_proxy: Proxy
 ) -> None:
     applied: list[bool] = []
     with pytest.raises(UndoError, match="no undo handler named 'nope'"):
@@ -131,114 +163,120 @@ def test_unknown_undo_handler_is_refused_before_anything_happens(
 
 
 def test_revert_removes_the_fault_verifies_and_marks_reverted(
-    ledger_dir: Path, proxy: Proxy
+    faults_ledger_dir: Path, faults_proxy: Proxy
 ) -> None:
-    ledger = Ledger(ledger_dir)
-    entry = inject_latency(ledger, proxy)
-    assert proxy.round_trip() >= LATENCY_MS / 1000
+    ledger = Ledger(faults_ledger_dir)
+    entry = inject_latency(ledger, faults_proxy)
+    assert faults_proxy.round_trip() >= LATENCY_MS / 1000
 
     reverted = revert(ledger, entry.id, RevertReason.ROLLBACK)
 
-    assert proxy.toxic_names() == []
-    assert proxy.round_trip() < LATENCY_MS / 1000
+    assert faults_proxy.toxic_names() == []
+    assert faults_proxy.round_trip() < LATENCY_MS / 1000
     assert reverted.state is FaultState.REVERTED
     assert reverted.revert_reason is RevertReason.ROLLBACK
     assert reverted.reverted_at is not None and reverted.reverted_at >= entry.created_at
-    [stored] = entry_files(ledger_dir)
+    [stored] = entry_files(faults_ledger_dir)
     assert stored["state"] == "reverted" and stored["revert_reason"] == "rollback"
     assert ledger.active() == []
 
 
-def test_revert_twice_is_a_noop(ledger_dir: Path, proxy: Proxy) -> None:
-    ledger = Ledger(ledger_dir)
-    entry = inject_latency(ledger, proxy)
+def test_revert_twice_is_a_noop(faults_ledger_dir: Path, faults_proxy: Proxy) -> None:
+    ledger = Ledger(faults_ledger_dir)
+    entry = inject_latency(ledger, faults_proxy)
     first = revert(ledger, entry.id, RevertReason.ROLLBACK)
-    stored = (ledger_dir / f"{entry.id}.json").read_bytes()
+    stored = (faults_ledger_dir / f"{entry.id}.json").read_bytes()
 
     second = revert(ledger, entry.id, RevertReason.MANUAL)
 
     assert second == first
-    assert (ledger_dir / f"{entry.id}.json").read_bytes() == stored
+    assert (faults_ledger_dir / f"{entry.id}.json").read_bytes() == stored
     assert second.revert_attempts == 1
 
 
-def test_revert_succeeds_when_the_toxic_is_already_gone(ledger_dir: Path, proxy: Proxy) -> None:
-    ledger = Ledger(ledger_dir)
-    entry = inject_latency(ledger, proxy)
-    with Toxiproxy(proxy.api_url) as client:
-        client.remove_toxic(proxy.name, "latency")
+def test_revert_succeeds_when_the_toxic_is_already_gone(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
+    ledger = Ledger(faults_ledger_dir)
+    entry = inject_latency(ledger, faults_proxy)
+    with Toxiproxy(faults_proxy.api_url) as client:
+        client.remove_toxic(faults_proxy.name, "latency")
 
     assert revert(ledger, entry.id, "manual").state is FaultState.REVERTED
 
 
-def test_failed_apply_is_undone_and_marked_failed_to_inject(ledger_dir: Path, proxy: Proxy) -> None:
+def test_failed_apply_is_undone_and_marked_failed_to_inject(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
     def apply() -> dict[str, Any]:
-        add_latency(proxy, "latency")
+        add_latency(faults_proxy, "latency")
         raise RuntimeError("backend lost the answer")
 
     with pytest.raises(RuntimeError, match="backend lost the answer"):
-        inject_latency(Ledger(ledger_dir), proxy, apply=apply)
+        inject_latency(Ledger(faults_ledger_dir), faults_proxy, apply=apply)
 
-    assert proxy.toxic_names() == []
-    [stored] = entry_files(ledger_dir)
+    assert faults_proxy.toxic_names() == []
+    [stored] = entry_files(faults_ledger_dir)
     assert stored["state"] == "failed-to-inject"
     assert stored["applied"] is None
     assert "backend lost the answer" in stored["last_error"]
 
 
-def test_apply_returning_something_unstorable_is_undone(ledger_dir: Path, proxy: Proxy) -> None:
+def test_apply_returning_something_unstorable_is_undone(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
     def apply() -> Any:
-        add_latency(proxy, "latency")
+        add_latency(faults_proxy, "latency")
         return {"when": object()}
 
     with pytest.raises(ConfigError, match="applied cannot be stored as JSON"):
-        inject_latency(Ledger(ledger_dir), proxy, apply=apply)
-    assert proxy.toxic_names() == []
-    assert entry_files(ledger_dir)[0]["state"] == "failed-to-inject"
+        inject_latency(Ledger(faults_ledger_dir), faults_proxy, apply=apply)
+    assert faults_proxy.toxic_names() == []
+    assert entry_files(faults_ledger_dir)[0]["state"] == "failed-to-inject"
 
 
-def test_undo_of_a_disabled_proxy_enables_it(ledger_dir: Path, proxy: Proxy) -> None:
-    ledger = Ledger(ledger_dir)
+def test_undo_of_a_disabled_proxy_enables_it(faults_ledger_dir: Path, faults_proxy: Proxy) -> None:
+    ledger = Ledger(faults_ledger_dir)
 
     def apply() -> dict[str, Any]:
-        with Toxiproxy(proxy.api_url) as client:
-            client.set_enabled(proxy.name, False)
-            return {"enabled": client.proxy(proxy.name)["enabled"]}
+        with Toxiproxy(faults_proxy.api_url) as client:
+            client.set_enabled(faults_proxy.name, False)
+            return {"enabled": client.proxy(faults_proxy.name)["enabled"]}
 
     entry = inject(
         ledger,
         kind="network.partition",
-        target=f"hop:{proxy.name}",
+        target=f"hop:{faults_proxy.name}",
         parameters={},
         duration=60,
         apply=apply,
-        undo=enable_undo(proxy.api_url, proxy.name),
+        undo=enable_undo(faults_proxy.api_url, faults_proxy.name),
         owner_pid=os.getpid(),
     )
     assert entry.applied == {"enabled": False}
 
     revert(ledger, entry.id, RevertReason.ROLLBACK)
 
-    with Toxiproxy(proxy.api_url) as client:
-        assert client.proxy(proxy.name)["enabled"] is True
-    assert proxy.round_trip() < 1
+    with Toxiproxy(faults_proxy.api_url) as client:
+        assert client.proxy(faults_proxy.name)["enabled"] is True
+    assert faults_proxy.round_trip() < 1
 
 
 def test_revert_all_reverts_newest_first_and_only_the_owners_when_asked(
-    ledger_dir: Path, proxy: Proxy
+    faults_ledger_dir: Path, faults_proxy: Proxy
 ) -> None:
-    ledger = Ledger(ledger_dir)
-    mine = [inject_latency(ledger, proxy, toxic=f"mine-{i}") for i in range(2)]
-    unowned = inject_latency(ledger, proxy, toxic="unowned", owner_pid=None)
+    ledger = Ledger(faults_ledger_dir)
+    mine = [inject_latency(ledger, faults_proxy, toxic=f"mine-{i}") for i in range(2)]
+    unowned = inject_latency(ledger, faults_proxy, toxic="unowned", owner_pid=None)
 
     results = revert_all(ledger, RevertReason.SIGNAL, owner_pid=os.getpid())
 
     assert [result.entry.id for result in results] == [mine[1].id, mine[0].id]
     assert all(result.ok and result.entry.revert_reason == "signal" for result in results)
-    assert proxy.toxic_names() == ["unowned"]
+    assert faults_proxy.toxic_names() == ["unowned"]
     assert [entry.id for entry in ledger.active()] == [unowned.id]
     assert [result.entry.id for result in revert_all(ledger, "manual")] == [unowned.id]
-    assert proxy.toxic_names() == []
+    assert faults_proxy.toxic_names() == []
 
 
 REVERT_SCRIPT = r"""
@@ -249,12 +287,12 @@ print(revert(Ledger(sys.argv[1]), sys.argv[2], "manual").revert_attempts)
 
 
 def test_concurrent_reverts_from_several_processes_revert_once(
-    ledger_dir: Path, proxy: Proxy
+    faults_ledger_dir: Path, faults_proxy: Proxy
 ) -> None:
-    entry = inject_latency(Ledger(ledger_dir), proxy)
+    entry = inject_latency(Ledger(faults_ledger_dir), faults_proxy)
     reverters = [
         subprocess.Popen(
-            [sys.executable, "-c", REVERT_SCRIPT, str(ledger_dir), entry.id],
+            [sys.executable, "-c", REVERT_SCRIPT, str(faults_ledger_dir), entry.id],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -265,10 +303,12 @@ def test_concurrent_reverts_from_several_processes_revert_once(
     assert [process.returncode for process in reverters] == [0, 0, 0, 0]
     # Each process saw the same single revert: the undo ran and the entry was marked once.
     assert outputs == ["1", "1", "1", "1"]
-    assert proxy.toxic_names() == []
+    assert faults_proxy.toxic_names() == []
 
 
-def test_failing_undo_marks_revert_failed_and_the_watchdog_retries_it(ledger_dir: Path) -> None:
+def test_failing_undo_marks_revert_failed_and_the_watchdog_retries_it(
+    faults_ledger_dir: Path,
+) -> None:
     from faults_support import ToxiproxyServer, make_proxy
 
     # A second Toxiproxy we can stop: while it is down the undo cannot verify anything.
@@ -276,14 +316,14 @@ def test_failing_undo_marks_revert_failed_and_the_watchdog_retries_it(ledger_dir
     flaky.start()
     try:
         flaky_proxy = make_proxy(flaky.api_url, "127.0.0.1:9")
-        ledger = Ledger(ledger_dir)
+        ledger = Ledger(faults_ledger_dir)
         entry = inject_latency(ledger, flaky_proxy, owner_pid=None)
         flaky.stop()
 
         with pytest.raises(RevertError, match="unreachable"):
             revert(ledger, entry.id, RevertReason.ROLLBACK)
 
-        [stored] = entry_files(ledger_dir)
+        [stored] = entry_files(faults_ledger_dir)
         assert stored["state"] == "revert-failed"
         assert "unreachable" in stored["last_error"]
         assert [active.id for active in ledger.active()] == [entry.id]

@@ -28,7 +28,7 @@ from chaosregistry.toxiproxy import Toxiproxy
 # Measured figures, printed at the end of the module (run with -s to see them).
 MEASURED: dict[str, list[float]] = {}
 
-# The real Toxiproxy, echo server, proxy and ledger fixtures.
+# The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).
 pytest_plugins = ["faults_support"]
 
 
@@ -46,30 +46,34 @@ def print_measurements() -> object:
         )
 
 
-def add_latency(proxy: Proxy, toxic: str) -> dict[str, object]:
-    with Toxiproxy(proxy.api_url) as client:
-        return client.add_toxic(proxy.name, name=toxic, type="latency", attributes={"latency": 200})
+def add_latency(faults_proxy: Proxy, toxic: str) -> dict[str, object]:
+    with Toxiproxy(faults_proxy.api_url) as client:
+        return client.add_toxic(
+            faults_proxy.name, name=toxic, type="latency", attributes={"latency": 200}
+        )
 
 
-def test_expired_fault_is_removed_by_the_watchdog(ledger_dir: Path, proxy: Proxy) -> None:
+def test_expired_fault_is_removed_by_the_watchdog(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
     duration = 1.0
     entry = inject(
-        Ledger(ledger_dir),
+        Ledger(faults_ledger_dir),
         kind="network.latency",
-        target=f"hop:{proxy.name}",
+        target=f"hop:{faults_proxy.name}",
         parameters={},
         duration=duration,
-        apply=lambda: add_latency(proxy, "latency"),
-        undo=toxic_undo(proxy.api_url, proxy.name, "latency"),
+        apply=lambda: add_latency(faults_proxy, "latency"),
+        undo=toxic_undo(faults_proxy.api_url, faults_proxy.name, "latency"),
         owner_pid=None,  # nobody cares any more: only the expiry ends it
     )
-    assert proxy.toxic_names() == ["latency"]
+    assert faults_proxy.toxic_names() == ["latency"]
 
-    wait_until(lambda: proxy.toxic_names() == [], timeout=duration + 1.0, what="expiry")
+    wait_until(lambda: faults_proxy.toxic_names() == [], timeout=duration + 1.0, what="expiry")
 
     gone_after_expiry = time.time() - entry.expires_at
     measured("expiry -> toxic gone (after expires_at)", gone_after_expiry)
-    ledger = Ledger(ledger_dir)
+    ledger = Ledger(faults_ledger_dir)
     wait_until(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=1.0)
     stored = ledger.get(entry.id)
     assert stored.revert_reason == "expired"
@@ -77,50 +81,52 @@ def test_expired_fault_is_removed_by_the_watchdog(ledger_dir: Path, proxy: Proxy
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
-def test_fault_ends_when_its_owner_dies(ledger_dir: Path, proxy: Proxy, signum: int) -> None:
-    owner = FaultOwner(ledger_dir, proxy, duration=60.0)
+def test_fault_ends_when_its_owner_dies(
+    faults_ledger_dir: Path, faults_proxy: Proxy, signum: int
+) -> None:
+    owner = FaultOwner(faults_ledger_dir, faults_proxy, duration=60.0)
     try:
         owner.go()
         entry_id = owner.wait_injected()
-        assert proxy.toxic_names() == [owner.toxic]
-        assert proxy.round_trip() >= 0.2
+        assert faults_proxy.toxic_names() == [owner.toxic]
+        assert faults_proxy.round_trip() >= 0.2
 
         owner.kill(signum)
         killed = time.monotonic()
-        wait_until(lambda: proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
+        wait_until(lambda: faults_proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
         measured(f"owner {signal.Signals(signum).name} -> toxic gone", time.monotonic() - killed)
     finally:
         owner.reap()
 
     # The entry is marked only after the undo verified the toxic is gone: a moment later.
-    ledger = Ledger(ledger_dir)
+    ledger = Ledger(faults_ledger_dir)
     wait_until(lambda: ledger.get(entry_id).state is FaultState.REVERTED, timeout=1.0)
     assert ledger.get(entry_id).revert_reason == "owner-gone"
-    assert proxy.round_trip() < 0.2
+    assert faults_proxy.round_trip() < 0.2
 
 
 def test_watchdog_survives_a_kill_of_the_callers_whole_process_group(
-    ledger_dir: Path, proxy: Proxy
+    faults_ledger_dir: Path, faults_proxy: Proxy
 ) -> None:
     # The owner leads its own process group, as `chaos run` in a terminal does; the group
     # gets SIGKILL, as from a CI runner that cancels a job.
-    owner = FaultOwner(ledger_dir, proxy, duration=60.0, new_session=True)
+    owner = FaultOwner(faults_ledger_dir, faults_proxy, duration=60.0, new_session=True)
     try:
         owner.go()
         owner.wait_injected()
-        watchdog = watchdog_pid(ledger_dir)
+        watchdog = watchdog_pid(faults_ledger_dir)
         assert watchdog is not None
         os.killpg(owner.process.pid, signal.SIGKILL)
-        wait_until(lambda: proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
+        wait_until(lambda: faults_proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
         assert process_alive(watchdog)
     finally:
         owner.reap()
-    wait_until(lambda: "owner-gone" in log_path(ledger_dir).read_text(), timeout=1.0)
+    wait_until(lambda: "owner-gone" in log_path(faults_ledger_dir).read_text(), timeout=1.0)
 
 
-def time_an_injection(directory: Path, proxy: Proxy) -> float:
+def time_an_injection(directory: Path, faults_proxy: Proxy) -> float:
     """Seconds from "go" to "injected" for an uninterrupted owner (then kill it, and wait)."""
-    owner = FaultOwner(directory, proxy, quiet=True)
+    owner = FaultOwner(directory, faults_proxy, quiet=True)
     try:
         owner.go()
         started = time.monotonic()
@@ -129,19 +135,21 @@ def time_an_injection(directory: Path, proxy: Proxy) -> float:
         owner.kill(signal.SIGKILL)
     finally:
         owner.reap()
-    wait_until(lambda: proxy.toxic_names() == [], timeout=3.0, what="the calibration toxic")
+    wait_until(lambda: faults_proxy.toxic_names() == [], timeout=3.0, what="the calibration toxic")
     return took
 
 
-def test_randomly_interrupted_injections_leave_no_fault(tmp_path: Path, proxy: Proxy) -> None:
+def test_randomly_interrupted_injections_leave_no_fault(
+    tmp_path: Path, faults_proxy: Proxy
+) -> None:
     rng = random.Random(int(os.environ.get("FAULTS_TRIAL_SEED", time.time_ns())))
     # "warm": a watchdog already runs (kept alive by a long idle exit); "cold": every trial has
     # a fresh ledger, so the child starts the watchdog itself and may be killed while it does.
     warm = tmp_path / "warm"
     warm_watchdog = ensure_watchdog(warm, idle_exit=120)
     window = {
-        "warm": time_an_injection(warm, proxy),
-        "cold": time_an_injection(tmp_path / "c", proxy),
+        "warm": time_an_injection(warm, faults_proxy),
+        "cold": time_an_injection(tmp_path / "c", faults_proxy),
     }
     outcomes: dict[str, int] = {}
     cold_dirs: list[Path] = [tmp_path / "c"]
@@ -164,7 +172,7 @@ def test_randomly_interrupted_injections_leave_no_fault(tmp_path: Path, proxy: P
                 delay = window[mode] * rng.uniform(0.0, 0.7)
             owner = FaultOwner(
                 directory,
-                proxy,
+                faults_proxy,
                 sleep_before=rng.uniform(0.0, 0.05),
                 sleep_after=rng.uniform(0.0, 0.05),
                 quiet=True,
@@ -187,7 +195,9 @@ def test_randomly_interrupted_injections_leave_no_fault(tmp_path: Path, proxy: P
             )
             # A request sent just before the kill may land after the revert: the watchdog
             # undoes never-confirmed faults once more a second later.
-            wait_until(lambda: proxy.toxic_names() == [], timeout=3.0, what=f"no toxic ({context})")
+            wait_until(
+                lambda: faults_proxy.toxic_names() == [], timeout=3.0, what=f"no toxic ({context})"
+            )
             new = new_entries()
             assert len(new) <= 1, context
             if not new:
@@ -210,52 +220,57 @@ def test_randomly_interrupted_injections_leave_no_fault(tmp_path: Path, proxy: P
         assert_watchdog_exits(directory)
 
 
-def test_corrupt_entry_files_do_not_stop_the_watchdog(ledger_dir: Path, proxy: Proxy) -> None:
-    ledger_dir.mkdir(parents=True)
-    (ledger_dir / "aaaaaaaaaaaa.json").write_text("{not json")
-    (ledger_dir / "bbbbbbbbbbbb.json").write_text("")
-    (ledger_dir / "cccccccccccc.json").write_text(json.dumps({"id": "cccccccccccc"}))
-    ledger = Ledger(ledger_dir)
+def test_corrupt_entry_files_do_not_stop_the_watchdog(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
+    faults_ledger_dir.mkdir(parents=True)
+    (faults_ledger_dir / "aaaaaaaaaaaa.json").write_text("{not json")
+    (faults_ledger_dir / "bbbbbbbbbbbb.json").write_text("")
+    (faults_ledger_dir / "cccccccccccc.json").write_text(json.dumps({"id": "cccccccccccc"}))
+    ledger = Ledger(faults_ledger_dir)
     entry = inject(
         ledger,
         kind="network.latency",
-        target=f"hop:{proxy.name}",
+        target=f"hop:{faults_proxy.name}",
         parameters={},
         duration=1.0,
-        apply=lambda: add_latency(proxy, "latency"),
-        undo=toxic_undo(proxy.api_url, proxy.name, "latency"),
+        apply=lambda: add_latency(faults_proxy, "latency"),
+        undo=toxic_undo(faults_proxy.api_url, faults_proxy.name, "latency"),
         owner_pid=None,
     )
     # Corrupted while the watchdog is running, too.
-    (ledger_dir / "dddddddddddd.json").write_bytes(b"\x00\xff" * 10)
+    (faults_ledger_dir / "dddddddddddd.json").write_bytes(b"\x00\xff" * 10)
 
-    wait_until(lambda: proxy.toxic_names() == [], timeout=3.0, what="expiry despite corruption")
+    wait_until(
+        lambda: faults_proxy.toxic_names() == [], timeout=3.0, what="expiry despite corruption"
+    )
     wait_until(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=1.0)
-    log = log_path(ledger_dir).read_text()
+    log = log_path(faults_ledger_dir).read_text()
     for name in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"):
         assert f"{name}.json" in log
     assert "Traceback" not in log
 
 
-def test_watchdog_exits_by_itself_when_nothing_is_active(ledger_dir: Path) -> None:
-    pid = ensure_watchdog(ledger_dir)
+def test_watchdog_exits_by_itself_when_nothing_is_active(faults_ledger_dir: Path) -> None:
+    pid = ensure_watchdog(faults_ledger_dir)
     assert process_alive(pid)
 
     waited = wait_until(lambda: not process_alive(pid), timeout=WATCHDOG_IDLE_EXIT + 3)
 
     assert waited >= WATCHDOG_IDLE_EXIT - 0.1
-    assert watchdog_pid(ledger_dir) is None
-    assert "no active faults" in log_path(ledger_dir).read_text()
+    assert watchdog_pid(faults_ledger_dir) is None
+    assert "no active faults" in log_path(faults_ledger_dir).read_text()
 
 
-def test_one_watchdog_per_ledger_however_many_start_it(ledger_dir: Path) -> None:
+def test_one_watchdog_per_ledger_however_many_start_it(faults_ledger_dir: Path) -> None:
     pids: list[int] = []
     threads = [
-        threading.Thread(target=lambda: pids.append(ensure_watchdog(ledger_dir))) for _ in range(4)
+        threading.Thread(target=lambda: pids.append(ensure_watchdog(faults_ledger_dir)))
+        for _ in range(4)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(pids) == 4 and len(set(pids)) == 1
-    assert ensure_watchdog(ledger_dir) == pids[0]
+    assert ensure_watchdog(faults_ledger_dir) == pids[0]

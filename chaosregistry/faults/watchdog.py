@@ -30,7 +30,6 @@ from chaosregistry.faults.ledger import (
     Entry,
     FaultState,
     Ledger,
-    LedgerError,
     RevertReason,
 )
 from chaosregistry.faults.undo import handler_names, run_undo
@@ -261,9 +260,12 @@ class Watchdog:
             path = self.ledger.path / name
             try:
                 stat = path.stat()
-                signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-                if self._terminal.get(name) == signature or self._corrupt.get(name) == signature:
-                    continue
+            except OSError:
+                continue  # gone since the listing, or unreadable: the next pass sees
+            signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if self._terminal.get(name) == signature or self._corrupt.get(name) == signature:
+                continue
+            try:
                 entry = self.ledger.read_file(path)
             except FileNotFoundError:
                 continue
@@ -293,8 +295,13 @@ class Watchdog:
             result = lifecycle.revert(self.ledger, entry.id, reason, lock_timeout=0)
         except locks.LockBusy:
             return  # being applied or reverted by another process right now: next pass
-        except (lifecycle.RevertError, LedgerError) as exc:
+        except lifecycle.RevertError as exc:
             self._schedule_retry(entry.id, str(exc))
+            return
+        except Exception as exc:
+            # The ledger itself failed (disk full, entry vanished): retry like a failed undo
+            # rather than abandon the other entries of this pass.
+            self._schedule_retry(entry.id, f"{entry.id}: {type(exc).__name__}: {exc}")
             return
         self._retry_at.pop(entry.id, None)
         self._failures.pop(entry.id, None)
