@@ -23,6 +23,7 @@ PROBE_MODULES = (
 ACTION_MODULES = (
     "chaosregistry.actions.network",
     "chaosregistry.actions.node",
+    "chaosregistry.actions.content",
 )
 
 

@@ -33,7 +33,7 @@ from chaosregistry.activity import flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
 from chaosregistry.faults.lifecycle import revert_all
-from chaosregistry.validate import effective_configuration, load_vars, validate
+from chaosregistry.validate import effective_configuration, load_vars, runtime_options, validate
 
 EXIT_PASSED = 0
 EXIT_ERROR = 1
@@ -148,6 +148,8 @@ def run_gameday(
     env = dict(os.environ)
     env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
     env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
+    # A name unique to this run, usable in image tags (lower case, no dots).
+    env["CHAOSREGISTRY_RUN_ID"] = run_dir.name.lower().replace(".", "-")
     if backend == "local":
         from chaosregistry import sandbox
 
@@ -175,6 +177,7 @@ def run_gameday(
         str(journal_path),
         "--rollback-strategy",
         "always",
+        *runtime_options(experiment_data, experiment),
     ]
     if vars_file:
         argv += ["--var-file", str(vars_file.absolute())]

@@ -258,6 +258,50 @@ def check_activity(field: str, activity: dict[str, Any], configuration: dict[str
             raise ConfigError(f"{where}.arguments.{param.name}: {problem}")
 
 
+HYPOTHESIS_STRATEGIES = (
+    "default",
+    "before-method-only",
+    "after-method-only",
+    "during-method-only",
+    "continuously",
+)
+
+
+def runtime_options(experiment: dict[str, Any], source: Path) -> list[str]:
+    """``chaos run`` options an experiment asks for in its ``chaosregistry`` extension.
+
+    Chaos Toolkit takes the hypothesis strategy only on the command line; an experiment whose
+    steady state must also hold *during* the fault says so here, and ``gameday`` passes it on::
+
+        extensions:
+          - name: chaosregistry
+            hypothesis_strategy: continuously
+            hypothesis_frequency: 4
+    """
+    for index, extension in enumerate(experiment.get("extensions") or []):
+        if not isinstance(extension, dict) or extension.get("name") != "chaosregistry":
+            continue
+        where = f"{source}: extensions[{index}]"
+        unknown = sorted(set(extension) - {"name", "hypothesis_strategy", "hypothesis_frequency"})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown setting")
+        options: list[str] = []
+        strategy = extension.get("hypothesis_strategy", "default")
+        if strategy not in HYPOTHESIS_STRATEGIES:
+            raise ConfigError(
+                f"{where}.hypothesis_strategy: {strategy!r} is not one of "
+                f"{', '.join(HYPOTHESIS_STRATEGIES)}"
+            )
+        options += ["--hypothesis-strategy", strategy]
+        if "hypothesis_frequency" in extension:
+            problem = _duration(extension["hypothesis_frequency"])
+            if problem:
+                raise ConfigError(f"{where}.hypothesis_frequency: {problem}")
+            options += ["--hypothesis-frequency", str(extension["hypothesis_frequency"])]
+        return options
+    return []
+
+
 def check_chaostoolkit(experiment: dict[str, Any], source: Path) -> None:
     from chaoslib.exceptions import ChaosException
     from chaoslib.experiment import ensure_experiment_is_valid
@@ -297,5 +341,6 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, 
             check_activity(field, activity, configuration)
         except ConfigError as exc:
             raise ConfigError(f"{experiment_path}: {exc}") from None
+    runtime_options(experiment, experiment_path)
     check_chaostoolkit(experiment, experiment_path)
     return experiment

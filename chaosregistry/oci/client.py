@@ -7,6 +7,7 @@ HTTP basic, or the bearer-token flow, remembering the scheme so later requests s
 
 import base64
 import hashlib
+import json
 import os
 import queue
 import ssl
@@ -51,8 +52,6 @@ class Manifest:
         return self.media_type in INDEX_MEDIA_TYPES
 
     def json(self) -> dict[str, Any]:
-        import json
-
         try:
             value = json.loads(self.body)
         except ValueError as exc:
@@ -242,6 +241,30 @@ class RegistryClient:
         if actual is not None and actual != digest:
             raise PullError(ErrorClass.DIGEST_MISMATCH, f"{what}: content hashes to {actual}")
         return BlobFetch(digest, size, time.perf_counter() - start, auth_seconds)
+
+    def delete_repository_tags(self, repository: str) -> list[str]:
+        """Delete the manifest behind every tag of ``repository``; returns the digests deleted."""
+        what = f"tags of {repository}"
+        try:
+            with self._send("GET", f"/v2/{repository}/tags/list", repository, what) as (
+                response,
+                _,
+            ):
+                tags = json.loads(response.read()).get("tags") or []
+        except PullError as exc:
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                return []
+            raise
+        deleted: list[str] = []
+        for tag in tags:
+            digest = self.get_manifest(repository, tag).digest
+            if digest in deleted:
+                continue
+            with self._send(
+                "DELETE", f"/v2/{repository}/manifests/{digest}", repository, f"delete {digest}"
+            ):
+                deleted.append(digest)
+        return deleted
 
     # -- auth and sending ------------------------------------------------------------------
     def _send(
