@@ -28,6 +28,7 @@ from chaosregistry.faults import (
     resolve_ledger_dir,
     revert,
     revert_all,
+    undo,
 )
 from chaosregistry.faults.ledger import CorruptEntryError
 from chaosregistry.faults.toxiproxy_undo import enable_undo, toxic_undo
@@ -160,6 +161,46 @@ def test_unknown_undo_handler_is_refused_before_anything_happens(
         )
     assert applied == []
     assert not (tmp_path / "ledger").exists()
+
+
+def test_undo_handler_the_watchdog_could_not_import_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(undo, "_handlers", dict(undo._handlers))
+    # Registered here, in a test module: a fresh process would never find it.
+    undo.undo_handler("test.unreachable")(lambda params: None)
+    applied: list[bool] = []
+
+    with pytest.raises(UndoError, match="watchdog cannot import: add the module to"):
+        inject(
+            Ledger(tmp_path / "ledger"),
+            kind="k",
+            target="t",
+            parameters={},
+            duration=10,
+            apply=lambda: applied.append(True) or {},
+            undo={"kind": "test.unreachable", "params": {}},
+            owner_pid=None,
+        )
+    assert applied == []
+    assert not (tmp_path / "ledger").exists()
+
+
+def test_handler_module_recorded_with_the_fault_is_imported_when_not_listed(
+    faults_ledger_dir: Path, faults_proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = inject_latency(Ledger(faults_ledger_dir), faults_proxy)
+    assert entry.undo_module == "chaosregistry.faults.toxiproxy_undo"
+    # A process that has imported no handler module and whose UNDO_MODULES does not list it.
+    monkeypatch.setattr(undo, "UNDO_MODULES", ())
+    monkeypatch.setattr(undo, "_loaded", False)
+    monkeypatch.setattr(undo, "_handlers", {})
+    monkeypatch.delitem(sys.modules, "chaosregistry.faults.toxiproxy_undo")
+    with pytest.raises(UndoError, match=r"no undo handler named 'toxiproxy\.toxic'"):
+        undo.get_handler("toxiproxy.toxic")
+
+    assert revert(Ledger(faults_ledger_dir), entry.id, "rollback").state is FaultState.REVERTED
+    assert faults_proxy.toxic_names() == []
 
 
 def test_revert_removes_the_fault_verifies_and_marks_reverted(

@@ -156,6 +156,7 @@ class Entry:
     revert_reason: RevertReason | None = None
     revert_attempts: int = 0
     last_error: str | None = None
+    undo_module: str | None = None
     version: int = field(default=SCHEMA_VERSION)
 
     @property
@@ -197,6 +198,7 @@ class Entry:
                 revert_reason=None if reason is None else RevertReason(reason),
                 revert_attempts=int(data.get("revert_attempts", 0)),
                 last_error=data.get("last_error"),
+                undo_module=data.get("undo_module"),
                 version=int(data.get("version", SCHEMA_VERSION)),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -220,6 +222,8 @@ def _validate_shape(entry: Entry) -> None:
     if entry.applied is not None and not isinstance(entry.applied, dict):
         raise CorruptEntryError("applied must be an object or null")
     validate_undo(entry.undo, error=CorruptEntryError)
+    if entry.undo_module is not None and not isinstance(entry.undo_module, str):
+        raise CorruptEntryError("undo_module must be a module name or null")
     if entry.owner is not None and not (
         isinstance(entry.owner.pid, int) and isinstance(entry.owner.start_time, int)
     ):
@@ -393,8 +397,12 @@ class Ledger:
         duration: float,
         *,
         owner_pid: int | None,
+        undo_module: str | None = None,
     ) -> Entry:
         """Write a new ``pending`` entry and fsync it; returns only once it is durable.
+
+        ``undo_module`` names the module that registers the undo handler, so that a fresh
+        process can import it (see ``chaosregistry.faults.undo.get_handler``).
 
         Raises ConfigError for a missing or non-positive ``duration`` or a malformed ``undo``,
         and LedgerError when ``owner_pid`` is not a running process. Nothing is written then.
@@ -415,6 +423,7 @@ class Ledger:
             expires_at=now + seconds,
             owner=owner,
             state=FaultState.PENDING,
+            undo_module=undo_module,
         )
         with self.lock(entry.id):
             self._write(entry)

@@ -25,7 +25,7 @@ from chaosregistry.faults.ledger import (
     validate_undo,
 )
 from chaosregistry.faults.locks import LockBusy
-from chaosregistry.faults.undo import get_handler, run_undo
+from chaosregistry.faults.undo import reachable_module, run_undo
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,17 @@ def inject(
     """
     validate_duration(duration)
     validate_undo(undo)
-    # An undo nobody can run must not be recorded, let alone applied.
-    get_handler(undo["kind"])
+    # An undo the watchdog cannot run must not be recorded, let alone applied.
+    undo_module = reachable_module(undo["kind"])
     # Imported here: the watchdog module imports this one and runs as ``python -m``.
     from chaosregistry.faults.watchdog import watchdog_guard
 
     # Recording under the watchdog's gate means a watchdog that is about to exit for lack of
     # work either sees this entry or has already gone, and then a new one is started here.
     with watchdog_guard(ledger.path):
-        entry = ledger.record(kind, target, parameters, undo, duration, owner_pid=owner_pid)
+        entry = ledger.record(
+            kind, target, parameters, undo, duration, owner_pid=owner_pid, undo_module=undo_module
+        )
     # Holding the entry's lock while applying keeps the watchdog and the CLI from reverting
     # half an injection; if this process dies, the kernel drops the lock and they take over.
     with ledger.lock(entry.id):
@@ -117,7 +119,7 @@ def inject(
 def _undo_failed_inject(ledger: Ledger, entry: Entry, exc: BaseException) -> None:
     error = f"inject failed: {_describe(exc)}"
     try:
-        run_undo(entry.undo)
+        run_undo(entry.undo, module=entry.undo_module)
     except Exception as undo_exc:
         log.error("fault %s: %s; undo failed: %s", entry.id, error, undo_exc)
         try:
@@ -153,7 +155,7 @@ def revert(
         if not entry.active:
             return entry
         try:
-            run_undo(entry.undo)
+            run_undo(entry.undo, module=entry.undo_module)
         except Exception as exc:
             raise RevertError(ledger.mark_revert_failed(entry_id, why, _describe(exc))) from exc
         return ledger.mark_reverted(entry_id, why)

@@ -18,9 +18,8 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import chaosregistry
 from chaosregistry.errors import ChaosRegistryError
@@ -208,7 +207,7 @@ class Watchdog:
         self._failures: dict[str, int] = {}
         self._failing_since: dict[str, float] = {}
         self._given_up: set[str] = set()
-        self._rechecks: dict[str, tuple[float, int, Mapping[str, Any]]] = {}
+        self._rechecks: dict[str, tuple[float, int, Entry]] = {}
         # Entry files are replaced (new inode) on every change: an unchanged signature means
         # an unchanged file, so terminal and corrupt files are read once, not every poll.
         self._terminal: dict[str, tuple[int, int, int]] = {}
@@ -321,11 +320,7 @@ class Watchdog:
             time.time() - started,
         )
         if result.injected_at is None:
-            self._rechecks[result.id] = (
-                time.monotonic() + RECHECK_DELAY,
-                RECHECK_ATTEMPTS,
-                result.undo,
-            )
+            self._rechecks[result.id] = (time.monotonic() + RECHECK_DELAY, RECHECK_ATTEMPTS, result)
 
     def _schedule_retry(self, entry_id: str, error: str) -> None:
         now = time.monotonic()
@@ -347,17 +342,17 @@ class Watchdog:
 
     def _run_rechecks(self) -> None:
         now = time.monotonic()
-        for entry_id, (when, attempts, undo) in list(self._rechecks.items()):
+        for entry_id, (when, attempts, entry) in list(self._rechecks.items()):
             if now < when:
                 continue
             try:
-                run_undo(undo)
+                run_undo(entry.undo, module=entry.undo_module)
             except Exception as exc:
                 if attempts <= 1:
                     del self._rechecks[entry_id]
                     log.error("second undo of %s failed, giving up: %s", entry_id, exc)
                 else:
-                    self._rechecks[entry_id] = (now + RECHECK_DELAY, attempts - 1, undo)
+                    self._rechecks[entry_id] = (now + RECHECK_DELAY, attempts - 1, entry)
                     log.warning("second undo of %s failed: %s", entry_id, exc)
             else:
                 del self._rechecks[entry_id]
