@@ -66,13 +66,24 @@ class GameDayResult:
         return VERDICT_EXIT[self.verdict]
 
 
+def deviated_during(journal: dict[str, Any]) -> bool:
+    """Whether a steady-state check run *during* the method failed.
+
+    Chaos Toolkit records those checks (``--hypothesis-strategy continuously``) but never counts
+    them: without ``--fail-fast`` the run stays "completed", with it the run is "failed". For
+    us a steady state that broke under the fault is a deviation, whatever the after-check says.
+    """
+    during = (journal.get("steady_states") or {}).get("during") or []
+    return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
+
+
 def verdict_from_journal(journal: dict[str, Any] | None, interrupted: bool) -> str:
     if journal is None:
         return "interrupted" if interrupted else "failed"
     status = journal.get("status")
     if status == "interrupted" or interrupted:
         return "interrupted"
-    if journal.get("deviated"):
+    if journal.get("deviated") or (status == "completed" and deviated_during(journal)):
         return "deviated"
     if status == "completed":
         return "passed"
