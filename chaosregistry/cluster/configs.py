@@ -90,6 +90,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # Network namespaces as bind mounts under our state dir rather than /run/netns.
   netns_mounts_under_state_dir = true
   max_concurrent_downloads = 3
+  # Never ask for an oom_score_adj below containerd's own: lowering it needs CAP_SYS_RESOURCE,
+  # which the test VMs do not grant even to root (runc then fails "can't get final child's
+  # PID from pipe" because nsexec cannot write -998 for the pause container).
+  restrict_oom_score_adj = true
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -180,6 +184,8 @@ def kubelet_config(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Any]:
         # The host runs cgroup v1; 1.34 still allows it (see versions.py), say so explicitly.
         "failCgroupV1": False,
         "failSwapOn": False,
+        # Not -999: lowering an oom_score_adj needs CAP_SYS_RESOURCE (see containerd_config).
+        "oomScoreAdj": 0,
         # No KUBE-FIREWALL / KUBE-IPTABLES-HINT chains: we keep the host's iptables untouched.
         "makeIPTablesUtilChains": False,
         "podLogsDir": str(layout.pod_logs_dir),

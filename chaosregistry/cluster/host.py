@@ -42,6 +42,9 @@ SYSCTLS = (
 )
 CNI_CACHE = Path("/var/lib/cni/results")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
+# Directories that containerd's shims and libcni create outside our state dir; removed when
+# they are empty (a running containerd or CNI user of someone else's would keep them non-empty).
+RUNTIME_DIRS = (Path("/run/containerd/s"), Path("/run/containerd"), CNI_CACHE, CNI_CACHE.parent)
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -222,6 +225,9 @@ def remove_runtime_files(layout: Layout) -> None:
             with contextlib.suppress(OSError):
                 if link.is_symlink() and os.readlink(link).startswith(str(layout.state_dir)):
                     link.unlink()
+    for directory in RUNTIME_DIRS:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
     # Pod IP leases: every pod is gone, so are they.
     if layout.cni_ipam_dir.is_dir():
         for lease in layout.cni_ipam_dir.rglob("*"):

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,12 @@ def up(
     in ``<state>/sandbox`` on ``sandbox_base_port``. Raises ``ConfigError`` for a host that
     lacks something, ``ClusterError``/``BuildError`` naming the failing piece and its log.
     """
-    say = progress or _to_stderr
+    plain = progress or _to_stderr
+    begun = time.monotonic()
+
+    def say(message: str) -> None:
+        plain(f"[{time.monotonic() - begun:5.1f}s] {message}")
+
     layout = Layout.at(state_dir)
     ports = Ports(base_port)
     _check_host(layout)
@@ -277,13 +283,17 @@ def up(
             sandbox_endpoints=endpoints,
         )
         write_json(layout.settings_file, settings)
+        kubelet_was_running = running_pid(layout, "kubelet") is not None
+        # Second precision: the API reports heartbeats in whole seconds.
+        kubelet_start = datetime.now(UTC).replace(microsecond=0)
         _start_processes(
             layout, _specs(binaries, layout, pki, ports), _readiness(layout, pki, ports), say
         )
         client = admin_client(layout.state_dir)
+        since = None if kubelet_was_running else kubelet_start
         wait_until(
             "node",
-            lambda: node_ready(client, NODE_NAME),
+            lambda: node_ready(client, NODE_NAME, since=since),
             timeout=120,
             layout=layout,
             process="kubelet",
@@ -340,7 +350,12 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
 
     Raises ``ClusterError`` listing anything of ours that survives.
     """
-    say = progress or _to_stderr
+    plain = progress or _to_stderr
+    begun = time.monotonic()
+
+    def say(message: str) -> None:
+        plain(f"[{time.monotonic() - begun:5.1f}s] {message}")
+
     layout = Layout.at(state_dir)
     if not layout.state_dir.is_dir():
         raise ConfigError(f"{layout.state_dir}: no cluster state directory")

@@ -29,13 +29,22 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
+def _cmdline(pid: int, *, settle: bool = False) -> str:
+    """The command line of ``pid``; "" for a zombie, a kernel thread or a gone process.
+
+    Right after exec the kernel may briefly report an empty command line (the new image's
+    argument area is not set up yet); with ``settle`` an empty answer from a live process is
+    re-read for up to half a second.
+    """
+    for _ in range(50 if settle else 1):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return ""
+        if raw or not _is_alive(pid):
+            return raw.replace(b"\0", b" ").decode(errors="replace")
+        time.sleep(0.01)
+    return ""
 
 
 def _is_alive(pid: int) -> bool:
@@ -52,7 +61,7 @@ def running_pid(layout: Layout, name: str) -> int | None:
         pid = int(layout.pid_file(name).read_text().strip())
     except (OSError, ValueError):
         return None
-    if _is_alive(pid) and str(layout.state_dir) in _cmdline(pid):
+    if _is_alive(pid) and str(layout.state_dir) in _cmdline(pid, settle=True):
         return pid
     return None
 
@@ -160,8 +169,8 @@ def strays(layout: Layout) -> list[int]:
         pid = int(entry.name)
         if (
             pid != os.getpid()
-            and marker in _cmdline(pid)
             and _executable(pid) in OUR_EXECUTABLES
+            and marker in _cmdline(pid)
             and _is_alive(pid)
         ):
             found.append(pid)

@@ -8,13 +8,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Node, Pod
 
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.pki import Pki
@@ -93,7 +94,12 @@ def http_ok(url: str) -> str | None:
     return None if response.status_code == 200 else f"{url}: HTTP {response.status_code}"
 
 
-def node_ready(kube: Client, name: str) -> str | None:
+def node_ready(kube: Client, name: str, *, since: datetime | None = None) -> str | None:
+    """None when the node says Ready; with ``since``, only a heartbeat after it counts.
+
+    A node object outlives its kubelet: right after a restart it still shows the Ready status
+    the previous kubelet posted, so a freshly started kubelet must have reported since.
+    """
     try:
         node = kube.get(Node, name)
     except ApiError as exc:
@@ -103,6 +109,9 @@ def node_ready(kube: Client, name: str) -> str | None:
     conditions = (node.status.conditions if node.status else None) or []
     for condition in conditions:
         if condition.type == "Ready":
+            beat = condition.lastHeartbeatTime
+            if since is not None and (beat is None or beat < since):
+                return f"no heartbeat from the kubelet since {since:%H:%M:%S}"
             if condition.status == "True":
                 return None
             return f"Ready={condition.status}: {condition.reason}: {condition.message}"
@@ -135,4 +144,24 @@ def deployment_available(kube: Client, namespace: str, name: str) -> str | None:
             f"{status.updatedReplicas or 0} updated, {status.availableReplicas or 0} available "
             f"of {wanted}"
         )
+    # The status may be stale (a controller-manager stopped while its pods went away), so the
+    # pods themselves must be there and ready.
+    selector = deployment.spec.selector.matchLabels if deployment.spec else None
+    labels: dict[str, Any] = dict(selector or {})
+    try:
+        pods = list(kube.list(Pod, namespace=namespace, labels=labels))
+    except (ApiError, httpx.HTTPError) as exc:
+        return str(describe(exc))
+    ready = [pod for pod in pods if _pod_ready(pod)]
+    if len(ready) < (wanted or 0):
+        return f"{len(ready)} of {wanted} pods running and ready"
     return None
+
+
+def _pod_ready(pod: Pod) -> bool:
+    if pod.metadata is None or pod.metadata.deletionTimestamp is not None:
+        return False
+    if pod.status is None or pod.status.phase != "Running":
+        return False
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
