@@ -155,6 +155,9 @@ http {{
     client_max_body_size 0;
     proxy_buffering off;
     proxy_request_buffering off;
+    # Unbuffered proxying reads the upstream in chunks of proxy_buffer_size: the 4-8 KiB
+    # default caps a 64 MiB blob at a few hundred MB/s, 256 KiB lets it stream at disk speed.
+    proxy_buffer_size 256k;
     proxy_http_version 1.1;
     proxy_read_timeout 900s;
     proxy_send_timeout 900s;
