@@ -34,6 +34,7 @@ def run_curl(url: str, image: dict[str, Any], creds: Credentials, parallel: int)
     argv = [
         "curl",
         "-sf",
+        "--no-progress-meter",
         "--parallel",
         "--parallel-max",
         str(parallel),
