@@ -105,6 +105,15 @@ def gameday(
         keep_sandbox=keep_sandbox,
         say=click.echo,
     )
+    from chaosregistry.gameday import pull_table
+
+    journal = json.loads(result.journal.read_text()) if result.journal.is_file() else {}
+    table = pull_table(journal)
+    if len(table) > 1:
+        click.echo("")
+        for line in table:
+            click.echo(line)
+        click.echo("")
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")

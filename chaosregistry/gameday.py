@@ -90,6 +90,48 @@ def verdict_from_journal(journal: dict[str, Any] | None, interrupted: bool) -> s
     return "failed"
 
 
+def pull_table(journal: dict[str, Any]) -> list[str]:
+    """The game day's pulls as a table: every probe result that carries pull statistics."""
+
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    states = journal.get("steady_states") or {}
+    for phase in ("before",):
+        for probe in (states.get(phase) or {}).get("probes") or []:
+            rows.append((phase, probe["activity"]["name"], probe.get("output") or {}))
+    for run in journal.get("run") or []:
+        if run["activity"].get("type") == "probe":
+            rows.append(("method", run["activity"]["name"], run.get("output") or {}))
+    for probe in (states.get("after") or {}).get("probes") or []:
+        rows.append(("after", probe["activity"]["name"], probe.get("output") or {}))
+    lines = [f"{'phase':<7} {'probe':<34} {'ok':>7} {'p50 s':>7} {'p95 s':>7} {'max s':>7}  errors"]
+    for phase, name, out in rows:
+        if not isinstance(out, dict):
+            continue
+        if "success_ratio" in out:
+            ok = f"{out.get('succeeded', 0)}/{out.get('count', 0)}"
+            p50, p95, worst = out.get("p50"), out.get("p95"), out.get("max_attempt")
+            errors = out.get("errors") or {}
+        elif "ok" in out and "timings" in out:
+            ok = "1/1" if out["ok"] else "0/1"
+            p50 = p95 = worst = out["timings"].get("total")
+            errors = {out["error"]["class"]: 1} if out.get("error") else {}
+        elif "recovered" in out:
+            ok = "yes" if out["recovered"] else "no"
+            p50 = p95 = worst = out.get("seconds")
+            errors = out.get("errors") or {}
+        else:
+            continue
+        error_text = ", ".join(f"{k} {v}" for k, v in errors.items()) or "-"
+        lines.append(
+            f"{phase:<7} {name[:34]:<34} {ok:>7} {fmt(p50):>7} {fmt(p95):>7} {fmt(worst):>7}  "
+            f"{error_text}"
+        )
+    return lines
+
+
 def _chaos_binary() -> str:
     beside = Path(sys.executable).with_name("chaos")
     found = str(beside) if beside.exists() else shutil.which("chaos")
