@@ -79,10 +79,14 @@ def generate_crds(progress: Progress) -> list[Path]:
     return sorted(out.glob("*.yaml"))
 
 
+# libyaml's loader when PyYAML has it: the generated CRDs are 3 MB of YAML.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_crds(files: list[Path]) -> list[dict[str, Any]]:
     documents = []
     for path in files:
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in yaml.load_all(path.read_text(), Loader=_LOADER):
             if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
                 documents.append(document)
     return documents
@@ -145,13 +149,15 @@ def install_chaos_mesh_crds(kube: Client, progress: Progress) -> list[str]:
     """
     files = generate_crds(progress)
     digest = _digest(files)
+    # controller-gen names each file <group>_<plural>.yaml and each CRD <plural>.<group>.
+    names = sorted(".".join(reversed(path.stem.split("_", 1))) for path in files)
+    if _installed(kube, names, digest):
+        progress(f"crds: {len(names)} Chaos Mesh CRDs already installed")
+        return names
     documents = load_crds(files)
     for document in documents:
         document["metadata"].setdefault("annotations", {})[DIGEST_ANNOTATION] = digest
     names = sorted(d["metadata"]["name"] for d in documents)
-    if _installed(kube, names, digest):
-        progress(f"crds: {len(names)} Chaos Mesh CRDs already installed")
-        return names
     apply_crds(kube, documents)
     progress(f"crds: {len(names)} Chaos Mesh CRDs established")
     return names
