@@ -55,8 +55,9 @@ unit: setup ## pytest only
 
 test: lint typecheck unit ## every check and every test
 
-bench: setup ## run the side-by-side benchmarks under bench/
+bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/README.md)
 	$(BIN)/python bench/pull.py
+	$(BIN)/python bench/faults.py
 
 clean: ## remove the venv and caches (not the toolchain cache)
 	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache
