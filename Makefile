@@ -33,7 +33,8 @@ setup: $(VENV_STAMP) $(TOXIPROXY) .apt-installed ## install everything (apt pack
 $(VENV_STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip >/dev/null
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@echo "installing the project into $(VENV) (log: $(VENV)/pip.log)"
+	@$(BIN)/pip install -c constraints.txt -e '.[dev]' > $(VENV)/pip.log 2>&1 || { tail -20 $(VENV)/pip.log; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 $(TOXIPROXY):

@@ -194,7 +194,6 @@ def run_gameday(
     ledger = Ledger(resolve_ledger_dir(None, configuration))
     say(f"game day: {experiment} ({backend} backend) -> {run_dir}")
 
-    started_sandbox = False
     sandbox_path = (
         sandbox_dir or Path(configuration.get("sandbox_dir") or DEFAULT_SANDBOX_DIR)
     ).absolute()
@@ -203,24 +202,6 @@ def run_gameday(
     env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
     # A name unique to this run, usable in image tags (lower case, no dots).
     env["CHAOSREGISTRY_RUN_ID"] = run_dir.name.lower().replace(".", "-")
-    if backend == "local":
-        from chaosregistry import sandbox
-
-        try:
-            state = sandbox.status(sandbox_path)
-        except ConfigError:
-            state = {"running": False, "endpoints": {}}
-        if state["running"]:
-            say(f"sandbox: using the running one in {sandbox_path}")
-        else:
-            say(f"sandbox: starting in {sandbox_path}")
-            base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
-            sandbox.up(
-                sandbox_path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}")
-            )
-            started_sandbox = True
-        env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
-
     argv = [
         _chaos_binary(),
         "--log-file",
@@ -235,8 +216,13 @@ def run_gameday(
     if vars_file:
         argv += ["--var-file", str(vars_file.absolute())]
     argv.append(str(experiment.absolute()))  # chaos runs inside the run dir
-    started = time.time()
+
+    owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     try:
+        if backend == "local":
+            _ensure_sandbox(sandbox_path, owned_sandbox, say)
+            env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
+        started = time.time()
         with _Forwarder() as forwarder:
             process = subprocess.Popen(
                 argv,
@@ -275,11 +261,28 @@ def run_gameday(
         )
         return result
     finally:
-        if started_sandbox and not keep_sandbox:
+        if owned_sandbox and not keep_sandbox:
             from chaosregistry import sandbox
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+
+
+def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -> None:
+    """Use the sandbox running in ``path``, or start one (recorded in ``owned`` first)."""
+    from chaosregistry import sandbox
+
+    try:
+        state = sandbox.status(path)
+    except ConfigError:
+        state = {"running": False, "endpoints": {}}
+    if state["running"]:
+        say(f"sandbox: using the running one in {path}")
+        return
+    say(f"sandbox: starting in {path}")
+    owned.append(path)
+    base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
+    sandbox.up(path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}"))
 
 
 def _settle_faults(

@@ -66,11 +66,13 @@ def assert_nothing_left(sandbox: SandboxInfo, tmp_path: Path) -> None:
 
 
 def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
-    code, journal, run_dir = run_gameday(sandbox, tmp_path, "registry-latency", fault_duration=15)
+    code, journal, run_dir = run_gameday(
+        sandbox, tmp_path, "registry-latency", fault_duration=12, sample_pause=1
+    )
     assert code == 0, journal["status"]
     assert journal["status"] == "completed" and not journal["deviated"]
     during = outputs(journal, "pulls-during-latency")
-    assert len(during) == 4
+    assert len(during) == 5
     # The first samples run with the fault in place: two delayed responses per pull at least.
     assert during[0]["p50"] > 0.5 and during[0]["success_ratio"] == 1.0
     after = journal["steady_states"]["after"]["probes"][0]["output"]

@@ -158,6 +158,8 @@ http {{
     # Unbuffered proxying reads the upstream in chunks of proxy_buffer_size: the 4-8 KiB
     # default caps a 64 MiB blob at a few hundred MB/s, 256 KiB lets it stream at disk speed.
     proxy_buffer_size 256k;
+    proxy_buffers 4 256k;  # nginx checks these agree with proxy_buffer_size even unbuffered
+    proxy_busy_buffers_size 512k;
     proxy_http_version 1.1;
     proxy_read_timeout 900s;
     proxy_send_timeout 900s;
