@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from lightkube import Client
 from lightkube.codecs import from_dict
 from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToken
@@ -105,8 +106,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
         print(f"cluster up took {elapsed:.1f} s")
         yield RunningCluster(state_dir, settings, admin_client(state_dir), elapsed, before)
     finally:
-        if (state_dir / "cluster.json").exists():
-            down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
+        down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
@@ -323,7 +323,9 @@ def test_chaos_mesh_crds_accept_valid_objects_and_reject_invalid_ones(
 
 
 def test_service_account_tokens_authenticate(cluster: RunningCluster) -> None:
-    request = ServiceAccountToken(spec=TokenRequestSpec(audiences=[], expirationSeconds=600))
+    request = ServiceAccountToken(
+        metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=600)
+    )
     issued = cluster.client.create(request, "default", namespace=DEMO_NAMESPACE)
     assert issued.status is not None and issued.status.token
     as_sa = kube.client_with_token(

@@ -14,6 +14,7 @@ one directory and never rebuilds.
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from chaosregistry.errors import ChaosRegistryError
 
 Progress = Callable[[str], None]
 
-GO_BUILD_FLAGS = ("-trimpath", "-ldflags=-s -w", "-p", "2")
+GO_BUILD_FLAGS = ("-trimpath", "-p", "2")
 
 
 class BuildError(ChaosRegistryError):
@@ -65,6 +66,8 @@ class GoBuild:
     # go build names a binary after its package, or the element before a /vN suffix; some
     # names say little (etcd's server module builds "server"), so they are renamed.
     renames: tuple[tuple[str, str], ...] = ()
+    # -X name=value pairs stamped at link time (the version a binary reports).
+    stamps: tuple[tuple[str, str], ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -86,8 +89,22 @@ class GoBuild:
         renames = dict(self.renames)
         return [renames.get(name, name) for name in self.built_names()]
 
+    def ldflags(self) -> str:
+        return " ".join(["-s", "-w", *(f"-X {name}={value}" for name, value in self.stamps)])
+
+    def recipe(self) -> str:
+        """What the binaries were built from; a cached build with another recipe is redone."""
+        text = json.dumps([self.go_mod(), self.packages, self.ldflags(), self.renames])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def is_built(self) -> bool:
-        return all((self.bin_dir / name).is_file() for name in self.binaries())
+        try:
+            stamp = json.loads((self.directory / "built.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return stamp.get("recipe") == self.recipe() and all(
+            (self.bin_dir / name).is_file() for name in self.binaries()
+        )
 
     def go_mod(self) -> str:
         lines = [f"module chaosregistry.invalid/build/{self.name}", "", "go 1.24.0", ""]
@@ -169,7 +186,15 @@ def ensure_built(build: GoBuild, progress: Progress) -> Path:
         names = ", ".join(build.binaries())
         progress(f"build: compiling {names} (2 cores; a cold build takes minutes)")
         run_go(
-            [go, "build", *GO_BUILD_FLAGS, "-o", str(partial) + "/", *build.packages],
+            [
+                go,
+                "build",
+                *GO_BUILD_FLAGS,
+                f"-ldflags={build.ldflags()}",
+                "-o",
+                str(partial) + "/",
+                *build.packages,
+            ],
             cwd=src,
             log=log,
             step=f"go build {build.name}",
@@ -184,7 +209,10 @@ def ensure_built(build: GoBuild, progress: Progress) -> Path:
         partial.rename(build.bin_dir)
         seconds = time.monotonic() - started
         (build.directory / "built.json").write_text(
-            json.dumps({"version": build.version, "seconds": round(seconds, 1)}) + "\n"
+            json.dumps(
+                {"version": build.version, "recipe": build.recipe(), "seconds": round(seconds, 1)}
+            )
+            + "\n"
         )
         progress(f"build: {build.name} {build.version} built in {seconds:.0f} s")
     return build.bin_dir
@@ -221,6 +249,23 @@ def kubernetes_staging_modules(progress: Progress) -> tuple[str, ...]:
     return modules
 
 
+def kubernetes_version_stamps(version: str) -> tuple[tuple[str, str], ...]:
+    """The -X stamps upstream's build sets, so the binaries report ``version`` (not v0.0.0)."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    return tuple(
+        (f"{package}.{name}", value)
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in values.items()
+    )
+
+
 def kubernetes_build(progress: Progress) -> GoBuild:
     staging = kubernetes_staging_modules(progress)
     return GoBuild(
@@ -229,6 +274,7 @@ def kubernetes_build(progress: Progress) -> GoBuild:
         requires=(("k8s.io/kubernetes", versions.KUBERNETES_VERSION),),
         replaces=tuple((m, m, versions.KUBERNETES_STAGING_VERSION) for m in staging),
         packages=tuple(f"k8s.io/kubernetes/cmd/{cmd}" for cmd in versions.KUBERNETES_COMMANDS),
+        stamps=kubernetes_version_stamps(versions.KUBERNETES_VERSION),
     )
 
 
@@ -265,7 +311,7 @@ def ensure_controller_gen(progress: Progress) -> Path:
             f"sigs.k8s.io/controller-tools/cmd/controller-gen@{versions.CONTROLLER_TOOLS_VERSION}"
         )
         run_go(
-            [go_binary(), "install", *GO_BUILD_FLAGS, package],
+            [go_binary(), "install", *GO_BUILD_FLAGS, "-ldflags=-s -w", package],
             cwd=directory,
             log=directory / "build.log",
             step="go install controller-gen",

@@ -266,6 +266,8 @@ def up(
             Path(sandbox_dir).resolve() if sandbox_dir else None,
         )
         layout.make_dirs()
+        # Written first, so that a down after a failed up knows what to stop.
+        write_json(layout.settings_file, settings)
         binaries = ensure_binaries(say)
         endpoints = _start_sandbox(layout, settings, say)
         access, push_url = _registry_access(endpoints)

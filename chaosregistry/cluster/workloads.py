@@ -49,6 +49,8 @@ def demo_deployment(image: str | None = None) -> dict[str, Any]:
                 "metadata": {"labels": DEMO_LABELS},
                 "spec": {
                     "terminationGracePeriodSeconds": 5,
+                    # No cluster DNS here: say so instead of a MissingClusterDNS event per pod.
+                    "dnsPolicy": "Default",
                     "containers": [
                         {
                             "name": "app",
