@@ -32,6 +32,7 @@ from chaosregistry.errors import ChaosRegistryError
 Progress = Callable[[str], None]
 
 GO_BUILD_FLAGS = ("-trimpath", "-p", "2")
+HEARTBEAT_SECONDS = 30.0
 
 
 class BuildError(ChaosRegistryError):
@@ -129,26 +130,45 @@ def _go_env(gobin: Path | None = None) -> dict[str, str]:
 
 
 def run_go(
-    argv: Sequence[str], *, cwd: Path, log: Path, step: str, gobin: Path | None = None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log: Path,
+    step: str,
+    gobin: Path | None = None,
+    heartbeat: Progress | None = None,
 ) -> str:
-    """Run a Go toolchain command, output appended to ``log``; BuildError names the step."""
+    """Run a Go toolchain command, output appended to ``log``; BuildError names the step.
+
+    With ``heartbeat`` (and ``-v`` in ``argv``, which makes go print each package it
+    compiles), a progress line goes out every HEARTBEAT_SECONDS during long builds.
+    """
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        completed = subprocess.run(
+        # go -v reports packages on stderr: read it when reporting progress, else log it.
+        process = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=_go_env(gobin),
             stdout=subprocess.PIPE,
-            stderr=out,
+            stderr=subprocess.STDOUT if heartbeat is not None else out,
             text=True,
-            check=False,
         )
-        out.write(completed.stdout)
-    if completed.returncode != 0:
+        assert process.stdout is not None
+        lines: list[str] = []
+        last = time.monotonic()
+        for compiled, line in enumerate(process.stdout, start=1):
+            out.write(line)
+            lines.append(line)
+            if heartbeat is not None and time.monotonic() - last >= HEARTBEAT_SECONDS:
+                last = time.monotonic()
+                heartbeat(f"build: {compiled} packages compiled so far (now {line.strip()})")
+        returncode = process.wait()
+    if returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or [""]
-        raise BuildError(f"{step} failed (exit {completed.returncode}): {tail[0]} — see {log}")
-    return completed.stdout
+        raise BuildError(f"{step} failed (exit {returncode}): {tail[0]} — see {log}")
+    return "".join(lines)
 
 
 @contextmanager
@@ -189,6 +209,7 @@ def ensure_built(build: GoBuild, progress: Progress) -> Path:
             [
                 go,
                 "build",
+                "-v",
                 *GO_BUILD_FLAGS,
                 f"-ldflags={build.ldflags()}",
                 "-o",
@@ -198,6 +219,7 @@ def ensure_built(build: GoBuild, progress: Progress) -> Path:
             cwd=src,
             log=log,
             step=f"go build {build.name}",
+            heartbeat=progress,
         )
         for old, new in build.renames:
             if (partial / old).is_file():

@@ -9,6 +9,7 @@ ours remains. One file lock per state dir keeps two of them from running at once
 """
 
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 
-from chaosregistry import kube
+from chaosregistry import kube, sandbox
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs
@@ -156,9 +157,7 @@ def _settings(
     }
 
 
-def _start_sandbox(layout: Layout, settings: dict[str, Any], say: Progress) -> dict[str, Any]:
-    from chaosregistry import sandbox
-
+def _start_sandbox(settings: dict[str, Any], say: Progress) -> dict[str, Any]:
     if settings["sandbox_owned"]:
         say(f"sandbox: starting the registry sandbox in {settings['sandbox_dir']}")
         return dict(
@@ -172,8 +171,7 @@ def _start_sandbox(layout: Layout, settings: dict[str, Any], say: Progress) -> d
 
 
 def _registry_access(endpoints: dict[str, Any]) -> tuple[RegistryAccess, str]:
-    import json
-
+    """containerd's way to the sandbox (its client-facing hop) and where to push images."""
     credentials = json.loads(Path(endpoints["credentials_file"]).read_text())
     access = RegistryAccess(
         url=str(endpoints["registry"]),
@@ -269,7 +267,7 @@ def up(
         # Written first, so that a down after a failed up knows what to stop.
         write_json(layout.settings_file, settings)
         binaries = ensure_binaries(say)
-        endpoints = _start_sandbox(layout, settings, say)
+        endpoints = _start_sandbox(settings, say)
         access, push_url = _registry_access(endpoints)
         pushed = push_images(push_url, access.username, access.password, cluster_images())
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
@@ -370,8 +368,6 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
         left = kill_pids(strays(layout))
         problems = clean_host(layout)
         if settings.get("sandbox_owned") and Path(settings.get("sandbox_dir", "")).is_dir():
-            from chaosregistry import sandbox
-
             sandbox.down(settings["sandbox_dir"])
             say("sandbox: stopped")
         remaining = leftovers(layout, strays(layout) + left)
