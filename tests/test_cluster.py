@@ -28,7 +28,13 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToke
 from chaosregistry import kube
 from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.cli import cluster_group
-from chaosregistry.cluster.host import all_veths, iptables_rules_of_ours, leftovers
+from chaosregistry.cluster.host import (
+    KUBELET_HOST_PATHS,
+    SYSCTLS,
+    all_veths,
+    iptables_rules_of_ours,
+    leftovers,
+)
 from chaosregistry.cluster.images import (
     DEMO_REPOSITORY,
     DEMO_TAG,
@@ -72,7 +78,12 @@ class RunningCluster:
 
 
 def _host_snapshot() -> dict[str, Any]:
-    return {"veths": all_veths(), "iptables": iptables_rules_of_ours()}
+    return {
+        "veths": all_veths(),
+        "iptables": iptables_rules_of_ours(),
+        "kubelet_paths": [str(p) for p in KUBELET_HOST_PATHS if p.exists()],
+        "sysctls": {key: Path("/proc/sys", key).read_text() for key in SYSCTLS},
+    }
 
 
 def _skip_reason() -> str | None:
@@ -378,9 +389,8 @@ def test_down_leaves_nothing_of_ours_on_the_host(cluster: RunningCluster) -> Non
     assert not any(leftovers(layout, strays(layout)).values())
     assert not Path("/sys/class/net", BRIDGE).exists()
     assert not Path("/sys/class/net", NODE_INTERFACE).exists()
-    after = _host_snapshot()
-    assert after["veths"] == cluster.host_before["veths"]
-    assert after["iptables"] == cluster.host_before["iptables"]
+    # The host is as it was: links, rules, sysctls and the paths the kubelet makes.
+    assert _host_snapshot() == cluster.host_before
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(cluster.state_dir) not in mounts
     sandbox_processes = subprocess.run(

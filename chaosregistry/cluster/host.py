@@ -2,10 +2,10 @@
 
 ``up`` adds: an interface (a port-less bridge) with the node address, a cgroup
 ``/chaosregistry`` in each cgroup v1 hierarchy (the kubelet's ``cgroupRoot``), and, through the
-kubelet and the bridge plugin, a few sysctls (recorded first and restored by ``down``). Running
-pods add a bridge, veth pairs, network namespaces (bind-mounted under the state dir), overlay
-and tmpfs mounts, CNI result files and /var/log/containers links. ``leftovers`` lists whatever
-of that remains; ``clean_host`` removes it.
+kubelet and the bridge plugin, a few sysctls and kubelet paths (recorded first and restored by
+``down``). Running pods add a bridge, veth pairs, network namespaces (bind-mounted under the
+state dir), overlay and tmpfs mounts, CNI result files and /var/log/containers links.
+``leftovers`` lists whatever of that remains; ``clean_host`` removes it.
 """
 
 import contextlib
@@ -40,6 +40,15 @@ SYSCTLS = (
     "kernel/keys/root_maxbytes",
     "net/ipv4/ip_forward",
 )
+# The kubelet creates these whatever its --root-dir (the device-plugin socket path is fixed),
+# deepest first; down removes those that did not exist before the cluster's first up.
+KUBELET_HOST_PATHS = (
+    Path("/var/lib/kubelet/device-plugins"),
+    Path("/var/lib/kubelet"),
+    Path("/var/log/containers"),
+    Path("/var/log/pods"),
+)
+KUBELET_HOST_FILES = ("kubelet.sock", "kubelet_internal_checkpoint")
 CNI_CACHE = Path("/var/lib/cni/results")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 # Directories that containerd's shims and libcni create outside our state dir; removed when
@@ -118,8 +127,11 @@ def cgroup_pids() -> list[int]:
     return sorted(pids)
 
 
-def record_sysctls(layout: Layout) -> None:
-    """Remember the sysctls' values before the cluster first changes them (kept across ups)."""
+def record_host_state(layout: Layout) -> None:
+    """Before the cluster first changes the host: sysctl values and which kubelet paths exist.
+
+    Kept across ups (only the first up of a cluster records), consumed by ``restore_host``.
+    """
     state = read_json(layout.host_state_file) or {}
     if "sysctls" in state:
         return
@@ -128,11 +140,15 @@ def record_sysctls(layout: Layout) -> None:
         with contextlib.suppress(OSError):
             values[key] = Path("/proc/sys", key).read_text().strip()
     state["sysctls"] = values
+    state["preexisting"] = [str(p) for p in KUBELET_HOST_PATHS if p.exists()]
     write_json(layout.host_state_file, state)
 
 
-def restore_sysctls(layout: Layout) -> list[str]:
-    """Put recorded sysctls back; returns the keys that could not be restored."""
+def restore_host(layout: Layout) -> list[str]:
+    """Put recorded sysctls back and remove the kubelet's host paths that were not there before.
+
+    Returns what could not be restored.
+    """
     state = read_json(layout.host_state_file) or {}
     failed = []
     for key, value in (state.get("sysctls") or {}).items():
@@ -142,6 +158,14 @@ def restore_sysctls(layout: Layout) -> list[str]:
                 path.write_text(value)
         except OSError:
             failed.append(key)
+    if "preexisting" in state:
+        for directory in KUBELET_HOST_PATHS:
+            if str(directory) in state["preexisting"]:
+                continue
+            for name in KUBELET_HOST_FILES:
+                (directory / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()
     if not failed:
         layout.host_state_file.unlink(missing_ok=True)
     return failed
@@ -284,6 +308,6 @@ def clean_host(layout: Layout) -> dict[str, list[str]]:
     if failed := remove_cgroups():
         problems["cgroups"] = failed
     remove_runtime_files(layout)
-    if failed := restore_sysctls(layout):
+    if failed := restore_host(layout):
         problems["sysctls"] = failed
     return problems

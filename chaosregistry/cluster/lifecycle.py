@@ -34,7 +34,7 @@ from chaosregistry.cluster.host import (
     ensure_node_interface,
     leftovers,
     netns_of_ours,
-    record_sysctls,
+    record_host_state,
 )
 from chaosregistry.cluster.images import (
     PAUSE_REPOSITORY,
@@ -61,6 +61,7 @@ from chaosregistry.cluster.processes import (
     ClusterError,
     ProcessSpec,
     kill_pids,
+    other_cluster_kubelet,
     running_pid,
     start,
     stop,
@@ -125,6 +126,10 @@ def _check_host(layout: Layout) -> None:
     for tool in ("ip", "umount"):
         if shutil.which(tool) is None:
             raise ConfigError(f"{tool} not found on PATH")
+    other = other_cluster_kubelet(layout, NODE_NAME)
+    if other is not None:
+        root = next((arg for arg in other.split() if arg.startswith("--root-dir=")), other[:120])
+        raise ConfigError(f"another test cluster runs on this host ({root}): bring it down first")
     if len(str(layout.containerd_socket)) > MAX_SOCKET_PATH:
         raise ConfigError(
             f"state dir {layout.state_dir} is too deep: containerd's socket path must stay "
@@ -273,7 +278,7 @@ def up(
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
         pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))
         write_configs(layout, pki, ports, access, image_name(PAUSE_REPOSITORY, PAUSE_TAG))
-        record_sysctls(layout)
+        record_host_state(layout)
         ensure_node_interface()
         ensure_cgroup_root()
         settings.update(

@@ -186,3 +186,17 @@ def kill_pids(pids: Sequence[int], *, grace: float = 5.0) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return _wait_gone(left, 5.0)
+
+
+def other_cluster_kubelet(layout: Layout, node_name: str) -> str | None:
+    """The command line of a kubelet for ``node_name`` run from another state dir, if any.
+
+    Two test clusters on one host would share the node address, bridge and cgroup root.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _executable(int(entry.name)) != "kubelet":
+            continue
+        cmdline = _cmdline(int(entry.name))
+        if f"--hostname-override={node_name}" in cmdline and str(layout.state_dir) not in cmdline:
+            return cmdline
+    return None
