@@ -19,11 +19,13 @@ __all__ = ["__version__", "discover"]
 PROBE_MODULES = (
     "chaosregistry.probes.registry",
     "chaosregistry.probes.pull",
+    "chaosregistry.probes.load",
 )
 ACTION_MODULES = (
     "chaosregistry.actions.network",
     "chaosregistry.actions.node",
     "chaosregistry.actions.content",
+    "chaosregistry.actions.load",
 )
 
 

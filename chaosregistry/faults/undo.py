@@ -28,6 +28,7 @@ UndoHandler = Callable[[Mapping[str, Any]], None]
 UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.faults.toxiproxy_undo",
     "chaosregistry.backends.local",  # sandbox.restart-process
+    "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
 )
 
 
