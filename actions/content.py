@@ -7,7 +7,7 @@ its cache cannot be purged through the API: so an experiment pushes a fresh imag
 partner. Content is not a fault: it breaks nothing, so it does not go through the fault ledger.
 """
 
-from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_int
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox.seed import push_unique_image
@@ -19,6 +19,7 @@ __all__ = ["delete_images", "push_fresh_image"]
 @activity
 def push_fresh_image(
     image: str,
+    size_kib: int = 64,
     target: str = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -28,12 +29,15 @@ def push_fresh_image(
     Arguments:
       image: ``repository:tag`` to create. It must not exist yet: a tag a mirror may already
         have cached would not be a cache miss.
+      size_kib: size of its one layer in KiB (two files of 3/4 and 1/4), >= 1; a larger layer
+        makes concurrent pulls overlap longer.
       target: ``registry`` (the origin; see chaosregistry.settings) or a URL.
 
     Returns a mapping: ``image``, ``registry``, ``digest``, ``bytes``. Raises ActivityFailed
     when the tag already exists or the registry refuses the push.
     """
     reference = ImageReference.parse(image)
+    kib = require_positive_int("size_kib", size_kib)
     if reference.is_digest:
         raise ConfigError(f"image {image!r}: push a tag, not a digest")
     registry = resolve_target(configuration, secrets, target=target)
@@ -49,7 +53,11 @@ def push_fresh_image(
                 "(set CHAOSREGISTRY_RUN_ID)"
             )
     entry = push_unique_image(
-        registry.url, registry.credentials, reference.repository, reference.reference
+        registry.url,
+        registry.credentials,
+        reference.repository,
+        reference.reference,
+        layer_sizes=(max(1, kib * 768), max(1, kib * 256)),
     )
     return {
         "image": str(reference),

@@ -20,6 +20,7 @@ PROBE_MODULES = (
     "chaosregistry.probes.registry",
     "chaosregistry.probes.pull",
     "chaosregistry.probes.load",
+    "chaosregistry.probes.mirror",
 )
 ACTION_MODULES = (
     "chaosregistry.actions.network",

@@ -118,6 +118,10 @@ def pull_table(journal: dict[str, Any]) -> list[str]:
             ok = "1/1" if out["ok"] else "0/1"
             p50 = p95 = worst = out["timings"].get("total")
             errors = {out["error"]["class"]: 1} if out.get("error") else {}
+        elif "pulls_per_second" in out:  # a Locust load's exact statistics
+            ok = f"{out.get('pulls', 0) - out.get('failed', 0)}/{out.get('pulls', 0)}"
+            p50, p95, worst = out.get("p50"), out.get("p95"), out.get("max")
+            errors = out.get("failures_by_class") or {}
         elif "recovered" in out:
             ok = "yes" if out["recovered"] else "no"
             p50 = p95 = worst = out.get("seconds")
@@ -311,13 +315,12 @@ def _settle_faults(
                 notes.append(f"fault {outcome.entry.id}: could not be reverted: {outcome.error}")
     entries = ours()
     for entry in entries:
-        if (
-            entry.revert_reason in (RevertReason.OWNER_GONE, RevertReason.EXPIRED)
-            and entry.kind != "load.locust"
-        ):
+        # Expiry is a fault ending on schedule; an owner that died is a run that never got to
+        # its rollbacks.
+        if entry.revert_reason == RevertReason.OWNER_GONE:
             notes.append(
-                f"fault {entry.id} ({entry.kind} on {entry.target}) was reverted by "
-                f"the watchdog ({entry.revert_reason}), not by a rollback"
+                f"fault {entry.id} ({entry.kind} on {entry.target}) was reverted by the "
+                "watchdog because chaos run died before its rollbacks"
             )
     summary = [
         {

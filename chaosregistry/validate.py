@@ -183,6 +183,7 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "rate_kbps": _positive_int,
     "after_bytes": _positive_int,
     "users": _positive_int,
+    "size_kib": _positive_int,
     "image": _parses(ImageReference.parse),
     "platform": _parses(Platform.parse),
     "hop": _one_of(KNOWN_HOPS),

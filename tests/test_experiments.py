@@ -93,13 +93,35 @@ def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
 
 
 def test_registry_node_kill(sandbox: SandboxInfo, tmp_path: Path) -> None:
-    code, journal, _ = run_gameday(sandbox, tmp_path, "registry-node-kill", restart_after=8)
+    code, journal, _ = run_gameday(
+        sandbox, tmp_path, "registry-node-kill", restart_after=6, load_users=4, load_seconds=20
+    )
     assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
     killed = outputs(journal, "kill-registry-node")[0]
     assert killed["applied"]["was_running"] is True
     during = outputs(journal, "pulls-with-one-node-down")
-    assert [d["success_ratio"] for d in during] == [1.0, 1.0, 1.0]
+    assert all(d["success_ratio"] >= 0.95 for d in during)
+    load = outputs(journal, "load-through-the-kill")[0]
+    assert load["pulls"] > 20 and load["failure_ratio"] <= 0.05
+    assert journal["steady_states"]["during"], "the steady state was not checked during the kill"
     assert_nothing_left(sandbox, tmp_path)
+
+
+def test_pull_storm_measures_upstream_fetches_per_blob(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    code, journal, _ = run_gameday(
+        sandbox, tmp_path, "pull-storm", storm_users=10, storm_seconds=6, storm_image_kib=4096
+    )
+    assert code == 0 and journal["status"] == "completed"
+    storm = outputs(journal, "storm-pulls")[0]
+    assert storm["pulls"] >= 10 and storm["failed"] == 0
+    fetches = outputs(journal, "upstream-fetches-per-blob")[0]
+    assert fetches["blobs"] == 2
+    # Every blob reached the mirror from upstream at least once; Distribution 2.8 does not merge
+    # concurrent misses, so the ratio is usually well above 1 (recorded, not judged).
+    assert fetches["blob_fetches"] >= fetches["blobs"]
+    assert fetches["fetches_per_blob"] >= 1.0
 
 
 def test_mirror_upstream_outage_refused(sandbox: SandboxInfo, tmp_path: Path) -> None:
@@ -131,7 +153,13 @@ def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path
 
 @pytest.mark.parametrize(
     "name",
-    ["registry-latency", "registry-partition", "registry-node-kill", "mirror-upstream-outage"],
+    [
+        "registry-latency",
+        "registry-partition",
+        "registry-node-kill",
+        "mirror-upstream-outage",
+        "pull-storm",
+    ],
 )
 def test_shipped_experiments_validate_with_chaos(name: str) -> None:
     process = subprocess.run(

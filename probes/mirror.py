@@ -1,0 +1,96 @@
+"""Probes of a pull-through mirror's cost to its upstream.
+
+Distribution's pull-through cache does not merge concurrent misses for the same blob (ANCHORS.md):
+a cold mirror hit by a rollout fetches each blob from upstream as many times as it is asked at
+once. ``upstream_fetches`` counts what the upstream actually served for one image, from the
+access log of the sandbox's mirror->upstream front door (local backend only).
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.errors import ConfigError, PullError
+from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.settings import resolve_target, sandbox_dir, sandbox_endpoints
+
+__all__ = ["upstream_fetches"]
+
+# One nginx access-log line of the sandbox (log_format "sandbox" in chaosregistry.sandbox.configs).
+_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) /v2/(?P<repository>\S+)/(?P<kind>blobs|manifests)/(?P<ref>\S+) '
+    r'HTTP/[\d.]+" (?P<status>\d{3}) .* port=(?P<port>\d+)$'
+)
+
+
+@activity
+def upstream_fetches(
+    image: str,
+    platform: str = "linux/amd64",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Count how often the mirror's upstream served each blob of ``image`` (sandbox only).
+
+    Arguments:
+      image: ``repository:tag`` as it exists on the origin registry.
+      platform: which platform's blobs to count in a multi-platform image.
+
+    Returns a mapping: ``image``, ``blobs`` (distinct blobs in the image), ``blob_fetches``
+    (successful upstream GETs of those blobs), ``fetches_per_blob`` (blob_fetches / blobs: 1.0
+    is a cache that fetches each blob once; 0 before any pull), ``max_fetches_of_one_blob``,
+    ``manifest_fetches`` and ``per_blob`` {digest: fetches}.
+    Raises ActivityFailed without a sandbox or when the image does not exist on the origin.
+    """
+    run_dir = sandbox_dir(configuration)
+    if run_dir is None:
+        raise ConfigError("upstream_fetches reads the sandbox's logs: set 'sandbox_dir'")
+    endpoints = sandbox_endpoints(run_dir)
+    reference = ImageReference.parse(image)
+    wanted = Platform.parse(platform)
+    registry = resolve_target(configuration, secrets, target="registry")
+    with registry.client(max_connections=2) as client:
+        try:
+            top = client.get_manifest(reference.repository, reference.reference)
+            manifest = top.json()
+            if top.is_index:
+                entries = manifest.get("manifests") or []
+                entry = next(e for e in entries if wanted.matches(e.get("platform") or {}))
+                manifest = client.get_manifest(reference.repository, entry["digest"]).json()
+        except (PullError, StopIteration) as exc:
+            raise ConfigError(f"cannot read {image} on the origin: {exc}") from None
+    digests = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    port = str(endpoints["hops"]["mirror-upstream"]["upstream"]).rsplit(":", 1)[1]
+    per_blob: dict[str, int] = dict.fromkeys(digests, 0)
+    manifest_fetches = 0
+    for match in _matches(Path(endpoints["logs_dir"]) / "nginx-access.log", port):
+        if match["repository"] != reference.repository or match["method"] != "GET":
+            continue
+        if match["kind"] == "blobs" and match["ref"] in per_blob and match["status"] == "200":
+            per_blob[match["ref"]] += 1
+        elif match["kind"] == "manifests":
+            manifest_fetches += 1
+    fetches = sum(per_blob.values())
+    return {
+        "image": str(reference),
+        "blobs": len(digests),
+        "blob_fetches": fetches,
+        "fetches_per_blob": fetches / len(digests),
+        "max_fetches_of_one_blob": max(per_blob.values()),
+        "manifest_fetches": manifest_fetches,
+        "per_blob": per_blob,
+    }
+
+
+def _matches(log: Path, port: str) -> list[dict[str, Any]]:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        match = _LINE.search(line)
+        if match is not None and match["port"] == port:
+            found.append(match.groupdict())
+    return found
