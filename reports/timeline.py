@@ -1,0 +1,516 @@
+"""A run on one timeline: probe samples, tolerances and fault windows (pure functions).
+
+Times are epoch seconds. A probe *sample* is one probe run: before or after the method (the
+steady-state hypothesis), during it (a continuous hypothesis check, ``steady_states.during``)
+or a probe of the method itself. A *fault window* runs from a fault's injection to its end:
+``reverted_at`` from gameday.json (the ledger's account) when there is one, else the earliest of
+the activity that reverted it, its expiry and the end of the run.
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaosregistry.reports.inputs import (
+    activities,
+    activity_name,
+    as_dict,
+    as_list,
+    as_number,
+    as_text,
+    parse_time,
+)
+
+# Keys charted when a probe has no tolerance target, in order of preference.
+KNOWN_KEYS = ("p95", "success_ratio", "seconds", "timings.total", "failure_ratio", "p50")
+# A method action outside this package whose function looks like this undoes a fault.
+UNDO_NAME = re.compile(r"^(remove|restart|heal|undo|revert|rollback|stop|delete|uncordon|resume)")
+# Ledger states of a fault that still needed undoing when the ledger was last read.
+ACTIVE_STATES = ("pending", "injected", "revert-failed")
+_PLACEHOLDER = re.compile(r"^\$\{([^}]+)\}$")
+
+Family = tuple[str, str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A hypothesis probe's tolerance, reduced to what a chart and a table can show."""
+
+    raw: Any
+    target: str | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """(low, high) when the tolerance is a numeric band, else None."""
+        if self.low is None or self.high is None:
+            return None
+        return (self.low, self.high)
+
+    def contains(self, value: float | None) -> bool | None:
+        """Whether ``value`` is inside the band; None when that cannot be told."""
+        band = self.band
+        if band is None or value is None:
+            return None
+        return band[0] <= value <= band[1]
+
+    def describe(self, metric: str | None) -> str:
+        """One line for a reader: ``0 <= p95 <= 0.25``, ``success_ratio == 1``, ``true``."""
+        name = metric or "value"
+        band = self.band
+        if band is not None:
+            if band[0] == band[1]:
+                return f"{name} == {band[0]:g}"
+            return f"{band[0]:g} <= {name} <= {band[1]:g}"
+        raw = self.raw
+        if isinstance(raw, bool):
+            return f"{name} is {str(raw).lower()}"
+        if raw is None:
+            return "none"
+        if isinstance(raw, dict):
+            kind = as_text(raw.get("type"), "?")
+            detail = raw.get("pattern") or raw.get("path") or ""
+            return f"{kind} {detail}".strip()
+        return str(raw)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One probe run on the timeline."""
+
+    probe: str
+    phase: str  # before | during | method | after
+    start: float
+    end: float
+    output: Any
+    ok: bool  # the probe ran (status succeeded)
+    tolerance_met: bool | None  # as Chaos Toolkit recorded it (hypothesis probes only)
+    error: str | None
+    family: Family
+
+    @property
+    def middle(self) -> float:
+        """The middle of the probe run: where its value is drawn."""
+        return (self.start + self.end) / 2
+
+
+@dataclass(frozen=True)
+class HypothesisProbe:
+    """A probe of the steady-state hypothesis as the experiment declares it."""
+
+    name: str
+    tolerance: Tolerance
+    module: str
+    func: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault (or a load) with its window and the ledger's account of how it ended."""
+
+    fault_id: str
+    kind: str
+    target: str
+    injected_at: float
+    window_end: float
+    end_source: str  # reverted | undone by <activity> | expired | run end | undo action
+    state: str  # a ledger state, or "unknown" without gameday.json
+    revert_reason: str | None = None
+    reverted_at: float | None = None
+    action: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    source: str = "journal"
+    run_end: float = 0.0
+
+    @property
+    def is_load(self) -> bool:
+        """A pull load shares the ledger with faults but is not one."""
+        return self.kind.startswith("load.")
+
+    @property
+    def reverted_after_run_end(self) -> bool:
+        """It was reverted only after the journal's end."""
+        return self.reverted_at is not None and self.reverted_at > self.run_end
+
+    @property
+    def left_behind(self) -> bool:
+        """It outlived the run: still active, or reverted by hand once the run was over.
+
+        The same rule as ``chaosregistry gameday``: a fault the watchdog ends by expiry or
+        because ``chaos run`` is gone is the safety net working, not a fault left behind.
+        """
+        if self.state in ACTIVE_STATES:
+            return True
+        return self.revert_reason == "manual" and self.reverted_after_run_end
+
+
+# -- values -----------------------------------------------------------------------------------
+def value_of(output: Any, key: str | None) -> float | None:
+    """The number at ``key`` in a probe output (``a.b`` looks into nested objects).
+
+    ``key`` "" means the output itself; None means there is no numeric metric.
+    """
+    if key is None:
+        return None
+    node: Any = output
+    if key != "":
+        if not isinstance(output, dict):
+            return None
+        if key in output:
+            node = output[key]
+        else:
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    return None
+                node = node[part]
+    number: float | None = as_number(node)
+    return number
+
+
+def metric_for(tolerance: Tolerance | None, outputs: list[Any]) -> str | None:
+    """Which value of a probe to chart: its tolerance target, else the first known key."""
+    if tolerance is not None and tolerance.target:
+        return tolerance.target
+    if any(as_number(o) is not None for o in outputs):
+        return ""
+    if (
+        tolerance is not None
+        and isinstance(tolerance.raw, int)
+        and not isinstance(tolerance.raw, bool)
+        and any(isinstance(o, dict) and "status" in o for o in outputs)
+    ):
+        return "status"  # Chaos Toolkit compares an integer tolerance with "status"
+    for key in KNOWN_KEYS:
+        if any(value_of(o, key) is not None for o in outputs):
+            return key
+    return None
+
+
+def resolve_placeholder(value: Any, configuration: dict[str, Any]) -> Any:
+    """``${name}`` replaced by a plain configuration value (journals keep them unresolved)."""
+    if isinstance(value, str):
+        match = _PLACEHOLDER.match(value.strip())
+        if match and isinstance(configuration.get(match.group(1)), int | float | str | bool):
+            return configuration[match.group(1)]
+    return value
+
+
+def parse_tolerance(raw: Any, configuration: dict[str, Any]) -> Tolerance:
+    """A tolerance from its declaration: ranges, 2-element lists and numbers become bands."""
+    raw = resolve_placeholder(raw, configuration)
+
+    def number(value: Any) -> float | None:
+        value = resolve_placeholder(value, configuration)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        return None if isinstance(value, bool) else as_number(value)
+
+    if isinstance(raw, dict):
+        target = as_text(raw.get("target")) or None
+        if raw.get("type") == "range":
+            bounds = as_list(raw.get("range"))
+            if len(bounds) == 2:
+                low, high = number(bounds[0]), number(bounds[1])
+                if low is not None and high is not None:
+                    return Tolerance(raw, target, low, high)
+        return Tolerance(raw, target)
+    if isinstance(raw, list) and len(raw) == 2:
+        low, high = number(raw[0]), number(raw[1])
+        if low is not None and high is not None:
+            return Tolerance(raw, None, low, high)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return Tolerance(raw, None, float(raw), float(raw))
+    return Tolerance(raw)
+
+
+# -- samples ----------------------------------------------------------------------------------
+def _family(run: dict[str, Any]) -> Family:
+    provider = as_dict(as_dict(run.get("activity")).get("provider"))
+    output = as_dict(run.get("output"))
+    image, registry = output.get("image"), output.get("registry")
+    return (
+        as_text(provider.get("module")),
+        as_text(provider.get("func")),
+        image if isinstance(image, str) else None,
+        registry if isinstance(registry, str) else None,
+    )
+
+
+def _error_text(run: dict[str, Any]) -> str | None:
+    exception = run.get("exception")
+    if isinstance(exception, list) and exception:
+        return as_text(exception[-1]).strip() or None
+    if isinstance(exception, str):
+        return exception.strip() or None
+    output = as_dict(run.get("output"))
+    error = output.get("error") or output.get("first_error") or output.get("last_error")
+    if isinstance(error, dict):
+        return f"{as_text(error.get('class'), 'error')}: {as_text(error.get('message'))}"
+    if isinstance(error, str) and error:
+        counts = ", ".join(
+            f"{name} {count}" for name, count in as_dict(output.get("errors")).items()
+        )
+        return f"{counts}: {error}" if counts else error
+    return None
+
+
+def _sample(run: dict[str, Any], phase: str, fallback: float) -> Sample | None:
+    if as_text(as_dict(run.get("activity")).get("type"), "probe") != "probe":
+        return None
+    start = parse_time(run.get("start"))
+    end = parse_time(run.get("end"))
+    start = fallback if start is None else start
+    end = start if end is None or end < start else end
+    met = run.get("tolerance_met")
+    return Sample(
+        probe=activity_name(run),
+        phase=phase,
+        start=start,
+        end=end,
+        output=run.get("output"),
+        ok=run.get("status") == "succeeded",
+        tolerance_met=met if isinstance(met, bool) else None,
+        error=_error_text(run),
+        family=_family(run),
+    )
+
+
+def samples(journal: dict[str, Any]) -> list[Sample]:
+    """Every probe run of the journal, in time order."""
+    run_start = parse_time(journal.get("start")) or 0.0
+    states = as_dict(journal.get("steady_states"))
+    found: list[Sample] = []
+    for phase in ("before", "after"):
+        for run in as_list(as_dict(states.get(phase)).get("probes")):
+            if isinstance(run, dict) and (sample := _sample(run, phase, run_start)):
+                found.append(sample)
+    for check in as_list(states.get("during")):
+        for run in as_list(as_dict(check).get("probes")):
+            if isinstance(run, dict) and (sample := _sample(run, "during", run_start)):
+                found.append(sample)
+    for run in as_list(journal.get("run")):
+        if isinstance(run, dict) and (sample := _sample(run, "method", run_start)):
+            found.append(sample)
+    found.sort(key=lambda s: s.start)
+    return found
+
+
+def hypothesis_probes(
+    experiment: dict[str, Any], weights: dict[str, float]
+) -> list[HypothesisProbe]:
+    """The probes of the experiment's steady-state hypothesis, with their weights."""
+    configuration = as_dict(experiment.get("configuration"))
+    hypothesis = as_dict(experiment.get("steady-state-hypothesis"))
+    probes = []
+    for item in as_list(hypothesis.get("probes")):
+        item = as_dict(item)
+        if as_text(item.get("type"), "probe") != "probe" or not isinstance(item.get("name"), str):
+            continue
+        provider = as_dict(item.get("provider"))
+        probes.append(
+            HypothesisProbe(
+                name=item["name"],
+                tolerance=parse_tolerance(item.get("tolerance"), configuration),
+                module=as_text(provider.get("module")),
+                func=as_text(provider.get("func")),
+                weight=weights.get(item["name"], 1.0),
+            )
+        )
+    return probes
+
+
+def report_weights(experiment: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """Probe weights from ``extensions: [{name: chaosregistry-report, weights: {probe: w}}]``.
+
+    Returns the weights and a note per weight that could not be used.
+    """
+    weights: dict[str, float] = {}
+    notes: list[str] = []
+    for extension in as_list(experiment.get("extensions")):
+        extension = as_dict(extension)
+        if extension.get("name") != "chaosregistry-report":
+            continue
+        for name, weight in as_dict(extension.get("weights")).items():
+            value = as_number(weight)
+            if value is None or value <= 0 or isinstance(weight, bool):
+                notes.append(f"weight of probe {name!r} ignored: {weight!r} is not positive")
+            else:
+                weights[str(name)] = value
+    return weights, notes
+
+
+def samples_of(
+    probe: HypothesisProbe, all_samples: list[Sample]
+) -> tuple[list[Sample], list[Sample]]:
+    """A hypothesis probe's own runs, and the method probes that measure the same thing.
+
+    A method probe measures the same thing when it calls the same function and, where both
+    outputs say, pulls the same image from the same registry.
+    """
+    own = [s for s in all_samples if s.probe == probe.name and s.phase != "method"]
+    references = {s.family for s in own}
+    related = [
+        s
+        for s in all_samples
+        if s.phase == "method"
+        and s.probe != probe.name
+        and (s.family[0], s.family[1]) == (probe.module, probe.func)
+        and any(_same_family(s.family, ref) for ref in references or {s.family})
+    ]
+    return own, related
+
+
+def _same_family(a: Family, b: Family) -> bool:
+    if a[:2] != b[:2]:
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(a[2:], b[2:], strict=True))
+
+
+# -- faults -----------------------------------------------------------------------------------
+def run_bounds(journal: dict[str, Any]) -> tuple[float, float]:
+    """The run's start and end (the last activity's end when the journal has no end)."""
+    start = parse_time(journal.get("start")) or 0.0
+    end = parse_time(journal.get("end"))
+    if end is None:
+        ends = [parse_time(a.get("end")) for a in activities(journal)]
+        end = max([e for e in ends if e is not None], default=start)
+    return start, max(start, end)
+
+
+def faults(journal: dict[str, Any], gameday: dict[str, Any] | None) -> list[Fault]:
+    """The run's faults and loads, from the journal's action outputs and gameday.json."""
+    _, run_end = run_bounds(journal)
+    runs = list(activities(journal))
+    method_count = sum(1 for r in as_list(journal.get("run")) if isinstance(r, dict))
+    found: dict[str, dict[str, Any]] = {}
+    reverted_by: dict[str, tuple[str, float]] = {}
+    for index, run in enumerate(runs):
+        output = as_dict(run.get("output"))
+        started = parse_time(run.get("start")) or run_end
+        finished = parse_time(run.get("end")) or started
+        fault_id = output.get("fault_id")
+        if isinstance(fault_id, str) and isinstance(output.get("kind"), str):
+            injected = as_number(output.get("injected_at"))
+            found[fault_id] = {
+                "fault_id": fault_id,
+                "kind": output["kind"],
+                "target": as_text(output.get("target")),
+                "injected_at": started if injected is None else injected,
+                "expires_at": as_number(output.get("expires_at")),
+                "action": activity_name(run),
+                "parameters": as_dict(output.get("parameters")),
+            }
+        for item in as_list(output.get("reverted")):
+            item_id = as_dict(item).get("fault_id")
+            if isinstance(item_id, str) and item_id not in reverted_by:
+                reverted_by[item_id] = (activity_name(run), finished)
+        foreign = _foreign_fault(run, runs[index + 1 :], started) if index < method_count else None
+        if foreign is not None:
+            found[foreign["fault_id"]] = foreign
+    ledger = {
+        as_text(f.get("id")): f
+        for f in as_list((gameday or {}).get("faults"))
+        if isinstance(f, dict) and isinstance(f.get("id"), str)
+    }
+    result = []
+    for fault_id in [*found, *(i for i in ledger if i not in found)]:
+        seen = found.get(fault_id, {})
+        entry = ledger.get(fault_id)
+        injected = as_number((entry or {}).get("injected_at"))
+        injected = seen.get("injected_at", injected) if injected is None else injected
+        if injected is None:
+            continue
+        reverted_at = as_number((entry or {}).get("reverted_at"))
+        if reverted_at is not None:
+            end, end_source = reverted_at, "reverted"
+        else:
+            candidates = [(run_end, "run end")]
+            if seen.get("undone_by") is not None:
+                candidates.append(seen["undone_by"])
+            if fault_id in reverted_by:
+                name, moment = reverted_by[fault_id]
+                candidates.append((moment, f"undone by {name}"))
+            if seen.get("expires_at") is not None:
+                candidates.append((seen["expires_at"], "expired"))
+            end, end_source = min(candidates, key=lambda c: c[0])
+        if entry is not None:
+            state = as_text(entry.get("state"), "unknown")
+            reason = entry.get("revert_reason")
+        else:
+            state = "reverted" if fault_id in reverted_by else "unknown"
+            reason = "rollback" if fault_id in reverted_by else None
+        result.append(
+            Fault(
+                fault_id=fault_id,
+                kind=as_text((entry or {}).get("kind")) or seen.get("kind", "?"),
+                target=as_text((entry or {}).get("target")) or seen.get("target", ""),
+                injected_at=injected,
+                window_end=max(injected, end),
+                end_source=end_source,
+                state=state,
+                revert_reason=reason if isinstance(reason, str) else None,
+                reverted_at=reverted_at,
+                action=seen.get("action"),
+                parameters=seen.get("parameters", {}),
+                source=("journal + gameday.json" if seen else "gameday.json")
+                if entry is not None
+                else "journal",
+                run_end=run_end,
+            )
+        )
+    result.sort(key=lambda f: f.injected_at)
+    return result
+
+
+def _foreign_fault(
+    run: dict[str, Any], later: list[dict[str, Any]], started: float
+) -> dict[str, Any] | None:
+    """A method action of another extension: a fault from its start to the next undo."""
+    activity = as_dict(run.get("activity"))
+    provider = as_dict(activity.get("provider"))
+    module = as_text(provider.get("module"))
+    func = as_text(provider.get("func")) or as_text(provider.get("path"))
+    if (
+        activity.get("type") != "action"
+        or provider.get("type", "python") != "python"
+        or module.startswith("chaosregistry")
+        or UNDO_NAME.match(func or "")
+        or run.get("status") != "succeeded"
+    ):
+        return None
+    undone = None
+    for nxt in later:
+        nxt_provider = as_dict(as_dict(nxt.get("activity")).get("provider"))
+        nxt_func = as_text(nxt_provider.get("func")) or as_text(nxt_provider.get("path"))
+        if UNDO_NAME.match(nxt_func) or UNDO_NAME.match(activity_name(nxt)):
+            moment = parse_time(nxt.get("start"))
+            if moment is not None and moment >= started:
+                undone = (moment, f"undo action {activity_name(nxt)}")
+                break
+    name = activity_name(run)
+    return {
+        "fault_id": f"action:{name}",
+        "kind": ".".join(p for p in (module, func) if p) or "action",
+        "target": "",
+        "injected_at": started,
+        "expires_at": None,
+        "action": name,
+        "parameters": {},
+        "undone_by": undone,
+    }
+
+
+def in_windows(start: float, end: float, windows: list[Fault]) -> bool:
+    """Whether ``[start, end]`` overlaps any fault window."""
+    return any(start <= f.window_end and end >= f.injected_at for f in windows)
+
+
+def finite(values: list[float | None]) -> list[float]:
+    """The values that are finite numbers."""
+    return [v for v in values if v is not None and math.isfinite(v)]
