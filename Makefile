@@ -59,6 +59,8 @@ test: lint typecheck unit ## every check and every test
 bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/README.md)
 	$(BIN)/python bench/pull.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/report.py
 
 clean: ## remove the venv and caches (not the toolchain cache)
 	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache

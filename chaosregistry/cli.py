@@ -35,11 +35,14 @@ def main() -> None:
 
 def _register_groups() -> None:
     from chaosregistry.faults.cli import faults_command, rollback_command
+    from chaosregistry.reports.cli import report_command, trend_command
     from chaosregistry.sandbox.cli import sandbox_group
 
     main.add_command(sandbox_group)
     main.add_command(faults_command)
     main.add_command(rollback_command)
+    main.add_command(report_command)
+    main.add_command(trend_command)
 
 
 @main.command()
@@ -116,6 +119,8 @@ def gameday(
         click.echo("")
     for note in result.notes:
         click.echo(f"note: {note}")
+    if result.report is not None:
+        click.echo(f"report: {result.report} (score {result.score:.0f}/100)")
     click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")
     sys.exit(result.exit_code)
 

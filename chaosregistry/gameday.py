@@ -60,6 +60,8 @@ class GameDayResult:
     journal: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    report: Path | None = None  # report.html, once written
+    score: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -248,21 +250,9 @@ def run_gameday(
         if left_behind:
             verdict = "left-behind"
         result = GameDayResult(verdict, run_dir, journal_path, faults, notes)
-        (run_dir / "gameday.json").write_text(
-            json.dumps(
-                {
-                    "experiment": str(experiment),
-                    "vars": str(vars_file) if vars_file else None,
-                    "backend": backend,
-                    "verdict": verdict,
-                    "exit_code": result.exit_code,
-                    "chaos_exit_code": process.returncode,
-                    "faults": faults,
-                    "notes": notes,
-                },
-                indent=2,
-            )
-        )
+        _write_gameday_json(run_dir, experiment, vars_file, backend, result, process.returncode)
+        if journal is not None:
+            _write_report(result, say)
         return result
     finally:
         if owned_sandbox and not keep_sandbox:
@@ -270,6 +260,49 @@ def run_gameday(
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+
+
+def _write_gameday_json(
+    run_dir: Path,
+    experiment: Path,
+    vars_file: Path | None,
+    backend: str,
+    result: GameDayResult,
+    chaos_exit_code: int,
+) -> None:
+    (run_dir / "gameday.json").write_text(
+        json.dumps(
+            {
+                "experiment": str(experiment),
+                "vars": str(vars_file) if vars_file else None,
+                "backend": backend,
+                "verdict": result.verdict,
+                "exit_code": result.exit_code,
+                "chaos_exit_code": chaos_exit_code,
+                "faults": result.faults,
+                "notes": result.notes,
+            },
+            indent=2,
+        )
+    )
+
+
+def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
+    """report.html, summary.json, junit.xml and summary.md beside the journal.
+
+    A report that cannot be built is a note, never a lost game day: the journal is kept.
+    """
+    from chaosregistry.reports import build_report
+
+    try:
+        report = build_report([result.journal], result.run_dir)
+    except Exception as exc:  # the verdict stands without its report
+        result.notes.append(f"report not written: {type(exc).__name__}: {exc}")
+        return
+    result.report = report.html
+    result.score = float(report.score or 0.0)
+    if report.verdict != result.verdict:
+        say(f"note: the report's verdict is {report.verdict}, the game day's {result.verdict}")
 
 
 def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -> None:
