@@ -404,6 +404,9 @@ def status(state_dir: Path | str) -> dict[str, Any]:
             demo_problem = deployment_available(client, DEMO_NAMESPACE, DEMO_NAME)
         except kube.KubeError as exc:
             node_problem = demo_problem = str(exc)
+        if node_problem is None and not processes["kubelet"]:
+            # The node object outlives its kubelet; its Ready is stale until it times out.
+            node_problem = "kubelet not running (the API still shows its last Ready status)"
         result["node_ready"] = node_problem is None
         result["node_detail"] = node_problem or "Ready"
         result["demo_available"] = demo_problem is None
