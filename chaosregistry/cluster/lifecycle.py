@@ -27,7 +27,7 @@ from chaosregistry import kube, sandbox
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs
-from chaosregistry.cluster.crds import install_chaos_mesh_crds
+from chaosregistry.cluster.crds import generate_crds, install_chaos_mesh_crds
 from chaosregistry.cluster.host import (
     clean_host,
     ensure_cgroup_root,
@@ -271,7 +271,10 @@ def up(
         layout.make_dirs()
         # Written first, so that a down after a failed up knows what to stop.
         write_json(layout.settings_file, settings)
+        # Every build first (binaries, controller-gen and the CRDs it generates), so a cold up
+        # compiles before it starts anything.
         binaries = ensure_binaries(say)
+        generate_crds(say)
         endpoints = _start_sandbox(settings, say)
         access, push_url = _registry_access(endpoints)
         pushed = push_images(push_url, access.username, access.password, cluster_images())
