@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import os
-import queue
 import ssl
 import threading
 import time
@@ -35,9 +34,6 @@ INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[0::2])
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-# Chunks handed to the hashing thread may queue up to this many before the reader waits:
-# 16 x 64 KiB bounds memory per blob while letting reading and hashing overlap.
-_HASH_QUEUE_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -209,8 +205,10 @@ class RegistryClient:
     ) -> BlobFetch:
         """Stream one blob, checking its size and (when ``verify``) its sha256, then discard it.
 
-        Hashing runs on a helper thread fed chunk by chunk, so reading the socket and hashing
-        overlap instead of taking turns (hashlib releases the GIL on large buffers).
+        The hash is updated in the reading thread, chunk by chunk (1 MiB): the kernel keeps
+        receiving into the socket buffer while we hash, and hashlib releases the GIL, so
+        concurrent blobs hash in parallel. Measured against a hashing thread fed through a
+        queue, this was faster for one blob and for three at once (bench/README.md).
         """
         what = f"blob {repository}@{digest[:19]}"
         start = time.perf_counter()
@@ -219,23 +217,19 @@ class RegistryClient:
             auth_seconds,
         ):
             received = 0
-            hasher = _BackgroundHasher() if verify else None
-            try:
-                for chunk in _raw_chunks(response, what):
-                    received += len(chunk)
-                    if received > size:
-                        raise PullError(
-                            ErrorClass.DIGEST_MISMATCH,
-                            f"{what}: more than the {size} bytes its descriptor states",
-                        )
-                    if hasher is not None:
-                        hasher.feed(chunk)
-                    if cancel is not None and cancel.is_set():
-                        raise PullError(ErrorClass.PROTOCOL, f"{what}: cancelled")
-                actual = hasher.finish() if hasher is not None else None
-            finally:
+            hasher = hashlib.sha256() if verify else None
+            for chunk in _raw_chunks(response, what):
+                received += len(chunk)
+                if received > size:
+                    raise PullError(
+                        ErrorClass.DIGEST_MISMATCH,
+                        f"{what}: more than the {size} bytes its descriptor states",
+                    )
                 if hasher is not None:
-                    hasher.abandon()
+                    hasher.update(chunk)
+                if cancel is not None and cancel.is_set():
+                    raise PullError(ErrorClass.PROTOCOL, f"{what}: cancelled")
+            actual = "sha256:" + hasher.hexdigest() if hasher is not None else None
         if received < size:
             raise PullError(ErrorClass.TRUNCATED, f"{what}: got {received} of {size} bytes")
         if actual is not None and actual != digest:
@@ -413,36 +407,3 @@ class _Exchange:
     def __exit__(self, *exc: object) -> None:
         if self._response is not None:
             self._response.close()
-
-
-class _BackgroundHasher:
-    """sha256 on a helper thread, so the reading thread never waits for the hash."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_HASH_QUEUE_DEPTH)
-        self._hash = hashlib.sha256()
-        self._thread = threading.Thread(target=self._run, name="blob-hasher", daemon=True)
-        self._done = False
-        self._thread.start()
-
-    def _run(self) -> None:
-        update = self._hash.update
-        get = self._queue.get
-        while (chunk := get()) is not None:
-            update(chunk)
-
-    def feed(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def finish(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        self._done = True
-        return "sha256:" + self._hash.hexdigest()
-
-    def abandon(self) -> None:
-        """Stop the thread after an error (a no-op after finish)."""
-        if not self._done:
-            self._done = True
-            self._queue.put(None)
-            self._thread.join()
