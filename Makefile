@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/chaostoolkit-registry
 TOXIPROXY_VERSION := 2.5.0
 TOXIPROXY := $(CACHE)/toxiproxy-$(TOXIPROXY_VERSION)/server
-APT_PACKAGES := docker-registry nginx-light skopeo curl chromium
+APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
 # Commands that prove the Debian packages above are installed.
-APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium
+APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium \
+	/usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /bin/busybox
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)

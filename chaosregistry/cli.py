@@ -34,11 +34,13 @@ def main() -> None:
 
 
 def _register_groups() -> None:
+    from chaosregistry.cluster.cli import cluster_group
     from chaosregistry.faults.cli import faults_command, rollback_command
     from chaosregistry.reports.cli import report_command, trend_command
     from chaosregistry.sandbox.cli import sandbox_group
 
     main.add_command(sandbox_group)
+    main.add_command(cluster_group)
     main.add_command(faults_command)
     main.add_command(rollback_command)
     main.add_command(report_command)

@@ -301,7 +301,9 @@ def test_cold_pulls_make_the_mirror_fetch_upstream_and_warm_pulls_do_not(
     wait_until_finished(config, cold, timeout=SHORT + 30)
     cold_stats = pull_load_stats(cold["load_id"], configuration=config)
     fetched = set(upstream_blob_gets(sandbox, offset))
-    assert cold_stats["fresh_pulls"] == cold_stats["pulls"] >= 5
+    # Each of the 40 fresh images is pulled once; a fast machine may go on to re-pull them.
+    assert cold_stats["pulls"] >= 5
+    assert cold_stats["fresh_pulls"] == min(cold_stats["pulls"], 40)
     assert all(path.startswith(f"/v2/{cold['fresh_repository']}/") for path in fetched)
     # Every fresh pull is a config and a layer the mirror had never seen.
     assert len(fetched) >= 2 * cold_stats["fresh_pulls"]
