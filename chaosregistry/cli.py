@@ -171,7 +171,7 @@ def pull(
     Credentials come from CHAOSREGISTRY_USERNAME / CHAOSREGISTRY_PASSWORD or the sandbox.
     """
     if count < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--count")
+        raise click.ClickException(f"--count must be >= 1, got {count}")
     configuration: dict[str, Any] = {}
     if sandbox_dir:
         configuration["sandbox_dir"] = sandbox_dir

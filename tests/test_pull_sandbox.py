@@ -365,3 +365,18 @@ def test_probe_timeout_bounds_a_black_holed_pull(
     )
     assert result["errors"] == {"timeout": 2}
     assert 1.0 <= result["max_attempt"] < 3.0  # the probe's 1 s, not the configured 30 s
+
+
+def test_a_load_balancer_without_live_backends_is_a_server_error(sandbox: SandboxInfo) -> None:
+    names = [replica["name"] for replica in sandbox.endpoints["replicas"]]
+    for name in names:
+        stop_process(sandbox.run_dir, name)
+    try:
+        error = _error(sandbox.endpoints["registry"], "tiny/hello:latest", creds(sandbox))
+        assert error.error_class is ErrorClass.SERVER_ERROR
+        assert error.status == 502  # nginx: bad gateway
+    finally:
+        for name in names:
+            start_process(sandbox.run_dir, name)
+    with RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client:
+        assert pull(client, ImageReference.parse("tiny/hello:latest")).ok
