@@ -378,5 +378,8 @@ def test_a_load_balancer_without_live_backends_is_a_server_error(sandbox: Sandbo
     finally:
         for name in names:
             start_process(sandbox.run_dir, name)
-    with RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client:
-        assert pull(client, ImageReference.parse("tiny/hello:latest")).ok
+    # nginx keeps a failed backend out for fail_timeout (2 s) after it comes back.
+    recovery = pull_probes.pull_recovery(
+        "tiny/hello:latest", within=10, configuration=config(sandbox)
+    )
+    assert recovery["recovered"] and recovery["seconds"] < 5, recovery
