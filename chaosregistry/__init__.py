@@ -21,12 +21,14 @@ PROBE_MODULES = (
     "chaosregistry.probes.pull",
     "chaosregistry.probes.load",
     "chaosregistry.probes.mirror",
+    "chaosregistry.probes.rollout",
 )
 ACTION_MODULES = (
     "chaosregistry.actions.network",
     "chaosregistry.actions.node",
     "chaosregistry.actions.content",
     "chaosregistry.actions.load",
+    "chaosregistry.actions.deploy",
 )
 
 

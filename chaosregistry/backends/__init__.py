@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from chaosregistry.errors import ConfigError
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ def backend_for(configuration: Mapping[str, Any] | None) -> Backend:
         from chaosregistry.backends.local import LocalBackend
 
         return LocalBackend.from_configuration(configuration)
+    if name == "kubernetes":
+        from chaosregistry.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend.from_configuration(configuration)
     raise ConfigError(
         f"configuration.backend: unknown backend {name!r} (known: {', '.join(BACKENDS)})"
     )

@@ -29,6 +29,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.faults.toxiproxy_undo",
     "chaosregistry.backends.local",  # sandbox.restart-process
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
+    "chaosregistry.backends.kubernetes",  # kubernetes.rollout-undo (bad tag)
 )
 
 

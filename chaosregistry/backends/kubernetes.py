@@ -1,0 +1,438 @@
+"""The kubernetes backend: faults on a real cluster, every one inside one blast-radius guard.
+
+Configuration (under the experiment's ``chaosregistry`` mapping, usually from
+``experiments/vars/kubernetes.yaml``):
+
+``kubeconfig``        path to the kubeconfig; else ``$CHAOSREGISTRY_KUBECONFIG``, else
+                      ``$KUBECONFIG``, else ``<cluster_state_dir>/kubeconfig`` (the one
+                      ``chaosregistry cluster up`` writes, ``runs/cluster`` by default)
+``kube_context``      a context of that kubeconfig (default: its current one)
+``namespace``         the namespace activities act in when they do not name one
+``max_pods``          the most pods one fault may touch (default 10)
+``dry_run``           ``true``: log the objects and patches a fault would apply, apply nothing
+``kube_timeout``      seconds per API call (default 15)
+``network_provider``  ``toxiproxy`` (default: the Toxiproxy hop in front of the node's pulls, from
+                      ``sandbox_dir`` or the cluster's ``cluster.json``) or ``chaos-mesh``
+``cluster_state_dir`` the test cluster's state directory (its sandbox, for ``toxiproxy``)
+
+The blast radius (:func:`guard`): never ``kube-system`` or ``kube-public``; only namespaces
+labelled ``chaosregistry.io/chaos=enabled``; a selector must match at least one pod and at
+most ``max_pods``. It runs before anything is recorded or changed.
+"""
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
+
+from chaosregistry import kube
+from chaosregistry.backends import FaultPlan
+from chaosregistry.errors import ConfigError
+from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.rollout import (
+    ORIGINAL_IMAGE_ANNOTATION,
+    ROLLOUT_STARTED_ANNOTATION,
+    owned_replica_sets,
+    pod_template_patch,
+    revision_of,
+    with_tag,
+)
+
+log = logging.getLogger("chaosregistry.kubernetes")
+
+PROTECTED_NAMESPACES = ("kube-system", "kube-public")
+CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
+DEFAULT_MAX_PODS = 10
+DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
+NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
+ROLLOUT_UNDO = "kubernetes.rollout-undo"
+
+
+def _kubeconfig(configuration: Mapping[str, Any]) -> Path:
+    value = (
+        configuration.get("kubeconfig")
+        or os.environ.get("CHAOSREGISTRY_KUBECONFIG")
+        or os.environ.get("KUBECONFIG")
+    )
+    if value:
+        return Path(str(value)).expanduser().absolute()
+    state_dir = configuration.get("cluster_state_dir") or DEFAULT_CLUSTER_STATE_DIR
+    return (Path(str(state_dir)) / "kubeconfig").absolute()
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    kubeconfig: Path
+    context: str | None
+    namespace: str
+    max_pods: int
+    dry_run: bool
+    timeout: float
+    network_provider: str
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any] | None) -> "KubernetesSettings":
+        configuration = configuration or {}
+        max_pods = configuration.get("max_pods", DEFAULT_MAX_PODS)
+        if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
+            raise ConfigError(f"configuration.max_pods must be a whole number >= 1: {max_pods!r}")
+        dry_run = configuration.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise ConfigError(f"configuration.dry_run must be true or false, not {dry_run!r}")
+        timeout = configuration.get("kube_timeout", kube.DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError(f"configuration.kube_timeout must be positive seconds: {timeout!r}")
+        provider = configuration.get("network_provider", "toxiproxy")
+        if provider not in NETWORK_PROVIDERS:
+            raise ConfigError(
+                f"configuration.network_provider must be one of {', '.join(NETWORK_PROVIDERS)},"
+                f" not {provider!r}"
+            )
+        context = configuration.get("kube_context") or None
+        return cls(
+            kubeconfig=_kubeconfig(configuration),
+            context=str(context) if context else None,
+            namespace=str(configuration.get("namespace") or ""),
+            max_pods=max_pods,
+            dry_run=dry_run,
+            timeout=float(timeout),
+            network_provider=str(provider),
+        )
+
+    def client(self) -> Client:
+        with kube.translated():
+            return kube.client(self.kubeconfig, timeout=self.timeout, context=self.context)
+
+    def namespace_or(self, namespace: str) -> str:
+        chosen = namespace or self.namespace
+        if not chosen:
+            raise ConfigError("no namespace: pass one or set configuration.namespace")
+        return chosen
+
+
+def refuse_protected(namespace: str) -> None:
+    """kube-system and kube-public are refused before the API is even asked."""
+    if namespace in PROTECTED_NAMESPACES:
+        raise ConfigError(f"namespace {namespace!r} is never a chaos target")
+
+
+def guard_namespace(client: Client, namespace: str) -> None:
+    """Refuse a namespace outside the blast radius (ConfigError naming why)."""
+    refuse_protected(namespace)
+    try:
+        with kube.translated():
+            found = client.get(Namespace, namespace)
+    except kube.KubeError as exc:
+        if exc.status == 404:
+            raise ConfigError(f"namespace {namespace!r} does not exist") from None
+        raise
+    key, value = CHAOS_LABEL
+    labels = (found.metadata.labels if found.metadata else None) or {}
+    if labels.get(key) != value:
+        raise ConfigError(
+            f"namespace {namespace!r} is outside the blast radius: it lacks the label {key}={value}"
+        )
+
+
+def guard(
+    client: Client, namespace: str, selector: Mapping[str, str] | None, max_pods: int
+) -> list[Pod]:
+    """The blast-radius check every kubernetes fault runs first; returns the pods it may touch.
+
+    ``selector`` is a label selector (matchLabels); None checks the namespace only.
+    """
+    guard_namespace(client, namespace)
+    if selector is None:
+        return []
+    if not selector:
+        raise ConfigError("an empty label selector would match every pod: refused")
+    with kube.translated():
+        pods = list(client.list(Pod, namespace=namespace, labels=dict(selector)))
+    pods = [p for p in pods if p.metadata is not None and p.metadata.deletionTimestamp is None]
+    shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    if not pods:
+        raise ConfigError(f"selector {shown} matches no pod in {namespace}: refused")
+    if len(pods) > max_pods:
+        raise ConfigError(
+            f"selector {shown} matches {len(pods)} pods in {namespace}, more than "
+            f"configuration.max_pods ({max_pods}): refused"
+        )
+    return pods
+
+
+def selector_of(deployment: Deployment) -> dict[str, Any]:
+    spec = deployment.spec
+    if spec is None or spec.selector is None:
+        return {}
+    if spec.selector.matchExpressions:
+        raise ConfigError(
+            f"deployment {deployment.metadata.name if deployment.metadata else '?'} selects pods "
+            "with matchExpressions, which the blast-radius guard cannot count: refused"
+        )
+    return dict(spec.selector.matchLabels or {})
+
+
+def get_deployment(client: Client, namespace: str, name: str) -> Deployment:
+    try:
+        with kube.translated():
+            return client.get(Deployment, name, namespace=namespace)
+    except kube.KubeError as exc:
+        if exc.status == 404:
+            raise ConfigError(f"deployment {name!r} not found in namespace {namespace!r}") from None
+        raise
+
+
+def _container_index(deployment: Deployment, container: str) -> tuple[int, str, str]:
+    """(index, name, image) of ``container`` ('' = the only container)."""
+    assert deployment.spec is not None and deployment.spec.template.spec is not None
+    containers = deployment.spec.template.spec.containers
+    names = [c.name for c in containers]
+    if not container:
+        if len(containers) != 1:
+            raise ConfigError(
+                f"deployment has {len(containers)} containers ({', '.join(names)}): "
+                "name one with container"
+            )
+        return 0, containers[0].name, containers[0].image or ""
+    if container not in names:
+        raise ConfigError(
+            f"container {container!r} is not in the pod spec (containers: {', '.join(names)})"
+        )
+    index = names.index(container)
+    return index, container, containers[index].image or ""
+
+
+def bad_tag_plan(
+    settings: KubernetesSettings,
+    *,
+    deployment: str,
+    container: str,
+    image: str,
+    tag: str,
+    namespace: str,
+) -> tuple[FaultPlan | None, dict[str, Any]]:
+    """Check everything and plan the bad image; (None, what it would do) in dry-run mode."""
+    namespace = settings.namespace_or(namespace)
+    refuse_protected(namespace)
+    client = settings.client()
+    guard_namespace(client, namespace)
+    found = get_deployment(client, namespace, deployment)
+    index, container_name, original = _container_index(found, container)
+    bad_image = image or with_tag(original, tag)
+    if bad_image == original:
+        raise ConfigError(f"container {container_name!r} already runs {original}")
+    pods = guard(client, namespace, selector_of(found), settings.max_pods)
+    revision = revision_of(found)
+    annotation_patch = {
+        "metadata": {
+            "annotations": {
+                ORIGINAL_IMAGE_ANNOTATION: json.dumps({container_name: original}),
+            }
+        }
+    }
+    image_patch = [
+        {
+            "op": "test",
+            "path": f"/spec/template/spec/containers/{index}/image",
+            "value": original,
+        },
+        {
+            "op": "replace",
+            "path": f"/spec/template/spec/containers/{index}/image",
+            "value": bad_image,
+        },
+    ]
+    intent = {
+        "deployment": deployment,
+        "namespace": namespace,
+        "container": container_name,
+        "original_image": original,
+        "image": bad_image,
+        "revision": revision,
+        "pods": len(pods),
+    }
+    if settings.dry_run:
+        would = {"merge-patch": annotation_patch, "json-patch": image_patch}
+        log.warning(
+            "dry run: would patch deployment %s/%s: %s", namespace, deployment, json.dumps(would)
+        )
+        return None, {**intent, "dry_run": True, "would_apply": would}
+
+    kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+
+    def apply() -> dict[str, Any]:
+        patch_client = kube.client(kubeconfig, timeout=timeout, context=context)
+        started = f"{time.time():.3f}"
+        annotation_patch["metadata"]["annotations"][ROLLOUT_STARTED_ANNOTATION] = started
+        with kube.translated():
+            patch_client.patch(
+                Deployment,
+                deployment,
+                annotation_patch,
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+            patched = patch_client.patch(
+                Deployment, deployment, image_patch, namespace=namespace, patch_type=PatchType.JSON
+            )
+        return {
+            "image": bad_image,
+            "original_image": original,
+            "generation": patched.metadata.generation if patched.metadata else None,
+            "rollout_started_at": float(started),
+        }
+
+    plan = FaultPlan(
+        kind="deploy.bad-tag",
+        target=f"deployment:{namespace}/{deployment}",
+        parameters={k: v for k, v in intent.items() if k != "pods"},
+        apply=apply,
+        undo={
+            "kind": ROLLOUT_UNDO,
+            "params": {
+                "kubeconfig": str(kubeconfig),
+                "context": context,
+                "timeout": timeout,
+                "namespace": namespace,
+                "deployment": deployment,
+                "container": container_name,
+                "original_image": original,
+                "bad_image": bad_image,
+                "revision": revision,
+            },
+        },
+    )
+    return plan, intent
+
+
+@undo_handler(ROLLOUT_UNDO)
+def rollout_undo(params: Mapping[str, Any]) -> None:
+    """``kubectl rollout undo`` to the revision recorded before the bad image, then verify.
+
+    Restores the pod template of the ReplicaSet with the recorded revision (the original image
+    alone when that ReplicaSet is gone). Only while the container still runs the bad image: a
+    Deployment someone has since changed is left alone. Idempotent.
+    """
+    namespace, name = str(params["namespace"]), str(params["deployment"])
+    container, original = str(params["container"]), str(params["original_image"])
+    bad_image = str(params["bad_image"])
+    client = kube.client(
+        str(params["kubeconfig"]),
+        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
+        context=params.get("context") or None,
+    )
+    with kube.translated():
+        try:
+            deployment = client.get(Deployment, name, namespace=namespace)
+        except Exception as exc:
+            if getattr(getattr(exc, "status", None), "code", None) == 404:
+                return  # deleted: nothing left to undo
+            raise
+        index, _, current = _container_index(deployment, container)
+        if current != bad_image:
+            return  # rolled back already, or changed by someone else since
+        template = _previous_template(client, deployment, int(params.get("revision") or 0))
+        path = f"/spec/template/spec/containers/{index}/image"
+        ops: list[dict[str, Any]] = [{"op": "test", "path": path, "value": bad_image}]
+        if template is not None and _image_in(template, container) == original:
+            ops.append({"op": "replace", "path": "/spec/template", "value": template})
+        else:
+            ops.append({"op": "replace", "path": path, "value": original})
+        client.patch(Deployment, name, ops, namespace=namespace, patch_type=PatchType.JSON)
+        client.patch(
+            Deployment,
+            name,
+            {
+                "metadata": {
+                    "annotations": {
+                        ORIGINAL_IMAGE_ANNOTATION: None,
+                        ROLLOUT_STARTED_ANNOTATION: f"{time.time():.3f}",
+                    }
+                }
+            },
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        )
+        restored = client.get(Deployment, name, namespace=namespace)
+    _, _, now = _container_index(restored, container)
+    if now != original:
+        raise UndoError(f"deployment {namespace}/{name} runs {now}, not {original}, after undo")
+
+
+def _previous_template(client: Client, deployment: Deployment, revision: int) -> Any:
+    if revision <= 0 or deployment.metadata is None:
+        return None
+    replica_sets = client.list(
+        ReplicaSet, namespace=deployment.metadata.namespace, labels=selector_of(deployment)
+    )
+    for rs in owned_replica_sets(deployment, replica_sets):
+        if revision_of(rs) == revision and rs.spec is not None and rs.spec.template is not None:
+            return pod_template_patch(rs.spec.template.to_dict())
+    return None
+
+
+def _image_in(template: Mapping[str, Any], container: str) -> str | None:
+    for item in (template.get("spec") or {}).get("containers") or []:
+        if item.get("name") == container:
+            return str(item.get("image"))
+    return None
+
+
+class KubernetesBackend:
+    """Backend-neutral actions (network, node) on a cluster."""
+
+    name = "kubernetes"
+
+    def __init__(self, settings: KubernetesSettings, configuration: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.configuration = dict(configuration)
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any]) -> "KubernetesBackend":
+        return cls(KubernetesSettings.from_configuration(configuration), configuration)
+
+    def _toxiproxy(self) -> Any:
+        """The local backend on the Toxiproxy hops in front of the node's pulls."""
+        from chaosregistry.backends.local import LocalBackend
+
+        configuration = dict(self.configuration)
+        if not configuration.get("sandbox_dir") and not configuration.get("toxiproxy_url"):
+            state_dir = Path(
+                str(configuration.get("cluster_state_dir") or self.settings.kubeconfig.parent)
+            )
+            settings_file = state_dir / "cluster.json"
+            try:
+                cluster = json.loads(settings_file.read_text())
+            except (OSError, ValueError):
+                cluster = {}
+            if cluster.get("sandbox_dir"):
+                configuration["sandbox_dir"] = cluster["sandbox_dir"]
+        return LocalBackend.from_configuration(configuration)
+
+    def hops(self) -> list[str]:
+        hops: list[str] = self._toxiproxy().hops()
+        return hops
+
+    def nodes(self) -> list[str]:
+        return []
+
+    def network_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
+        if self.settings.network_provider != "toxiproxy":
+            raise ConfigError(
+                "configuration.network_provider chaos-mesh: network faults through Chaos Mesh "
+                "are not available yet; use network_provider: toxiproxy"
+            )
+        plan: FaultPlan = self._toxiproxy().network_fault(kind, hop, parameters)
+        return plan
+
+    def kill_node(self, node: str) -> FaultPlan:
+        raise ConfigError("the kubernetes backend cannot kill registry nodes yet")

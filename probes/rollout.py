@@ -1,0 +1,304 @@
+"""Rollout probes (kubernetes backend): is a Deployment rolled out, how long did it take, what
+did the kubelet's pulls do.
+
+They only read. The cluster comes from the kubernetes backend's configuration (``kubeconfig``,
+``namespace``...; see ``chaosregistry.backends.kubernetes``).
+"""
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import Event, Pod
+
+from chaosregistry import kube
+from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.backends.kubernetes import KubernetesSettings, get_deployment, selector_of
+from chaosregistry.errors import ConfigError
+from chaosregistry.rollout import (
+    ROLLOUT_STARTED_ANNOTATION,
+    TEMPLATE_HASH_LABEL,
+    health,
+    owned_replica_sets,
+    parse_pull_message,
+    revision_of,
+)
+from chaosregistry.stats import percentile
+
+__all__ = ["image_pull_events", "rollout_failure", "rollout_health", "rollout_time"]
+
+PULL_EVENT_REASONS = ("Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull")
+
+
+def _new_pods(client: Client, deployment: Deployment) -> list[Pod]:
+    """The pods of the Deployment's newest ReplicaSet (the one its revision names)."""
+    assert deployment.metadata is not None
+    namespace, selector = deployment.metadata.namespace, selector_of(deployment)
+    with kube.translated():
+        replica_sets = owned_replica_sets(
+            deployment, client.list(ReplicaSet, namespace=namespace, labels=selector)
+        )
+        newest = [rs for rs in replica_sets if revision_of(rs) == revision_of(deployment)]
+        if not newest or newest[0].metadata is None:
+            return []
+        template_hash = (newest[0].metadata.labels or {}).get(TEMPLATE_HASH_LABEL)
+        if not template_hash:
+            return []
+        return list(
+            client.list(
+                Pod, namespace=namespace, labels={**selector, TEMPLATE_HASH_LABEL: template_hash}
+            )
+        )
+
+
+def _snapshot(client: Client, namespace: str, name: str) -> dict[str, Any]:
+    found = get_deployment(client, namespace, name)
+    return health(found, _new_pods(client, found))
+
+
+def _target(
+    deployment: str, namespace: str, configuration: Configuration | None
+) -> tuple[Any, str]:
+    if not isinstance(deployment, str) or not deployment:
+        raise ConfigError("deployment must name a Deployment")
+    settings = KubernetesSettings.from_configuration(configuration)
+    return settings.client(), settings.namespace_or(namespace)
+
+
+@activity
+def rollout_health(
+    deployment: str,
+    namespace: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Report a Deployment's rollout as ``kubectl rollout status`` judges it, with pull errors.
+
+    Arguments:
+      deployment: the Deployment's name.
+      namespace: its namespace (default ``configuration.namespace``).
+
+    Returns a mapping: ``healthy`` (rolled out and Available), ``complete`` (kubectl's
+    "successfully rolled out"), ``stalled`` (the Progressing condition says
+    ProgressDeadlineExceeded), ``available``, ``message`` (kubectl's line), ``generation``,
+    ``observed_generation``, ``revision``, ``replicas``, ``current_replicas``,
+    ``updated_replicas``, ``ready_replicas``, ``available_replicas``,
+    ``unavailable_replicas``, ``progressing`` {status, reason, message}, ``images``
+    {container: image}, ``new_pods``, ``waiting`` {reason: containers} and
+    ``image_pull_errors`` (new pods' containers waiting in ErrImagePull, ImagePullBackOff or
+    InvalidImageName). Raises ActivityFailed for an unknown Deployment.
+    """
+    client, chosen = _target(deployment, namespace, configuration)
+    return _snapshot(client, chosen, deployment)
+
+
+@activity
+def rollout_time(
+    deployment: str,
+    namespace: str = "",
+    timeout: float = 120,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Wait until a Deployment is rolled out and Available; report how long the rollout took.
+
+    Arguments:
+      deployment: the Deployment's name.
+      namespace: its namespace (default ``configuration.namespace``).
+      timeout: the longest to wait, in seconds.
+
+    Returns a mapping: ``complete`` (false when ``timeout`` passed first), ``seconds`` (from
+    the start of the rollout to complete, or to giving up), ``started_at`` and
+    ``started_from`` (``annotation``: the time our action started it, recorded in
+    ``chaosregistry.io/rollout-started-at``; ``probe``: when this probe began, for rollouts
+    started elsewhere), ``waited`` (seconds this probe waited), ``already_complete`` (it was
+    complete at the first look: ``seconds`` then only bounds the rollout), ``completed_at``,
+    the last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+    """
+    client, chosen, began, started_at, started_from = _start(
+        deployment, namespace, timeout, configuration
+    )
+    snapshot, now, _ = _wait(client, chosen, deployment, began, timeout, lambda h: h["healthy"])
+    return {
+        "complete": snapshot["healthy"],
+        "already_complete": bool(snapshot["healthy"] and now - began < 0.5),
+        "seconds": round(now - started_at, 3),
+        "started_at": started_at,
+        "started_from": started_from,
+        "waited": round(now - began, 3),
+        "completed_at": now if snapshot["healthy"] else None,
+        "health": snapshot,
+    }
+
+
+@activity
+def rollout_failure(
+    deployment: str,
+    namespace: str = "",
+    timeout: float = 120,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Wait until a Deployment's rollout is declared failed; report how long detection took.
+
+    Failed means what ``kubectl rollout status`` reports as an error: the Progressing condition
+    says ProgressDeadlineExceeded (after the Deployment's ``progressDeadlineSeconds``).
+
+    Arguments:
+      deployment: the Deployment's name.
+      namespace: its namespace (default ``configuration.namespace``).
+      timeout: the longest to wait, in seconds.
+
+    Returns a mapping: ``failed`` (false when ``timeout`` passed first, or the rollout
+    completed instead), ``reason``, ``seconds`` (from the start of the rollout, see
+    ``rollout_time``), ``started_from``, ``waited``, ``first_pull_error_after`` (seconds from
+    the start until a new pod first waited on an image pull error; null if none was seen),
+    ``serving_replicas`` (available replicas when it failed: old pods still serving) and the
+    last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+    """
+    client, chosen, began, started_at, started_from = _start(
+        deployment, namespace, timeout, configuration
+    )
+    snapshot, now, first_error = _wait(
+        client, chosen, deployment, began, timeout, lambda h: h["stalled"] or h["healthy"]
+    )
+    progressing = snapshot["progressing"] or {}
+    return {
+        "failed": snapshot["stalled"],
+        "reason": progressing.get("reason"),
+        "seconds": round(now - started_at, 3),
+        "started_from": started_from,
+        "waited": round(now - began, 3),
+        "first_pull_error_after": (
+            round(first_error - started_at, 3) if first_error is not None else None
+        ),
+        "serving_replicas": snapshot["available_replicas"],
+        "health": snapshot,
+    }
+
+
+def _start(
+    deployment: str, namespace: str, timeout: float, configuration: Configuration | None
+) -> tuple[Any, str, float, float, str]:
+    """Client, namespace, now, and when the current rollout started (and how we know)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
+    client, chosen = _target(deployment, namespace, configuration)
+    began = time.time()
+    found = get_deployment(client, chosen, deployment)
+    annotations = (found.metadata.annotations if found.metadata else None) or {}
+    try:
+        marked = float(annotations.get(ROLLOUT_STARTED_ANNOTATION, ""))
+    except ValueError:
+        marked = began + 1
+    if marked <= began:
+        return client, chosen, began, marked, "annotation"
+    return client, chosen, began, began, "probe"
+
+
+def _wait(
+    client: Any,
+    namespace: str,
+    deployment: str,
+    began: float,
+    timeout: float,
+    done: Callable[[dict[str, Any]], bool],
+) -> tuple[dict[str, Any], float, float | None]:
+    """Poll the rollout until ``done`` or ``timeout``: last health, when, first pull error."""
+    first_error: float | None = None
+    while True:
+        snapshot = _snapshot(client, namespace, deployment)
+        now = time.time()
+        if first_error is None and snapshot["image_pull_errors"]:
+            first_error = now
+        if done(snapshot) or now - began >= timeout:
+            return snapshot, now, first_error
+        time.sleep(0.25)
+
+
+def _event_time(event: Event) -> datetime | None:
+    for value in (event.lastTimestamp, event.eventTime, event.firstTimestamp):
+        if isinstance(value, datetime):
+            return value
+    return event.metadata.creationTimestamp if event.metadata else None
+
+
+@activity
+def image_pull_events(
+    deployment: str,
+    namespace: str = "",
+    since: float = 0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """The kubelet's image events for a Deployment's pods, with the pull times it reports.
+
+    Arguments:
+      deployment: the Deployment's name (its pods are ``<deployment>-<hash>-<id>``).
+      namespace: its namespace (default ``configuration.namespace``).
+      since: epoch seconds; a negative number is relative to now (``-60``: the last minute);
+        0 keeps every event the API still holds (about an hour by default).
+
+    Returns a mapping: ``events`` [{pod, reason, type, message, count, time (epoch seconds),
+    image, pull_seconds}], ``counts`` {reason: events} over Pulling, Pulled, Failed, BackOff,
+    ``pulled`` (successful pulls), ``pull_failures`` (failed pull attempts), ``back_offs``,
+    ``pull_seconds`` {count, mean, p50, max} from the kubelet's Pulled messages, and
+    ``images`` (the images named). Raises ActivityFailed for an unknown Deployment.
+    """
+    if isinstance(since, bool) or not isinstance(since, int | float):
+        raise ConfigError(f"since must be epoch seconds or negative seconds, got {since!r}")
+    client, chosen = _target(deployment, namespace, configuration)
+    get_deployment(client, chosen, deployment)
+    threshold = time.time() + since if since < 0 else float(since)
+    prefix = f"{deployment}-"
+    with kube.translated():
+        events = list(client.list(Event, namespace=chosen, fields={"involvedObject.kind": "Pod"}))
+    found: list[dict[str, Any]] = []
+    for event in events:
+        pod = event.involvedObject.name or ""
+        # Pods of a Deployment are named <deployment>-<template hash>-<5 chars>.
+        rest = pod[len(prefix) :] if pod.startswith(prefix) else ""
+        if not rest or rest.count("-") != 1 or event.reason not in PULL_EVENT_REASONS:
+            continue
+        message = event.message or ""
+        if event.reason in ("Failed", "BackOff") and "image" not in message.lower():
+            continue  # a container crash, not a pull
+        when = _event_time(event)
+        stamp = when.timestamp() if when else 0.0
+        if stamp < threshold:
+            continue
+        found.append(
+            {
+                "pod": pod,
+                "reason": event.reason,
+                "type": event.type,
+                "message": message,
+                "count": event.count or 1,
+                "time": stamp,
+                **parse_pull_message(message),
+            }
+        )
+    found.sort(key=lambda e: (e["time"], e["pod"]))
+    counts: dict[str, int] = {}
+    for item in found:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + item["count"]
+    seconds = sorted(e["pull_seconds"] for e in found if e["pull_seconds"] is not None)
+    return {
+        "events": found,
+        "counts": counts,
+        "pulled": counts.get("Pulled", 0),
+        "pull_failures": sum(
+            e["count"] for e in found if e["message"].startswith("Failed to pull image")
+        ),
+        "back_offs": counts.get("BackOff", 0),
+        "pull_seconds": {
+            "count": len(seconds),
+            "mean": sum(seconds) / len(seconds) if seconds else None,
+            "p50": percentile(seconds, 50) if seconds else None,
+            "max": seconds[-1] if seconds else None,
+        },
+        "images": sorted({e["image"] for e in found if e["image"]}),
+    }

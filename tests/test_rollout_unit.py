@@ -1,0 +1,173 @@
+"""Rollout reading without a cluster: kubectl's status rules, kubelet messages, images, settings."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from chaosregistry.actions.deploy import deploy_bad_tag
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Pod
+
+from chaosregistry.backends import BACKENDS, backend_for
+from chaosregistry.backends.kubernetes import KubernetesSettings
+from chaosregistry.errors import ConfigError
+from chaosregistry.rollout import (
+    go_duration_seconds,
+    health,
+    parse_pull_message,
+    pod_template_patch,
+    status_message,
+    with_tag,
+)
+
+
+def _deployment(
+    *,
+    generation: int = 2,
+    observed: int = 2,
+    replicas: int = 3,
+    status: dict[str, Any] | None = None,
+    progressing_reason: str = "NewReplicaSetAvailable",
+) -> Deployment:
+    return Deployment.from_dict(
+        {
+            "metadata": {
+                "name": "demo",
+                "namespace": "chaos-demo",
+                "generation": generation,
+                "annotations": {"deployment.kubernetes.io/revision": "4"},
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "demo"}},
+                    "spec": {"containers": [{"name": "app", "image": "r.test/demo/app:1"}]},
+                },
+            },
+            "status": {
+                "observedGeneration": observed,
+                "replicas": 3,
+                "updatedReplicas": 3,
+                "readyReplicas": 3,
+                "availableReplicas": 3,
+                **(status or {}),
+                "conditions": [
+                    {"type": "Available", "status": "True"},
+                    {
+                        "type": "Progressing",
+                        "status": "False"
+                        if progressing_reason == "ProgressDeadlineExceeded"
+                        else "True",
+                        "reason": progressing_reason,
+                    },
+                ],
+            },
+        }
+    )
+
+
+def _waiting_pod(reason: str) -> Pod:
+    return Pod.from_dict(
+        {
+            "metadata": {"name": "demo-abc-12345"},
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "app",
+                        "image": "x",
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": reason}},
+                    }
+                ]
+            },
+        }
+    )
+
+
+def test_status_follows_kubectl_rollout_status_rules() -> None:
+    assert status_message(_deployment()) == (True, 'deployment "demo" successfully rolled out')
+    done, message = status_message(_deployment(generation=3, observed=2))
+    assert not done and "spec update to be observed" in message
+    done, message = status_message(_deployment(status={"updatedReplicas": 1}))
+    assert not done and "1 out of 3 new replicas have been updated" in message
+    done, message = status_message(_deployment(status={"replicas": 4}))
+    assert not done and "1 old replicas are pending termination" in message
+    done, message = status_message(_deployment(status={"availableReplicas": 2}))
+    assert not done and "2 of 3 updated replicas are available" in message
+    done, message = status_message(
+        _deployment(status={"updatedReplicas": 1}, progressing_reason="ProgressDeadlineExceeded")
+    )
+    assert not done and message == 'deployment "demo" exceeded its progress deadline'
+
+
+def test_health_counts_pull_errors_of_new_pods_and_flags_a_stall() -> None:
+    stuck = _deployment(
+        status={"updatedReplicas": 1}, progressing_reason="ProgressDeadlineExceeded"
+    )
+    result = health(stuck, [_waiting_pod("ImagePullBackOff"), _waiting_pod("ErrImagePull")])
+    assert result["stalled"] is True and result["healthy"] is False
+    assert result["available"] is True  # the old pods still serve
+    assert result["image_pull_errors"] == 2
+    assert result["waiting"] == {"ImagePullBackOff": 1, "ErrImagePull": 1}
+    assert result["revision"] == 4 and result["images"] == {"app": "r.test/demo/app:1"}
+    fine = health(_deployment(), [])
+    assert fine["healthy"] is True and fine["stalled"] is False and fine["image_pull_errors"] == 0
+
+
+def test_kubelet_pull_messages_give_image_time_and_size() -> None:
+    pulled = parse_pull_message(
+        'Successfully pulled image "r.test/demo/app:1" in 1.234s (1.5s including waiting). '
+        "Image size: 2214 bytes."
+    )
+    assert pulled == {
+        "image": "r.test/demo/app:1",
+        "pull_seconds": 1.234,
+        "pull_seconds_including_waiting": 1.5,
+        "size_bytes": 2214,
+    }
+    assert parse_pull_message('Successfully pulled image "x:1" in 523ms')["pull_seconds"] == 0.523
+    failed = parse_pull_message('Failed to pull image "x:does-not-exist": not found')
+    assert failed["image"] == "x:does-not-exist" and failed["pull_seconds"] is None
+    assert go_duration_seconds("1m2.5s") == 62.5
+    assert go_duration_seconds("1.5 s") is None
+
+
+def test_with_tag_replaces_tag_and_digest_but_not_a_port() -> None:
+    assert with_tag("r.test:5000/demo/app:1", "bad") == "r.test:5000/demo/app:bad"
+    assert with_tag("r.test:5000/demo/app", "bad") == "r.test:5000/demo/app:bad"
+    assert with_tag("demo/app@sha256:" + "a" * 64, "bad") == "demo/app:bad"
+    with pytest.raises(ConfigError):
+        with_tag("demo/app:1", "no/slashes")
+
+
+def test_pod_template_patch_drops_the_template_hash_label() -> None:
+    template = {"metadata": {"labels": {"app": "demo", "pod-template-hash": "abc"}}, "spec": {}}
+    assert pod_template_patch(template)["metadata"]["labels"] == {"app": "demo"}
+
+
+def test_kubernetes_backend_settings_are_checked(tmp_path: Path) -> None:
+    assert "kubernetes" in BACKENDS
+    settings = KubernetesSettings.from_configuration({"kubeconfig": str(tmp_path / "kc")})
+    assert settings.max_pods == 10 and settings.dry_run is False
+    assert settings.network_provider == "toxiproxy"
+    with pytest.raises(ConfigError, match="max_pods"):
+        KubernetesSettings.from_configuration({"max_pods": 0})
+    with pytest.raises(ConfigError, match="dry_run"):
+        KubernetesSettings.from_configuration({"dry_run": "yes"})
+    with pytest.raises(ConfigError, match="network_provider"):
+        KubernetesSettings.from_configuration({"network_provider": "tc"})
+    assert backend_for({"backend": "kubernetes", "kubeconfig": "x"}).name == "kubernetes"
+
+
+def test_deploy_bad_tag_refuses_protected_namespaces_before_any_call(tmp_path: Path) -> None:
+    # The kubeconfig does not exist: a refusal that needed the API would say so instead.
+    configuration = {"backend": "kubernetes", "kubeconfig": str(tmp_path / "missing")}
+    for namespace in ("kube-system", "kube-public"):
+        with pytest.raises(ActivityFailed, match=f"namespace '{namespace}' is never a chaos"):
+            deploy_bad_tag("demo", namespace=namespace, duration=5, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="duration must be a positive number"):
+        deploy_bad_tag("demo", namespace="x", duration="soon", configuration=configuration)  # type: ignore[arg-type]
