@@ -1,0 +1,364 @@
+"""The bad-tag fault on the real test cluster: the game day, SIGKILL of ``chaos run``, the
+blast-radius guard and bad input.
+
+One cluster serves the module (``cluster_support``); every object made here has a unique name
+and is deleted. Timings are printed at the end (run with ``-s`` to see them).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chaoslib.exceptions import ActivityFailed
+from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
+from cluster_support import KubeCluster, demo_image, wait_available, wait_for
+from lightkube.codecs import from_dict
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace
+
+from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+from chaosregistry.cluster.layout import DEMO_NAMESPACE
+from chaosregistry.cluster.workloads import DEMO_NAME
+from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.rollout import ORIGINAL_IMAGE_ANNOTATION
+
+pytestmark = pytest.mark.cluster
+pytest_plugins = ["cluster_support"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ORIGINAL = image_name(DEMO_REPOSITORY, DEMO_TAG)
+MEASURED: dict[str, list[float]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_measurements() -> Iterator[None]:
+    yield
+    for name, values in MEASURED.items():
+        shown = ", ".join(f"{v:.2f}" for v in values)
+        print(f"\n{name}: n={len(values)} max={max(values):.2f} s [{shown}]")
+
+
+@pytest.fixture
+def env(
+    kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment for our activities and ``chaos run``: this cluster, a fresh ledger."""
+    values = {
+        "CHAOSREGISTRY_KUBECONFIG": str(kube_cluster.kubeconfig),
+        "CHAOSREGISTRY_LEDGER_DIR": str(tmp_path / "ledger"),
+        "CHAOSREGISTRY_WATCHDOG_IDLE_EXIT": "1",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **values}
+
+
+def configuration(**extra: Any) -> dict[str, Any]:
+    return {"chaosregistry": {"backend": "kubernetes", "namespace": DEMO_NAMESPACE, **extra}}
+
+
+def annotations(kube_cluster: KubeCluster, name: str = DEMO_NAME) -> dict[str, str]:
+    found = kube_cluster.client.get(Deployment, name, namespace=DEMO_NAMESPACE)
+    return dict((found.metadata.annotations if found.metadata else None) or {})
+
+
+def generation(kube_cluster: KubeCluster, name: str, namespace: str = DEMO_NAMESPACE) -> int:
+    found = kube_cluster.client.get(Deployment, name, namespace=namespace)
+    return int(found.metadata.generation or 0) if found.metadata else 0
+
+
+def test_bad_tag_game_day_stalls_then_rolls_back(
+    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    process = subprocess.run(
+        [
+            str(BIN / "chaosregistry"),
+            "gameday",
+            str(ROOT / "experiments/bad-tag-rollback.yaml"),
+            "--vars",
+            str(ROOT / "experiments/vars/kubernetes.yaml"),
+            "--run-dir",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
+    journal = json.loads((run_dir / "journal.json").read_text())
+    out = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+
+    fault = out["deploy-a-tag-that-does-not-exist"]
+    assert fault["parameters"]["original_image"] == ORIGINAL
+    assert fault["applied"]["image"].endswith(":does-not-exist")
+
+    failure = out["rollout-declared-failed"]
+    assert failure["failed"] is True and failure["reason"] == "ProgressDeadlineExceeded"
+    # The demo's deadline is 30 s; the controller notices within its next sync.
+    assert 30 <= failure["seconds"] <= 60, failure
+    assert failure["first_pull_error_after"] is not None and failure["first_pull_error_after"] < 30
+    assert failure["health"]["image_pull_errors"] >= 1
+    assert failure["serving_replicas"] == 3  # the old pods kept serving throughout
+
+    assert out["roll-back"]["count"] == 1
+    assert out["roll-back"]["reverted"][0]["state"] == "reverted"
+    recovery = out["time-to-available-after-rollback"]
+    assert recovery["complete"] is True and recovery["started_from"] == "annotation"
+    events = out["kubelet-pull-events"]
+    assert events["pull_failures"] >= 1
+    assert any(i.endswith(":does-not-exist") for i in events["images"])
+
+    MEASURED["bad tag: declared failed after (s)"] = [failure["seconds"]]
+    MEASURED["bad tag: Available again after rollback (s)"] = [recovery["seconds"]]
+    assert demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL
+    assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+    (entry,) = Ledger(env["CHAOSREGISTRY_LEDGER_DIR"]).all()
+    assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+KILL_EXPERIMENT = {
+    "version": "1.0.0",
+    "title": "bad tag, then a long probe (the test SIGKILLs chaos run)",
+    "description": "t",
+    "configuration": {"backend": "kubernetes", "chaosregistry": {"namespace": DEMO_NAMESPACE}},
+    "method": [
+        {
+            "type": "action",
+            "name": "bad-tag",
+            "provider": {
+                "type": "python",
+                "module": "chaosregistry.actions.deploy",
+                "func": "deploy_bad_tag",
+                "arguments": {"deployment": DEMO_NAME, "duration": 8},
+            },
+        },
+        {
+            "type": "probe",
+            "name": "wait",
+            "provider": {
+                "type": "python",
+                "module": "chaosregistry.probes.rollout",
+                "func": "rollout_failure",
+                "arguments": {"deployment": DEMO_NAME, "timeout": 60},
+            },
+        },
+    ],
+}
+KILL_TRIALS = 10
+KILL_DURATION = 8.0
+
+
+def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
+    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    experiment = tmp_path / "kill.yaml"
+    experiment.write_text(yaml.safe_dump(KILL_EXPERIMENT))
+    ledger = Ledger(env["CHAOSREGISTRY_LEDGER_DIR"])
+    restored_after: list[float] = []
+    for trial in range(KILL_TRIALS):
+        known = {e.id for e in ledger.all()}
+        process = subprocess.Popen(
+            [str(BIN / "chaos"), "--log-file", str(tmp_path / "chaos.log"), "run", str(experiment)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            def injected(known: set[str] = known) -> Any:
+                fresh = [e for e in ledger.all() if e.id not in known]
+                return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
+
+            entry = wait_for(f"trial {trial}: bad tag injected", injected, 60, interval=0.05)
+            assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
+            time.sleep(random.uniform(0, 1.0))
+            process.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        wait_for(
+            f"trial {trial}: original image back",
+            lambda: demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL,
+            KILL_DURATION + 5,
+            interval=0.05,
+        )
+        restored_after.append(time.monotonic() - killed)
+        reverted = wait_for(
+            f"trial {trial}: entry reverted",
+            lambda entry_id=entry.id: (
+                (e := ledger.get(entry_id)).state is FaultState.REVERTED and e
+            ),
+            5,
+        )
+        assert reverted.revert_reason is RevertReason.OWNER_GONE
+        assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+    MEASURED["SIGKILL of chaos run -> original image back (s)"] = restored_after
+    assert max(restored_after) <= KILL_DURATION + 3
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+@pytest.fixture
+def scratch(kube_cluster: KubeCluster) -> Iterator[dict[str, str]]:
+    """A namespace without the opt-in label and a Deployment of no pods in the demo namespace,
+    each with a Deployment (replicas 0), uniquely named; deleted afterwards."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {"namespace": f"no-optin-{suffix}", "empty": f"empty-{suffix}"}
+    client = kube_cluster.client
+    client.create(
+        from_dict(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names["namespace"]}}
+        )
+    )
+
+    def deployment(name: str, namespace: str) -> Any:
+        labels = {"app": name}
+        return from_dict(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "app", "image": ORIGINAL}]},
+                    },
+                },
+            }
+        )
+
+    client.create(deployment(DEMO_NAME, names["namespace"]))
+    client.create(deployment(names["empty"], DEMO_NAMESPACE))
+    try:
+        yield names
+    finally:
+        client.delete(Deployment, names["empty"], namespace=DEMO_NAMESPACE)
+        client.delete(Namespace, names["namespace"])
+
+
+def assert_refused(match: str, **kwargs: Any) -> str:
+    with pytest.raises(ActivityFailed) as refused:
+        deploy_bad_tag(**kwargs)
+    message = str(refused.value)
+    assert "\n" not in message and match in message, message
+    return message
+
+
+def test_blast_radius_refusals_change_nothing(
+    kube_cluster: KubeCluster, env: dict[str, str], scratch: dict[str, str]
+) -> None:
+    before = {
+        "demo": generation(kube_cluster, DEMO_NAME),
+        "empty": generation(kube_cluster, scratch["empty"]),
+        "other": generation(kube_cluster, DEMO_NAME, scratch["namespace"]),
+        "annotations": annotations(kube_cluster),
+    }
+    assert_refused(
+        "namespace 'kube-system' is never a chaos target",
+        deployment="kube-apiserver",
+        namespace="kube-system",
+        duration=10,
+        configuration=configuration(),
+    )
+    assert_refused(
+        "lacks the label chaosregistry.io/chaos=enabled",
+        deployment=DEMO_NAME,
+        namespace=scratch["namespace"],
+        duration=10,
+        configuration=configuration(),
+    )
+    assert_refused(
+        "matches no pod",
+        deployment=scratch["empty"],
+        duration=10,
+        configuration=configuration(),
+    )
+    assert_refused(
+        "matches 3 pods in chaos-demo, more than configuration.max_pods (2)",
+        deployment=DEMO_NAME,
+        duration=10,
+        configuration=configuration(max_pods=2),
+    )
+    assert {
+        "demo": generation(kube_cluster, DEMO_NAME),
+        "empty": generation(kube_cluster, scratch["empty"]),
+        "other": generation(kube_cluster, DEMO_NAME, scratch["namespace"]),
+        "annotations": annotations(kube_cluster),
+    } == before
+    assert demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL
+    assert Ledger(env["CHAOSREGISTRY_LEDGER_DIR"]).all() == []
+
+
+def test_bad_input_is_one_line_and_changes_nothing(
+    kube_cluster: KubeCluster, env: dict[str, str]
+) -> None:
+    before = generation(kube_cluster, DEMO_NAME)
+    assert_refused(
+        "deployment 'no-such-deployment' not found in namespace 'chaos-demo'",
+        deployment="no-such-deployment",
+        duration=10,
+        configuration=configuration(),
+    )
+    assert_refused(
+        "container 'sidecar' is not in the pod spec (containers: app)",
+        deployment=DEMO_NAME,
+        container="sidecar",
+        duration=10,
+        configuration=configuration(),
+    )
+    assert_refused(
+        "duration must be a positive number, got '5 minutes'",
+        deployment=DEMO_NAME,
+        duration="5 minutes",
+        configuration=configuration(),
+    )
+    assert_refused(
+        "duration 7200s is over the 3600s limit",
+        deployment=DEMO_NAME,
+        duration=7200,
+        configuration=configuration(),
+    )
+    assert generation(kube_cluster, DEMO_NAME) == before
+    assert Ledger(env["CHAOSREGISTRY_LEDGER_DIR"]).all() == []
+
+
+def test_dry_run_logs_the_patches_and_applies_nothing(
+    kube_cluster: KubeCluster, env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    before = generation(kube_cluster, DEMO_NAME)
+    result = deploy_bad_tag(
+        DEMO_NAME, tag="nope", duration=10, configuration=configuration(dry_run=True)
+    )
+    assert result["dry_run"] is True
+    (test_op, replace_op) = result["would_apply"]["json-patch"]
+    assert test_op == {
+        "op": "test",
+        "path": "/spec/template/spec/containers/0/image",
+        "value": ORIGINAL,
+    }
+    assert replace_op["value"] == image_name(DEMO_REPOSITORY, "nope")
+    assert "dry run: would patch deployment chaos-demo/demo" in caplog.text
+    assert generation(kube_cluster, DEMO_NAME) == before
+    assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+    assert Ledger(env["CHAOSREGISTRY_LEDGER_DIR"]).all() == []
+    # The undo partner with nothing to undo is a no-op.
+    assert rollback_deployment(DEMO_NAME, configuration=configuration())["count"] == 0
