@@ -47,7 +47,8 @@ def _network_fault(
     seconds = check_duration(duration)
     if not isinstance(hop, str) or not hop:
         raise ConfigError("hop must name a hop (client-registry, client-mirror, mirror-upstream)")
-    plan = backend_for(configuration).network_fault(kind, hop, parameters)
+    # Backends whose faults end by themselves (Chaos Mesh) need the duration in the object.
+    plan = backend_for(configuration).network_fault(kind, hop, {**parameters, "duration": seconds})
     return inject_plan(plan, seconds, configuration)
 
 

@@ -47,7 +47,11 @@ def inject_plan(
         undo=plan.undo,
         owner_pid=os.getpid(),
     )
-    return describe(entry)
+    result = describe(entry)
+    # A backend that cannot see the fault take effect says so ("unconfirmed"): never hide it.
+    if isinstance(entry.applied, dict) and "injected" in entry.applied:
+        result["injected"] = entry.applied["injected"]
+    return result
 
 
 def describe(entry: Entry) -> dict[str, Any]:

@@ -171,3 +171,42 @@ def test_deploy_bad_tag_refuses_protected_namespaces_before_any_call(tmp_path: P
             deploy_bad_tag("demo", namespace=namespace, duration=5, configuration=configuration)
     with pytest.raises(ActivityFailed, match="duration must be a positive number"):
         deploy_bad_tag("demo", namespace="x", duration="soon", configuration=configuration)  # type: ignore[arg-type]
+
+
+def test_network_chaos_builders_use_go_field_names_and_always_a_duration() -> None:
+    from chaosregistry import chaosmesh
+
+    spec = chaosmesh.network_chaos_spec(
+        selector=chaosmesh.pod_selector("ns", {"app": "registry"}),
+        action="delay",
+        duration=1.5,
+        mode="fixed",
+        value="2",
+        delay_spec=chaosmesh.delay(300, 50),
+        external_targets=["10.0.0.9"],
+    )
+    assert spec == {
+        "selector": {"namespaces": ["ns"], "labelSelectors": {"app": "registry"}},
+        "mode": "fixed",
+        "value": "2",
+        "action": "delay",
+        "direction": "to",
+        "duration": "1500ms",
+        "delay": {"latency": "300ms", "jitter": "50ms"},
+        "externalTargets": ["10.0.0.9"],
+    }
+    document = chaosmesh.network_chaos("n", "ns", spec)
+    assert document["apiVersion"] == "chaos-mesh.org/v1alpha1"
+    assert document["metadata"] == {"name": "n", "namespace": "ns"}
+    assert chaosmesh.go_duration(60) == "60s"
+    with pytest.raises(ConfigError, match="needs a value"):
+        chaosmesh.network_chaos_spec(
+            selector={}, action="partition", duration=5, mode="fixed-percent"
+        )
+    with pytest.raises(ConfigError, match="needs its delay settings"):
+        chaosmesh.network_chaos_spec(selector={}, action="delay", duration=5)
+    with pytest.raises(ConfigError, match="positive"):
+        chaosmesh.go_duration(0)
+    assert chaosmesh.injection_state({"status": {}}) == "unconfirmed"
+    confirmed = {"status": {"experiment": {"containerRecords": [{"phase": "Injected"}]}}}
+    assert chaosmesh.injection_state(confirmed) == "confirmed"

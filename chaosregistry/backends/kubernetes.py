@@ -14,6 +14,11 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
 ``network_provider``  ``toxiproxy`` (default: the Toxiproxy hop in front of the node's pulls, from
                       ``sandbox_dir`` or the cluster's ``cluster.json``) or ``chaos-mesh``
 ``cluster_state_dir`` the test cluster's state directory (its sandbox, for ``toxiproxy``)
+``hop_selectors``     for ``chaos-mesh``: {hop: pod labels}, the pods a hop's NetworkChaos acts on
+                      (e.g. ``client-registry: {app: registry}``: the registry's replies)
+``hop_external_targets`` for ``chaos-mesh``: {hop: [hosts or CIDRs]} to limit it to
+``chaos_mesh_confirm_timeout`` seconds to wait for the controller to confirm (default 5); an
+                      injection it never confirms is reported as ``injected: unconfirmed``
 
 The blast radius (:func:`guard`): never ``kube-system`` or ``kube-public``; only namespaces
 labelled ``chaosregistry.io/chaos=enabled``; a selector must match at least one pod and at
@@ -23,6 +28,7 @@ most ``max_pods``. It runs before anything is recorded or changed.
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +40,7 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import PatchType
 
-from chaosregistry import kube
+from chaosregistry import chaosmesh, kube
 from chaosregistry.backends import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
@@ -55,6 +61,7 @@ DEFAULT_MAX_PODS = 10
 DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
 ROLLOUT_UNDO = "kubernetes.rollout-undo"
+CHAOS_MESH_DELETE = "chaosmesh.delete"
 
 
 def _kubeconfig(configuration: Mapping[str, Any]) -> Path:
@@ -387,6 +394,19 @@ def _image_in(template: Mapping[str, Any], container: str) -> str | None:
     return None
 
 
+@undo_handler(CHAOS_MESH_DELETE)
+def delete_chaos_object(params: Mapping[str, Any]) -> None:
+    """Delete the Chaos Mesh object and verify it is gone (already gone is fine)."""
+    client = kube.client(
+        str(params["kubeconfig"]),
+        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
+        context=params.get("context") or None,
+    )
+    chaosmesh.delete_verified(
+        client, str(params["kind"]), str(params["name"]), str(params["namespace"])
+    )
+
+
 class KubernetesBackend:
     """Backend-neutral actions (network, node) on a cluster."""
 
@@ -426,13 +446,104 @@ class KubernetesBackend:
         return []
 
     def network_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
-        if self.settings.network_provider != "toxiproxy":
-            raise ConfigError(
-                "configuration.network_provider chaos-mesh: network faults through Chaos Mesh "
-                "are not available yet; use network_provider: toxiproxy"
-            )
+        settings = self.settings
+        if settings.network_provider == "chaos-mesh":
+            return self._chaos_mesh_fault(kind, hop, parameters)
+        # The Toxiproxy hop slows every pull of the node; the configured namespace (when set)
+        # must still be opted in, so a vars file for the wrong cluster is refused.
+        if settings.namespace:
+            refuse_protected(settings.namespace)
+            guard_namespace(settings.client(), settings.namespace)
         plan: FaultPlan = self._toxiproxy().network_fault(kind, hop, parameters)
         return plan
+
+    def _chaos_mesh_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
+        """A NetworkChaos on the pods ``hop_selectors[hop]`` selects (e.g. the registry's)."""
+        settings = self.settings
+        selectors = self.configuration.get("hop_selectors") or {}
+        labels = selectors.get(hop) if isinstance(selectors, dict) else None
+        if not isinstance(labels, dict):
+            raise ConfigError(
+                f"configuration.hop_selectors.{hop}: the labels of the pods to hurt for this hop "
+                "are needed with network_provider chaos-mesh"
+            )
+        namespace = settings.namespace_or("")
+        refuse_protected(namespace)
+        client = settings.client()
+        guard(client, namespace, labels, settings.max_pods)
+        external = (self.configuration.get("hop_external_targets") or {}).get(hop) or []
+        duration = float(parameters["duration"])
+        selector = chaosmesh.pod_selector(namespace, labels)
+        if kind == "network.latency":
+            spec = chaosmesh.network_chaos_spec(
+                selector=selector,
+                action="delay",
+                duration=duration,
+                delay_spec=chaosmesh.delay(
+                    int(parameters["latency_ms"]), int(parameters.get("jitter_ms") or 0)
+                ),
+                external_targets=external,
+            )
+        elif kind == "network.bandwidth":
+            spec = chaosmesh.network_chaos_spec(
+                selector=selector,
+                action="bandwidth",
+                duration=duration,
+                bandwidth_spec=chaosmesh.bandwidth(int(parameters["rate_kbps"])),
+                external_targets=external,
+            )
+        elif kind == "network.partition":
+            spec = chaosmesh.network_chaos_spec(
+                selector=selector,
+                action="partition",
+                duration=duration,
+                direction="both",
+                external_targets=external,
+            )
+        else:
+            raise ConfigError(f"network_provider chaos-mesh cannot inject {kind!r}")
+        name = f"chaosregistry-{kind.split('.')[-1]}-{secrets.token_hex(4)}"
+        document = chaosmesh.network_chaos(
+            name, namespace, spec, labels={"app.kubernetes.io/managed-by": "chaosregistry"}
+        )
+        kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+        dry_run = settings.dry_run
+        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
+
+        def apply() -> dict[str, Any]:
+            if dry_run:
+                log.warning("dry run: would create %s", json.dumps(document))
+                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
+            api = kube.client(kubeconfig, timeout=timeout, context=context)
+            created, new = chaosmesh.create(api, document)
+            _, state = chaosmesh.wait_for_injection(
+                api, "NetworkChaos", name, namespace, timeout=confirm_timeout
+            )
+            return {
+                "object": f"NetworkChaos {namespace}/{name}",
+                "uid": created.metadata.uid if created.metadata else None,
+                "created": new,
+                "spec": dict(spec),
+                "injected": state,
+            }
+
+        return FaultPlan(
+            kind=kind,
+            target=f"hop:{hop}",
+            parameters={k: v for k, v in parameters.items() if k != "duration"},
+            apply=apply,
+            undo={
+                "kind": CHAOS_MESH_DELETE,
+                "params": {
+                    "kubeconfig": str(kubeconfig),
+                    "context": context,
+                    "timeout": timeout,
+                    "kind": "NetworkChaos",
+                    "namespace": namespace,
+                    "name": name,
+                },
+            },
+        )
 
     def kill_node(self, node: str) -> FaultPlan:
         raise ConfigError("the kubernetes backend cannot kill registry nodes yet")

@@ -1,0 +1,217 @@
+"""Network faults on the kubernetes backend, on the real test cluster.
+
+``chaos-mesh``: NetworkChaos objects with Go field names and a duration, created idempotently,
+reported ``unconfirmed`` (no Chaos Mesh controller runs here), deleted and verified gone on
+rollback and on expiry. ``toxiproxy``: the hop in front of the node's pulls really slows the
+kubelet's pulls of a rollout.
+"""
+
+import datetime
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaosregistry.actions.network import add_latency, partition, remove_network_faults
+from chaosregistry.probes.rollout import image_pull_events, rollout_time
+from cluster_support import KubeCluster, wait_available, wait_for
+from lightkube.resources.apps_v1 import Deployment
+
+from chaosregistry import chaosmesh, kube
+from chaosregistry.cluster.layout import DEMO_NAMESPACE
+from chaosregistry.cluster.workloads import DEMO_LABELS, DEMO_NAME
+from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.rollout import ROLLOUT_STARTED_ANNOTATION
+
+pytestmark = pytest.mark.cluster
+pytest_plugins = ["cluster_support"]
+
+NETWORK_CHAOS = chaosmesh.resource("NetworkChaos")
+
+
+@pytest.fixture
+def env(kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
+    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(tmp_path / "ledger"))
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
+    return tmp_path / "ledger"
+
+
+def chaos_mesh_configuration(**extra: Any) -> dict[str, Any]:
+    return {
+        "chaosregistry": {
+            "backend": "kubernetes",
+            "namespace": DEMO_NAMESPACE,
+            "network_provider": "chaos-mesh",
+            "hop_selectors": {"client-registry": dict(DEMO_LABELS)},
+            "chaos_mesh_confirm_timeout": 1,
+            **extra,
+        }
+    }
+
+
+def stored(kube_cluster: KubeCluster, name: str) -> Any:
+    try:
+        with kube.translated():
+            return kube_cluster.client.get(NETWORK_CHAOS, name, namespace=DEMO_NAMESPACE)
+    except kube.KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_latency_is_a_network_chaos_reported_unconfirmed_and_deleted_on_rollback(
+    kube_cluster: KubeCluster, env: Path
+) -> None:
+    result = add_latency(
+        "client-registry",
+        latency_ms=300,
+        jitter_ms=50,
+        duration=60,
+        configuration=chaos_mesh_configuration(),
+    )
+    name = result["applied"]["object"].rsplit("/", 1)[1]
+    try:
+        assert result["state"] == "injected"
+        # No Chaos Mesh controller runs on the test bed: nobody confirmed the injection.
+        assert result["injected"] == "unconfirmed"
+        obj = stored(kube_cluster, name)
+        assert obj is not None and obj.metadata.uid == result["applied"]["uid"]
+        ours = {
+            "selector": {"namespaces": [DEMO_NAMESPACE], "labelSelectors": dict(DEMO_LABELS)},
+            "mode": "all",
+            "action": "delay",
+            "direction": "to",
+            "duration": "60s",
+            "delay": {"latency": "300ms", "jitter": "50ms"},
+        }
+        assert {key: obj["spec"].get(key) for key in ours} == ours
+        # The CRD's schema adds its defaults; nothing else changed or was dropped.
+        assert set(obj["spec"]) - set(ours) == {"partitionBehavior"}
+        assert "ns" not in obj.metadata.to_dict()  # field names exactly as the API has them
+    finally:
+        reverted = remove_network_faults(
+            "client-registry", configuration=chaos_mesh_configuration()
+        )
+    assert reverted["count"] == 1 and reverted["reverted"][0]["state"] == "reverted"
+    assert stored(kube_cluster, name) is None
+
+
+def test_partition_expires_and_the_watchdog_deletes_its_object(
+    kube_cluster: KubeCluster, env: Path
+) -> None:
+    result = partition("client-registry", duration=2, configuration=chaos_mesh_configuration())
+    name = result["applied"]["object"].rsplit("/", 1)[1]
+    obj = stored(kube_cluster, name)
+    assert obj["spec"]["action"] == "partition" and obj["spec"]["duration"] == "2s"
+    gone_after = wait_for(
+        "NetworkChaos deleted at expiry", lambda: stored(kube_cluster, name) is None, 10
+    )
+    assert gone_after
+    (entry,) = Ledger(env).all()
+    wait_for("entry reverted", lambda: Ledger(env).get(entry.id).state is FaultState.REVERTED, 5)
+    assert Ledger(env).get(entry.id).revert_reason is RevertReason.EXPIRED
+
+
+def test_create_is_idempotent_and_the_api_server_checks_our_fields(
+    kube_cluster: KubeCluster,
+) -> None:
+    name = f"idem-{uuid.uuid4().hex[:6]}"
+    spec = chaosmesh.network_chaos_spec(
+        selector=chaosmesh.pod_selector(DEMO_NAMESPACE, DEMO_LABELS),
+        action="bandwidth",
+        duration=30,
+        bandwidth_spec=chaosmesh.bandwidth(1024),
+        external_targets=["10.213.0.1"],
+    )
+    document = chaosmesh.network_chaos(name, DEMO_NAMESPACE, spec)
+    first, created = chaosmesh.create(kube_cluster.client, document)
+    try:
+        again, created_again = chaosmesh.create(kube_cluster.client, document)
+        assert created and not created_again
+        assert again.metadata.uid == first.metadata.uid
+        assert again["spec"]["bandwidth"] == {
+            "rate": "8192kbps",
+            "limit": 20971520,
+            "buffer": 10000,
+        }
+    finally:
+        chaosmesh.delete_verified(kube_cluster.client, "NetworkChaos", name, DEMO_NAMESPACE)
+    assert stored(kube_cluster, name) is None
+    # Deleting what is already gone is fine (the undo is idempotent).
+    chaosmesh.delete_verified(kube_cluster.client, "NetworkChaos", name, DEMO_NAMESPACE)
+
+
+@pytest.fixture
+def demo_restored(kube_cluster: KubeCluster) -> Iterator[None]:
+    yield
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+def restart_demo(kube_cluster: KubeCluster) -> float:
+    """``kubectl rollout restart`` of the demo, marking when it started; returns that time."""
+    started = time.time()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kube_cluster.client.patch(
+        Deployment,
+        DEMO_NAME,
+        {
+            "metadata": {"annotations": {ROLLOUT_STARTED_ANNOTATION: f"{started:.3f}"}},
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "annotations": {"kubectl.kubernetes.io/restartedAt": f"{now}-{started}"}
+                    }
+                }
+            },
+        },
+        namespace=DEMO_NAMESPACE,
+    )
+    return started
+
+
+def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
+    kube_cluster: KubeCluster, env: Path, demo_restored: None
+) -> None:
+    configuration = {"chaosregistry": {"backend": "kubernetes", "namespace": DEMO_NAMESPACE}}
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    figures: dict[str, dict[str, Any]] = {}
+    for phase in ("baseline", "latency"):
+        if phase == "latency":
+            fault = add_latency(
+                "client-registry", latency_ms=500, duration=120, configuration=configuration
+            )
+            assert fault["applied"]["proxy"] == "client-registry"
+        try:
+            started = restart_demo(kube_cluster)
+            rollout = rollout_time(DEMO_NAME, timeout=120, configuration=configuration)
+            assert rollout["complete"] is True and rollout["started_from"] == "annotation"
+            events = wait_for(
+                f"{phase}: 3 Pulled events",
+                lambda started=started: (
+                    (
+                        e := image_pull_events(
+                            DEMO_NAME, since=started - 1, configuration=configuration
+                        )
+                    )["pull_seconds"]["count"]
+                    >= 3
+                    and e
+                ),
+                30,
+            )
+        finally:
+            if phase == "latency":
+                remove_network_faults("client-registry", configuration=configuration)
+        figures[phase] = {"rollout": rollout["seconds"], "pull": events["pull_seconds"]}
+    print(f"\nrollout under registry latency: {figures}")
+    baseline, slowed = figures["baseline"], figures["latency"]
+    # The node has the layers already (imagePullPolicy Always only re-resolves the tag), so a
+    # pull is one manifest round trip: +500 ms each. The 3 pods start one after another
+    # (maxSurge 1), so the rollout pays it at least 3 times (measured: 3.5 s -> 5.6 s).
+    assert slowed["pull"]["p50"] >= baseline["pull"]["p50"] + 0.45, figures
+    assert slowed["rollout"] >= baseline["rollout"] + 1.2, figures
+    assert os.environ["CHAOSREGISTRY_LEDGER_DIR"]  # the faults went through the test's ledger
+    assert all(e.state is FaultState.REVERTED for e in Ledger(env).all())
