@@ -65,7 +65,6 @@ import json
 import math
 import os
 import secrets as _random
-import select
 import signal
 import subprocess
 import sys
@@ -84,6 +83,7 @@ from chaosregistry.faults.ledger import Entry, RevertReason
 from chaosregistry.faults.lifecycle import revert
 from chaosregistry.injection import check_duration, inject_plan, ledger_for
 from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.pipes import read_line
 from chaosregistry.settings import RegistryTarget, resolve_target
 
 from . import records
@@ -511,7 +511,7 @@ def _launch(
 
         def apply() -> dict[str, Any]:
             os.write(go.pop(), b"go\n")
-            line = _read_line(ready_read, time.monotonic() + START_TIMEOUT)
+            line = read_line(ready_read, time.monotonic() + START_TIMEOUT)
             if not line.startswith("started "):
                 raise LoadError(f"Locust did not start; see {stats_dir / 'supervisor.log'}")
             return {
@@ -577,22 +577,6 @@ def _launch(
         "started_at": fault["injected_at"],
         "expires_at": fault["expires_at"],
     }
-
-
-def _read_line(fd: int, deadline: float) -> str:
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            break
-        chunk = os.read(fd, 256)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
 
 
 # -- stopping ---------------------------------------------------------------------------------
@@ -719,7 +703,7 @@ def supervise(stats_dir: Path, go_fd: int, ready_fd: int) -> int:
     _write_json(stats_dir / "status.json", status)
     credentials = Path(spec["credentials_dir"]) if spec.get("credentials_dir") else None
     try:
-        line = _read_line(go_fd, time.monotonic() + 24 * 3600)
+        line = read_line(go_fd, time.monotonic() + 24 * 3600)
         os.close(go_fd)
         if line != "go":
             status.update(state="cancelled", ended_at=time.time())

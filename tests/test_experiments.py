@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from conftest import SandboxInfo
+from gameday_support import run_shipped_experiment
 
 from chaosregistry.faults.ledger import Ledger
 from chaosregistry.sandbox import status
@@ -24,31 +24,8 @@ def run_gameday(
     sandbox: SandboxInfo, tmp_path: Path, name: str, **overrides: Any
 ) -> tuple[int, dict[str, Any], Path]:
     """Run experiments/<name>.yaml with shorter faults; returns exit code, journal, run dir."""
-    vars_file = tmp_path / "vars.yaml"
-    local = yaml.safe_load((ROOT / "experiments/vars/local.yaml").read_text())
-    local["configuration"].update(overrides)
-    vars_file.write_text(yaml.safe_dump(local))
-    run_dir = tmp_path / "run"
-    process = subprocess.run(
-        [
-            CHAOSREGISTRY,
-            "gameday",
-            str(ROOT / f"experiments/{name}.yaml"),
-            "--vars",
-            str(vars_file),
-            "--sandbox-dir",
-            str(sandbox.run_dir),
-            "--run-dir",
-            str(run_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "CHAOSREGISTRY_LEDGER_DIR": str(tmp_path / "ledger")},
-    )
-    journal_file = run_dir / "journal.json"
-    assert journal_file.exists(), process.stdout + process.stderr
-    return process.returncode, json.loads(journal_file.read_text()), run_dir
+    process, run_dir = run_shipped_experiment(sandbox.run_dir, tmp_path, name, **overrides)
+    return process.returncode, json.loads((run_dir / "journal.json").read_text()), run_dir
 
 
 def outputs(journal: dict[str, Any], name: str) -> list[dict[str, Any]]:

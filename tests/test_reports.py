@@ -5,7 +5,6 @@ headless Chromium with the network cut off.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from chaosregistry.reports import ReportResult, build_report, build_trend
 from chaosregistry.reports.figures import TimeChart
 from chaosregistry.reports.inputs import parse_time
 from conftest import SandboxInfo
+from gameday_support import run_shipped_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
@@ -48,30 +47,7 @@ class GameDay:
 
 def run_gameday(sandbox: SandboxInfo, base: Path, name: str, **overrides: Any) -> GameDay:
     """experiments/<name>.yaml through ``chaosregistry gameday`` with shorter faults."""
-    base.mkdir(parents=True, exist_ok=True)
-    local = yaml.safe_load((ROOT / "experiments/vars/local.yaml").read_text())
-    local["configuration"].update(overrides)
-    vars_file = base / "vars.yaml"
-    vars_file.write_text(yaml.safe_dump(local))
-    run_dir = base / "run"
-    process = subprocess.run(
-        [
-            CHAOSREGISTRY,
-            "gameday",
-            str(ROOT / f"experiments/{name}.yaml"),
-            "--vars",
-            str(vars_file),
-            "--sandbox-dir",
-            str(sandbox.run_dir),
-            "--run-dir",
-            str(run_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CHAOSREGISTRY_LEDGER_DIR": str(base / "ledger")},
-    )
-    assert (run_dir / "journal.json").exists(), process.stdout + process.stderr
+    process, run_dir = run_shipped_experiment(sandbox.run_dir, base, name, **overrides)
     report = build_report([run_dir / "journal.json"], base / "report")
     return GameDay(
         process.returncode,

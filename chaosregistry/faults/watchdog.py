@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import logging
 import os
-import select
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from chaosregistry.faults.ledger import (
     RevertReason,
 )
 from chaosregistry.faults.undo import handler_names, run_undo
+from chaosregistry.pipes import read_line
 
 log = logging.getLogger("chaosregistry.faults.watchdog")
 
@@ -137,7 +137,7 @@ def _start(ledger_dir: Path, idle_exit: float | None) -> int:
     finally:
         os.close(ready_write)
     try:
-        message = _read_line(ready_read, time.monotonic() + START_TIMEOUT)
+        message = read_line(ready_read, time.monotonic() + START_TIMEOUT)
     finally:
         os.close(ready_read)
     # The launcher forks the watchdog and exits at once; reap it so it leaves no zombie.
@@ -153,22 +153,6 @@ def _start(ledger_dir: Path, idle_exit: float | None) -> int:
         f"the watchdog for {ledger_dir} did not start; see {log_path(ledger_dir)}"
         + (f" ({_last_line(log_path(ledger_dir))})" if message == "" else f" ({message})")
     )
-
-
-def _read_line(fd: int, deadline: float) -> str:
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            break
-        chunk = os.read(fd, 256)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
 
 
 def _last_line(path: Path) -> str:
