@@ -11,11 +11,11 @@ watchdog. Every call first passes the blast-radius guard (see
 """
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes import KubernetesSettings, bad_tag_plan
+from chaosregistry.backends.kubernetes import KubernetesSettings, bad_tag_plan, restart
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 
-__all__ = ["deploy_bad_tag", "rollback_deployment"]
+__all__ = ["deploy_bad_tag", "restart_rollout", "rollback_deployment"]
 
 
 @activity
@@ -89,3 +89,32 @@ def rollback_deployment(
         settings = KubernetesSettings.from_configuration(configuration)
         target = f"deployment:{settings.namespace_or(namespace)}/{deployment}"
     return revert_matching(configuration, kind_prefix="deploy.", target=target)
+
+
+@activity
+def restart_rollout(
+    deployment: str,
+    namespace: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Start a rollout that replaces every pod of a Deployment (``kubectl rollout restart``).
+
+    Not a fault: the new pods are the same as the old ones, so there is nothing to undo and
+    nothing is written to the fault ledger. It makes the nodes pull the image again, so a
+    rollout can be timed (``rollout_time``) with and without a fault on the registry. It passes
+    the blast-radius guard first and only logs the patch in dry-run mode.
+
+    Arguments:
+      deployment: the Deployment's name.
+      namespace: its namespace (default ``configuration.namespace``).
+
+    Returns a mapping: ``deployment``, ``namespace``, ``pods`` (before the restart),
+    ``rollout_started_at`` (epoch seconds, also written to the annotation
+    ``chaosregistry.io/rollout-started-at`` for ``rollout_time``) and ``generation``.
+    Raises ActivityFailed for an unknown Deployment or a target outside the blast radius.
+    """
+    if not isinstance(deployment, str) or not deployment:
+        raise ConfigError("deployment must name a Deployment")
+    settings = KubernetesSettings.from_configuration(configuration)
+    return restart(settings, deployment=deployment, namespace=namespace)

@@ -321,6 +321,37 @@ def bad_tag_plan(
     return plan, intent
 
 
+def restart(settings: KubernetesSettings, *, deployment: str, namespace: str) -> dict[str, Any]:
+    """``kubectl rollout restart``: a new pod template annotation, so every pod is replaced.
+
+    Goes through the blast-radius guard; in dry-run mode only logs the patch.
+    """
+    namespace = settings.namespace_or(namespace)
+    refuse_protected(namespace)
+    client = settings.client()
+    guard_namespace(client, namespace)
+    found = get_deployment(client, namespace, deployment)
+    pods = guard(client, namespace, selector_of(found), settings.max_pods)
+    started = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    patch = {
+        "metadata": {"annotations": {ROLLOUT_STARTED_ANNOTATION: f"{started:.3f}"}},
+        "spec": {
+            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}
+        },
+    }
+    result: dict[str, Any] = {"deployment": deployment, "namespace": namespace, "pods": len(pods)}
+    if settings.dry_run:
+        log.warning("dry run: would patch deployment %s/%s: %s", namespace, deployment, patch)
+        return {**result, "dry_run": True, "would_apply": patch}
+    with kube.translated():
+        patched = client.patch(
+            Deployment, deployment, patch, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    generation = patched.metadata.generation if patched.metadata else None
+    return {**result, "rollout_started_at": started, "generation": generation}
+
+
 @undo_handler(ROLLOUT_UNDO)
 def rollout_undo(params: Mapping[str, Any]) -> None:
     """``kubectl rollout undo`` to the revision recorded before the bad image, then verify.
