@@ -295,3 +295,16 @@ def test_registry_latency_runs_unchanged_on_the_kubernetes_backend(
     assert out and out[0]["output"]["p50"] >= 0.3, [r["output"]["p50"] for r in out]
     (entry,) = Ledger(env).all()
     assert entry.kind == "network.latency" and entry.state is FaultState.REVERTED
+
+
+def test_registry_partition_runs_unchanged_on_the_kubernetes_backend(
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path
+) -> None:
+    process, journal = run_gameday(kube_cluster, tmp_path, "registry-partition", fault_duration=8)
+    assert process.returncode == 0, process.stdout[-3000:]
+    during = [
+        r["output"] for r in journal["run"] if r["activity"]["name"] == "pulls-during-partition"
+    ]
+    assert during[0]["failed"] == during[0]["count"] and "timeout" in during[0]["errors"]
+    (entry,) = Ledger(env).all()
+    assert entry.kind == "network.partition" and entry.state is FaultState.REVERTED
