@@ -53,7 +53,7 @@ def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
     # The first samples run with the fault in place: two delayed responses per pull at least.
     assert during[0]["p50"] > 0.5 and during[0]["success_ratio"] == 1.0
     after = journal["steady_states"]["after"]["probes"][0]["output"]
-    assert after["p95"] < 0.25
+    assert after["p95"] < 0.4
     assert_nothing_left(sandbox, tmp_path)
     assert json.loads((run_dir / "gameday.json").read_text())["verdict"] == "passed"
 
