@@ -4,6 +4,11 @@ Locally a node is a sandbox replica process (``registry-1``, ``registry-2``) beh
 kill is a SIGKILL of its process group, like a node dying. The ledger holds the restart as the
 undo: it runs after ``restart_after`` seconds (or ``duration`` when that is 0), on the
 experiment's rollback (``restart_registry_node``), or at once if ``chaos run`` dies.
+
+On the kubernetes backend a node is an entry of ``configuration.registry_nodes`` (a pod selector
+and a mode: one, all, fixed or fixed-percent); its pods are deleted with no grace period. Their
+controller replaces them at once, so the undo cannot keep them down: it verifies the killed
+pods are gone and as many pods as before are ready again.
 """
 
 from dataclasses import replace

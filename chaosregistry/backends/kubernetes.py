@@ -17,6 +17,8 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
 ``hop_selectors``     for ``chaos-mesh``: {hop: pod labels}, the pods a hop's NetworkChaos acts on
                       (e.g. ``client-registry: {app: registry}``: the registry's replies)
 ``hop_external_targets`` for ``chaos-mesh``: {hop: [hosts or CIDRs]} to limit it to
+``registry_nodes``    {node: {selector: {labels}, mode: one|all|fixed|fixed-percent, value: N,
+                      namespace}}: the registry pods ``kill_registry_node(node)`` deletes
 ``chaos_mesh_confirm_timeout`` seconds to wait for the controller to confirm (default 5); an
                       injection it never confirms is reported as ``injected: unconfirmed``
 
@@ -62,6 +64,8 @@ DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
 ROLLOUT_UNDO = "kubernetes.rollout-undo"
 CHAOS_MESH_DELETE = "chaosmesh.delete"
+PODS_BACK = "kubernetes.pods-back"
+PODS_BACK_WAIT = 10.0
 
 
 def _kubeconfig(configuration: Mapping[str, Any]) -> Path:
@@ -473,9 +477,6 @@ class KubernetesBackend:
         hops: list[str] = self._toxiproxy().hops()
         return hops
 
-    def nodes(self) -> list[str]:
-        return []
-
     def network_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
         settings = self.settings
         if settings.network_provider == "chaos-mesh":
@@ -576,5 +577,124 @@ class KubernetesBackend:
             },
         )
 
+    def _registry_nodes(self) -> dict[str, Any]:
+        nodes = self.configuration.get("registry_nodes") or {}
+        if not isinstance(nodes, dict):
+            raise ConfigError("configuration.registry_nodes must map node names to pod selectors")
+        return nodes
+
+    def nodes(self) -> list[str]:
+        return sorted(self._registry_nodes())
+
     def kill_node(self, node: str) -> FaultPlan:
-        raise ConfigError("the kubernetes backend cannot kill registry nodes yet")
+        """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
+        their controller has as many ready pods as before (it cannot bring the same pods back)."""
+        known = self._registry_nodes()
+        choice = known.get(node)
+        if not isinstance(choice, dict) or not isinstance(choice.get("selector"), dict):
+            raise ConfigError(
+                f"unknown registry node {node!r}: configuration.registry_nodes.{node} needs a "
+                f"selector (known: {', '.join(sorted(known)) or 'none'})"
+            )
+        settings = self.settings
+        labels: dict[str, Any] = dict(choice["selector"])
+        mode = str(choice.get("mode", "one"))
+        namespace = settings.namespace_or(str(choice.get("namespace") or ""))
+        refuse_protected(namespace)
+        client = settings.client()
+        pods = guard(client, namespace, labels, settings.max_pods)
+        victims = pick_pods(pods, mode, choice.get("value"))
+        names = [p.metadata.name for p in victims if p.metadata and p.metadata.name]
+        ready_before = sum(1 for p in pods if pod_ready(p))
+        kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+        dry_run = settings.dry_run
+
+        def apply() -> dict[str, Any]:
+            if dry_run:
+                log.warning("dry run: would delete pods %s in %s", names, namespace)
+                return {"dry_run": True, "would_delete": names}
+            api = kube.client(kubeconfig, timeout=timeout, context=context)
+            with kube.translated():
+                for name in names:
+                    api.delete(Pod, name, namespace=namespace, grace_period=0)
+            return {"deleted": names, "namespace": namespace, "ready_before": ready_before}
+
+        return FaultPlan(
+            kind="node.kill",
+            target=f"node:{node}",
+            parameters={"node": node, "mode": mode, "pods": names},
+            apply=apply,
+            undo={
+                "kind": PODS_BACK,
+                "params": {
+                    "kubeconfig": str(kubeconfig),
+                    "context": context,
+                    "timeout": timeout,
+                    "namespace": namespace,
+                    "selector": labels,
+                    "ready": 0 if dry_run else ready_before,
+                    "deleted": [] if dry_run else names,
+                },
+            },
+        )
+
+
+POD_KILL_MODES = ("one", "all", "fixed", "fixed-percent")
+
+
+def pick_pods(pods: list[Pod], mode: str, value: Any) -> list[Pod]:
+    """The pods a kill takes, Chaos Mesh's selector modes (``one`` picks at random)."""
+    import random
+
+    if mode == "one":
+        return [random.choice(pods)]
+    if mode == "all":
+        return list(pods)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"pod kill mode {mode!r} needs a whole number value >= 1, got {value!r}")
+    if mode == "fixed":
+        return random.sample(pods, min(value, len(pods)))
+    if mode == "fixed-percent":
+        if value > 100:
+            raise ConfigError(f"fixed-percent value must be at most 100, got {value}")
+        return random.sample(pods, max(1, len(pods) * value // 100))
+    raise ConfigError(f"pod kill mode must be one of {', '.join(POD_KILL_MODES)}, not {mode!r}")
+
+
+def pod_ready(pod: Pod) -> bool:
+    if pod.metadata is None or pod.metadata.deletionTimestamp is not None or pod.status is None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+@undo_handler(PODS_BACK)
+def pods_back(params: Mapping[str, Any]) -> None:
+    """Verify the killed pods are replaced: none of them is left and as many pods as before the
+    kill are ready. Raises (the watchdog retries) until then."""
+    client = kube.client(
+        str(params["kubeconfig"]),
+        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
+        context=params.get("context") or None,
+    )
+    namespace = str(params["namespace"])
+    deleted = {str(n) for n in params.get("deleted") or []}
+    wanted = int(params.get("ready") or 0)
+    # Replacements usually take a few seconds; wait that long here rather than fail a rollback,
+    # but not so long that the watchdog stalls (it retries a failed undo anyway).
+    deadline = time.monotonic() + PODS_BACK_WAIT
+    while True:
+        with kube.translated():
+            pods = list(client.list(Pod, namespace=namespace, labels=dict(params["selector"])))
+        names = {p.metadata.name for p in pods if p.metadata and p.metadata.name}
+        lingering = sorted(names & deleted)
+        ready = sum(
+            1 for p in pods if pod_ready(p) and p.metadata and p.metadata.name not in deleted
+        )
+        if not lingering and ready >= wanted:
+            return
+        if time.monotonic() > deadline:
+            raise UndoError(
+                f"{ready} of {wanted} pods ready in {namespace}"
+                + (f"; still terminating: {', '.join(lingering)}" if lingering else "")
+            )
+        time.sleep(0.5)
