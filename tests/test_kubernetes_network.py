@@ -308,3 +308,74 @@ def test_registry_partition_runs_unchanged_on_the_kubernetes_backend(
     assert during[0]["failed"] == during[0]["count"] and "timeout" in during[0]["errors"]
     (entry,) = Ledger(env).all()
     assert entry.kind == "network.partition" and entry.state is FaultState.REVERTED
+
+
+# chaostoolkit-kubernetes (the extension users would otherwise pick) builds its NetworkChaos from
+# a YAML string and writes the namespace to metadata.ns; it runs in a child process because it
+# loads its kubeconfig into the kubernetes client's global default configuration.
+CTK_SCRIPT = """
+import json, sys
+from chaosk8s.chaosmesh.network.actions import add_latency
+print(json.dumps(add_latency(sys.argv[1], ns=sys.argv[2], namespaces_selectors=sys.argv[2],
+      label_selectors="app.kubernetes.io/name=demo", latency="300ms", mode="all")))
+"""
+
+
+def strict_dry_run_create(kube_cluster: KubeCluster, document: dict[str, Any]) -> str:
+    """What the API server says to ``document`` with strict field validation (nothing stored)."""
+    try:
+        with kube.translated():
+            kube_cluster.client._client.request(
+                "post",
+                res=NETWORK_CHAOS,
+                obj=NETWORK_CHAOS.from_dict(document),
+                namespace=DEMO_NAMESPACE,
+                params={"fieldValidation": "Strict", "dryRun": "All"},
+            )
+    except kube.KubeError as exc:
+        return str(exc)
+    return "accepted"
+
+
+def test_side_by_side_with_chaostoolkit_kubernetes_network_chaos(
+    kube_cluster: KubeCluster, env: Path
+) -> None:
+    pytest.importorskip("chaosk8s")
+    name = f"ctk-{uuid.uuid4().hex[:6]}"
+    created = subprocess.run(
+        [sys.executable, "-c", CTK_SCRIPT, name, DEMO_NAMESPACE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KUBECONFIG": str(kube_cluster.kubeconfig)},
+        check=True,
+    )
+    theirs = json.loads(created.stdout.strip().splitlines()[-1])
+    try:
+        stored_theirs = stored(kube_cluster, name)
+        # The API server silently drops metadata.ns; the object has no duration at all, so the
+        # delay stays until something deletes it.
+        assert "ns" not in stored_theirs.metadata.to_dict()
+        assert "duration" not in stored_theirs["spec"]
+        assert theirs["metadata"]["name"] == name
+        body = {
+            "apiVersion": chaosmesh.API_VERSION,
+            "kind": "NetworkChaos",
+            "metadata": {"name": f"{name}-strict", "ns": DEMO_NAMESPACE},
+            "spec": {k: v for k, v in stored_theirs["spec"].items() if k != "partitionBehavior"},
+        }
+        verdict = strict_dry_run_create(kube_cluster, body)
+        assert 'unknown field "metadata.ns"' in verdict and "400" in verdict, verdict
+    finally:
+        chaosmesh.delete_verified(kube_cluster.client, "NetworkChaos", name, DEMO_NAMESPACE)
+    ours = chaosmesh.network_chaos(
+        f"{name}-ours",
+        DEMO_NAMESPACE,
+        chaosmesh.network_chaos_spec(
+            selector=chaosmesh.pod_selector(DEMO_NAMESPACE, DEMO_LABELS),
+            action="delay",
+            duration=30,
+            delay_spec=chaosmesh.delay(300),
+        ),
+    )
+    assert strict_dry_run_create(kube_cluster, ours) == "accepted"
