@@ -18,6 +18,7 @@ code  verdict          meaning
 import datetime
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -206,8 +207,11 @@ def run_gameday(
     env = dict(os.environ)
     env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
     env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
-    # A name unique to this run, usable in image tags (lower case, no dots).
-    env["CHAOSREGISTRY_RUN_ID"] = run_dir.name.lower().replace(".", "-")
+    # A name unique to this run, usable in image tags (lower case, no dots). The random part
+    # keeps two runs with the same run-dir name from sharing a tag a mirror may have cached.
+    env["CHAOSREGISTRY_RUN_ID"] = (
+        f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
+    )
     argv = [
         _chaos_binary(),
         "--log-file",
