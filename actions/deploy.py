@@ -11,7 +11,8 @@ watchdog. Every call first passes the blast-radius guard (see
 """
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes import KubernetesSettings, bad_tag_plan, restart
+from chaosregistry.backends.kubernetes import KubernetesSettings
+from chaosregistry.backends.kubernetes_deploy import bad_tag_plan, restart
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 

@@ -31,29 +31,20 @@ import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lightkube import Client
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
-from lightkube.types import PatchType
 
 from chaosregistry import chaosmesh, kube
 from chaosregistry.backends import FaultPlan
+from chaosregistry.backends.kubernetes_pods import PODS_BACK, pick_pods, pod_ready
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.undo import UndoError, undo_handler
-from chaosregistry.rollout import (
-    ORIGINAL_IMAGE_ANNOTATION,
-    ROLLOUT_STARTED_ANNOTATION,
-    owned_replica_sets,
-    pod_template_patch,
-    revision_of,
-    with_tag,
-)
+from chaosregistry.faults.undo import undo_handler
 
 log = logging.getLogger("chaosregistry.kubernetes")
 
@@ -62,10 +53,7 @@ CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
 DEFAULT_MAX_PODS = 10
 DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
-ROLLOUT_UNDO = "kubernetes.rollout-undo"
 CHAOS_MESH_DELETE = "chaosmesh.delete"
-PODS_BACK = "kubernetes.pods-back"
-PODS_BACK_WAIT = 10.0
 
 
 def _kubeconfig(configuration: Mapping[str, Any]) -> Path:
@@ -200,233 +188,6 @@ def get_deployment(client: Client, namespace: str, name: str) -> Deployment:
         if exc.status == 404:
             raise ConfigError(f"deployment {name!r} not found in namespace {namespace!r}") from None
         raise
-
-
-def _container_index(deployment: Deployment, container: str) -> tuple[int, str, str]:
-    """(index, name, image) of ``container`` ('' = the only container)."""
-    assert deployment.spec is not None and deployment.spec.template.spec is not None
-    containers = deployment.spec.template.spec.containers
-    names = [c.name for c in containers]
-    if not container:
-        if len(containers) != 1:
-            raise ConfigError(
-                f"deployment has {len(containers)} containers ({', '.join(names)}): "
-                "name one with container"
-            )
-        return 0, containers[0].name, containers[0].image or ""
-    if container not in names:
-        raise ConfigError(
-            f"container {container!r} is not in the pod spec (containers: {', '.join(names)})"
-        )
-    index = names.index(container)
-    return index, container, containers[index].image or ""
-
-
-def bad_tag_plan(
-    settings: KubernetesSettings,
-    *,
-    deployment: str,
-    container: str,
-    image: str,
-    tag: str,
-    namespace: str,
-) -> tuple[FaultPlan | None, dict[str, Any]]:
-    """Check everything and plan the bad image; (None, what it would do) in dry-run mode."""
-    namespace = settings.namespace_or(namespace)
-    refuse_protected(namespace)
-    client = settings.client()
-    guard_namespace(client, namespace)
-    found = get_deployment(client, namespace, deployment)
-    index, container_name, original = _container_index(found, container)
-    bad_image = image or with_tag(original, tag)
-    if bad_image == original:
-        raise ConfigError(f"container {container_name!r} already runs {original}")
-    pods = guard(client, namespace, selector_of(found), settings.max_pods)
-    revision = revision_of(found)
-    annotation_patch = {
-        "metadata": {
-            "annotations": {
-                ORIGINAL_IMAGE_ANNOTATION: json.dumps({container_name: original}),
-            }
-        }
-    }
-    image_patch = [
-        {
-            "op": "test",
-            "path": f"/spec/template/spec/containers/{index}/image",
-            "value": original,
-        },
-        {
-            "op": "replace",
-            "path": f"/spec/template/spec/containers/{index}/image",
-            "value": bad_image,
-        },
-    ]
-    intent = {
-        "deployment": deployment,
-        "namespace": namespace,
-        "container": container_name,
-        "original_image": original,
-        "image": bad_image,
-        "revision": revision,
-        "pods": len(pods),
-    }
-    if settings.dry_run:
-        would = {"merge-patch": annotation_patch, "json-patch": image_patch}
-        log.warning(
-            "dry run: would patch deployment %s/%s: %s", namespace, deployment, json.dumps(would)
-        )
-        return None, {**intent, "dry_run": True, "would_apply": would}
-
-    kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
-
-    def apply() -> dict[str, Any]:
-        patch_client = kube.client(kubeconfig, timeout=timeout, context=context)
-        started = f"{time.time():.3f}"
-        annotation_patch["metadata"]["annotations"][ROLLOUT_STARTED_ANNOTATION] = started
-        with kube.translated():
-            patch_client.patch(
-                Deployment,
-                deployment,
-                annotation_patch,
-                namespace=namespace,
-                patch_type=PatchType.MERGE,
-            )
-            patched = patch_client.patch(
-                Deployment, deployment, image_patch, namespace=namespace, patch_type=PatchType.JSON
-            )
-        return {
-            "image": bad_image,
-            "original_image": original,
-            "generation": patched.metadata.generation if patched.metadata else None,
-            "rollout_started_at": float(started),
-        }
-
-    plan = FaultPlan(
-        kind="deploy.bad-tag",
-        target=f"deployment:{namespace}/{deployment}",
-        parameters={k: v for k, v in intent.items() if k != "pods"},
-        apply=apply,
-        undo={
-            "kind": ROLLOUT_UNDO,
-            "params": {
-                "kubeconfig": str(kubeconfig),
-                "context": context,
-                "timeout": timeout,
-                "namespace": namespace,
-                "deployment": deployment,
-                "container": container_name,
-                "original_image": original,
-                "bad_image": bad_image,
-                "revision": revision,
-            },
-        },
-    )
-    return plan, intent
-
-
-def restart(settings: KubernetesSettings, *, deployment: str, namespace: str) -> dict[str, Any]:
-    """``kubectl rollout restart``: a new pod template annotation, so every pod is replaced.
-
-    Goes through the blast-radius guard; in dry-run mode only logs the patch.
-    """
-    namespace = settings.namespace_or(namespace)
-    refuse_protected(namespace)
-    client = settings.client()
-    guard_namespace(client, namespace)
-    found = get_deployment(client, namespace, deployment)
-    pods = guard(client, namespace, selector_of(found), settings.max_pods)
-    started = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-    patch = {
-        "metadata": {"annotations": {ROLLOUT_STARTED_ANNOTATION: f"{started:.3f}"}},
-        "spec": {
-            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}
-        },
-    }
-    result: dict[str, Any] = {"deployment": deployment, "namespace": namespace, "pods": len(pods)}
-    if settings.dry_run:
-        log.warning("dry run: would patch deployment %s/%s: %s", namespace, deployment, patch)
-        return {**result, "dry_run": True, "would_apply": patch}
-    with kube.translated():
-        patched = client.patch(
-            Deployment, deployment, patch, namespace=namespace, patch_type=PatchType.MERGE
-        )
-    generation = patched.metadata.generation if patched.metadata else None
-    return {**result, "rollout_started_at": started, "generation": generation}
-
-
-@undo_handler(ROLLOUT_UNDO)
-def rollout_undo(params: Mapping[str, Any]) -> None:
-    """``kubectl rollout undo`` to the revision recorded before the bad image, then verify.
-
-    Restores the pod template of the ReplicaSet with the recorded revision (the original image
-    alone when that ReplicaSet is gone). Only while the container still runs the bad image: a
-    Deployment someone has since changed is left alone. Idempotent.
-    """
-    namespace, name = str(params["namespace"]), str(params["deployment"])
-    container, original = str(params["container"]), str(params["original_image"])
-    bad_image = str(params["bad_image"])
-    client = kube.client(
-        str(params["kubeconfig"]),
-        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
-        context=params.get("context") or None,
-    )
-    with kube.translated():
-        try:
-            deployment = client.get(Deployment, name, namespace=namespace)
-        except Exception as exc:
-            if getattr(getattr(exc, "status", None), "code", None) == 404:
-                return  # deleted: nothing left to undo
-            raise
-        index, _, current = _container_index(deployment, container)
-        if current != bad_image:
-            return  # rolled back already, or changed by someone else since
-        template = _previous_template(client, deployment, int(params.get("revision") or 0))
-        path = f"/spec/template/spec/containers/{index}/image"
-        ops: list[dict[str, Any]] = [{"op": "test", "path": path, "value": bad_image}]
-        if template is not None and _image_in(template, container) == original:
-            ops.append({"op": "replace", "path": "/spec/template", "value": template})
-        else:
-            ops.append({"op": "replace", "path": path, "value": original})
-        client.patch(Deployment, name, ops, namespace=namespace, patch_type=PatchType.JSON)
-        client.patch(
-            Deployment,
-            name,
-            {
-                "metadata": {
-                    "annotations": {
-                        ORIGINAL_IMAGE_ANNOTATION: None,
-                        ROLLOUT_STARTED_ANNOTATION: f"{time.time():.3f}",
-                    }
-                }
-            },
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
-        restored = client.get(Deployment, name, namespace=namespace)
-    _, _, now = _container_index(restored, container)
-    if now != original:
-        raise UndoError(f"deployment {namespace}/{name} runs {now}, not {original}, after undo")
-
-
-def _previous_template(client: Client, deployment: Deployment, revision: int) -> Any:
-    if revision <= 0 or deployment.metadata is None:
-        return None
-    replica_sets = client.list(
-        ReplicaSet, namespace=deployment.metadata.namespace, labels=selector_of(deployment)
-    )
-    for rs in owned_replica_sets(deployment, replica_sets):
-        if revision_of(rs) == revision and rs.spec is not None and rs.spec.template is not None:
-            return pod_template_patch(rs.spec.template.to_dict())
-    return None
-
-
-def _image_in(template: Mapping[str, Any], container: str) -> str | None:
-    for item in (template.get("spec") or {}).get("containers") or []:
-        if item.get("name") == container:
-            return str(item.get("image"))
-    return None
 
 
 @undo_handler(CHAOS_MESH_DELETE)
@@ -637,64 +398,3 @@ class KubernetesBackend:
                 },
             },
         )
-
-
-POD_KILL_MODES = ("one", "all", "fixed", "fixed-percent")
-
-
-def pick_pods(pods: list[Pod], mode: str, value: Any) -> list[Pod]:
-    """The pods a kill takes, Chaos Mesh's selector modes (``one`` picks at random)."""
-    import random
-
-    if mode == "one":
-        return [random.choice(pods)]
-    if mode == "all":
-        return list(pods)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"pod kill mode {mode!r} needs a whole number value >= 1, got {value!r}")
-    if mode == "fixed":
-        return random.sample(pods, min(value, len(pods)))
-    if mode == "fixed-percent":
-        if value > 100:
-            raise ConfigError(f"fixed-percent value must be at most 100, got {value}")
-        return random.sample(pods, max(1, len(pods) * value // 100))
-    raise ConfigError(f"pod kill mode must be one of {', '.join(POD_KILL_MODES)}, not {mode!r}")
-
-
-def pod_ready(pod: Pod) -> bool:
-    if pod.metadata is None or pod.metadata.deletionTimestamp is not None or pod.status is None:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-
-@undo_handler(PODS_BACK)
-def pods_back(params: Mapping[str, Any]) -> None:
-    """Verify the killed pods are replaced: none of them is left and as many pods as before the
-    kill are ready. Raises (the watchdog retries) until then."""
-    client = kube.client(
-        str(params["kubeconfig"]),
-        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
-        context=params.get("context") or None,
-    )
-    namespace = str(params["namespace"])
-    deleted = {str(n) for n in params.get("deleted") or []}
-    wanted = int(params.get("ready") or 0)
-    # Replacements usually take a few seconds; wait that long here rather than fail a rollback,
-    # but not so long that the watchdog stalls (it retries a failed undo anyway).
-    deadline = time.monotonic() + PODS_BACK_WAIT
-    while True:
-        with kube.translated():
-            pods = list(client.list(Pod, namespace=namespace, labels=dict(params["selector"])))
-        names = {p.metadata.name for p in pods if p.metadata and p.metadata.name}
-        lingering = sorted(names & deleted)
-        ready = sum(
-            1 for p in pods if pod_ready(p) and p.metadata and p.metadata.name not in deleted
-        )
-        if not lingering and ready >= wanted:
-            return
-        if time.monotonic() > deadline:
-            raise UndoError(
-                f"{ready} of {wanted} pods ready in {namespace}"
-                + (f"; still terminating: {', '.join(lingering)}" if lingering else "")
-            )
-        time.sleep(0.5)

@@ -29,7 +29,9 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.faults.toxiproxy_undo",
     "chaosregistry.backends.local",  # sandbox.restart-process
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
-    "chaosregistry.backends.kubernetes",  # kubernetes.rollout-undo (bad tag)
+    "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
+    "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo (bad tag)
+    "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back (registry pod kill)
 )
 
 

@@ -1,0 +1,76 @@
+"""Registry node kill on the kubernetes backend: which pods a kill takes, and its undo.
+
+The ``kubernetes.pods-back`` handler cannot bring deleted pods back (their controller replaces
+them); it verifies that none of the killed pods is left and as many pods as before are ready.
+"""
+
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lightkube.resources.core_v1 import Pod
+
+from chaosregistry import kube
+from chaosregistry.errors import ConfigError
+from chaosregistry.faults.undo import UndoError, undo_handler
+
+PODS_BACK = "kubernetes.pods-back"
+PODS_BACK_WAIT = 10.0
+POD_KILL_MODES = ("one", "all", "fixed", "fixed-percent")
+
+
+def pick_pods(pods: list[Pod], mode: str, value: Any) -> list[Pod]:
+    """The pods a kill takes, Chaos Mesh's selector modes (``one`` picks at random)."""
+    if mode == "one":
+        return [random.choice(pods)]
+    if mode == "all":
+        return list(pods)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"pod kill mode {mode!r} needs a whole number value >= 1, got {value!r}")
+    if mode == "fixed":
+        return random.sample(pods, min(value, len(pods)))
+    if mode == "fixed-percent":
+        if value > 100:
+            raise ConfigError(f"fixed-percent value must be at most 100, got {value}")
+        return random.sample(pods, max(1, len(pods) * value // 100))
+    raise ConfigError(f"pod kill mode must be one of {', '.join(POD_KILL_MODES)}, not {mode!r}")
+
+
+def pod_ready(pod: Pod) -> bool:
+    if pod.metadata is None or pod.metadata.deletionTimestamp is not None or pod.status is None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+@undo_handler(PODS_BACK)
+def pods_back(params: Mapping[str, Any]) -> None:
+    """Verify the killed pods are replaced: none of them is left and as many pods as before the
+    kill are ready. Raises (the watchdog retries) until then."""
+    client = kube.client(
+        str(params["kubeconfig"]),
+        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
+        context=params.get("context") or None,
+    )
+    namespace = str(params["namespace"])
+    deleted = {str(n) for n in params.get("deleted") or []}
+    wanted = int(params.get("ready") or 0)
+    # Replacements usually take a few seconds; wait that long here rather than fail a rollback,
+    # but not so long that the watchdog stalls (it retries a failed undo anyway).
+    deadline = time.monotonic() + PODS_BACK_WAIT
+    while True:
+        with kube.translated():
+            pods = list(client.list(Pod, namespace=namespace, labels=dict(params["selector"])))
+        names = {p.metadata.name for p in pods if p.metadata and p.metadata.name}
+        lingering = sorted(names & deleted)
+        ready = sum(
+            1 for p in pods if pod_ready(p) and p.metadata and p.metadata.name not in deleted
+        )
+        if not lingering and ready >= wanted:
+            return
+        if time.monotonic() > deadline:
+            raise UndoError(
+                f"{ready} of {wanted} pods ready in {namespace}"
+                + (f"; still terminating: {', '.join(lingering)}" if lingering else "")
+            )
+        time.sleep(0.5)
