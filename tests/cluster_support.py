@@ -57,8 +57,11 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
     try:
         settings = up(
             state_dir,
-            base_port=find_free_base_port(span=10),
-            sandbox_base_port=find_free_base_port(),
+            # Below the kernel's ephemeral range (32768+): there, a port found free can be taken
+            # by an outgoing connection before our process binds it (seen on a busy machine).
+            # Separate ranges, so the sandbox's 50 ports never overlap the cluster's 10.
+            base_port=find_free_base_port(low=20000, high=26000, span=10),
+            sandbox_base_port=find_free_base_port(low=26000, high=32000),
             progress=lambda line: print(f"cluster: {line}", flush=True),
         )
         yield KubeCluster(state_dir, settings, admin_client(state_dir))
