@@ -210,3 +210,21 @@ def test_network_chaos_builders_use_go_field_names_and_always_a_duration() -> No
     assert chaosmesh.injection_state({"status": {}}) == "unconfirmed"
     confirmed = {"status": {"experiment": {"containerRecords": [{"phase": "Injected"}]}}}
     assert chaosmesh.injection_state(confirmed) == "confirmed"
+
+
+def test_pod_kill_modes_pick_as_chaos_mesh_does() -> None:
+    from chaosregistry.backends.kubernetes_pods import pick_pods
+
+    pods = [Pod.from_dict({"metadata": {"name": f"p{i}"}}) for i in range(4)]
+    assert len(pick_pods(pods, "one", None)) == 1
+    assert pick_pods(pods, "all", None) == pods
+    assert len(pick_pods(pods, "fixed", 3)) == 3
+    assert len(pick_pods(pods, "fixed", 9)) == 4
+    assert len(pick_pods(pods, "fixed-percent", 50)) == 2
+    assert len(pick_pods(pods, "fixed-percent", 10)) == 1  # at least one
+    with pytest.raises(ConfigError, match="needs a whole number value"):
+        pick_pods(pods, "fixed", "2")
+    with pytest.raises(ConfigError, match="at most 100"):
+        pick_pods(pods, "fixed-percent", 150)
+    with pytest.raises(ConfigError, match="must be one of"):
+        pick_pods(pods, "random-max-percent", 10)
