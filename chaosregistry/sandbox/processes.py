@@ -175,10 +175,12 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def find_free_base_port(*, low: int = 20000, high: int = 60000, span: int = PORT_SPAN) -> int:
+def find_free_base_port(*, low: int = 20000, high: int = 32000, span: int = PORT_SPAN) -> int:
     """A base port whose ``span`` ports are all free, tried in random order.
 
     Random so that concurrent test sessions on one machine rarely race for the same range.
+    Below the kernel's ephemeral range (32768 and up by default): a port found free there can
+    be taken by some outgoing connection before our process binds it.
     """
     candidates = list(range(low, high - span, span))
     random.SystemRandom().shuffle(candidates)
