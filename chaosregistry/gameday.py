@@ -34,6 +34,7 @@ from chaosregistry.activity import flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
 from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.settings import DEFAULT_SANDBOX_DIR
 from chaosregistry.validate import effective_configuration, load_vars, runtime_options, validate
 
 EXIT_PASSED = 0
@@ -51,7 +52,6 @@ VERDICT_EXIT = {
 }
 # How long the watchdog may take to revert what a finished run still owned.
 WATCHDOG_GRACE_SECONDS = 5.0
-DEFAULT_SANDBOX_DIR = Path("runs/sandbox")
 
 
 @dataclass

@@ -25,11 +25,11 @@ import yaml
 
 from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
 from chaosregistry.errors import ConfigError
+from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference, Platform
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
 KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
-MAX_DURATION = 3600.0
 
 
 def load_document(path: Path, what: str) -> dict[str, Any]:

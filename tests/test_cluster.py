@@ -6,7 +6,6 @@ the host lacks root or the Debian packages the cluster runs.
 """
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from cluster_support import skip_reason
 from lightkube import Client
 from lightkube.codecs import from_dict
 from lightkube.models.authentication_v1 import TokenRequestSpec
@@ -50,7 +50,6 @@ from chaosregistry.cluster.layout import (
     REGISTRY_HOST,
     Layout,
 )
-from chaosregistry.cluster.lifecycle import REQUIRED_FILES
 from chaosregistry.cluster.processes import strays
 from chaosregistry.cluster.readiness import deployment_available, deployment_condition
 from chaosregistry.cluster.versions import KUBERNETES_VERSION
@@ -86,19 +85,10 @@ def _host_snapshot() -> dict[str, Any]:
     }
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the test cluster needs root"
-    missing = sorted({pkg for path, pkg in REQUIRED_FILES.items() if not Path(path).exists()})
-    if missing:
-        return f"Debian packages missing: {' '.join(missing)}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     """A running cluster with its own sandbox in a temp state dir; always brought down."""
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     if Path("/sys/class/net", NODE_INTERFACE).exists():
