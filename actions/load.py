@@ -7,7 +7,8 @@ rollbacks) ends it early, and the ledger's watchdog ends it at once if the proce
 experiment dies. ``chaosregistry.probes.load.pull_load_stats`` reads its exact figures.
 
 Configuration keys: ``load_dir`` (where each load gets its stats directory; default
-``<run_dir>/load`` when ``run_dir`` is set, else ``./runs/load``), ``load_origin`` (the registry
+``<run_dir>/load`` when configuration ``run_dir`` or ``$CHAOSREGISTRY_RUN_DIR`` (a game day's)
+is set, else ``./runs/load``), ``load_origin`` (the registry
 cold mode pushes fresh images to; default ``registry``), ``registry_timeout`` (seconds per
 connect and read), ``ledger_dir``, plus the registry settings of ``chaosregistry.settings``.
 """

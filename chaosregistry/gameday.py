@@ -80,6 +80,23 @@ def deviated_during(journal: dict[str, Any]) -> bool:
     return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
 
 
+def failed_actions(journal: dict[str, Any] | None) -> list[str]:
+    """One line per method *action* that failed (Chaos Toolkit logs it and carries on).
+
+    A fault that was never applied leaves the run "completed" and the steady state met: the
+    game day proved nothing, so it must not pass.
+    """
+    lines = []
+    for run in (journal or {}).get("run") or []:
+        activity = run.get("activity") or {}
+        if activity.get("type") != "action" or run.get("status") != "failed":
+            continue
+        exception = run.get("exception") or []
+        last = exception[-1].strip() if exception else "no exception recorded"
+        lines.append(f"action {activity.get('name')!r} failed: {last}")
+    return lines
+
+
 def verdict_from_journal(journal: dict[str, Any] | None, interrupted: bool) -> str:
     if journal is None:
         return "interrupted" if interrupted else "failed"
@@ -122,7 +139,8 @@ def pull_table(journal: dict[str, Any]) -> list[str]:
             p50 = p95 = worst = out["timings"].get("total")
             errors = {out["error"]["class"]: 1} if out.get("error") else {}
         elif "pulls_per_second" in out:  # a Locust load's exact statistics
-            ok = f"{out.get('pulls', 0) - out.get('failed', 0)}/{out.get('pulls', 0)}"
+            # "pulls" counts the pulls that succeeded, "attempts" those that ended either way.
+            ok = f"{out.get('pulls', 0)}/{out.get('attempts', 0)}"
             p50, p95, worst = out.get("p50"), out.get("p95"), out.get("max")
             errors = out.get("failures_by_class") or {}
         elif "recovered" in out:
@@ -225,7 +243,7 @@ def run_gameday(
     ]
     if vars_file:
         argv += ["--var-file", str(vars_file.absolute())]
-    argv.append(str(experiment.absolute()))  # chaos runs inside the run dir
+    argv.append(str(experiment.absolute()))
 
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     try:
@@ -234,13 +252,15 @@ def run_gameday(
             env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
         started = time.time()
         with _Forwarder() as forwarder:
+            # In the caller's directory, as `chaos run` would be: relative paths in the vars
+            # file (kubeconfig, cluster_state_dir, sandbox_dir...) mean what they say there.
+            # Loads find the run dir through CHAOSREGISTRY_RUN_DIR.
             process = subprocess.Popen(
                 argv,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                cwd=run_dir,
                 start_new_session=True,
             )
             forwarder.process = process
@@ -251,6 +271,10 @@ def run_gameday(
         journal = _load_journal(journal_path)
         verdict = verdict_from_journal(journal, forwarder.received is not None)
         faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
+        broken = failed_actions(journal)
+        notes = broken + notes
+        if broken and verdict in ("passed", "deviated"):
+            verdict = "failed"
         if left_behind:
             verdict = "left-behind"
         result = GameDayResult(verdict, run_dir, journal_path, faults, notes)

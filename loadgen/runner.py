@@ -17,7 +17,7 @@ gone), SIGKILL included. If the chaos process dies before "go", the supervisor s
 close and exits without starting anything.
 
 A load's stats directory, ``<load_dir>/<load_id>`` (``load_dir`` is configuration ``load_dir``,
-else ``<configuration run_dir>/load``, else ``./runs/load``)::
+else ``<configuration run_dir or $CHAOSREGISTRY_RUN_DIR>/load``, else ``./runs/load``)::
 
     load.json        what was started: parameters, Locust's command line (no secret), identity
     status.json      the supervisor's account: state (running, finished, stopped, overran,
@@ -100,6 +100,8 @@ LOAD_KIND = "load.locust"
 MODES = ("warm", "cold")
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_LOAD_DIR = Path("runs") / "load"
+# Set by ``chaosregistry gameday``: the run's own directory.
+RUN_DIR_ENV = "CHAOSREGISTRY_RUN_DIR"
 # Locust needs a moment to import, fork its workers and connect them before its run time
 # counts; the ledger entry and the supervisor's own deadline allow for it.
 STARTUP_ALLOWANCE = 30.0
@@ -129,8 +131,9 @@ def load_root(configuration: Mapping[str, Any] | None) -> Path:
     configuration = configuration or {}
     if configuration.get("load_dir"):
         return Path(str(configuration["load_dir"])).expanduser().absolute()
-    if configuration.get("run_dir"):
-        return (Path(str(configuration["run_dir"])) / "load").expanduser().absolute()
+    run_dir = configuration.get("run_dir") or os.environ.get(RUN_DIR_ENV)
+    if run_dir:
+        return (Path(str(run_dir)) / "load").expanduser().absolute()
     return DEFAULT_LOAD_DIR.absolute()
 
 

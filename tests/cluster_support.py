@@ -6,7 +6,10 @@ the reason) only when the host lacks root or the Debian packages the cluster run
 PYTEST_DONT_REWRITE: helpers fail with ``pytest.fail``.
 """
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 
 from chaosregistry.cluster import admin_client, down, up
-from chaosregistry.cluster.layout import NODE_INTERFACE, Layout
+from chaosregistry.cluster.layout import NODE_INTERFACE, PORT_SPAN, Layout
 from chaosregistry.cluster.lifecycle import REQUIRED_FILES
 from chaosregistry.cluster.readiness import deployment_available
 from chaosregistry.cluster.workloads import DEMO_NAME
@@ -60,7 +64,7 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
             # Below the kernel's ephemeral range (32768+): there, a port found free can be taken
             # by an outgoing connection before our process binds it (seen on a busy machine).
             # Separate ranges, so the sandbox's 50 ports never overlap the cluster's 10.
-            base_port=find_free_base_port(low=20000, high=26000, span=10),
+            base_port=find_free_base_port(low=20000, high=26000, span=PORT_SPAN),
             sandbox_base_port=find_free_base_port(low=26000, high=32000),
             progress=lambda line: print(f"cluster: {line}", flush=True),
         )
@@ -94,3 +98,62 @@ def wait_available(client: Client, namespace: str, timeout: float = 120) -> None
         lambda: deployment_available(client, namespace, DEMO_NAME) is None,
         timeout,
     )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_gameday(
+    kube_cluster: KubeCluster,
+    tmp_path: Path,
+    name: str,
+    *,
+    settings: dict[str, Any] | None = None,
+    cwd: Path | None = None,
+    **overrides: Any,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """experiments/<name>.yaml through the real ``chaosregistry gameday`` with
+    experiments/vars/kubernetes.yaml, on this cluster and its sandbox. ``overrides`` replace
+    configuration keys the experiment declares, ``settings`` keys of its ``chaosregistry``
+    mapping (the backend settings). With ``cwd`` the game day runs there with no kubeconfig in
+    its environment: it must find the cluster the way ``settings`` say, relative to ``cwd``."""
+    vars_data = yaml.safe_load((ROOT / "experiments/vars/kubernetes.yaml").read_text())
+    vars_data["configuration"].update(overrides)
+    vars_data["configuration"]["chaosregistry"].update(settings or {})
+    vars_file = tmp_path / f"{name}-vars.yaml"
+    vars_file.write_text(yaml.safe_dump(vars_data))
+    run_dir = tmp_path / f"{name}-run"
+    env = {
+        **os.environ,
+        # The probes that pull measure the registry through the cluster's sandbox (unless
+        # ``settings`` names another registry_url).
+        "CHAOSREGISTRY_SANDBOX_DIR": str(kube_cluster.settings["sandbox_dir"]),
+    }
+    if cwd is not None:
+        env.pop("CHAOSREGISTRY_KUBECONFIG", None)
+        env.pop("KUBECONFIG", None)
+    process = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("chaosregistry")),
+            "gameday",
+            str(ROOT / f"experiments/{name}.yaml"),
+            "--vars",
+            str(vars_file),
+            "--run-dir",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+        cwd=cwd,
+    )
+    journal_file = run_dir / "journal.json"
+    if not journal_file.exists():
+        pytest.fail(f"no journal: {process.stdout[-3000:]}{process.stderr[-2000:]}")
+    return process, json.loads(journal_file.read_text())
+
+
+def outputs(journal: dict[str, Any]) -> dict[str, Any]:
+    """{activity name: output} of a journal's method (the last of repeated names wins)."""
+    return {r["activity"]["name"]: r["output"] for r in journal["run"]}

@@ -9,6 +9,9 @@ import hashlib
 import io
 import ipaddress
 import json
+import os
+import re
+import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
@@ -27,11 +30,13 @@ from chaosregistry.cluster.configs import (
     kubeconfig,
     kubelet_config,
     registry_hosts_toml,
+    registry_lb_config,
 )
 from chaosregistry.cluster.layout import NODE_IP, NODE_NAME, SERVICE_IP, Layout, Ports
 from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki
 
 SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
+CHROOT = "/usr/sbin/chroot"
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -162,6 +167,75 @@ def test_busybox_layer_is_reproducible_and_has_the_applets() -> None:
     assert members["bin/busybox"].mode == 0o755
     assert members["bin/sh"].issym() and members["bin/sh"].linkname == "busybox"
     assert members["tmp"].mode == 0o1777
+
+
+def test_registry_image_runs_on_its_own_layer_and_is_tagged_by_content(tmp_path: Path) -> None:
+    if not images.REGISTRY_BINARY.is_file() or not images.BUSYBOX.is_file():
+        pytest.skip("docker-registry or busybox-static is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    image = images.registry_image()
+    layer_tar = gzip.decompress(image.layer.data)
+    assert image.tag == "distribution-" + hashlib.sha256(layer_tar).hexdigest()[:12]
+    root = tmp_path / "rootfs"
+    with tarfile.open(fileobj=io.BytesIO(layer_tar)) as tar:
+        tar.extractall(root, filter="tar")
+
+    def in_image(*argv: str, **env: str) -> str:
+        return subprocess.run(
+            [CHROOT, str(root), *argv],
+            env={"PATH": "/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+
+    # Nothing from the host: the binary, its C library and loader all come from the layer.
+    assert in_image("/bin/registry", "--version").startswith("/bin/registry github.com/")
+    config = yaml.safe_load((root / "etc/registry/config.yml").read_text())
+    assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
+    assert config["storage"]["maintenance"]["uploadpurging"]["enabled"] is False
+    # The entrypoint derives the listen port from the StatefulSet ordinal with the image's sh.
+    shell, flag, script = json.loads(image.config.data)["config"]["Entrypoint"]
+    shown = in_image(
+        shell,
+        flag,
+        script.replace("exec /bin/registry", "echo $REGISTRY_HTTP_ADDR"),
+        REGISTRY_BASE_PORT="20008",
+        REGISTRY_ORDINAL="1",
+    )
+    assert shown.split() == ["127.0.0.1:20009", "serve", "/etc/registry/config.yml"]
+
+
+def test_registry_balancer_config_is_valid_nginx_naming_both_replicas(tmp_path: Path) -> None:
+    if not Path("/usr/sbin/nginx").is_file():
+        pytest.skip("nginx is not installed")
+    layout, ports = Layout.at(tmp_path), Ports(20000)
+    layout.make_dirs()
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (layout.registry_lb_dir / "tmp" / kind).mkdir(parents=True)
+    text = registry_lb_config(layout, ports)
+    conf = layout.registry_lb_dir / "nginx.conf"
+    conf.write_text(text)
+    assert re.findall(r"server 127\.0\.0\.1:(\d+)", text) == ["20008", "20009"]
+    assert "listen 127.0.0.1:20007;" in text
+    checked = subprocess.run(
+        [
+            "/usr/sbin/nginx",
+            "-t",
+            "-p",
+            f"{layout.registry_lb_dir}/",
+            "-c",
+            str(conf),
+            "-e",
+            str(layout.log_file("registry-lb-error")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_image_manifest_points_at_its_config_and_layer() -> None:

@@ -23,14 +23,14 @@ from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
 from cluster_support import KubeCluster, demo_image, wait_available, wait_for
 from lightkube.codecs import from_dict
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
 
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.rollout import ORIGINAL_IMAGE_ANNOTATION
+from chaosregistry.rollout import ORIGINAL_IMAGE_ANNOTATION, owned_replica_sets, revision_of
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]
@@ -362,3 +362,31 @@ def test_dry_run_logs_the_patches_and_applies_nothing(
     assert Ledger(env["CHAOSREGISTRY_LEDGER_DIR"]).all() == []
     # The undo partner with nothing to undo is a no-op.
     assert rollback_deployment(DEMO_NAME, configuration=configuration())["count"] == 0
+
+
+def test_rollback_restores_the_image_alone_when_the_recorded_revision_is_gone(
+    kube_cluster: KubeCluster, env: dict[str, str]
+) -> None:
+    """``kubectl rollout undo`` needs the previous ReplicaSet; someone (or a
+    revisionHistoryLimit) may have deleted it. The undo then puts the original image back
+    by itself, and the Deployment rolls out to Available on it."""
+    client = kube_cluster.client
+    fault = deploy_bad_tag(DEMO_NAME, duration=120, configuration=configuration())
+    revision = fault["parameters"]["revision"]
+    deployment = client.get(Deployment, DEMO_NAME, namespace=DEMO_NAMESPACE)
+    owned = owned_replica_sets(deployment, client.list(ReplicaSet, namespace=DEMO_NAMESPACE))
+    (recorded,) = [rs for rs in owned if revision_of(rs) == revision]
+    assert recorded.metadata is not None and recorded.metadata.name
+    client.delete(ReplicaSet, recorded.metadata.name, namespace=DEMO_NAMESPACE)
+    wait_for(
+        "the recorded revision's ReplicaSet is gone",
+        lambda: all(
+            revision_of(rs) != revision for rs in client.list(ReplicaSet, namespace=DEMO_NAMESPACE)
+        ),
+        30,
+    )
+    result = rollback_deployment(configuration=configuration())
+    assert result["count"] == 1 and result["reverted"][0]["state"] == "reverted"
+    assert demo_image(client, DEMO_NAMESPACE) == ORIGINAL
+    assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+    wait_available(client, DEMO_NAMESPACE, timeout=120)

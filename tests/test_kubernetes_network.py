@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from chaosregistry.actions.network import add_latency, partition, remove_network_faults
 from chaosregistry.probes.rollout import image_pull_events, rollout_time
-from cluster_support import KubeCluster, wait_available, wait_for
+from cluster_support import KubeCluster, outputs, run_gameday, wait_available, wait_for
 from lightkube.resources.apps_v1 import Deployment
 
 from chaosregistry import chaosmesh, kube
@@ -221,48 +220,6 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
     assert slowed["rollout"] >= 3 * slowed["pull"]["p50"], figures
     assert os.environ["CHAOSREGISTRY_LEDGER_DIR"]  # the faults went through the test's ledger
     assert all(e.state is FaultState.REVERTED for e in Ledger(env).all())
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_gameday(
-    kube_cluster: KubeCluster, tmp_path: Path, name: str, **overrides: Any
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """experiments/<name>.yaml through the real ``chaosregistry gameday`` with
-    experiments/vars/kubernetes.yaml (plus ``overrides``), on this cluster and its sandbox."""
-    settings = yaml.safe_load((ROOT / "experiments/vars/kubernetes.yaml").read_text())
-    settings["configuration"].update(overrides)
-    vars_file = tmp_path / f"{name}-vars.yaml"
-    vars_file.write_text(yaml.safe_dump(settings))
-    run_dir = tmp_path / f"{name}-run"
-    env = {
-        **os.environ,
-        # The probes that pull measure the registry through the cluster's sandbox.
-        "CHAOSREGISTRY_SANDBOX_DIR": str(kube_cluster.settings["sandbox_dir"]),
-    }
-    process = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("chaosregistry")),
-            "gameday",
-            str(ROOT / f"experiments/{name}.yaml"),
-            "--vars",
-            str(vars_file),
-            "--run-dir",
-            str(run_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=env,
-    )
-    journal_file = run_dir / "journal.json"
-    assert journal_file.exists(), process.stdout[-3000:] + process.stderr[-2000:]
-    return process, json.loads(journal_file.read_text())
-
-
-def outputs(journal: dict[str, Any]) -> dict[str, Any]:
-    return {r["activity"]["name"]: r["output"] for r in journal["run"]}
 
 
 def test_rollout_under_registry_latency_game_day_measures_the_slowdown(

@@ -1,7 +1,9 @@
-"""Registry node kill on the kubernetes backend: pods picked by selector and mode, deleted, and
-the fault reverted once the controller has replaced them. On the test bed the registry runs
-outside the cluster, so the demo's pods stand in for registry pods."""
+"""Registry node kill on the kubernetes backend, on the test cluster's in-cluster registry
+(StatefulSet ``registry``: two Distribution replicas behind a balancer): pods picked by selector
+and mode, deleted, the fault reverted once the controller has replaced them, and the
+registry-node-kill experiment run by the real ``chaos run`` against it."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,15 +11,25 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.node import kill_registry_node, restart_registry_node
-from cluster_support import KubeCluster, wait_available, wait_for
+from chaosregistry.probes.pull import pull_image
+from cluster_support import KubeCluster, outputs, run_gameday, wait_for
 from lightkube.resources.core_v1 import Pod
 
-from chaosregistry.cluster.layout import DEMO_NAMESPACE
-from chaosregistry.cluster.workloads import DEMO_LABELS
+from chaosregistry.cluster.layout import Layout
+from chaosregistry.cluster.readiness import statefulset_ready
+from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]
+
+
+def registry_ready(kube_cluster: KubeCluster) -> None:
+    wait_for(
+        "the in-cluster registry has 2 ready replicas",
+        lambda: statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None,
+        60,
+    )
 
 
 @pytest.fixture
@@ -27,28 +39,50 @@ def ledger_dir(
     monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
     monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(tmp_path / "ledger"))
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
-    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    registry_ready(kube_cluster)
     yield tmp_path / "ledger"
-    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    registry_ready(kube_cluster)
 
 
-def configuration(mode: str = "one", value: Any = None, **extra: Any) -> dict[str, Any]:
-    node: dict[str, Any] = {"selector": dict(DEMO_LABELS), "mode": mode}
+def configuration(
+    kube_cluster: KubeCluster, mode: str = "one", value: Any = None, **extra: Any
+) -> dict[str, Any]:
+    node: dict[str, Any] = {"selector": dict(REGISTRY_LABELS), "mode": mode}
     if value is not None:
         node["value"] = value
     return {
         "chaosregistry": {
             "backend": "kubernetes",
-            "namespace": DEMO_NAMESPACE,
+            "namespace": REGISTRY_NAMESPACE,
+            "registry_url": kube_cluster.settings["cluster_registry"],
             "registry_nodes": {"registry-1": node},
             **extra,
         }
     }
 
 
-def pod_names(kube_cluster: KubeCluster) -> set[str]:
-    pods = kube_cluster.client.list(Pod, namespace=DEMO_NAMESPACE, labels=dict(DEMO_LABELS))
-    return {p.metadata.name for p in pods if p.metadata and p.metadata.name}
+def registry_pods(kube_cluster: KubeCluster) -> dict[str, str]:
+    """{uid: name} of the registry's pods."""
+    pods = kube_cluster.client.list(Pod, namespace=REGISTRY_NAMESPACE, labels=dict(REGISTRY_LABELS))
+    return {p.metadata.uid: p.metadata.name for p in pods if p.metadata and p.metadata.uid}
+
+
+def test_in_cluster_registry_serves_the_sandbox_content_through_its_balancer(
+    kube_cluster: KubeCluster,
+) -> None:
+    image = "shop/frontend:shop-prod-1.4.2"
+    in_cluster = pull_image(
+        image, configuration={"registry_url": kube_cluster.settings["cluster_registry"]}
+    )
+    sandbox = pull_image(image, configuration={"sandbox_dir": kube_cluster.settings["sandbox_dir"]})
+    assert in_cluster["ok"] and in_cluster["verified"], in_cluster
+    assert in_cluster["manifest_digest"] == sandbox["manifest_digest"]
+    assert in_cluster["bytes"] == sandbox["bytes"] > 0
+    assert sorted(registry_pods(kube_cluster).values()) == ["registry-0", "registry-1"]
+    # Both replicas answered through the balancer (nginx's access log names the upstreams).
+    log = Layout.at(kube_cluster.state_dir).log_file("registry-lb-access").read_text()
+    ports = set(re.findall(r"upstream=127\.0\.0\.1:(\d+)", log))
+    assert len(ports) == 2, ports
 
 
 @pytest.mark.parametrize(
@@ -57,15 +91,21 @@ def pod_names(kube_cluster: KubeCluster) -> set[str]:
 def test_kill_deletes_the_chosen_pods_and_rollback_waits_for_replacements(
     kube_cluster: KubeCluster, ledger_dir: Path, mode: str, value: Any, killed: int
 ) -> None:
-    before = pod_names(kube_cluster)
-    fault = kill_registry_node("registry-1", duration=60, configuration=configuration(mode, value))
+    before = registry_pods(kube_cluster)
+    config = configuration(kube_cluster, mode, value)
+    fault = kill_registry_node("registry-1", duration=60, configuration=config)
     deleted = fault["applied"]["deleted"]
-    assert len(deleted) == killed and set(deleted) <= before
+    assert len(deleted) == killed and set(deleted) <= set(before.values())
     assert fault["parameters"]["mode"] == mode
-    result = restart_registry_node(configuration=configuration(mode, value))
+    result = restart_registry_node(configuration=config)
     assert result["count"] == 1 and result["reverted"][0]["state"] == "reverted"
-    now = pod_names(kube_cluster)
-    assert not (now & set(deleted))  # the killed pods are gone, replaced by new ones
+    now = registry_pods(kube_cluster)
+    # A StatefulSet's replacement keeps the name: the killed pods are gone by uid, and the
+    # revert waited until as many pods as before were ready again.
+    gone = {uid for uid, name in before.items() if name in deleted}
+    assert len(gone) == killed and not (gone & set(now))
+    assert sorted(now.values()) == sorted(before.values())
+    assert statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
     (entry,) = Ledger(ledger_dir).all()
     assert entry.revert_reason is RevertReason.ROLLBACK
 
@@ -73,7 +113,9 @@ def test_kill_deletes_the_chosen_pods_and_rollback_waits_for_replacements(
 def test_kill_with_restart_after_is_settled_by_the_watchdog(
     kube_cluster: KubeCluster, ledger_dir: Path
 ) -> None:
-    kill_registry_node("registry-1", restart_after=2, duration=30, configuration=configuration())
+    kill_registry_node(
+        "registry-1", restart_after=2, duration=30, configuration=configuration(kube_cluster)
+    )
     (entry,) = Ledger(ledger_dir).all()
     settled = wait_for(
         "the watchdog settles the kill",
@@ -87,22 +129,131 @@ def test_kill_with_restart_after_is_settled_by_the_watchdog(
 def test_kill_refusals_and_dry_run_delete_nothing(
     kube_cluster: KubeCluster, ledger_dir: Path
 ) -> None:
-    before = pod_names(kube_cluster)
+    before = registry_pods(kube_cluster)
     with pytest.raises(ActivityFailed, match=r"more than configuration\.max_pods"):
-        kill_registry_node("registry-1", duration=10, configuration=configuration(max_pods=2))
+        kill_registry_node(
+            "registry-1", duration=10, configuration=configuration(kube_cluster, max_pods=1)
+        )
     with pytest.raises(ActivityFailed, match="unknown registry node 'registry-2'"):
-        kill_registry_node("registry-2", duration=10, configuration=configuration())
+        kill_registry_node("registry-2", duration=10, configuration=configuration(kube_cluster))
     with pytest.raises(ActivityFailed, match="needs a whole number value"):
-        kill_registry_node("registry-1", duration=10, configuration=configuration("fixed"))
+        kill_registry_node(
+            "registry-1", duration=10, configuration=configuration(kube_cluster, "fixed")
+        )
     with pytest.raises(ActivityFailed, match="never a chaos target"):
         kill_registry_node(
-            "registry-1", duration=10, configuration=configuration(namespace="kube-system")
+            "registry-1",
+            duration=10,
+            configuration=configuration(kube_cluster, namespace="kube-system"),
         )
+    # Probes that measure another registry than the one killed would pass whatever happens.
+    unmeasured = configuration(kube_cluster)
+    del unmeasured["chaosregistry"]["registry_url"]
+    with pytest.raises(ActivityFailed, match=r"^configuration\.registry_url: set it"):
+        kill_registry_node("registry-1", duration=10, configuration=unmeasured)
     assert Ledger(ledger_dir).all() == []
     fault = kill_registry_node(
-        "registry-1", duration=10, configuration=configuration("all", dry_run=True)
+        "registry-1", duration=10, configuration=configuration(kube_cluster, "all", dry_run=True)
     )
     assert fault["applied"]["dry_run"] is True
-    assert set(fault["applied"]["would_delete"]) == before
-    assert pod_names(kube_cluster) == before
-    restart_registry_node(configuration=configuration())
+    assert set(fault["applied"]["would_delete"]) == set(before.values())
+    assert registry_pods(kube_cluster) == before
+    restart_registry_node(configuration=configuration(kube_cluster))
+
+
+def test_registry_node_kill_game_day_on_the_kubernetes_backend(
+    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path
+) -> None:
+    """The experiment file unchanged, vars/kubernetes.yaml plus the in-cluster registry as the
+    registry measured: one replica is deleted under Locust load, the balancer routes around it,
+    the StatefulSet replaces it, the steady state holds before, during and after. The cluster is
+    found from a state dir given relative to where the game day is started."""
+    before = registry_pods(kube_cluster)
+    lb_log = Layout.at(kube_cluster.state_dir).log_file("registry-lb-access")
+    log_start = lb_log.stat().st_size
+    here = tmp_path / "workdir"
+    here.mkdir()
+    (here / "cluster").symlink_to(kube_cluster.state_dir)
+    process, journal = run_gameday(
+        kube_cluster,
+        tmp_path,
+        "registry-node-kill",
+        settings={
+            "registry_url": kube_cluster.settings["cluster_registry"],
+            "cluster_state_dir": "cluster",
+        },
+        cwd=here,
+    )
+    assert process.returncode == 0, process.stdout[-4000:]
+    out = outputs(journal)
+    kill = out["kill-registry-node"]
+    assert kill["kind"] == "node.kill" and kill["applied"]["namespace"] == REGISTRY_NAMESPACE
+    (victim,) = kill["applied"]["deleted"]
+    samples = [
+        r["output"] for r in journal["run"] if r["activity"]["name"] == "pulls-with-one-node-down"
+    ]
+    assert len(samples) == 3 and all(s["success_ratio"] >= 0.95 for s in samples), samples
+    load = out["load-through-the-kill"]
+    assert load["pulls"] >= 50 and load["failure_ratio"] <= 0.05, load
+    print(
+        f"\nnode kill on the cluster: {victim} deleted; samples "
+        f"{[s['success_ratio'] for s in samples]}; load {load['pulls']} pulls, "
+        f"failure ratio {load['failure_ratio']}"
+    )
+    # The pod was really replaced (same name, new uid) and both replicas serve again.
+    registry_ready(kube_cluster)
+    now = registry_pods(kube_cluster)
+    assert sorted(now.values()) == sorted(before.values())
+    assert {u for u, n in before.items() if n == victim}.isdisjoint(now)
+    # The load went through the balancer to both replicas (the killed one before and after).
+    with lb_log.open() as handle:
+        handle.seek(log_start)
+        ports = re.findall(r"upstream=127\.0\.0\.1:(\d+)", handle.read())
+    assert len(set(ports)) == 2 and len(ports) > 100, len(ports)
+    kinds = sorted(e.kind for e in Ledger(ledger_dir).all())
+    assert "node.kill" in kinds, kinds
+    assert all(e.state is FaultState.REVERTED for e in Ledger(ledger_dir).all())
+
+
+def test_killing_every_registry_pod_is_a_deviation_the_game_day_reports(
+    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path
+) -> None:
+    """The same experiment with mode all: nothing is left to route to, the pulls sampled right
+    after the kill fail, and the game day says deviated (exit 10). The check can fail."""
+    every_pod = {"namespace": REGISTRY_NAMESPACE, "selector": dict(REGISTRY_LABELS), "mode": "all"}
+    process, journal = run_gameday(
+        kube_cluster,
+        tmp_path,
+        "registry-node-kill",
+        settings={
+            "registry_url": kube_cluster.settings["cluster_registry"],
+            "registry_nodes": {"registry-1": every_pod},
+        },
+    )
+    assert process.returncode == 10, process.stdout[-4000:]
+    assert "verdict: deviated" in process.stdout
+    assert sorted(outputs(journal)["kill-registry-node"]["applied"]["deleted"]) == [
+        "registry-0",
+        "registry-1",
+    ]
+    first = next(
+        r["output"] for r in journal["run"] if r["activity"]["name"] == "pulls-with-one-node-down"
+    )
+    assert first["success_ratio"] < 0.95 and "server-error" in first["errors"], first
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
+    registry_ready(kube_cluster)
+    assert all(e.state is FaultState.REVERTED for e in Ledger(ledger_dir).all())
+
+
+def test_a_kill_the_probes_would_not_see_fails_the_game_day_and_kills_nothing(
+    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path
+) -> None:
+    """vars/kubernetes.yaml as shipped measures the sandbox, not the in-cluster registry: the
+    kill refuses, and a run whose fault never happened is failed (exit 11), never passed."""
+    before = registry_pods(kube_cluster)
+    process, _ = run_gameday(kube_cluster, tmp_path, "registry-node-kill")
+    assert process.returncode == 11, process.stdout[-4000:]
+    (note,) = [line for line in process.stdout.splitlines() if line.startswith("note: action")]
+    assert "'kill-registry-node' failed" in note and "configuration.registry_url" in note, note
+    assert registry_pods(kube_cluster) == before
+    assert not [e for e in Ledger(ledger_dir).all() if e.kind == "node.kill"]

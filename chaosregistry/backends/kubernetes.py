@@ -18,7 +18,8 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
                       (e.g. ``client-registry: {app: registry}``: the registry's replies)
 ``hop_external_targets`` for ``chaos-mesh``: {hop: [hosts or CIDRs]} to limit it to
 ``registry_nodes``    {node: {selector: {labels}, mode: one|all|fixed|fixed-percent, value: N,
-                      namespace}}: the registry pods ``kill_registry_node(node)`` deletes
+                      namespace}}: the registry pods ``kill_registry_node(node)`` deletes; a
+                      kill also needs ``registry_url`` (the registry those pods serve)
 ``chaos_mesh_confirm_timeout`` seconds to wait for the controller to confirm (default 5); an
                       injection it never confirms is reported as ``injected: unconfirmed``
 
@@ -357,6 +358,13 @@ class KubernetesBackend:
                 f"unknown registry node {node!r}: configuration.registry_nodes.{node} needs a "
                 f"selector (known: {', '.join(sorted(known)) or 'none'})"
             )
+        if not self.configuration.get("registry_url"):
+            # Without it the probes fall back to the sandbox (or $CHAOSREGISTRY_URL): a kill
+            # they cannot see would pass every check.
+            raise ConfigError(
+                f"configuration.registry_url: set it to the registry the pods of "
+                f"registry_nodes.{node} serve, so the probes measure what the kill hurts"
+            )
         settings = self.settings
         labels: dict[str, Any] = dict(choice["selector"])
         mode = str(choice.get("mode", "one"))
@@ -366,6 +374,7 @@ class KubernetesBackend:
         pods = guard(client, namespace, labels, settings.max_pods)
         victims = pick_pods(pods, mode, choice.get("value"))
         names = [p.metadata.name for p in victims if p.metadata and p.metadata.name]
+        uids = [p.metadata.uid for p in victims if p.metadata and p.metadata.uid]
         ready_before = sum(1 for p in pods if pod_ready(p))
         kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
         dry_run = settings.dry_run
@@ -395,6 +404,7 @@ class KubernetesBackend:
                     "selector": labels,
                     "ready": 0 if dry_run else ready_before,
                     "deleted": [] if dry_run else names,
+                    "deleted_uids": [] if dry_run else uids,
                 },
             },
         )

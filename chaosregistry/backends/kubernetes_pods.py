@@ -53,19 +53,24 @@ def pods_back(params: Mapping[str, Any]) -> None:
         context=params.get("context") or None,
     )
     namespace = str(params["namespace"])
-    deleted = {str(n) for n in params.get("deleted") or []}
+    # A pod is "the same pod" by uid: a StatefulSet's replacement has the killed one's name.
+    # Entries written before uids were recorded name pods only.
+    deleted_uids = {str(u) for u in params.get("deleted_uids") or []}
+    deleted_names = set() if deleted_uids else {str(n) for n in params.get("deleted") or []}
     wanted = int(params.get("ready") or 0)
+
+    def killed(pod: Pod) -> bool:
+        meta = pod.metadata
+        return meta is not None and (meta.uid in deleted_uids or meta.name in deleted_names)
+
     # Replacements usually take a few seconds; wait that long here rather than fail a rollback,
     # but not so long that the watchdog stalls (it retries a failed undo anyway).
     deadline = time.monotonic() + PODS_BACK_WAIT
     while True:
         with kube.translated():
             pods = list(client.list(Pod, namespace=namespace, labels=dict(params["selector"])))
-        names = {p.metadata.name for p in pods if p.metadata and p.metadata.name}
-        lingering = sorted(names & deleted)
-        ready = sum(
-            1 for p in pods if pod_ready(p) and p.metadata and p.metadata.name not in deleted
-        )
+        lingering = sorted(p.metadata.name or "" for p in pods if p.metadata and killed(p))
+        ready = sum(1 for p in pods if pod_ready(p) and not killed(p))
         if not lingering and ready >= wanted:
             return
         if time.monotonic() > deadline:

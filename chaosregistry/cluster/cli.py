@@ -77,6 +77,7 @@ def up_command(
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")
+    click.echo(f"# in-cluster registry (registry-node-kill): {settings['cluster_registry']}")
 
 
 @cluster_group.command("down")
@@ -90,7 +91,8 @@ def down_command(state_dir: Path) -> None:
 @_state_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(state_dir: Path, as_json: bool) -> None:
-    """Say which processes run, whether the node is Ready and the demo Available."""
+    """Say which processes run, whether the node is Ready, the demo Available and the
+    in-cluster registry ready."""
     result = status(state_dir)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -100,6 +102,8 @@ def status_command(state_dir: Path, as_json: bool) -> None:
         if result["node_ready"] is not None:
             click.echo(f"{'node':<24} {result['node_detail']}")
             click.echo(f"{'deployment demo':<24} {result['demo_detail']}")
+            where, detail = result.get("cluster_registry") or "-", result["cluster_registry_detail"]
+            click.echo(f"{'in-cluster registry':<24} {where}: {detail}")
         click.echo(f"{'kubeconfig':<24} {result['kubeconfig']}")
     if not result["running"]:
         raise SystemExit(3)

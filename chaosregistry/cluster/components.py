@@ -12,6 +12,7 @@ from chaosregistry.cluster.pki import Pki
 from chaosregistry.cluster.processes import ProcessSpec
 
 CONTAINERD = "/usr/bin/containerd"
+NGINX = "/usr/sbin/nginx"
 
 
 def containerd(layout: Layout) -> ProcessSpec:
@@ -139,4 +140,22 @@ def kubelet(binaries: Binaries, layout: Layout) -> ProcessSpec:
         # runc and the CNI plugins are found through PATH by containerd, not by the kubelet;
         # the kubelet only needs the usual tools (mount, iptables is not used).
         env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+
+
+def registry_lb(layout: Layout) -> ProcessSpec:
+    """nginx in front of the in-cluster registry's replicas (config: ``registry_lb_config``)."""
+    prefix = layout.registry_lb_dir
+    return ProcessSpec(
+        "registry-lb",
+        (
+            NGINX,
+            "-p",
+            f"{prefix}/",
+            "-c",
+            str(prefix / "nginx.conf"),
+            # Before the config is read nginx logs to its compiled-in path; keep it ours.
+            "-e",
+            str(layout.log_file("registry-lb-error")),
+        ),
     )

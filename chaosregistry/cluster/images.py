@@ -8,6 +8,8 @@ containerd maps to the sandbox's client-facing hop.
 * ``cluster/pause`` is the pod sandbox ("pause") image: busybox ``sleep`` as PID 1. containerd
   stops sandboxes with SIGKILL, so it needs no signal handling.
 * ``demo/app`` is the demo workload: a shell loop that exits at once on SIGTERM.
+* ``cluster/registry`` is the in-cluster registry (the victim of registry node kills): Debian's
+  Distribution binary and the C library it links, on the busybox layer.
 """
 
 import gzip
@@ -37,6 +39,38 @@ DEMO_TAG = "1"
 # Never pushed: the bad-tag rollout points at it.
 MISSING_TAG = "does-not-exist"
 
+# The in-cluster registry: Debian's Distribution in a pod. Each replica listens on
+# REGISTRY_BASE_PORT + its StatefulSet ordinal (host network, loopback only), so the load
+# balancer in front of them can name every replica on a fixed port.
+REGISTRY_REPOSITORY = "cluster/registry"
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+REGISTRY_LIBRARIES = ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2")
+REGISTRY_ENTRYPOINT = (
+    "export REGISTRY_HTTP_ADDR=127.0.0.1:$((REGISTRY_BASE_PORT + REGISTRY_ORDINAL)); "
+    "exec /bin/registry serve /etc/registry/config.yml"
+)
+# Anonymous and read-mostly: the storage is the sandbox's, which its own replicas write.
+# No blob descriptor cache (another process may delete), no access log (one line per request
+# under load would swamp the kubelet's log rotation), no upload purging (uploads in flight
+# belong to the sandbox's replicas).
+REGISTRY_CONFIG = """version: 0.1
+log:
+  level: warn
+  formatter: text
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:5000
+"""
+
 
 def image_name(repository: str, tag: str) -> str:
     """The name pods and containerd use for ``repository:tag``."""
@@ -65,25 +99,53 @@ class Image:
     manifest: Blob
 
 
-def busybox_layer_tar(busybox: Path = BUSYBOX) -> bytes:
-    """A reproducible tar: /bin/busybox, applet symlinks, an empty /tmp (1777)."""
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o755) -> None:
+    entry = tarfile.TarInfo(name)
+    entry.size, entry.mode = len(data), mode
+    tar.addfile(entry, io.BytesIO(data))
+
+
+def busybox_layer_tar(
+    busybox: Path = BUSYBOX, extra_files: dict[str, tuple[bytes, int]] | None = None
+) -> bytes:
+    """A reproducible tar: /bin/busybox, applet symlinks, an empty /tmp (1777), then
+    ``extra_files`` ({path in the image: (content, mode)}, their directories created)."""
     if not busybox.is_file():
         raise ClusterError(f"{busybox} missing: install the Debian package busybox-static")
-    data = busybox.read_bytes()
+    extra_files = extra_files or {}
+    directories = {"bin": 0o755, "tmp": 0o1777, "etc": 0o755}
+    for name in extra_files:
+        parent = Path(name).parent
+        while str(parent) not in (".", ""):
+            directories.setdefault(str(parent), 0o755)
+            parent = parent.parent
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, mode in (("bin", 0o755), ("tmp", 0o1777), ("etc", 0o755)):
+        for name, mode in sorted(directories.items()):
             entry = tarfile.TarInfo(name)
             entry.type, entry.mode = tarfile.DIRTYPE, mode
             tar.addfile(entry)
-        binary = tarfile.TarInfo("bin/busybox")
-        binary.size, binary.mode = len(data), 0o755
-        tar.addfile(binary, io.BytesIO(data))
+        _add_file(tar, "bin/busybox", busybox.read_bytes())
         for applet in APPLETS:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname, link.mode = tarfile.SYMTYPE, "busybox", 0o777
             tar.addfile(link)
+        for name, (data, mode) in sorted(extra_files.items()):
+            _add_file(tar, name, data, mode)
     return out.getvalue()
+
+
+def registry_layer_files(binary: Path = REGISTRY_BINARY) -> dict[str, tuple[bytes, int]]:
+    """Debian's Distribution binary with the C library it links (it is not static), and a
+    config that listens where ``REGISTRY_HTTP_ADDR`` says and serves /var/lib/registry."""
+    if not binary.is_file():
+        raise ClusterError(f"{binary} missing: install the Debian package docker-registry")
+    files = {"bin/registry": (binary.read_bytes(), 0o755)}
+    for library in REGISTRY_LIBRARIES:
+        # Store the file the symlink points at under the name the loader asks for.
+        files[library.lstrip("/")] = (Path(library).resolve().read_bytes(), 0o755)
+    files["etc/registry/config.yml"] = (REGISTRY_CONFIG.encode(), 0o644)
+    return files
 
 
 def build_image(repository: str, tag: str, entrypoint: list[str], layer_tar: bytes) -> Image:
@@ -107,6 +169,19 @@ def build_image(repository: str, tag: str, entrypoint: list[str], layer_tar: byt
     }
     manifest_blob = Blob(OCI_MANIFEST, json.dumps(manifest, sort_keys=True).encode())
     return Image(repository, tag, layer, config_blob, manifest_blob)
+
+
+def registry_image() -> Image:
+    """``cluster/registry``, tagged by its content so a changed binary gets a new tag (the
+    StatefulSet pulls IfNotPresent: a replacement pod starts without waiting on a pull)."""
+    layer_tar = busybox_layer_tar(extra_files=registry_layer_files())
+    tag = "distribution-" + hashlib.sha256(layer_tar).hexdigest()[:12]
+    return build_image(
+        REGISTRY_REPOSITORY,
+        tag,
+        ["/bin/sh", "-c", REGISTRY_ENTRYPOINT],
+        layer_tar,
+    )
 
 
 def cluster_images() -> list[Image]:

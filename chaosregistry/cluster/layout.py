@@ -11,6 +11,7 @@ Everything lives under one state directory (default ``./runs/cluster``)::
     cni/net.d/  cni/ipam/     the bridge network's conflist and host-local's leases
     kubelet/                  config.yaml and the kubelet root dir (root/)
     sandbox/                  the embedded registry sandbox this cluster pulls from
+    registry-lb/              nginx.conf and temp dirs of the in-cluster registry's balancer
     logs/<process>.log  pids/<process>.pid  host-state.json (sysctls to restore at down)
 
 Ports are ``base_port + offset`` (all on 127.0.0.1 except the kubelet, which listens on the node
@@ -46,6 +47,8 @@ CGROUP_ROOT = "chaosregistry"
 # The image host name pods use; containerd maps it to the sandbox through hosts.toml.
 REGISTRY_HOST = "registry.chaosregistry.test"
 DEMO_NAMESPACE = "chaos-demo"
+# The in-cluster registry (registry node kills) lives in a namespace of its own.
+REGISTRY_NAMESPACE = "registry"
 CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
 
 PROCESS_NAMES = (
@@ -55,6 +58,7 @@ PROCESS_NAMES = (
     "kube-controller-manager",
     "kube-scheduler",
     "kubelet",
+    "registry-lb",
 )
 
 
@@ -93,6 +97,16 @@ class Ports:
     @property
     def scheduler(self) -> int:
         return self.base + 6
+
+    @property
+    def registry_lb(self) -> int:
+        """nginx in front of the in-cluster registry's replicas."""
+        return self.base + 7
+
+    @property
+    def registry_replicas(self) -> int:
+        """The in-cluster registry's replica N listens on this + N (N = 0, 1)."""
+        return self.base + 8
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,10 @@ class Layout:
     @property
     def pod_logs_dir(self) -> Path:
         return self.path("kubelet", "pod-logs")
+
+    @property
+    def registry_lb_dir(self) -> Path:
+        return self.path("registry-lb")
 
     @property
     def sandbox_dir(self) -> Path:

@@ -39,9 +39,11 @@ from chaosregistry.cluster.host import (
 from chaosregistry.cluster.images import (
     PAUSE_REPOSITORY,
     PAUSE_TAG,
+    REGISTRY_REPOSITORY,
     cluster_images,
     image_name,
     push_images,
+    registry_image,
 )
 from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
@@ -50,6 +52,7 @@ from chaosregistry.cluster.layout import (
     NODE_IP,
     NODE_NAME,
     PROCESS_NAMES,
+    REGISTRY_NAMESPACE,
     SERVICE_IP,
     Layout,
     Ports,
@@ -69,19 +72,24 @@ from chaosregistry.cluster.processes import (
 )
 from chaosregistry.cluster.readiness import (
     deployment_available,
+    http_answers,
     http_ok,
     https_ok,
     node_ready,
+    statefulset_ready,
     unix_socket_answers,
     wait_until,
 )
 from chaosregistry.cluster.workloads import (
     DEMO_NAME,
+    REGISTRY_NAME,
     apply_objects,
     chaos_namespace,
     demo_deployment,
+    registry_statefulset,
 )
 from chaosregistry.errors import ConfigError
+from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
 
@@ -93,6 +101,8 @@ REQUIRED_FILES = {
     "/usr/lib/cni/host-local": "containernetworking-plugins",
     "/usr/lib/cni/loopback": "containernetworking-plugins",
     "/bin/busybox": "busybox-static",
+    "/usr/bin/docker-registry": "docker-registry",
+    "/usr/sbin/nginx": "nginx-light",
 }
 # A unix socket path must fit in sockaddr_un (108 bytes, containerd adds ".ttrpc").
 MAX_SOCKET_PATH = 100
@@ -194,6 +204,7 @@ def _specs(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -> list[P
         components.kube_controller_manager(binaries, layout, pki, ports),
         components.kube_scheduler(binaries, layout, ports),
         components.kubelet(binaries, layout),
+        components.registry_lb(layout),
     ]
 
 
@@ -211,6 +222,7 @@ def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[],
         ),
         "kube-scheduler": lambda: https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
         "kubelet": lambda: http_ok(f"http://127.0.0.1:{ports.kubelet_healthz}/healthz"),
+        "registry-lb": lambda: http_answers(f"http://127.0.0.1:{ports.registry_lb}/"),
     }
 
 
@@ -277,7 +289,10 @@ def up(
         generate_crds(say)
         endpoints = _start_sandbox(settings, say)
         access, push_url = _registry_access(endpoints)
-        pushed = push_images(push_url, access.username, access.password, cluster_images())
+        in_cluster_registry = registry_image()
+        pushed = push_images(
+            push_url, access.username, access.password, [*cluster_images(), in_cluster_registry]
+        )
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
         pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))
         write_configs(layout, pki, ports, access, image_name(PAUSE_REPOSITORY, PAUSE_TAG))
@@ -288,6 +303,8 @@ def up(
             kubeconfig=str(layout.kubeconfig),
             apiserver=f"https://127.0.0.1:{ports.apiserver}",
             registry=access.url,
+            cluster_registry=f"http://127.0.0.1:{ports.registry_lb}",
+            cluster_registry_namespace=REGISTRY_NAMESPACE,
             sandbox_endpoints=endpoints,
         )
         write_json(layout.settings_file, settings)
@@ -318,8 +335,32 @@ def up(
             process="kubelet",
             interval=1.0,
         )
-        seconds = time.monotonic() - started
         say(f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}: Available")
+        storage = SandboxLayout.at(settings["sandbox_dir"]).registry_storage
+        apply_objects(
+            client,
+            [
+                chaos_namespace(REGISTRY_NAMESPACE),
+                registry_statefulset(
+                    image_name(REGISTRY_REPOSITORY, in_cluster_registry.tag),
+                    str(storage),
+                    ports.registry_replicas,
+                ),
+            ],
+        )
+        wait_until(
+            f"statefulset {REGISTRY_NAMESPACE}/{REGISTRY_NAME}",
+            lambda: (
+                statefulset_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
+                or http_ok(f"{settings['cluster_registry']}/v2/")
+            ),
+            timeout=180,
+            layout=layout,
+            process="kubelet",
+            interval=1.0,
+        )
+        say(f"in-cluster registry: 2 replicas behind {settings['cluster_registry']}")
+        seconds = time.monotonic() - started
         say(f"ready in {seconds:.0f} s: export KUBECONFIG={layout.kubeconfig}")
         settings["up_seconds"] = round(seconds, 1)
         write_json(layout.settings_file, settings)
@@ -387,7 +428,8 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
 
 
 def status(state_dir: Path | str) -> dict[str, Any]:
-    """``{"state_dir", "running", "processes": {name: pid|None}, "node_ready", "demo", ...}``."""
+    """``{"state_dir", "running", "processes": {name: pid|None}, "node_ready", "demo",
+    "cluster_registry", ...}``."""
     layout = Layout.at(state_dir)
     settings = read_json(layout.settings_file) or {}
     processes = {name: running_pid(layout, name) for name in PROCESS_NAMES}
@@ -414,4 +456,14 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         result["node_detail"] = node_problem or "Ready"
         result["demo_available"] = demo_problem is None
         result["demo_detail"] = demo_problem or "Available"
+        registry_problem = None
+        try:
+            registry_problem = statefulset_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
+        except kube.KubeError as exc:
+            registry_problem = str(exc)
+        if registry_problem is None and settings.get("cluster_registry"):
+            registry_problem = http_ok(f"{settings['cluster_registry']}/v2/")
+        result["cluster_registry"] = settings.get("cluster_registry")
+        result["cluster_registry_ready"] = registry_problem is None
+        result["cluster_registry_detail"] = registry_problem or "2 replicas ready"
     return result

@@ -162,17 +162,24 @@ def _executable(pid: int) -> str:
 def strays(layout: Layout) -> list[int]:
     """Live processes of our executables whose command line names the state directory."""
     marker = str(layout.state_dir)
+    # nginx is ours only as the registry's balancer: the sandbox's own nginx may run from a
+    # folder inside the state dir too, and its lifecycle stops it.
+    lb_marker = str(layout.registry_lb_dir)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        if (
-            pid != os.getpid()
-            and _executable(pid) in OUR_EXECUTABLES
-            and marker in _cmdline(pid)
-            and _is_alive(pid)
-        ):
+        if pid == os.getpid():
+            continue
+        executable = _executable(pid)
+        if executable in OUR_EXECUTABLES:
+            wanted = marker
+        elif executable == "nginx":
+            wanted = lb_marker
+        else:
+            continue
+        if wanted in _cmdline(pid) and _is_alive(pid):
             found.append(pid)
     return sorted(found)
 

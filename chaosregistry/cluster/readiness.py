@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from lightkube import ApiError, Client
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.core_v1 import Node, Pod
 
 from chaosregistry.cluster.layout import Layout
@@ -92,6 +92,33 @@ def http_ok(url: str) -> str | None:
     except httpx.HTTPError as exc:
         return f"{url}: {type(exc).__name__}"
     return None if response.status_code == 200 else f"{url}: HTTP {response.status_code}"
+
+
+def http_answers(url: str) -> str | None:
+    """None once anything answers HTTP at ``url`` (a balancer with no backend yet says 502)."""
+    try:
+        httpx.get(url, timeout=PROBE_TIMEOUT, trust_env=False)
+    except httpx.HTTPError as exc:
+        return f"{url}: {type(exc).__name__}"
+    return None
+
+
+def statefulset_ready(kube: Client, namespace: str, name: str) -> str | None:
+    """None when every replica of the StatefulSet is ready and on its current revision."""
+    try:
+        sts = kube.get(StatefulSet, name, namespace=namespace)
+    except ApiError as exc:
+        return str(describe(exc))
+    except httpx.HTTPError as exc:
+        return f"API: {type(exc).__name__}"
+    spec, status = sts.spec, sts.status
+    wanted = spec.replicas if spec is not None and spec.replicas is not None else 1
+    if status is None:
+        return f"statefulset {namespace}/{name}: no status yet"
+    ready = status.readyReplicas or 0
+    if ready < wanted or status.currentRevision != status.updateRevision:
+        return f"statefulset {namespace}/{name}: {ready}/{wanted} ready"
+    return None
 
 
 def node_ready(kube: Client, name: str, *, since: datetime | None = None) -> str | None:

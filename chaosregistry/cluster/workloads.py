@@ -1,4 +1,5 @@
-"""The objects ``cluster up`` keeps in the cluster: the opted-in namespace and the demo.
+"""The objects ``cluster up`` keeps in the cluster: the opted-in namespaces, the demo and the
+in-cluster registry.
 
 Built as plain dicts with the API's own field names, applied server-side (idempotent: a
 second ``up`` puts back anything an experiment left changed, such as the demo's image).
@@ -10,7 +11,7 @@ from lightkube import Client
 from lightkube.codecs import from_dict
 
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
-from chaosregistry.cluster.layout import CHAOS_LABEL, DEMO_NAMESPACE
+from chaosregistry.cluster.layout import CHAOS_LABEL, DEMO_NAMESPACE, REGISTRY_NAMESPACE
 from chaosregistry.kube import translated
 
 DEMO_NAME = "demo"
@@ -61,6 +62,91 @@ def demo_deployment(image: str | None = None) -> dict[str, Any]:
                                 "limits": {"memory": "64Mi"},
                             },
                         }
+                    ],
+                },
+            },
+        },
+    }
+
+
+REGISTRY_NAME = "registry"
+REGISTRY_REPLICAS = 2
+REGISTRY_LABELS = {
+    "app.kubernetes.io/name": REGISTRY_NAME,
+    "app.kubernetes.io/part-of": "chaosregistry",
+}
+REGISTRY_STORAGE_MOUNT = "/var/lib/registry"
+
+
+def registry_statefulset(image: str, storage: str, base_port: int) -> dict[str, Any]:
+    """StatefulSet ``registry``: two Distribution replicas serving the sandbox's storage.
+
+    Host network, each on ``base_port + ordinal`` on loopback: there is no kube-proxy here, so
+    the load balancer in front of them (``registry-lb``, an nginx process of the cluster) names
+    the replicas by port, and a killed replica comes back under the same name on the same port
+    (a StatefulSet's pods keep their names). Readiness is checked from inside the pod.
+    """
+    port = "$((REGISTRY_BASE_PORT + REGISTRY_ORDINAL))"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": REGISTRY_NAME,
+            "namespace": REGISTRY_NAMESPACE,
+            "labels": REGISTRY_LABELS,
+        },
+        "spec": {
+            "replicas": REGISTRY_REPLICAS,
+            "serviceName": REGISTRY_NAME,
+            # Replace a killed pod at once, whatever the state of the other.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": REGISTRY_LABELS},
+            "template": {
+                "metadata": {"labels": REGISTRY_LABELS},
+                "spec": {
+                    "hostNetwork": True,
+                    "dnsPolicy": "Default",
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "registry",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [
+                                {"name": "REGISTRY_BASE_PORT", "value": str(base_port)},
+                                {
+                                    "name": "REGISTRY_ORDINAL",
+                                    "valueFrom": {
+                                        "fieldRef": {
+                                            "fieldPath": "metadata.labels"
+                                            "['apps.kubernetes.io/pod-index']"
+                                        }
+                                    },
+                                },
+                            ],
+                            "readinessProbe": {
+                                "exec": {
+                                    "command": [
+                                        "/bin/sh",
+                                        "-c",
+                                        f"wget -q -O /dev/null http://127.0.0.1:{port}/v2/",
+                                    ]
+                                },
+                                "periodSeconds": 1,
+                                "timeoutSeconds": 2,
+                                "failureThreshold": 2,
+                            },
+                            "volumeMounts": [
+                                {"name": "storage", "mountPath": REGISTRY_STORAGE_MOUNT}
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "32Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "storage", "hostPath": {"path": storage, "type": "Directory"}}
                     ],
                 },
             },
