@@ -326,9 +326,9 @@ def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
     ttr: float | None = None
     recovered: bool | None = None
     if fault_end is not None:
-        tail = [
-            i for i in range(len(times)) if times[i] is not None and times[i] + step > fault_end
-        ]
+        # Samples whose window reaches past the fault's end, with their times.
+        tail_at = {i: t for i, t in enumerate(times) if t is not None and t + step > fault_end}
+        tail = list(tail_at)
         hurt = [i for i in phases["during"] + tail if (completed[i] + failed[i]) and not healthy(i)]
         if not hurt:
             ttr, recovered = (0.0, True) if tail or phases["during"] else (None, None)
@@ -336,7 +336,7 @@ def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
             last_hurt = max(hurt)
             back = next((i for i in tail if i > last_hurt and healthy(i)), None)
             if back is not None:
-                ttr, recovered = round(max(0.0, times[back] + step - fault_end), 3), True
+                ttr, recovered = round(max(0.0, tail_at[back] + step - fault_end), 3), True
             elif tail:
                 recovered = False
     return {
@@ -421,9 +421,13 @@ def summarize(model: RunModel) -> dict[str, Any]:
                 "error": _activity_error(run),
             }
         )
-    failed_activities = [
-        {"name": activity_name(as_dict(run)), "phase": phase, "status": as_text(run.get("status"))}
-        | {"error": _activity_error(as_dict(run))}
+    failed_activities: list[dict[str, str | None]] = [
+        {
+            "name": activity_name(as_dict(run)),
+            "phase": phase,
+            "status": as_text(run.get("status")),
+            "error": _activity_error(as_dict(run)),
+        }
         for phase in ("run", "rollbacks")
         for run in as_list(journal.get(phase))
         if isinstance(run, dict) and run.get("status") not in ("succeeded", None)

@@ -78,7 +78,7 @@ def _summary_of(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
 
 def trend_rows(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """One row per run found in ``run_dirs``, oldest first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         summary, report = _summary_of(Path(run_dir))
         for run in map(as_dict, as_list(summary.get("runs"))):
