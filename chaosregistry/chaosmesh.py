@@ -1,8 +1,9 @@
 """Chaos Mesh objects (``chaos-mesh.org/v1alpha1``) built as plain dicts, Go field names as-is.
 
 Small typed builders, one per part of the spec (``PodSelectorSpec``, ``DelaySpec``,
-``BandwidthSpec``, ``NetworkChaosSpec``), compose a ``NetworkChaos``; every object carries a
-``duration`` so Chaos Mesh's controller ends it by itself even if nothing else does. Creating is
+``BandwidthSpec``, ``NetworkChaosSpec``, ``PodChaosSpec``), compose a ``NetworkChaos`` or a
+``PodChaos``; every NetworkChaos carries a ``duration`` so Chaos Mesh's controller ends it by
+itself even if nothing else does (a pod-kill is one-shot and has none). Creating is
 idempotent (a 409 returns the object already there) and deleting is verified (the object must
 be gone). Whether the fault is really in place is the controller's word only: when it has not
 recorded the injection in ``status.experiment.containerRecords``, we say ``unconfirmed``.
@@ -23,6 +24,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 SelectorMode = Literal["one", "all", "fixed", "fixed-percent", "random-max-percent"]
 Direction = Literal["to", "from", "both"]
 NetworkAction = Literal["delay", "loss", "bandwidth", "partition"]
+PodAction = Literal["pod-kill"]
 Injected = Literal["confirmed", "unconfirmed"]
 
 
@@ -136,13 +138,52 @@ def network_chaos_spec(
     return spec
 
 
-def network_chaos(
-    name: str, namespace: str, spec: NetworkChaosSpec, labels: Mapping[str, str] | None = None
+class PodChaosSpec(TypedDict):
+    selector: PodSelectorSpec
+    mode: SelectorMode
+    value: NotRequired[str]
+    action: PodAction
+    gracePeriod: NotRequired[int]
+    duration: NotRequired[str]
+
+
+def pod_kill_spec(
+    *, selector: PodSelectorSpec, mode: SelectorMode, value: str = "", grace_period: int = 0
+) -> PodChaosSpec:
+    """A PodChaos ``pod-kill``: one-shot (the controller deletes the pods it selects once), so
+    no duration; the ledger entry's duration bounds how long we wait for replacements."""
+    if mode in ("fixed", "fixed-percent", "random-max-percent") and not value:
+        raise ConfigError(f"selector mode {mode!r} needs a value")
+    spec: PodChaosSpec = {
+        "selector": selector,
+        "mode": mode,
+        "action": "pod-kill",
+        "gracePeriod": grace_period,
+    }
+    if value:
+        spec["value"] = value
+    return spec
+
+
+def _document(
+    kind: str, name: str, namespace: str, spec: Mapping[str, Any], labels: Mapping[str, str] | None
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if labels:
         metadata["labels"] = dict(labels)
-    return {"apiVersion": API_VERSION, "kind": "NetworkChaos", "metadata": metadata, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": dict(spec)}
+
+
+def network_chaos(
+    name: str, namespace: str, spec: NetworkChaosSpec, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    return _document("NetworkChaos", name, namespace, spec, labels)
+
+
+def pod_chaos(
+    name: str, namespace: str, spec: PodChaosSpec, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    return _document("PodChaos", name, namespace, spec, labels)
 
 
 def resource(kind: str) -> Any:

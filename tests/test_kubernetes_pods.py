@@ -15,6 +15,7 @@ from chaosregistry.probes.pull import pull_image
 from cluster_support import KubeCluster, outputs, run_gameday, wait_for
 from lightkube.resources.core_v1 import Pod
 
+from chaosregistry import chaosmesh
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.readiness import statefulset_ready
 from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
@@ -149,9 +150,24 @@ def test_kill_refusals_and_dry_run_delete_nothing(
     # Probes that measure another registry than the one killed would pass whatever happens.
     unmeasured = configuration(kube_cluster)
     del unmeasured["chaosregistry"]["registry_url"]
-    with pytest.raises(ActivityFailed, match=r"^configuration\.registry_url: set it"):
+    refused = r"^kill_registry_node: configuration\.registry_url: set it"
+    with pytest.raises(ActivityFailed, match=refused):
         kill_registry_node("registry-1", duration=10, configuration=unmeasured)
+    with pytest.raises(ActivityFailed, match="node_kill_provider must be one of api, chaos-mesh"):
+        kill_registry_node(
+            "registry-1",
+            duration=10,
+            configuration=configuration(kube_cluster, node_kill_provider="litmus"),
+        )
     assert Ledger(ledger_dir).all() == []
+    planned = kill_registry_node(
+        "registry-1",
+        duration=10,
+        configuration=configuration(kube_cluster, dry_run=True, node_kill_provider="chaos-mesh"),
+    )
+    assert planned["applied"]["would_apply"]["kind"] == "PodChaos"
+    assert list(kube_cluster.client.list(chaosmesh.resource("PodChaos"), namespace="*")) == []
+    restart_registry_node(configuration=configuration(kube_cluster))
     fault = kill_registry_node(
         "registry-1", duration=10, configuration=configuration(kube_cluster, "all", dry_run=True)
     )
@@ -161,8 +177,35 @@ def test_kill_refusals_and_dry_run_delete_nothing(
     restart_registry_node(configuration=configuration(kube_cluster))
 
 
+def test_pod_kill_through_chaos_mesh_is_carried_out_by_its_controller_and_reverted(
+    kube_cluster: KubeCluster, ledger_dir: Path
+) -> None:
+    """node_kill_provider chaos-mesh: a PodChaos pod-kill that the real Chaos Mesh controller
+    (namespace-scoped to the registry's namespace on the test bed) carries out and records."""
+    before = registry_pods(kube_cluster)
+    config = configuration(kube_cluster, node_kill_provider="chaos-mesh")
+    fault = kill_registry_node("registry-1", duration=60, configuration=config)
+    applied = fault["applied"]
+    assert applied["injected"] == "confirmed", applied
+    assert applied["object"].startswith(f"PodChaos {REGISTRY_NAMESPACE}/chaosregistry-pod-kill-")
+    assert applied["spec"]["action"] == "pod-kill" and applied["spec"]["mode"] == "one"
+    (victim,) = applied["deleted"]
+    victim_uid = next(uid for uid, name in before.items() if name == victim)
+    wait_for(
+        f"Chaos Mesh deleted {victim}", lambda: victim_uid not in registry_pods(kube_cluster), 15
+    )
+    result = restart_registry_node(configuration=config)
+    assert result["count"] == 1 and result["reverted"][0]["state"] == "reverted"
+    assert list(kube_cluster.client.list(chaosmesh.resource("PodChaos"), namespace="*")) == []
+    now = registry_pods(kube_cluster)
+    assert sorted(now.values()) == sorted(before.values()) and victim_uid not in now
+    (entry,) = Ledger(ledger_dir).all()
+    assert entry.revert_reason is RevertReason.ROLLBACK
+
+
+@pytest.mark.parametrize("provider", ["api", "chaos-mesh"])
 def test_registry_node_kill_game_day_on_the_kubernetes_backend(
-    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path
+    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path, provider: str
 ) -> None:
     """The experiment file unchanged, vars/kubernetes.yaml plus the in-cluster registry as the
     registry measured: one replica is deleted under Locust load, the balancer routes around it,
@@ -181,6 +224,7 @@ def test_registry_node_kill_game_day_on_the_kubernetes_backend(
         settings={
             "registry_url": kube_cluster.settings["cluster_registry"],
             "cluster_state_dir": "cluster",
+            "node_kill_provider": provider,
         },
         cwd=here,
     )
@@ -188,6 +232,8 @@ def test_registry_node_kill_game_day_on_the_kubernetes_backend(
     out = outputs(journal)
     kill = out["kill-registry-node"]
     assert kill["kind"] == "node.kill" and kill["applied"]["namespace"] == REGISTRY_NAMESPACE
+    if provider == "chaos-mesh":
+        assert kill["applied"]["injected"] == "confirmed", kill
     (victim,) = kill["applied"]["deleted"]
     samples = [
         r["output"] for r in journal["run"] if r["activity"]["name"] == "pulls-with-one-node-down"
@@ -196,7 +242,7 @@ def test_registry_node_kill_game_day_on_the_kubernetes_backend(
     load = out["load-through-the-kill"]
     assert load["pulls"] >= 50 and load["failure_ratio"] <= 0.05, load
     print(
-        f"\nnode kill on the cluster: {victim} deleted; samples "
+        f"\nnode kill on the cluster ({provider}): {victim} deleted; samples "
         f"{[s['success_ratio'] for s in samples]}; load {load['pulls']} pulls, "
         f"failure ratio {load['failure_ratio']}"
     )

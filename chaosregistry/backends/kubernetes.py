@@ -20,6 +20,8 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
 ``registry_nodes``    {node: {selector: {labels}, mode: one|all|fixed|fixed-percent, value: N,
                       namespace}}: the registry pods ``kill_registry_node(node)`` deletes; a
                       kill also needs ``registry_url`` (the registry those pods serve)
+``node_kill_provider`` ``api`` (default: delete the pods, grace 0) or ``chaos-mesh`` (a PodChaos
+                      pod-kill its controller carries out and records)
 ``chaos_mesh_confirm_timeout`` seconds to wait for the controller to confirm (default 5); an
                       injection it never confirms is reported as ``injected: unconfirmed``
 
@@ -43,7 +45,13 @@ from lightkube.resources.core_v1 import Namespace, Pod
 
 from chaosregistry import chaosmesh, kube
 from chaosregistry.backends import FaultPlan
-from chaosregistry.backends.kubernetes_pods import PODS_BACK, pick_pods, pod_ready
+from chaosregistry.backends.kubernetes_pods import (
+    POD_CHAOS_BACK,
+    PODS_BACK,
+    pick_pods,
+    pod_chaos_victims,
+    pod_ready,
+)
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import undo_handler
 
@@ -54,6 +62,7 @@ CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
 DEFAULT_MAX_PODS = 10
 DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
+NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
 CHAOS_MESH_DELETE = "chaosmesh.delete"
 
 
@@ -96,6 +105,12 @@ class KubernetesSettings:
             raise ConfigError(
                 f"configuration.network_provider must be one of {', '.join(NETWORK_PROVIDERS)},"
                 f" not {provider!r}"
+            )
+        node_kill = configuration.get("node_kill_provider", "api")
+        if node_kill not in NODE_KILL_PROVIDERS:
+            raise ConfigError(
+                f"configuration.node_kill_provider must be one of {', '.join(NODE_KILL_PROVIDERS)}"
+                f", not {node_kill!r}"
             )
         context = configuration.get("kube_context") or None
         return cls(
@@ -339,6 +354,74 @@ class KubernetesBackend:
             },
         )
 
+    def _pod_chaos_kill(
+        self,
+        node: str,
+        namespace: str,
+        labels: dict[str, Any],
+        mode: str,
+        value: Any,
+        pods: list[Pod],
+    ) -> FaultPlan:
+        """The kill as a Chaos Mesh PodChaos pod-kill: its controller picks and deletes the pods
+        (grace 0). Unconfirmed within ``chaos_mesh_confirm_timeout``: said so, never assumed."""
+        pick_pods(pods, mode, value)  # the same checks of mode and value as the API kill
+        settings = self.settings
+        spec = chaosmesh.pod_kill_spec(
+            selector=chaosmesh.pod_selector(namespace, labels),
+            mode=mode,  # type: ignore[arg-type]  # checked by pick_pods
+            value=str(value) if mode in ("fixed", "fixed-percent") else "",
+        )
+        name = f"chaosregistry-pod-kill-{secrets.token_hex(4)}"
+        document = chaosmesh.pod_chaos(
+            name, namespace, spec, labels={"app.kubernetes.io/managed-by": "chaosregistry"}
+        )
+        before = {p.metadata.uid: p.metadata.name for p in pods if p.metadata and p.metadata.uid}
+        ready_before = sum(1 for p in pods if pod_ready(p))
+        kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+        dry_run = settings.dry_run
+        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
+
+        def apply() -> dict[str, Any]:
+            if dry_run:
+                log.warning("dry run: would create %s", json.dumps(document))
+                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
+            api = kube.client(kubeconfig, timeout=timeout, context=context)
+            created, new = chaosmesh.create(api, document)
+            obj, state = chaosmesh.wait_for_injection(
+                api, "PodChaos", name, namespace, timeout=confirm_timeout
+            )
+            return {
+                "object": f"PodChaos {namespace}/{name}",
+                "uid": created.metadata.uid if created.metadata else None,
+                "created": new,
+                "spec": dict(spec),
+                "injected": state,
+                "deleted": pod_chaos_victims(obj),
+                "namespace": namespace,
+                "ready_before": ready_before,
+            }
+
+        return FaultPlan(
+            kind="node.kill",
+            target=f"node:{node}",
+            parameters={"node": node, "mode": mode, "provider": "chaos-mesh"},
+            apply=apply,
+            undo={
+                "kind": POD_CHAOS_BACK,
+                "params": {
+                    "kubeconfig": str(kubeconfig),
+                    "context": context,
+                    "timeout": timeout,
+                    "namespace": namespace,
+                    "name": name,
+                    "selector": labels,
+                    "ready": 0 if dry_run else ready_before,
+                    "pods_before": before,
+                },
+            },
+        )
+
     def _registry_nodes(self) -> dict[str, Any]:
         nodes = self.configuration.get("registry_nodes") or {}
         if not isinstance(nodes, dict):
@@ -372,6 +455,8 @@ class KubernetesBackend:
         refuse_protected(namespace)
         client = settings.client()
         pods = guard(client, namespace, labels, settings.max_pods)
+        if self.configuration.get("node_kill_provider", "api") == "chaos-mesh":
+            return self._pod_chaos_kill(node, namespace, labels, mode, choice.get("value"), pods)
         victims = pick_pods(pods, mode, choice.get("value"))
         names = [p.metadata.name for p in victims if p.metadata and p.metadata.name]
         uids = [p.metadata.uid for p in victims if p.metadata and p.metadata.uid]

@@ -6,7 +6,8 @@ generate a throwaway module in the cache directory that requires ``k8s.io/kubern
 replaces every staging module with its published ``v0.<minor>.<patch>`` twin (the list is read
 from that release's own go.mod), then ``go build`` the command packages in one invocation so
 their shared dependencies compile once. etcd and controller-gen get the same treatment (etcd's
-server module has replace directives too).
+server module has replace directives too). Chaos Mesh's controller-manager is built inside a
+copy of its own module instead (its replaces point at a nested module, see ``versions``).
 
 Layout: ``<cache>/<name>-<version>/{src/go.mod,bin/<binary>,build.log}``. A build lands in
 ``bin.partial`` and is renamed to ``bin`` only when every binary exists, so a warm start checks
@@ -343,6 +344,83 @@ def ensure_controller_gen(progress: Progress) -> Path:
     return binary
 
 
+CHAOS_MESH_MODULE = "github.com/chaos-mesh/chaos-mesh"
+
+
+def _writable_copy(source: Path, target: Path) -> None:
+    """Copy a module out of the read-only module cache, writable (go build writes go.sum)."""
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+
+
+def ensure_chaos_mesh_controller(progress: Progress) -> Path:
+    """Chaos Mesh's controller-manager, built inside its own module so its replace directives
+    apply (see ``versions``), with its API module copied to the ``./api`` they point at."""
+    version = versions.CHAOS_MESH_VERSION
+    directory = cache_root() / f"chaos-mesh-{version}"
+    binary = directory / "bin" / "chaos-controller-manager"
+    if binary.is_file():
+        return binary
+    with _locked(directory):
+        if binary.is_file():
+            return binary
+        go, log = go_binary(), directory / "build.log"
+        started = time.monotonic()
+        progress(f"build: downloading Chaos Mesh {version} and its API module")
+        modules = {}
+        for module, pinned in (
+            (CHAOS_MESH_MODULE, version),
+            (f"{CHAOS_MESH_MODULE}/api", versions.CHAOS_MESH_API_VERSION),
+        ):
+            out = run_go(
+                [go, "mod", "download", "-json", f"{module}@{pinned}"],
+                cwd=directory,
+                log=log,
+                step=f"go mod download {module}",
+            )
+            modules[module] = Path(json.loads(out)["Dir"])
+        src = directory / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        _writable_copy(modules[CHAOS_MESH_MODULE], src)
+        shutil.rmtree(src / "api", ignore_errors=True)
+        _writable_copy(modules[f"{CHAOS_MESH_MODULE}/api"], src / "api")
+        partial = directory / "bin.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        stamps = (
+            ("github.com/chaos-mesh/chaos-mesh/pkg/version.gitVersion", version),
+            ("github.com/chaos-mesh/chaos-mesh/pkg/version.gitCommit", version.rsplit("-", 1)[1]),
+        )
+        ldflags = " ".join(["-s", "-w", *(f"-X {name}={value}" for name, value in stamps)])
+        progress("build: compiling chaos-controller-manager (2 cores; a cold build takes minutes)")
+        run_go(
+            [
+                go,
+                "build",
+                "-v",
+                *GO_BUILD_FLAGS,
+                f"-ldflags={ldflags}",
+                "-o",
+                str(partial / binary.name),
+                "./cmd/chaos-controller-manager",
+            ],
+            cwd=src,
+            log=log,
+            step="go build chaos-controller-manager",
+            heartbeat=progress,
+        )
+        shutil.rmtree(binary.parent, ignore_errors=True)
+        partial.rename(binary.parent)
+        shutil.rmtree(src)  # the module cache keeps the source
+        seconds = time.monotonic() - started
+        (directory / "built.json").write_text(
+            json.dumps({"version": version, "seconds": round(seconds, 1)}) + "\n"
+        )
+        progress(f"build: chaos-controller-manager built in {seconds:.0f} s")
+    return binary
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Absolute paths of every binary the cluster runs."""
@@ -352,16 +430,20 @@ class Binaries:
     kube_controller_manager: Path
     kube_scheduler: Path
     kubelet: Path
+    chaos_controller_manager: Path
 
 
 def ensure_binaries(progress: Progress) -> Binaries:
-    """Build (or find cached) etcd and the Kubernetes server binaries, one build at a time."""
+    """Build (or find cached) etcd, the Kubernetes server binaries and Chaos Mesh's
+    controller-manager, one build at a time."""
     etcd_bin = ensure_built(ETCD_BUILD, progress)
     k8s_bin = ensure_built(kubernetes_build(progress), progress)
+    chaos_mesh = ensure_chaos_mesh_controller(progress)
     return Binaries(
         etcd=etcd_bin / "etcd",
         kube_apiserver=k8s_bin / "kube-apiserver",
         kube_controller_manager=k8s_bin / "kube-controller-manager",
         kube_scheduler=k8s_bin / "kube-scheduler",
         kubelet=k8s_bin / "kubelet",
+        chaos_controller_manager=chaos_mesh,
     )

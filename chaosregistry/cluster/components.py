@@ -7,7 +7,14 @@ under the state directory rather than /var/run/kubernetes.
 """
 
 from chaosregistry.cluster.build import Binaries
-from chaosregistry.cluster.layout import NODE_IP, NODE_NAME, SERVICE_SUBNET, Layout, Ports
+from chaosregistry.cluster.layout import (
+    NODE_IP,
+    NODE_NAME,
+    REGISTRY_NAMESPACE,
+    SERVICE_SUBNET,
+    Layout,
+    Ports,
+)
 from chaosregistry.cluster.pki import Pki
 from chaosregistry.cluster.processes import ProcessSpec
 
@@ -158,4 +165,34 @@ def registry_lb(layout: Layout) -> ProcessSpec:
             "-e",
             str(layout.log_file("registry-lb-error")),
         ),
+    )
+
+
+def chaos_controller_manager(binaries: Binaries, layout: Layout, ports: Ports) -> ProcessSpec:
+    """Chaos Mesh's controller out of cluster, scoped to the registry's namespace.
+
+    Namespace-scoped on purpose: it carries out PodChaos there (pod-kill needs no daemon), while
+    chaos objects elsewhere stay untouched (NetworkChaos needs chaos-daemon's privileged
+    network namespace access, which this machine's root lacks). No admission webhooks are
+    registered, but the server always starts, so it gets a pair on loopback. Configured by
+    environment only (the binary has no flags besides --version).
+    """
+    return ProcessSpec(
+        "chaos-controller-manager",
+        (str(binaries.chaos_controller_manager),),
+        env={
+            "KUBECONFIG": str(layout.component_kubeconfig("chaos-controller-manager")),
+            "CLUSTER_SCOPED": "false",
+            "TARGET_NAMESPACE": REGISTRY_NAMESPACE,
+            "NAMESPACE": REGISTRY_NAMESPACE,
+            "ENABLE_LEADER_ELECTION": "false",
+            "ENABLED_WEBHOOKS": "none",
+            "SECURITY_MODE": "false",
+            "WEBHOOK_HOST": "127.0.0.1",
+            "WEBHOOK_PORT": str(ports.chaos_mesh_webhook),
+            "CERTS_DIR": str(layout.chaos_mesh_certs),
+            "METRICS_HOST": "127.0.0.1",
+            "METRICS_PORT": str(ports.chaos_mesh_metrics),
+            "PPROF_ADDR": "0",
+        },
     )

@@ -292,12 +292,13 @@ def write_configs(
     sandbox_image: str,
 ) -> None:
     """Write every config file (kubeconfigs, containerd, hosts.toml, CNI, kubelet, the
-    registry's load balancer)."""
+    registry's load balancer, Chaos Mesh's webhook pair)."""
     server = f"https://127.0.0.1:{ports.apiserver}"
     components = {
         "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
         "kube-scheduler": ("scheduler", "system:kube-scheduler"),
         "kubelet": ("kubelet-client", f"system:node:{NODE_NAME}"),
+        "chaos-controller-manager": ("chaos-mesh-controller", "chaos-mesh:controller-manager"),
     }
     for component, (cert, user) in components.items():
         config = kubeconfig(
@@ -328,3 +329,10 @@ def write_configs(
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (layout.registry_lb_dir / "tmp" / kind).mkdir(parents=True, exist_ok=True)
     (layout.registry_lb_dir / "nginx.conf").write_text(registry_lb_config(layout, ports))
+    layout.chaos_mesh_certs.mkdir(parents=True, exist_ok=True)
+    layout.chaos_mesh_certs.parent.chmod(0o700)
+    for name, source in (
+        ("tls.crt", pki.cert("chaos-mesh-webhook")),
+        ("tls.key", pki.key("chaos-mesh-webhook")),
+    ):
+        write_private(layout.chaos_mesh_certs / name, source.read_text())

@@ -45,8 +45,13 @@ MISSING_TAG = "does-not-exist"
 REGISTRY_REPOSITORY = "cluster/registry"
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 REGISTRY_LIBRARIES = ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2")
+# A force-deleted pod's replacement (same name, same port) can start before the kubelet has
+# killed its predecessor's container: wait while the port still answers, or Distribution would
+# exit on "address already in use" and the replacement would sit out a crash-loop back-off.
 REGISTRY_ENTRYPOINT = (
     "export REGISTRY_HTTP_ADDR=127.0.0.1:$((REGISTRY_BASE_PORT + REGISTRY_ORDINAL)); "
+    "n=0; while [ $n -lt 100 ] && wget -q -T 1 -O /dev/null http://$REGISTRY_HTTP_ADDR/v2/; "
+    "do n=$((n + 1)); sleep 0.1; done; "
     "exec /bin/registry serve /etc/registry/config.yml"
 )
 # Anonymous and read-mostly: the storage is the sandbox's, which its own replicas write.

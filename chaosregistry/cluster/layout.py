@@ -12,6 +12,7 @@ Everything lives under one state directory (default ``./runs/cluster``)::
     kubelet/                  config.yaml and the kubelet root dir (root/)
     sandbox/                  the embedded registry sandbox this cluster pulls from
     registry-lb/              nginx.conf and temp dirs of the in-cluster registry's balancer
+    chaos-mesh/certs/         the webhook serving pair Chaos Mesh's controller insists on
     logs/<process>.log  pids/<process>.pid  host-state.json (sysctls to restore at down)
 
 Ports are ``base_port + offset`` (all on 127.0.0.1 except the kubelet, which listens on the node
@@ -31,7 +32,7 @@ DEFAULT_STATE_DIR = Path("runs/cluster")
 DEFAULT_BASE_PORT = 16440
 # A different range from the sandbox's default (15000..15049).
 DEFAULT_SANDBOX_BASE_PORT = 15100
-PORT_SPAN = 10
+PORT_SPAN = 12
 
 NODE_NAME = "chaosregistry-node"
 # An interface of ours carries the node address (kubelet's nodeIP must not be loopback).
@@ -59,6 +60,7 @@ PROCESS_NAMES = (
     "kube-scheduler",
     "kubelet",
     "registry-lb",
+    "chaos-controller-manager",
 )
 
 
@@ -107,6 +109,15 @@ class Ports:
     def registry_replicas(self) -> int:
         """The in-cluster registry's replica N listens on this + N (N = 0, 1)."""
         return self.base + 8
+
+    @property
+    def chaos_mesh_webhook(self) -> int:
+        """Chaos Mesh's controller always serves its webhook port (nothing calls it here)."""
+        return self.base + 10
+
+    @property
+    def chaos_mesh_metrics(self) -> int:
+        return self.base + 11
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,11 @@ class Layout:
     @property
     def registry_lb_dir(self) -> Path:
         return self.path("registry-lb")
+
+    @property
+    def chaos_mesh_certs(self) -> Path:
+        """tls.crt / tls.key of Chaos Mesh's webhook server (its CERTS_DIR)."""
+        return self.path("chaos-mesh", "certs")
 
     @property
     def sandbox_dir(self) -> Path:

@@ -22,8 +22,9 @@ from typing import Any
 
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
 
-from chaosregistry import kube, sandbox
+from chaosregistry import chaosmesh, kube, sandbox
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs
@@ -208,6 +209,11 @@ def _specs(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -> list[P
     ]
 
 
+def _chaos_mesh_spec(binaries: Binaries, layout: Layout, ports: Ports) -> ProcessSpec:
+    # Started once its CRDs are established: its informers fail on kinds the API lacks.
+    return components.chaos_controller_manager(binaries, layout, ports)
+
+
 def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[], str | None]]:
     return {
         "containerd": lambda: unix_socket_answers(layout.containerd_socket),
@@ -223,6 +229,9 @@ def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[],
         "kube-scheduler": lambda: https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
         "kubelet": lambda: http_ok(f"http://127.0.0.1:{ports.kubelet_healthz}/healthz"),
         "registry-lb": lambda: http_answers(f"http://127.0.0.1:{ports.registry_lb}/"),
+        "chaos-controller-manager": lambda: http_ok(
+            f"http://127.0.0.1:{ports.chaos_mesh_metrics}/metrics"
+        ),
     }
 
 
@@ -324,8 +333,14 @@ def up(
             process="kubelet",
         )
         say(f"node {NODE_NAME}: Ready")
-        apply_objects(client, [chaos_namespace()])
+        apply_objects(client, [chaos_namespace(), chaos_namespace(REGISTRY_NAMESPACE)])
         install_chaos_mesh_crds(client, say)
+        _start_processes(
+            layout,
+            [_chaos_mesh_spec(binaries, layout, ports)],
+            _readiness(layout, pki, ports),
+            say,
+        )
         apply_objects(client, [demo_deployment()])
         wait_until(
             f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}",
@@ -340,7 +355,6 @@ def up(
         apply_objects(
             client,
             [
-                chaos_namespace(REGISTRY_NAMESPACE),
                 registry_statefulset(
                     image_name(REGISTRY_REPOSITORY, in_cluster_registry.tag),
                     str(storage),
@@ -374,6 +388,7 @@ def _drain(layout: Layout, say: Progress) -> None:
         return
     if https_ok(f"https://127.0.0.1:{ports.apiserver}/readyz", Pki(layout.pki_dir), "admin"):
         return
+    _remove_chaos_objects(layout, say)
     # Nothing may recreate the pods while they go.
     for name in ("kube-controller-manager", "kube-scheduler"):
         stop(layout, name)
@@ -394,6 +409,43 @@ def _drain(layout: Layout, say: Progress) -> None:
         time.sleep(0.5)
 
 
+CHAOS_KINDS = ("PodChaos", "NetworkChaos")
+
+
+def _remove_chaos_objects(layout: Layout, say: Progress) -> None:
+    """Delete Chaos Mesh objects while its controller still runs: it holds a finalizer on each
+    it handled, and a namespace cannot go while one is stuck. Stuck ones lose the finalizer."""
+    client = admin_client(layout.state_dir, timeout=10)
+    for kind in CHAOS_KINDS:
+        resource = chaosmesh.resource(kind)
+        try:
+            with kube.translated():
+                objects = list(client.list(resource, namespace="*"))
+            for obj in objects:
+                meta = obj.metadata
+                if meta is None or not meta.name:
+                    continue
+                try:
+                    chaosmesh.delete_verified(client, kind, meta.name, str(meta.namespace))
+                except kube.KubeError:
+                    with kube.translated():
+                        client.patch(
+                            resource,
+                            meta.name,
+                            {"metadata": {"finalizers": None}},
+                            namespace=meta.namespace,
+                            patch_type=PatchType.MERGE,
+                        )
+                    say(f"drain: {kind} {meta.namespace}/{meta.name} released from its finalizer")
+        except kube.KubeError as exc:
+            say(f"drain: listing {kind}: {exc}")
+
+
+# Chaos Mesh's controller stops its manager on the first SIGTERM and then waits for a second
+# one; nothing of it needs a graceful end, so it gets SIGKILL after this long.
+STOP_TIMEOUTS = {"chaos-controller-manager": 2.0}
+
+
 def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str, list[Any]]:
     """Stop everything of the cluster (and its own sandbox); returns what is left (all empty).
 
@@ -412,7 +464,7 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
         settings = read_json(layout.settings_file) or {}
         _drain(layout, say)
         for name in reversed(PROCESS_NAMES):
-            if stop(layout, name):
+            if stop(layout, name, timeout=STOP_TIMEOUTS.get(name, 15.0)):
                 say(f"{name}: stopped")
         left = kill_pids(strays(layout))
         problems = clean_host(layout)

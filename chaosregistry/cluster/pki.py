@@ -98,6 +98,20 @@ def cluster_cert_specs(node_name: str, node_ip: str, service_ip: str) -> tuple[C
         CertSpec("controller-manager", "system:kube-controller-manager"),
         CertSpec("scheduler", "system:kube-scheduler"),
         CertSpec("kubelet-client", f"system:node:{node_name}", organizations=("system:nodes",)),
+        # Chaos Mesh's controller: cluster admin on this test bed (its Helm chart's ClusterRoles
+        # are not installed here), and the webhook pair it refuses to start without.
+        CertSpec(
+            "chaos-mesh-controller",
+            "chaos-mesh:controller-manager",
+            organizations=("system:masters",),
+        ),
+        CertSpec(
+            "chaos-mesh-webhook",
+            "chaos-mesh-webhook",
+            dns_names=("localhost",),
+            ip_addresses=("127.0.0.1",),
+            usages=SERVER,
+        ),
         CertSpec(
             "kubelet-server",
             node_name,

@@ -61,7 +61,9 @@ def running_pid(layout: Layout, name: str) -> int | None:
         pid = int(layout.pid_file(name).read_text().strip())
     except (OSError, ValueError):
         return None
-    if _is_alive(pid) and str(layout.state_dir) in _cmdline(pid, settle=True):
+    marker = str(layout.state_dir)
+    # Chaos Mesh's controller takes no arguments: its environment names the state dir.
+    if _is_alive(pid) and (marker in _cmdline(pid, settle=True) or marker in _environ(pid)):
         return pid
     return None
 
@@ -148,6 +150,7 @@ OUR_EXECUTABLES = frozenset(
         "containerd",
         "containerd-shim-runc-v2",
         "runc",
+        "chaos-controller-manager",
     }
 )
 
@@ -155,6 +158,15 @@ OUR_EXECUTABLES = frozenset(
 def _executable(pid: int) -> str:
     try:
         return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def _environ(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -179,7 +191,9 @@ def strays(layout: Layout) -> list[int]:
             wanted = lb_marker
         else:
             continue
-        if wanted in _cmdline(pid) and _is_alive(pid):
+        # Chaos Mesh's controller takes no arguments: its environment names the state dir.
+        text = _environ(pid) if executable == "chaos-controller-manager" else _cmdline(pid)
+        if wanted in text and _is_alive(pid):
             found.append(pid)
     return sorted(found)
 

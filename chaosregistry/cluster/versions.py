@@ -15,6 +15,11 @@ so it is pinned by pseudo-version (the module proxy's ``@latest`` when this was 
 controller-gen comes from controller-tools v0.18.0, the version Chaos Mesh's own dev image
 installs to generate these CRDs; we pass it Chaos Mesh's own options
 (``crd:ignoreUnexportedFields=true,crdVersions=v1``).
+
+Chaos Mesh's controller-manager is built from the main module, also untagged: its ``@latest``
+when this was written. The proxy has no API module at that commit (nor the main module at the
+API's), so the build pairs it with the API pinned above (4 days newer, the one the CRDs come
+from); the main module's ``replace .../api => ./api`` points at that copy.
 """
 
 KUBERNETES_VERSION = "v1.34.4"
@@ -23,6 +28,7 @@ KUBERNETES_STAGING_VERSION = "v0." + KUBERNETES_VERSION.removeprefix("v1.")
 ETCD_VERSION = "v3.6.5"
 CONTROLLER_TOOLS_VERSION = "v0.18.0"
 CHAOS_MESH_API_VERSION = "v0.0.0-20260906172039-d70b66ad97ac"
+CHAOS_MESH_VERSION = "v0.9.1-0.20260902003049-47411975a8cb"
 
 # The server binaries built from k8s.io/kubernetes, by command package. No kube-proxy: the
 # test bed needs no Services reached through cluster IPs (pods reach the registry by host IP).

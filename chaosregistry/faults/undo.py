@@ -31,7 +31,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
     "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo (bad tag)
-    "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back (registry pod kill)
+    "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back, chaosmesh.pod-kill-back
 )
 
 
