@@ -4,11 +4,16 @@ and mode, deleted, the fault reverted once the controller has replaced them, and
 registry-node-kill experiment run by the real ``chaos run`` against it."""
 
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.node import kill_registry_node, restart_registry_node
 from chaosregistry.probes.pull import pull_image
@@ -16,6 +21,7 @@ from cluster_support import KubeCluster, outputs, run_gameday, wait_for
 from lightkube.resources.core_v1 import Pod
 
 from chaosregistry import chaosmesh
+from chaosregistry.backends.kubernetes_pods import PODS_BACK_WAIT
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.readiness import statefulset_ready
 from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
@@ -303,3 +309,73 @@ def test_a_kill_the_probes_would_not_see_fails_the_game_day_and_kills_nothing(
     assert "'kill-registry-node' failed" in note and "configuration.registry_url" in note, note
     assert registry_pods(kube_cluster) == before
     assert not [e for e in Ledger(ledger_dir).all() if e.kind == "node.kill"]
+
+
+def test_sigkill_of_chaos_run_after_a_pod_chaos_kill_leaves_no_chaos_object(
+    kube_cluster: KubeCluster, ledger_dir: Path, tmp_path: Path
+) -> None:
+    """The ledger's watchdog settles a PodChaos whose owner died: the object is deleted (its
+    finalizer released by the running controller) and the replacements are ready."""
+    settings = configuration(kube_cluster, node_kill_provider="chaos-mesh")["chaosregistry"]
+    experiment = {
+        "version": "1.0.0",
+        "title": "pod kill through Chaos Mesh, then a long wait (the test SIGKILLs chaos run)",
+        "description": "t",
+        "configuration": {"backend": "kubernetes", "chaosregistry": settings},
+        "method": [
+            {
+                "type": "action",
+                "name": "kill",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosregistry.actions.node",
+                    "func": "kill_registry_node",
+                    "arguments": {"node": "registry-1", "duration": 8},
+                },
+            },
+            {
+                "type": "action",
+                "name": "wait",
+                "provider": {"type": "process", "path": "sleep", "arguments": "60"},
+            },
+        ],
+    }
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    ledger = Ledger(ledger_dir)
+    pod_chaos = chaosmesh.resource("PodChaos")
+    settled_after = []
+    for trial in range(3):
+        registry_ready(kube_cluster)
+        known = {e.id for e in ledger.all()}
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("chaos")), "run", str(path)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            def injected(known: set[str] = known) -> Any:
+                fresh = [e for e in ledger.all() if e.id not in known]
+                return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
+
+            entry = wait_for(f"trial {trial}: pod kill injected", injected, 60, interval=0.05)
+            assert list(kube_cluster.client.list(pod_chaos, namespace=REGISTRY_NAMESPACE))
+            process.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        wait_for(
+            f"trial {trial}: entry reverted",
+            lambda entry_id=entry.id: ledger.get(entry_id).state is FaultState.REVERTED,
+            8 + PODS_BACK_WAIT,
+            interval=0.1,
+        )
+        settled_after.append(round(time.monotonic() - killed, 2))
+        assert ledger.get(entry.id).revert_reason is RevertReason.OWNER_GONE
+        assert list(kube_cluster.client.list(pod_chaos, namespace=REGISTRY_NAMESPACE)) == []
+    print(f"\nSIGKILL after a PodChaos kill -> object gone, pods back (s): {settled_after}")
