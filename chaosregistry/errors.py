@@ -2,8 +2,9 @@
 
 ``ChaosRegistryError`` is the root. Everything a user can get wrong (a malformed URL, an unknown
 platform, a count of zero) is a ``ConfigError``; everything the registry or the network does to a
-pull is a ``PullError`` carrying one ``ErrorClass``. Activities translate both into
-``chaoslib.exceptions.ActivityFailed`` with one line; the CLI prints that line and exits non-zero.
+pull (or to a push: same requests, same classes) is a ``PullError`` carrying one ``ErrorClass``.
+Activities translate both into ``chaoslib.exceptions.ActivityFailed`` with one line; the CLI
+prints that line and exits non-zero.
 """
 
 from enum import StrEnum

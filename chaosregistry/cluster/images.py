@@ -1,9 +1,9 @@
 """The cluster's images, built here from Debian's busybox-static and pushed to the sandbox.
 
 Nothing is downloaded: each image is one OCI layer (a reproducible tar of ``/bin/busybox``
-plus a few applet links), a config and a manifest, uploaded with httpx through the registry
-API (monolithic blob uploads, then the manifest). Pods name them under ``REGISTRY_HOST``, which
-containerd maps to the sandbox's client-facing hop.
+plus a few applet links), a config and a manifest, pushed with
+:class:`chaosregistry.oci.RegistryClient` (blobs, then the manifest). Pods name them under
+``REGISTRY_HOST``, which containerd maps to the sandbox's client-facing hop.
 
 * ``cluster/pause`` is the pod sandbox ("pause") image: busybox ``sleep`` as PID 1. containerd
   stops sandboxes with SIGKILL, so it needs no signal handling.
@@ -20,17 +20,19 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from chaosregistry.cluster.layout import REGISTRY_HOST
 from chaosregistry.cluster.processes import ClusterError
+from chaosregistry.errors import PullError
+from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.auth import Credentials
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "sleep", "true", "false", "echo", "cat", "ls", "ps", "wget", "env", "hostname")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+TIMEOUT = 60.0
+CONNECT_TIMEOUT = 5.0
 
 PAUSE_REPOSITORY = "cluster/pause"
 PAUSE_TAG = "1"
@@ -202,46 +204,35 @@ def cluster_images() -> list[Image]:
     ]
 
 
-def _check(response: httpx.Response, what: str, expected: int) -> None:
-    if response.status_code != expected:
-        raise ClusterError(f"push {what}: HTTP {response.status_code} {response.text[:200]}")
-
-
-def _push_blob(client: httpx.Client, repository: str, blob: Blob) -> None:
-    if client.head(f"/v2/{repository}/blobs/{blob.digest}").status_code == 200:
-        return
-    started = client.post(f"/v2/{repository}/blobs/uploads/")
-    _check(started, f"{repository} upload start", 202)
-    location = httpx.URL(started.headers["Location"])
-    # Keep the upload's own query (its state) and add the digest to it.
-    finished = client.put(
-        location.copy_add_param("digest", blob.digest),
-        content=blob.data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    _check(finished, f"{repository}@{blob.digest}", 201)
-
-
 def push_images(registry_url: str, username: str, password: str, images: list[Image]) -> int:
     """Push each image unless the registry already has its tag at the same digest.
 
     Returns how many were pushed. Raises ClusterError on any refused step.
     """
     pushed = 0
-    with httpx.Client(base_url=registry_url, auth=(username, password), timeout=TIMEOUT) as client:
+    with RegistryClient(
+        registry_url,
+        credentials=Credentials(username, password),
+        timeout=TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+    ) as client:
         for image in images:
-            head = client.head(
-                f"/v2/{image.repository}/manifests/{image.tag}", headers={"Accept": OCI_MANIFEST}
-            )
-            if head.headers.get("Docker-Content-Digest") == image.manifest.digest:
-                continue
-            _push_blob(client, image.repository, image.layer)
-            _push_blob(client, image.repository, image.config)
-            response = client.put(
-                f"/v2/{image.repository}/manifests/{image.tag}",
-                content=image.manifest.data,
-                headers={"Content-Type": OCI_MANIFEST},
-            )
-            _check(response, f"{image.repository}:{image.tag} manifest", 201)
+            try:
+                if _tag_digest(client, image) == image.manifest.digest:
+                    continue
+                for blob in (image.layer, image.config):
+                    client.push_blob(image.repository, blob.data, blob.digest)
+                client.push_manifest(
+                    image.repository, image.tag, image.manifest.data, image.manifest.media_type
+                )
+            except PullError as exc:
+                raise ClusterError(str(exc)) from None
             pushed += 1
     return pushed
+
+
+def _tag_digest(client: RegistryClient, image: Image) -> str | None:
+    try:
+        return client.get_manifest(image.repository, image.tag).digest
+    except PullError:
+        return None  # push it: a refused push says what is wrong

@@ -1,5 +1,8 @@
 """An OCI distribution client that pulls the way a container runtime does, and times each phase.
 
+It also pushes (blobs, then manifests): the sandbox seed, the cluster's images and cold-mode
+load images all go up through it.
+
 All registry HTTP in this project goes through :class:`RegistryClient`; errors are translated
 into :class:`chaosregistry.errors.PullError` in one place (``chaosregistry.oci.failures``).
 """

@@ -3,6 +3,7 @@
 Synchronous (httpx), thread-safe (concurrent blob fetches share one connection pool), explicit
 timeouts on every call. Authentication answers whatever the registry challenges with: nothing,
 HTTP basic, or the bearer-token flow, remembering the scheme so later requests skip the 401.
+Pushes (blobs, then manifests) ask for a token scoped ``pull,push``; pulls for ``pull`` only.
 """
 
 import base64
@@ -34,6 +35,9 @@ INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[0::2])
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+
+PULL = "pull"
+PUSH = "pull,push"  # a push also reads (HEAD blob), so its token covers both
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,64 @@ class RegistryClient:
             raise PullError(ErrorClass.DIGEST_MISMATCH, f"{what}: content hashes to {actual}")
         return BlobFetch(digest, size, time.perf_counter() - start, auth_seconds)
 
+    def push_blob(self, repository: str, data: bytes, digest: str | None = None) -> str:
+        """Upload ``data`` as a blob of ``repository`` unless the registry has it; its digest.
+
+        One monolithic upload (POST, then PUT of the whole body with ``?digest=``): the blobs
+        this project pushes fit in memory. ``digest`` saves hashing when the caller knows it;
+        the registry checks it either way. Raises PullError when a step is refused.
+        """
+        digest = digest or _sha256(data)
+        what = f"push blob {repository}@{digest[:19]}"
+        if self._has_blob(repository, digest, what):
+            return digest
+        with self._send(
+            "POST", f"/v2/{repository}/blobs/uploads/", repository, what, actions=PUSH
+        ) as (response, _):
+            _expect_status(response, 202, f"{what}: upload start")
+            location = response.headers.get("location")
+        if not location:
+            raise PullError(
+                ErrorClass.PROTOCOL, f"{what}: upload start answered without a Location"
+            )
+        url = httpx.URL(location)
+        if not url.is_absolute_url:
+            url = self._http.base_url.join(location)
+        # The Location carries the upload's signed state (_state=...): add to its query, since
+        # httpx's params= would replace it.
+        url = url.copy_add_param("digest", digest)
+        headers = {"Content-Type": "application/octet-stream"}
+        finish = self._send("PUT", url, repository, what, headers, content=data, actions=PUSH)
+        with finish as (response, _):
+            _expect_status(response, 201, what)
+        return digest
+
+    def push_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest or index under ``reference`` (a tag or its digest); returns its digest.
+
+        Every blob it names, and every manifest an index names, must be pushed first: the
+        registry refuses a manifest that points at content it lacks. Raises PullError when the
+        registry refuses it or says it stored other bytes than these.
+        """
+        digest = _sha256(data)
+        what = f"push manifest {repository}:{reference}"
+        with self._send(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            what,
+            {"Content-Type": media_type},
+            content=data,
+            actions=PUSH,
+        ) as (response, _):
+            _expect_status(response, 201, what)
+            stored = response.headers.get("docker-content-digest", digest)
+        if stored != digest:
+            raise PullError(
+                ErrorClass.DIGEST_MISMATCH, f"{what}: registry stored {stored}, expected {digest}"
+            )
+        return digest
+
     def delete_repository_tags(self, repository: str) -> list[str]:
         """Delete the manifest behind every tag of ``repository``; returns the digests deleted."""
         what = f"tags of {repository}"
@@ -260,35 +322,51 @@ class RegistryClient:
                 deleted.append(digest)
         return deleted
 
+    def _has_blob(self, repository: str, digest: str, what: str) -> bool:
+        try:
+            with self._send(
+                "HEAD", f"/v2/{repository}/blobs/{digest}", repository, what, actions=PUSH
+            ) as (response, _):
+                return response.status_code == 200
+        except PullError as exc:
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                return False
+            raise
+
     # -- auth and sending ------------------------------------------------------------------
     def _send(
         self,
         method: str,
-        path: str,
+        path: str | httpx.URL,
         repository: str,
         what: str,
         headers: dict[str, str] | None = None,
+        *,
+        content: bytes | None = None,
+        actions: str = PULL,
     ) -> "_Exchange":
-        return _Exchange(self, method, path, repository, what, headers or {})
+        return _Exchange(self, method, path, repository, what, headers or {}, content, actions)
 
-    def _authorization(self, repository: str) -> dict[str, str]:
+    def _authorization(self, repository: str, actions: str) -> dict[str, str]:
         """Headers to send up front, from what the registry challenged us with before."""
         if self._scheme == "basic" and self.credentials is not None:
             return {"Authorization": _basic(self.credentials)}
         if self._scheme == "bearer":
-            token = self.tokens.get(self._token_key(repository))
+            token = self.tokens.get(self._token_key(repository, actions))
             if token is not None:
                 return {"Authorization": f"Bearer {token}"}
         return {}
 
-    def _token_key(self, repository: str) -> tuple[str, str, str]:
+    def _token_key(self, repository: str, actions: str) -> tuple[str, str, str]:
         return (
             self._challenge.get("realm", ""),
             self._challenge.get("service", ""),
-            f"repository:{repository}:pull",
+            f"repository:{repository}:{actions}",
         )
 
-    def _answer_challenge(self, response: httpx.Response, repository: str, what: str) -> str:
+    def _answer_challenge(
+        self, response: httpx.Response, repository: str, what: str, actions: str
+    ) -> str:
         """Turn a 401 into an Authorization header value, fetching a token when needed."""
         challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
         if challenge is None:
@@ -309,7 +387,7 @@ class RegistryClient:
             with self._scheme_lock:
                 self._scheme = "bearer"
                 self._challenge = {k: challenge.params.get(k, "") for k in ("realm", "service")}
-            key = self._token_key(repository)
+            key = self._token_key(repository, actions)
             token = self.tokens.get(key) or self._fetch_token(key, what)
             return f"Bearer {token}"
         raise PullError(ErrorClass.AUTH, f"{what}: unsupported auth scheme {challenge.scheme!r}")
@@ -342,6 +420,20 @@ class RegistryClient:
         return token
 
 
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _expect_status(response: httpx.Response, expected: int, what: str) -> None:
+    """Errors (>= 400) are raised by the exchange; this refuses any other unexpected answer."""
+    if response.status_code != expected:
+        raise PullError(
+            ErrorClass.PROTOCOL,
+            f"{what}: HTTP {response.status_code}, expected {expected}",
+            status=response.status_code,
+        )
+
+
 def _basic(credentials: Credentials) -> str:
     raw = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
@@ -363,10 +455,12 @@ class _Exchange:
         self,
         client: RegistryClient,
         method: str,
-        path: str,
+        path: str | httpx.URL,
         repository: str,
         what: str,
         headers: dict[str, str],
+        content: bytes | None,
+        actions: str,
     ) -> None:
         self._client = client
         self._method = method
@@ -374,11 +468,15 @@ class _Exchange:
         self._repository = repository
         self._what = what
         self._headers = headers
+        self._content = content
+        self._actions = actions
         self._response: httpx.Response | None = None
 
     def _open(self, extra: dict[str, str]) -> httpx.Response:
         http = self._client._http
-        request = http.build_request(self._method, self._path, headers={**self._headers, **extra})
+        request = http.build_request(
+            self._method, self._path, headers={**self._headers, **extra}, content=self._content
+        )
         try:
             return http.send(request, stream=True)
         except Exception as exc:
@@ -386,12 +484,12 @@ class _Exchange:
 
     def __enter__(self) -> tuple[httpx.Response, float]:
         client = self._client
-        response = self._open(client._authorization(self._repository))
+        response = self._open(client._authorization(self._repository, self._actions))
         auth_seconds = 0.0
         if response.status_code == 401:
             started = time.perf_counter()
             response.close()
-            header = client._answer_challenge(response, self._repository, self._what)
+            header = client._answer_challenge(response, self._repository, self._what, self._actions)
             auth_seconds = time.perf_counter() - started
             response = self._open({"Authorization": header})
             # The retried request's round trip is part of the work, not of authentication.

@@ -1,7 +1,9 @@
 """Push the seeded images into the sandbox through the registry HTTP API and write catalog.json.
 
-Blobs go up as monolithic uploads (POST, then PUT with the digest), manifests by PUT, straight
-to registry-1 with basic auth: the seed must not depend on the hops or nginx being healthy.
+Pushed with :class:`chaosregistry.oci.RegistryClient` (monolithic blob uploads, then manifests),
+straight to registry-1 with basic auth: the seed must not depend on the hops or nginx being
+healthy.
+
 Idempotent: skipped when the marker names this seed version and the registry still serves every
 catalogued tag at its digest; blobs the registry already has are not uploaded again.
 """
@@ -10,12 +12,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from chaosregistry.errors import PullError
+from chaosregistry.oci import RegistryClient
 from chaosregistry.sandbox.content import (
-    MANIFEST_MEDIA_TYPES,
     SEED_VERSION,
-    Blob,
     Image,
     ImageRecipe,
     LayerRecipe,
@@ -27,9 +27,9 @@ from chaosregistry.sandbox.content import (
 from chaosregistry.sandbox.credentials import Credentials
 from chaosregistry.sandbox.layout import Layout, SandboxError, read_json, write_json
 
-ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
 # Large enough for a 64 MiB PUT on a busy two-core machine.
-TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+TIMEOUT = 120.0
+CONNECT_TIMEOUT = 5.0
 
 Progress = Callable[[str], None]
 
@@ -38,77 +38,49 @@ def _size(count: int) -> str:
     return f"{count / MiB:.1f} MiB" if count >= MiB else f"{count / 1024:.0f} KiB"
 
 
-def _fail(what: str, response: httpx.Response) -> SandboxError:
-    return SandboxError(f"seeding failed: {what} -> {response.status_code} {response.text[:200]}")
-
-
-def _has_blob(client: httpx.Client, repository: str, digest: str) -> bool:
-    return client.head(f"/v2/{repository}/blobs/{digest}").status_code == 200
-
-
-def _upload_blob(client: httpx.Client, repository: str, blob: Blob) -> None:
-    if _has_blob(client, repository, blob.digest):
-        return
-    started = client.post(f"/v2/{repository}/blobs/uploads/")
-    if started.status_code != 202 or "Location" not in started.headers:
-        raise _fail(f"POST upload {repository}", started)
-    # The Location carries the upload's signed state (_state=...): add to its query, since
-    # httpx's params= would replace it.
-    location = httpx.URL(started.headers["Location"]).copy_add_param("digest", blob.digest)
-    finished = client.put(
-        location,
-        content=blob.data,
-        headers={"Content-Type": "application/octet-stream"},
+def _client(registry_url: str, creds: Credentials | None) -> RegistryClient:
+    return RegistryClient(
+        registry_url, credentials=creds, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT
     )
-    if finished.status_code != 201:
-        raise _fail(f"PUT blob {repository}@{blob.digest}", finished)
 
 
-def _put_manifest(client: httpx.Client, repository: str, reference: str, blob: Blob) -> None:
-    response = client.put(
-        f"/v2/{repository}/manifests/{reference}",
-        content=blob.data,
-        headers={"Content-Type": blob.media_type},
-    )
-    if response.status_code != 201:
-        raise _fail(f"PUT manifest {repository}:{reference}", response)
-    served = response.headers.get("Docker-Content-Digest")
-    if served != blob.digest:
-        raise SandboxError(
-            f"seeding failed: registry stored {repository}:{reference} as {served}, "
-            f"expected {blob.digest}"
-        )
-
-
-def push_image(client: httpx.Client, image: Image, progress: Progress) -> None:
-    for item in image.platforms:
-        for number, layer in enumerate(item.layers, start=1):
-            if layer.blob.size >= 16 * MiB:
-                progress(
-                    f"seed: {image.repository} {item.platform} layer {number}/"
-                    f"{len(item.layers)} ({_size(layer.blob.size)})"
+def push_image(client: RegistryClient, image: Image, progress: Progress) -> None:
+    """Push every blob, then the manifests; raises SandboxError when the registry refuses."""
+    repository = image.repository
+    try:
+        for item in image.platforms:
+            for number, layer in enumerate(item.layers, start=1):
+                if layer.blob.size >= 16 * MiB:
+                    progress(
+                        f"seed: {repository} {item.platform} layer {number}/"
+                        f"{len(item.layers)} ({_size(layer.blob.size)})"
+                    )
+                client.push_blob(repository, layer.blob.data, layer.blob.digest)
+            client.push_blob(repository, item.config.data, item.config.digest)
+            if image.index is not None:
+                # Children first: the registry rejects an index naming manifests it lacks.
+                manifest = item.manifest
+                client.push_manifest(
+                    repository, manifest.digest, manifest.data, manifest.media_type
                 )
-            _upload_blob(client, image.repository, layer.blob)
-        _upload_blob(client, image.repository, item.config)
-        if image.index is not None:
-            # Children first: the registry rejects an index naming manifests it lacks.
-            _put_manifest(client, image.repository, item.manifest.digest, item.manifest)
-    for tag in image.tags:
-        _put_manifest(client, image.repository, tag, image.top)
+        for tag in image.tags:
+            client.push_manifest(repository, tag, image.top.data, image.top.media_type)
+    except PullError as exc:
+        raise SandboxError(f"seeding failed: {exc}") from None
 
 
-def _already_seeded(layout: Layout, client: httpx.Client) -> list[dict[str, Any]] | None:
+def _already_seeded(layout: Layout, client: RegistryClient) -> list[dict[str, Any]] | None:
     if not (layout.seed_marker.is_file() and layout.catalog_file.is_file()):
         return None
     if read_json(layout.seed_marker).get("seed_version") != SEED_VERSION:
         return None
     catalog: list[dict[str, Any]] = read_json(layout.catalog_file)
     for entry in catalog:
-        response = client.head(
-            f"/v2/{entry['repository']}/manifests/{entry['tag']}",
-            headers={"Accept": ACCEPT_MANIFESTS},
-        )
-        if response.headers.get("Docker-Content-Digest") != entry["digest"]:
+        try:
+            digest = client.get_manifest(entry["repository"], entry["tag"]).digest
+        except PullError:
+            return None  # seed again: pushing says what is wrong, if anything is
+        if digest != entry["digest"]:
             return None
     return catalog
 
@@ -117,12 +89,7 @@ def seed(
     layout: Layout, registry_url: str, creds: Credentials, progress: Progress
 ) -> list[dict[str, Any]]:
     """Make sure the registry holds the seeded images; returns the catalog."""
-    with httpx.Client(
-        base_url=registry_url,
-        auth=(creds.username, creds.password),
-        timeout=TIMEOUT,
-        trust_env=False,
-    ) as client:
+    with _client(registry_url, creds) as client:
         catalog = _already_seeded(layout, client)
         if catalog is not None:
             progress(f"seed: content v{SEED_VERSION} already present ({len(catalog)} tags)")
@@ -161,8 +128,7 @@ def push_unique_image(
         (LayerRecipe(((f"nonce/{nonce}", 16), *_numbered_files(f"{nonce}", layer_sizes))),),
     )
     image = build_image(recipe)
-    auth = (creds.username, creds.password) if creds is not None else None
-    with httpx.Client(base_url=registry_url, auth=auth, timeout=TIMEOUT, trust_env=False) as client:
+    with _client(registry_url, creds) as client:
         push_image(client, image, lambda _: None)
     return catalog_entries(image)[0]
 
