@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,31 +316,11 @@ class KubernetesBackend:
             name, namespace, spec, labels={"app.kubernetes.io/managed-by": "chaosregistry"}
         )
         kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
-        dry_run = settings.dry_run
-        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
-
-        def apply() -> dict[str, Any]:
-            if dry_run:
-                log.warning("dry run: would create %s", json.dumps(document))
-                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
-            api = kube.client(kubeconfig, timeout=timeout, context=context)
-            created, new = chaosmesh.create(api, document)
-            _, state = chaosmesh.wait_for_injection(
-                api, "NetworkChaos", name, namespace, timeout=confirm_timeout
-            )
-            return {
-                "object": f"NetworkChaos {namespace}/{name}",
-                "uid": created.metadata.uid if created.metadata else None,
-                "created": new,
-                "spec": dict(spec),
-                "injected": state,
-            }
-
         return FaultPlan(
             kind=kind,
             target=f"hop:{hop}",
             parameters={k: v for k, v in parameters.items() if k != "duration"},
-            apply=apply,
+            apply=self._chaos_object_apply(document),
             undo={
                 "kind": CHAOS_MESH_DELETE,
                 "params": {
@@ -380,33 +360,18 @@ class KubernetesBackend:
         ready_before = sum(1 for p in pods if pod_ready(p))
         kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
         dry_run = settings.dry_run
-        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
-
-        def apply() -> dict[str, Any]:
-            if dry_run:
-                log.warning("dry run: would create %s", json.dumps(document))
-                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
-            api = kube.client(kubeconfig, timeout=timeout, context=context)
-            created, new = chaosmesh.create(api, document)
-            obj, state = chaosmesh.wait_for_injection(
-                api, "PodChaos", name, namespace, timeout=confirm_timeout
-            )
-            return {
-                "object": f"PodChaos {namespace}/{name}",
-                "uid": created.metadata.uid if created.metadata else None,
-                "created": new,
-                "spec": dict(spec),
-                "injected": state,
-                "deleted": pod_chaos_victims(obj),
-                "namespace": namespace,
-                "ready_before": ready_before,
-            }
-
         return FaultPlan(
             kind="node.kill",
             target=f"node:{node}",
             parameters={"node": node, "mode": mode, "provider": "chaos-mesh"},
-            apply=apply,
+            apply=self._chaos_object_apply(
+                document,
+                lambda obj: {
+                    "deleted": pod_chaos_victims(obj),
+                    "namespace": namespace,
+                    "ready_before": ready_before,
+                },
+            ),
             undo={
                 "kind": POD_CHAOS_BACK,
                 "params": {
@@ -421,6 +386,39 @@ class KubernetesBackend:
                 },
             },
         )
+
+    def _chaos_object_apply(
+        self,
+        document: dict[str, Any],
+        findings: Callable[[Any], dict[str, Any]] = lambda obj: {},
+    ) -> Callable[[], dict[str, Any]]:
+        """The apply step of a Chaos Mesh fault: create the object (idempotent), wait for its
+        controller's word and report it (``unconfirmed`` when nothing reports in time), plus
+        ``findings`` read off the object. In a dry run: log the object, create nothing."""
+        settings = self.settings
+        kind, name = str(document["kind"]), str(document["metadata"]["name"])
+        namespace = str(document["metadata"]["namespace"])
+        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
+
+        def apply() -> dict[str, Any]:
+            if settings.dry_run:
+                log.warning("dry run: would create %s", json.dumps(document))
+                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
+            api = settings.client()
+            created, new = chaosmesh.create(api, document)
+            obj, state = chaosmesh.wait_for_injection(
+                api, kind, name, namespace, timeout=confirm_timeout
+            )
+            return {
+                "object": f"{kind} {namespace}/{name}",
+                "uid": created.metadata.uid if created.metadata else None,
+                "created": new,
+                "spec": dict(document["spec"]),
+                "injected": state,
+                **findings(obj),
+            }
+
+        return apply
 
     def _registry_nodes(self) -> dict[str, Any]:
         nodes = self.configuration.get("registry_nodes") or {}

@@ -25,6 +25,7 @@ from chaosregistry.cluster.layout import (
     Ports,
 )
 from chaosregistry.cluster.pki import Pki
+from chaosregistry.sandbox.configs import NGINX_BLOB_STREAMING
 
 
 @dataclass(frozen=True)
@@ -247,14 +248,7 @@ http {{
                   'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status';
     access_log {layout.log_file("registry-lb-access")} lb;
 {temp}
-    client_max_body_size 0;
-    proxy_request_buffering off;
-    proxy_buffering on;
-    proxy_max_temp_file_size 0;
-    proxy_buffer_size 256k;
-    proxy_buffers 16 256k;
-    proxy_busy_buffers_size 512k;
-    proxy_http_version 1.1;
+{NGINX_BLOB_STREAMING}
     proxy_connect_timeout 2s;
     proxy_read_timeout 300s;
     proxy_next_upstream error timeout http_502 http_503;

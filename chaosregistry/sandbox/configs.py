@@ -113,6 +113,21 @@ def mirror_config(
     return config
 
 
+# Stream blobs of any size without spooling them to disk. Responses are buffered in memory
+# only (4 MiB per connection, never a temp file): unbuffered proxying reads the upstream in
+# proxy_buffer_size pieces and capped a 64 MiB blob at ~300 MB/s; this streams at ~600+.
+# Shared with the test cluster's registry balancer.
+NGINX_BLOB_STREAMING = """\
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering on;
+    proxy_max_temp_file_size 0;
+    proxy_buffer_size 256k;
+    proxy_buffers 16 256k;
+    proxy_busy_buffers_size 512k;
+    proxy_http_version 1.1;"""
+
+
 def nginx_config(layout: Layout, ports: Ports) -> str:
     """nginx in front of the replicas, a rate-limited twin, and the mirror's upstream."""
     prefix = layout.nginx_prefix
@@ -151,17 +166,7 @@ http {{
     uwsgi_temp_path {tmp / "uwsgi"};
     scgi_temp_path {tmp / "scgi"};
 
-    # Stream blobs of any size without spooling them to disk. Responses are buffered in memory
-    # only (4 MiB per connection, never a temp file): unbuffered proxying reads the upstream in
-    # proxy_buffer_size pieces and capped a 64 MiB blob at ~300 MB/s; this streams at ~600+.
-    client_max_body_size 0;
-    proxy_request_buffering off;
-    proxy_buffering on;
-    proxy_max_temp_file_size 0;
-    proxy_buffer_size 256k;
-    proxy_buffers 16 256k;
-    proxy_busy_buffers_size 512k;
-    proxy_http_version 1.1;
+{NGINX_BLOB_STREAMING}
     proxy_read_timeout 900s;
     proxy_send_timeout 900s;
     proxy_set_header Connection "";
