@@ -337,8 +337,11 @@ def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
             back = next((i for i in tail if i > last_hurt and healthy(i)), None)
             if back is not None:
                 ttr, recovered = round(max(0.0, tail_at[back] + step - fault_end), 3), True
-            elif tail:
+            elif any(tail_at[i] >= fault_end for i in tail if i > last_hurt):
+                # Hurt in seconds wholly after the fault: it did not come back while measured.
                 recovered = False
+            # Else the load stopped with the fault (its last second straddles the fault's end):
+            # it says nothing about recovery, so it stays unknown rather than "not recovered".
     return {
         "load_id": as_text(series.get("load_id")),
         "file": as_text(series.get("file")),

@@ -667,3 +667,35 @@ print(bare.html.read_text().count("<svg "), bare.summary["runs"][0]["notes"][-1]
     drawn, bare = process.stdout.splitlines()
     assert drawn == f"{len(build_summary([path])[0]['runs'][0]['charts'])} False"
     assert bare.startswith("0 charts left out: matplotlib is not installed")
+
+
+def test_a_load_that_stops_with_the_fault_leaves_its_recovery_unknown(tmp_path: Path) -> None:
+    """The node-kill experiments stop their load as the fault ends: its last second straddles
+    the revert, so it cannot tell whether pulls recovered, and must not cost the score the
+    "not recovered" penalty (the steady state's after-check says it recovered)."""
+    pulls = []
+    for second in range(15):  # the fault: T0 + 2.4 .. T0 + 15.1 (see gameday())
+        slow = second >= 3
+        for k in range(4):
+            start = T0 + second + k * 0.2
+            duration = 0.7 if slow else 0.05
+            pulls.append(
+                {
+                    "start": start,
+                    "end": start + duration,
+                    "duration": duration,
+                    "ok": True,
+                    "error": None,
+                    "interrupted": False,
+                }
+            )
+    series = records.timeseries(pulls, start=T0, end=T0 + 15.3)
+    stats = tmp_path / "load" / "load-1"
+    stats.mkdir(parents=True)
+    (stats / "timeseries.json").write_text(json.dumps(series))
+    summary, _, _ = build_summary([write_run(tmp_path, journal(), gameday())])
+    run = only_run(summary)
+    (load,) = run["load_series"]
+    assert load["after"]["seconds"] == 0 and load["recovered"] is None
+    assert run["recovery"]["recovered"] is True
+    assert run["score"]["recovery_penalty"] == 0.0
