@@ -307,7 +307,9 @@ def test_cold_pulls_make_the_mirror_fetch_upstream_and_warm_pulls_do_not(
     assert all(path.startswith(f"/v2/{cold['fresh_repository']}/") for path in fetched)
     # Every fresh pull is a config and a layer the mirror had never seen.
     assert len(fetched) >= 2 * cold_stats["fresh_pulls"]
-    assert cold_stats["p50"] > warm_stats["p50"]
+    # No latency comparison: fresh images are tiny and a busy machine's timing says nothing
+    # here (a cold p50 came out below the warm one in one CI run); the mirror's upstream
+    # fetches above are the difference between cold and warm.
     stop_pull_load("", configuration=config)
 
 
