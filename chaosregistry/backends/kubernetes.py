@@ -48,6 +48,7 @@ from chaosregistry.backends import FaultPlan
 from chaosregistry.backends.kubernetes_pods import (
     POD_CHAOS_BACK,
     PODS_BACK,
+    kill_mode,
     pick_pods,
     pod_chaos_victims,
     pod_ready,
@@ -345,12 +346,12 @@ class KubernetesBackend:
     ) -> FaultPlan:
         """The kill as a Chaos Mesh PodChaos pod-kill: its controller picks and deletes the pods
         (grace 0). Unconfirmed within ``chaos_mesh_confirm_timeout``: said so, never assumed."""
-        pick_pods(pods, mode, value)  # the same checks of mode and value as the API kill
+        checked, count = kill_mode(mode, value)  # the same checks as the API kill
         settings = self.settings
         spec = chaosmesh.pod_kill_spec(
             selector=chaosmesh.pod_selector(namespace, labels),
-            mode=mode,  # type: ignore[arg-type]  # checked by pick_pods
-            value=str(value) if mode in ("fixed", "fixed-percent") else "",
+            mode=checked,
+            value="" if count is None else str(count),
         )
         name = f"chaosregistry-pod-kill-{secrets.token_hex(4)}"
         document = chaosmesh.pod_chaos(

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, Literal, get_args
 
 from lightkube.resources.core_v1 import Pod
 
@@ -21,24 +21,33 @@ from chaosregistry.faults.undo import UndoError, undo_handler
 PODS_BACK = "kubernetes.pods-back"
 POD_CHAOS_BACK = "chaosmesh.pod-kill-back"
 PODS_BACK_WAIT = 20.0
-POD_KILL_MODES = ("one", "all", "fixed", "fixed-percent")
+PodKillMode = Literal["one", "all", "fixed", "fixed-percent"]
+POD_KILL_MODES: tuple[PodKillMode, ...] = get_args(PodKillMode)
+
+
+def kill_mode(mode: str, value: Any) -> tuple[PodKillMode, int | None]:
+    """Check a kill's selector mode (Chaos Mesh's names) and its value; (mode, value or None)."""
+    if mode not in POD_KILL_MODES:
+        raise ConfigError(f"pod kill mode must be one of {', '.join(POD_KILL_MODES)}, not {mode!r}")
+    if mode in ("one", "all"):
+        return mode, None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"pod kill mode {mode!r} needs a whole number value >= 1, got {value!r}")
+    if mode == "fixed-percent" and value > 100:
+        raise ConfigError(f"fixed-percent value must be at most 100, got {value}")
+    return mode, value
 
 
 def pick_pods(pods: list[Pod], mode: str, value: Any) -> list[Pod]:
     """The pods a kill takes, Chaos Mesh's selector modes (``one`` picks at random)."""
-    if mode == "one":
+    checked, count = kill_mode(mode, value)
+    if checked == "one":
         return [random.choice(pods)]
-    if mode == "all":
+    if checked == "all" or count is None:
         return list(pods)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"pod kill mode {mode!r} needs a whole number value >= 1, got {value!r}")
-    if mode == "fixed":
-        return random.sample(pods, min(value, len(pods)))
-    if mode == "fixed-percent":
-        if value > 100:
-            raise ConfigError(f"fixed-percent value must be at most 100, got {value}")
-        return random.sample(pods, max(1, len(pods) * value // 100))
-    raise ConfigError(f"pod kill mode must be one of {', '.join(POD_KILL_MODES)}, not {mode!r}")
+    if checked == "fixed":
+        return random.sample(pods, min(count, len(pods)))
+    return random.sample(pods, max(1, len(pods) * count // 100))
 
 
 def pod_ready(pod: Pod) -> bool:

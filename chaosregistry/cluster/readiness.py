@@ -103,14 +103,21 @@ def http_answers(url: str) -> str | None:
     return None
 
 
+def _get(kube: Client, kind: Any, namespace: str, name: str) -> tuple[Any, str | None]:
+    """(object, None), or (None, why it could not be read) for a readiness answer."""
+    try:
+        return kube.get(kind, name, namespace=namespace), None
+    except ApiError as exc:
+        return None, str(describe(exc))
+    except httpx.HTTPError as exc:
+        return None, f"API: {type(exc).__name__}"
+
+
 def statefulset_ready(kube: Client, namespace: str, name: str) -> str | None:
     """None when every replica of the StatefulSet is ready and on its current revision."""
-    try:
-        sts = kube.get(StatefulSet, name, namespace=namespace)
-    except ApiError as exc:
-        return str(describe(exc))
-    except httpx.HTTPError as exc:
-        return f"API: {type(exc).__name__}"
+    sts, problem = _get(kube, StatefulSet, namespace, name)
+    if problem is not None:
+        return problem
     spec, status = sts.spec, sts.status
     wanted = spec.replicas if spec is not None and spec.replicas is not None else 1
     if status is None:
@@ -152,12 +159,9 @@ def deployment_condition(deployment: Any, kind: str) -> Any:
 
 def deployment_available(kube: Client, namespace: str, name: str) -> str | None:
     """None when the Deployment's current generation is fully rolled out and Available."""
-    try:
-        deployment = kube.get(Deployment, name, namespace=namespace)
-    except ApiError as exc:
-        return str(describe(exc))
-    except httpx.HTTPError as exc:
-        return f"API: {type(exc).__name__}"
+    deployment, problem = _get(kube, Deployment, namespace, name)
+    if problem is not None:
+        return problem
     status = deployment.status
     wanted = deployment.spec.replicas if deployment.spec else None
     generation = deployment.metadata.generation if deployment.metadata else None
