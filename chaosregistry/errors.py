@@ -24,6 +24,7 @@ class ErrorClass(StrEnum):
 
     TIMEOUT = "timeout"
     REFUSED = "refused"
+    TLS = "tls"
     RESET = "reset"
     AUTH = "auth"
     NOT_FOUND = "not-found"
@@ -33,6 +34,15 @@ class ErrorClass(StrEnum):
     TRUNCATED = "truncated"
     PLATFORM_NOT_FOUND = "platform-not-found"
     PROTOCOL = "protocol"
+
+
+class TlsReason(StrEnum):
+    """Why a TLS handshake failed (``detail["reason"]`` of a ``tls`` error). Stable strings."""
+
+    UNKNOWN_CA = "unknown-ca"
+    EXPIRED = "expired"
+    HOSTNAME_MISMATCH = "hostname-mismatch"
+    HANDSHAKE = "handshake"
 
 
 class PullError(ChaosRegistryError):

@@ -54,7 +54,7 @@ def pull_image(
     ``timings`` {``auth``, ``manifest``, ``blobs``, ``total``} in seconds, ``bytes``,
     ``blobs``, ``throughput_bytes_per_second``, ``verified``, ``layers`` [{digest, size,
     seconds}], and ``error`` (null, or {``class``, ``message``, ``status``, ``detail``} where
-    class is one of timeout, refused, reset, auth, not-found, rate-limited, server-error,
+    class is one of timeout, refused, tls, reset, auth, not-found, rate-limited, server-error,
     digest-mismatch, truncated, platform-not-found, protocol).
 
     Raises ActivityFailed on bad arguments or configuration, never for a failed pull.

@@ -6,11 +6,12 @@ reports all agree on what "timeout" or "reset" means.
 
 import errno
 import json
+import ssl
 from typing import Any
 
 import httpx
 
-from chaosregistry.errors import ErrorClass, PullError
+from chaosregistry.errors import ErrorClass, PullError, TlsReason
 
 # Headers worth keeping on a 429 so callers can honour them (Docker Hub style plus standard).
 RATE_LIMIT_HEADERS = ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
@@ -45,6 +46,12 @@ def from_exception(exc: Exception, what: str) -> PullError:
     if isinstance(exc, httpx.TimeoutException):
         return PullError(ErrorClass.TIMEOUT, f"{what}: timed out ({type(exc).__name__})")
     text = str(exc) or type(exc).__name__
+    tls = tls_failure(exc)
+    if tls is not None:
+        reason, message = tls
+        return PullError(
+            ErrorClass.TLS, f"{what}: TLS {reason} ({message})", detail={"reason": str(reason)}
+        )
     root = _root_os_error(exc)
     if isinstance(exc, httpx.ConnectError):
         if root is not None and root.errno == errno.ECONNRESET:
@@ -63,6 +70,33 @@ def from_exception(exc: Exception, what: str) -> PullError:
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
         return PullError(ErrorClass.RESET, f"{what}: connection reset ({text})")
     raise exc
+
+
+# OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code carries them.
+_VERIFY_CODES = {
+    2: TlsReason.UNKNOWN_CA,  # unable to get issuer certificate
+    10: TlsReason.EXPIRED,  # certificate has expired
+    9: TlsReason.EXPIRED,  # certificate is not yet valid: outside its validity window too
+    18: TlsReason.UNKNOWN_CA,  # self-signed certificate
+    19: TlsReason.UNKNOWN_CA,  # self-signed certificate in chain
+    20: TlsReason.UNKNOWN_CA,  # unable to get local issuer certificate
+    21: TlsReason.UNKNOWN_CA,  # unable to verify the first certificate
+    62: TlsReason.HOSTNAME_MISMATCH,  # hostname mismatch
+    64: TlsReason.HOSTNAME_MISMATCH,  # IP address mismatch
+}
+
+
+def tls_failure(exc: BaseException) -> tuple[TlsReason, str] | None:
+    """``(reason, OpenSSL's words)`` when ``exc`` (or what caused it) is a TLS failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            reason = _VERIFY_CODES.get(seen.verify_code or 0, TlsReason.HANDSHAKE)
+            return reason, seen.verify_message or seen.reason or "certificate verify failed"
+        if isinstance(seen, ssl.SSLError):
+            return TlsReason.HANDSHAKE, seen.reason or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _root_os_error(exc: BaseException) -> OSError | None:
