@@ -1,66 +1,43 @@
-"""Classify what geventhttpclient (Locust's FastHttpUser) reports into an :class:`ErrorClass`.
+"""geventhttpclient's and gevent's exceptions, put in the terms of the one error-class table.
 
-The twin of :mod:`chaosregistry.oci.failures` for the Locust side, so a timeout or a reset means
-the same thing in a probe's result and in a load's records. Imported only inside Locust
-processes (and tests): it imports gevent.
+The Locust user's I/O library raises its own types (``gevent.Timeout``, ``HTTPConnectionClosed``,
+``RetriesExceeded`` wrapping the real cause...). This module only translates them into the
+standard library's exceptions; :mod:`chaosregistry.oci.failures` then classifies them exactly as
+it classifies what the probes' httpx client sees. Imported only inside Locust processes (and
+tests): it imports gevent.
 """
 
-import errno
-import socket
-import ssl
+import http.client
 
 import gevent
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
-from geventhttpclient.useragent import BadStatusCode, RetriesExceeded
+from geventhttpclient.useragent import ConnectionError as UserAgentError
+from geventhttpclient.useragent import RetriesExceeded
 
-from chaosregistry.errors import ErrorClass
+from chaosregistry.errors import PullError
+from chaosregistry.oci import failures
 
-_ERRNO_CLASSES = {
-    errno.ECONNREFUSED: ErrorClass.REFUSED,
-    errno.EHOSTUNREACH: ErrorClass.REFUSED,
-    errno.ENETUNREACH: ErrorClass.REFUSED,
-    errno.ECONNRESET: ErrorClass.RESET,
-    errno.ECONNABORTED: ErrorClass.RESET,
-    errno.EPIPE: ErrorClass.RESET,
-    errno.ETIMEDOUT: ErrorClass.TIMEOUT,
-}
+# What the user's I/O may raise while sending a request or reading its body.
+WIRE_ERRORS = (OSError, gevent.Timeout, HTTPParseError, UserAgentError)
 
 
-def classify(
-    *, status: int = 0, error: BaseException | None = None, in_body: bool = False
-) -> ErrorClass:
-    """The class of one failed request: by HTTP ``status`` when there is one, else by ``error``.
+def standard_error(exc: BaseException, *, in_body: bool) -> BaseException:
+    """The standard-library exception that means what ``exc`` means."""
+    # geventhttpclient wraps the error that exhausted its retries.
+    while isinstance(exc, RetriesExceeded) and getattr(exc, "original", None) is not None:
+        exc = getattr(exc, "original")  # noqa: B009 - set through **kw, unknown to mypy
+    if isinstance(exc, gevent.Timeout):
+        return TimeoutError(str(exc) or "timed out")
+    if isinstance(exc, HTTPConnectionClosed):
+        # Closed before the promised length: truncated in a body, a reset before any answer.
+        return http.client.IncompleteRead(b"") if in_body else ConnectionResetError(str(exc))
+    if isinstance(exc, HTTPParseError):
+        return http.client.HTTPException(f"invalid HTTP response: {exc}")
+    if isinstance(exc, UserAgentError) and not isinstance(exc, OSError):
+        return ConnectionAbortedError(str(exc) or type(exc).__name__)
+    return exc
 
-    ``in_body``: the error happened while reading a response body, where a connection the
-    server closed before the promised length is a truncated transfer (a reset stays a reset),
-    as in :func:`chaosregistry.oci.failures.from_exception`.
-    """
-    if status >= 400:
-        if status in (401, 403):
-            return ErrorClass.AUTH
-        if status == 404:
-            return ErrorClass.NOT_FOUND
-        if status == 429:
-            return ErrorClass.RATE_LIMITED
-        if status >= 500:
-            return ErrorClass.SERVER_ERROR
-        return ErrorClass.PROTOCOL
-    # geventhttpclient wraps the error that exhausted its retries, and Locust's bad-status
-    # error carries the code.
-    while isinstance(error, RetriesExceeded) and getattr(error, "original", None) is not None:
-        error = getattr(error, "original")  # noqa: B009 - set through **kw, unknown to mypy
-    if isinstance(error, BadStatusCode) and getattr(error, "code", 0) >= 400:
-        return classify(status=int(error.code))
-    if isinstance(error, gevent.Timeout | TimeoutError | socket.timeout):
-        return ErrorClass.TIMEOUT
-    if isinstance(error, HTTPConnectionClosed):
-        return ErrorClass.TRUNCATED if in_body else ErrorClass.RESET
-    if isinstance(error, HTTPParseError | ssl.SSLError):
-        return ErrorClass.PROTOCOL
-    if isinstance(error, ConnectionRefusedError | socket.gaierror):
-        return ErrorClass.REFUSED
-    if isinstance(error, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        return ErrorClass.RESET
-    if isinstance(error, OSError) and error.errno in _ERRNO_CLASSES:
-        return _ERRNO_CLASSES[error.errno]
-    return ErrorClass.PROTOCOL
+
+def from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> PullError:
+    """The classified PullError for a failure of the Locust user's I/O while doing ``what``."""
+    return failures.from_exception(standard_error(exc, in_body=in_body), what, in_body=in_body)

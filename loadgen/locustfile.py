@@ -1,13 +1,14 @@
 """Locust user that pulls container images from a registry the way a node does.
 
-Each user is one node: it learns how the registry authenticates once (``GET /v2/``), then pulls
-back to back: the tag's manifest or index (picking the platform's manifest), then the config and
-layers, ``--blob-concurrency`` at a time (dockerd pulls 3), checking each blob's size and, with
-``--verify-digests``, its sha256 while it streams. Basic auth is sent up front once challenged;
-bearer tokens are fetched per repository and reused until shortly before they expire, and
-fetched again when the registry answers 401.
+Each user is one node. It runs the same pull protocol as the probes
+(:mod:`chaosregistry.oci.protocol`: authentication, manifest/index and platform choice, size
+and digest checks, error classes) and only does the I/O: the tag's manifest or index, the
+platform's manifest, then the config and layers, ``--blob-concurrency`` at a time (dockerd
+pulls 3), each blob's size and, with ``--verify-digests``, its sha256 checked while it streams.
+Basic auth is sent up front once challenged; bearer tokens are fetched per repository and
+reused until shortly before they expire, and fetched again when the registry refuses one.
 
-What Locust reports: requests named by route template (``/v2/``, ``[token]``,
+What Locust reports: requests named by route template (``[token]``,
 ``/v2/[name]/manifests/[ref]``, ``/v2/[name]/blobs/[digest]``; a blob's time includes its whole
 body), plus one ``PULL`` request per whole image pull, named after the image, whose
 response_time is the pull's exact duration. Locust's percentiles are rounded, so with
@@ -45,8 +46,6 @@ Run by hand (the runner does the same with ``--processes``)::
         --credentials-file run/secrets/credentials.json --records-dir /tmp/pulls
 """
 
-import base64
-import hashlib
 import itertools
 import json
 import os
@@ -54,37 +53,42 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
 import gevent
-from chaosregistry.loadgen.failures import classify
+from chaosregistry.loadgen import failures as wire
 from chaosregistry.loadgen.mix import ImageChoice, parse_image_mix
 from chaosregistry.loadgen.records import record_file_name
-from geventhttpclient.response import HTTPParseError
-from geventhttpclient.useragent import BadStatusCode
-from geventhttpclient.useragent import ConnectionError as UserAgentError
 from locust import FastHttpUser, constant, events, task
 from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
-from chaosregistry.oci.auth import DEFAULT_TOKEN_LIFETIME, EXPIRY_MARGIN_SECONDS, Challenge
-from chaosregistry.oci.client import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
-from chaosregistry.oci.reference import Platform
+from chaosregistry.oci.auth import Credentials
+from chaosregistry.oci.protocol import (
+    Answer,
+    Authenticator,
+    BlobCheck,
+    Descriptor,
+    Exchanged,
+    Request,
+    Steps,
+    blob_request,
+    exchange,
+    resolve,
+)
+from chaosregistry.oci.reference import ImageReference, Platform
 
 MODES = ("warm", "cold")
-MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-# The distribution spec lets registries refuse manifests over 4 MiB; so do we.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 # Blobs up to this size are read in one piece (cheaper per request); larger ones stream.
-STREAM_ABOVE = 1024 * 1024
+READ_WHOLE = 1024 * 1024
 FLUSH_INTERVAL = 0.5
-# Bodies are hashed exactly as sent: ask for no content coding (Locust asks for gzip by default).
-IDENTITY = {"Accept-Encoding": "identity"}
+ALL_STATUSES = frozenset(range(100, 600))
 
 T = TypeVar("T")
 
@@ -129,16 +133,15 @@ def _whole(name: str, text: str, low: int) -> int:
     return value
 
 
-def _read_credentials(path: str) -> str | None:
-    """The ``Basic`` header value for the credentials in ``path`` (None without a path)."""
+def _read_credentials(path: str) -> Credentials | None:
+    """The credentials in the JSON file ``path`` (None without a path)."""
     if not path:
         return None
     try:
         data = json.loads(Path(path).read_text())
-        raw = f"{data['username']}:{data['password']}".encode()
+        return Credentials(str(data["username"]), str(data["password"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"--credentials-file {path}: unreadable ({type(exc).__name__})") from None
-    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ class PullSettings:
     cumulative_weights: tuple[float, ...]
     mode: str
     platform: Platform
-    basic_auth: str | None
+    credentials: Credentials | None
     verify: bool
     blob_concurrency: int
     records_dir: Path | None
@@ -179,7 +182,7 @@ class PullSettings:
             cumulative_weights=tuple(itertools.accumulate(choice.weight for choice in images)),
             mode=mode,
             platform=Platform.parse(str(options.platform)),
-            basic_auth=_read_credentials(str(options.credentials_file)),
+            credentials=_read_credentials(str(options.credentials_file)),
             verify=_flag("verify-digests", options.verify_digests),
             blob_concurrency=_whole("blob-concurrency", options.blob_concurrency, 1),
             records_dir=Path(options.records_dir) if options.records_dir else None,
@@ -295,138 +298,18 @@ _listen(events.quitting, _on_quitting)
 
 
 # -- the user ---------------------------------------------------------------------------------
-class _Phases:
-    __slots__ = ("auth",)
+def _locust_ssl_factory(settings: PullSettings) -> Callable[..., ssl.SSLContext]:
+    """What geventhttpclient calls (``factory(cafile=...)`` or ``factory()``) for each pool."""
+    cafile = settings.tls_verify if isinstance(settings.tls_verify, str) else None
 
-    def __init__(self) -> None:
-        self.auth = 0.0
+    def factory(*_: Any, **__: Any) -> ssl.SSLContext:
+        # Our CA, not the one geventhttpclient would pass in (certifi's), and never h2: this
+        # client speaks HTTP/1.1 only, so offer only that by ALPN.
+        context = ssl.create_default_context(cafile=cafile)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
-
-class NodeAuth:
-    """How one node authenticates: learnt once from ``GET /v2/``, tokens kept per repository."""
-
-    def __init__(self, user: "RegistryPullUser", basic_auth: str | None) -> None:
-        self._user = user
-        self._basic = basic_auth
-        self.scheme: str | None = None  # "none", "basic" or "bearer" once learnt
-        self._realm = ""
-        self._service = ""
-        self._tokens: dict[str, tuple[str, float]] = {}
-
-    def headers(self, repository: str, phases: _Phases) -> dict[str, str]:
-        """Request headers for ``repository``: pings and fetches a token first when needed."""
-        if self.scheme is None:
-            self._ping(phases)
-        if self.scheme == "basic" and self._basic:
-            return {**IDENTITY, "Authorization": self._basic}
-        if self.scheme == "bearer":
-            cached = self._tokens.get(repository)
-            if cached is not None and cached[1] > time.monotonic():
-                return {**IDENTITY, "Authorization": f"Bearer {cached[0]}"}
-            return {**IDENTITY, "Authorization": f"Bearer {self._fetch_token(repository, phases)}"}
-        return dict(IDENTITY)
-
-    def answer(self, header: str | None, repository: str, phases: _Phases) -> bool:
-        """Learn from a 401's challenge; True when sending the request again may succeed."""
-        challenge = Challenge.parse(header or "")
-        if challenge is None:
-            return False
-        if challenge.scheme == "basic":
-            retry = self.scheme != "basic" and self._basic is not None
-            self.scheme = "basic"
-            return retry
-        if challenge.scheme == "bearer" and challenge.params.get("realm"):
-            self.scheme = "bearer"
-            self._realm = challenge.params["realm"]
-            self._service = challenge.params.get("service", "")
-            self._tokens.pop(repository, None)  # expired or revoked: fetch a new one
-            self._fetch_token(repository, phases)
-            return True
-        return False
-
-    def _ping(self, phases: _Phases) -> None:
-        started = time.perf_counter()
-        try:
-            with self._user.client.get(
-                "/v2/", name="/v2/", headers=dict(IDENTITY), catch_response=True
-            ) as response:
-                status = response.status_code
-                if status == 200:
-                    self.scheme = "none"
-                elif status == 401:
-                    challenge = Challenge.parse(_header(response, "www-authenticate"))
-                    if challenge is None or challenge.scheme not in ("basic", "bearer"):
-                        failure = PullError(ErrorClass.AUTH, "ping auth: unsupported challenge")
-                        response.failure(failure)
-                        raise failure
-                    self.scheme = challenge.scheme
-                    self._realm = challenge.params.get("realm", "")
-                    self._service = challenge.params.get("service", "")
-                    response.success()
-                else:
-                    failure = _request_failure(
-                        "ping", response.status_code, getattr(response, "error", None), response
-                    )
-                    response.failure(failure)
-                    raise failure
-        finally:
-            phases.auth += time.perf_counter() - started
-
-    def _fetch_token(self, repository: str, phases: _Phases) -> str:
-        if not self._realm:
-            raise PullError(ErrorClass.PROTOCOL, "token: bearer challenge without a realm")
-        started = time.perf_counter()
-        params = {"scope": f"repository:{repository}:pull"}
-        if self._service:
-            params["service"] = self._service
-        headers = dict(IDENTITY)
-        if self._basic:
-            headers["Authorization"] = self._basic
-        try:
-            with self._user.client.get(
-                self._realm, name="[token]", headers=headers, params=params, catch_response=True
-            ) as response:
-                if response.status_code != 200:
-                    failure = _request_failure(
-                        "token", response.status_code, getattr(response, "error", None), response
-                    )
-                    response.failure(failure)
-                    raise failure
-                try:
-                    body = json.loads(response.content or b"{}")
-                    token = str(body.get("token") or body.get("access_token") or "")
-                    lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-                except (ValueError, AttributeError, TypeError):
-                    token, lifetime = "", 0.0
-                if not token:
-                    failure = PullError(ErrorClass.PROTOCOL, "token: response holds no token")
-                    response.failure(failure)
-                    raise failure
-        finally:
-            phases.auth += time.perf_counter() - started
-        expires = time.monotonic() + max(0.0, lifetime - EXPIRY_MARGIN_SECONDS)
-        self._tokens[repository] = (token, expires)
-        return token
-
-
-def _request_failure(
-    what: str, status: int, error: BaseException | None, response: Any = None
-) -> PullError:
-    """A PullError for a request that got no usable answer; the message names no image, so
-    Locust's failure table groups by cause."""
-    error_class = classify(status=status, error=error)
-    if status:
-        detail: dict[str, Any] = {}
-        if status == 429 and response is not None:
-            detail = {
-                key: _header(response, key)
-                for key in ("retry-after", "ratelimit-limit", "ratelimit-remaining")
-                if _header(response, key)
-            }
-        return PullError(error_class, f"{what} {error_class}: HTTP {status}", status=status,
-                         detail=detail)  # fmt: skip
-    cause = getattr(error, "original", None) or error
-    return PullError(error_class, f"{what} {error_class}: {type(cause).__name__}")
+    return factory
 
 
 def _tune_user_class(settings: PullSettings) -> None:
@@ -439,20 +322,40 @@ def _tune_user_class(settings: PullSettings) -> None:
         RegistryPullUser.ssl_context_factory = None
     else:
         RegistryPullUser.insecure = False
-        cafile = settings.tls_verify if isinstance(settings.tls_verify, str) else None
-        RegistryPullUser.ssl_context_factory = lambda: ssl.create_default_context(cafile=cafile)
+        RegistryPullUser.ssl_context_factory = _locust_ssl_factory(settings)
+
+
+class _Phases:
+    __slots__ = ("auth",)
+
+    def __init__(self) -> None:
+        self.auth = 0.0
+
+
+def _answer_of(response: FastResponse, *, read_body: bool) -> Answer:
+    headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
+    return Answer(response.status_code, headers, response.content if read_body else b"")
 
 
 class RegistryPullUser(FastHttpUser):
-    """One node pulling images back to back (see the module docstring)."""
+    """One node pulling images back to back (see the module docstring).
+
+    It drives the same protocol steps as the probes' client (``chaosregistry.oci.protocol``):
+    this class only sends requests through FastHttpUser's connection pool, reports each one to
+    Locust by route, and streams blob bodies through the protocol's BlobCheck.
+    """
 
     wait_time = constant(0)
 
     def on_start(self) -> None:
         settings = _process.settings or _process.configure(self.environment)
         self.settings = settings
-        self.auth = NodeAuth(self, settings.basic_auth)
+        # One node, one identity: tokens are kept per node, as each kubelet keeps its own.
+        self.auth = Authenticator(settings.credentials)
         self.rng = random.Random()
+        # Every status is an answer for the protocol to judge (a 401's challenge, a 404's
+        # error codes): geventhttpclient would otherwise raise and release the body.
+        self.client.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]  # per node
 
     @task
     def pull_next(self) -> None:
@@ -475,14 +378,15 @@ class RegistryPullUser(FastHttpUser):
         error: PullError | None = None
         interrupted = False
         try:
-            manifest = self._resolve(choice, phases)
-            resolved = time.perf_counter()
-            manifest_seconds = resolved - started - phases.auth
-            descriptors = [manifest["config"], *manifest["layers"]]
+            image = ImageReference(choice.repository, choice.reference)
+            resolved = self._drive(resolve(self.auth, image, self.settings.platform), phases)
+            phases.auth += resolved.auth_seconds
+            resolved_at = time.perf_counter()
+            manifest_seconds = resolved_at - started - phases.auth
             auth_before_blobs = phases.auth
-            size = self._fetch_blobs(choice.repository, descriptors, phases)
-            blobs = len(descriptors)
-            blobs_seconds = time.perf_counter() - resolved - (phases.auth - auth_before_blobs)
+            size = self._fetch_blobs(choice.repository, resolved.blobs, phases)
+            blobs = len(resolved.blobs)
+            blobs_seconds = time.perf_counter() - resolved_at - (phases.auth - auth_before_blobs)
         except PullError as exc:
             error = exc
         except gevent.GreenletExit:
@@ -499,7 +403,7 @@ class RegistryPullUser(FastHttpUser):
                     name=label,
                     response_time=duration * 1000.0,
                     response_length=size,
-                    exception=error,
+                    exception=_grouped(error),
                     context={},
                 )
             writer = _process.writer()
@@ -526,60 +430,7 @@ class RegistryPullUser(FastHttpUser):
                     }
                 )
 
-    def _resolve(self, choice: ImageChoice, phases: _Phases) -> dict[str, Any]:
-        """The platform's image manifest for ``choice`` (through an index when there is one)."""
-        body, media_type = self._manifest(choice.repository, choice.reference, phases)
-        document = _json_object(body, "manifest")
-        if media_type in INDEX_MEDIA_TYPES or "manifests" in document:
-            entries = document.get("manifests")
-            platform = self.settings.platform
-            digest = next(
-                (
-                    str(entry.get("digest"))
-                    for entry in entries or []
-                    if isinstance(entry, dict) and platform.matches(entry.get("platform") or {})
-                ),
-                None,
-            )
-            if digest is None:
-                raise PullError(ErrorClass.PLATFORM_NOT_FOUND, f"index has no {platform} manifest")
-            body, _ = self._manifest(choice.repository, digest, phases)
-            document = _json_object(body, "manifest")
-        if not isinstance(document.get("config"), dict) or not isinstance(
-            document.get("layers"), list
-        ):
-            raise PullError(ErrorClass.PROTOCOL, "manifest has no config/layers")
-        return document
-
-    def _manifest(self, repository: str, reference: str, phases: _Phases) -> tuple[bytes, str]:
-        def read(response: FastResponse, body: bytes | None) -> tuple[bytes, str]:
-            assert body is not None  # manifests are small: read whole
-            if len(body) > MAX_MANIFEST_BYTES:
-                raise PullError(ErrorClass.PROTOCOL, f"manifest over {MAX_MANIFEST_BYTES} bytes")
-            if self.settings.verify:
-                digest = "sha256:" + hashlib.sha256(body).hexdigest()
-                expected = (
-                    reference
-                    if reference.startswith("sha256:")
-                    else _header(response, "docker-content-digest") or digest
-                )
-                if digest != expected:
-                    raise PullError(ErrorClass.DIGEST_MISMATCH, "manifest: body digest differs")
-            return body, _header(response, "content-type").split(";")[0].strip()
-
-        return self._exchange(
-            f"/v2/{repository}/manifests/{reference}",
-            "/v2/[name]/manifests/[ref]",
-            "manifest",
-            repository,
-            phases,
-            read,
-            accept=MANIFEST_ACCEPT,
-        )
-
-    def _fetch_blobs(
-        self, repository: str, descriptors: list[dict[str, Any]], phases: _Phases
-    ) -> int:
+    def _fetch_blobs(self, repository: str, descriptors: list[Descriptor], phases: _Phases) -> int:
         """Fetch every blob, ``blob_concurrency`` at a time (this greenlet and helpers).
 
         After the first failure no blob is started and running ones stop at their next chunk.
@@ -615,120 +466,113 @@ class RegistryPullUser(FastHttpUser):
     def _blob(
         self,
         repository: str,
-        descriptor: dict[str, Any],
+        descriptor: Descriptor,
         phases: _Phases,
         failures: list[BaseException],
     ) -> int:
-        digest = str(descriptor.get("digest"))
-        size = int(descriptor.get("size") or 0)
-        verify = self.settings.verify
-
-        def read(response: FastResponse, body: bytes | None) -> int:
-            hasher = hashlib.sha256() if verify else None
-            received = 0
-            for chunk in _chunks(response) if body is None else (body,):
-                if failures:
-                    raise PullError(ErrorClass.PROTOCOL, "blob: cancelled, the pull failed")
-                received += len(chunk)
-                if received > size:
-                    raise PullError(ErrorClass.DIGEST_MISMATCH, "blob: longer than its descriptor")
-                if hasher is not None:
-                    hasher.update(chunk)
-            if received < size:
-                raise PullError(ErrorClass.TRUNCATED, f"blob: got {received} of {size} bytes")
-            if hasher is not None and "sha256:" + hasher.hexdigest() != digest:
-                raise PullError(ErrorClass.DIGEST_MISMATCH, "blob: content digest differs")
-            return received
-
-        return self._exchange(
-            f"/v2/{repository}/blobs/{digest}",
-            "/v2/[name]/blobs/[digest]",
-            "blob",
-            repository,
-            phases,
-            read,
-            stream=size > STREAM_ABOVE,
-        )
-
-    def _exchange(
-        self,
-        path: str,
-        name: str,
-        what: str,
-        repository: str,
-        phases: _Phases,
-        consume: Callable[[FastResponse, bytes | None], T],
-        *,
-        accept: str = "",
-        stream: bool = False,
-    ) -> T:
-        """GET ``path`` (answering one auth challenge) and hand the response to ``consume``,
-        with the whole body (or None with ``stream``: ``consume`` reads it).
-
-        Sent through this FastHttpUser's own client and connection pool; the request event is
-        fired here so its time covers the whole body. Failures are reported to Locust and
-        raised as classified PullErrors.
-        """
-        url = self.client.base_url + path if self.client.base_url else path
-        for attempt in (1, 2):
-            headers = self.auth.headers(repository, phases)
-            if accept:
-                headers["Accept"] = accept
-            start = time.time()
-            started = time.perf_counter()
-            response, error = self._open(url, headers)
-            status = response.status_code if response is not None else 0
-            if status == 401 and attempt == 1 and response is not None:
-                challenged = time.perf_counter() - started
-                if self.auth.answer(_header(response, "www-authenticate"), repository, phases):
-                    # A challenge answered is no failure; its time excludes the token fetch.
-                    self._report(name, start, challenged, 0, None)
-                    continue
-            length = 0
-            try:
-                if response is None or not 200 <= status < 300:
-                    raise _request_failure(what, status, error, response)
-                try:
-                    body = None if stream else response.content
-                    length = len(body) if body is not None else 0
-                    result = consume(response, body)
-                except (OSError, gevent.Timeout, HTTPParseError) as exc:
-                    error_class = classify(error=exc, in_body=True)
-                    raise PullError(
-                        error_class, f"{what} {error_class}: {type(exc).__name__}"
-                    ) from exc
-                finally:
-                    if stream:
-                        response.release()
-            except PullError as failure:
-                self._report(name, start, time.perf_counter() - started, length, failure)
-                raise
-            elapsed = time.perf_counter() - started
-            self._report(name, start, elapsed, length or _content_length(response), None)
-            return result
-        raise PullError(ErrorClass.AUTH, f"{what} auth: challenged again after authenticating")
-
-    def _open(
-        self, url: str, headers: dict[str, str]
-    ) -> tuple[FastResponse | None, BaseException | None]:
-        """The response (status < 400, or the error status's response) or the error."""
+        request = blob_request(repository, descriptor.digest)
+        check = BlobCheck(descriptor, request.what, verify=self.settings.verify)
+        steps = exchange(self.auth, request, repository)
+        done, response, start, started = self._drive_streamed(steps, phases)
+        phases.auth += done.auth_seconds
         try:
-            response = self.client.client.urlopen(url, method="GET", headers=headers)
-            return cast(FastResponse, response), None
-        except BadStatusCode as exc:
-            return getattr(exc, "response", None), exc
-        except (OSError, gevent.Timeout, HTTPParseError, UserAgentError) as exc:
-            return None, exc
+            if descriptor.size <= READ_WHOLE:
+                check.feed(response.content)  # one read is cheaper for small blobs
+            else:
+                while chunk := response.read(READ_CHUNK):
+                    if failures:
+                        raise PullError(ErrorClass.PROTOCOL, f"{request.what}: cancelled")
+                    check.feed(chunk)
+            check.finish()
+        except PullError as failure:
+            self._report(request.route, start, time.perf_counter() - started, 0, failure)
+            raise
+        except wire.WIRE_ERRORS as exc:
+            broken = wire.from_exception(exc, request.what, in_body=True)
+            self._report(request.route, start, time.perf_counter() - started, 0, broken)
+            raise broken from exc
+        finally:
+            response.release()
+        self._report(request.route, start, time.perf_counter() - started, check.received, None)
+        return check.received
+
+    # -- the driver ---------------------------------------------------------------------------
+    def _drive(self, steps: Steps[T], phases: _Phases) -> T:
+        """Run protocol ``steps`` to their result, every request reported to Locust."""
+        request = next(steps)
+        while True:
+            answer, _, start, started = self._send(request)
+            try:
+                following = steps.send(answer)
+            except StopIteration as done:
+                self._report(request.route, start, time.perf_counter() - started, 0, None)
+                return done.value  # type: ignore[no-any-return]
+            except PullError as failure:
+                self._report(request.route, start, time.perf_counter() - started, 0, failure)
+                raise
+            # A challenge answered is no failure.
+            self._report(request.route, start, time.perf_counter() - started, 0, None)
+            request = following
+
+    def _drive_streamed(
+        self, steps: Steps[Exchanged], phases: _Phases
+    ) -> tuple[Exchanged, FastResponse, float, float]:
+        """Like ``_drive`` for a step whose last answer's body the caller streams: the last
+        request is reported by the caller, once its body is read."""
+        request = next(steps)
+        while True:
+            answer, response, start, started = self._send(request)
+            try:
+                following = steps.send(answer)
+            except StopIteration as done:
+                assert response is not None  # a streamed 2xx keeps its response
+                return done.value, response, start, started
+            except PullError as failure:
+                self._report(request.route, start, time.perf_counter() - started, 0, failure)
+                raise
+            self._report(request.route, start, time.perf_counter() - started, 0, None)
+            request = following
+
+    def _send(self, request: Request) -> tuple[Answer, FastResponse | None, float, float]:
+        """The only I/O: ``(answer, response kept open for a streamed 2xx, start, started)``."""
+        target = request.target
+        url = target if "://" in target else f"{self.client.base_url or ''}{target}"
+        if request.params:
+            url += ("&" if "?" in url else "?") + urlencode(request.params)
+        start = time.time()
+        started = time.perf_counter()
+        try:
+            response = cast(
+                FastResponse,
+                self.client.client.urlopen(
+                    url,
+                    method=request.method,
+                    headers=dict(request.headers),
+                    payload=request.content,
+                ),
+            )
+        except wire.WIRE_ERRORS as exc:
+            failure = wire.from_exception(exc, request.what)
+            self._report(request.route, start, time.perf_counter() - started, 0, failure)
+            raise failure from exc
+        streamed = request.stream and 200 <= response.status_code < 300
+        try:
+            answer = _answer_of(response, read_body=not streamed)
+        except wire.WIRE_ERRORS as exc:
+            failure = wire.from_exception(exc, request.what, in_body=True)
+            self._report(request.route, start, time.perf_counter() - started, 0, failure)
+            raise failure from exc
+        return answer, (response if streamed else None), start, started
 
     def _report(
-        self, name: str, start: float, seconds: float, length: int, failure: BaseException | None
+        self, name: str, start: float, seconds: float, length: int, failure: PullError | None
     ) -> None:
         self.environment.events.request.fire(
             request_type="GET",
             name=name,
             response_time=seconds * 1000.0,
             response_length=length,
-            exception=failure,
+            exception=_grouped(failure),
             context={},
             start_time=start,
             url=None,
@@ -736,31 +580,14 @@ class RegistryPullUser(FastHttpUser):
         )
 
 
-def _content_length(response: FastResponse) -> int:
-    try:
-        return int(_header(response, "content-length") or 0)
-    except ValueError:
-        return 0
+class _GroupedFailure(Exception):
+    """What Locust's failure table shows: the class and the step, no image or digest, so
+    failures group by cause (the records keep the full message)."""
 
 
-def _header(response: Any, name: str) -> str:
-    headers = response.headers
-    value = headers.get(name) if headers else None
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return str(value or "")
-
-
-def _chunks(response: FastResponse) -> Iterator[bytes]:
-    while chunk := response.read(READ_CHUNK):
-        yield chunk
-
-
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise PullError(ErrorClass.PROTOCOL, f"{what}: not JSON") from None
-    if not isinstance(value, dict):
-        raise PullError(ErrorClass.PROTOCOL, f"{what}: not a JSON object")
-    return value
+def _grouped(error: PullError | None) -> Exception | None:
+    if error is None:
+        return None
+    status = f": HTTP {error.status}" if error.status else ""
+    reason = f" {error.detail['reason']}" if error.detail.get("reason") else ""
+    return _GroupedFailure(f"{error.error_class}{reason}{status}")

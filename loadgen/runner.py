@@ -299,16 +299,7 @@ def check_images(registry: RegistryTarget, mix: list[ImageChoice], platform: Pla
     with registry.client(max_connections=4, timeout=min(registry.timeout, 10.0)) as client:
         for choice in {choice.label: choice for choice in mix}.values():
             try:
-                manifest = client.get_manifest(choice.repository, choice.reference)
-                if manifest.is_index:
-                    entries = manifest.json().get("manifests") or []
-                    if not any(
-                        isinstance(e, dict) and platform.matches(e.get("platform") or {})
-                        for e in entries
-                    ):
-                        raise ConfigError(
-                            f"image {choice.label} has no {platform} manifest on {registry.url}"
-                        )
+                client.resolve(ImageReference(choice.repository, choice.reference), platform)
             except PullError as exc:
                 raise ConfigError(
                     f"image {choice.label} cannot be pulled from {registry.url} "

@@ -52,15 +52,10 @@ def upstream_fetches(
     registry = resolve_target(configuration, secrets, target="registry")
     with registry.client(max_connections=2) as client:
         try:
-            top = client.get_manifest(reference.repository, reference.reference)
-            manifest = top.json()
-            if top.is_index:
-                entries = manifest.get("manifests") or []
-                entry = next(e for e in entries if wanted.matches(e.get("platform") or {}))
-                manifest = client.get_manifest(reference.repository, entry["digest"]).json()
-        except (PullError, StopIteration) as exc:
+            resolved = client.resolve(reference, wanted)
+        except PullError as exc:
             raise ConfigError(f"cannot read {image} on the origin: {exc}") from None
-    digests = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    digests = [blob.digest for blob in resolved.blobs]
     port = str(endpoints["hops"]["mirror-upstream"]["upstream"]).rsplit(":", 1)[1]
     per_blob: dict[str, int] = dict.fromkeys(digests, 0)
     manifest_fetches = 0

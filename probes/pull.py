@@ -17,7 +17,8 @@ from chaosregistry.activity import (
     require_positive_int,
     require_positive_number,
 )
-from chaosregistry.errors import ErrorClass, PullError
+from chaosregistry.errors import PullError
+from chaosregistry.oci.protocol import choose_platform
 from chaosregistry.oci.pull import PullResult, pull
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.settings import resolve_target
@@ -181,15 +182,7 @@ def manifest_digest(
                 if not top.is_index:
                     result["platform_digest"] = top.digest
                 else:
-                    entries = top.json().get("manifests") or []
-                    match = next(
-                        (e for e in entries if wanted.matches(e.get("platform") or {})), None
-                    )
-                    if match is None:
-                        raise PullError(
-                            ErrorClass.PLATFORM_NOT_FOUND, f"{reference} has no {wanted} manifest"
-                        )
-                    result["platform_digest"] = str(match["digest"])
+                    result["platform_digest"] = choose_platform(top, wanted, str(reference))
             result["ok"] = True
         except PullError as exc:
             result["error"] = exc.as_dict()

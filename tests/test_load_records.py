@@ -14,7 +14,7 @@ import gevent
 import numpy
 import pytest
 from chaosregistry.loadgen import records
-from chaosregistry.loadgen.failures import classify
+from chaosregistry.loadgen.failures import from_exception
 from chaosregistry.loadgen.mix import ImageChoice, mix_to_json, parse_image_mix
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from geventhttpclient.useragent import RetriesExceeded, UserAgent
@@ -174,24 +174,6 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (401, ErrorClass.AUTH),
-        (403, ErrorClass.AUTH),
-        (404, ErrorClass.NOT_FOUND),
-        (429, ErrorClass.RATE_LIMITED),
-        (500, ErrorClass.SERVER_ERROR),
-        (503, ErrorClass.SERVER_ERROR),
-        (418, ErrorClass.PROTOCOL),
-    ],
-)
-def test_statuses_map_to_the_same_classes_as_the_httpx_client(
-    status: int, expected: ErrorClass
-) -> None:
-    assert classify(status=status) is expected
-
-
-@pytest.mark.parametrize(
     ("error", "in_body", "expected"),
     [
         (gevent.Timeout(), False, ErrorClass.TIMEOUT),
@@ -209,11 +191,11 @@ def test_statuses_map_to_the_same_classes_as_the_httpx_client(
 def test_transport_errors_map_to_the_same_classes_as_the_httpx_client(
     error: BaseException, in_body: bool, expected: ErrorClass
 ) -> None:
-    assert classify(error=error, in_body=in_body) is expected
+    assert from_exception(error, "blob x", in_body=in_body).error_class is expected
 
 
 def test_a_real_refused_connection_is_classified_refused() -> None:
     agent = UserAgent(max_retries=0, connection_timeout=2, network_timeout=2)
     with pytest.raises(Exception) as raised:
         agent.urlopen(f"http://127.0.0.1:{free_port()}/v2/")
-    assert classify(error=raised.value) is ErrorClass.REFUSED
+    assert from_exception(raised.value, "ping").error_class is ErrorClass.REFUSED

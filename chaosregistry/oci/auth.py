@@ -64,6 +64,11 @@ class TokenCache:
                 return None
             return token.value
 
+    def drop(self, key: tuple[str, str, str]) -> None:
+        """Forget a token the registry refused."""
+        with self._lock:
+            self._tokens.pop(key, None)
+
     def put(self, key: tuple[str, str, str], value: str, lifetime: float) -> None:
         with self._lock:
             self._tokens[key] = _Token(value, time.monotonic() + lifetime)

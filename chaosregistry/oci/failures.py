@@ -1,12 +1,17 @@
-"""Translate what went wrong on the wire into one :class:`PullError` with an :class:`ErrorClass`.
+"""The one error-class table: what went wrong on the wire -> a :class:`PullError` with an
+:class:`ErrorClass`.
 
-This is the only place that decides how a failure is classified, so probes, the Locust user and
-reports all agree on what "timeout" or "reset" means.
+Statuses (``status_error``), transport failures (``from_exception``) and TLS failures
+(``tls_failure``) are classified here and nowhere else; the pull protocol
+(:mod:`chaosregistry.oci.protocol`) and both of its drivers (the httpx client and the Locust
+user) call it, so probes, loads and reports agree on what "timeout" or "reset" means.
 """
 
 import errno
+import http.client
 import json
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -17,11 +22,13 @@ from chaosregistry.errors import ErrorClass, PullError, TlsReason
 RATE_LIMIT_HEADERS = ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 
 
-def from_response(response: httpx.Response, what: str) -> PullError:
-    """A PullError for a non-success HTTP answer to ``what`` (e.g. ``manifest shop:1.0``)."""
-    status = response.status_code
+def status_error(status: int, headers: Mapping[str, str], body: bytes, what: str) -> PullError:
+    """A PullError for a non-success HTTP answer to ``what`` (e.g. ``manifest shop:1.0``).
+
+    ``headers`` may be any mapping with case-insensitive ``get`` or lower-case keys.
+    """
     detail: dict[str, Any] = {}
-    codes = _registry_error_codes(response)
+    codes = _registry_error_codes(body)
     if codes:
         detail["codes"] = codes
     if status in (401, 403):
@@ -30,7 +37,7 @@ def from_response(response: httpx.Response, what: str) -> PullError:
         error_class = ErrorClass.NOT_FOUND
     elif status == 429:
         error_class = ErrorClass.RATE_LIMITED
-        detail.update({h: response.headers[h] for h in RATE_LIMIT_HEADERS if h in response.headers})
+        detail.update({h: str(headers[h]) for h in RATE_LIMIT_HEADERS if headers.get(h)})
     elif status >= 500:
         error_class = ErrorClass.SERVER_ERROR
     else:
@@ -39,11 +46,17 @@ def from_response(response: httpx.Response, what: str) -> PullError:
     return PullError(error_class, f"{what}: HTTP {status}{suffix}", status=status, detail=detail)
 
 
-def from_exception(exc: Exception, what: str) -> PullError:
-    """A PullError for a transport-level failure while doing ``what``."""
+def from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> PullError:
+    """A PullError for a transport-level failure while doing ``what``.
+
+    Knows httpx's exceptions and the standard library's (what any other driver raises once it
+    has translated its own library's types). ``in_body``: the failure came while reading a
+    response body, where a connection closed early is a truncated transfer.
+    Re-raises what is not a transport failure (a bug should not become a "protocol" error).
+    """
     if isinstance(exc, PullError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return PullError(ErrorClass.TIMEOUT, f"{what}: timed out ({type(exc).__name__})")
     text = str(exc) or type(exc).__name__
     tls = tls_failure(exc)
@@ -53,7 +66,9 @@ def from_exception(exc: Exception, what: str) -> PullError:
             ErrorClass.TLS, f"{what}: TLS {reason} ({message})", detail={"reason": str(reason)}
         )
     root = _root_os_error(exc)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, http.client.IncompleteRead) or (in_body and _closed_early(exc)):
+        return PullError(ErrorClass.TRUNCATED, f"{what}: body truncated ({text})")
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
         if root is not None and root.errno == errno.ECONNRESET:
             return PullError(ErrorClass.RESET, f"{what}: connection reset while connecting")
         return PullError(ErrorClass.REFUSED, f"{what}: cannot connect ({text})")
@@ -67,9 +82,33 @@ def from_exception(exc: Exception, what: str) -> PullError:
         return PullError(ErrorClass.RESET, f"{what}: connection reset ({text})")
     if isinstance(exc, httpx.HTTPError):
         return PullError(ErrorClass.PROTOCOL, f"{what}: {text}")
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return PullError(ErrorClass.RESET, f"{what}: connection reset ({text})")
+    if isinstance(exc, http.client.HTTPException):
+        return PullError(ErrorClass.PROTOCOL, f"{what}: {text}")
+    if root is not None and root.errno in _ERRNO_CLASSES:
+        error_class = _ERRNO_CLASSES[root.errno]
+        return PullError(error_class, f"{what}: {error_class} ({text})")
+    if isinstance(exc, OSError):
+        return PullError(ErrorClass.RESET, f"{what}: connection failed ({text})")
     raise exc
+
+
+# Socket errors by errno, for drivers whose library raises bare OSErrors.
+_ERRNO_CLASSES = {
+    errno.ECONNREFUSED: ErrorClass.REFUSED,
+    errno.EHOSTUNREACH: ErrorClass.REFUSED,
+    errno.ENETUNREACH: ErrorClass.REFUSED,
+    errno.ECONNRESET: ErrorClass.RESET,
+    errno.ECONNABORTED: ErrorClass.RESET,
+    errno.EPIPE: ErrorClass.RESET,
+    errno.ETIMEDOUT: ErrorClass.TIMEOUT,
+}
+
+
+def _closed_early(exc: BaseException) -> bool:
+    """A connection that ended before the body did (not a reset: those stay resets)."""
+    return isinstance(exc, ConnectionError) and not isinstance(
+        exc, ConnectionResetError | ConnectionRefusedError
+    )
 
 
 # OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code carries them.
@@ -92,9 +131,11 @@ def tls_failure(exc: BaseException) -> tuple[TlsReason, str] | None:
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             reason = _VERIFY_CODES.get(seen.verify_code or 0, TlsReason.HANDSHAKE)
-            return reason, seen.verify_message or seen.reason or "certificate verify failed"
+            words = seen.verify_message or getattr(seen, "reason", None)
+            return reason, words or "certificate verify failed"
         if isinstance(seen, ssl.SSLError):
-            return TlsReason.HANDSHAKE, seen.reason or str(seen)
+            # An SSLError raised from Python code (not by OpenSSL) has no ``reason``.
+            return TlsReason.HANDSHAKE, getattr(seen, "reason", None) or str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -108,13 +149,13 @@ def _root_os_error(exc: BaseException) -> OSError | None:
     return None
 
 
-def _registry_error_codes(response: httpx.Response) -> list[str]:
+def _registry_error_codes(body: bytes) -> list[str]:
     """The distribution spec's ``errors[].code`` values, when the body has them."""
     try:
-        body = json.loads(response.read() or b"{}")
-    except (ValueError, httpx.HTTPError):
+        document = json.loads(body or b"{}")
+    except ValueError:
         return []
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list):
         return []
     return [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")]

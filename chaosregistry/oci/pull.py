@@ -11,8 +11,9 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chaosregistry.errors import ConfigError, ErrorClass, PullError
-from chaosregistry.oci.client import BlobFetch, Manifest, RegistryClient
+from chaosregistry.errors import ConfigError, PullError
+from chaosregistry.oci.client import BlobFetch, RegistryClient
+from chaosregistry.oci.protocol import Descriptor
 from chaosregistry.oci.reference import ImageReference, Platform
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
@@ -37,6 +38,7 @@ class PullResult:
     bytes: int = 0
     blobs: int = 0
     verified: bool = False
+    http_version: str = ""  # what the answers came over: "HTTP/1.1" or "HTTP/2"
     error: PullError | None = None
     blob_timings: list[BlobFetch] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ class PullResult:
             "blobs": self.blobs,
             "throughput_bytes_per_second": self.throughput,
             "verified": self.verified,
+            "http_version": self.http_version,
             "error": self.error.as_dict() if self.error else None,
             "layers": [asdict(b) for b in self.blob_timings],
         }
@@ -87,87 +90,37 @@ def pull(
     result = PullResult(str(image), client.url, str(platform) if platform else "")
     started = time.perf_counter()
     try:
-        manifest = _resolve(client, image, platform, result)
+        resolved = client.resolve(image, platform)
+        result.digest = resolved.digest
+        result.media_type = resolved.media_type
+        result.manifest_digest = resolved.manifest_digest
+        result.auth_seconds = resolved.auth_seconds
         result.manifest_seconds = time.perf_counter() - started - result.auth_seconds
         blobs_started = time.perf_counter()
-        _fetch_blobs(client, image.repository, manifest, result, concurrency, verify)
+        _fetch_blobs(client, image.repository, resolved.blobs, result, concurrency, verify)
         result.blobs_seconds = time.perf_counter() - blobs_started
         result.verified = verify
         result.ok = True
     except PullError as exc:
         result.error = exc
     result.total_seconds = time.perf_counter() - started
+    result.http_version = client.http_version
     return result
-
-
-def _resolve(
-    client: RegistryClient, image: ImageReference, platform: Platform | None, result: PullResult
-) -> dict[str, Any]:
-    top = client.get_manifest(image.repository, image.reference)
-    result.auth_seconds += top.auth_seconds
-    result.digest = top.digest
-    result.media_type = top.media_type
-    if not top.is_index:
-        result.manifest_digest = top.digest
-        return _image_manifest(top)
-    if platform is None:
-        raise PullError(
-            ErrorClass.PLATFORM_NOT_FOUND, f"{image} is a multi-platform index; name a platform"
-        )
-    entries = top.json().get("manifests") or []
-    for entry in entries:
-        if isinstance(entry, dict) and platform.matches(entry.get("platform") or {}):
-            chosen = client.get_manifest(image.repository, str(entry["digest"]))
-            result.auth_seconds += chosen.auth_seconds
-            result.manifest_digest = chosen.digest
-            return _image_manifest(chosen)
-    available = sorted(
-        "/".join(
-            p
-            for p in (
-                e["platform"].get("os"),
-                e["platform"].get("architecture"),
-                e["platform"].get("variant"),
-            )
-            if p
-        )
-        for e in entries
-        if isinstance(e, dict) and isinstance(e.get("platform"), dict)
-    )
-    raise PullError(
-        ErrorClass.PLATFORM_NOT_FOUND,
-        f"{image} has no {platform} manifest (available: {', '.join(available) or 'none'})",
-    )
-
-
-def _image_manifest(manifest: Manifest) -> dict[str, Any]:
-    body = manifest.json()
-    if not isinstance(body.get("config"), dict) or not isinstance(body.get("layers"), list):
-        raise PullError(
-            ErrorClass.PROTOCOL, f"manifest {manifest.digest} has no config/layers (schema 1?)"
-        )
-    return body
 
 
 def _fetch_blobs(
     client: RegistryClient,
     repository: str,
-    manifest: dict[str, Any],
+    descriptors: list[Descriptor],
     result: PullResult,
     concurrency: int,
     verify: bool,
 ) -> None:
-    descriptors = [manifest["config"], *manifest["layers"]]
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="blob") as pool:
         futures: list[Future[BlobFetch]] = [
             pool.submit(
-                client.fetch_blob,
-                repository,
-                str(d["digest"]),
-                int(d["size"]),
-                verify=verify,
-                cancel=cancel,
+                client.fetch_blob, repository, d.digest, d.size, verify=verify, cancel=cancel
             )
             for d in descriptors
         ]
