@@ -58,6 +58,7 @@ def push_fresh_image(
         reference.repository,
         reference.reference,
         layer_sizes=(max(1, kib * 768), max(1, kib * 256)),
+        verify=registry.verify,
     )
     return {
         "image": str(reference),

@@ -13,6 +13,7 @@ first unaffected request after the undo returned. Goal (issue 4): <= 100 ms each
 
 import argparse
 import shutil
+import ssl
 import statistics
 import sys
 import tempfile
@@ -33,14 +34,17 @@ PROBE_TIMEOUT = 0.5
 
 
 class Probe:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: str) -> None:
         self.url = url
+        self.ca_file = ca_file
         self.records: list[tuple[float, float]] = []  # (start, seconds; inf when it failed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=PROBE_TIMEOUT) as client:
+        with httpx.Client(
+            timeout=PROBE_TIMEOUT, verify=ssl.create_default_context(cafile=self.ca_file)
+        ) as client:
             while not self._stop.is_set():
                 start = time.perf_counter()
                 try:
@@ -128,7 +132,7 @@ def main() -> int:
                 lambda: network.remove_network_faults(configuration=config),
             ),
         }
-        with Probe(endpoints["registry"] + "/v2/") as probe:
+        with Probe(endpoints["registry"] + "/v2/", endpoints["ca_file"]) as probe:
             for _ in range(args.trials):
                 for name, (inject, undo) in cases.items():  # interleaved: A B A B ...
                     rows.setdefault(name, []).append(trial(probe, inject, undo))

@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -190,8 +191,15 @@ def _overhead(
     host: str,
 ) -> dict[str, Any]:
     credentials = endpoints["credentials_file"]
+    # The sandbox's CA, for an HTTPS endpoint of it (the static baseline is plain HTTP).
+    ca = str(endpoints["ca_file"]) if host.startswith("https:") else ""
     # The baseline sends credentials only where the endpoint asks for them.
-    needs_auth = httpx.get(f"{host}/v2/", timeout=5.0).status_code == 401
+    needs_auth = (
+        httpx.get(
+            f"{host}/v2/", timeout=5.0, verify=ssl.create_default_context(cafile=ca) if ca else True
+        ).status_code
+        == 401
+    )
     reference = f"{image['repository']}@{image['digest']}"
     print(
         f"part 1: {reference} ({image['total_bytes']} bytes, {len(blobs)} blobs) from "
@@ -201,7 +209,7 @@ def _overhead(
     )
     ours_arguments = [
         "--images", reference, "--credentials-file", credentials,
-        "--records-dir", str(work / "pulls"),
+        "--records-dir", str(work / "pulls"), *(["--tls-verify", ca] if ca else []),
     ]  # fmt: skip
     contenders = {
         "ours": lambda: locust_run(

@@ -28,7 +28,9 @@ def biggest_image(catalog: list[dict[str, Any]]) -> dict[str, Any]:
     return max(catalog, key=lambda image: image["total_bytes"])
 
 
-def run_curl(url: str, image: dict[str, Any], creds: Credentials, parallel: int) -> float:
+def run_curl(
+    url: str, image: dict[str, Any], creds: Credentials, parallel: int, ca_file: str
+) -> float:
     platform = image["platforms"][0]
     blobs = [platform["config"], *platform["layers"]]
     argv = [
@@ -38,6 +40,8 @@ def run_curl(url: str, image: dict[str, Any], creds: Credentials, parallel: int)
         "--parallel",
         "--parallel-max",
         str(parallel),
+        "--cacert",
+        ca_file,
         "-u",
         f"{creds.username}:{creds.password}",
     ]
@@ -48,15 +52,23 @@ def run_curl(url: str, image: dict[str, Any], creds: Credentials, parallel: int)
     return time.perf_counter() - started
 
 
-def run_skopeo(url: str, image: dict[str, Any], creds: Credentials, work: Path) -> float:
+def run_skopeo(
+    url: str, image: dict[str, Any], creds: Credentials, work: Path, ca_file: str
+) -> float:
     dest = work / "skopeo"
     shutil.rmtree(dest, ignore_errors=True)
     host = url.split("://", 1)[1]
+    # skopeo reads every *.crt of a directory as a CA and wants a .cert beside any .key, so the
+    # sandbox's pki directory cannot be given as is. Plain HTTP needs tls-verify off.
+    certs = work / "certs"
+    certs.mkdir(exist_ok=True)
+    shutil.copyfile(ca_file, certs / "ca.crt")
+    tls = f"--src-cert-dir={certs}" if url.startswith("https:") else "--src-tls-verify=false"
     argv = [
         "skopeo",
         "copy",
         "-q",
-        "--src-tls-verify=false",
+        tls,
         f"--src-creds={creds.username}:{creds.password}",
         f"docker://{host}/{image['repository']}:{image['tag']}",
         f"dir:{dest}",
@@ -69,10 +81,10 @@ def run_skopeo(url: str, image: dict[str, Any], creds: Credentials, work: Path) 
 
 
 def run_ours(
-    url: str, image: dict[str, Any], creds: Credentials, parallel: int, verify: bool
+    url: str, image: dict[str, Any], creds: Credentials, parallel: int, verify: bool, ca_file: str
 ) -> float:
     started = time.perf_counter()
-    with RegistryClient(url, credentials=creds) as client:
+    with RegistryClient(url, credentials=creds, verify=ca_file) as client:
         result = pull(
             client,
             ImageReference(image["repository"], image["tag"]),
@@ -92,7 +104,8 @@ def main() -> int:
     parser.add_argument(
         "--endpoint",
         default="registry_direct",
-        help="endpoints.json key to pull from (registry_direct = nginx)",
+        help="endpoints.json key to pull from (registry_direct = nginx over HTTPS, "
+        "registry_http = the same over plain HTTP)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -115,11 +128,12 @@ def main() -> int:
         )
 
         work = Path(tempfile.mkdtemp(prefix="bench-pull-work-"))
+        ca = str(endpoints["ca_file"])
         contenders = {
-            "curl": lambda: run_curl(url, image, creds, args.parallel),
-            "ours (sha256 verified)": lambda: run_ours(url, image, creds, args.parallel, True),
-            "ours (no verification)": lambda: run_ours(url, image, creds, args.parallel, False),
-            "skopeo copy": lambda: run_skopeo(url, image, creds, work),
+            "curl": lambda: run_curl(url, image, creds, args.parallel, ca),
+            "ours (sha256 verified)": lambda: run_ours(url, image, creds, args.parallel, True, ca),
+            "ours (no verification)": lambda: run_ours(url, image, creds, args.parallel, False, ca),
+            "skopeo copy": lambda: run_skopeo(url, image, creds, work, ca),
         }
         for run in contenders.values():  # warm-up: page cache, connections, token
             run()

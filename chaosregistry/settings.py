@@ -10,7 +10,9 @@ configuration
     ``registry_verify_tls`` ``false`` to skip certificate checks (never the default)
     ``registry_timeout``    seconds per request (default 30)
     ``sandbox_dir``         an embedded sandbox's run directory: its endpoints and credentials
-                            are used for whatever the keys above leave unset
+                            are used for whatever the keys above leave unset, and its CA
+                            (endpoints' ``ca_file``) verifies any of its HTTPS endpoints when
+                            neither ``registry_ca_bundle`` nor ``registry_verify_tls`` is set
 secrets (any scope the activity declares)
     ``registry_username`` / ``registry_password``
 
@@ -23,6 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.oci.auth import Credentials
@@ -76,6 +79,28 @@ def _sandbox_credentials(endpoints: dict[str, Any]) -> Credentials | None:
     return read_credentials_file(Path(path)) if path else None
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    # The sandbox's certificate names both; its endpoints are published as 127.0.0.1.
+    return parts.scheme, "127.0.0.1" if host == "localhost" else host, parts.port
+
+
+def _sandbox_origins(endpoints: dict[str, Any]) -> set[tuple[str, str, int | None]]:
+    """scheme, host and port of every URL the sandbox publishes (replicas' included)."""
+    values: list[Any] = list(endpoints.values())
+    values += [value for replica in endpoints.get("replicas") or [] for value in replica.values()]
+    return {_origin(value) for value in values if isinstance(value, str) and "://" in value}
+
+
+def _sandbox_ca(endpoints: dict[str, Any], url: str) -> str | None:
+    """The sandbox's CA file when ``url`` is one of its endpoints (else the system's CAs)."""
+    ca_file = endpoints.get("ca_file")
+    if ca_file and _origin(url) in _sandbox_origins(endpoints):
+        return str(ca_file)
+    return None
+
+
 def resolve_target(
     configuration: dict[str, Any] | None,
     secrets: dict[str, Any] | None,
@@ -85,7 +110,8 @@ def resolve_target(
 
     ``target`` is a URL, or the name of a configured registry: ``registry``, ``mirror``... For a
     name, ``configuration['<name>_url']`` wins, then the sandbox's endpoint of that name, then
-    (for ``registry``) ``CHAOSREGISTRY_URL``.
+    (for ``registry``) ``CHAOSREGISTRY_URL``. TLS: ``registry_ca_bundle``, else
+    ``registry_verify_tls``, else the sandbox's CA for a URL of the sandbox, else the system CAs.
     """
     if not isinstance(target, str) or not target:
         raise ConfigError("target must name a registry (registry, mirror) or be a URL")
@@ -128,6 +154,8 @@ def resolve_target(
                 f"configuration: registry_verify_tls must be true or false, not {flag!r}"
             )
         verify = flag
+    else:
+        verify = _sandbox_ca(endpoints, url) or True
 
     timeout = configuration.get("registry_timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:

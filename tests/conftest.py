@@ -1,6 +1,7 @@
 """Shared fixtures. ``sandbox``: one real embedded sandbox for the whole test session."""
 
 import json
+import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,16 @@ class SandboxInfo:
     password: str = field(repr=False)  # keeps the password out of assertion messages
     catalog: list[dict[str, Any]] = field(repr=False)
     run_dir: Path
+
+    @property
+    def ca_file(self) -> str:
+        """The sandbox's CA (PEM path), which verifies every HTTPS endpoint of it."""
+        return str(self.endpoints["ca_file"])
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """An SSL context trusting this sandbox's CA only (for httpx and raw sockets)."""
+        return ssl.create_default_context(cafile=self.ca_file)
 
     @property
     def auth(self) -> tuple[str, str]:

@@ -95,11 +95,14 @@ def test_ensure_pki_keeps_what_exists(tmp_path: Path) -> None:
 
 
 def test_hosts_toml_sends_every_pull_through_the_hop_with_basic_auth() -> None:
-    access = RegistryAccess("http://127.0.0.1:15100", "chaos", "s3cret")
+    access = RegistryAccess("https://127.0.0.1:15100", "/run/sandbox/pki/ca.crt", "chaos", "s3cret")
     hosts = tomllib.loads(registry_hosts_toml(access))
-    assert hosts["server"] == "http://127.0.0.1:15100"
-    mirror = hosts["host"]["http://127.0.0.1:15100"]
+    assert hosts["server"] == "https://127.0.0.1:15100"
+    assert hosts["ca"] == "/run/sandbox/pki/ca.crt"
+    mirror = hosts["host"]["https://127.0.0.1:15100"]
     assert mirror["capabilities"] == ["pull", "resolve"]
+    # containerd verifies the sandbox's certificate against the sandbox's CA, per host.
+    assert mirror["ca"] == "/run/sandbox/pki/ca.crt"
     expected = "Basic " + base64.b64encode(b"chaos:s3cret").decode()
     assert mirror["header"]["Authorization"] == expected
     assert hosts["header"]["Authorization"] == expected

@@ -284,7 +284,7 @@ def test_cold_pulls_make_the_mirror_fetch_upstream_and_warm_pulls_do_not(
     # Warm the mirror's cache for the image first, as any earlier pull would. nginx logs the
     # mirror's upstream fetch once it completes, which can be after the pull returned.
     # Distribution's proxy fetches a missed blob twice (one copy to serve, one to store).
-    with RegistryClient(sandbox.endpoints["mirror"]) as client:
+    with RegistryClient(sandbox.endpoints["mirror"], verify=sandbox.ca_file) as client:
         assert pull(client, ImageReference.parse("tiny/hello:latest")).ok
     wait_for_quiet_log(sandbox)
 
@@ -313,10 +313,15 @@ def test_cold_pulls_make_the_mirror_fetch_upstream_and_warm_pulls_do_not(
     stop_pull_load("", configuration=config)
 
 
+def _tokens_issued(sandbox: SandboxInfo) -> int:
+    stats = httpx.get(sandbox.endpoints["token_stats_url"], verify=sandbox.tls).json()
+    return int(stats["tokens_issued"])
+
+
 def test_bearer_tokens_are_fetched_once_per_user_and_repository_then_reused(
     sandbox: SandboxInfo, config: dict[str, Any]
 ) -> None:
-    issued_before = httpx.get(sandbox.endpoints["token_stats_url"]).json()["tokens_issued"]
+    issued_before = _tokens_issued(sandbox)
     load = started_load(
         config,
         target=sandbox.endpoints["token_registry"],
@@ -325,7 +330,7 @@ def test_bearer_tokens_are_fetched_once_per_user_and_repository_then_reused(
     )
     wait_until_finished(config, load, timeout=SHORT + 30)
     stats = pull_load_stats(load["load_id"], configuration=config)
-    issued = httpx.get(sandbox.endpoints["token_stats_url"]).json()["tokens_issued"]
+    issued = _tokens_issued(sandbox)
     assert stats["pulls"] >= 10 and stats["failed"] == 0
     # start_pull_load's image check takes one token per image; each user one per repository.
     assert issued - issued_before <= 2 + 2 * 2

@@ -33,7 +33,9 @@ def test_every_seeded_image_and_platform_pulls_with_the_catalogued_bytes(
     sandbox: SandboxInfo,
 ) -> None:
     pulled_platforms = 0
-    with RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client:
+    with RegistryClient(
+        sandbox.endpoints["registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         for entry in sandbox.catalog:
             for platform in entry["platforms"]:
                 result = pull(
@@ -56,7 +58,9 @@ def test_every_seeded_image_and_platform_pulls_with_the_catalogued_bytes(
 
 def test_both_platforms_of_the_index_resolve_to_different_manifests(sandbox: SandboxInfo) -> None:
     entry = sandbox.image("shop/api", "shop-prod-2.0.1")
-    with RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client:
+    with RegistryClient(
+        sandbox.endpoints["registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         amd = pull(client, ImageReference.parse("shop/api:shop-prod-2.0.1"))
         arm = pull(
             client,
@@ -87,22 +91,37 @@ def _error(url: str, image: str, credentials: Credentials | None, **kw: Any) -> 
 
 def test_wrong_password_and_missing_credentials_are_auth_errors(sandbox: SandboxInfo) -> None:
     url = sandbox.endpoints["registry"]
-    wrong = _error(url, "tiny/hello:latest", Credentials(sandbox.username, "not-the-password"))
+    wrong = _error(
+        url,
+        "tiny/hello:latest",
+        Credentials(sandbox.username, "not-the-password"),
+        verify=sandbox.ca_file,
+    )
     assert wrong.error_class is ErrorClass.AUTH and wrong.status == 401
-    anonymous = _error(url, "tiny/hello:latest", None)
+    anonymous = _error(url, "tiny/hello:latest", None, verify=sandbox.ca_file)
     assert anonymous.error_class is ErrorClass.AUTH
     token_wrong = _error(
-        sandbox.endpoints["token_registry"], "tiny/hello:latest", Credentials("chaos", "nope")
+        sandbox.endpoints["token_registry"],
+        "tiny/hello:latest",
+        Credentials("chaos", "nope"),
+        verify=sandbox.ca_file,
     )
     assert token_wrong.error_class is ErrorClass.AUTH
 
 
 def test_unknown_tag_and_unknown_blob_are_not_found(sandbox: SandboxInfo) -> None:
-    error = _error(sandbox.endpoints["registry"], "tiny/hello:no-such-tag", creds(sandbox))
+    error = _error(
+        sandbox.endpoints["registry"],
+        "tiny/hello:no-such-tag",
+        creds(sandbox),
+        verify=sandbox.ca_file,
+    )
     assert error.error_class is ErrorClass.NOT_FOUND
     assert error.detail["codes"] == ["MANIFEST_UNKNOWN"]
     with (
-        RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client,
+        RegistryClient(
+            sandbox.endpoints["registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+        ) as client,
         pytest.raises(PullError) as caught,
     ):
         client.fetch_blob("tiny/hello", "sha256:" + "ab" * 32, 10)
@@ -112,7 +131,11 @@ def test_unknown_tag_and_unknown_blob_are_not_found(sandbox: SandboxInfo) -> Non
 
 def test_nginx_rate_limit_is_classified_with_its_headers(sandbox: SandboxInfo) -> None:
     errors = []
-    with RegistryClient(sandbox.endpoints["registry_ratelimited"], credentials=creds(sandbox)) as c:
+    with RegistryClient(
+        sandbox.endpoints["registry_ratelimited"],
+        credentials=creds(sandbox),
+        verify=sandbox.ca_file,
+    ) as c:
         for _ in range(30):
             result = pull(c, ImageReference.parse("tiny/hello:latest"))
             if result.error is not None:
@@ -129,11 +152,13 @@ def test_a_stopped_registry_refuses_connections(sandbox: SandboxInfo) -> None:
     replica = sandbox.endpoints["replicas"][1]
     assert stop_process(sandbox.run_dir, replica["name"])
     try:
-        error = _error(replica["url"], "tiny/hello:latest", creds(sandbox))
+        error = _error(replica["url"], "tiny/hello:latest", creds(sandbox), verify=sandbox.ca_file)
         assert error.error_class is ErrorClass.REFUSED
     finally:
         start_process(sandbox.run_dir, replica["name"])
-    with RegistryClient(replica["url"], credentials=creds(sandbox)) as client:
+    with RegistryClient(
+        replica["url"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         assert pull(client, ImageReference.parse("tiny/hello:latest")).ok
 
 
@@ -152,7 +177,9 @@ def test_connections_reset_by_toxiproxy_are_reset_errors(
     toxiproxy.add_toxic(
         "client-registry", name="t-reset", type="reset_peer", attributes={"timeout": 0}
     )
-    error = _error(sandbox.endpoints["registry"], "tiny/hello:latest", creds(sandbox))
+    error = _error(
+        sandbox.endpoints["registry"], "tiny/hello:latest", creds(sandbox), verify=sandbox.ca_file
+    )
     assert error.error_class is ErrorClass.RESET
 
 
@@ -164,7 +191,13 @@ def test_black_holed_requests_are_timeouts(sandbox: SandboxInfo, toxiproxy: Toxi
         stream="upstream",
         attributes={"timeout": 0},
     )
-    error = _error(sandbox.endpoints["registry"], "tiny/hello:latest", creds(sandbox), timeout=1.0)
+    error = _error(
+        sandbox.endpoints["registry"],
+        "tiny/hello:latest",
+        creds(sandbox),
+        timeout=1.0,
+        verify=sandbox.ca_file,
+    )
     assert error.error_class is ErrorClass.TIMEOUT
 
 
@@ -172,7 +205,9 @@ def test_a_cut_transfer_is_truncated(sandbox: SandboxInfo, toxiproxy: Toxiproxy)
     toxiproxy.add_toxic(
         "client-registry", name="t-cut", type="limit_data", attributes={"bytes": 256 * 1024}
     )
-    error = _error(sandbox.endpoints["registry"], "medium/app:latest", creds(sandbox))
+    error = _error(
+        sandbox.endpoints["registry"], "medium/app:latest", creds(sandbox), verify=sandbox.ca_file
+    )
     assert error.error_class is ErrorClass.TRUNCATED
 
 
@@ -191,19 +226,23 @@ def test_corrupt_blob_on_the_registry_disk_is_a_digest_mismatch(sandbox: Sandbox
     content = bytearray(data.read_bytes())
     content[-1] ^= 0xFF  # same size, different bytes: only a digest check can notice
     data.write_bytes(bytes(content))
-    error = _error(sandbox.endpoints["registry"], "scratch/corrupt:v1", creds(sandbox))
+    error = _error(
+        sandbox.endpoints["registry"], "scratch/corrupt:v1", creds(sandbox), verify=sandbox.ca_file
+    )
     assert error.error_class is ErrorClass.DIGEST_MISMATCH
 
 
 def test_token_flow_pulls_and_reuses_one_token(sandbox: SandboxInfo) -> None:
     stats_url = sandbox.endpoints["token_stats_url"]
-    before = httpx.get(stats_url).json()["tokens_issued"]
-    with RegistryClient(sandbox.endpoints["token_registry"], credentials=creds(sandbox)) as client:
+    before = httpx.get(stats_url, verify=sandbox.tls).json()["tokens_issued"]
+    with RegistryClient(
+        sandbox.endpoints["token_registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         ping = client.ping()
         results = [pull(client, ImageReference.parse("shop/frontend:latest")) for _ in range(3)]
     assert ping.auth_scheme == "bearer"
     assert all(r.ok for r in results), [r.error for r in results]
-    assert httpx.get(stats_url).json()["tokens_issued"] - before == 1
+    assert httpx.get(stats_url, verify=sandbox.tls).json()["tokens_issued"] - before == 1
     assert client.tokens.fetched == 1
     assert results[0].auth_seconds > 0  # the first pull paid for the token...
     assert results[1].auth_seconds == 0  # ...the next ones did not
@@ -315,7 +354,11 @@ def test_env_credentials_are_used_when_no_secret_is_given(
     monkeypatch.setenv("CHAOSREGISTRY_USERNAME", sandbox.username)
     monkeypatch.setenv("CHAOSREGISTRY_PASSWORD", sandbox.password)
     result = pull_probes.pull_image(
-        "tiny/hello:latest", configuration={"registry_url": sandbox.endpoints["registry"]}
+        "tiny/hello:latest",
+        configuration={
+            "registry_url": sandbox.endpoints["registry"],
+            "registry_ca_bundle": sandbox.ca_file,
+        },
     )
     assert result["ok"], result["error"]
 
@@ -372,7 +415,12 @@ def test_a_load_balancer_without_live_backends_is_a_server_error(sandbox: Sandbo
     for name in names:
         stop_process(sandbox.run_dir, name)
     try:
-        error = _error(sandbox.endpoints["registry"], "tiny/hello:latest", creds(sandbox))
+        error = _error(
+            sandbox.endpoints["registry"],
+            "tiny/hello:latest",
+            creds(sandbox),
+            verify=sandbox.ca_file,
+        )
         assert error.error_class is ErrorClass.SERVER_ERROR
         assert error.status == 502  # nginx: bad gateway
     finally:

@@ -40,14 +40,18 @@ def push_and_pull_back(client: RegistryClient, repository: str) -> None:
 def test_an_image_pushed_with_basic_auth_pulls_back_with_the_same_digests(
     sandbox: SandboxInfo,
 ) -> None:
-    with RegistryClient(sandbox.endpoints["registry"], credentials=creds(sandbox)) as client:
+    with RegistryClient(
+        sandbox.endpoints["registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         push_and_pull_back(client, f"scratch/push-basic-{secrets.token_hex(4)}")
 
 
 def test_an_image_pushed_through_the_token_flow_pulls_back_with_the_same_digests(
     sandbox: SandboxInfo,
 ) -> None:
-    with RegistryClient(sandbox.endpoints["token_registry"], credentials=creds(sandbox)) as client:
+    with RegistryClient(
+        sandbox.endpoints["token_registry"], credentials=creds(sandbox), verify=sandbox.ca_file
+    ) as client:
         push_and_pull_back(client, f"scratch/push-token-{secrets.token_hex(4)}")
     # One token scoped pull,push for the whole push, one scoped pull for the pull.
     assert client.tokens.fetched == 2
@@ -55,7 +59,7 @@ def test_an_image_pushed_through_the_token_flow_pulls_back_with_the_same_digests
 
 def test_a_push_without_credentials_is_an_auth_error(sandbox: SandboxInfo) -> None:
     with (
-        RegistryClient(sandbox.endpoints["registry"]) as client,
+        RegistryClient(sandbox.endpoints["registry"], verify=sandbox.ca_file) as client,
         pytest.raises(PullError) as caught,
     ):
         client.push_blob("scratch/anonymous", b"never stored")
@@ -75,10 +79,11 @@ def test_cluster_images_are_pushed_once_then_skipped(sandbox: SandboxInfo) -> No
     )
     url = sandbox.endpoints["replicas"][0]["url"]
 
-    assert images.push_images(url, sandbox.username, sandbox.password, [image]) == 1
-    assert images.push_images(url, sandbox.username, sandbox.password, [image]) == 0
+    args = (url, sandbox.username, sandbox.password, [image])
+    assert images.push_images(*args, ca_file=sandbox.ca_file) == 1
+    assert images.push_images(*args, ca_file=sandbox.ca_file) == 0
 
-    with RegistryClient(url, credentials=creds(sandbox)) as client:
+    with RegistryClient(url, credentials=creds(sandbox), verify=sandbox.ca_file) as client:
         result = pull(client, ImageReference(image.repository, image.tag))
     assert result.ok, result.error
     assert result.digest == image.manifest.digest

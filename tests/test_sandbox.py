@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import tarfile
 import time
 from collections.abc import Iterator
@@ -49,8 +50,10 @@ MiB = 1024 * 1024
 TAG_PATTERN = re.compile(r"^[a-z]+-[a-z]+-\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
 
 
-def _http() -> httpx.Client:
-    return httpx.Client(timeout=30.0, trust_env=False)
+def _http(endpoints: dict[str, Any]) -> httpx.Client:
+    """Trusts this sandbox's CA (each sandbox has its own), and only it."""
+    ca = ssl.create_default_context(cafile=endpoints["ca_file"])
+    return httpx.Client(timeout=30.0, trust_env=False, verify=ca)
 
 
 def _challenge(response: httpx.Response) -> tuple[str, dict[str, str]]:
@@ -170,10 +173,10 @@ def test_toxiproxy_has_exactly_the_three_hops_of_the_endpoints(sandbox: SandboxI
 
 def test_each_hop_forwards_to_its_upstream(sandbox: SandboxInfo) -> None:
     hops = sandbox.endpoints["hops"]
-    with _http() as client:
-        registry = client.get(f"http://{hops['client-registry']['listen']}/v2/")
-        mirror = client.get(f"http://{hops['client-mirror']['listen']}/v2/")
-        upstream = client.get(f"http://{hops['mirror-upstream']['listen']}/v2/")
+    with _http(sandbox.endpoints) as client:
+        registry = client.get(f"https://{hops['client-registry']['listen']}/v2/")
+        mirror = client.get(f"https://{hops['client-mirror']['listen']}/v2/")
+        upstream = client.get(f"https://{hops['mirror-upstream']['listen']}/v2/")
         authed = client.get(sandbox.endpoints["registry"] + "/v2/", auth=sandbox.auth)
         wrong = client.get(sandbox.endpoints["registry"] + "/v2/", auth=("chaos", "wrong"))
     assert registry.status_code == 401
@@ -189,7 +192,7 @@ def test_each_hop_forwards_to_its_upstream(sandbox: SandboxInfo) -> None:
 
 def test_replicas_share_storage_and_expose_metrics(sandbox: SandboxInfo) -> None:
     entry = sandbox.image("shop/frontend", "shop-prod-1.4.2")
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         for replica in sandbox.endpoints["replicas"]:
             head = client.head(
                 f"{replica['url']}/v2/shop/frontend/manifests/shop-prod-1.4.2",
@@ -205,7 +208,7 @@ def test_replicas_share_storage_and_expose_metrics(sandbox: SandboxInfo) -> None
 def test_ratelimited_endpoint_answers_429_with_retry_headers_after_a_burst(
     sandbox: SandboxInfo,
 ) -> None:
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         responses = [
             client.get(sandbox.endpoints["registry_ratelimited"] + "/v2/") for _ in range(15)
         ]
@@ -225,7 +228,7 @@ def test_ratelimited_endpoint_answers_429_with_retry_headers_after_a_burst(
 def test_token_flow_challenge_token_then_200_with_a_raw_client(sandbox: SandboxInfo) -> None:
     entry = sandbox.image("tiny/hello", "latest")
     url = f"{sandbox.endpoints['token_registry']}/v2/tiny/hello/manifests/latest"
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         issued_before = client.get(sandbox.endpoints["token_stats_url"]).json()["tokens_issued"]
         challenged = client.get(url, headers=ACCEPT)
         assert challenged.status_code == 401
@@ -262,7 +265,7 @@ def test_token_flow_challenge_token_then_200_with_a_raw_client(sandbox: SandboxI
 def test_token_server_refuses_wrong_password_and_anonymous(sandbox: SandboxInfo) -> None:
     query = {"service": sandbox.endpoints["token_service"], "scope": "repository:tiny/hello:pull"}
     realm = sandbox.endpoints["token_realm"]
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         refused_before = client.get(sandbox.endpoints["token_stats_url"]).json()["refused"]
         wrong = client.get(realm, params=query, auth=(sandbox.username, "not-the-password"))
         anonymous = client.get(realm, params=query)
@@ -286,7 +289,7 @@ def test_token_server_accepts_the_oauth2_password_grant(sandbox: SandboxInfo) ->
         "client_id": "chaosregistry-tests",
         "username": sandbox.username,
     }
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         granted = client.post(
             sandbox.endpoints["token_realm"], data={**form, "password": sandbox.password}
         )
@@ -303,7 +306,7 @@ def test_token_server_accepts_the_oauth2_password_grant(sandbox: SandboxInfo) ->
 
 # -- content ----------------------------------------------------------------------------------
 def test_catalog_matches_what_the_registry_serves(sandbox: SandboxInfo) -> None:
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         for entry in sandbox.catalog:
             base = f"{sandbox.endpoints['registry']}/v2/{entry['repository']}"
             head = client.head(
@@ -363,7 +366,7 @@ def test_layers_are_tars_whose_sha256_are_the_config_diff_ids(
 ) -> None:
     platform = sandbox.image(repository, tag)["platforms"][0]
     base = f"{sandbox.endpoints['replicas'][0]['url']}/v2/{repository}/blobs"
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         config = client.get(f"{base}/{platform['config']['digest']}", auth=sandbox.auth).json()
         layers = [
             client.get(f"{base}/{layer['digest']}", auth=sandbox.auth).content
@@ -396,7 +399,9 @@ def test_mirror_pulls_a_seeded_image_through_and_caches_it(sandbox: SandboxInfo)
     entry = sandbox.image("shop/api", "shop-prod-2.0.1")
     arm64 = next(p for p in entry["platforms"] if p["platform"] == "linux/arm64")
     base = f"{sandbox.endpoints['mirror']}/v2/shop/api"
-    with _http() as client:  # anonymous: the mirror authenticates upstream on its own
+    with _http(
+        sandbox.endpoints
+    ) as client:  # anonymous: the mirror authenticates upstream on its own
         index = client.get(f"{base}/manifests/shop-prod-2.0.1", headers=ACCEPT)
         assert index.status_code == 200
         assert index.headers["Docker-Content-Digest"] == entry["digest"]
@@ -420,7 +425,7 @@ def test_mirror_pulls_a_seeded_image_through_and_caches_it(sandbox: SandboxInfo)
 # -- secrets ----------------------------------------------------------------------------------
 def test_password_never_reaches_logs_or_public_files(sandbox: SandboxInfo) -> None:
     # Traffic with credentials first, so there is something that could leak.
-    with _http() as client:
+    with _http(sandbox.endpoints) as client:
         client.get(sandbox.endpoints["registry"] + "/v2/_catalog", auth=sandbox.auth)
         client.get(sandbox.endpoints["registry"] + "/v2/", auth=("chaos", "wrong"))
     basic = base64.b64encode(f"{sandbox.username}:{sandbox.password}".encode()).decode()
@@ -449,7 +454,7 @@ def test_kill_a_replica_then_restart_it_by_name(spare_sandbox: dict[str, Any]) -
         "pid": None,
         "log": str(Path(run_dir, "logs/registry-2.log")),
     }
-    with _http() as client:
+    with _http(spare_sandbox) as client:
         with pytest.raises(httpx.ConnectError):
             client.get(replica_url + "/v2/")
         # nginx keeps answering through the surviving replica.
@@ -480,7 +485,7 @@ def test_up_during_a_fault_leaves_the_hops_faults_alone(spare_sandbox: dict[str,
 def test_a_restarted_toxiproxy_recreates_the_hops(spare_sandbox: dict[str, Any]) -> None:
     run_dir = spare_sandbox["run_dir"]
     assert stop_process(run_dir, "toxiproxy", signal.SIGKILL) is True
-    with _http() as client:
+    with _http(spare_sandbox) as client:
         with pytest.raises(httpx.ConnectError):
             client.get(spare_sandbox["registry"] + "/v2/")
         start_process(run_dir, "toxiproxy")
@@ -516,9 +521,9 @@ def test_two_sandboxes_run_side_by_side_and_down_leaves_no_process(
 ) -> None:
     run_dir = Path(spare_sandbox["run_dir"])
     assert spare_sandbox["base_port"] != sandbox.endpoints["base_port"]
-    with _http() as client:
-        assert client.get(spare_sandbox["registry"] + "/v2/").status_code == 401
-        assert client.get(sandbox.endpoints["registry"] + "/v2/").status_code == 401
+    with _http(spare_sandbox) as spare, _http(sandbox.endpoints) as session:
+        assert spare.get(spare_sandbox["registry"] + "/v2/").status_code == 401
+        assert session.get(sandbox.endpoints["registry"] + "/v2/").status_code == 401
     pids = {name: item["pid"] for name, item in status(run_dir)["processes"].items()}
     assert all(pids.values()), pids
     nginx_workers = [pid for pid in _in_group(pids["nginx"]) if pid != pids["nginx"]]

@@ -30,9 +30,11 @@ from chaosregistry.sandbox.configs import NGINX_BLOB_STREAMING
 
 @dataclass(frozen=True)
 class RegistryAccess:
-    """How containerd reaches the sandbox: its client-facing URL and basic-auth credentials."""
+    """How containerd reaches the sandbox: its client-facing (HTTPS) URL, the CA that signed
+    the sandbox's certificate, and basic-auth credentials."""
 
     url: str
+    ca_file: str
     username: str
     password: str
 
@@ -124,17 +126,21 @@ def registry_hosts_toml(access: RegistryAccess) -> str:
 
     The server itself is the hop too, so a failing mirror never falls back to a real name
     lookup. Basic-auth rides as a header because hosts.toml has no credentials field, and the
-    pause image is pulled by containerd itself, where no imagePullSecret reaches.
+    pause image is pulled by containerd itself, where no imagePullSecret reaches. ``ca`` makes
+    containerd verify the sandbox's HTTPS certificate against the sandbox's own CA.
     """
     url = access.url.rstrip("/")
     auth = json.dumps(access.authorization)
+    ca = json.dumps(access.ca_file)
     return f"""server = "{url}"
+ca = {ca}
 
 [header]
   Authorization = {auth}
 
 [host."{url}"]
   capabilities = ["pull", "resolve"]
+  ca = {ca}
 
   [host."{url}".header]
     Authorization = {auth}
@@ -219,6 +225,8 @@ REGISTRY_REPLICA_COUNT = 2
 
 def registry_lb_config(layout: Layout, ports: Ports) -> str:
     """nginx in front of the in-cluster registry's replicas (a cloud load balancer's part).
+
+    Plain HTTP, unlike the sandbox: only the in-cluster registry's own tests reach it.
 
     A replica that refuses or times out is skipped for 2 s and the request retried on the
     other (pull requests are idempotent), as the sandbox's own balancer does.

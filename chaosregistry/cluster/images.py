@@ -204,15 +204,19 @@ def cluster_images() -> list[Image]:
     ]
 
 
-def push_images(registry_url: str, username: str, password: str, images: list[Image]) -> int:
+def push_images(
+    registry_url: str, username: str, password: str, images: list[Image], *, ca_file: str
+) -> int:
     """Push each image unless the registry already has its tag at the same digest.
 
-    Returns how many were pushed. Raises ClusterError on any refused step.
+    ``ca_file`` verifies the (sandbox's) HTTPS certificate. Returns how many were pushed.
+    Raises ClusterError on any refused step.
     """
     pushed = 0
     with RegistryClient(
         registry_url,
         credentials=Credentials(username, password),
+        verify=ca_file,
         timeout=TIMEOUT,
         connect_timeout=CONNECT_TIMEOUT,
     ) as client:

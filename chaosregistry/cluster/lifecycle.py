@@ -191,6 +191,7 @@ def _registry_access(endpoints: dict[str, Any]) -> tuple[RegistryAccess, str]:
     credentials = json.loads(Path(endpoints["credentials_file"]).read_text())
     access = RegistryAccess(
         url=str(endpoints["registry"]),
+        ca_file=str(endpoints["ca_file"]),
         username=str(credentials["username"]),
         password=str(credentials["password"]),
     )
@@ -300,7 +301,11 @@ def up(
         access, push_url = _registry_access(endpoints)
         in_cluster_registry = registry_image()
         pushed = push_images(
-            push_url, access.username, access.password, [*cluster_images(), in_cluster_registry]
+            push_url,
+            access.username,
+            access.password,
+            [*cluster_images(), in_cluster_registry],
+            ca_file=access.ca_file,
         )
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
         pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))

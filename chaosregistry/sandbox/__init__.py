@@ -8,6 +8,8 @@ what runs. ``start_process`` / ``stop_process`` act on one piece by name (e.g. S
     endpoints.json  processes.json  catalog.json  state/seed.json
     config/   (0700: Distribution YAML, nginx.conf, toxiproxy.json)
     secrets/  (0700: credentials.json, htpasswd, http_secret, token signing key + cert)
+    pki/      (0700: ca.crt/ca.key "chaosregistry-sandbox-ca", sandbox-server.crt/.key for
+               127.0.0.1 and localhost; made once, kept across restarts)
     storage/registry (shared by registry-1, registry-2, registry-token)  storage/mirror
     logs/<process>.log, logs/nginx-access.log, logs/nginx-error.log   pids/<process>.pid
 
@@ -20,28 +22,38 @@ Traffic paths::
     client -> [client-mirror hop] -> mirror (anonymous pull-through cache)
     mirror -> [mirror-upstream hop] -> nginx -> registry-token  (bearer tokens from token-server)
 
+Client-facing listeners are HTTPS with the sandbox's CA and offer HTTP/2 by ALPN (nginx's three
+TLS servers, the mirror); the token server is HTTPS with HTTP/1.1. The mirror pulls through over
+TLS (it trusts the CA via ``SSL_CERT_FILE``); Toxiproxy hops are TCP, so TLS passes through.
+Behind nginx, the replicas and registry-token are plain HTTP, as are the debug/metrics ports and
+Toxiproxy's API. ``registry_http`` is a plain-HTTP nginx server for HTTP vs HTTPS comparisons.
+
 The mirror's upstream is the token-auth registry because Distribution's proxy mode sends its
 configured credentials only in answer to a Bearer challenge (as Docker Hub issues), never to a
 Basic one. It serves the same storage as the replicas, so the mirror sees the same content.
 
-endpoints.json (no secret in it; every URL is ``http://127.0.0.1:<base_port + offset>``)::
+endpoints.json (no secret in it; every URL is ``https://127.0.0.1:<base_port + offset>``
+except the ones marked plain, ``http://``)::
 
     {
       "run_dir": "/abs/run/dir",
       "base_port": 15000,
+      "ca_file": "/abs/run/dir/pki/ca.crt",  # the CA that verifies every https:// URL here
       "registry": URL,              # client-facing: client-registry hop -> nginx (basic auth)
       "registry_direct": URL,       # nginx, no hop
+      "registry_http": URL,         # plain: nginx, no hop, same replicas and basic auth
       "registry_ratelimited": URL,  # nginx with limit_req: 429 + Retry-After, ratelimit-* headers
       "replicas": [{"name": "registry-1", "url": URL, "metrics_url": URL + "/metrics"}, ...],
+                                    # plain (internal, behind nginx)
       "mirror": URL,                # client-mirror hop -> mirror (anonymous)
       "mirror_direct": URL,
-      "mirror_metrics_url": URL,
+      "mirror_metrics_url": URL,    # plain (debug port)
       "mirror_upstream": URL,       # mirror-upstream hop (the mirror's proxy.remoteurl)
-      "token_registry": URL,        # registry-token, direct (Bearer auth)
+      "token_registry": URL,        # nginx (TLS) -> registry-token, no hop (Bearer auth)
       "token_realm": URL + "/token",
       "token_service": "chaosregistry-sandbox",
       "token_stats_url": URL + "/stats",   # {"tokens_issued": n, "refused": m}
-      "toxiproxy": URL,             # Toxiproxy API
+      "toxiproxy": URL,             # plain: Toxiproxy API
       "hops": {"client-registry" | "client-mirror" | "mirror-upstream":
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
       "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}

@@ -71,6 +71,8 @@ def up_command(run_dir: Path, base_port: int | None) -> None:
         endpoints = up(run_dir, base_port=base_port, progress=_progress)
     click.echo(f"registry  {endpoints['registry']}  (basic auth; {endpoints['credentials_file']})")
     click.echo(f"mirror    {endpoints['mirror']}  (anonymous pull-through)")
+    click.echo(f"plain     {endpoints['registry_http']}  (the registry over plain HTTP)")
+    click.echo(f"ca        {endpoints['ca_file']}  (verifies every https:// endpoint)")
     click.echo(f"toxiproxy {endpoints['toxiproxy']}  hops: {', '.join(endpoints['hops'])}")
     click.echo(f"endpoints {Layout.at(run_dir).endpoints_file}")
 

@@ -18,11 +18,12 @@ from chaosregistry.sandbox.layout import (
     HOP_MIRROR_UPSTREAM,
     HOST,
     REPLICAS,
+    SERVER_CERT,
     TOKEN_ISSUER,
     TOKEN_SERVICE,
     Layout,
     Ports,
-    url,
+    https_url,
 )
 
 HTPASSWD_REALM = "chaosregistry-sandbox"
@@ -80,7 +81,8 @@ def token_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dic
     )
     config["auth"] = {
         "token": {
-            "realm": url(ports.token_server) + "/token",
+            # What clients are sent to: the token server speaks TLS only.
+            "realm": https_url(ports.token_server) + "/token",
             "service": TOKEN_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": str(layout.token_cert_file),
@@ -105,8 +107,15 @@ def mirror_config(
         debug_port=debug_port,
         http_secret=http_secret,
     )
+    # Clients reach the mirror over TLS; Go negotiates h2 by ALPN by itself.
+    config["http"]["tls"] = {
+        "certificate": str(layout.pki.cert(SERVER_CERT)),
+        "key": str(layout.pki.key(SERVER_CERT)),
+    }
+    # Over TLS through the hop to nginx; the mirror trusts our CA through SSL_CERT_FILE
+    # (set in its process environment, see pieces.py).
     config["proxy"] = {
-        "remoteurl": url(ports.hop_mirror_upstream),
+        "remoteurl": https_url(ports.hop_mirror_upstream),
         "username": creds.username,
         "password": creds.password,
     }
@@ -129,8 +138,14 @@ NGINX_BLOB_STREAMING = """\
 
 
 def nginx_config(layout: Layout, ports: Ports) -> str:
-    """nginx in front of the replicas, a rate-limited twin, and the mirror's upstream."""
+    """nginx in front of the replicas, a rate-limited twin, and the mirror's upstream.
+
+    Every server is HTTPS with HTTP/2 (Debian's nginx 1.22 takes ``http2`` on ``listen``; the
+    ``http2 on;`` directive came in 1.25), except ``registry_http``: the same replicas and auth
+    in plain HTTP, kept so benchmarks can compare the two. The upstreams behind nginx are plain.
+    """
     prefix = layout.nginx_prefix
+    pki = layout.pki
     tmp = prefix / "tmp"
     replica_servers = "\n".join(
         f"        server {HOST}:{ports.replica(index)[0]} max_fails=1 fail_timeout=2s;"
@@ -166,6 +181,11 @@ http {{
     uwsgi_temp_path {tmp / "uwsgi"};
     scgi_temp_path {tmp / "scgi"};
 
+    ssl_certificate {pki.cert(SERVER_CERT)};
+    ssl_certificate_key {pki.key(SERVER_CERT)};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:sandbox_tls:1m;
+
 {NGINX_BLOB_STREAMING}
     proxy_read_timeout 900s;
     proxy_send_timeout 900s;
@@ -188,14 +208,21 @@ http {{
     limit_req_zone $binary_remote_addr zone=registry_pulls:1m rate={RATE_PER_SECOND}r/s;
 
     server {{
-        listen {HOST}:{ports.nginx_registry};
+        listen {HOST}:{ports.nginx_registry} ssl http2;
         location / {{
             proxy_pass http://registry_replicas;
         }}
     }}
 
     server {{
-        listen {HOST}:{ports.nginx_ratelimited};
+        listen {HOST}:{ports.nginx_registry_http};
+        location / {{
+            proxy_pass http://registry_replicas;
+        }}
+    }}
+
+    server {{
+        listen {HOST}:{ports.nginx_ratelimited} ssl http2;
         location / {{
             limit_req zone=registry_pulls burst={RATE_BURST} nodelay;
             limit_req_status 429;
@@ -213,7 +240,7 @@ http {{
     }}
 
     server {{
-        listen {HOST}:{ports.nginx_mirror_upstream};
+        listen {HOST}:{ports.nginx_mirror_upstream} ssl http2;
         location / {{
             proxy_pass http://registry_token;
         }}

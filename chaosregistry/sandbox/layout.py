@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.pki import Pki
 
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 15000
@@ -19,6 +20,9 @@ PORT_SPAN = 50
 TOKEN_SERVICE = "chaosregistry-sandbox"
 TOKEN_ISSUER = "chaosregistry-sandbox-token-server"
 USERNAME = "chaos"
+CA_NAME = "chaosregistry-sandbox-ca"
+# The one serving certificate (127.0.0.1 and localhost) every HTTPS listener presents.
+SERVER_CERT = "sandbox-server"
 
 REPLICAS = ("registry-1", "registry-2")
 # Start order: Toxiproxy first (hops may exist before their upstreams), the mirror last because
@@ -85,6 +89,11 @@ class Ports:
     def nginx_mirror_upstream(self) -> int:
         return self.base + 12
 
+    @property
+    def nginx_registry_http(self) -> int:
+        """The plain-HTTP twin of ``nginx_registry``, kept for HTTP vs HTTPS comparisons."""
+        return self.base + 13
+
     # Distribution instances: (http, debug) pairs.
     def replica(self, index: int) -> tuple[int, int]:
         """HTTP and debug port of replica ``index`` (0-based)."""
@@ -112,6 +121,7 @@ class Ports:
             "nginx registry": self.nginx_registry,
             "nginx ratelimited": self.nginx_ratelimited,
             "nginx mirror-upstream": self.nginx_mirror_upstream,
+            "nginx registry-http": self.nginx_registry_http,
             "registry-token": self.registry_token[0],
             "registry-token debug": self.registry_token[1],
             "mirror": self.mirror[0],
@@ -186,6 +196,12 @@ class Layout:
         return self.secrets_dir / "token-signing-cert.pem"
 
     @property
+    def pki(self) -> Pki:
+        """The sandbox's private CA and its serving certificate; ``pki.ca_cert`` is what a
+        client trusts to verify every HTTPS endpoint."""
+        return Pki(self.run_dir / "pki")
+
+    @property
     def registry_storage(self) -> Path:
         """Shared by both replicas and registry-token."""
         return self.run_dir / "storage" / "registry"
@@ -228,7 +244,13 @@ class Layout:
             private.chmod(0o700)
 
 
-def url(port: int) -> str:
+def https_url(port: int) -> str:
+    """A client-facing listener: TLS with the sandbox CA's certificate."""
+    return f"https://{HOST}:{port}"
+
+
+def http_url(port: int) -> str:
+    """An internal listener (replicas, registry-token, debug/metrics, Toxiproxy's API)."""
     return f"http://{HOST}:{port}"
 
 
@@ -242,26 +264,29 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
     return {
         "run_dir": str(layout.run_dir),
         "base_port": ports.base,
-        "registry": url(ports.hop_client_registry),
-        "registry_direct": url(ports.nginx_registry),
-        "registry_ratelimited": url(ports.nginx_ratelimited),
+        "ca_file": str(layout.pki.ca_cert),
+        "registry": https_url(ports.hop_client_registry),
+        "registry_direct": https_url(ports.nginx_registry),
+        "registry_http": http_url(ports.nginx_registry_http),
+        "registry_ratelimited": https_url(ports.nginx_ratelimited),
         "replicas": [
             {
                 "name": name,
-                "url": url(ports.replica(index)[0]),
-                "metrics_url": url(ports.replica(index)[1]) + "/metrics",
+                "url": http_url(ports.replica(index)[0]),
+                "metrics_url": http_url(ports.replica(index)[1]) + "/metrics",
             }
             for index, name in enumerate(REPLICAS)
         ],
-        "mirror": url(ports.hop_client_mirror),
-        "mirror_direct": url(ports.mirror[0]),
-        "mirror_metrics_url": url(ports.mirror[1]) + "/metrics",
-        "mirror_upstream": url(ports.hop_mirror_upstream),
-        "token_registry": url(ports.registry_token[0]),
-        "token_realm": url(ports.token_server) + "/token",
+        "mirror": https_url(ports.hop_client_mirror),
+        "mirror_direct": https_url(ports.mirror[0]),
+        "mirror_metrics_url": http_url(ports.mirror[1]) + "/metrics",
+        "mirror_upstream": https_url(ports.hop_mirror_upstream),
+        # nginx's TLS front of registry-token (the mirror's upstream, without the hop).
+        "token_registry": https_url(ports.nginx_mirror_upstream),
+        "token_realm": https_url(ports.token_server) + "/token",
         "token_service": TOKEN_SERVICE,
-        "token_stats_url": url(ports.token_server) + "/stats",
-        "toxiproxy": url(ports.toxiproxy_api),
+        "token_stats_url": https_url(ports.token_server) + "/stats",
+        "toxiproxy": http_url(ports.toxiproxy_api),
         "hops": {
             name: {"proxy": name, "listen": f"{HOST}:{listen}", "upstream": f"{HOST}:{upstream}"}
             for name, (listen, upstream) in hops.items()

@@ -38,6 +38,7 @@ from chaosregistry.sandbox.processes import (
     write_specs,
 )
 from chaosregistry.sandbox.seed import seed
+from chaosregistry.sandbox.tls import client_context, ensure_sandbox_pki
 from chaosregistry.sandbox.tokens import ensure_signing_pair
 from chaosregistry.toxiproxy import Toxiproxy
 
@@ -97,16 +98,18 @@ def _ensure_hops(toxiproxy_url: str, ports: Ports) -> set[str]:
     return clean
 
 
-def _check_front_doors(endpoints: dict[str, Any], clean_hops: set[str]) -> None:
-    """The client-facing URLs answer as a client expects (authed registry, anonymous mirror).
+def _check_front_doors(layout: Layout, endpoints: dict[str, Any], clean_hops: set[str]) -> None:
+    """The client-facing URLs answer as a client expects (authed registry, anonymous mirror),
+    over TLS verified against the sandbox's CA; the plain-HTTP listener too.
 
     A hop carrying a fault (an `up` during a game day) is checked behind the hop instead.
     """
     expected = {
         endpoints["registry" if HOP_CLIENT_REGISTRY in clean_hops else "registry_direct"]: 401,
+        endpoints["registry_http"]: 401,
         endpoints["mirror" if HOP_CLIENT_MIRROR in clean_hops else "mirror_direct"]: 200,
     }
-    with httpx.Client(timeout=5.0, trust_env=False) as client:
+    with httpx.Client(timeout=5.0, trust_env=False, verify=client_context(layout)) as client:
         for base, status in expected.items():
             try:
                 got = client.get(base + "/v2/").status_code
@@ -145,6 +148,7 @@ def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict
     creds = ensure_credentials(layout)
     http_secret = ensure_http_secret(layout)
     ensure_signing_pair(layout.token_key_file, layout.token_cert_file)
+    ensure_sandbox_pki(layout)
     write_configs(layout, ports, creds, http_secret)
     specs = process_specs(layout, ports)
     write_specs(layout, specs)
@@ -165,7 +169,7 @@ def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict
 
     if seed_content:
         seed(layout, endpoints["replicas"][0]["url"], creds, say)
-    _check_front_doors(endpoints, clean_hops)
+    _check_front_doors(layout, endpoints, clean_hops)
     say(f"ready: registry {endpoints['registry']}, mirror {endpoints['mirror']}")
     return endpoints
 

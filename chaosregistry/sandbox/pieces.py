@@ -9,11 +9,13 @@ from chaosregistry.errors import ConfigError
 from chaosregistry.sandbox.layout import (
     HOST,
     REPLICAS,
+    SERVER_CERT,
     TOKEN_ISSUER,
     TOKEN_SERVICE,
     Layout,
     Ports,
-    url,
+    http_url,
+    https_url,
 )
 from chaosregistry.sandbox.processes import ProcessSpec
 
@@ -51,14 +53,17 @@ def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
     distribution = _require(DISTRIBUTION, "CNCF Distribution (docker-registry)")
     nginx = _require(NGINX, "nginx")
 
-    def registry(name: str, http_port: int, debug_port: int) -> ProcessSpec:
+    def registry(name: str, http_port: int, debug_port: int, *, tls: bool = False) -> ProcessSpec:
         return ProcessSpec(
             name=name,
             argv=[distribution, "serve", str(layout.config_file(name))],
             cwd=run,
             log=str(layout.log_file(name)),
-            ready_url=url(http_port) + "/v2/",
+            ready_url=(https_url if tls else http_url)(http_port) + "/v2/",
             ports=[http_port, debug_port],
+            # Go reads extra roots from SSL_CERT_FILE on Linux: the mirror calls its upstream
+            # and the token realm over HTTPS signed by our CA. (A path, not a secret.)
+            env={"SSL_CERT_FILE": str(layout.pki.ca_cert)} if tls else {},
         )
 
     specs = [
@@ -75,7 +80,7 @@ def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
             ],
             cwd=run,
             log=str(layout.log_file("toxiproxy")),
-            ready_url=url(ports.toxiproxy_api) + "/version",
+            ready_url=http_url(ports.toxiproxy_api) + "/version",
             # Its default (debug) logs every proxied connection twice; benchmarks open many.
             env={"LOG_LEVEL": "info"},
             ports=[
@@ -106,10 +111,14 @@ def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
                 TOKEN_ISSUER,
                 "--service",
                 TOKEN_SERVICE,
+                "--tls-cert",
+                str(layout.pki.cert(SERVER_CERT)),
+                "--tls-key",
+                str(layout.pki.key(SERVER_CERT)),
             ],
             cwd=run,
             log=str(layout.log_file("token-server")),
-            ready_url=url(ports.token_server) + "/healthz",
+            ready_url=https_url(ports.token_server) + "/healthz",
             ports=[ports.token_server],
         ),
         registry("registry-token", *ports.registry_token),
@@ -126,9 +135,14 @@ def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
             ],
             cwd=run,
             log=str(layout.log_file("nginx")),
-            ready_url=url(ports.nginx_registry) + "/v2/",
-            ports=[ports.nginx_registry, ports.nginx_ratelimited, ports.nginx_mirror_upstream],
+            ready_url=https_url(ports.nginx_registry) + "/v2/",
+            ports=[
+                ports.nginx_registry,
+                ports.nginx_ratelimited,
+                ports.nginx_mirror_upstream,
+                ports.nginx_registry_http,
+            ],
         ),
-        registry("mirror", *ports.mirror),
+        registry("mirror", *ports.mirror, tls=True),
     ]
     return specs

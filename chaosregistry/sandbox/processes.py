@@ -33,6 +33,7 @@ from chaosregistry.sandbox.layout import (
     read_json,
     write_json,
 )
+from chaosregistry.sandbox.tls import client_context
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -48,7 +49,7 @@ class ProcessSpec:
     cwd: str
     log: str
     # Any HTTP answer from this URL means the process is serving.
-    ready_url: str
+    ready_url: str  # https:// ones are verified against the sandbox's CA
     # Ports it binds; they must be free before it starts.
     ports: list[int]
     # Extra environment (never secrets: this lands in processes.json).
@@ -252,7 +253,9 @@ def _wait_ready(
     layout: Layout, spec: ProcessSpec, process: subprocess.Popen[bytes], timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
+    # HTTPS endpoints are checked against the sandbox's CA, never without verification.
+    verify = client_context(layout) if spec.ready_url.startswith("https:") else True
+    with httpx.Client(timeout=1.0, trust_env=False, verify=verify) as client:
         while True:
             code = process.poll()
             if code is not None:

@@ -38,9 +38,15 @@ def _size(count: int) -> str:
     return f"{count / MiB:.1f} MiB" if count >= MiB else f"{count / 1024:.0f} KiB"
 
 
-def _client(registry_url: str, creds: Credentials | None) -> RegistryClient:
+def _client(
+    registry_url: str, creds: Credentials | None, verify: bool | str = True
+) -> RegistryClient:
     return RegistryClient(
-        registry_url, credentials=creds, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT
+        registry_url,
+        credentials=creds,
+        verify=verify,
+        timeout=TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
     )
 
 
@@ -115,11 +121,13 @@ def push_unique_image(
     tag: str,
     *,
     layer_sizes: tuple[int, ...] = (48 * 1024, 16 * 1024),
+    verify: bool | str = True,
 ) -> dict[str, Any]:
     """Push an image no registry (and no mirror) has seen before; returns its catalog entry.
 
     Its layers hold a random nonce, so every call makes new blobs: what a "cold" pull through a
-    pull-through mirror needs. Raises SandboxError when the registry refuses the push.
+    pull-through mirror needs. ``verify``: TLS as for ``RegistryClient`` (a CA bundle path for
+    the sandbox's HTTPS endpoints). Raises SandboxError when the registry refuses the push.
     """
     nonce = secrets.token_hex(8)
     recipe = ImageRecipe(
@@ -128,7 +136,7 @@ def push_unique_image(
         (LayerRecipe(((f"nonce/{nonce}", 16), *_numbered_files(f"{nonce}", layer_sizes))),),
     )
     image = build_image(recipe)
-    with _client(registry_url, creds) as client:
+    with _client(registry_url, creds, verify) as client:
         push_image(client, image, lambda _: None)
     return catalog_entries(image)[0]
 

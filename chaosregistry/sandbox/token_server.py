@@ -2,7 +2,11 @@
 
     python -m chaosregistry.sandbox.token_server --listen 127.0.0.1:15040 \\
         --credentials run/secrets/credentials.json --key ... --cert ... \\
-        --issuer ISS --service SVC
+        --issuer ISS --service SVC --tls-cert run/pki/sandbox-server.crt --tls-key ...
+
+HTTPS only (``--tls-cert`` / ``--tls-key``, the sandbox's serving pair): the realm a registry
+sends clients to is ``https://``. ALPN offers ``http/1.1`` only, because ``http.server``
+speaks nothing else; nginx and the mirror are the HTTP/2 endpoints.
 
 Routes:
 - ``GET /token?service=S&scope=repository:NAME:pull`` with HTTP basic auth: 200
@@ -21,6 +25,8 @@ import base64
 import binascii
 import datetime
 import json
+import socket
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +35,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chaosregistry.sandbox.credentials import Credentials, check_password, read_credentials_file
+from chaosregistry.sandbox.tls import server_context
 from chaosregistry.sandbox.tokens import Signer, build_claims
 
 DEFAULT_TTL = 300
+# A client that connects and never finishes its handshake frees its thread after this long.
+HANDSHAKE_TIMEOUT = 30.0
 
 
 class TokenService:
@@ -160,11 +169,42 @@ class TokenHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.log_date_time_string()} token-server {format % args}\n")
 
 
-def make_server(host: str, port: int, service: TokenService) -> ThreadingHTTPServer:
+class TLSThreadingHTTPServer(ThreadingHTTPServer):
+    """Each accepted connection's TLS handshake runs in its own handler thread.
+
+    Wrapping the listening socket instead would handshake inside ``accept``, on the one
+    serving thread: a client that stalls mid-handshake (a Toxiproxy hop holding bytes) would
+    block every other client.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[TokenHandler], tls: ssl.SSLContext
+    ) -> None:
+        super().__init__(address, handler)
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        with self.tls.wrap_socket(request, server_side=True) as secure:
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that does not trust our CA aborts its handshake: one line, no traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError | socket.timeout | ConnectionError):
+            sys.stderr.write(f"token-server: TLS from {client_address[0]} failed: {error}\n")
+            return
+        super().handle_error(request, client_address)
+
+
+def make_server(
+    host: str, port: int, service: TokenService, tls: ssl.SSLContext
+) -> ThreadingHTTPServer:
     handler = type("BoundTokenHandler", (TokenHandler,), {"service": service})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return TLSThreadingHTTPServer((host, port), handler, tls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--service", required=True)
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL)
+    parser.add_argument("--tls-cert", required=True, type=Path, help="serving certificate (PEM)")
+    parser.add_argument("--tls-key", required=True, type=Path, help="its private key (PEM)")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     service = TokenService(
@@ -185,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         service=args.service,
         ttl=args.ttl,
     )
-    server = make_server(host, int(port), service)
+    tls = server_context(args.tls_cert, args.tls_key, alpn=("http/1.1",))
+    server = make_server(host, int(port), service, tls)
     sys.stderr.write(f"token-server listening on {args.listen}\n")
     sys.stderr.flush()
     server.serve_forever()
