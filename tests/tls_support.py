@@ -13,7 +13,9 @@ each on its own loopback port, a fake registry (``/v2/`` answers 200 with
 ``plain``        plain HTTP, for a TLS client to fail its handshake on
 
 Certificates come from :mod:`chaosregistry.pki` (the project's one PKI module). Test modules
-load the ``tls_servers`` fixture with ``pytest_plugins = ["tls_support"]`` and import the rest.
+load the ``tls_servers`` fixture with ``pytest_plugins = ["tls_support"]`` and import the rest;
+that import comes first, so this module is not assertion-rewritten (PYTEST_DONT_REWRITE) and
+checks with ``pytest.fail`` instead of ``assert``.
 """
 
 import contextlib
