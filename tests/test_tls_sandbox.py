@@ -11,6 +11,7 @@ from tls_support import EXPIRED_DAYS_AGO, TlsServers
 from chaosregistry.errors import PullError
 from chaosregistry.oci.client import RegistryClient
 from chaosregistry.oci.transport import StdlibTransport
+from chaosregistry.sandbox import find_free_base_port
 
 pytestmark = pytest.mark.sandbox
 pytest_plugins = ["tls_support"]
@@ -199,3 +200,11 @@ def test_a_tls12_client_fails_its_handshake_with_a_tls13_only_server(
     # The same client pings a server that still speaks TLS 1.2: the version is the cause.
     with _client_up_to_tls12(tls_servers, "valid") as client:
         assert client.ping().status == 200
+
+
+def test_a_closed_port_is_refused_not_tls() -> None:
+    # Nothing listens there: no handshake was ever attempted, so the class must not be tls.
+    port = find_free_base_port(span=1)
+    result = registry_tls(target=f"https://127.0.0.1:{port}")
+    assert result["error"]["class"] == "refused"
+    assert result["leaf"] is None
