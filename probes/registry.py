@@ -1,7 +1,8 @@
-"""Probes of a registry as a service: is it answering, and what do its metrics say."""
+"""Probes of a registry as a service: is it answering, what its TLS says, what its metrics say."""
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,8 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.settings import resolve_target, sandbox_dir, sandbox_endpoints
+from chaosregistry.tlsinspect import Endpoint, inspect, no_facts
 
-__all__ = ["registry_metrics", "registry_reachable"]
+__all__ = ["registry_metrics", "registry_reachable", "registry_tls"]
 
 
 @activity
@@ -57,6 +59,62 @@ def registry_reachable(
         result.update(error=exc.as_dict(), status=exc.status)
     finally:
         client.close()
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+@activity
+def registry_tls(
+    target: str = "registry",
+    timeout: float = 5.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Inspect a registry's TLS endpoint: protocol, HTTP/2, certificates, days left, trust.
+
+    The facts are read with verification off, so an expired, wrong-host or untrusted
+    certificate is still described; trust is then checked on its own against the configured
+    CA bundle (``registry_ca_bundle``), else the system CAs (also when ``registry_verify_tls``
+    is false: checking is this probe's purpose). Only TLS handshakes: no HTTP request is sent.
+
+    Arguments:
+      target: ``registry``, ``mirror`` (see chaosregistry.settings) or a URL.
+      timeout: seconds for all the handshakes together (five at most).
+
+    Returns a mapping:
+      ``url``; ``tls`` (bool: the URL is https; for http the facts below are null, empty or
+      false and ``error`` is null);
+      ``tls_version`` (e.g. ``TLSv1.3``) and ``cipher`` (OpenSSL's name) as negotiated;
+      ``alpn_offered``: which of ``h2`` and ``http/1.1`` the server accepts, asked one at a
+      time; ``h2`` (bool: ``h2`` is among them);
+      ``trusted`` (bool: the chain verifies up to a trusted CA, host name not checked);
+      ``verified`` (bool: chain and host name verify, as a pull's client would require);
+      ``hostname_match`` (bool: the URL's host is one of the leaf's subjectAltNames, checked
+      apart from trust; null when no certificate was seen);
+      ``leaf`` {``subject``, ``issuer``, ``sans`` (DNS names, then IP addresses), ``not_before``,
+      ``not_after`` (UTC, ``YYYY-MM-DDTHH:MM:SSZ``), ``days_left`` (float, negative once
+      expired)}, null when no handshake completed;
+      ``chain`` [{``subject``, ``not_after``, ``days_left``}]: every certificate the server sent,
+      leaf first; ``min_days_left`` over the leaf and the chain;
+      ``seconds``; ``error``: null, or {class, message, status, detail} as for pulls: class
+      ``tls`` with ``detail.reason`` ``unknown-ca``, ``expired``, ``hostname-mismatch`` or
+      ``handshake`` (no TLS handshake at all, e.g. plain HTTP on the port), or ``refused`` /
+      ``timeout`` / ``reset`` when no connection could be had.
+
+    A failed check is data, not an exception: raises ``ActivityFailed`` only for a bad
+    ``timeout``, an unknown ``target`` or a CA bundle that is missing or not PEM.
+    """
+    seconds = require_positive_number("timeout", timeout)
+    registry = resolve_target(configuration, secrets, target=target)
+    started = time.perf_counter()
+    parts = urlsplit(registry.url)
+    result: dict[str, Any]
+    if parts.scheme != "https":
+        result = {"url": registry.url, **no_facts(tls=False)}
+    else:
+        endpoint = Endpoint(parts.hostname or "", parts.port or 443)
+        facts = inspect(endpoint, verify=registry.verify, timeout=seconds, what=registry.url)
+        result = {"url": registry.url, **facts}
     result["seconds"] = time.perf_counter() - started
     return result
 
