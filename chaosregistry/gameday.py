@@ -1,21 +1,18 @@
 """A game day in one command: validate -> sandbox up -> ``chaos run`` -> verdict -> clean up.
 
-Exit codes (stable, for CI):
+The verdict and its exit code (0 passed, 1 error, 10 deviated, 11 failed, 12 interrupted,
+13 left-behind) come from :mod:`chaosregistry.verdict`, the rule ``chaosregistry report`` uses too.
 
-====  ===============  ================================================================
-code  verdict          meaning
-====  ===============  ================================================================
-0     passed           the experiment completed and the steady state held
-1     error            bad input (experiment, vars, sandbox): nothing was run
-10    deviated         the experiment completed but the steady state did not hold
-11    failed           the experiment broke: an activity failed or it was aborted
-12    interrupted      the run was interrupted (SIGINT / SIGTERM)
-13    left-behind      a fault outlived the run and had to be reverted afterwards, or
-                       could not be reverted at all (takes precedence over the others)
-====  ===============  ================================================================
+On the local backend the embedded sandbox is started (when it is not running) only if the
+experiment needs it (:func:`sandbox_needs`): an experiment whose activities all reach registries
+the configuration names (``registry_url``, ``mirror_url`` when something targets the mirror) and
+that neither kills nodes, nor faults a sandbox hop, nor reads the sandbox's logs or metrics runs
+without one. ``--sandbox-dir`` says where the sandbox is when one is needed, not whether.
 """
 
 import datetime
+import importlib
+import inspect
 import json
 import os
 import secrets
@@ -34,29 +31,25 @@ from chaosregistry.activity import flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
 from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.reports import build_report
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR
-from chaosregistry.validate import effective_configuration, load_vars, runtime_options, validate
+from chaosregistry.validate import (
+    activities,
+    effective_configuration,
+    load_vars,
+    runtime_options,
+    substitute,
+    validate,
+)
+from chaosregistry.verdict import RunFacts, Verdict, judge, load_evidence
 
-EXIT_PASSED = 0
-EXIT_ERROR = 1
-EXIT_DEVIATED = 10
-EXIT_FAILED = 11
-EXIT_INTERRUPTED = 12
-EXIT_LEFT_BEHIND = 13
-VERDICT_EXIT = {
-    "passed": EXIT_PASSED,
-    "deviated": EXIT_DEVIATED,
-    "failed": EXIT_FAILED,
-    "interrupted": EXIT_INTERRUPTED,
-    "left-behind": EXIT_LEFT_BEHIND,
-}
 # How long the watchdog may take to revert what a finished run still owned.
 WATCHDOG_GRACE_SECONDS = 5.0
 
 
 @dataclass
 class GameDayResult:
-    verdict: str
+    verdict: Verdict
     run_dir: Path
     journal: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
@@ -66,48 +59,77 @@ class GameDayResult:
 
     @property
     def exit_code(self) -> int:
-        return VERDICT_EXIT[self.verdict]
+        return self.verdict.exit_code
 
 
-def deviated_during(journal: dict[str, Any]) -> bool:
-    """Whether a steady-state check run *during* the method failed.
+# Activities that act on the embedded sandbox itself (local backend), whatever the
+# configuration names: its registry processes, its mirror's access log.
+SANDBOX_ACTIVITIES = {
+    "chaosregistry.actions.node": "kills and restarts the sandbox's registry processes",
+    "chaosregistry.probes.mirror": "reads the sandbox mirror's access log",
+}
 
-    Chaos Toolkit records those checks (``--hypothesis-strategy continuously``) but never counts
-    them: without ``--fail-fast`` the run stays "completed", with it the run is "failed". For
-    us a steady state that broke under the fault is a deviation, whatever the after-check says.
+
+def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+    """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
+
+    ``configuration`` is the effective, flattened one. The sandbox is needed when the
+    configuration names a ``sandbox_dir``, or when an activity of ours (hypothesis, method or
+    rollbacks; other providers never need it):
+
+    * kills registry nodes (``actions.node``) or reads the mirror's log (``probes.mirror``);
+    * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
+      ``hops`` in the configuration;
+    * reads metrics (``registry_metrics``) without a ``metrics_url``;
+    * targets a registry by name (``target: registry`` or ``mirror``, the default ``registry``
+      included, and a cold load's ``load_origin``) that the configuration gives no
+      ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
+
+    A URL as ``target`` never needs it.
     """
-    during = (journal.get("steady_states") or {}).get("during") or []
-    return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
-
-
-def failed_actions(journal: dict[str, Any] | None) -> list[str]:
-    """One line per method *action* that failed (Chaos Toolkit logs it and carries on).
-
-    A fault that was never applied leaves the run "completed" and the steady state met: the
-    game day proved nothing, so it must not pass.
-    """
-    lines = []
-    for run in (journal or {}).get("run") or []:
-        activity = run.get("activity") or {}
-        if activity.get("type") != "action" or run.get("status") != "failed":
+    if configuration.get("sandbox_dir"):
+        return ["the configuration names a sandbox_dir"]
+    reasons = []
+    for where, activity in activities(experiment):
+        provider = activity.get("provider") or {}
+        module_name = str(provider.get("module", ""))
+        if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
             continue
-        exception = run.get("exception") or []
-        last = exception[-1].strip() if exception else "no exception recorded"
-        lines.append(f"action {activity.get('name')!r} failed: {last}")
-    return lines
+        name = f"{where} ({activity.get('name', '?')})"
+        func_name = str(provider.get("func", ""))
+        arguments = {
+            str(key): substitute(value, configuration)
+            for key, value in (provider.get("arguments") or {}).items()
+        }
+        if module_name in SANDBOX_ACTIVITIES:
+            reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
+        elif module_name == "chaosregistry.actions.network" and not (
+            configuration.get("toxiproxy_url") and configuration.get("hops")
+        ):
+            reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
+        elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
+            reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
+        for target in _named_targets(module_name, func_name, arguments, configuration):
+            if not configuration.get(f"{target}_url"):
+                reasons.append(f"{name} targets {target!r} and there is no {target}_url")
+    return reasons
 
 
-def verdict_from_journal(journal: dict[str, Any] | None, interrupted: bool) -> str:
-    if journal is None:
-        return "interrupted" if interrupted else "failed"
-    status = journal.get("status")
-    if status == "interrupted" or interrupted:
-        return "interrupted"
-    if journal.get("deviated") or (status == "completed" and deviated_during(journal)):
-        return "deviated"
-    if status == "completed":
-        return "passed"
-    return "failed"
+def _named_targets(
+    module_name: str, func_name: str, arguments: dict[str, Any], configuration: dict[str, Any]
+) -> list[str]:
+    """The registries an activity reaches by name (URLs left out)."""
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        parameters = inspect.signature(func).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return ["registry"]  # validate() has already refused these; stay on the safe side
+    names = []
+    if "target" in parameters:
+        names.append(arguments.get("target", parameters["target"].default))
+    if func_name == "start_pull_load" and arguments.get("mode") == "cold":
+        names.append(configuration.get("load_origin") or "registry")
+    return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
 
 
 def pull_table(journal: dict[str, Any]) -> list[str]:
@@ -247,9 +269,12 @@ def run_gameday(
 
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     try:
-        if backend == "local":
+        needs = sandbox_needs(experiment_data, configuration) if backend == "local" else []
+        if needs:
             _ensure_sandbox(sandbox_path, owned_sandbox, say)
             env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
+        elif backend == "local":
+            say("sandbox: not needed (every activity reaches a configured registry)")
         started = time.time()
         with _Forwarder() as forwarder:
             # In the caller's directory, as `chaos run` would be: relative paths in the vars
@@ -269,15 +294,18 @@ def run_gameday(
                 say(f"  chaos | {line.rstrip()}")
             process.wait()
         journal = _load_journal(journal_path)
-        verdict = verdict_from_journal(journal, forwarder.received is not None)
         faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
-        broken = failed_actions(journal)
-        notes = broken + notes
-        if broken and verdict in ("passed", "deviated"):
-            verdict = "failed"
-        if left_behind:
-            verdict = "left-behind"
-        result = GameDayResult(verdict, run_dir, journal_path, faults, notes)
+        judgement = judge(
+            RunFacts(
+                journal,
+                interrupted=forwarder.received is not None,
+                left_behind=left_behind,
+                loads=load_evidence(journal, run_dir),
+            )
+        )
+        result = GameDayResult(
+            judgement.verdict, run_dir, journal_path, faults, [*judgement.notes, *notes]
+        )
         _write_gameday_json(run_dir, experiment, vars_file, backend, result, process.returncode)
         if journal is not None:
             _write_report(result, say)
@@ -320,8 +348,6 @@ def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
 
     A report that cannot be built is a note, never a lost game day: the journal is kept.
     """
-    from chaosregistry.reports import build_report
-
     try:
         report = build_report([result.journal], result.run_dir)
     except Exception as exc:  # the verdict stands without its report

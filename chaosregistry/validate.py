@@ -122,7 +122,7 @@ def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
             yield f"{section}[{index}]", activity
 
 
-def _substitute(value: Any, configuration: dict[str, Any]) -> Any:
+def substitute(value: Any, configuration: dict[str, Any]) -> Any:
     """``${key}`` as Chaos Toolkit substitutes it (a whole-string reference keeps its type)."""
     if isinstance(value, str):
         if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
@@ -131,9 +131,9 @@ def _substitute(value: Any, configuration: dict[str, Any]) -> Any:
             value = value.replace("${" + key + "}", str(replacement))
         return value
     if isinstance(value, list):
-        return [_substitute(v, configuration) for v in value]
+        return [substitute(v, configuration) for v in value]
     if isinstance(value, dict):
-        return {k: _substitute(v, configuration) for k, v in value.items()}
+        return {k: substitute(v, configuration) for k, v in value.items()}
     return value
 
 
@@ -250,7 +250,7 @@ def check_activity(field: str, activity: dict[str, Any], configuration: dict[str
             if param.default is inspect.Parameter.empty:
                 raise ConfigError(f"{where}.arguments.{param.name}: required and missing")
             continue
-        value = _substitute(arguments[param.name], configuration)
+        value = substitute(arguments[param.name], configuration)
         problem = _type_error(value, param.annotation)
         check = VALUE_CHECKS.get(f"{func_name}.{param.name}") or VALUE_CHECKS.get(param.name)
         if problem is None and check is not None:

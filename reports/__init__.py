@@ -27,7 +27,7 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
     score            number 0-100 | null                                    (lowest run)
     runs[]:
       journal        path of the journal
-      verdict, exit_code   this run's (same rules as ``chaosregistry gameday``)
+      verdict, exit_code   this run's (``chaosregistry.verdict``, as ``chaosregistry gameday``)
       score          {value, probe_score, held_weight, total_weight, recovery_penalty,
                       formula, worked}  (see ``score``)
       recovery       {time_to_recover_seconds, recovered (bool | null: no fault),
@@ -51,6 +51,9 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
       load_series[]  {load_id, file, seconds, completed, failed, before|during|after:
                       {seconds, completed, failed, failure_ratio, p95_median, p95_max},
                       time_to_recover_seconds, recovered}
+      load_pulls[]   one per load started by start_pull_load, from its exact per-pull records
+                     over the whole load: {load_id, action, records_found, records, pulls
+                     (succeeded), attempts, interrupted, failures_by_class {class: n}}
       rollbacks[]    {name, status, start, end, reverted (fault ids), error}
       failed_activities[]  {name, phase (run | rollbacks), status, error}
       metadata       {title, description, tags, experiment_file, vars_file, backend,
@@ -58,7 +61,10 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
                       chaos_status, chaos_deviated, deviated_during, chaos_exit_code,
                       gameday_verdict, during_checks, configuration (redacted),
                       secrets (scope names only)}
-      notes[]        strings
+      notes[]        strings (gameday.json's, then the verdict's)
+      verdict_notes[]  why the verdict is what it is beyond the journal's status: a failed
+                     action, a load that never completed a pull, hypothesis pull probes that
+                     never reached the registry (``chaosregistry.verdict``)
       charts[]       {id, title, kind (time | bars), caption}
 
 New keys may appear within schema_version 1; a key's meaning never changes without a new
@@ -83,6 +89,8 @@ from chaosregistry.reports.page import render_page
 from chaosregistry.reports.redact import Redactor
 from chaosregistry.reports.trend import TrendResult, build_trend
 
+from chaosregistry.verdict import Verdict
+
 __all__ = [
     "JournalError",
     "ReportResult",
@@ -97,7 +105,7 @@ SCHEMA_VERSION = 1
 NO_MATPLOTLIB = (
     "charts left out: matplotlib is not installed (pip install 'chaostoolkit-registry[reports]')"
 )
-VERDICT_ORDER = ("passed", "deviated", "failed", "interrupted", "left-behind")
+VERDICT_ORDER = tuple(v for v in Verdict if v is not Verdict.ERROR)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,15 @@ from chaosregistry.reports.timeline import (
     value_of,
 )
 
-from chaosregistry.gameday import VERDICT_EXIT, deviated_during, verdict_from_journal
+from chaosregistry.verdict import (
+    Judgement,
+    LoadEvidence,
+    RunFacts,
+    Verdict,
+    deviated_during,
+    exit_code_of,
+    judge,
+)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class RunModel:
     probes: list[HypothesisProbe]
     redactor: Redactor
     notes: list[str] = field(default_factory=list)
+    load_pulls: tuple[LoadEvidence, ...] = ()
 
     @property
     def windows(self) -> list[Fault]:
@@ -100,17 +109,24 @@ def build_model(run: RunInput) -> RunModel:
         probes=probes,
         redactor=Redactor.for_experiment(experiment),
         notes=notes,
+        load_pulls=run.load_pulls,
     )
 
 
 # -- verdict ----------------------------------------------------------------------------------
-def verdict(model: RunModel) -> str:
-    """The game-day verdict of this run (same rules and names as ``chaosregistry gameday``)."""
+def verdict(model: RunModel) -> Judgement:
+    """The game-day verdict of this run: ``chaosregistry gameday``'s own rule (``verdict.judge``)
+    on the journal, gameday.json's account of signals and faults, and the loads' records."""
     gameday_verdict = as_text((model.gameday or {}).get("verdict"))
-    result = verdict_from_journal(model.journal, gameday_verdict == "interrupted")
-    if gameday_verdict == "left-behind" or any(f.left_behind for f in model.faults):
-        result = "left-behind"
-    return result
+    return judge(
+        RunFacts(
+            model.journal,
+            interrupted=gameday_verdict == Verdict.INTERRUPTED,
+            left_behind=gameday_verdict == Verdict.LEFT_BEHIND
+            or any(f.left_behind for f in model.faults),
+            loads=model.load_pulls,
+        )
+    )
 
 
 def report_exit_code(summary: dict[str, Any]) -> int:
@@ -122,7 +138,7 @@ def report_exit_code(summary: dict[str, Any]) -> int:
     runs = summary.get("runs")
     if isinstance(runs, list) and runs:
         return max(report_exit_code(as_dict(r)) for r in runs)
-    return VERDICT_EXIT.get(as_text(summary.get("verdict")), 1)
+    return exit_code_of(summary.get("verdict"))
 
 
 # -- probes -----------------------------------------------------------------------------------
@@ -391,7 +407,10 @@ def summarize(model: RunModel) -> dict[str, Any]:
     experiment = model.experiment
     probes = [probe_summary(model, p) for p in model.probes]
     loads = [load_summary(model, s) for s in model.loads]
-    run_verdict = verdict(model)
+    judgement = verdict(model)
+    run_verdict = judgement.verdict
+    # gameday.json's notes already hold the game day's own judgement: each line once.
+    notes = model.notes + [n for n in judgement.notes if n not in model.notes]
 
     deviated = [p for p in probes if p["deviated"]]
     recovered: bool | None
@@ -439,8 +458,8 @@ def summarize(model: RunModel) -> dict[str, Any]:
     configuration = as_dict(experiment.get("configuration"))
     summary = {
         "journal": str(model.path),
-        "verdict": run_verdict,
-        "exit_code": VERDICT_EXIT[run_verdict],
+        "verdict": run_verdict.value,
+        "exit_code": run_verdict.exit_code,
         "score": run_score.as_dict(),
         "recovery": {
             "time_to_recover_seconds": ttr,
@@ -461,6 +480,7 @@ def summarize(model: RunModel) -> dict[str, Any]:
         "faults": [fault_summary(f) for f in model.faults if not f.is_load],
         "loads": [fault_summary(f) for f in model.faults if f.is_load],
         "load_series": loads,
+        "load_pulls": [load.as_dict() for load in model.load_pulls],
         "rollbacks": rollbacks,
         "failed_activities": failed_activities,
         "metadata": {
@@ -485,7 +505,8 @@ def summarize(model: RunModel) -> dict[str, Any]:
             "configuration": model.redactor.configuration(configuration),
             "secrets": sorted(str(k) for k in as_dict(experiment.get("secrets"))),
         },
-        "notes": model.notes,
+        "notes": notes,
+        "verdict_notes": list(judgement.notes),
     }
     redacted: dict[str, Any] = model.redactor.data(summary)
     return redacted

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.verdict import LoadEvidence, load_evidence
 
 GAMEDAY_FILE = "gameday.json"
 TIMESERIES_FILE = "timeseries.json"
@@ -26,12 +27,14 @@ class JournalError(ConfigError):
 
 @dataclass
 class RunInput:
-    """One run to report on: its journal, its gameday.json (or None) and its load series."""
+    """One run to report on: its journal, its gameday.json (or None), its load series and what
+    each load's exact records say (``load_pulls``, the verdict's evidence)."""
 
     path: Path
     journal: dict[str, Any]
     gameday: dict[str, Any] | None = None
     loads: list[dict[str, Any]] = field(default_factory=list)
+    load_pulls: tuple[LoadEvidence, ...] = ()
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -152,11 +155,13 @@ def find_timeseries(
 
 
 def load_run(journal_path: Path, load_dir: Path | None = None) -> RunInput:
-    """Everything about one run: journal, gameday.json and load series."""
+    """Everything about one run: journal, gameday.json, load series and load records."""
     journal = load_journal(journal_path)
     gameday = load_gameday(journal_path)
     loads = [load_timeseries(p) for p in find_timeseries(journal_path, journal, load_dir)]
-    return RunInput(journal_path, journal, gameday, loads)
+    return RunInput(
+        journal_path, journal, gameday, loads, load_evidence(journal, journal_path.parent)
+    )
 
 
 # -- defensive accessors ----------------------------------------------------------------------

@@ -110,7 +110,9 @@ def render_junit(summary: dict[str, Any]) -> str:
             counts["errors"] += 1
             failed = [as_dict(a) for a in as_list(run.get("failed_activities"))]
             detail = "; ".join(
-                f"{a.get('name')}: {a.get('error') or a.get('status')}" for a in failed
+                [f"{a.get('name')}: {a.get('error') or a.get('status')}" for a in failed]
+                # what failed a run Chaos Toolkit calls completed (a load that never pulled...)
+                + [str(n) for n in as_list(run.get("verdict_notes"))]
             )
             message = f"the run {run.get('verdict')} (chaos status {meta.get('chaos_status')})" + (
                 f": {detail}" if detail else ""

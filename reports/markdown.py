@@ -96,6 +96,19 @@ def render_markdown(summary: dict[str, Any]) -> str:
             + f". Rollbacks run: {len(as_list(run.get('rollbacks')))}."
             + (f" **{len(left)} left behind.**" if left else "")
         )
+        for load in map(as_dict, as_list(run.get("load_pulls"))):
+            if load.get("records_found"):
+                classes = ", ".join(
+                    f"{_cell(k)} {v}"
+                    for k, v in sorted(as_dict(load.get("failures_by_class")).items())
+                )
+                lines.append(
+                    f"- load `{_cell(load.get('load_id'))}`: {load.get('pulls')} of "
+                    f"{load.get('attempts')} pulls succeeded"
+                    + (f" (failures: {classes})" if classes else "")
+                )
+        for note in as_list(run.get("verdict_notes")):
+            lines.append(f"- note: {_cell(note)}")
         failed = [as_dict(a) for a in as_list(run.get("failed_activities"))]
         for activity in failed:
             lines.append(

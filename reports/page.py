@@ -65,6 +65,11 @@ def esc(value: Any) -> str:
     return "-" if value is None else html.escape(str(value))
 
 
+def failure_classes(counts: dict[str, Any]) -> str:
+    """``auth 812, timeout 3`` ('none' without failures)."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
 def number(value: Any, digits: int = 3) -> str:
     """A number for a table: up to ``digits`` decimals, '-' when there is none."""
     value = as_number(value)
@@ -343,6 +348,28 @@ def run_section(
                     {1, 2, 3, 4, 5, 6},
                 )
             )
+
+    pulls_rows = [
+        [
+            esc(load.get("load_id")),
+            esc(load.get("action")),
+            f"{esc(load.get('pulls'))} / {esc(load.get('attempts'))}"
+            if load.get("records_found")
+            else "records not found",
+            esc(load.get("interrupted")),
+            esc(failure_classes(as_dict(load.get("failures_by_class")))),
+        ]
+        for load in map(as_dict, as_list(run.get("load_pulls")))
+    ]
+    if pulls_rows:
+        parts.append("<h3>Load pulls (exact per-pull records, whole load)</h3>")
+        parts.append(
+            table(
+                ["load", "started by", "succeeded / attempts", "cut short", "failures by class"],
+                pulls_rows,
+                {2, 3},
+            )
+        )
 
     parts.append("<h3>Rollbacks run</h3>")
     rollbacks = as_list(run.get("rollbacks"))

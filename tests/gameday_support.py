@@ -13,11 +13,11 @@ CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 
 
 def run_shipped_experiment(
-    sandbox_dir: Path, base: Path, name: str, **overrides: Any
+    sandbox_dir: Path, base: Path, name: str, experiment: Path | None = None, **overrides: Any
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """experiments/<name>.yaml on the sandbox, with configuration ``overrides`` (e.g. shorter
-    faults) in a vars file and a ledger of its own under ``base``; returns the process and the
-    run directory (whose journal.json the caller can read)."""
+    """experiments/<name>.yaml (or ``experiment``) on the sandbox, with configuration
+    ``overrides`` (e.g. shorter faults) in a vars file and a ledger of its own under ``base``;
+    returns the process and the run directory (whose journal.json the caller can read)."""
     base.mkdir(parents=True, exist_ok=True)
     local = yaml.safe_load((ROOT / "experiments/vars/local.yaml").read_text())
     local["configuration"].update(overrides)
@@ -28,7 +28,7 @@ def run_shipped_experiment(
         [
             CHAOSREGISTRY,
             "gameday",
-            str(ROOT / f"experiments/{name}.yaml"),
+            str(experiment or ROOT / f"experiments/{name}.yaml"),
             "--vars",
             str(vars_file),
             "--sandbox-dir",

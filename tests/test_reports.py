@@ -198,10 +198,12 @@ def test_summary_json_follows_the_documented_schema(latency: GameDay) -> None:
         "faults",
         "loads",
         "load_series",
+        "load_pulls",
         "rollbacks",
         "failed_activities",
         "metadata",
         "notes",
+        "verdict_notes",
         "charts",
     }
     assert set(run["score"]) == {

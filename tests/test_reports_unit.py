@@ -699,3 +699,58 @@ def test_a_load_that_stops_with_the_fault_leaves_its_recovery_unknown(tmp_path: 
     assert load["after"]["seconds"] == 0 and load["recovered"] is None
     assert run["recovery"]["recovered"] is True
     assert run["score"]["recovery_penalty"] == 0.0
+
+
+def test_a_load_that_never_pulled_fails_the_report_and_is_shown_with_its_classes(
+    tmp_path: Path,
+) -> None:
+    pulls = tmp_path / "run" / "load" / "ab12cd" / "pulls"
+    pulls.mkdir(parents=True)
+    lines = [
+        json.dumps(
+            {
+                "start": T0 + i,
+                "end": T0 + i + 0.01,
+                "duration": 0.01,
+                "ok": False,
+                "error": "auth",
+                "interrupted": False,
+            }
+        )
+        for i in range(5)
+    ]
+    (pulls / "pulls-h-1.jsonl").write_text("\n".join(lines) + "\n")
+    data = journal()
+    output = {"load_id": "ab12cd", "records_dir": str(pulls)}
+    start_load = action_run(
+        "start-load", "start_pull_load", output, 1.0, 1.2, "chaosregistry.actions.load"
+    )
+    data["run"].insert(0, start_load)
+    note = "load ab12cd: 0 of 5 pulls succeeded (auth 5)"
+    # gameday.json already carries the game day's note: the report shows it once.
+    path = write_run(tmp_path / "run", data, gameday(verdict="failed", notes=[note]))
+    result = build_report([path], tmp_path / "out")
+    run = only_run(result.summary)
+    assert (result.verdict, result.exit_code) == ("failed", 11)
+    assert run["verdict_notes"] == [note] and run["notes"].count(note) == 1
+    assert run["load_pulls"] == [
+        {
+            "load_id": "ab12cd",
+            "action": "start-load",
+            "records_found": True,
+            "records": 5,
+            "pulls": 0,
+            "attempts": 5,
+            "interrupted": 0,
+            "failures_by_class": {"auth": 5},
+        }
+    ]
+    html = result.html.read_text()
+    assert "Load pulls" in html and "0 / 5" in html and "auth 5" in html
+    assert f"note: {note}" in result.summary_md.read_text()
+    assert note in result.junit_xml.read_text()
+    # The same run with one successful pull passes: the test can tell the two apart.
+    lines[2] = lines[2].replace('"ok": false', '"ok": true')
+    (pulls / "pulls-h-1.jsonl").write_text("\n".join(lines) + "\n")
+    path = write_run(tmp_path / "run", data, gameday())
+    assert build_report([path], tmp_path / "out2").verdict == "passed"
