@@ -75,7 +75,9 @@ def replica_config(layout: Layout, ports: Ports, index: int, http_secret: str) -
     return config
 
 
-def token_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dict[str, Any]:
+def token_registry_config(
+    layout: Layout, ports: Ports, http_secret: str, realm: str = ""
+) -> dict[str, Any]:
     http_port, debug_port = ports.registry_token
     config = _distribution_base(
         storage=layout.registry_storage,
@@ -85,7 +87,7 @@ def token_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dic
     )
     config["auth"] = {
         "token": {
-            "realm": url(ports.token_server) + "/token",
+            "realm": realm or url(ports.token_server) + "/token",
             "service": TOKEN_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": str(layout.token_cert_file),
@@ -133,11 +135,17 @@ NGINX_BLOB_STREAMING = """\
     proxy_http_version 1.1;"""
 
 
-def nginx_config(layout: Layout, ports: Ports, registry_directives: str = "") -> str:
+def nginx_config(
+    layout: Layout,
+    ports: Ports,
+    registry_directives: str = "",
+    mirror_upstream_directives: str = "",
+) -> str:
     """nginx in front of the replicas, a rate-limited twin, and the mirror's upstream.
 
-    ``registry_directives`` go into both servers in front of the replicas (the implementation's
-    needs, e.g. auth at nginx: see ``implementations``).
+    ``registry_directives`` go into both servers in front of the replicas and
+    ``mirror_upstream_directives`` into the token registry's (an implementation's needs, e.g.
+    auth at nginx: see ``implementations``).
     """
     prefix = layout.nginx_prefix
     tmp = prefix / "tmp"
@@ -223,7 +231,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_mirror_upstream};
-        location / {{
+{mirror_upstream_directives}        location / {{
             proxy_pass http://registry_token;
         }}
     }}
@@ -274,14 +282,19 @@ def write_configs(
             )
     _write_private(
         layout.config_file("registry-token"),
-        _yaml(token_registry_config(layout, ports, http_secret)),
+        _yaml(token_registry_config(layout, ports, http_secret, chosen.token_realm(ports))),
     )
     _write_private(
         layout.config_file("mirror"), _yaml(mirror_config(layout, ports, http_secret, creds))
     )
     _write_private(
         layout.config_file("nginx", ".conf"),
-        nginx_config(layout, ports, chosen.nginx_registry_directives(layout.htpasswd_file)),
+        nginx_config(
+            layout,
+            ports,
+            chosen.nginx_registry_directives(layout.htpasswd_file),
+            chosen.nginx_mirror_upstream_directives(ports),
+        ),
     )
     _write_private(
         layout.config_file("toxiproxy", ".json"), json.dumps(toxiproxy_proxies(ports), indent=2)

@@ -25,7 +25,7 @@ from typing import Any
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.sandbox.binaries import CACHE, find_binary, require_executable
-from chaosregistry.sandbox.layout import HOST, Layout, url
+from chaosregistry.sandbox.layout import HOST, Layout, Ports, url
 from chaosregistry.sandbox.processes import ProcessSpec
 
 DEFAULT_IMPLEMENTATION = "distribution-2"
@@ -133,7 +133,28 @@ class Implementation:
         # The token registry (the mirror's upstream) is Distribution on its own storage here.
         return [replica["url"] for replica in endpoints["replicas"]] + [endpoints["token_registry"]]
 
-    def describe_endpoints(self, endpoints: dict[str, Any]) -> dict[str, Any]:
+    def token_realm(self, ports: Ports) -> str:
+        """Where the token registry sends clients for a token.
+
+        Distribution v3.1.2's proxy mode only sends its credentials to a realm on its remote's
+        own host:port (or a shared registrable domain, never for IP literals): for it the realm
+        is on the mirror's upstream hop, and nginx passes ``/token`` on to the token server.
+        """
+        if self.name == "distribution-3":
+            return url(ports.hop_mirror_upstream) + "/token"
+        return url(ports.token_server) + "/token"
+
+    def nginx_mirror_upstream_directives(self, ports: Ports) -> str:
+        """Extra directives for nginx's server in front of the token registry."""
+        if self.name != "distribution-3":
+            return ""
+        return (
+            "        location /token {\n"
+            f"            proxy_pass {url(ports.token_server)};\n"
+            "        }\n"
+        )
+
+    def describe_endpoints(self, endpoints: dict[str, Any], ports: Ports) -> dict[str, Any]:
         """The endpoints with this implementation's name; no replica metrics URL without metrics."""
         replicas = [
             {
@@ -142,7 +163,12 @@ class Implementation:
             }
             for replica in endpoints["replicas"]
         ]
-        return {**endpoints, "implementation": self.name, "replicas": replicas}
+        return {
+            **endpoints,
+            "implementation": self.name,
+            "replicas": replicas,
+            "token_realm": self.token_realm(ports),
+        }
 
     def nginx_registry_directives(self, htpasswd: Path) -> str:
         """Extra directives for nginx's servers in front of the replicas."""

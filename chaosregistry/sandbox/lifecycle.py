@@ -177,7 +177,7 @@ def _up(
     write_configs(layout, ports, creds, http_secret, chosen)
     specs = process_specs(layout, ports, chosen.name)
     write_specs(layout, specs)
-    endpoints = chosen.describe_endpoints(build_endpoints(layout, ports))
+    endpoints = chosen.describe_endpoints(build_endpoints(layout, ports), ports)
     write_json(layout.endpoints_file, endpoints)
     say(f"run dir {layout.run_dir}, base port {base_port}, replicas: {chosen.description}")
 
