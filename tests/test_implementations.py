@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions import network, node
 from chaosregistry.actions.load import start_pull_load, stop_pull_load
 from chaosregistry.loadgen import records
 from chaosregistry.probes import pull as pull_probes
+from chaosregistry.probes import registry as registry_probes
 from chaosregistry.probes.load import pull_load_stats
 from conftest import SandboxInfo
 
@@ -366,5 +368,9 @@ def test_metrics_families(running: SandboxInfo) -> None:
         replica = running.endpoints["replicas"][0]
         if name == "ggcr":
             assert replica["metrics_url"] is None
+            with pytest.raises(ActivityFailed, match="has no metrics endpoint"):
+                registry_probes.registry_metrics(
+                    replica="registry-1", configuration={"sandbox_dir": str(running.run_dir)}
+                )
         else:
             assert "registry_http_requests_total" in http.get(replica["metrics_url"]).text
