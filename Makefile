@@ -8,6 +8,11 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/chaostoolkit-registry
 TOXIPROXY_VERSION := 2.5.0
 TOXIPROXY := $(CACHE)/toxiproxy-$(TOXIPROXY_VERSION)/server
+# Registry implementations the sandbox can run (`sandbox up --implementation ...`).
+DISTRIBUTION3_VERSION := 3.1.2
+DISTRIBUTION3 := $(CACHE)/distribution-$(DISTRIBUTION3_VERSION)/registry
+CRANE_VERSION := 0.22.1
+CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
 # Commands that prove the Debian packages above are installed.
 APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium \
@@ -15,13 +20,15 @@ APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bi
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
+export CHAOSREGISTRY_DISTRIBUTION3 := $(DISTRIBUTION3)
+export CHAOSREGISTRY_CRANE := $(CRANE)
 
 .PHONY: help setup gameday test lint typecheck unit bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV_STAMP) $(TOXIPROXY) .apt-installed ## install everything (apt packages, venv, toxiproxy); idempotent
+setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
 
 .apt-installed:
 	@missing=0; for c in $(APT_COMMANDS); do [ -x $$c ] || missing=1; done; \
@@ -41,6 +48,14 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 $(TOXIPROXY):
 	@echo "building toxiproxy $(TOXIPROXY_VERSION) with go install (cached in $(CACHE))"
 	GOBIN=$(dir $(TOXIPROXY)) go install github.com/Shopify/toxiproxy/v2/cmd/server@v$(TOXIPROXY_VERSION)
+
+$(DISTRIBUTION3):
+	@echo "building CNCF Distribution $(DISTRIBUTION3_VERSION) with go install (~5 min; cached in $(CACHE))"
+	GOBIN=$(dir $(DISTRIBUTION3)) go install github.com/distribution/distribution/v3/cmd/registry@v$(DISTRIBUTION3_VERSION)
+
+$(CRANE):
+	@echo "building go-containerregistry's crane $(CRANE_VERSION) with go install (cached in $(CACHE))"
+	GOBIN=$(dir $(CRANE)) go install github.com/google/go-containerregistry/cmd/crane@v$(CRANE_VERSION)
 
 gameday: setup ## run a real game day on the embedded sandbox
 	$(BIN)/chaosregistry gameday $(EXPERIMENT)

@@ -186,6 +186,11 @@ def _sandbox_metrics_url(configuration: Configuration | None, replica: str) -> s
     replicas = endpoints.get("replicas") or []
     for entry in replicas:
         if not replica or entry.get("name") == replica:
+            if not entry.get("metrics_url"):
+                raise ConfigError(
+                    f"sandbox replica {entry.get('name')!r} has no metrics endpoint "
+                    f"(it runs {endpoints.get('implementation')}); use replica 'mirror'"
+                )
             return str(entry["metrics_url"])
     names = ", ".join(str(r.get("name")) for r in replicas)
     raise ConfigError(f"no sandbox replica named {replica!r} (have: {names})")

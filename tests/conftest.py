@@ -11,6 +11,16 @@ from typing import Any
 import pytest
 
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, up
+from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--sandbox-implementation",
+        choices=IMPLEMENTATION_NAMES,
+        default=DEFAULT_IMPLEMENTATION,
+        help="what the session sandbox's replicas run (tests/test_implementations.py runs all)",
+    )
 
 
 @dataclass(frozen=True)
@@ -46,13 +56,17 @@ class SandboxInfo:
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
-    """Bring up one sandbox (free base port, temp run dir); always torn down at the end."""
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[SandboxInfo]:
+    """Bring up one sandbox (free base port, temp run dir, replicas running
+    ``--sandbox-implementation``); always torn down at the end."""
     run_dir = tmp_path_factory.mktemp("sandbox")
     try:
         endpoints = up(
             run_dir,
             base_port=find_free_base_port(),
+            implementation=str(pytestconfig.getoption("--sandbox-implementation")),
             progress=lambda line: print(f"sandbox: {line}", file=sys.stderr),
         )
         creds = load_credentials(run_dir)

@@ -14,7 +14,9 @@ what runs. ``start_process`` / ``stop_process`` act on one piece by name (e.g. S
     logs/<process>.log, logs/nginx-access.log, logs/nginx-error.log   pids/<process>.pid
 
 Processes (start order): ``toxiproxy``, ``registry-1``, ``registry-2``, ``token-server``,
-``registry-token``, ``nginx``, ``mirror``.
+``registry-token``, ``nginx``, ``mirror``. The replicas run CNCF Distribution 2.8 by default,
+or Distribution v3 or go-containerregistry (``up(..., implementation=...)``; what differs is in
+``chaosregistry.sandbox.implementations``).
 
 Traffic paths::
 
@@ -39,12 +41,14 @@ except the ones marked plain, ``http://``)::
       "run_dir": "/abs/run/dir",
       "base_port": 15000,
       "ca_file": "/abs/run/dir/pki/ca.crt",  # the CA that verifies every https:// URL here
+      "implementation": "distribution-2" | "distribution-3" | "ggcr",  # what the replicas run
       "registry": URL,              # client-facing: client-registry hop -> nginx (basic auth)
       "registry_direct": URL,       # nginx, no hop
       "registry_http": URL,         # plain: nginx, no hop, same replicas and basic auth
       "registry_ratelimited": URL,  # nginx with limit_req: 429 + Retry-After, ratelimit-* headers
-      "replicas": [{"name": "registry-1", "url": URL, "metrics_url": URL + "/metrics"}, ...],
-                                    # plain (internal, behind nginx)
+      "replicas": [{"name": "registry-1", "url": URL, "metrics_url": URL + "/metrics" | null},
+                   ...],            # plain (internal, behind nginx); metrics_url null when
+                                    # the implementation has no metrics
       "mirror": URL,                # client-mirror hop -> mirror (anonymous)
       "mirror_direct": URL,
       "mirror_metrics_url": URL,    # plain (debug port)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import DEFAULT_BASE_PORT, Layout, load_endpoints
 from chaosregistry.sandbox.lifecycle import down, status, up
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR
@@ -58,7 +59,14 @@ def sandbox_group() -> None:
     default=None,
     help=f"First of the sandbox's ports [default: the run dir's, else {DEFAULT_BASE_PORT}].",
 )
-def up_command(run_dir: Path, base_port: int | None) -> None:
+@click.option(
+    "--implementation",
+    type=click.Choice(IMPLEMENTATION_NAMES),
+    default=None,
+    help="What the two replicas behind nginx run "
+    f"[default: the run dir's, else {DEFAULT_IMPLEMENTATION}].",
+)
+def up_command(run_dir: Path, base_port: int | None, implementation: str | None) -> None:
     """Start every piece not already running, seed the images, print the endpoints."""
     with _one_line_errors():
         if base_port is None:
@@ -68,8 +76,13 @@ def up_command(run_dir: Path, base_port: int | None) -> None:
                 if layout.endpoints_file.is_file()
                 else DEFAULT_BASE_PORT
             )
-        endpoints = up(run_dir, base_port=base_port, progress=_progress)
-    click.echo(f"registry  {endpoints['registry']}  (basic auth; {endpoints['credentials_file']})")
+        endpoints = up(
+            run_dir, base_port=base_port, implementation=implementation, progress=_progress
+        )
+    click.echo(
+        f"registry  {endpoints['registry']}  ({endpoints['implementation']}, basic auth; "
+        f"{endpoints['credentials_file']})"
+    )
     click.echo(f"mirror    {endpoints['mirror']}  (anonymous pull-through)")
     click.echo(f"plain     {endpoints['registry_http']}  (the registry over plain HTTP)")
     click.echo(f"ca        {endpoints['ca_file']}  (verifies every https:// endpoint)")

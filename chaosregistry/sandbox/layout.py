@@ -160,6 +160,11 @@ class Layout:
         return self.run_dir / "state" / "seed.json"
 
     @property
+    def seed_manifests_file(self) -> Path:
+        """The seeded manifests, in push order: what a node without storage is re-seeded from."""
+        return self.run_dir / "state" / "seed-manifests.json"
+
+    @property
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
 

@@ -13,6 +13,11 @@ import httpx
 from chaosregistry.errors import ConfigError
 from chaosregistry.sandbox.configs import toxiproxy_proxies, write_configs
 from chaosregistry.sandbox.credentials import ensure_credentials, ensure_http_secret
+from chaosregistry.sandbox.implementations import (
+    DEFAULT_IMPLEMENTATION,
+    Implementation,
+    implementation,
+)
 from chaosregistry.sandbox.layout import (
     DEFAULT_BASE_PORT,
     HOP_CLIENT_MIRROR,
@@ -76,6 +81,23 @@ def _check_base_port(layout: Layout, base_port: int) -> None:
         )
 
 
+def _choose_implementation(layout: Layout, name: str | None) -> Implementation:
+    """``name``, else the run dir's, else the default; refuses to swap a running sandbox's."""
+    previous = None
+    if layout.endpoints_file.is_file():
+        previous = load_endpoints(layout.run_dir).get("implementation", DEFAULT_IMPLEMENTATION)
+    chosen = implementation(name or previous or DEFAULT_IMPLEMENTATION)
+    if previous is None or previous == chosen.name or not layout.processes_file.is_file():
+        return chosen
+    running = [n for n in read_specs(layout) if running_pid(layout, n) is not None]
+    if running:
+        raise ConfigError(
+            f"{layout.run_dir} runs a {previous} sandbox ({', '.join(running)} up); "
+            f"use --implementation {previous} or run `sandbox down` first"
+        )
+    return chosen
+
+
 def _ensure_hops(toxiproxy_url: str, ports: Ports) -> set[str]:
     """Create a hop only when missing or pointing elsewhere, so live faults are left alone.
 
@@ -124,6 +146,7 @@ def up(
     *,
     base_port: int = DEFAULT_BASE_PORT,
     seed_content: bool = True,
+    implementation: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start every sandbox piece not already running, seed the content, return the endpoints.
@@ -132,16 +155,22 @@ def up(
     with ``seed_content=False``, for tests that only need the processes). Progress lines go to
     ``progress`` (default: stderr). Raises ``SandboxError`` (naming the log file) when a piece
     fails to start, ``ConfigError`` when a binary is missing or ``run_dir`` already runs a
-    sandbox on another base port. Pieces started before a failure keep running: fix the cause
+    sandbox on another base port. ``implementation`` names what the replicas run
+    (``distribution-2``, ``distribution-3`` or ``ggcr``; see ``sandbox.implementations``);
+    None keeps the run dir's (``distribution-2`` for a new one); changing it needs a ``down``
+    first (``ConfigError``). Pieces started before a failure keep running: fix the cause
     and call ``up`` again, or ``down``.
     """
     layout = Layout.at(run_dir)
     ports = Ports(base_port)
     with _exclusive(layout):
-        return _up(layout, ports, seed_content, progress or _to_stderr)
+        chosen = _choose_implementation(layout, implementation)
+        return _up(layout, ports, chosen, seed_content, progress or _to_stderr)
 
 
-def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict[str, Any]:
+def _up(
+    layout: Layout, ports: Ports, chosen: Implementation, seed_content: bool, say: Progress
+) -> dict[str, Any]:
     base_port = ports.base
     _check_base_port(layout, base_port)
     layout.make_dirs()
@@ -149,12 +178,12 @@ def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict
     http_secret = ensure_http_secret(layout)
     ensure_signing_pair(layout.token_key_file, layout.token_cert_file)
     ensure_sandbox_pki(layout)
-    write_configs(layout, ports, creds, http_secret)
-    specs = process_specs(layout, ports)
+    write_configs(layout, ports, creds, http_secret, chosen)
+    specs = process_specs(layout, ports, chosen.name)
     write_specs(layout, specs)
-    endpoints = build_endpoints(layout, ports)
+    endpoints = chosen.describe_endpoints(build_endpoints(layout, ports), ports)
     write_json(layout.endpoints_file, endpoints)
-    say(f"run dir {layout.run_dir}, base port {base_port}")
+    say(f"run dir {layout.run_dir}, base port {base_port}, replicas: {chosen.description}")
 
     clean_hops: set[str] = set()
     for spec in specs:
@@ -168,7 +197,7 @@ def _up(layout: Layout, ports: Ports, seed_content: bool, say: Progress) -> dict
             clean_hops = _ensure_hops(endpoints["toxiproxy"], ports)
 
     if seed_content:
-        seed(layout, endpoints["replicas"][0]["url"], creds, say)
+        seed(layout, chosen.seed_targets(endpoints), creds, say)
     _check_front_doors(layout, endpoints, clean_hops)
     say(f"ready: registry {endpoints['registry']}, mirror {endpoints['mirror']}")
     return endpoints

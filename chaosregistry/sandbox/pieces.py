@@ -1,11 +1,9 @@
 """What runs in a sandbox: one ``ProcessSpec`` per piece, and where the binaries are."""
 
-import os
-import shutil
 import sys
-from pathlib import Path
 
-from chaosregistry.errors import ConfigError
+from chaosregistry.sandbox.binaries import CACHE, find_binary, require_executable
+from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, implementation
 from chaosregistry.sandbox.layout import (
     HOST,
     REPLICAS,
@@ -19,52 +17,29 @@ from chaosregistry.sandbox.layout import (
 )
 from chaosregistry.sandbox.processes import ProcessSpec
 
-DISTRIBUTION = "/usr/bin/docker-registry"
 NGINX = "/usr/sbin/nginx"
 TOXIPROXY_ENV = "CHAOSREGISTRY_TOXIPROXY"
-TOXIPROXY_CACHED = Path.home() / ".cache/chaostoolkit-registry/toxiproxy-2.5.0/server"
-
-
-def _require(path: str, what: str) -> str:
-    if not os.access(path, os.X_OK):
-        raise ConfigError(f"{what} not found at {path}: run `make setup`")
-    return path
+TOXIPROXY_CACHED = CACHE / "toxiproxy-2.5.0/server"
 
 
 def toxiproxy_binary() -> str:
     """$CHAOSREGISTRY_TOXIPROXY, else toxiproxy-server on PATH, else the `make setup` build."""
-    configured = os.environ.get(TOXIPROXY_ENV)
-    if configured:
-        return _require(configured, f"Toxiproxy server (${TOXIPROXY_ENV})")
-    on_path = shutil.which("toxiproxy-server")
-    if on_path:
-        return on_path
-    if os.access(TOXIPROXY_CACHED, os.X_OK):
-        return str(TOXIPROXY_CACHED)
-    raise ConfigError(
-        f"Toxiproxy server not found (${TOXIPROXY_ENV}, toxiproxy-server on PATH, "
-        f"{TOXIPROXY_CACHED}): run `make setup`"
+    return find_binary(
+        "Toxiproxy server", env=TOXIPROXY_ENV, cached=TOXIPROXY_CACHED, on_path="toxiproxy-server"
     )
 
 
-def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
-    """Every piece, in start order (see ``layout.PROCESS_NAMES``)."""
+def process_specs(
+    layout: Layout, ports: Ports, implementation_name: str = DEFAULT_IMPLEMENTATION
+) -> list[ProcessSpec]:
+    """Every piece, in start order (see ``layout.PROCESS_NAMES``); replicas run the named
+    implementation, the token registry and the mirror its Distribution."""
     run = str(layout.run_dir)
-    distribution = _require(DISTRIBUTION, "CNCF Distribution (docker-registry)")
-    nginx = _require(NGINX, "nginx")
+    chosen = implementation(implementation_name)
+    nginx = require_executable(NGINX, "nginx")
 
     def registry(name: str, http_port: int, debug_port: int, *, tls: bool = False) -> ProcessSpec:
-        return ProcessSpec(
-            name=name,
-            argv=[distribution, "serve", str(layout.config_file(name))],
-            cwd=run,
-            log=str(layout.log_file(name)),
-            ready_url=(https_url if tls else http_url)(http_port) + "/v2/",
-            ports=[http_port, debug_port],
-            # Go reads extra roots from SSL_CERT_FILE on Linux: the mirror calls its upstream
-            # and the token realm over HTTPS signed by our CA. (A path, not a secret.)
-            env={"SSL_CERT_FILE": str(layout.pki.ca_cert)} if tls else {},
-        )
+        return chosen.distribution_spec(layout, name, http_port, debug_port, tls=tls)
 
     specs = [
         ProcessSpec(
@@ -91,7 +66,10 @@ def process_specs(layout: Layout, ports: Ports) -> list[ProcessSpec]:
             ],
         )
     ]
-    specs += [registry(name, *ports.replica(index)) for index, name in enumerate(REPLICAS)]
+    specs += [
+        chosen.replica_spec(layout, name, *ports.replica(index))
+        for index, name in enumerate(REPLICAS)
+    ]
     specs += [
         ProcessSpec(
             name="token-server",

@@ -8,8 +8,10 @@ Idempotent: skipped when the marker names this seed version and the registry sti
 catalogued tag at its digest; blobs the registry already has are not uploaded again.
 """
 
+import base64
 import secrets
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from chaosregistry.errors import PullError
@@ -50,6 +52,20 @@ def _client(
     )
 
 
+def manifest_pushes(image: Image) -> list[tuple[str, str, bytes]]:
+    """(reference, media type, bytes) of every manifest PUT for ``image``, in push order.
+
+    Children first: a registry rejects an index naming manifests it lacks.
+    """
+    pushes = []
+    if image.index is not None:
+        pushes = [
+            (item.manifest.digest, item.manifest.media_type, item.manifest.data)
+            for item in image.platforms
+        ]
+    return pushes + [(tag, image.top.media_type, image.top.data) for tag in image.tags]
+
+
 def push_image(client: RegistryClient, image: Image, progress: Progress) -> None:
     """Push every blob, then the manifests; raises SandboxError when the registry refuses."""
     repository = image.repository
@@ -63,14 +79,8 @@ def push_image(client: RegistryClient, image: Image, progress: Progress) -> None
                     )
                 client.push_blob(repository, layer.blob.data, layer.blob.digest)
             client.push_blob(repository, item.config.data, item.config.digest)
-            if image.index is not None:
-                # Children first: the registry rejects an index naming manifests it lacks.
-                manifest = item.manifest
-                client.push_manifest(
-                    repository, manifest.digest, manifest.data, manifest.media_type
-                )
-        for tag in image.tags:
-            client.push_manifest(repository, tag, image.top.data, image.top.media_type)
+        for reference, media_type, data in manifest_pushes(image):
+            client.push_manifest(repository, reference, data, media_type)
     except PullError as exc:
         raise SandboxError(f"seeding failed: {exc}") from None
 
@@ -92,24 +102,43 @@ def _already_seeded(layout: Layout, client: RegistryClient) -> list[dict[str, An
 
 
 def seed(
-    layout: Layout, registry_url: str, creds: Credentials, progress: Progress
+    layout: Layout, registry_urls: list[str], creds: Credentials, progress: Progress
 ) -> list[dict[str, Any]]:
-    """Make sure the registry holds the seeded images; returns the catalog."""
-    with _client(registry_url, creds) as client:
-        catalog = _already_seeded(layout, client)
-        if catalog is not None:
+    """Make sure every registry in ``registry_urls`` holds the seeded images; returns the catalog.
+
+    One URL per storage (replicas sharing a storage need one). Also writes the seeded manifests
+    in push order (``layout.seed_manifests_file``) for nodes that keep manifests in memory.
+    """
+    with ExitStack() as stack:
+        clients = [stack.enter_context(_client(url, creds)) for url in registry_urls]
+        unseeded = [client for client in clients if _already_seeded(layout, client) is None]
+        if not unseeded:
+            catalog: list[dict[str, Any]] = read_json(layout.catalog_file)
             progress(f"seed: content v{SEED_VERSION} already present ({len(catalog)} tags)")
             return catalog
         catalog = []
+        manifests: list[dict[str, str]] = []
         for image in iter_images():
             total = catalog_entries(image)[0]["total_bytes"]
             progress(
                 f"seed: {image.repository}:{','.join(image.tags)} "
-                f"({len(image.platforms)} platform(s), {_size(total)})"
+                f"({len(image.platforms)} platform(s), {_size(total)}) "
+                f"to {len(unseeded)} registr{'y' if len(unseeded) == 1 else 'ies'}"
             )
-            push_image(client, image, progress)
+            for client in unseeded:
+                push_image(client, image, progress)
             catalog.extend(catalog_entries(image))
+            manifests.extend(
+                {
+                    "repository": image.repository,
+                    "reference": reference,
+                    "media_type": media_type,
+                    "data": base64.b64encode(data).decode("ascii"),
+                }
+                for reference, media_type, data in manifest_pushes(image)
+            )
     write_json(layout.catalog_file, catalog)
+    write_json(layout.seed_manifests_file, manifests)
     write_json(layout.seed_marker, {"seed_version": SEED_VERSION, "tags": len(catalog)})
     return catalog
 
