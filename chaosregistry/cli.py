@@ -153,6 +153,7 @@ def _target_options(f: Any) -> Any:
 @click.option("--concurrency", default=3, show_default=True, help="Blobs fetched at once.")
 @click.option("--count", default=1, show_default=True, help="Pull this many times; summarise.")
 @click.option("--no-verify", is_flag=True, help="Skip sha256 checks of blobs.")
+@click.option("--http2", is_flag=True, help="Speak HTTP/2 where the registry offers it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def pull(
     image: str,
@@ -164,6 +165,7 @@ def pull(
     concurrency: int,
     count: int,
     no_verify: bool,
+    http2: bool,
     as_json: bool,
 ) -> None:
     """Pull IMAGE (repository:tag) and print each phase's timing.
@@ -182,7 +184,7 @@ def pull(
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
     registry = resolve_target(configuration, None, target=target)
-    with registry.client(max_connections=max(concurrency, 1)) as client:
+    with registry.client(max_connections=max(concurrency, 1), http2=http2) as client:
         results = [
             pull_image(
                 client, reference, platform=wanted, concurrency=concurrency, verify=not no_verify
@@ -200,7 +202,7 @@ def pull(
 def _print_pulls(results: list[Any]) -> None:
     first = results[0]
     click.echo(f"image     {first.image} ({first.platform})")
-    click.echo(f"registry  {first.registry}")
+    click.echo(f"registry  {first.registry} ({first.http_version or 'no answer'})")
     good = [r for r in results if r.ok]
     if good:
         click.echo(f"digest    {good[0].digest}")

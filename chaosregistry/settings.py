@@ -39,8 +39,11 @@ class RegistryTarget:
     verify: bool | str
     timeout: float
 
-    def client(self, *, max_connections: int = 16, timeout: float | None = None) -> RegistryClient:
-        """A client for this registry; ``timeout`` overrides the configured one (both phases)."""
+    def client(
+        self, *, max_connections: int = 16, timeout: float | None = None, http2: bool = False
+    ) -> RegistryClient:
+        """A client for this registry; ``timeout`` overrides the configured one (both phases);
+        ``http2`` speaks HTTP/2 where the server offers it (ALPN)."""
         return RegistryClient(
             self.url,
             credentials=self.credentials,
@@ -48,6 +51,7 @@ class RegistryTarget:
             timeout=timeout or self.timeout,
             connect_timeout=min(timeout or self.timeout, 5.0),
             max_connections=max_connections,
+            http2=http2,
         )
 
 

@@ -199,3 +199,31 @@ def test_the_pull_probe_uses_the_sandbox_ca_without_being_told(sandbox: SandboxI
     )
     assert result["ok"], result["error"]
     assert result["registry"] == sandbox.endpoints["mirror"]
+
+
+@pytest.mark.parametrize(
+    ("target", "http2", "expected"),
+    [
+        ("registry", False, "HTTP/1.1"),
+        ("registry", True, "HTTP/2"),
+        ("mirror", True, "HTTP/2"),  # Distribution's own TLS, through the hop
+        ("registry_http", True, "HTTP/1.1"),  # plain HTTP: no ALPN, so HTTP/1.1 whatever we ask
+    ],
+)
+def test_pull_probes_report_the_http_version_actually_negotiated(
+    sandbox: SandboxInfo, target: str, http2: bool, expected: str
+) -> None:
+    configuration = {"sandbox_dir": str(sandbox.run_dir)}
+    if target == "registry_http":
+        configuration["registry_http_url"] = sandbox.endpoints["registry_http"]
+    one = pull_probes.pull_image(
+        "shop/api:latest", target=target, http2=http2, configuration=configuration
+    )
+    assert one["ok"], one["error"]
+    assert one["verified"] and one["bytes"] > 0
+    assert one["http_version"] == expected
+    many = pull_probes.pull_latency(
+        "shop/api:latest", count=3, concurrency=2, target=target, http2=http2,
+        configuration=configuration,
+    )  # fmt: skip
+    assert many["succeeded"] == 3 and many["http_version"] == expected
