@@ -32,6 +32,9 @@ def standard_error(exc: BaseException, *, in_body: bool) -> BaseException:
         # Closed before the promised length: truncated in a body, a reset before any answer.
         return http.client.IncompleteRead(b"") if in_body else ConnectionResetError(str(exc))
     if isinstance(exc, HTTPParseError):
+        if in_body and "incomplete" in str(exc).lower():
+            # Its parser's word for a body that ended before its Content-Length.
+            return http.client.IncompleteRead(b"")
         return http.client.HTTPException(f"invalid HTTP response: {exc}")
     if isinstance(exc, UserAgentError) and not isinstance(exc, OSError):
         return ConnectionAbortedError(str(exc) or type(exc).__name__)

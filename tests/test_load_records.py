@@ -184,6 +184,7 @@ def free_port() -> int:
         (HTTPConnectionClosed("connection closed."), True, ErrorClass.TRUNCATED),
         (HTTPConnectionClosed("connection closed."), False, ErrorClass.RESET),
         (HTTPParseError("bad"), False, ErrorClass.PROTOCOL),
+        (HTTPParseError("Incomplete response."), True, ErrorClass.TRUNCATED),
         (OSError(errno.EHOSTUNREACH, "no route"), False, ErrorClass.REFUSED),
         (RetriesExceeded("u", 0, original=gevent.Timeout()), False, ErrorClass.TIMEOUT),
     ],
