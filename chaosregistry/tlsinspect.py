@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
 from chaosregistry.errors import ConfigError
@@ -265,6 +266,20 @@ def _drive_handshake(
             _, readable, _ = select.select([], [raw], [], deadline.remaining())
         if not readable:
             raise httpx.ConnectTimeout(f"TLS handshake with {endpoint.host} timed out")
+
+
+def served_certificate(endpoint: Endpoint, *, timeout: float = 5.0) -> x509.Certificate:
+    """The leaf certificate ``endpoint`` serves now (one handshake, verification off).
+
+    Raises ``ssl.SSLError`` / ``OSError`` / ``httpx.HTTPError`` as ``peer_facts`` does.
+    """
+    return peer_facts(endpoint, _Deadline(timeout)).leaf
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lower-case hex (what ``openssl x509 -fingerprint``
+    prints, without the colons)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def accepts_protocol(endpoint: Endpoint, protocol: str, deadline: _Deadline) -> bool:

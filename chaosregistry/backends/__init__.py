@@ -15,6 +15,9 @@ from typing import Any, Protocol
 from chaosregistry.errors import ConfigError
 
 BACKENDS = ("local", "kubernetes")
+# What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
+# SANs name another host, or one signed by a CA the clients do not trust.
+CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Backend(Protocol):
     def kill_node(self, node: str) -> FaultPlan: ...
 
     def nodes(self) -> list[str]: ...
+
+    def certificate_fault(self, kind: str, target: str) -> FaultPlan: ...
 
 
 def backend_for(configuration: Mapping[str, Any] | None) -> Backend:

@@ -430,6 +430,14 @@ class KubernetesBackend:
     def nodes(self) -> list[str]:
         return sorted(self._registry_nodes())
 
+    def certificate_fault(self, kind: str, target: str) -> FaultPlan:
+        # Swapping a cluster registry's serving certificate means its Secret, Ingress or
+        # mesh: not built yet. Refused before anything is recorded.
+        raise ConfigError(
+            "the kubernetes backend cannot serve a bad certificate yet: certificate faults "
+            "run on the local backend (the sandbox's nginx) only"
+        )
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back)."""

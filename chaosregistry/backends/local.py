@@ -65,12 +65,14 @@ class LocalBackend:
         run_dir: Path | None,
         replicas: list[str],
         allowed_hops: list[str] | None,
+        allowed_certificate_targets: list[str] | None = None,
     ) -> None:
         self.toxiproxy_url = toxiproxy_url
         self.hop_proxies = hop_proxies
         self.run_dir = run_dir
         self.replicas = replicas
         self.allowed_hops = allowed_hops
+        self.allowed_certificate_targets = allowed_certificate_targets
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any]) -> "LocalBackend":
@@ -93,8 +95,15 @@ class LocalBackend:
             isinstance(allowed, list) and all(isinstance(h, str) for h in allowed)
         ):
             raise ConfigError("configuration.allowed_hops must be a list of hop names")
+        allowed_targets = configuration.get("allowed_certificate_targets")
+        if allowed_targets is not None and not (
+            isinstance(allowed_targets, list) and all(isinstance(t, str) for t in allowed_targets)
+        ):
+            raise ConfigError(
+                "configuration.allowed_certificate_targets must be a list of target names"
+            )
         replicas = [str(r["name"]) for r in endpoints.get("replicas") or []]
-        return cls(str(toxiproxy_url), dict(hops), run_dir, replicas, allowed)
+        return cls(str(toxiproxy_url), dict(hops), run_dir, replicas, allowed, allowed_targets)
 
     # -- blast radius -------------------------------------------------------------------
     def hops(self) -> list[str]:
@@ -181,6 +190,14 @@ class LocalBackend:
             apply=apply,
             undo={"kind": "sandbox.restart-process", "params": {"run_dir": run_dir, "name": node}},
         )
+
+    def certificate_fault(self, kind: str, target: str) -> FaultPlan:
+        """nginx's ``target`` server serves a ``kind`` certificate (see local_certificates)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: certificate faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_certificates import certificate_plan
+
+        return certificate_plan(self.run_dir, kind, target, self.allowed_certificate_targets)
 
 
 @undo_handler("sandbox.restart-process")

@@ -28,6 +28,7 @@ UndoHandler = Callable[[Mapping[str, Any]], None]
 UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.faults.toxiproxy_undo",
     "chaosregistry.backends.local",  # sandbox.restart-process
+    "chaosregistry.backends.local_certificates",  # sandbox.tls-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
     "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo (bad tag)

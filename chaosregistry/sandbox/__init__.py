@@ -85,7 +85,12 @@ from chaosregistry.sandbox.layout import (
     load_endpoints,
 )
 from chaosregistry.sandbox.lifecycle import down, status, up
-from chaosregistry.sandbox.processes import find_free_base_port, start_process, stop_process
+from chaosregistry.sandbox.processes import (
+    find_free_base_port,
+    reload_nginx,
+    start_process,
+    stop_process,
+)
 
 __all__ = [
     "DEFAULT_BASE_PORT",
@@ -98,6 +103,7 @@ __all__ = [
     "find_free_base_port",
     "load_credentials",
     "load_endpoints",
+    "reload_nginx",
     "start_process",
     "status",
     "stop_process",

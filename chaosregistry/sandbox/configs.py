@@ -158,10 +158,15 @@ def nginx_config(
     ``registry_directives`` go into every server in front of the replicas and
     ``mirror_upstream_directives`` into the token registry's (an implementation's needs, e.g.
     auth at nginx: see ``implementations``).
+
+    Each TLS server includes ``tls-overrides/<server>*.conf`` (``registry``,
+    ``registry-ratelimited``, ``mirror-upstream``): a glob, so nginx accepts it matching nothing,
+    and a certificate fault drops one file there and reloads to change one server's certificate.
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
     tmp = prefix / "tmp"
+    overrides = layout.tls_overrides_dir
     replica_servers = "\n".join(
         f"        server {HOST}:{ports.replica(index)[0]} max_fails=1 fail_timeout=2s;"
         for index in range(len(REPLICAS))
@@ -224,6 +229,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;
+        include {overrides / "registry"}*.conf;
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}
@@ -238,6 +244,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_ratelimited} ssl http2;
+        include {overrides / "registry-ratelimited"}*.conf;
 {registry_directives}        location / {{
             limit_req zone=registry_pulls burst={RATE_BURST} nodelay;
             limit_req_status 429;
@@ -256,6 +263,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_mirror_upstream} ssl http2;
+        include {overrides / "mirror-upstream"}*.conf;
 {mirror_upstream_directives}        location / {{
             proxy_pass http://registry_token;
         }}

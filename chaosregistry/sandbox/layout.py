@@ -220,6 +220,12 @@ class Layout:
         return self.run_dir / "nginx"
 
     @property
+    def tls_overrides_dir(self) -> Path:
+        """Per-server nginx snippets (``<server>.conf``) that replace the serving certificate of
+        one TLS server: how a certificate fault swaps what nginx serves (absent when none)."""
+        return self.nginx_prefix / "tls-overrides"
+
+    @property
     def toxiproxy_dir(self) -> Path:
         return self.run_dir / "toxiproxy"
 
@@ -239,6 +245,7 @@ class Layout:
             self.registry_storage,
             self.mirror_storage,
             self.nginx_prefix / "tmp",
+            self.tls_overrides_dir,
             self.toxiproxy_dir,
             self.seed_marker.parent,
         ):

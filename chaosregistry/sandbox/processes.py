@@ -369,3 +369,19 @@ def kill_strays(layout: Layout) -> list[int]:
             _reap(pid)
             time.sleep(0.05)
     return found
+
+
+def reload_nginx(run_dir: Path | str) -> int:
+    """Ask the sandbox's nginx master to reload its configuration (SIGHUP); returns its pid.
+
+    Only the master is signalled (not its group): it re-reads nginx.conf and the certificate
+    files it names, starts new workers and lets the old ones finish their requests. A config
+    nginx cannot load leaves the old one serving, so callers verify the effect they wanted.
+    Raises SandboxError when nginx is not running.
+    """
+    layout = Layout.at(run_dir)
+    pid = running_pid(layout, "nginx")
+    if pid is None:
+        raise SandboxError(f"nginx of the sandbox in {layout.run_dir} is not running")
+    os.kill(pid, signal.SIGHUP)
+    return pid
