@@ -4,15 +4,27 @@ Chaos Toolkit loads this package by its distribution name and calls :func:`disco
 Activities live in ``chaosregistry.probes.*`` and ``chaosregistry.actions.*``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("chaostoolkit-registry")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
-
 __all__ = ["__version__", "discover"]
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chaostoolkit-registry")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    # ``__version__`` is looked up on demand: importlib.metadata and its scan of the installed
+    # distributions cost more than the rest of `chaosregistry --help`, which never needs it.
+    if name == "__version__":
+        return _installed_version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Modules whose __all__ lists activities. Kept explicit so discovery never imports test code
 # or optional heavy dependencies by accident.
@@ -41,7 +53,7 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     )
 
     discovery: dict[str, Any] = dict(
-        initialize_discovery_result("chaostoolkit-registry", __version__, "registry")
+        initialize_discovery_result("chaostoolkit-registry", _installed_version(), "registry")
     )
     for module in PROBE_MODULES:
         discovery["activities"].extend(discover_probes(module))

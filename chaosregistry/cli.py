@@ -3,7 +3,7 @@
 Every user mistake ends as one line on stderr and a non-zero exit; never a traceback.
 """
 
-import json
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,14 +11,49 @@ from typing import Any
 import click
 
 from chaosregistry.errors import ChaosRegistryError
-from chaosregistry.oci.pull import pull as pull_image
-from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.settings import resolve_target
-from chaosregistry.stats import summarize
+
+# Commands whose modules import heavy libraries (httpx, lightkube, chaoslib, matplotlib,
+# cryptography): registered by name and imported only when one of them is looked up, so that
+# `chaosregistry --help` (and every other command) does not pay for all of them at start-up.
+# name -> (module, attribute, the one-line summary `chaosregistry --help` lists: the first
+# paragraph of the command's docstring, which tests/test_cli_startup.py keeps equal).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "sandbox": (
+        "chaosregistry.sandbox.cli",
+        "sandbox_group",
+        "Run the embedded registry sandbox (Distribution x2 behind nginx, a mirror, Toxiproxy).",
+    ),
+    "cluster": (
+        "chaosregistry.cluster.cli",
+        "cluster_group",
+        "A real single-node Kubernetes (built from Go modules) pulling from the sandbox.",
+    ),
+    "faults": (
+        "chaosregistry.faults.cli",
+        "faults_command",
+        "List the faults in the ledger (active ones unless --all).",
+    ),
+    "rollback": (
+        "chaosregistry.faults.cli",
+        "rollback_command",
+        "Revert every active fault in the ledger, newest first; safe to run again.",
+    ),
+    "report": (
+        "chaosregistry.reports.cli",
+        "report_command",
+        "Write report.html, summary.json, junit.xml and summary.md for JOURNAL(s).",
+    ),
+    "trend": (
+        "chaosregistry.reports.cli",
+        "trend_command",
+        "Chart the score, recovery and probes across RUN_DIR(s).",
+    ),
+}
 
 
 class _Group(click.Group):
-    """A click group that turns our errors into one-line ``Error: ...`` exits."""
+    """A click group that turns our errors into one-line ``Error: ...`` exits and imports the
+    modules of ``LAZY_COMMANDS`` only when one of their commands is wanted."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,25 +61,37 @@ class _Group(click.Group):
         except ChaosRegistryError as exc:
             raise click.ClickException(str(exc)) from None
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute, _ = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own version looks every command up for its summary, which would import them
+        # all; a command not imported yet is listed with its summary from LAZY_COMMANDS, with
+        # click's layout and truncation.
+        shown: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or click.Command(name, help=LAZY_COMMANDS[name][2])
+            if not command.hidden:
+                shown.append((name, command))
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl(
+                [(name, command.get_short_help_str(limit)) for name, command in shown]
+            )
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chaostoolkit-registry")
 def main() -> None:
     """Chaos engineering for container image registries."""
-
-
-def _register_groups() -> None:
-    from chaosregistry.cluster.cli import cluster_group
-    from chaosregistry.faults.cli import faults_command, rollback_command
-    from chaosregistry.reports.cli import report_command, trend_command
-    from chaosregistry.sandbox.cli import sandbox_group
-
-    main.add_command(sandbox_group)
-    main.add_command(cluster_group)
-    main.add_command(faults_command)
-    main.add_command(rollback_command)
-    main.add_command(report_command)
-    main.add_command(trend_command)
 
 
 @main.command()
@@ -97,6 +144,8 @@ def gameday(
     Exit codes: 0 passed, 1 bad input, 10 deviated, 11 failed, 12 interrupted,
     13 a fault outlived the run (left behind).
     """
+    import json
+
     from chaosregistry.gameday import run_gameday
 
     if vars_file is None:
@@ -172,6 +221,12 @@ def pull(
 
     Credentials come from CHAOSREGISTRY_USERNAME / CHAOSREGISTRY_PASSWORD or the sandbox.
     """
+    import json
+
+    from chaosregistry.oci.pull import pull as pull_image
+    from chaosregistry.oci.reference import ImageReference, Platform
+    from chaosregistry.settings import resolve_target
+
     if count < 1:
         raise click.ClickException(f"--count must be >= 1, got {count}")
     configuration: dict[str, Any] = {}
@@ -200,6 +255,8 @@ def pull(
 
 
 def _print_pulls(results: list[Any]) -> None:
+    from chaosregistry.stats import summarize
+
     first = results[0]
     click.echo(f"image     {first.image} ({first.platform})")
     click.echo(f"registry  {first.registry} ({first.http_version or 'no answer'})")
@@ -223,6 +280,3 @@ def _print_pulls(results: list[Any]) -> None:
         if r.error is not None:
             click.echo(f"error     [{r.error.error_class}] {r.error}", err=True)
             break
-
-
-_register_groups()
