@@ -23,7 +23,7 @@ export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
 export CHAOSREGISTRY_DISTRIBUTION3 := $(DISTRIBUTION3)
 export CHAOSREGISTRY_CRANE := $(CRANE)
 
-.PHONY: help setup gameday test lint typecheck unit bench clean
+.PHONY: help setup gameday test test-unit lint typecheck unit bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,8 +73,11 @@ typecheck: setup ## mypy (strict), on the package as installed
 	@for d in probes actions loadgen reports; do ln -s ../../$$d $(TYPECHECK_TREE)/chaosregistry/$$d; done
 	cd $(TYPECHECK_TREE) && ../$(BIN)/mypy --config-file ../pyproject.toml -p chaosregistry
 
-unit: setup ## pytest only
+unit: setup ## pytest only, every tier (unit, sandbox, cluster)
 	$(BIN)/pytest
+
+test-unit: setup ## the unit tier only (pytest -m unit): no server, under a minute
+	$(BIN)/pytest -m unit
 
 test: lint typecheck unit ## every check and every test
 

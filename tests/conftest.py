@@ -13,6 +13,26 @@ import pytest
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, up
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
 
+# Every test is in exactly one tier (pyproject.toml's markers), set by its module's
+# `pytestmark`: `make test-unit` runs `pytest -m unit`, and a test without a tier would silently
+# never run there, a test with two would run where its servers are not wanted.
+TIERS = ("unit", "sandbox", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an untiered test must fail every run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            has = " and ".join(tiers) if tiers else "none"
+            problems.append(
+                f"{item.nodeid}: needs exactly one tier marker ({', '.join(TIERS)}; "
+                f"a module-level pytestmark), has {has}"
+            )
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -16,6 +16,8 @@ from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.sandbox import status
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 HOPS = ("client-registry", "client-mirror", "mirror-upstream")
 
 

@@ -35,6 +35,8 @@ from chaosregistry.cluster.configs import (
 from chaosregistry.cluster.layout import NODE_IP, NODE_NAME, SERVICE_IP, Layout, Ports
 from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki
 
+pytestmark = pytest.mark.unit
+
 SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
 CHROOT = "/usr/sbin/chroot"
 

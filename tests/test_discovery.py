@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import chaosregistry
+
+pytestmark = pytest.mark.unit
 
 
 def test_chaos_discover_lists_every_activity_with_types(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from chaosregistry.faults.ledger import Ledger
 from chaosregistry.sandbox import status
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 

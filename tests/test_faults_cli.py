@@ -19,6 +19,8 @@ from chaosregistry.faults.cli import faults_command, rollback_command
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 # The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).
 pytest_plugins = ["faults_support"]
 

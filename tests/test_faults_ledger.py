@@ -35,6 +35,8 @@ from chaosregistry.faults.toxiproxy_undo import enable_undo, toxic_undo
 from chaosregistry.faults.watchdog import watchdog_pid
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 LATENCY_MS = 300
 
 # The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).

@@ -25,6 +25,8 @@ from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.faults.watchdog import ensure_watchdog, log_path, watchdog_pid
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 # Measured figures, printed at the end of the module (run with -s to see them).
 MEASURED: dict[str, list[float]] = {}
 

@@ -16,11 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import SandboxInfo
 
 from chaosregistry.faults.ledger import Ledger
 from chaosregistry.sandbox import status
 from chaosregistry.toxiproxy import Toxiproxy
+
+pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = ROOT / "tests/data/interrupt-trial.yaml"

@@ -18,6 +18,8 @@ from chaosregistry.loadgen.processes import (
 
 from chaosregistry.faults.undo import run_undo
 
+pytestmark = pytest.mark.sandbox
+
 # A group leader that forks two children; "stubborn" makes all three ignore SIGTERM.
 GROUP_SCRIPT = """
 import os, signal, sys, time

@@ -21,6 +21,8 @@ from geventhttpclient.useragent import RetriesExceeded, UserAgent
 
 from chaosregistry.errors import ConfigError, ErrorClass
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_800_000_000.0
 
 

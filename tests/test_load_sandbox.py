@@ -26,6 +26,8 @@ from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 TAG_PREFIX = "chaosregistry-load:"
 SHORT = 3.0  # seconds: long enough for a few dozen pulls, short enough for a test
 

@@ -15,6 +15,8 @@ from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
 from chaosregistry.oci.auth import Challenge, Credentials
 from chaosregistry.oci.failures import from_exception
 
+pytestmark = pytest.mark.unit
+
 LAYER = b"layer-bytes" * 1000
 CONFIG = b'{"architecture":"amd64","os":"linux"}'
 

@@ -20,6 +20,8 @@ from chaosregistry.sandbox import start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
 from chaosregistry.toxiproxy import Toxiproxy
 
+pytestmark = pytest.mark.sandbox
+
 
 def creds(sandbox: SandboxInfo) -> Credentials:
     return Credentials(sandbox.username, sandbox.password)

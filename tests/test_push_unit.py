@@ -15,6 +15,8 @@ from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.auth import Credentials
 
+pytestmark = pytest.mark.unit
+
 BLOB = b"blob-bytes" * 100
 MANIFEST = b'{"schemaVersion":2}'
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

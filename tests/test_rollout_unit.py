@@ -21,6 +21,8 @@ from chaosregistry.rollout import (
     with_tag,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _deployment(
     *,

@@ -5,6 +5,8 @@ import pytest
 
 from chaosregistry.stats import percentile, summarize
 
+pytestmark = pytest.mark.unit
+
 
 def test_percentiles_agree_with_numpy_linear_interpolation() -> None:
     rng = random.Random(7)

@@ -9,6 +9,8 @@ import pytest
 
 from chaosregistry.oci.transport import StdlibTransport
 
+pytestmark = pytest.mark.unit
+
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
 
