@@ -9,7 +9,9 @@ faults were injected. We check everything we can before anything runs:
 * every argument of our activities has the annotated type and a sensible value (durations,
   counts, hops, nodes, image references, platforms);
 * every secret and configuration value read from the environment is set;
-* the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest).
+* the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest);
+* no mapping repeats a key (PyYAML and json would silently keep the last one);
+* registry URLs are http(s), request timeouts positive numbers, range tolerances in order.
 """
 
 import importlib
@@ -30,6 +32,48 @@ from chaosregistry.oci.reference import ImageReference, Platform
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
 KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
+# Configuration keys naming a registry (chaosregistry.settings) and request timeouts in seconds
+# (settings and backends/kubernetes.py refuse anything but a positive number, at run time).
+REGISTRY_URL_KEYS = ("registry_url", "mirror_url")
+TIMEOUT_KEYS = ("registry_timeout", "kube_timeout")
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping with the same key twice: YAML forbids it, PyYAML keeps the last silently."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` then an explicit key is an override, not a repeat
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first_seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the safe loader's own error says so
+            if line is not None:
+                raise DuplicateKeyError(
+                    problem=f"duplicate key {key!r}, first on line {line}",
+                    problem_mark=key_node.start_mark,
+                )
+            first_seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                raise ConfigError(f"{path}: not valid JSON (duplicate key {key!r})")
+            data[key] = value
+        return data
+
+    return unique
 
 
 def load_document(path: Path, what: str) -> dict[str, Any]:
@@ -41,7 +85,10 @@ def load_document(path: Path, what: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_json_object(path))
+        else:
+            data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     except yaml.YAMLError as exc:
@@ -95,6 +142,65 @@ def effective_configuration(
     return resolved
 
 
+def check_settings(
+    vars_data: dict[str, Any],
+    configuration: dict[str, Any],
+    experiment_path: Path,
+    vars_path: Path | None,
+) -> None:
+    """Registry URLs and request timeouts of the configuration, as the activities will read
+    them; the error names the file and the key that set the value."""
+    from chaosregistry.oci.client import validate_registry_url
+
+    flat = flatten_configuration(configuration)
+    overrides = vars_data.get("configuration", {})
+
+    def where(key: str) -> str:
+        # A top-level key wins over the same key under `chaosregistry` (flatten_configuration);
+        # the vars file replaces a top-level key of the experiment whole.
+        top = key if key in configuration else SETTINGS_KEY
+        source = vars_path if vars_path is not None and top in overrides else experiment_path
+        field = f"configuration.{key}" if top == key else f"configuration.{SETTINGS_KEY}.{key}"
+        return f"{source}: {field}"
+
+    for key in REGISTRY_URL_KEYS:
+        url = flat.get(key)
+        if url in (None, ""):
+            continue  # unset: the sandbox's endpoint, or an error naming the key when used
+        try:
+            validate_registry_url(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{where(key)}: {exc}") from None
+    for key in TIMEOUT_KEYS:
+        if key in flat:
+            problem = _positive_seconds(flat[key])
+            if problem:
+                raise ConfigError(f"{where(key)}: {problem}")
+
+
+def check_tolerances(
+    experiment: dict[str, Any], configuration: dict[str, Any], source: Path
+) -> None:
+    """A ``range`` tolerance's bounds in order: ``[5, 1]`` holds for no value at all, so the
+    steady state could never be met (Chaos Toolkit accepts it and deviates)."""
+    hypothesis = experiment.get("steady-state-hypothesis") or {}
+    for index, probe in enumerate(hypothesis.get("probes") or []):
+        tolerance = probe.get("tolerance") if isinstance(probe, dict) else None
+        if not isinstance(tolerance, dict) or tolerance.get("type") != "range":
+            continue
+        bounds = substitute(tolerance.get("range"), configuration)
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            continue  # Chaos Toolkit's own validation names a malformed range
+        low, high = bounds
+        numbers = all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        if numbers and low > high:
+            name = probe.get("name", "?")
+            raise ConfigError(
+                f"{source}: steady-state-hypothesis.probes[{index}] ({name}).tolerance.range: "
+                f"bounds reversed, {bounds} (the lower bound comes first)"
+            )
+
+
 def check_secrets(experiment: dict[str, Any], vars_data: dict[str, Any], source: Path) -> None:
     overrides = vars_data.get("secrets", {})
     for scope, keys in (experiment.get("secrets") or {}).items():
@@ -140,6 +246,12 @@ def substitute(value: Any, configuration: dict[str, Any]) -> Any:
 def _positive_int(value: Any) -> str | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return None if ok else f"must be a whole number >= 1, got {value!r}"
+
+
+def _positive_seconds(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return f"must be a positive number of seconds, got {value!r}"
+    return None
 
 
 def _duration(value: Any) -> str | None:
@@ -334,7 +446,9 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, 
             f"{vars_path or experiment_path}: configuration.backend: unknown backend {backend!r} "
             f"(known: {', '.join(BACKENDS)})"
         )
+    check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
+    check_tolerances(experiment, configuration, experiment_path)
     for field, activity in activities(experiment):
         if not isinstance(activity, dict):
             raise ConfigError(f"{experiment_path}: {field} must be a mapping")
