@@ -110,7 +110,9 @@ def seed(
     in push order (``layout.seed_manifests_file``) for nodes that keep manifests in memory.
     """
     with ExitStack() as stack:
-        clients = [stack.enter_context(_client(url, creds)) for url in registry_urls]
+        # Verified against the sandbox CA: the token registry is seeded through nginx (HTTPS).
+        ca = str(layout.pki.ca_cert)
+        clients = [stack.enter_context(_client(url, creds, ca)) for url in registry_urls]
         unseeded = [client for client in clients if _already_seeded(layout, client) is None]
         if not unseeded:
             catalog: list[dict[str, Any]] = read_json(layout.catalog_file)
