@@ -57,7 +57,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -356,8 +356,31 @@ class _Phases:
         self.auth = 0.0
 
 
+class _ResponseHeaders(Mapping[str, str]):
+    """A response's headers as the protocol reads them, without copying them per request.
+
+    geventhttpclient already keys them by lower-cased name; the protocol reads two or three of
+    them, and only on some answers. A repeated header reads as its last line's value.
+    """
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers if headers is not None else {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._headers[name]  # case-insensitive lookup
+        return str(value[-1] if isinstance(value, list) else value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.keys(self._headers))  # the lower-cased names
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
 def _answer_of(response: FastResponse, *, read_body: bool) -> Answer:
-    headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
+    headers = _ResponseHeaders(response.headers)
     return Answer(response.status_code, headers, response.content if read_body else b"")
 
 
@@ -572,7 +595,7 @@ class RegistryPullUser(FastHttpUser):
                 self.client.client.urlopen(
                     url,
                     method=request.method,
-                    headers=dict(request.headers),
+                    headers=request.headers,  # read only: urlopen copies it into its own
                     payload=request.content,
                 ),
             )
