@@ -41,21 +41,24 @@ One Locust process uses one core. ``processes=N`` runs Locust's master plus N fo
 processes on this machine (``locust --processes N``); each writes its own records file, and
 the stats here merge them. Beyond one machine, run the same locustfile as a Locust master here
 and workers on other hosts (or as Kubernetes Jobs); every worker host needs this package
-installed, the credentials file at the same path, and a synchronised clock (records carry
-wall-clock times)::
+installed and a synchronised clock (records carry wall-clock times)::
 
     # master (this host): no users of its own, waits for 4 workers, then runs 120 s
     locust -f $(python -c 'import chaosregistry.loadgen, os; print(os.path.dirname(
-        chaosregistry.loadgen.__file__))')/locustfile.py --master --expect-workers 4 \\
+        chaosregistry.loadgen.__file__))')/locustfile.py --master --master-bind-port 5557 \\
+        --expect-workers 4 --expect-workers-max-wait 120 \\
         --headless -u 200 -r 50 -t 120s --host https://registry.example:5000 \\
         --images '["shop/api:latest", {"image": "shop/frontend:latest", "weight": 3}]' \\
-        --csv runs/load/manual/locust
-    # each worker host (custom arguments travel from the master; files must exist locally)
-    locust -f .../locustfile.py --worker --master-host master.example --processes -1 \\
-        --credentials-file /etc/chaosregistry/registry.json --records-dir /var/tmp/pulls
+        --csv runs/load/manual/locust --json-file runs/load/manual/locust_stats
+    # each worker host: custom arguments travel from the master, except the worker's own
+    # --credentials-file, --records-dir and --tls-verify, which win when given here
+    locust -f .../locustfile.py --worker --master-host master.example --master-port 5557 \\
+        --processes -1 --credentials-file /etc/chaosregistry/registry.json \\
+        --records-dir /var/tmp/pulls --tls-verify /etc/chaosregistry/ca.crt
 
 Copy every worker's ``pulls-*.jsonl`` into one directory and ``records.read_records`` /
-``records.timeseries`` compute exact figures over all of them. In cold mode pass
+``records.timeseries`` compute exact figures over all of them; the master's ``--json-file``
+counts the same pulls minus those recorded ``interrupted``. In cold mode pass
 ``--fresh-stride`` = total number of worker processes so workers do not pull the same image.
 """
 
