@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry import sandbox
+from chaosregistry.errors import PullError
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.protocol import manifest_request
@@ -49,6 +50,10 @@ CRANE = Path(
 )
 PARALLEL = 3  # blobs at once for curl and ours, as dockerd pulls
 SMALL_THREADS = 8
+
+
+class ContenderFailed(Exception):
+    """A pull that did not complete: counted and reported, its time left out of the medians."""
 
 
 @dataclass
@@ -132,7 +137,7 @@ def run_curl_sha256(target: Target) -> float:
     for blob, fetch, digest in pipelines:
         out, _ = digest.communicate()
         if fetch.wait() != 0 or "sha256:" + out.split()[0].decode() != blob["digest"]:
-            raise SystemExit(f"curl | sha256sum: {blob['digest']} failed or did not match")
+            raise ContenderFailed(f"curl | sha256sum: {blob['digest']} failed or did not match")
     return time.perf_counter() - started
 
 
@@ -148,7 +153,7 @@ def run_ours(target: Target, *, verify: bool, http2: bool) -> float:
             verify=verify,
         )
     if not result.ok:
-        raise SystemExit(f"our pull failed: {result.error}")
+        raise ContenderFailed(f"our pull failed: {result.error}")
     return time.perf_counter() - started
 
 
@@ -226,6 +231,16 @@ class Section:
     unit: str
     rows: dict[str, list[float]] = field(default_factory=dict)
     protocols: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+
+    def attempt(self, name: str, run: Callable[[], float]) -> None:
+        try:
+            self.rows[name].append(run())
+        except (ContenderFailed, subprocess.CalledProcessError) as exc:
+            self.failures[name].append(str(exc))
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(v) if v else float("nan") for name, v in self.rows.items()}
 
 
 def measure_bulk(
@@ -234,36 +249,42 @@ def measure_bulk(
     contenders = bulk_contenders(target)
     section = Section(title, "s")
     for name, run in contenders.items():  # warm-up: page cache, connections; and the protocol
+        section.rows[name], section.failures[name] = [], []
         log.mark()
-        run()
+        section.attempt(name, run)
         section.protocols[name] = log.blob_protocols()
-        section.rows[name] = []
+        section.rows[name].clear()
     for _ in range(rounds):
         for name, run in contenders.items():
-            section.rows[name].append(run())
+            section.attempt(name, run)
     return section, list(contenders)
 
 
 # -- small requests ---------------------------------------------------------------------------
 def small_rate(
     url: str, creds: Credentials, ca_file: str, *, http2: bool, head: bool, threads: int, s: float
-) -> tuple[float, str]:
-    """Manifest requests per second for ``s`` seconds, from ``threads`` threads, one client."""
+) -> tuple[float, int, str]:
+    """Manifest requests per second for ``s`` seconds from ``threads`` threads sharing one
+    client, and how many of them failed (counted in the rate too)."""
     request = manifest_request("big/blob", "latest")
     if head:
         request = replace(request, method="HEAD", what="HEAD manifest big/blob:latest")
     with RegistryClient(url, credentials=creds, verify=ca_file, http2=http2) as client:
         client.get_manifest("big/blob", "latest")  # connection, token
         counts = [0] * threads
+        failed = [0] * threads
         deadline = time.perf_counter() + s
 
         def work(index: int) -> None:
             while time.perf_counter() < deadline:
-                if head:
-                    # No public HEAD of a manifest: the exchange is what a HEAD would use.
-                    client._exchange(request, "big/blob")
-                else:
-                    client.get_manifest("big/blob", "latest")
+                try:
+                    if head:
+                        # No public HEAD of a manifest: the exchange is what a HEAD would use.
+                        client._exchange(request, "big/blob")
+                    else:
+                        client.get_manifest("big/blob", "latest")
+                except PullError:
+                    failed[index] += 1
                 counts[index] += 1
 
         started = time.perf_counter()
@@ -272,7 +293,7 @@ def small_rate(
             worker.start()
         for worker in workers:
             worker.join()
-        return sum(counts) / (time.perf_counter() - started), client.http_version
+        return sum(counts) / (time.perf_counter() - started), sum(failed), client.http_version
 
 
 def measure_small(
@@ -287,10 +308,10 @@ def measure_small(
             for proto, h2 in (("h1", False), ("h2", True))
         }
         for name in cases:
-            section.rows[name] = []
+            section.rows[name], section.failures[name] = [], []
         for _ in range(rounds):
             for name, (h2, verb, threads) in cases.items():
-                rate, version = small_rate(
+                rate, failed, version = small_rate(
                     endpoints[key],
                     creds,
                     endpoints["ca_file"],
@@ -300,6 +321,7 @@ def measure_small(
                     s=seconds,
                 )
                 section.rows[name].append(rate)
+                section.failures[name] += [f"{failed} requests failed"] if failed else []
                 section.protocols[name] = version
         sections.append(section)
     return sections
@@ -307,16 +329,21 @@ def measure_small(
 
 # -- report -----------------------------------------------------------------------------------
 def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
-    medians = {name: statistics.median(values) for name, values in section.rows.items()}
+    medians = section.medians()
     print(f"\n{section.title}")
-    print(f"{'client':<30}{'proto':>10}{'median s':>10}{'MB/s':>7}{'x curl':>8}{'spread':>8}")
+    header = f"{'client':<30}{'proto':>10}{'median s':>10}{'MB/s':>7}{'x curl':>8}{'spread':>8}"
+    print(header + f"{'failed':>8}")
     figures = {}
     for name, values in section.rows.items():
+        failures = section.failures[name]
+        if not values:
+            print(f"{name:<30}{section.protocols[name]:>10}  every run failed: {failures[0]}")
+            continue
         ratio = medians[baseline] / medians[name]
         spread = (max(values) - min(values)) / medians[name]
         print(
             f"{name:<30}{section.protocols[name]:>10}{medians[name]:>10.3f}"
-            f"{size / medians[name] / 1e6:>7.0f}{ratio:>7.2f}x{spread:>7.0%}"
+            f"{size / medians[name] / 1e6:>7.0f}{ratio:>7.2f}x{spread:>7.0%}{len(failures):>8}"
         )
         figures[name] = {
             "protocol": section.protocols[name],
@@ -324,23 +351,30 @@ def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
             "median_s": medians[name],
             "mb_per_s": size / medians[name] / 1e6,
             "x_curl": ratio,
+            "failures": failures,
         }
     return figures
 
 
 def print_small(section: Section) -> dict[str, Any]:
-    medians = {name: statistics.median(values) for name, values in section.rows.items()}
+    medians = section.medians()
     print(f"\n{section.title}")
-    print(f"{'requests':<26}{'proto':>10}{'median req/s':>14}{'spread':>8}{'h2/h1':>7}")
+    print(f"{'requests':<26}{'proto':>10}{'median req/s':>14}{'spread':>8}{'h2/h1':>7}  failed")
     figures = {}
     for name, values in section.rows.items():
         h1 = medians[name.replace(", h2", ", h1")]
         spread = (max(values) - min(values)) / medians[name]
         ratio = f"{medians[name] / h1:.2f}" if name.endswith("h2") else ""
+        failures = "; ".join(section.failures[name])
         print(
-            f"{name:<26}{section.protocols[name]:>10}{medians[name]:>14.0f}{spread:>7.0%}{ratio:>7}"
+            f"{name:<26}{section.protocols[name]:>10}{medians[name]:>14.0f}{spread:>7.0%}"
+            f"{ratio:>7}  {failures}"
         )
-        figures[name] = {"protocol": section.protocols[name], "per_s": values}
+        figures[name] = {
+            "protocol": section.protocols[name],
+            "per_s": values,
+            "failures": section.failures[name],
+        }
     return figures
 
 
