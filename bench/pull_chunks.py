@@ -13,12 +13,14 @@ child), since a busy machine moves wall time more than CPU time.
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pull import PARALLEL, Target, run_curl, write_secrets
@@ -69,7 +71,17 @@ def main() -> int:
     catalog = json.loads(Path(endpoints["catalog_file"]).read_text())
     image = max(catalog, key=lambda entry: entry["total_bytes"])
     work = Path(tempfile.mkdtemp(prefix="bench-pull-chunks-"))
-    write_secrets(work, creds, [])
+    try:
+        write_secrets(work, creds, [])
+        run_rounds(endpoints, image, creds, work, args.rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # curl's config holds the password
+    return 0
+
+
+def run_rounds(
+    endpoints: dict[str, Any], image: dict[str, Any], creds: Credentials, work: Path, rounds: int
+) -> None:
     for key in ("registry_direct", "registry_http"):
         target = Target(endpoints[key], image, creds, str(endpoints["ca_file"]), work, work)
         cases: dict[str, Callable[[], object]] = {
@@ -79,7 +91,7 @@ def main() -> int:
         }
         wall: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}
-        for round_ in range(args.rounds + 1):  # round 0 warms up
+        for round_ in range(rounds + 1):  # round 0 warms up
             for name, run in cases.items():
                 started, spent = time.perf_counter(), cpu_seconds()
                 run()
@@ -87,7 +99,7 @@ def main() -> int:
                     wall[name].append(time.perf_counter() - started)
                     cpu[name].append(cpu_seconds() - spent)
         curl = statistics.median(wall["curl --http1.1, /dev/null"])
-        print(f"\n{key} ({endpoints[key]}), {args.rounds} rounds")
+        print(f"\n{key} ({endpoints[key]}), {rounds} rounds")
         print(f"{'client':<32}{'median s':>9}{'MB/s':>7}{'x curl':>8}{'CPU s':>7}")
         for name in cases:
             median = statistics.median(wall[name])
@@ -95,7 +107,6 @@ def main() -> int:
                 f"{name:<32}{median:>9.3f}{image['total_bytes'] / median / 1e6:>7.0f}"
                 f"{curl / median:>7.2f}x{statistics.median(cpu[name]):>7.3f}"
             )
-    return 0
 
 
 if __name__ == "__main__":
