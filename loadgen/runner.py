@@ -86,18 +86,14 @@ from chaosregistry.faults.ledger import Entry, RevertReason
 from chaosregistry.faults.lifecycle import revert
 from chaosregistry.injection import check_duration, inject_plan, ledger_for
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.pipes import read_line
+from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.identity import group_members, marked_processes
+from chaosregistry.osutil.spawn import env_with_this_package, read_line, send_line, spawn_detached
 from chaosregistry.settings import RegistryTarget, resolve_target
 
 from . import records
 from .mix import ImageChoice, mix_to_json, parse_image_mix
-from .processes import (
-    GroupIdentity,
-    group_members,
-    marked_processes,
-    terminate_group,
-    terminate_undo,
-)
+from .processes import GroupIdentity, terminate_group, terminate_undo
 
 LOAD_KIND = "load.locust"
 MODES = ("warm", "cold")
@@ -196,12 +192,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _ledger_loads(configuration: Mapping[str, Any] | None) -> list[Entry]:
@@ -450,9 +440,7 @@ def _child_env() -> dict[str, str]:
     """Our environment minus Locust's own settings (LOCUST_*), which would change the run,
     plus this copy of the package on PYTHONPATH (a source tree works without installing)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOCUST_")}
-    source_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    return env
+    return env_with_this_package(env)
 
 
 def _launch(
@@ -465,28 +453,24 @@ def _launch(
     go_read, go_write = os.pipe()
     ready_read, ready_write = os.pipe()
     try:
-        with open(stats_dir / "supervisor.log", "ab") as log:
-            supervisor = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chaosregistry.loadgen.runner",
-                    "supervise",
-                    str(stats_dir),
-                    "--go-fd",
-                    str(go_read),
-                    "--ready-fd",
-                    str(ready_write),
-                    spec["tag"],
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=(go_read, ready_write),
-                cwd=stats_dir,
-                env=_child_env(),
-            )
+        supervisor = spawn_detached(
+            [
+                sys.executable,
+                "-m",
+                "chaosregistry.loadgen.runner",
+                "supervise",
+                str(stats_dir),
+                "--go-fd",
+                str(go_read),
+                "--ready-fd",
+                str(ready_write),
+                spec["tag"],
+            ],
+            log=stats_dir / "supervisor.log",
+            cwd=stats_dir,
+            env=_child_env(),
+            pass_fds=(go_read, ready_write),
+        )
     except OSError as exc:
         for fd in (go_read, go_write, ready_read, ready_write):
             os.close(fd)
@@ -504,7 +488,7 @@ def _launch(
             "pgid": identity.pgid,
             "boot_id": identity.boot_id,
         }
-        _write_json(stats_dir / "load.json", spec)
+        write_json(stats_dir / "load.json", spec)
 
         def apply() -> dict[str, Any]:
             os.write(go.pop(), b"go\n")
@@ -549,7 +533,7 @@ def _launch(
         os.close(ready_read)
     spec["fault_id"] = fault["fault_id"]
     spec["started_at"] = fault["injected_at"]
-    _write_json(stats_dir / "load.json", spec)
+    write_json(stats_dir / "load.json", spec)
     return {
         "load_id": spec["load_id"],
         "fault_id": fault["fault_id"],
@@ -619,7 +603,7 @@ def finish(load: Load) -> dict[str, Any]:
     if status.get("state") in (None, "waiting", "running"):
         status["state"] = "stopped"
         status.setdefault("ended_at", time.time())
-        _write_json(load.stats_dir / "status.json", status)
+        write_json(load.stats_dir / "status.json", status)
         load = Load.read(load.stats_dir)
     series = write_timeseries(load)
     pulls = records.read_records(load.records_dir)
@@ -642,7 +626,7 @@ def write_timeseries(load: Load) -> dict[str, Any]:
     start = math.floor(load.started_at) if load.started_at else None
     series = records.timeseries(pulls, start=start, end=load.ended_at)
     series["load_id"] = load.load_id
-    _write_json(load.stats_dir / "timeseries.json", series)
+    write_json(load.stats_dir / "timeseries.json", series)
     return series
 
 
@@ -697,14 +681,14 @@ def supervise(stats_dir: Path, go_fd: int, ready_fd: int) -> int:
     """Wait for "go", run Locust, end it if it overstays, write the time series."""
     spec = _read_json(stats_dir / "load.json") or {}
     status: dict[str, Any] = {"state": "waiting", "supervisor_pid": os.getpid()}
-    _write_json(stats_dir / "status.json", status)
+    write_json(stats_dir / "status.json", status)
     credentials = Path(spec["credentials_dir"]) if spec.get("credentials_dir") else None
     try:
         line = read_line(go_fd, time.monotonic() + 24 * 3600)
         os.close(go_fd)
         if line != "go":
             status.update(state="cancelled", ended_at=time.time())
-            _write_json(stats_dir / "status.json", status)
+            write_json(stats_dir / "status.json", status)
             return 0
         return _run_locust(stats_dir, spec, status, ready_fd)
     finally:
@@ -733,10 +717,8 @@ def _run_locust(
             env=_child_env(),
         )
     status.update(state="running", locust_pid=locust.pid, started_at=time.time())
-    _write_json(stats_dir / "status.json", status)
-    with contextlib.suppress(OSError):
-        os.write(ready_fd, f"started {locust.pid}\n".encode())
-        os.close(ready_fd)
+    write_json(stats_dir / "status.json", status)
+    send_line(ready_fd, f"started {locust.pid}")
     deadline = time.monotonic() + float(spec.get("duration", 0)) + STARTUP_ALLOWANCE
     state = "finished"
     terminated_at: float | None = None
@@ -764,7 +746,7 @@ def _run_locust(
     if stop_requested and state == "finished":
         state = "stopped"
     status.update(state=state, exit_code=exit_code, ended_at=time.time())
-    _write_json(stats_dir / "status.json", status)
+    write_json(stats_dir / "status.json", status)
     write_timeseries(Load.read(stats_dir))
     return 0
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from chaosregistry.loadgen.processes import (
     GroupIdentity,
-    group_members,
     terminate_group,
     terminate_undo,
 )
 
 from chaosregistry.faults.undo import run_undo
+from chaosregistry.osutil.identity import group_members
 
 # A group leader that forks two children; "stubborn" makes all three ignore SIGTERM.
 GROUP_SCRIPT = """

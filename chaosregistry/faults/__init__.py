@@ -5,8 +5,8 @@ ledger (fsynced) and watched by a detached watchdog before it is applied, and it
 rollback, expiry, the death of its owner process, or ``chaosregistry rollback``. See
 DESIGN.md, "The fault lifecycle".
 
-The watchdog (``chaosregistry.faults.watchdog``) is not imported here: it runs as
-``python -m chaosregistry.faults.watchdog``, which must find it not yet imported.
+The watchdog daemon (``chaosregistry.faults.watchdog_daemon``) is not imported here: it runs
+as ``python -m chaosregistry.faults.watchdog_daemon``, which must find it not yet imported.
 """
 
 from chaosregistry.faults.ledger import (

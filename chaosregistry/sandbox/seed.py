@@ -16,6 +16,7 @@ from typing import Any
 
 from chaosregistry.errors import PullError
 from chaosregistry.oci import RegistryClient
+from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.content import (
     SEED_VERSION,
     Image,
@@ -27,7 +28,7 @@ from chaosregistry.sandbox.content import (
     iter_images,
 )
 from chaosregistry.sandbox.credentials import Credentials
-from chaosregistry.sandbox.layout import Layout, SandboxError, read_json, write_json
+from chaosregistry.sandbox.layout import Layout, SandboxError, read_json
 
 # Large enough for a 64 MiB PUT on a busy two-core machine.
 TIMEOUT = 120.0
