@@ -14,7 +14,7 @@ the environment to its own transports).
 import http.client
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -220,3 +220,35 @@ def _translate(exc: BaseException, *, reading: bool) -> Exception:
     if isinstance(exc, OSError):
         return httpx.ReadError(str(exc)) if reading else httpx.ConnectError(str(exc))
     return httpx.TransportError(str(exc))
+
+
+class PerThreadTransport(httpx.BaseTransport):
+    """One inner transport (and so one HTTP/2 connection) per thread.
+
+    httpcore's synchronous HTTP/2 connection is not safe to share between threads: two threads
+    can send their frames out of order, nginx answers "client sent HEADERS frame with incorrect
+    identifier" and drops the connection, and every request on it fails as if the registry had
+    reset it (seen in bench/pull.py with 8 threads). Each thread's requests multiplex on its own
+    connection instead; a response is read by the thread that asked for it, as our pulls do.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self._made: list[httpx.BaseTransport] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        transport: httpx.BaseTransport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._factory()
+            self._local.transport = transport
+            with self._lock:
+                self._made.append(transport)
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made = self._made, []
+        for transport in made:
+            transport.close()
