@@ -7,7 +7,7 @@ process group started in its own session::
       locust     python -m locust -f loadgen/locustfile.py --headless --run-time Ns ...
         workers  (forked by Locust's --processes N)
 
-Lifecycle (DESIGN.md, "The fault lifecycle"): the supervisor starts first and waits; its
+Lifecycle (docs/architecture.md, "The fault lifecycle"): the supervisor starts first and waits; its
 identity (pid, start time, process group, boot id) goes into a fault-ledger entry of kind
 ``load.locust`` whose undo is ``process.terminate``; only then is it told to start Locust. So a
 load ends when Locust's ``--run-time`` is up, when ``stop_pull_load`` (the rollback) reverts the

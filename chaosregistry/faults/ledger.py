@@ -1,8 +1,8 @@
 """The fault ledger: one JSON file per fault, on disk before the fault exists.
 
-Every fault this project injects is written here first (DESIGN.md, "The fault lifecycle"), with
-everything a fresh process needs to undo it. The chaos process, the watchdog and the CLI all
-read and change the same files, so:
+Every fault this project injects is written here first (docs/architecture.md, "The fault
+lifecycle"), with everything a fresh process needs to undo it. The chaos process, the
+watchdog and the CLI all read and change the same files, so:
 
 - a file is replaced atomically and durably (``osutil.files``: a temporary file, fsynced,
   renamed over the entry, then the directory fsynced): a crash leaves the old entry or the

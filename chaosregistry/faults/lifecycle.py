@@ -1,4 +1,4 @@
-"""Inject and revert faults through the ledger (DESIGN.md, "The fault lifecycle", steps 2-5).
+"""Inject and revert faults through the ledger (docs/architecture.md, "The fault lifecycle").
 
 ``inject`` writes the entry durably and makes sure a watchdog watches the ledger BEFORE the
 fault exists, so the fault is undone on expiry or when its owner dies even if the caller is

@@ -1,5 +1,5 @@
 """Operating-system plumbing shared by the fault ledger, the load runner, the sandbox and the
-test cluster, one module per purpose (DESIGN.md, "One of each"):
+test cluster, one module per purpose (docs/architecture.md, "The shape"):
 
 - ``identity``: which process is which, from ``/proc`` (pid + kernel start time + boot id);
 - ``locks``: ``flock`` locks, exclusive, tried once or with a timeout, re-entrant per thread;
