@@ -5,7 +5,10 @@ two blobs) from the same endpoint with the same users, Locust pinned to core 0, 
 (A B A B ...) so a noisy machine slows both alike. The default endpoint, ``static``, is an
 nginx of the bench's own on core 1 serving that image's exact bytes at its registry paths, so
 Locust, not the server, is the bottleneck (the sandbox checks a bcrypt password on every
-request and saturates first: ``--endpoint mirror_direct`` or ``registry`` measures it instead).
+request and saturates first: ``--endpoint registry`` (HTTPS), ``registry_http`` or
+``mirror_direct`` measures it instead). ``static-https`` is the same nginx over TLS with the
+sandbox's server certificate (ours verifies it with the sandbox's CA; the plain FastHttpUser,
+as Locust ships it, does not verify).
 A measurement plugin (bench/load_meter.py, loaded identically into both) counts whole pulls
 and the Locust process's CPU seconds over the steady part of each run: pulls per CPU-second
 is pulls per second per core. We report medians and ours / baseline (goal >= 0.9x). "Ours" is
@@ -23,7 +26,8 @@ second (ramp-up) left out. The knee is the fewest users that reach 90% of the be
 past it, more users only add latency.
 
     .venv/bin/python bench/load.py [--sandbox-dir DIR] [--rounds 3] [--seconds 10] \\
-        [--users 32] [--endpoint static] [--steps 1,2,4,8,16,32,64] [--json FILE]
+        [--users 32] [--endpoint static|static-https|registry|registry_http] \\
+        [--steps 1,2,4,8,16,32,64] [--skip-saturation] [--json FILE]
 
 Without --sandbox-dir a temporary sandbox is started and stopped.
 """
@@ -107,7 +111,7 @@ http {{
     access_log off;
     keepalive_requests 10000000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{tls};
         root {root};
         location = /v2/ {{ default_type application/json; return 200 "{{}}"; }}
         location ~ /manifests/ {{ default_type {media_type}; }}
@@ -118,8 +122,9 @@ http {{
 
 
 @contextlib.contextmanager
-def static_registry(work: Path) -> Iterator[str]:
-    """An nginx on core 1 serving tiny/hello's manifest and blobs at their registry paths."""
+def static_registry(work: Path, pki: Path | None = None) -> Iterator[str]:
+    """An nginx on core 1 serving tiny/hello's manifest and blobs at their registry paths;
+    over HTTPS with the sandbox's server certificate when given its ``pki`` directory."""
     recipe = next(r for r in RECIPES if r.repository == "tiny/hello")
     image = build_image(recipe)
     root = work / "static"
@@ -133,8 +138,14 @@ def static_registry(work: Path) -> Iterator[str]:
         (repository / "blobs" / blob.digest).write_bytes(blob.data)
     port = free_port()
     conf = work / "nginx.conf"
+    tls = (
+        f" ssl; ssl_certificate {pki / 'sandbox-server.crt'};"
+        f" ssl_certificate_key {pki / 'sandbox-server.key'}"
+        if pki
+        else ""
+    )
     conf.write_text(
-        NGINX_CONF.format(work=work, port=port, root=root, media_type=image.top.media_type)
+        NGINX_CONF.format(work=work, port=port, tls=tls, root=root, media_type=image.top.media_type)
     )
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     nginx = subprocess.Popen(
@@ -142,12 +153,13 @@ def static_registry(work: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if pki else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(pki / "ca.crt")) if pki else True
     try:
         deadline = time.monotonic() + 10
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v2/", timeout=1.0).status_code == 200:
+                if httpx.get(f"{url}/v2/", timeout=1.0, verify=verify).status_code == 200:
                     break
             if time.monotonic() > deadline or nginx.poll() is not None:
                 raise SystemExit(
@@ -177,6 +189,9 @@ def overhead_part(
     with contextlib.ExitStack() as stack:
         if args.endpoint == "static":
             host = stack.enter_context(static_registry(work))
+        elif args.endpoint == "static-https":
+            pki = Path(endpoints["ca_file"]).parent
+            host = stack.enter_context(static_registry(work, pki))
         else:
             host = endpoints[args.endpoint]
         return _overhead(args, endpoints, work, image, blobs, host)
@@ -317,7 +332,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=32, help="part 1 users")
     parser.add_argument(
-        "--endpoint", default="static", help="part 1: static, or a sandbox endpoints.json key"
+        "--endpoint",
+        default="static",
+        help="part 1: static, static-https (the sandbox's certificate), or an endpoints.json key",
     )
     parser.add_argument("--steps", default="1,2,4,8,16,32,64", help="part 2 user counts")
     parser.add_argument("--skip-saturation", action="store_true")

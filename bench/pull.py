@@ -1,78 +1,175 @@
-"""bench/pull: our verified pull vs curl vs skopeo, side by side on the same sandbox blobs.
+"""bench/pull: our verified pull vs curl, skopeo and crane, over TLS and plain HTTP, h1 and h2.
 
-Each round runs the three in turn (A B C A B C ...), so a noisy machine slows them alike; we
-report medians and the ratio of medians. Goal (issue 2): ours >= 0.5x curl and >= 3x skopeo.
+Bulk: the sandbox's biggest image (``big/blob``, 3 x 64 MiB layers + config). Each round runs
+every contender in turn (A B C ... A B C ...), so a noisy machine slows them alike; we report
+medians and ratios of medians to curl (HTTP/1.1, /dev/null) on the same scheme. TLS rows pull
+from ``registry_direct`` (nginx HTTPS, no Toxiproxy hop, which would cap throughput); plain rows
+from ``registry_http`` (the same nginx and replicas over HTTP/1.1). The HTTP version each
+contender actually used is read from nginx's access log, not assumed.
 
-    .venv/bin/python bench/pull.py [--sandbox-dir DIR] [--rounds 5] [--image big/blob:...]
+Small requests: manifest GETs and HEADs per second, HTTP/1.1 vs HTTP/2, one thread (one
+connection, latency-bound) and 8 threads (8 connections for h1, one multiplexed for h2), on
+``registry_direct`` (basic auth: the registry checks the bcrypt password on every request) and
+``token_registry`` (a bearer token fetched once and reused).
+
+Goals (issue 2): ours (sha256 verified) >= 0.6x curl over TLS, >= 0.55x on plain HTTP, ahead
+of crane and skopeo on both.
+
+    .venv/bin/python bench/pull.py [--sandbox-dir DIR] [--rounds 5] [--json FILE]
 
 Without --sandbox-dir a temporary sandbox is started and stopped.
 """
 
 import argparse
+import base64
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from chaosregistry import sandbox
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
+from chaosregistry.oci.protocol import manifest_request
+
+CRANE = Path(
+    os.environ.get(
+        "CHAOSREGISTRY_CRANE",
+        Path.home() / ".cache/chaostoolkit-registry/crane-0.22.1/crane",
+    )
+)
+PARALLEL = 3  # blobs at once for curl and ours, as dockerd pulls
+SMALL_THREADS = 8
 
 
-def biggest_image(catalog: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(catalog, key=lambda image: image["total_bytes"])
+class ContenderFailed(Exception):
+    """A pull that did not complete: counted and reported, its time left out of the medians."""
 
 
-def run_curl(
-    url: str, image: dict[str, Any], creds: Credentials, parallel: int, ca_file: str
-) -> float:
-    platform = image["platforms"][0]
-    blobs = [platform["config"], *platform["layers"]]
+@dataclass
+class Target:
+    """One endpoint of the sandbox and what every contender needs to pull from it."""
+
+    url: str
+    image: dict[str, Any]
+    creds: Credentials
+    ca_file: str
+    secrets: Path  # a 0700 directory: curl's config, a docker config.json for crane and skopeo
+    scratch: Path  # where crane and skopeo write the image (tmpfs when there is one)
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("https:")
+
+    def blobs(self) -> list[dict[str, Any]]:
+        platform = self.image["platforms"][0]
+        return [platform["config"], *platform["layers"]]
+
+    def blob_url(self, blob: dict[str, Any]) -> str:
+        return f"{self.url}/v2/{self.image['repository']}/blobs/{blob['digest']}"
+
+
+def write_secrets(directory: Path, creds: Credentials, hosts: list[str]) -> None:
+    """Credentials in files, never on a command line (which ps and logs would show)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    quoted = f"{creds.username}:{creds.password}".replace("\\", "\\\\").replace('"', '\\"')
+    curl_config = directory / "curl.conf"
+    curl_config.touch(mode=0o600)
+    curl_config.write_text(f'user = "{quoted}"\n')
+    token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+    docker_config = directory / "config.json"  # DOCKER_CONFIG for crane, --authfile for skopeo
+    docker_config.touch(mode=0o600)
+    docker_config.write_text(json.dumps({"auths": {host: {"auth": token} for host in hosts}}))
+    # skopeo reads every *.crt of a directory as a CA and wants a .cert beside any .key, so the
+    # sandbox's pki directory cannot be given as is.
+    (directory / "certs").mkdir(exist_ok=True)
+
+
+# -- bulk contenders: each returns the seconds one whole pull took ---------------------------
+def run_curl(target: Target, http: str) -> float:
+    """curl, every blob to /dev/null, 3 at a time: 3 connections in h1, multiplexed on one in h2."""
     argv = [
         "curl",
+        "-K",
+        str(target.secrets / "curl.conf"),
         "-sf",
         "--no-progress-meter",
+        http,
         "--parallel",
         "--parallel-max",
-        str(parallel),
+        str(PARALLEL),
         "--cacert",
-        ca_file,
-        "-u",
-        f"{creds.username}:{creds.password}",
+        target.ca_file,
     ]
-    for blob in blobs:
-        argv += ["-o", "/dev/null", f"{url}/v2/{image['repository']}/blobs/{blob['digest']}"]
+    for blob in target.blobs():
+        argv += ["-o", "/dev/null", target.blob_url(blob)]
     started = time.perf_counter()
-    subprocess.run(argv, check=True)
+    subprocess.run(argv, check=True, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
-def run_skopeo(
-    url: str, image: dict[str, Any], creds: Credentials, work: Path, ca_file: str
-) -> float:
-    dest = work / "skopeo"
+def run_curl_sha256(target: Target) -> float:
+    """``curl | openssl dgst -sha256`` for every blob at once (the config is 1 KiB), digests
+    checked: curl with the verification ours does. OpenSSL, not coreutils' ``sha256sum``: Debian's
+    sha256sum hashes at ~180 MB/s here, OpenSSL (and hashlib, which is OpenSSL) at 1.0-1.2 GB/s."""
+    started = time.perf_counter()
+    pipelines = []
+    for blob in target.blobs():
+        argv = ["curl", "-K", str(target.secrets / "curl.conf"), "-sf", "--http1.1"]
+        argv += ["--cacert", target.ca_file, target.blob_url(blob)]
+        fetch = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        digest = subprocess.Popen(
+            ["openssl", "dgst", "-sha256", "-r"], stdin=fetch.stdout, stdout=subprocess.PIPE
+        )
+        assert fetch.stdout is not None
+        fetch.stdout.close()  # openssl holds the pipe now
+        pipelines.append((blob, fetch, digest))
+    for blob, fetch, digest in pipelines:
+        out, _ = digest.communicate()
+        if fetch.wait() != 0 or "sha256:" + out.split()[0].decode() != blob["digest"]:
+            raise ContenderFailed(f"curl | openssl: {blob['digest']} failed or did not match")
+    return time.perf_counter() - started
+
+
+def run_ours(target: Target, *, verify: bool, http2: bool) -> float:
+    started = time.perf_counter()
+    with RegistryClient(
+        target.url, credentials=target.creds, verify=target.ca_file, http2=http2
+    ) as client:
+        result = pull(
+            client,
+            ImageReference(target.image["repository"], target.image["tag"]),
+            concurrency=PARALLEL,
+            verify=verify,
+        )
+    if not result.ok:
+        raise ContenderFailed(f"our pull failed: {result.error}")
+    return time.perf_counter() - started
+
+
+def run_skopeo(target: Target) -> float:
+    dest = target.scratch / "skopeo"
     shutil.rmtree(dest, ignore_errors=True)
-    host = url.split("://", 1)[1]
-    # skopeo reads every *.crt of a directory as a CA and wants a .cert beside any .key, so the
-    # sandbox's pki directory cannot be given as is. Plain HTTP needs tls-verify off.
-    certs = work / "certs"
-    certs.mkdir(exist_ok=True)
-    shutil.copyfile(ca_file, certs / "ca.crt")
-    tls = f"--src-cert-dir={certs}" if url.startswith("https:") else "--src-tls-verify=false"
-    argv = [
-        "skopeo",
-        "copy",
-        "-q",
-        tls,
-        f"--src-creds={creds.username}:{creds.password}",
-        f"docker://{host}/{image['repository']}:{image['tag']}",
-        f"dir:{dest}",
-    ]
+    certs = target.secrets / "certs"
+    shutil.copyfile(target.ca_file, certs / "ca.crt")
+    tls = f"--src-cert-dir={certs}" if target.tls else "--src-tls-verify=false"
+    argv = ["skopeo", "copy", "-q", tls, f"--authfile={target.secrets / 'config.json'}"]
+    argv += [f"docker://{target.host}/{target.image['repository']}:{target.image['tag']}"]
+    argv += [f"dir:{dest}"]
     started = time.perf_counter()
     subprocess.run(argv, check=True)
     elapsed = time.perf_counter() - started
@@ -80,98 +177,290 @@ def run_skopeo(
     return elapsed
 
 
-def run_ours(
-    url: str, image: dict[str, Any], creds: Credentials, parallel: int, verify: bool, ca_file: str
-) -> float:
+def run_crane(target: Target) -> float:
+    dest = target.scratch / "crane"
+    shutil.rmtree(dest, ignore_errors=True)
+    # Go reads SSL_CERT_FILE as the roots; crane reads credentials from $DOCKER_CONFIG.
+    env = {**os.environ, "DOCKER_CONFIG": str(target.secrets), "SSL_CERT_FILE": target.ca_file}
+    argv = [str(CRANE), "pull", "--format=oci", *([] if target.tls else ["--insecure"])]
+    argv += [f"{target.host}/{target.image['repository']}:{target.image['tag']}", str(dest)]
     started = time.perf_counter()
-    with RegistryClient(url, credentials=creds, verify=ca_file) as client:
-        result = pull(
-            client,
-            ImageReference(image["repository"], image["tag"]),
-            concurrency=parallel,
-            verify=verify,
+    subprocess.run(argv, check=True, env=env)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(dest, ignore_errors=True)
+    return elapsed
+
+
+def bulk_contenders(target: Target) -> dict[str, Callable[[], float]]:
+    contenders: dict[str, Callable[[], float]] = {
+        "curl --http1.1, /dev/null": lambda: run_curl(target, "--http1.1"),
+        "curl --http1.1 | openssl sha256": lambda: run_curl_sha256(target),
+        "ours h1, sha256 verified": lambda: run_ours(target, verify=True, http2=False),
+        "ours h1, no verification": lambda: run_ours(target, verify=False, http2=False),
+    }
+    if target.tls:  # the plain nginx server speaks HTTP/1.1 only (no h2c)
+        contenders["curl --http2, /dev/null"] = lambda: run_curl(target, "--http2")
+        contenders["ours h2, sha256 verified"] = lambda: run_ours(target, verify=True, http2=True)
+    contenders["skopeo copy (dir:)"] = lambda: run_skopeo(target)
+    if CRANE.exists():
+        contenders["crane pull (oci layout)"] = lambda: run_crane(target)
+    return contenders
+
+
+class AccessLog:
+    """nginx's access log: which HTTP version the blob GETs since ``mark()`` came over."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def mark(self) -> None:
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def blob_protocols(self) -> str:
+        with self.path.open("rb") as log:
+            log.seek(self._offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        seen = {
+            line.split('"')[1].rsplit(" ", 1)[-1]
+            for line in lines
+            if "/blobs/sha256:" in line and line.count('"') >= 2
+        }
+        return "+".join(sorted(seen)) or "?"
+
+
+def client_cpu_seconds() -> float:
+    """CPU time of this process (ours runs in it) and of its waited-for children (the tools).
+
+    A second figure beside wall time: on a shared 2-core machine, wall time moves with the
+    neighbours' load, the CPU a client spends per pull much less."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Section:
+    title: str
+    unit: str
+    rows: dict[str, list[float]] = field(default_factory=dict)
+    protocols: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def attempt(self, name: str, run: Callable[[], float]) -> None:
+        spent = client_cpu_seconds()
+        try:
+            self.rows[name].append(run())
+        except (ContenderFailed, subprocess.CalledProcessError) as exc:
+            self.failures[name].append(str(exc))
+            return
+        self.cpu.setdefault(name, []).append(client_cpu_seconds() - spent)
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(v) if v else float("nan") for name, v in self.rows.items()}
+
+
+def measure_bulk(
+    target: Target, rounds: int, log: AccessLog, title: str
+) -> tuple[Section, list[str]]:
+    contenders = bulk_contenders(target)
+    section = Section(title, "s")
+    for name, run in contenders.items():  # warm-up: page cache, connections; and the protocol
+        section.rows[name], section.failures[name] = [], []
+        log.mark()
+        section.attempt(name, run)
+        section.protocols[name] = log.blob_protocols()
+        section.rows[name].clear()
+        section.cpu.pop(name, None)
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            section.attempt(name, run)
+    return section, list(contenders)
+
+
+# -- small requests ---------------------------------------------------------------------------
+def small_rate(
+    url: str, creds: Credentials, ca_file: str, *, http2: bool, head: bool, threads: int, s: float
+) -> tuple[float, int, str]:
+    """Manifest requests per second for ``s`` seconds from ``threads`` threads sharing one
+    client, and how many of them failed (counted in the rate too)."""
+    request = manifest_request("big/blob", "latest")
+    if head:
+        request = replace(request, method="HEAD", what="HEAD manifest big/blob:latest")
+    with RegistryClient(url, credentials=creds, verify=ca_file, http2=http2) as client:
+        client.get_manifest("big/blob", "latest")  # connection, token
+        counts = [0] * threads
+        failed = [0] * threads
+        deadline = time.perf_counter() + s
+
+        def work(index: int) -> None:
+            while time.perf_counter() < deadline:
+                try:
+                    if head:
+                        # No public HEAD of a manifest: the exchange is what a HEAD would use.
+                        client._exchange(request, "big/blob")
+                    else:
+                        client.get_manifest("big/blob", "latest")
+                except Exception:
+                    # A PullError is a classified failure; anything else (KeyError and
+                    # RuntimeError from httpcore's HTTP/2 state under threads) would kill the
+                    # thread silently and under-count.
+                    failed[index] += 1
+                counts[index] += 1
+
+        started = time.perf_counter()
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return sum(counts) / (time.perf_counter() - started), sum(failed), client.http_version
+
+
+def measure_small(
+    endpoints: dict[str, Any], creds: Credentials, rounds: int, seconds: float
+) -> list[Section]:
+    sections = []
+    for key in ("registry_direct", "token_registry"):
+        section = Section(f"small requests, {key} ({endpoints[key]})", "req/s")
+        cases = {
+            f"{verb} x{threads} thread{'s' if threads > 1 else ''}, {proto}": (h2, verb, threads)
+            for verb, threads in (("GET", 1), ("HEAD", 1), ("GET", SMALL_THREADS))
+            for proto, h2 in (("h1", False), ("h2", True))
+        }
+        for name in cases:
+            section.rows[name], section.failures[name] = [], []
+        for _ in range(rounds):
+            for name, (h2, verb, threads) in cases.items():
+                rate, failed, version = small_rate(
+                    endpoints[key],
+                    creds,
+                    endpoints["ca_file"],
+                    http2=h2,
+                    head=verb == "HEAD",
+                    threads=threads,
+                    s=seconds,
+                )
+                section.rows[name].append(rate)
+                section.failures[name] += [f"{failed} requests failed"] if failed else []
+                section.protocols[name] = version
+        sections.append(section)
+    return sections
+
+
+# -- report -----------------------------------------------------------------------------------
+def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
+    medians = section.medians()
+    print(f"\n{section.title}")
+    header = f"{'client':<32}{'proto':>10}{'median s':>10}{'MB/s':>7}{'x curl':>8}{'spread':>8}"
+    print(header + f"{'CPU s':>7}{'failed':>7}")
+    figures = {}
+    for name, values in section.rows.items():
+        failures = section.failures[name]
+        if not values:
+            print(f"{name:<32}{section.protocols[name]:>10}  every run failed: {failures[0]}")
+            continue
+        ratio = medians[baseline] / medians[name]
+        spread = (max(values) - min(values)) / medians[name]
+        print(
+            f"{name:<32}{section.protocols[name]:>10}{medians[name]:>10.3f}"
+            f"{size / medians[name] / 1e6:>7.0f}{ratio:>7.2f}x{spread:>7.0%}"
+            f"{statistics.median(section.cpu[name]):>7.3f}{len(failures):>7}"
         )
-    if not result.ok:
-        raise SystemExit(f"our pull failed: {result.error}")
-    return time.perf_counter() - started
+        figures[name] = {
+            "protocol": section.protocols[name],
+            "seconds": values,
+            "median_s": medians[name],
+            "mb_per_s": size / medians[name] / 1e6,
+            "x_curl": ratio,
+            "client_cpu_s": section.cpu[name],
+            "failures": failures,
+        }
+    return figures
+
+
+def print_small(section: Section) -> dict[str, Any]:
+    medians = section.medians()
+    print(f"\n{section.title}")
+    print(f"{'requests':<26}{'proto':>10}{'median req/s':>14}{'spread':>8}{'h2/h1':>7}  failed")
+    figures = {}
+    for name, values in section.rows.items():
+        h1 = medians[name.replace(", h2", ", h1")]
+        spread = (max(values) - min(values)) / medians[name]
+        ratio = f"{medians[name] / h1:.2f}" if name.endswith("h2") else ""
+        failures = "; ".join(section.failures[name])
+        print(
+            f"{name:<26}{section.protocols[name]:>10}{medians[name]:>14.0f}{spread:>7.0%}"
+            f"{ratio:>7}  {failures}"
+        )
+        figures[name] = {
+            "protocol": section.protocols[name],
+            "per_s": values,
+            "failures": section.failures[name],
+        }
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox-dir", type=Path)
+    parser.add_argument("--base-port", type=int, help="for the temporary sandbox")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--parallel", type=int, default=3, help="blobs at once (curl and ours)")
-    parser.add_argument(
-        "--endpoint",
-        default="registry_direct",
-        help="endpoints.json key to pull from (registry_direct = nginx over HTTPS, "
-        "registry_http = the same over plain HTTP)",
-    )
+    parser.add_argument("--small-seconds", type=float, default=1.0, help="per small-request run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     owned = args.sandbox_dir is None
     run_dir = args.sandbox_dir or Path(tempfile.mkdtemp(prefix="bench-pull-"))
+    shm = Path("/dev/shm")
+    work = Path(tempfile.mkdtemp(prefix="bench-pull-", dir=shm if shm.is_dir() else None))
+    load_before = os.getloadavg()
     try:
-        endpoints = sandbox.up(run_dir) if owned else sandbox.load_endpoints(run_dir)
+        if owned:
+            port = {"base_port": args.base_port} if args.base_port else {}
+            endpoints = sandbox.up(run_dir, **port)
+        else:
+            endpoints = sandbox.load_endpoints(run_dir)
         secret = json.loads(Path(endpoints["credentials_file"]).read_text())
         creds = Credentials(secret["username"], secret["password"])
         catalog = json.loads(Path(endpoints["catalog_file"]).read_text())
-        image = biggest_image(catalog)
-        url = endpoints[args.endpoint]
+        image = max(catalog, key=lambda entry: entry["total_bytes"])
         size = image["total_bytes"]
+        keys = ("registry_direct", "registry_http")
+        write_secrets(work / "secrets", creds, [endpoints[k].split("://")[1] for k in keys])
+        log = AccessLog(Path(endpoints["run_dir"]) / "logs" / "nginx-access.log")
         print(
             f"image {image['repository']}:{image['tag']}, {size / 2**20:.0f} MiB, "
-            f"{len(image['platforms'][0]['layers'])} layers, via {args.endpoint} ({url}), "
-            f"{args.rounds} rounds",
+            f"{len(image['platforms'][0]['layers'])} layers, {args.rounds} rounds",
             file=sys.stderr,
         )
-
-        work = Path(tempfile.mkdtemp(prefix="bench-pull-work-"))
-        ca = str(endpoints["ca_file"])
-        contenders = {
-            "curl": lambda: run_curl(url, image, creds, args.parallel, ca),
-            "ours (sha256 verified)": lambda: run_ours(url, image, creds, args.parallel, True, ca),
-            "ours (no verification)": lambda: run_ours(url, image, creds, args.parallel, False, ca),
-            "skopeo copy": lambda: run_skopeo(url, image, creds, work, ca),
-        }
-        for run in contenders.values():  # warm-up: page cache, connections, token
-            run()
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.rounds):
-            for name, run in contenders.items():
-                times[name].append(run())
-        shutil.rmtree(work, ignore_errors=True)
+        bulk = []
+        for key, label in (("registry_direct", "TLS"), ("registry_http", "plain HTTP")):
+            target = Target(
+                endpoints[key], image, creds, str(endpoints["ca_file"]), work / "secrets", work
+            )
+            title = f"{label}, {key} ({endpoints[key]}), {size / 2**20:.0f} MiB"
+            bulk.append(measure_bulk(target, args.rounds, log, title))
+        small = measure_small(endpoints, creds, args.rounds, args.small_seconds)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if owned:
             sandbox.down(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
+    load_after = os.getloadavg()
 
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    ours = medians["ours (sha256 verified)"]
-    print(f"{'client':<24}{'median s':>10}{'MB/s':>10}{'min s':>9}{'max s':>9}")
-    for name, values in times.items():
-        print(
-            f"{name:<24}{medians[name]:>10.3f}{size / medians[name] / 1e6:>10.0f}"
-            f"{min(values):>9.3f}{max(values):>9.3f}"
-        )
-    vs_curl = medians["curl"] / ours
-    vs_skopeo = medians["skopeo copy"] / ours
-    print(f"ours (verified) vs curl:   {vs_curl:.2f}x curl's throughput (goal >= 0.5x)")
-    print(f"ours (verified) vs skopeo: {vs_skopeo:.2f}x skopeo's throughput (goal >= 3x)")
+    report: dict[str, Any] = {"bytes": size, "load_before": load_before, "load_after": load_after}
+    for section, names in bulk:
+        report[section.title] = print_bulk(section, size, names[0])
+    for section in small:
+        report[section.title] = print_small(section)
+    print(
+        f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+        "spread = (max - min) / median over the rounds; CPU s = the client's own CPU per pull"
+    )
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "bytes": size,
-                    "seconds": times,
-                    "medians": medians,
-                    "ratio_vs_curl": vs_curl,
-                    "ratio_vs_skopeo": vs_skopeo,
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

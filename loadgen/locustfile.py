@@ -39,6 +39,10 @@ the command line):
     --tls-verify        true | false | path to a CA bundle                 [TLS_VERIFY]
     --load-tag          any text; marks the processes of one load                 [TAG]
 
+As a Locust worker, the master's settings replace the worker's own when the test starts,
+except ``--credentials-file``, ``--records-dir`` and ``--tls-verify``: they name this
+machine's files, so a value given on the worker's command line wins.
+
 Run by hand (the runner does the same with ``--processes``)::
 
     locust -f loadgen/locustfile.py --headless -u 20 -r 10 -t 60s --host http://127.0.0.1:15000 \\
@@ -53,7 +57,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -112,6 +116,12 @@ def _add_arguments(parser: Any) -> None:
     add("--tls-verify", "CHAOSREGISTRY_LOAD_TLS_VERIFY", "true", "true | false | CA bundle")
     # Only marks the command line, so the runner can find every process of one load.
     add("--load-tag", "CHAOSREGISTRY_LOAD_TAG", "", "marks this load's processes")
+
+
+# Options that name this machine's files. Locust copies every custom argument of the master
+# onto each worker when a test starts, which would replace a worker's own paths with the
+# master's (or with the master's empty defaults): a value given on the worker wins.
+WORKER_LOCAL_DEFAULTS = {"credentials_file": "", "records_dir": "", "tls_verify": "true"}
 
 
 def _flag(name: str, text: str) -> bool:
@@ -234,9 +244,20 @@ class _Process:
         self.worker_index = 0
         self.fresh_count = itertools.count()
         self._writer: RecordWriter | None = None
+        self.local_options: dict[str, Any] = {}
+
+    def remember_local_options(self, options: Any) -> None:
+        """On a worker, before the master's options arrive: what this worker was given."""
+        self.local_options = {
+            name: getattr(options, name)
+            for name, default in WORKER_LOCAL_DEFAULTS.items()
+            if getattr(options, name, default) != default
+        }
 
     def configure(self, environment: Environment) -> PullSettings:
-        self.settings = PullSettings.from_options(environment.parsed_options)
+        options = environment.parsed_options
+        vars(options).update(self.local_options)
+        self.settings = PullSettings.from_options(options)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # after a fork, this process
         self.worker_index = max(0, int(getattr(environment.runner, "worker_index", 0) or 0))
         _tune_user_class(self.settings)
@@ -266,7 +287,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     # time it took to import this file: refresh it, or a 3 s run lasts 2.
     gevent.get_hub().loop.update_now()
     options = environment.parsed_options
-    if options is None or getattr(options, "worker", False):
+    if options is None:
+        return
+    if getattr(options, "worker", False):
+        _process.remember_local_options(options)
         return
     try:
         _process.configure(environment)
@@ -332,8 +356,31 @@ class _Phases:
         self.auth = 0.0
 
 
+class _ResponseHeaders(Mapping[str, str]):
+    """A response's headers as the protocol reads them, without copying them per request.
+
+    geventhttpclient already keys them by lower-cased name; the protocol reads two or three of
+    them, and only on some answers. A repeated header reads as its last line's value.
+    """
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers if headers is not None else {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._headers[name]  # case-insensitive lookup
+        return str(value[-1] if isinstance(value, list) else value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.keys(self._headers))  # the lower-cased names
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
 def _answer_of(response: FastResponse, *, read_body: bool) -> Answer:
-    headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
+    headers = _ResponseHeaders(response.headers)
     return Answer(response.status_code, headers, response.content if read_body else b"")
 
 
@@ -415,6 +462,7 @@ class RegistryPullUser(FastHttpUser):
                         "duration": duration,
                         "image": choice.label,
                         "ok": error is None and not interrupted,
+                        "verified": error is None and not interrupted and self.settings.verify,
                         "error": None if error is None else str(error.error_class),
                         "message": None if error is None else str(error),
                         "interrupted": interrupted,
@@ -547,7 +595,7 @@ class RegistryPullUser(FastHttpUser):
                 self.client.client.urlopen(
                     url,
                     method=request.method,
-                    headers=dict(request.headers),
+                    headers=request.headers,  # read only: urlopen copies it into its own
                     payload=request.content,
                 ),
             )

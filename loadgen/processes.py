@@ -21,76 +21,15 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from chaosregistry.faults.ledger import boot_id
 from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.osutil.identity import boot_id, group_members, marked_processes, proc_stat
 
 TERMINATE = "process.terminate"
 DEFAULT_GRACE = 10.0
 KILL_WAIT = 5.0
 POLL = 0.05
-# Zombies (Z) and dead tasks (X) have exited; only their parent has not collected them yet.
-_GONE_STATES = frozenset({"Z", "X"})
-
-
-@dataclass(frozen=True)
-class ProcStat:
-    pid: int
-    state: str
-    ppid: int
-    pgid: int
-    start_time: int
-
-    @property
-    def alive(self) -> bool:
-        return self.state not in _GONE_STATES
-
-
-def proc_stat(pid: int) -> ProcStat | None:
-    """What /proc says about ``pid``, or None when there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes (zombies excluded) whose process group is ``pgid``."""
-    members = []
-    for pid in _all_pids():
-        stat = proc_stat(pid)
-        if stat is not None and stat.pgid == pgid and stat.alive:
-            members.append(pid)
-    return sorted(members)
-
-
-def marked_processes(marker: str) -> list[int]:
-    """Live processes other than this one whose command line contains ``marker``."""
-    if not marker:
-        return []
-    needle = marker.encode()
-    found = []
-    for pid in _all_pids():
-        if pid == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if needle in cmdline.replace(b"\0", b" "):
-            stat = proc_stat(pid)
-            if stat is not None and stat.alive:
-                found.append(pid)
-    return sorted(found)
 
 
 @dataclass(frozen=True)

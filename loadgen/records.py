@@ -6,12 +6,14 @@ therefore writes one JSON line per whole image pull to ``pulls-<host>-<pid>.json
 load's records directory, and everything here is computed from those exact durations::
 
     {"start": 1795890399.512, "end": 1795890399.530, "duration": 0.0181,   # epoch s, s
-     "image": "shop/api:latest", "ok": true, "error": null, "message": null,
+     "image": "shop/api:latest", "ok": true, "verified": true, "error": null, "message": null,
      "interrupted": false, "bytes": 1465202, "blobs": 3,
      "phases": {"auth": 0.0, "manifest": 0.0021, "blobs": 0.0157},          # seconds
      "worker": "host:4242", "fresh": null}
 
 ``error`` is an :class:`~chaosregistry.errors.ErrorClass` value when ``ok`` is false.
+``verified`` is true for a successful pull whose blobs' sha256 were checked (``--verify-digests``;
+sizes and manifest digests are checked either way).
 ``interrupted`` marks a pull cut short because the load stopped (neither a success nor a
 failure: it counts as started only). ``fresh`` is true for a cold-mode pull of an image never
 pulled before in this load, false when the cold pool ran out and an image was pulled again.

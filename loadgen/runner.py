@@ -7,7 +7,7 @@ process group started in its own session::
       locust     python -m locust -f loadgen/locustfile.py --headless --run-time Ns ...
         workers  (forked by Locust's --processes N)
 
-Lifecycle (DESIGN.md, "The fault lifecycle"): the supervisor starts first and waits; its
+Lifecycle (docs/architecture.md, "The fault lifecycle"): the supervisor starts first and waits; its
 identity (pid, start time, process group, boot id) goes into a fault-ledger entry of kind
 ``load.locust`` whose undo is ``process.terminate``; only then is it told to start Locust. So a
 load ends when Locust's ``--run-time`` is up, when ``stop_pull_load`` (the rollback) reverts the
@@ -41,21 +41,24 @@ One Locust process uses one core. ``processes=N`` runs Locust's master plus N fo
 processes on this machine (``locust --processes N``); each writes its own records file, and
 the stats here merge them. Beyond one machine, run the same locustfile as a Locust master here
 and workers on other hosts (or as Kubernetes Jobs); every worker host needs this package
-installed, the credentials file at the same path, and a synchronised clock (records carry
-wall-clock times)::
+installed and a synchronised clock (records carry wall-clock times)::
 
     # master (this host): no users of its own, waits for 4 workers, then runs 120 s
     locust -f $(python -c 'import chaosregistry.loadgen, os; print(os.path.dirname(
-        chaosregistry.loadgen.__file__))')/locustfile.py --master --expect-workers 4 \\
+        chaosregistry.loadgen.__file__))')/locustfile.py --master --master-bind-port 5557 \\
+        --expect-workers 4 --expect-workers-max-wait 120 \\
         --headless -u 200 -r 50 -t 120s --host https://registry.example:5000 \\
         --images '["shop/api:latest", {"image": "shop/frontend:latest", "weight": 3}]' \\
-        --csv runs/load/manual/locust
-    # each worker host (custom arguments travel from the master; files must exist locally)
-    locust -f .../locustfile.py --worker --master-host master.example --processes -1 \\
-        --credentials-file /etc/chaosregistry/registry.json --records-dir /var/tmp/pulls
+        --csv runs/load/manual/locust --json-file runs/load/manual/locust_stats
+    # each worker host: custom arguments travel from the master, except the worker's own
+    # --credentials-file, --records-dir and --tls-verify, which win when given here
+    locust -f .../locustfile.py --worker --master-host master.example --master-port 5557 \\
+        --processes -1 --credentials-file /etc/chaosregistry/registry.json \\
+        --records-dir /var/tmp/pulls --tls-verify /etc/chaosregistry/ca.crt
 
 Copy every worker's ``pulls-*.jsonl`` into one directory and ``records.read_records`` /
-``records.timeseries`` compute exact figures over all of them. In cold mode pass
+``records.timeseries`` compute exact figures over all of them; the master's ``--json-file``
+counts the same pulls minus those recorded ``interrupted``. In cold mode pass
 ``--fresh-stride`` = total number of worker processes so workers do not pull the same image.
 """
 
@@ -83,18 +86,14 @@ from chaosregistry.faults.ledger import Entry, RevertReason
 from chaosregistry.faults.lifecycle import revert
 from chaosregistry.injection import check_duration, inject_plan, ledger_for
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.pipes import read_line
+from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.identity import group_members, marked_processes
+from chaosregistry.osutil.spawn import env_with_this_package, read_line, send_line, spawn_detached
 from chaosregistry.settings import RegistryTarget, resolve_target
 
 from . import records
 from .mix import ImageChoice, mix_to_json, parse_image_mix
-from .processes import (
-    GroupIdentity,
-    group_members,
-    marked_processes,
-    terminate_group,
-    terminate_undo,
-)
+from .processes import GroupIdentity, terminate_group, terminate_undo
 
 LOAD_KIND = "load.locust"
 MODES = ("warm", "cold")
@@ -193,12 +192,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _ledger_loads(configuration: Mapping[str, Any] | None) -> list[Entry]:
@@ -447,9 +440,7 @@ def _child_env() -> dict[str, str]:
     """Our environment minus Locust's own settings (LOCUST_*), which would change the run,
     plus this copy of the package on PYTHONPATH (a source tree works without installing)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOCUST_")}
-    source_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    return env
+    return env_with_this_package(env)
 
 
 def _launch(
@@ -462,28 +453,24 @@ def _launch(
     go_read, go_write = os.pipe()
     ready_read, ready_write = os.pipe()
     try:
-        with open(stats_dir / "supervisor.log", "ab") as log:
-            supervisor = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chaosregistry.loadgen.runner",
-                    "supervise",
-                    str(stats_dir),
-                    "--go-fd",
-                    str(go_read),
-                    "--ready-fd",
-                    str(ready_write),
-                    spec["tag"],
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=(go_read, ready_write),
-                cwd=stats_dir,
-                env=_child_env(),
-            )
+        supervisor = spawn_detached(
+            [
+                sys.executable,
+                "-m",
+                "chaosregistry.loadgen.runner",
+                "supervise",
+                str(stats_dir),
+                "--go-fd",
+                str(go_read),
+                "--ready-fd",
+                str(ready_write),
+                spec["tag"],
+            ],
+            log=stats_dir / "supervisor.log",
+            cwd=stats_dir,
+            env=_child_env(),
+            pass_fds=(go_read, ready_write),
+        )
     except OSError as exc:
         for fd in (go_read, go_write, ready_read, ready_write):
             os.close(fd)
@@ -501,7 +488,7 @@ def _launch(
             "pgid": identity.pgid,
             "boot_id": identity.boot_id,
         }
-        _write_json(stats_dir / "load.json", spec)
+        write_json(stats_dir / "load.json", spec)
 
         def apply() -> dict[str, Any]:
             os.write(go.pop(), b"go\n")
@@ -546,7 +533,7 @@ def _launch(
         os.close(ready_read)
     spec["fault_id"] = fault["fault_id"]
     spec["started_at"] = fault["injected_at"]
-    _write_json(stats_dir / "load.json", spec)
+    write_json(stats_dir / "load.json", spec)
     return {
         "load_id": spec["load_id"],
         "fault_id": fault["fault_id"],
@@ -616,7 +603,7 @@ def finish(load: Load) -> dict[str, Any]:
     if status.get("state") in (None, "waiting", "running"):
         status["state"] = "stopped"
         status.setdefault("ended_at", time.time())
-        _write_json(load.stats_dir / "status.json", status)
+        write_json(load.stats_dir / "status.json", status)
         load = Load.read(load.stats_dir)
     series = write_timeseries(load)
     pulls = records.read_records(load.records_dir)
@@ -639,7 +626,7 @@ def write_timeseries(load: Load) -> dict[str, Any]:
     start = math.floor(load.started_at) if load.started_at else None
     series = records.timeseries(pulls, start=start, end=load.ended_at)
     series["load_id"] = load.load_id
-    _write_json(load.stats_dir / "timeseries.json", series)
+    write_json(load.stats_dir / "timeseries.json", series)
     return series
 
 
@@ -694,14 +681,14 @@ def supervise(stats_dir: Path, go_fd: int, ready_fd: int) -> int:
     """Wait for "go", run Locust, end it if it overstays, write the time series."""
     spec = _read_json(stats_dir / "load.json") or {}
     status: dict[str, Any] = {"state": "waiting", "supervisor_pid": os.getpid()}
-    _write_json(stats_dir / "status.json", status)
+    write_json(stats_dir / "status.json", status)
     credentials = Path(spec["credentials_dir"]) if spec.get("credentials_dir") else None
     try:
         line = read_line(go_fd, time.monotonic() + 24 * 3600)
         os.close(go_fd)
         if line != "go":
             status.update(state="cancelled", ended_at=time.time())
-            _write_json(stats_dir / "status.json", status)
+            write_json(stats_dir / "status.json", status)
             return 0
         return _run_locust(stats_dir, spec, status, ready_fd)
     finally:
@@ -730,10 +717,8 @@ def _run_locust(
             env=_child_env(),
         )
     status.update(state="running", locust_pid=locust.pid, started_at=time.time())
-    _write_json(stats_dir / "status.json", status)
-    with contextlib.suppress(OSError):
-        os.write(ready_fd, f"started {locust.pid}\n".encode())
-        os.close(ready_fd)
+    write_json(stats_dir / "status.json", status)
+    send_line(ready_fd, f"started {locust.pid}")
     deadline = time.monotonic() + float(spec.get("duration", 0)) + STARTUP_ALLOWANCE
     state = "finished"
     terminated_at: float | None = None
@@ -761,7 +746,7 @@ def _run_locust(
     if stop_requested and state == "finished":
         state = "stopped"
     status.update(state=state, exit_code=exit_code, ended_at=time.time())
-    _write_json(stats_dir / "status.json", status)
+    write_json(stats_dir / "status.json", status)
     write_timeseries(Load.read(stats_dir))
     return 0
 

@@ -72,24 +72,22 @@ schema_version.
 """
 
 import dataclasses
-import datetime
 import json
-import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from chaosregistry.reports.analysis import RunModel, build_model, report_exit_code, summarize
-from chaosregistry.reports.figures import BarChart, Chart, run_charts
-from chaosregistry.reports.inputs import JournalError, load_run
+from chaosregistry.reports.analysis import report_exit_code
+from chaosregistry.reports.figures import Chart
+from chaosregistry.reports.inputs import JournalError
 from chaosregistry.reports.junit import render_junit
 from chaosregistry.reports.markdown import render_markdown
 from chaosregistry.reports.page import render_page
 from chaosregistry.reports.redact import Redactor
+from chaosregistry.reports.summary import build_summary
 from chaosregistry.reports.trend import TrendResult, build_trend
 
-from chaosregistry.verdict import Verdict
+from chaosregistry.osutil.files import write_text_atomic
 
 __all__ = [
     "JournalError",
@@ -101,11 +99,9 @@ __all__ = [
     "report_exit_code",
 ]
 
-SCHEMA_VERSION = 1
 NO_MATPLOTLIB = (
     "charts left out: matplotlib is not installed (pip install 'chaostoolkit-registry[reports]')"
 )
-VERDICT_ORDER = tuple(v for v in Verdict if v is not Verdict.ERROR)
 
 
 @dataclass(frozen=True)
@@ -122,72 +118,6 @@ class ReportResult:
     score: float | None
     summary: dict[str, Any] = dataclasses.field(repr=False)
     charts: list[list[Chart]] = dataclasses.field(repr=False)
-
-
-def generator() -> str:
-    """``chaostoolkit-registry <version>``."""
-    try:
-        return f"chaostoolkit-registry {metadata.version('chaostoolkit-registry')}"
-    except metadata.PackageNotFoundError:
-        return "chaostoolkit-registry"
-
-
-def _model(path: Path, load_dir: Path | None) -> RunModel:
-    run = load_run(path, load_dir)
-    try:
-        return build_model(run)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise JournalError(
-            f"{path}: unexpected journal content ({type(exc).__name__}: {exc})"
-        ) from None
-
-
-def build_summary(
-    journals: list[Path], *, load_dir: Path | None = None
-) -> tuple[dict[str, Any], list[RunModel], list[list[Chart]]]:
-    """summary.json's content for ``journals``, with the run models and chart data behind it."""
-    if not journals:
-        raise JournalError("no journal given")
-    models = [_model(Path(p), load_dir) for p in journals]
-    runs: list[dict[str, Any]] = []
-    charts: list[list[Chart]] = []
-    for model in models:
-        try:
-            run = summarize(model)
-            run_figures = run_charts(model)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise JournalError(
-                f"{model.path}: unexpected journal content ({type(exc).__name__}: {exc})"
-            ) from None
-        run["charts"] = [
-            {
-                "id": c.chart_id,
-                "title": c.title,
-                "kind": "bars" if isinstance(c, BarChart) else "time",
-                "caption": c.caption,
-            }
-            for c in run_figures
-        ]
-        runs.append(run)
-        charts.append(run_figures)
-    worst = max(runs, key=lambda r: (r["exit_code"], VERDICT_ORDER.index(r["verdict"])))
-    scores = [r["score"]["value"] for r in runs if r["score"]["value"] is not None]
-    summary = {
-        "schema_version": SCHEMA_VERSION,
-        "generator": generator(),
-        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "verdict": worst["verdict"],
-        "exit_code": report_exit_code({"runs": runs}),
-        "score": min(scores) if scores else None,
-        "runs": runs,
-    }
-    return summary, models, charts
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 def build_report(
@@ -226,7 +156,7 @@ def build_report(
         "md": render_markdown(summary),
     }
     for key, path in paths.items():
-        _write(path, redactor.scrub_text(texts[key]))
+        write_text_atomic(path, redactor.scrub_text(texts[key]))
     return ReportResult(
         out_dir=out_dir,
         html=paths["html"],

@@ -34,6 +34,7 @@ from chaosregistry.reports.inputs import (
     read_json,
 )
 from chaosregistry.reports.page import CSS, banner, esc, number, table
+from chaosregistry.reports.summary import build_summary
 
 TREND_SCHEMA_VERSION = 1
 
@@ -69,8 +70,6 @@ def _summary_of(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
                     "this version reads 1"
                 )
             return data, report if report.exists() else None
-        from chaosregistry.reports import build_summary
-
         summary, _, _ = build_summary([path])
         return summary, None
     raise JournalError(f"{run_dir}: no summary.json or journal.json in this run directory")

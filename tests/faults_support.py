@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 
-from chaosregistry.faults.ledger import read_proc_stat
 from chaosregistry.faults.watchdog import watchdog_pid
 from chaosregistry.toxiproxy import Toxiproxy
 
@@ -57,11 +56,6 @@ def wait_until(
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
     return time.monotonic() - started
-
-
-def process_alive(pid: int) -> bool:
-    stat = read_proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
 
 
 class ToxiproxyServer:

@@ -16,13 +16,13 @@ from faults_support import (
     Proxy,
     assert_watchdog_exits,
     entry_files,
-    process_alive,
     wait_until,
 )
 
 from chaosregistry.faults import FaultState, Ledger, inject
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.faults.watchdog import ensure_watchdog, log_path, watchdog_pid
+from chaosregistry.osutil.identity import is_alive as process_alive
 from chaosregistry.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox

@@ -16,6 +16,7 @@ from chaosregistry.probes import pull as pull_probes
 from conftest import SandboxInfo
 from cryptography import x509
 
+from chaosregistry.errors import PullError
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.sandbox import up
@@ -227,3 +228,30 @@ def test_pull_probes_report_the_http_version_actually_negotiated(
         configuration=configuration,
     )  # fmt: skip
     assert many["succeeded"] == 3 and many["http_version"] == expected
+
+
+def test_http2_requests_from_many_threads_at_once_all_succeed(sandbox: SandboxInfo) -> None:
+    """httpcore's synchronous HTTP/2 connection breaks when threads share it (frames out of
+    order, the server drops it): the client keeps one per thread, so none of these fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ca = sandbox.endpoints["ca_file"]
+    with RegistryClient(
+        sandbox.endpoints["token_registry"], credentials=_creds(sandbox), verify=ca, http2=True
+    ) as client:
+
+        def requests(_: int) -> list[str | None]:
+            outcomes: list[str | None] = []
+            for _ in range(40):
+                try:
+                    client.get_manifest("tiny/hello", "latest")
+                    outcomes.append(None)
+                except PullError as exc:
+                    outcomes.append(str(exc))
+            return outcomes
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            outcomes = [o for batch in pool.map(requests, range(12)) for o in batch]
+        assert client.http_version == "HTTP/2"
+    failed = [o for o in outcomes if o is not None]
+    assert not failed, f"{len(failed)} of {len(outcomes)} failed, e.g. {failed[0]}"

@@ -3,6 +3,7 @@ and the protocol differences between them, found by running each (README "Regist
 implementations"). One real sandbox per implementation, shared by its tests."""
 
 import json
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -101,7 +102,8 @@ def test_endpoints_and_processes_name_the_implementation(running: SandboxInfo) -
 def test_the_front_door_wants_the_sandbox_password(running: SandboxInfo) -> None:
     """ggcr has no auth: nginx checks the htpasswd (bcrypt) for it."""
     base = running.endpoints["registry"] + "/v2/"
-    with httpx.Client(timeout=10.0, trust_env=False) as http:
+    ca = ssl.create_default_context(cafile=running.endpoints["ca_file"])
+    with httpx.Client(timeout=10.0, trust_env=False, verify=ca) as http:
         assert http.get(base).status_code == 401
         assert http.get(base, auth=(running.username, "not-the-password")).status_code == 401
         assert http.get(base, auth=running.auth).status_code == 200

@@ -1,7 +1,9 @@
 """``process.terminate``: ending a real process group safely (the undo of a pull load)."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,12 +13,12 @@ from pathlib import Path
 import pytest
 from chaosregistry.loadgen.processes import (
     GroupIdentity,
-    group_members,
     terminate_group,
     terminate_undo,
 )
 
 from chaosregistry.faults.undo import run_undo
+from chaosregistry.osutil.identity import group_members
 
 pytestmark = pytest.mark.sandbox
 
@@ -40,8 +42,11 @@ def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
     processes: list[subprocess.Popen[bytes]] = []
     yield processes
     for process in processes:
-        if process.poll() is None:
-            process.kill()
+        # The whole group (each leader has its own session): a test that leaves a group
+        # running would otherwise orphan its forked members for their 600 s sleep. Safe before
+        # wait(): an unreaped leader's pid (= the group id) cannot have been reused.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
 

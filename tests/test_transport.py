@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from chaosregistry.oci.transport import StdlibTransport
+from chaosregistry.oci.transport import CHUNK_SIZE, StdlibTransport
 
 pytestmark = pytest.mark.unit
 
@@ -135,3 +135,25 @@ def test_pool_limit_makes_a_waiting_request_time_out(server: Callable[..., str])
         with client.stream("GET", url), pytest.raises(httpx.PoolTimeout):
             client.get(url)  # the open stream holds the only connection
         assert client.get(url).text == "hello"  # released once the stream closed
+
+
+def test_a_body_with_a_length_comes_in_full_chunks_however_the_server_sends_it(
+    server: Callable[..., str],
+) -> None:
+    # TLS hands a body over in 16 KiB records; the transport must not yield them one by one.
+    body = bytes(range(256)) * (CHUNK_SIZE * 3 // 256 + 10)
+
+    def handler(conn: socket.socket, index: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 16384):
+            conn.sendall(body[start : start + 16384])
+
+    url = server(handler)
+    with (
+        httpx.Client(transport=StdlibTransport()) as client,
+        client.stream("GET", url) as response,
+    ):
+        chunks = list(response.iter_raw())
+    assert [len(c) for c in chunks] == [CHUNK_SIZE] * 3 + [len(body) - 3 * CHUNK_SIZE]
+    assert b"".join(chunks) == body

@@ -47,3 +47,22 @@ def test_a_game_day_whose_load_never_pulled_fails_with_a_note(
     assert note[0].removeprefix("note: ") in (run_dir / "summary.md").read_text()
     html = (run_dir / "report.html").read_text()
     assert f"refused {note[2]}" in html and "0 of " in html
+
+
+def test_a_game_day_whose_load_has_a_wrong_password_fails_with_a_note(
+    sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAOSREGISTRY_TEST_LOAD_PASSWORD", "not-the-sandbox-password")
+    process, run_dir = run_shipped_experiment(
+        sandbox.run_dir, tmp_path, "load-bad-password", ROOT / "tests/data/load-bad-password.yaml"
+    )
+    output = process.stdout + process.stderr
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert (journal["status"], journal["deviated"]) == ("completed", False), output
+    assert process.returncode == 11, output
+    note = re.search(r"^note: action 'start-pull-load' failed: .*\bauth\b.*$", output, re.M)
+    assert note is not None, output
+    assert "not-the-sandbox-password" not in output  # a credential never reaches the output
+    for name in ("journal.json", "gameday.json", "summary.json", "report.html", "junit.xml"):
+        assert "not-the-sandbox-password" not in (run_dir / name).read_text(), name
+    assert "verdict: failed (exit 11)" in output

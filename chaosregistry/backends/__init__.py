@@ -8,43 +8,13 @@ Toxiproxy, processes or Kubernetes directly: they ask :func:`backend_for` for a 
 one, the ``experiments/vars/<backend>.yaml`` file does.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
+from chaosregistry.backends.plan import BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan
 from chaosregistry.errors import ConfigError
 
-BACKENDS = ("local", "kubernetes")
-# What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
-# SANs name another host, or one signed by a CA the clients do not trust.
-CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    kind: str  # e.g. "network.latency"
-    target: str  # e.g. "hop:client-registry"
-    parameters: dict[str, Any]
-    apply: Callable[[], Mapping[str, Any]]
-    undo: dict[str, Any]
-    # Seconds after which the fault ends by itself when that is sooner than the duration (a
-    # killed node restarting after N seconds); None means "at the duration".
-    ends_after: float | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-class Backend(Protocol):
-    name: str
-
-    def hops(self) -> list[str]: ...
-
-    def network_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan: ...
-
-    def kill_node(self, node: str) -> FaultPlan: ...
-
-    def nodes(self) -> list[str]: ...
-
-    def certificate_fault(self, kind: str, target: str) -> FaultPlan: ...
+__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan", "backend_for"]
 
 
 def backend_for(configuration: Mapping[str, Any] | None) -> Backend:

@@ -44,7 +44,6 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 
 from chaosregistry import chaosmesh, kube
-from chaosregistry.backends import FaultPlan
 from chaosregistry.backends.kubernetes_pods import (
     POD_CHAOS_BACK,
     PODS_BACK,
@@ -53,6 +52,7 @@ from chaosregistry.backends.kubernetes_pods import (
     pod_chaos_victims,
     pod_ready,
 )
+from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import undo_handler
 

@@ -16,7 +16,6 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.types import PatchType
 
 from chaosregistry import kube
-from chaosregistry.backends import FaultPlan
 from chaosregistry.backends.kubernetes import (
     KubernetesSettings,
     get_deployment,
@@ -26,6 +25,7 @@ from chaosregistry.backends.kubernetes import (
     refuse_protected,
     selector_of,
 )
+from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.rollout import (

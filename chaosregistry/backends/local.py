@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from chaosregistry.backends import FaultPlan
+from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.settings import sandbox_dir, sandbox_endpoints

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from chaosregistry.backends import CERTIFICATE_KINDS, FaultPlan
+from chaosregistry.backends.plan import CERTIFICATE_KINDS, FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.pki import Pki, issue, load_cert, server_spec

@@ -14,7 +14,6 @@ Layout: ``<cache>/<name>-<version>/{src/go.mod,bin/<binary>,build.log}``. A buil
 one directory and never rebuilds.
 """
 
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from chaosregistry.cluster import versions
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.osutil import locks
 
 Progress = Callable[[str], None]
 
@@ -175,13 +175,8 @@ def run_go(
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One build per cache entry at a time (a CLI and a test session may race)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locks.hold(directory / ".lock", timeout=None):
+        yield
 
 
 def ensure_built(build: GoBuild, progress: Progress) -> Path:

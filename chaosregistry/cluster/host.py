@@ -25,9 +25,9 @@ from chaosregistry.cluster.layout import (
     POD_SUBNET,
     Layout,
     read_json,
-    write_json,
 )
 from chaosregistry.cluster.processes import ClusterError, kill_pids
+from chaosregistry.osutil.files import write_json
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 # The kubelet sets these unless protectKernelDefaults; the bridge plugin turns on forwarding.

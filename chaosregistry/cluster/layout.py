@@ -237,15 +237,6 @@ class Layout:
         self.containerd_dir.chmod(0o700)
 
 
-def write_json(path: Path, value: Any, *, private: bool = False) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    if private:
-        tmp.touch(mode=0o600, exist_ok=True)
-        tmp.chmod(0o600)
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text())

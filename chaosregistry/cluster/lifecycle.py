@@ -8,7 +8,6 @@ down properly), stops every process, cleans what is left on the host and verifie
 ours remains. One file lock per state dir keeps two of them from running at once.
 """
 
-import fcntl
 import json
 import os
 import shutil
@@ -58,7 +57,6 @@ from chaosregistry.cluster.layout import (
     Layout,
     Ports,
     read_json,
-    write_json,
 )
 from chaosregistry.cluster.pki import Pki, cluster_cert_specs, ensure_pki
 from chaosregistry.cluster.processes import (
@@ -90,6 +88,8 @@ from chaosregistry.cluster.workloads import (
     registry_statefulset,
 )
 from chaosregistry.errors import ConfigError
+from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
@@ -115,14 +115,8 @@ def _to_stderr(message: str) -> None:
 
 @contextmanager
 def _state_lock(layout: Layout) -> Iterator[None]:
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
-    with (layout.state_dir / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ClusterError(
-                f"another cluster up/down is running on {layout.state_dir}"
-            ) from None
+    busy = ClusterError(f"another cluster up/down is running on {layout.state_dir}")
+    with locks.hold_or_raise(layout.state_dir / ".lock", busy, timeout=0):
         yield
 
 

@@ -8,7 +8,6 @@ shims carry our socket path), so ``down`` can end what a crash left behind.
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,13 @@ from pathlib import Path
 
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.osutil.identity import (
+    command_line,
+    environment_text,
+    executable_name,
+    is_alive,
+)
+from chaosregistry.osutil.spawn import spawn_detached
 
 
 class ClusterError(ChaosRegistryError):
@@ -29,30 +35,19 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _cmdline(pid: int, *, settle: bool = False) -> str:
-    """The command line of ``pid``; "" for a zombie, a kernel thread or a gone process.
+def _settled_command_line(pid: int) -> str:
+    """The command line of ``pid``, "" for a zombie, a kernel thread or a gone process.
 
     Right after exec the kernel may briefly report an empty command line (the new image's
-    argument area is not set up yet); with ``settle`` an empty answer from a live process is
-    re-read for up to half a second.
+    argument area is not set up yet): an empty answer from a live process is re-read for up to
+    half a second.
     """
-    for _ in range(50 if settle else 1):
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return ""
-        if raw or not _is_alive(pid):
-            return raw.replace(b"\0", b" ").decode(errors="replace")
+    for _ in range(50):
+        text = command_line(pid)
+        if text or not is_alive(pid):
+            return text
         time.sleep(0.01)
     return ""
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def running_pid(layout: Layout, name: str) -> int | None:
@@ -63,7 +58,7 @@ def running_pid(layout: Layout, name: str) -> int | None:
         return None
     marker = str(layout.state_dir)
     # Chaos Mesh's controller takes no arguments: its environment names the state dir.
-    if _is_alive(pid) and (marker in _cmdline(pid, settle=True) or marker in _environ(pid)):
+    if is_alive(pid) and (marker in _settled_command_line(pid) or marker in environment_text(pid)):
         return pid
     return None
 
@@ -73,21 +68,16 @@ def start(layout: Layout, spec: ProcessSpec) -> int:
     log = layout.log_file(spec.name)
     env = dict(os.environ)
     env.update(spec.env)
-    with log.open("ab") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(spec.argv)}\n".encode())
-        out.flush()
-        try:
-            process = subprocess.Popen(
-                list(spec.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=layout.state_dir,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ClusterError(f"{spec.name}: cannot start {spec.argv[0]} ({exc})") from None
+    try:
+        process = spawn_detached(
+            spec.argv,
+            log=log,
+            cwd=layout.state_dir,
+            env=env,
+            header=f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(spec.argv)}",
+        )
+    except OSError as exc:
+        raise ClusterError(f"{spec.name}: cannot start {spec.argv[0]} ({exc})") from None
     layout.pid_file(spec.name).write_text(f"{process.pid}\n")
     return process.pid
 
@@ -111,10 +101,10 @@ def last_log_line(layout: Layout, name: str) -> str:
 
 def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
-    left = [pid for pid in pids if _is_alive(pid)]
+    left = [pid for pid in pids if is_alive(pid)]
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = [pid for pid in left if _is_alive(pid)]
+        left = [pid for pid in left if is_alive(pid)]
     return left
 
 
@@ -155,22 +145,6 @@ OUR_EXECUTABLES = frozenset(
 )
 
 
-def _executable(pid: int) -> str:
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
-    except OSError:
-        return ""
-
-
-def _environ(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
 def strays(layout: Layout) -> list[int]:
     """Live processes of our executables whose command line names the state directory."""
     marker = str(layout.state_dir)
@@ -184,7 +158,7 @@ def strays(layout: Layout) -> list[int]:
         pid = int(entry.name)
         if pid == os.getpid():
             continue
-        executable = _executable(pid)
+        executable = executable_name(pid)
         if executable in OUR_EXECUTABLES:
             wanted = marker
         elif executable == "nginx":
@@ -192,8 +166,10 @@ def strays(layout: Layout) -> list[int]:
         else:
             continue
         # Chaos Mesh's controller takes no arguments: its environment names the state dir.
-        text = _environ(pid) if executable == "chaos-controller-manager" else _cmdline(pid)
-        if wanted in text and _is_alive(pid):
+        text = (
+            environment_text(pid) if executable == "chaos-controller-manager" else command_line(pid)
+        )
+        if wanted in text and is_alive(pid):
             found.append(pid)
     return sorted(found)
 
@@ -215,9 +191,9 @@ def other_cluster_kubelet(layout: Layout, node_name: str) -> str | None:
     Two test clusters on one host would share the node address, bridge and cgroup root.
     """
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or _executable(int(entry.name)) != "kubelet":
+        if not entry.name.isdigit() or executable_name(int(entry.name)) != "kubelet":
             continue
-        cmdline = _cmdline(int(entry.name))
+        cmdline = command_line(int(entry.name))
         if f"--hostname-override={node_name}" in cmdline and str(layout.state_dir) not in cmdline:
             return cmdline
     return None

@@ -3,10 +3,10 @@
 Every state-changing action goes through :func:`inject`: the fault is written to the on-disk
 ledger (fsynced) and watched by a detached watchdog before it is applied, and it is undone on
 rollback, expiry, the death of its owner process, or ``chaosregistry rollback``. See
-DESIGN.md, "The fault lifecycle".
+docs/architecture.md, "The fault lifecycle".
 
-The watchdog (``chaosregistry.faults.watchdog``) is not imported here: it runs as
-``python -m chaosregistry.faults.watchdog``, which must find it not yet imported.
+The watchdog daemon (``chaosregistry.faults.watchdog_daemon``) is not imported here: it runs
+as ``python -m chaosregistry.faults.watchdog_daemon``, which must find it not yet imported.
 """
 
 from chaosregistry.faults.ledger import (

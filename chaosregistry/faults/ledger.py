@@ -1,11 +1,12 @@
 """The fault ledger: one JSON file per fault, on disk before the fault exists.
 
-Every fault this project injects is written here first (DESIGN.md, "The fault lifecycle"), with
-everything a fresh process needs to undo it. The chaos process, the watchdog and the CLI all
-read and change the same files, so:
+Every fault this project injects is written here first (docs/architecture.md, "The fault
+lifecycle"), with everything a fresh process needs to undo it. The chaos process, the
+watchdog and the CLI all read and change the same files, so:
 
-- a file is replaced atomically (write a temporary file, fsync it, rename it over the entry,
-  fsync the directory): a crash leaves the old entry or the new one, never half of either;
+- a file is replaced atomically and durably (``osutil.files``: a temporary file, fsynced,
+  renamed over the entry, then the directory fsynced): a crash leaves the old entry or the
+  new one, never half of either;
 - every state transition happens under that entry's ``flock`` (``locks/<id>.lock``) and checks
   the current state first, so an entry is reverted once however many processes try.
 
@@ -31,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
-from chaosregistry.faults import locks
+from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.identity import boot_id, read_stat
 
 SCHEMA_VERSION = 1
 LEDGER_DIR_ENV = "CHAOSREGISTRY_LEDGER_DIR"
@@ -88,53 +91,21 @@ class Owner:
     @classmethod
     def of(cls, pid: int) -> "Owner":
         """The identity of the running process ``pid``; LedgerError when there is none."""
-        stat = read_proc_stat(pid)
-        if stat is None or stat[0] in _DEAD_STATES:
+        stat = read_stat(pid)
+        if stat is None or not stat.alive:
             raise LedgerError(f"owner process {pid} does not exist")
-        return cls(pid=pid, start_time=stat[1], boot_id=boot_id())
+        return cls(pid=pid, start_time=stat.start_time, boot_id=boot_id())
 
     def is_alive(self) -> bool:
         """Whether the very process recorded here still runs (not a zombie, not a reused pid)."""
         if self.boot_id != boot_id():
             return False
         try:
-            stat = read_proc_stat(self.pid)
+            stat = read_stat(self.pid)
         except PermissionError:
             # Cannot tell (hidepid): keep the fault; its expiry still bounds it.
             return True
-        if stat is None:
-            return False
-        state, start_time = stat
-        return state not in _DEAD_STATES and start_time == self.start_time
-
-
-# Z (zombie) and X (dead): the process has exited, its parent just has not reaped it yet.
-_DEAD_STATES = frozenset({"Z", "X"})
-
-
-def read_proc_stat(pid: int) -> tuple[str, int] | None:
-    """State letter and start time (field 22) of ``pid`` from /proc, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], int(fields[19])
-
-
-_boot_id_cache: str | None = None
-
-
-def boot_id() -> str:
-    """This boot's random id (a ledger on disk outlives reboots; owners from before do not)."""
-    global _boot_id_cache
-    if _boot_id_cache is None:
-        try:
-            _boot_id_cache = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        except OSError:
-            _boot_id_cache = ""
-    return _boot_id_cache
+        return stat is not None and stat.alive and stat.start_time == self.start_time
 
 
 @dataclass(frozen=True)
@@ -314,27 +285,7 @@ class Ledger:
 
     def _write(self, entry: Entry) -> None:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self.entry_path(entry.id)
-        # Serialise before touching the disk: a value that is not JSON must not leave a file.
-        payload = (json.dumps(entry.to_dict(), indent=2, sort_keys=True) + "\n").encode()
-        tmp = self.path / f".{entry.id}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        # The rename is durable only once the directory itself is on disk.
-        dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_json(self.entry_path(entry.id), entry.to_dict(), mode=0o600, durable=True)
 
     def read_file(self, path: Path) -> Entry:
         """The entry stored in ``path``; CorruptEntryError when it is not a valid entry."""

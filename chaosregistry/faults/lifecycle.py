@@ -1,4 +1,4 @@
-"""Inject and revert faults through the ledger (DESIGN.md, "The fault lifecycle", steps 2-5).
+"""Inject and revert faults through the ledger (docs/architecture.md, "The fault lifecycle").
 
 ``inject`` writes the entry durably and makes sure a watchdog watches the ledger BEFORE the
 fault exists, so the fault is undone on expiry or when its owner dies even if the caller is
@@ -24,8 +24,9 @@ from chaosregistry.faults.ledger import (
     validate_duration,
     validate_undo,
 )
-from chaosregistry.faults.locks import LockBusy
 from chaosregistry.faults.undo import reachable_module, run_undo
+from chaosregistry.faults.watchdog import watchdog_guard
+from chaosregistry.osutil.locks import LockBusy
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,6 @@ def inject(
     validate_undo(undo)
     # An undo the watchdog cannot run must not be recorded, let alone applied.
     undo_module = reachable_module(undo["kind"])
-    # Imported here: the watchdog module imports this one and runs as ``python -m``.
-    from chaosregistry.faults.watchdog import watchdog_guard
-
     # Recording under the watchdog's gate means a watchdog that is about to exit for lack of
     # work either sees this entry or has already gone, and then a new one is started here.
     with watchdog_guard(ledger.path):

@@ -43,7 +43,7 @@ from chaosregistry.oci.protocol import (
 )
 from chaosregistry.oci.protocol import fetch_blob as protocol_fetch_blob
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.oci.transport import StdlibTransport
+from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -120,11 +120,8 @@ class RegistryClient:
         context = _tls_context(verify)
         if transport is None:
             transport = (
-                httpx.HTTPTransport(
-                    verify=context,
-                    http1=True,
-                    http2=True,
-                    limits=httpx.Limits(max_connections=max_connections),
+                PerThreadTransport(
+                    lambda: httpx.HTTPTransport(verify=context, http1=True, http2=True)
                 )
                 if http2
                 else StdlibTransport(ssl_context=context, max_connections=max_connections)

@@ -2,8 +2,8 @@
 
 httpx's default transport (httpcore + h11) copies every 64 KiB of a body through h11's receive
 buffer several times; on this project's benchmark machine that capped a verified 192 MiB pull at
-about a quarter of curl's speed. ``http.client`` reads a body with one ``recv`` into a fresh
-``bytes`` per chunk (``read1``), which keeps pace with curl. The httpx API stays the seam:
+about a quarter of curl's speed. ``http.client`` reads a body straight into a fresh ``bytes`` per
+1 MiB chunk (``read``), which keeps pace with curl. The httpx API stays the seam:
 requests, timeouts, redirects, auth and tests (``MockTransport``) all work as with any
 transport, and failures are raised as the httpx exceptions the classifier already knows.
 
@@ -14,7 +14,7 @@ the environment to its own transports).
 import http.client
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -151,7 +151,7 @@ class StdlibTransport(httpx.BaseTransport):
 
 
 class _Body(httpx.SyncByteStream):
-    """A response body read with ``read1``; the connection goes back to the pool when done."""
+    """A response body read in 1 MiB chunks; the connection goes back to the pool when done."""
 
     def __init__(
         self,
@@ -166,7 +166,15 @@ class _Body(httpx.SyncByteStream):
         self._response = response
 
     def __iter__(self) -> Iterator[bytes]:
-        read = self._response.read1
+        response = self._response
+        # With a known length (every blob), each chunk is filled to CHUNK_SIZE by ``read``: a
+        # loop of recv in C into one fresh ``bytes``, no copy. Over TLS one recv returns a single
+        # 16 KiB record, and the per-chunk Python work above us (httpx, the size check, the hash
+        # call, GIL hand-offs between blob threads) on 4096 chunks per 64 MiB cost more CPU than
+        # the decryption (bench/README.md). The price: a chunk at a trickle arrives only when
+        # full, so per-chunk checks (a pull's cancel) run that much later; timeouts still apply
+        # to every recv. Without a length (chunked, or until close) ``read1`` yields what comes.
+        read = response.read if response.length is not None else response.read1
         try:
             while chunk := read(CHUNK_SIZE):
                 yield chunk
@@ -212,3 +220,35 @@ def _translate(exc: BaseException, *, reading: bool) -> Exception:
     if isinstance(exc, OSError):
         return httpx.ReadError(str(exc)) if reading else httpx.ConnectError(str(exc))
     return httpx.TransportError(str(exc))
+
+
+class PerThreadTransport(httpx.BaseTransport):
+    """One inner transport (and so one HTTP/2 connection) per thread.
+
+    httpcore's synchronous HTTP/2 connection is not safe to share between threads: two threads
+    can send their frames out of order, nginx answers "client sent HEADERS frame with incorrect
+    identifier" and drops the connection, and every request on it fails as if the registry had
+    reset it (seen in bench/pull.py with 8 threads). Each thread's requests multiplex on its own
+    connection instead; a response is read by the thread that asked for it, as our pulls do.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self._made: list[httpx.BaseTransport] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        transport: httpx.BaseTransport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._factory()
+            self._local.transport = transport
+            with self._lock:
+                self._made.append(transport)
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made = self._made, []
+        for transport in made:
+            transport.close()

@@ -13,7 +13,8 @@ import bcrypt
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.oci.auth import Credentials as Credentials  # re-exported; repr hides password
-from chaosregistry.sandbox.layout import USERNAME, Layout, read_json, write_json
+from chaosregistry.osutil.files import write_json
+from chaosregistry.sandbox.layout import USERNAME, Layout, read_json
 
 # Distribution re-checks the bcrypt hash on every request (no cache in 2.8), so the cost factor
 # is paid by every pull. The password is random and local, so a low cost is enough and keeps

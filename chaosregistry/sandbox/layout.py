@@ -5,7 +5,6 @@ side. The endpoints dict built here is the sandbox's public contract (see the pa
 """
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,17 +306,6 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
         "catalog_file": str(layout.catalog_file),
         "logs_dir": str(layout.logs_dir),
     }
-
-
-def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:

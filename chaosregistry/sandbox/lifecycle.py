@@ -1,6 +1,5 @@
 """Bring a whole sandbox up, report on it, tear it down."""
 
-import fcntl
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -11,6 +10,8 @@ from typing import Any
 import httpx
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.configs import toxiproxy_proxies, write_configs
 from chaosregistry.sandbox.credentials import ensure_credentials, ensure_http_secret
 from chaosregistry.sandbox.implementations import (
@@ -27,7 +28,6 @@ from chaosregistry.sandbox.layout import (
     SandboxError,
     build_endpoints,
     load_endpoints,
-    write_json,
 )
 from chaosregistry.sandbox.pieces import process_specs
 from chaosregistry.sandbox.processes import (
@@ -53,13 +53,8 @@ Progress = Callable[[str], None]
 @contextmanager
 def _exclusive(layout: Layout) -> Iterator[None]:
     """One `up` or `down` at a time per run dir (a game day and a user may race)."""
-    layout.run_dir.mkdir(parents=True, exist_ok=True)
-    with (layout.run_dir / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locks.hold(layout.run_dir / ".lock", timeout=None):
+        yield
 
 
 def _to_stderr(message: str) -> None:

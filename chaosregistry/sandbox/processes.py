@@ -25,13 +25,16 @@ from typing import Any
 import httpx
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.osutil import identity
+from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.identity import ancestry, command_line, marked_processes, proc_stat
+from chaosregistry.osutil.spawn import spawn_detached
 from chaosregistry.sandbox.layout import (
     HOST,
     PORT_SPAN,
     Layout,
     SandboxError,
     read_json,
-    write_json,
 )
 from chaosregistry.sandbox.tls import client_context
 
@@ -89,56 +92,21 @@ def _spec(layout: Layout, name: str) -> ProcessSpec:
 
 
 # -- /proc ------------------------------------------------------------------------------------
-def _cmdline(pid: int) -> str | None:
-    """The command line, or None when the process is gone or a zombie (empty cmdline)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip() or None
-
-
-def _group_and_session(pid: int) -> tuple[str, int, int] | None:
-    """(state, pgid, sid) from /proc/<pid>/stat; None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: fields start after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2]), int(fields[3])
-
-
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
 def mentions_run_dir(layout: Layout, pid: int) -> bool:
-    cmdline = _cmdline(pid)
     # Every argv we build holds a path *inside* the run dir; the trailing slash keeps
     # /runs/a from matching /runs/ab.
-    return cmdline is not None and f"{layout.run_dir}/" in cmdline
+    return f"{layout.run_dir}/" in command_line(pid)
 
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of the session/group our child ``pgid`` leads."""
-    members = []
-    for pid in _all_pids():
-        info = _group_and_session(pid)
-        if info is not None and info[0] != "Z" and info[1] == pgid and info[2] == pgid:
-            members.append(pid)
-    return members
+    return identity.group_members(pgid, session=pgid)
 
 
 def strays(layout: Layout) -> list[int]:
     """Processes (other than us and our ancestors) whose command line names the run dir."""
-    ancestors = set()
-    pid = os.getpid()
-    while pid > 1:
-        ancestors.add(pid)
-        info = Path(f"/proc/{pid}/stat").read_text()
-        pid = int(info[info.rindex(")") + 2 :].split()[1])
-    return [pid for pid in _all_pids() if pid not in ancestors and mentions_run_dir(layout, pid)]
+    ours = ancestry()
+    return [pid for pid in marked_processes(f"{layout.run_dir}/") if pid not in ours]
 
 
 # -- pid files --------------------------------------------------------------------------------
@@ -231,19 +199,14 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
         )
     log = Path(spec.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as handle:
-        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        handle.write(f"--- {stamp} chaosregistry starts {name}\n".encode())
-        handle.flush()
-        process = subprocess.Popen(
-            spec.argv,
-            cwd=spec.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=_child_env(spec.env),
-            start_new_session=True,
-        )
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    process = spawn_detached(
+        spec.argv,
+        log=log,
+        cwd=spec.cwd,
+        env=_child_env(spec.env),
+        header=f"--- {stamp} chaosregistry starts {name}",
+    )
     layout.pid_file(name).write_text(f"{process.pid}\n")
     _wait_ready(layout, spec, process, timeout)
     return process.pid
@@ -355,9 +318,9 @@ def kill_strays(layout: Layout) -> list[int]:
     """
     found = strays(layout)
     for pid in found:
-        info = _group_and_session(pid)
+        stat = proc_stat(pid)
         with contextlib.suppress(ProcessLookupError):
-            if info is not None and info[2] == pid:
+            if stat is not None and stat.sid == pid:
                 os.killpg(pid, signal.SIGKILL)
             else:
                 os.kill(pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ from typing import Any
 
 from chaosregistry.errors import PullError
 from chaosregistry.oci import RegistryClient
+from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.content import (
     SEED_VERSION,
     Image,
@@ -27,7 +28,7 @@ from chaosregistry.sandbox.content import (
     iter_images,
 )
 from chaosregistry.sandbox.credentials import Credentials
-from chaosregistry.sandbox.layout import Layout, SandboxError, read_json, write_json
+from chaosregistry.sandbox.layout import Layout, SandboxError, read_json
 
 # Large enough for a 64 MiB PUT on a busy two-core machine.
 TIMEOUT = 120.0
@@ -110,7 +111,9 @@ def seed(
     in push order (``layout.seed_manifests_file``) for nodes that keep manifests in memory.
     """
     with ExitStack() as stack:
-        clients = [stack.enter_context(_client(url, creds)) for url in registry_urls]
+        # Verified against the sandbox CA: the token registry is seeded through nginx (HTTPS).
+        ca = str(layout.pki.ca_cert)
+        clients = [stack.enter_context(_client(url, creds, ca)) for url in registry_urls]
         unseeded = [client for client in clients if _already_seeded(layout, client) is None]
         if not unseeded:
             catalog: list[dict[str, Any]] = read_json(layout.catalog_file)

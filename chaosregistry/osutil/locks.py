@@ -1,4 +1,5 @@
-"""Advisory file locks (``flock``) shared by the chaos process, the watchdog and the CLI.
+"""Advisory file locks (``flock``): the fault ledger's entries and watchdog, a sandbox's or a
+test cluster's state directory, a build cache entry.
 
 ``flock`` locks belong to an open file description and the kernel drops them when the holder
 dies, even by SIGKILL: a crashed process can never leave a fault locked. A process-wide registry
@@ -89,6 +90,21 @@ def hold(path: Path, *, timeout: float | None) -> Iterator[None]:
                 os.close(fd)
     finally:
         lock.thread_lock.release()
+
+
+@contextlib.contextmanager
+def hold_or_raise(path: Path, error: Exception, *, timeout: float | None) -> Iterator[None]:
+    """``hold``, raising ``error`` instead of ``LockBusy`` when the lock is not taken in time.
+
+    Only taking the lock is translated: a ``LockBusy`` raised inside the block (some other
+    lock) passes through unchanged.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(hold(path, timeout=timeout))
+        except LockBusy:
+            raise error from None
+        yield
 
 
 def is_held(path: Path) -> bool:

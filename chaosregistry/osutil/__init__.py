@@ -1,0 +1,8 @@
+"""Operating-system plumbing shared by the fault ledger, the load runner, the sandbox and the
+test cluster, one module per purpose (docs/architecture.md, "The shape"):
+
+- ``identity``: which process is which, from ``/proc`` (pid + kernel start time + boot id);
+- ``locks``: ``flock`` locks, exclusive, tried once or with a timeout, re-entrant per thread;
+- ``files``: atomic (and, where asked, durable) writes of text and JSON;
+- ``spawn``: detached processes in their own session, with a one-line handshake pipe.
+"""

@@ -1,0 +1,154 @@
+"""Which process is which, read from ``/proc``.
+
+A pid alone is not an identity: pids are reused. The kernel's start time of a process
+(``/proc/<pid>/stat`` field 22, clock ticks since boot) and the boot id go with it, so a record
+written by one process names the very process it meant even when read much later by another.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Zombies (Z) and dead tasks (X) have exited; only their parent has not collected them yet.
+GONE_STATES = frozenset({"Z", "X"})
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` that we use."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgid: int
+    sid: int
+    start_time: int
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in GONE_STATES
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """``pid``'s stat, or None when there is no such process.
+
+    Raises PermissionError when ``/proc`` hides the process (``hidepid``): callers that must not
+    mistake "cannot tell" for "gone" (the fault ledger's owners) decide what that means.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return ProcStat(
+        pid=pid,
+        state=fields[0],
+        ppid=int(fields[1]),
+        pgid=int(fields[2]),
+        sid=int(fields[3]),
+        start_time=int(fields[19]),
+    )
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """``pid``'s stat, or None when it is gone or hidden from us."""
+    try:
+        return read_stat(pid)
+    except OSError:
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive
+
+
+_boot_id_cache: str | None = None
+
+
+def boot_id() -> str:
+    """This boot's random id (files on disk outlive reboots; the processes they name do not)."""
+    global _boot_id_cache
+    if _boot_id_cache is None:
+        try:
+            _boot_id_cache = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            _boot_id_cache = ""
+    return _boot_id_cache
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def live_processes() -> Iterator[ProcStat]:
+    """Every live (non-zombie) process we can see."""
+    for pid in all_pids():
+        stat = proc_stat(pid)
+        if stat is not None and stat.alive:
+            yield stat
+
+
+def group_members(pgid: int, *, session: int | None = None) -> list[int]:
+    """Live processes whose process group is ``pgid`` (and, given ``session``, whose session
+    is that one too), sorted."""
+    return sorted(
+        stat.pid
+        for stat in live_processes()
+        if stat.pgid == pgid and (session is None or stat.sid == session)
+    )
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, arguments joined by spaces; "" for a zombie, a kernel thread or a
+    process that is gone or hidden."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def environment_text(pid: int) -> str:
+    """``pid``'s environment, ``KEY=value`` pairs joined by spaces; "" when unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def executable_name(pid: int) -> str:
+    """The file name of ``pid``'s executable (still named after an upgrade replaced it); ""
+    when unreadable."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes other than this one whose command line contains ``marker``, sorted."""
+    if not marker:
+        return []
+    found = []
+    for pid in all_pids():
+        if pid != os.getpid() and marker in command_line(pid) and is_alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+def ancestry() -> set[int]:
+    """This process and its ancestors up to (not including) init."""
+    chain = set()
+    pid = os.getpid()
+    while pid > 1:
+        chain.add(pid)
+        stat = proc_stat(pid)
+        if stat is None:
+            break
+        pid = stat.ppid
+    return chain
