@@ -145,7 +145,9 @@ def resolve_target(
         credentials = Credentials(str(username), str(password))
     elif username or password:
         raise ConfigError("secrets: registry_username and registry_password go together")
-    elif endpoints:
+    elif endpoints and _origin(url) in _sandbox_origins(endpoints):
+        # Only the sandbox's own endpoints get its credentials: a registry_url elsewhere, named
+        # without secrets while a sandbox is around, must never be sent the sandbox's password.
         credentials = _sandbox_credentials(endpoints)
 
     verify: bool | str = True

@@ -194,6 +194,17 @@ def test_resolve_target_keeps_explicit_tls_settings_and_other_hosts_on_system_ca
     assert resolve_target(configuration, None, other).verify is True
 
 
+def test_the_sandbox_credentials_go_to_the_sandbox_only(sandbox: SandboxInfo) -> None:
+    """A registry elsewhere, named without secrets while a sandbox is around, gets none of the
+    sandbox's credentials (they would be sent to it)."""
+    configuration = {"sandbox_dir": str(sandbox.run_dir)}
+    ours = resolve_target(configuration, None, "registry").credentials
+    assert ours is not None and ours.password == sandbox.password
+    for url in ("https://registry.example.invalid", "https://127.0.0.1:1"):
+        elsewhere = resolve_target({**configuration, "registry_url": url}, None)
+        assert elsewhere.url == url and elsewhere.credentials is None
+
+
 def test_the_pull_probe_uses_the_sandbox_ca_without_being_told(sandbox: SandboxInfo) -> None:
     result = pull_probes.pull_image(
         "tiny/hello:latest", target="mirror", configuration={"sandbox_dir": str(sandbox.run_dir)}
