@@ -15,12 +15,9 @@ connect and read), ``ledger_dir``, plus the registry settings of ``chaosregistry
 
 from typing import Any, List
 
-from chaosregistry.loadgen.runner import (
-    DEFAULT_FRESH_IMAGES,
-    LoadParameters,
-    start_load,
-    stop_loads,
-)
+from chaosregistry.loadgen.launch import start_load
+from chaosregistry.loadgen.parameters import DEFAULT_FRESH_IMAGES, LoadParameters
+from chaosregistry.loadgen.stop import stop_loads
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 

@@ -50,7 +50,10 @@ from typing import Any
 
 import httpx
 from chaosregistry.loadgen import records
-from chaosregistry.loadgen.runner import LOCUSTFILE, LoadParameters, find_load, start_load
+from chaosregistry.loadgen.command import LOCUSTFILE
+from chaosregistry.loadgen.launch import start_load
+from chaosregistry.loadgen.parameters import LoadParameters
+from chaosregistry.loadgen.store import find_load
 
 from chaosregistry import sandbox
 from chaosregistry.sandbox.content import RECIPES, build_image

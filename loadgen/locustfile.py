@@ -19,7 +19,7 @@ Modes: ``warm`` draws images from the weighted mix again and again (a mirror ser
 its cache); ``cold`` pulls each image of the list once, in order, shared out between processes
 by ``worker index + stride * n`` (``--fresh-stride`` = number of worker processes), so every
 pull asks for content nobody pulled before; once the list is used up it starts over and the
-records say ``"fresh": false``. ``chaosregistry.loadgen.runner`` pushes such never-seen images
+records say ``"fresh": false``. ``chaosregistry.loadgen.launch`` pushes such never-seen images
 to the origin registry before a cold run.
 
 Settings (custom arguments; each also read from the environment variable

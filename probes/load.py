@@ -4,7 +4,7 @@ Computed from the load's per-pull records, not from Locust's rounded histogram, 
 exceeds max and anyone can recompute them (numpy's default percentile definition).
 """
 
-from chaosregistry.loadgen.runner import load_stats
+from chaosregistry.loadgen.stats import load_stats
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from chaosregistry.loadgen import records
-from chaosregistry.loadgen.runner import LOCUSTFILE
+from chaosregistry.loadgen.command import LOCUSTFILE
 from conftest import SandboxInfo
 
 from chaosregistry.oci import ImageReference, RegistryClient, pull

@@ -139,7 +139,7 @@ def supervisor(stats_dir: Path, command: list[str]) -> tuple[subprocess.Popen[by
     go_read, go_write = os.pipe()
     ready_read, ready_write = os.pipe()
     process = subprocess.Popen(
-        [sys.executable, "-m", "chaosregistry.loadgen.runner", "supervise", str(stats_dir),
+        [sys.executable, "-m", "chaosregistry.loadgen.supervisor", "supervise", str(stats_dir),
          "--go-fd", str(go_read), "--ready-fd", str(ready_write), "t"],
         pass_fds=(go_read, ready_write),
         start_new_session=True,
