@@ -14,7 +14,6 @@ library's OpenSSL, the one the pull client uses. Read-only: a few TLS handshakes
 import datetime
 import errno
 import ipaddress
-import os
 import select
 import socket
 import ssl
@@ -28,8 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
-from chaosregistry.errors import ConfigError
 from chaosregistry.oci import failures
+from chaosregistry.oci.client import tls_context
 
 # Asked for one at a time: a server that serves both picks h2 when offered both, which would hide
 # whether it still accepts HTTP/1.1 clients.
@@ -185,17 +184,9 @@ def verifying_context(verify: bool | str, *, check_hostname: bool) -> ssl.SSLCon
     """A context trusting the CA bundle at ``verify`` (a path), else the system CAs.
 
     ``verify=False`` (the user's "do not check" for pulls) still checks against the system CAs:
-    checking is what this inspection is for.
+    checking is what this inspection is for. Bundles are read as the pull client reads them.
     """
-    cafile: str | None = None
-    if isinstance(verify, str):
-        if not os.path.isfile(verify):
-            raise ConfigError(f"CA bundle {verify!r} does not exist")
-        cafile = verify
-    try:
-        context = ssl.create_default_context(cafile=cafile)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"CA bundle {verify!r} is not a PEM certificate bundle: {exc}") from exc
+    context = tls_context(verify if isinstance(verify, str) else True)
     context.check_hostname = check_hostname
     return context
 

@@ -59,7 +59,7 @@ class BlobFetch:
     auth_seconds: float
 
 
-def _tls_context(verify: bool | str) -> ssl.SSLContext:
+def tls_context(verify: bool | str) -> ssl.SSLContext:
     """The SSL context for ``verify``: the system CAs, none (no checks), or a CA bundle path."""
     if verify is True:
         return ssl.create_default_context()
@@ -117,7 +117,7 @@ class RegistryClient:
             raise ConfigError("timeouts must be positive numbers of seconds")
         self.auth = Authenticator(credentials)
         self.http_version = ""
-        context = _tls_context(verify)
+        context = tls_context(verify)
         if transport is None:
             transport = (
                 PerThreadTransport(

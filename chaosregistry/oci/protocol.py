@@ -314,7 +314,11 @@ class Manifest:
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in INDEX_MEDIA_TYPES
+        if self.media_type:
+            return self.media_type in INDEX_MEDIA_TYPES
+        # A registry that names no type: judge by shape (an index lists manifests, no layers).
+        body = self.json()
+        return isinstance(body.get("manifests"), list) and "layers" not in body
 
     def json(self) -> dict[str, Any]:
         try:
@@ -353,8 +357,6 @@ def read_manifest(reference: str, answer: Answer, what: str, auth_seconds: float
             ErrorClass.DIGEST_MISMATCH, f"{what}: body hashes to {digest}, expected {expected}"
         )
     media_type = answer.header("content-type").split(";")[0].strip()
-    if not media_type and "manifests" in body[:4096].decode("utf-8", "replace"):
-        media_type = MANIFEST_MEDIA_TYPES[0]  # a registry that names no type: judge by shape
     return Manifest(body, media_type, digest, auth_seconds)
 
 
