@@ -5,6 +5,7 @@ Real-registry behaviour is tested against the sandbox in test_pull_sandbox.py.
 
 import hashlib
 import json
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -226,3 +227,13 @@ def test_bad_platforms_are_config_errors(text: str) -> None:
 def test_bad_registry_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         RegistryClient(url)
+
+
+def test_tls_eof_inside_a_body_is_a_truncated_transfer_but_a_handshake_eof_is_tls() -> None:
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    in_body = httpx.ReadError("read failed")
+    in_body.__cause__ = eof
+    assert from_exception(in_body, "blob", in_body=True).error_class is ErrorClass.TRUNCATED
+    handshake = httpx.ConnectError("handshake failed")
+    handshake.__cause__ = eof
+    assert from_exception(handshake, "ping").error_class is ErrorClass.TLS

@@ -59,6 +59,10 @@ def from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> P
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return PullError(ErrorClass.TIMEOUT, f"{what}: timed out ({type(exc).__name__})")
     text = str(exc) or type(exc).__name__
+    if in_body and _caused_by(exc, ssl.SSLEOFError):
+        # The connection ended inside a TLS record of the body: a cut transfer, as over plain
+        # HTTP, not a TLS fault (where the cut falls decides which one the reader sees).
+        return PullError(ErrorClass.TRUNCATED, f"{what}: body truncated ({text})")
     tls = tls_failure(exc)
     if tls is not None:
         reason, message = tls
@@ -138,6 +142,15 @@ def tls_failure(exc: BaseException) -> tuple[TlsReason, str] | None:
             return TlsReason.HANDSHAKE, getattr(seen, "reason", None) or str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _root_os_error(exc: BaseException) -> OSError | None:

@@ -103,7 +103,13 @@ class StdlibTransport(httpx.BaseTransport):
                 connection = self._new_connection(origin, timeouts)
             try:
                 response = self._exchange(connection, request, body, timeouts)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            # Over TLS a closed kept-alive connection shows as an SSL EOF, not a disconnect.
+            except (
+                http.client.RemoteDisconnected,
+                ConnectionResetError,
+                BrokenPipeError,
+                ssl.SSLEOFError,
+            ) as exc:
                 connection.close()
                 if fresh or body:
                     raise _translate(exc, reading=True) from exc
