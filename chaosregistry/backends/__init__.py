@@ -27,8 +27,12 @@ def backend_for(configuration: Mapping[str, Any] | None) -> Backend:
         return LocalBackend.from_configuration(configuration)
     if name == "kubernetes":
         from chaosregistry.backends.kubernetes import KubernetesBackend
+        from chaosregistry.backends.kubernetes_deploy import sweep
 
-        return KubernetesBackend.from_configuration(configuration)
+        backend = KubernetesBackend.from_configuration(configuration)
+        # Before any new fault: revert expired bad tags nobody is left to undo.
+        sweep(backend.settings)
+        return backend
     raise ConfigError(
         f"configuration.backend: unknown backend {name!r} (known: {', '.join(BACKENDS)})"
     )

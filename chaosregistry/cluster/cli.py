@@ -104,6 +104,8 @@ def status_command(state_dir: Path, as_json: bool) -> None:
             click.echo(f"{'deployment demo':<24} {result['demo_detail']}")
             where, detail = result.get("cluster_registry") or "-", result["cluster_registry_detail"]
             click.echo(f"{'in-cluster registry':<24} {where}: {detail}")
+            for reverted in result.get("expired_faults_reverted") or []:
+                click.echo(f"{'expired fault reverted':<24} bad tag on deployment {reverted}")
         click.echo(f"{'kubeconfig':<24} {result['kubeconfig']}")
     if not result["running"]:
         raise SystemExit(3)

@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from chaosregistry import chaosmesh, kube, sandbox
+from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs
@@ -503,6 +504,10 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         if node_problem is None and not processes["kubelet"]:
             # The node object outlives its kubelet; its Ready is stale until it times out.
             node_problem = "kubelet not running (the API still shows its last Ready status)"
+        # The safety net for a bad-tag fault whose ledger and watchdog are gone.
+        result["expired_faults_reverted"] = revert_expired_bad_tags(
+            layout.kubeconfig, timeout=5, throttle=False
+        )
         result["node_ready"] = node_problem is None
         result["node_detail"] = node_problem or "Ready"
         result["demo_available"] = demo_problem is None
