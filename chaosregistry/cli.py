@@ -171,7 +171,8 @@ def gameday(
     for note in result.notes:
         click.echo(f"note: {note}")
     if result.report is not None:
-        click.echo(f"report: {result.report} (score {result.score:.0f}/100)")
+        scored = "not scored" if result.score is None else f"score {result.score:.0f}/100"
+        click.echo(f"report: {result.report} ({scored})")
     click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")
     sys.exit(result.exit_code)
 

@@ -55,7 +55,7 @@ class GameDayResult:
     faults: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None  # report.html, once written
-    score: float = 0.0
+    score: float | None = None  # None: no hypothesis probes, or a run that earns no score
 
     @property
     def exit_code(self) -> int:
@@ -354,7 +354,7 @@ def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
         result.notes.append(f"report not written: {type(exc).__name__}: {exc}")
         return
     result.report = report.html
-    result.score = float(report.score or 0.0)
+    result.score = report.score
     if report.verdict != result.verdict:
         say(f"note: the report's verdict is {report.verdict}, the game day's {result.verdict}")
 
