@@ -14,10 +14,10 @@ it only logs the patches.
 """
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes import KubernetesSettings
 from chaosregistry.backends.kubernetes_deploy import bad_tag_plan, restart, sweep
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.settings import settings_for
 
 __all__ = ["deploy_bad_tag", "restart_rollout", "rollback_deployment"]
 
@@ -57,10 +57,10 @@ def deploy_bad_tag(
         raise ConfigError("deployment must name a Deployment")
     if image and tag != "does-not-exist":
         raise ConfigError("give image or tag, not both")
-    settings = KubernetesSettings.from_configuration(configuration)
-    sweep(settings)
+    settings = settings_for(configuration)
+    sweep(settings.kubernetes)
     plan, intent = bad_tag_plan(
-        settings,
+        settings.kubernetes,
         deployment=deployment,
         container=container,
         image=image,
@@ -70,7 +70,7 @@ def deploy_bad_tag(
     )
     if plan is None:
         return intent
-    return inject_plan(plan, seconds, configuration)
+    return inject_plan(plan, seconds, settings)
 
 
 @activity
@@ -90,12 +90,12 @@ def rollback_deployment(
     ``kubectl rollout undo``); its fault is marked reverted once the Deployment runs the
     original image again. Idempotent. Returns ``count`` and ``reverted``.
     """
+    settings = settings_for(configuration)
+    sweep(settings.kubernetes)
     target = ""
-    settings = KubernetesSettings.from_configuration(configuration)
-    sweep(settings)
     if deployment:
-        target = f"deployment:{settings.namespace_or(namespace)}/{deployment}"
-    return revert_matching(configuration, kind_prefix="deploy.", target=target)
+        target = f"deployment:{settings.kubernetes.namespace_or(namespace)}/{deployment}"
+    return revert_matching(settings, kind_prefix="deploy.", target=target)
 
 
 @activity
@@ -123,6 +123,6 @@ def restart_rollout(
     """
     if not isinstance(deployment, str) or not deployment:
         raise ConfigError("deployment must name a Deployment")
-    settings = KubernetesSettings.from_configuration(configuration)
+    settings = settings_for(configuration).kubernetes
     sweep(settings)
     return restart(settings, deployment=deployment, namespace=namespace)
