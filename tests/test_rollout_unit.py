@@ -10,7 +10,6 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 
 from chaosregistry.backends import BACKENDS, backend_for
-from chaosregistry.settings import parse_settings
 from chaosregistry.errors import ConfigError
 from chaosregistry.rollout import (
     go_duration_seconds,
@@ -20,6 +19,7 @@ from chaosregistry.rollout import (
     status_message,
     with_tag,
 )
+from chaosregistry.settings import parse_settings
 
 pytestmark = pytest.mark.unit
 
