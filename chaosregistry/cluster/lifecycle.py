@@ -80,6 +80,7 @@ from chaosregistry.cluster.readiness import (
     unix_socket_answers,
     wait_until,
 )
+from chaosregistry.cluster.varsfile import write_vars_file
 from chaosregistry.cluster.workloads import (
     DEMO_NAME,
     REGISTRY_NAME,
@@ -317,6 +318,8 @@ def up(
             sandbox_endpoints=endpoints,
         )
         write_json(layout.settings_file, settings)
+        # What the product reads to reach this cluster: a vars file, never cluster.json.
+        settings["vars_file"] = str(write_vars_file(layout, settings))
         kubelet_was_running = running_pid(layout, "kubelet") is not None
         # Second precision: the API reports heartbeats in whole seconds.
         kubelet_start = datetime.now(UTC).replace(microsecond=0)
@@ -488,6 +491,7 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     result: dict[str, Any] = {
         "state_dir": str(layout.state_dir),
         "kubeconfig": str(layout.kubeconfig),
+        "vars_file": str(layout.vars_file) if layout.vars_file.is_file() else None,
         "kubernetes_version": settings.get("kubernetes_version"),
         "processes": processes,
         "running": all(processes.values()),
