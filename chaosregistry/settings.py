@@ -600,11 +600,5 @@ def resolve_target(
     target: str = "registry",
 ) -> RegistryTarget:
     """``settings_for(configuration).registry.resolve(secrets, target)``: for callers holding
-    a configuration mapping (activities, the ``pull`` command)."""
+    a configuration mapping (scripts, tests); activities call settings_for themselves."""
     return settings_for(configuration).registry.resolve(secrets, target)
-
-
-def sandbox_dir(configuration: Mapping[str, Any] | None) -> Path | None:
-    """The sandbox in use: configuration ``sandbox_dir``, else ``$CHAOSREGISTRY_SANDBOX_DIR``,
-    else ./runs/sandbox when it holds one."""
-    return settings_for(configuration).registry.sandbox_dir
