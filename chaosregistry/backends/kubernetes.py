@@ -66,15 +66,24 @@ from chaosregistry.settings import (
     Settings,
 )
 
+# KubernetesSettings and the constants live in chaosregistry.settings (the one parser); they
+# stay importable from here, where kubernetes_deploy and the probes have always found them.
 __all__ = [
+    "CHAOS_LABEL",
+    "CHAOS_MESH_DELETE",
     "DEFAULT_MAX_PODS",
     "NETWORK_PROVIDERS",
     "NODE_KILL_PROVIDERS",
+    "PROTECTED_NAMESPACES",
     "KubernetesBackend",
     "KubernetesSettings",
+    "delete_chaos_object",
+    "get_deployment",
     "guard",
     "guard_namespace",
+    "log",
     "refuse_protected",
+    "selector_of",
 ]
 
 log = logging.getLogger("chaosregistry.kubernetes")
