@@ -630,7 +630,15 @@ def list_names(
         link = next_link(answer, base_url, path, what)
         after = params.get("last", "")
         if after and link is None and page and page == names[: len(page)]:
-            break  # asked past the end, it started again from the top (ggcr's tags): the end
+            # The first page again: either ``last`` is ignored, or the registry starts again
+            # from the top when asked past the end (ggcr's tags). One request without ``n``
+            # tells them apart.
+            answer = yield from get({})
+            pages += 1
+            whole = sorted(set(read_listing(answer, key, what)))
+            if whole != sorted(names):
+                return Listing(whole, pages, "unpaged")
+            break
         unordered = page != sorted(page) and link is None and len(page) == page_size
         if unordered or (after and link is None and any(n <= after or n in seen for n in page)):
             # ``last`` not honoured (or meaningless, names out of order): paging cannot be
