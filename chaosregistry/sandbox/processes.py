@@ -357,5 +357,33 @@ def reload_nginx(run_dir: Path | str) -> int:
     pid = running_pid(layout, "nginx")
     if pid is None:
         raise SandboxError(f"nginx of the sandbox in {layout.run_dir} is not running")
+    old_workers = _workers(pid)
     os.kill(pid, signal.SIGHUP)
+    _wait_old_workers_retired(pid, old_workers)
     return pid
+
+
+def _workers(master: int) -> set[int]:
+    return {stat.pid for stat in identity.live_processes() if stat.ppid == master}
+
+
+def _wait_old_workers_retired(master: int, old: set[int], timeout: float = 10.0) -> None:
+    """Until the new workers run and every old one is gone or shutting down.
+
+    Between the SIGHUP and an old worker handling it, old and new workers both accept new
+    connections: a handshake may get either configuration (a certificate fault was seen
+    "applied" by one connection and not by the next). An old worker sets its title to "worker
+    process is shutting down" as it closes its listening sockets. A reload nginx refused starts
+    no new worker: then return at once and let the caller's own check report it.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = _workers(master)
+        if workers - old and all(
+            "shutting down" in command_line(worker) or not identity.is_alive(worker)
+            for worker in workers & old
+        ):
+            return
+        if not workers - old and time.monotonic() > deadline - timeout + 2.0:
+            return  # no new worker after 2 s: the reload was refused
+        time.sleep(0.02)
