@@ -1,0 +1,169 @@
+"""Prometheus: where it is, and its HTTP query API as numbers with classified errors.
+
+``prometheus_settings`` is the one place that reads Prometheus configuration. The rest asks the
+API (``/api/v1/query``, ``/api/v1/query_range``) and turns answers into plain floats: a failure
+(unreachable, a bad query, a server error) is a ``PrometheusError`` with a stable ``kind`` that
+the probes put in their result, never a traceback.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from chaosregistry.errors import ChaosRegistryError, PullError
+from chaosregistry.oci import failures
+
+DEFAULT_TIMEOUT = 5.0
+# Error kinds besides the transport classes of oci.failures (refused, timeout, reset, tls...).
+BAD_QUERY = "bad-query"
+SERVER_ERROR = "server-error"
+PROTOCOL = "protocol"
+NOT_CONFIGURED = "not-configured"
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    url: str | None  # the Prometheus server (http://host:port)
+    sli_sink: str | None  # host:port of the SLI exporter's datagram sink
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def prometheus_settings(configuration: Mapping[str, Any] | None) -> PrometheusSettings:
+    """configuration ``prometheus_url`` / ``sli_sink`` / ``prometheus_timeout``, each falling
+    back to the sandbox's endpoints (``prometheus``, ``sli_sink``) when a sandbox is found."""
+    from chaosregistry.settings import sandbox_dir, sandbox_endpoints
+
+    config = configuration or {}
+    endpoints: Mapping[str, Any] = {}
+    if not (config.get("prometheus_url") and config.get("sli_sink")):
+        run_dir = sandbox_dir(dict(config))
+        if run_dir is not None and (run_dir / "endpoints.json").is_file():
+            endpoints = sandbox_endpoints(run_dir)
+    url = config.get("prometheus_url") or endpoints.get("prometheus")
+    sink = config.get("sli_sink") or endpoints.get("sli_sink")
+    timeout = config.get("prometheus_timeout", DEFAULT_TIMEOUT)
+    return PrometheusSettings(
+        str(url).rstrip("/") if url else None,
+        str(sink) if sink else None,
+        float(timeout) if isinstance(timeout, int | float) and timeout > 0 else DEFAULT_TIMEOUT,
+    )
+
+
+class PrometheusError(ChaosRegistryError):
+    """A query that got no usable answer; ``kind`` is stable (see the module constants)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def as_dict(self) -> dict[str, str]:
+        return {"class": self.kind, "message": str(self)}
+
+
+def number(value: Any) -> float:
+    """A sample value as Prometheus' API writes it ("1.5", "NaN", "+Inf") -> float."""
+    return float(value)
+
+
+def labels_key(labels: Mapping[str, str]) -> str:
+    """``{a="x",b="y"}`` (sorted, without ``__name__``): a labelled set's key in results."""
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return "{" + inner + "}"
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    points: list[tuple[float, float]]  # (epoch seconds, value); NaN stays NaN here
+
+
+class PrometheusClient:
+    """The query API of one Prometheus (``transport``: an httpx transport, for tests)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, transport: Any = None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.transport = transport
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        what = f"Prometheus {self.url}{path}"
+        try:
+            with httpx.Client(timeout=self.timeout, trust_env=False, transport=self.transport) as c:
+                response = c.get(self.url + path, params=params)
+        except httpx.HTTPError as exc:
+            try:
+                error: PullError = failures.from_exception(exc, what)
+            except Exception:  # not a transport failure
+                raise PrometheusError(PROTOCOL, f"{what}: {exc}") from None
+            raise PrometheusError(str(error.error_class), str(error)) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "status" not in body:
+            kind = SERVER_ERROR if response.status_code >= 500 else PROTOCOL
+            raise PrometheusError(kind, f"{what}: HTTP {response.status_code}, not its API")
+        if body["status"] != "success":
+            kind = BAD_QUERY if body.get("errorType") == "bad_data" else SERVER_ERROR
+            raise PrometheusError(kind, f"{what}: {body.get('errorType')}: {body.get('error')}")
+        return body.get("data")
+
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        """An instant query: one point per series (a scalar is one series without labels)."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._get("/api/v1/query", params)
+        return _series(data, instant=True)
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        params["step"] = f"{step:g}"
+        data = self._get("/api/v1/query_range", params)
+        return _series(data, instant=False)
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Active scrape targets: [{job, instance, health, last_error, scrape_url}]."""
+        data = self._get("/api/v1/targets", {"state": "active"})
+        return [
+            {
+                "job": t.get("labels", {}).get("job", ""),
+                "instance": t.get("labels", {}).get("instance", ""),
+                "health": t.get("health", ""),
+                "last_error": t.get("lastError", ""),
+                "scrape_url": t.get("scrapeUrl", ""),
+            }
+            for t in (data or {}).get("activeTargets", [])
+        ]
+
+
+def _series(data: Any, *, instant: bool) -> list[Series]:
+    if not isinstance(data, dict):
+        raise PrometheusError(PROTOCOL, "Prometheus answered without data")
+    kind, result = data.get("resultType"), data.get("result")
+    if not isinstance(result, list):
+        raise PrometheusError(PROTOCOL, "Prometheus answered a result that is not a list")
+    try:
+        if kind == "scalar":
+            return [Series({}, [(float(result[0]), number(result[1]))])]
+        if kind == "vector":
+            return [
+                Series(dict(r["metric"]), [(float(r["value"][0]), number(r["value"][1]))])
+                for r in result
+            ]
+        if kind == "matrix":
+            return [
+                Series(dict(r["metric"]), [(float(t), number(v)) for t, v in r["values"]])
+                for r in result
+            ]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PrometheusError(PROTOCOL, f"Prometheus answered an unknown shape: {exc}") from None
+    raise PrometheusError(PROTOCOL, f"Prometheus answered result type {kind!r}")
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON-safe: a finite float, else None (NaN and infinities have no JSON number)."""
+    return value if math.isfinite(value) else None
