@@ -38,6 +38,7 @@ from chaosregistry.injection import inject_plan
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.osutil.files import write_json
 from chaosregistry.osutil.spawn import read_line, spawn_detached
+from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import RegistryTarget, resolve_target
 
 from .command import child_env, locust_command
@@ -109,6 +110,9 @@ def start_load(
     credentials_dir = write_private_credentials(registry)
     tag = f"chaosregistry-load:{load_id}"
     command = locust_command(parameters, registry, stats_dir, tag, credentials_dir)
+    sli_sink = prometheus_settings(config).sli_sink
+    if sli_sink:  # each pull also reports to the SLI exporter (chaosregistry.sli)
+        command += ["--sli-sink", sli_sink]
     spec: dict[str, Any] = {
         "load_id": load_id,
         "tag": tag,

@@ -26,6 +26,7 @@ from chaosregistry.rollout import (
     parse_pull_message,
     revision_of,
 )
+from chaosregistry.sli import sink_for
 from chaosregistry.stats import percentile
 
 __all__ = ["image_pull_events", "rollout_failure", "rollout_health", "rollout_time"]
@@ -117,14 +118,20 @@ def rollout_time(
     started elsewhere), ``waited`` (seconds this probe waited), ``already_complete`` (it was
     complete at the first look: ``seconds`` then only bounds the rollout), ``completed_at``,
     the last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+
+    A rollout this probe saw complete (not already complete at its first look) counts once in
+    ``chaosregistry_deploys_total{outcome="success"}`` (``chaosregistry.sli``).
     """
     client, chosen, began, started_at, started_from = _start(
         deployment, namespace, timeout, configuration
     )
     snapshot, now, _ = _wait(client, chosen, deployment, began, timeout, lambda h: h["healthy"])
+    already = bool(snapshot["healthy"] and now - began < 0.5)
+    if snapshot["healthy"] and not already:
+        sink_for(configuration).deploy(ok=True)
     return {
         "complete": snapshot["healthy"],
-        "already_complete": bool(snapshot["healthy"] and now - began < 0.5),
+        "already_complete": already,
         "seconds": round(now - started_at, 3),
         "started_at": started_at,
         "started_from": started_from,
@@ -158,6 +165,10 @@ def rollout_failure(
     the start until a new pod first waited on an image pull error; null if none was seen),
     ``serving_replicas`` (available replicas when it failed: old pods still serving) and the
     last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+
+    A rollout this probe saw declared failed (or complete instead) counts once in
+    ``chaosregistry_deploys_total{outcome="failure"}`` (``"success"``), unless it was so at the
+    probe's first look (``chaosregistry.sli``).
     """
     client, chosen, began, started_at, started_from = _start(
         deployment, namespace, timeout, configuration
@@ -166,6 +177,8 @@ def rollout_failure(
         client, chosen, deployment, began, timeout, lambda h: h["stalled"] or h["healthy"]
     )
     progressing = snapshot["progressing"] or {}
+    if now - began >= 0.5 and (snapshot["stalled"] or snapshot["healthy"]):
+        sink_for(configuration).deploy(ok=not snapshot["stalled"])
     return {
         "failed": snapshot["stalled"],
         "reason": progressing.get("reason"),
