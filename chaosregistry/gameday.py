@@ -70,6 +70,9 @@ SANDBOX_ACTIVITIES = {
 }
 
 
+PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
+
+
 def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
@@ -81,6 +84,7 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
     * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
       ``hops`` in the configuration;
     * reads metrics (``registry_metrics``) without a ``metrics_url``;
+    * asks Prometheus (``probes.prometheus``) without a ``prometheus_url``;
     * targets a registry by name (``target: registry`` or ``mirror``, the default ``registry``
       included, and a cold load's ``load_origin``) that the configuration gives no
       ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
@@ -109,6 +113,8 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
         elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
             reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
+        elif module_name == PROMETHEUS_PROBES and not configuration.get("prometheus_url"):
+            reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
         for target in _named_targets(module_name, func_name, arguments, configuration):
             if not configuration.get(f"{target}_url"):
                 reasons.append(f"{name} targets {target!r} and there is no {target}_url")
