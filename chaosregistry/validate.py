@@ -275,6 +275,12 @@ def _parses(parser: Callable[[str], object]) -> Callable[[Any], str | None]:
     return check
 
 
+def _promql(value: Any) -> str | None:
+    from chaosregistry.promql import check_expression
+
+    return check_expression(value)
+
+
 def _one_of(names: tuple[str, ...]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value in names or value == "":
@@ -300,6 +306,8 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "platform": _parses(Platform.parse),
     "hop": _one_of(KNOWN_HOPS),
     "partition.mode": _one_of(("blackhole", "refuse")),
+    "prometheus_query.query": _promql,
+    "prometheus_range.query": _promql,
 }
 
 
