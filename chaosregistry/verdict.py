@@ -143,6 +143,7 @@ def judge(facts: RunFacts) -> Judgement:
         *load_notes(facts.loads),
         *unreached_registry(journal),
         *unanswered_prometheus(journal),
+        *not_met_before(journal),
     ]
     notes = tuple(failures + missing_load_notes(facts.loads))
     status = (journal or {}).get("status")
@@ -225,6 +226,24 @@ def unreached_registry(journal: dict[str, Any] | None) -> list[str]:
         f"the registry ({reason})"
         for run, reason in zip(pulls, reasons, strict=True)
     ]
+
+
+def not_met_before(journal: dict[str, Any] | None) -> list[str]:
+    """One line when the steady state was not met before the method: nothing was injected.
+
+    Chaos Toolkit 1.44 with ``--rollback-strategy always`` still writes such a run "completed"
+    and not "deviated", which would otherwise read as passed.
+    """
+    before = _dict(_dict(_dict(journal).get("steady_states")).get("before"))
+    if before.get("steady_state_met") is not False:
+        return []
+    missed = [
+        str(_dict(run.get("activity")).get("name"))
+        for run in before.get("probes") or []
+        if isinstance(run, dict) and run.get("tolerance_met") is False
+    ]
+    which = f" (out of tolerance: {', '.join(missed)})" if missed else ""
+    return [f"the steady state was not met before the method{which}: the method never ran"]
 
 
 def unanswered_prometheus(journal: dict[str, Any] | None) -> list[str]:
