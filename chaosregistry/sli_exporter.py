@@ -1,7 +1,8 @@
 """The SLI exporter: receives ``chaosregistry.sli`` datagrams, serves them as Prometheus metrics.
 
-``python -m chaosregistry.sli_exporter --listen 127.0.0.1:P --sink 127.0.0.1:Q [--run-dir D]``
-(a sandbox process; ``--run-dir`` only marks its command line as the sandbox's). Metrics, with
+``python -m chaosregistry.sli_exporter --listen 127.0.0.1:P --sink 127.0.0.1:Q [--run-dir D]
+[--target URL ...]`` (a sandbox process; ``--run-dir`` only marks its command line as the
+sandbox's; each ``--target``'s histogram series exist at 0 from the start). Metrics, with
 ``prometheus_client`` and Prometheus' naming conventions:
 
 - ``chaosregistry_pull_duration_seconds`` histogram {target, phase, outcome}: phase ``total``,
@@ -31,8 +32,17 @@ from prometheus_client import (
     start_http_server,
 )
 
-from chaosregistry.errors import ConfigError
-from chaosregistry.sli import DEPLOY, FAILURE, PHASES, PULL, SUCCESS, parse_address, parse_message
+from chaosregistry.errors import ConfigError, ErrorClass
+from chaosregistry.sli import (
+    DEPLOY,
+    FAILURE,
+    NO_ERROR,
+    PHASES,
+    PULL,
+    SUCCESS,
+    parse_address,
+    parse_message,
+)
 
 PULL_BUCKETS = (
     0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2,
@@ -45,7 +55,7 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 class SliMetrics:
     """The exporter's metrics in their own registry (no process or platform collectors)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, targets: tuple[str, ...] = ()) -> None:
         self.duration = Histogram(
             "chaosregistry_pull_duration_seconds",
             "Image pull time seen by the client, by phase",
@@ -71,10 +81,17 @@ class SliMetrics:
         self.malformed = Counter(
             "chaosregistry_sli_malformed", "Datagrams that were not SLI messages", registry=registry
         )
-        # Present from the first scrape, so rate() and ratios have a zero to start from.
+        # Present (at 0) from the first scrape, so rate() and ratios have a zero to start from:
+        # a series born with its first pull hides that pull from rate() (Prometheus' "initialise
+        # your metrics"). ``targets``: the registries whose pulls are expected.
         for outcome in (SUCCESS, FAILURE):
             self.deploys.labels(outcome)
-        self.pulls.labels(SUCCESS, "none")
+            for target in targets:
+                for phase in PHASES:
+                    self.duration.labels(target, phase, outcome)
+        self.pulls.labels(SUCCESS, NO_ERROR)
+        for error_class in ErrorClass:
+            self.pulls.labels(FAILURE, str(error_class))
         for kind in (PULL, DEPLOY):
             self.messages.labels(kind)
 
@@ -94,11 +111,11 @@ class SliMetrics:
         self.messages.labels(kind).inc()
 
 
-def serve(listen: str, sink: str) -> None:
+def serve(listen: str, sink: str, targets: tuple[str, ...] = ()) -> None:
     """Bind the sink, then serve /metrics (so "ready" means both), receive until signalled."""
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created gauges
     registry = CollectorRegistry()
-    metrics = SliMetrics(registry)
+    metrics = SliMetrics(registry, targets)
     sink_host, sink_port = parse_address(sink)
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -126,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", required=True, help="host:port of /metrics")
     parser.add_argument("--sink", required=True, help="host:port (UDP) feeders send to")
     parser.add_argument("--run-dir", default="", help="the sandbox this runs for (a marker)")
+    parser.add_argument(
+        "--target", action="append", default=[], help="a registry URL to export zeros for"
+    )
     args = parser.parse_args(argv)
     try:
-        serve(args.listen, args.sink)
+        serve(args.listen, args.sink, tuple(args.target))
     except (ConfigError, OSError) as exc:
         print(f"sli_exporter: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,15 @@ import yaml
 
 from chaosregistry.sandbox.binaries import require_executable
 from chaosregistry.sandbox.implementations import Implementation
-from chaosregistry.sandbox.layout import HOST, REPLICAS, Layout, Ports, SandboxError, http_url
+from chaosregistry.sandbox.layout import (
+    HOST,
+    REPLICAS,
+    Layout,
+    Ports,
+    SandboxError,
+    http_url,
+    https_url,
+)
 from chaosregistry.sandbox.processes import ProcessSpec
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -90,6 +98,17 @@ def sli_exporter_spec(layout: Layout, ports: Ports, python: str) -> ProcessSpec:
             _target(ports.sli_sink),
             "--run-dir",
             f"{layout.run_dir}/",
+            # The client-facing URLs (as endpoints.json names them): their series start at 0.
+            *(
+                arg
+                for port in (
+                    ports.hop_client_registry,
+                    ports.hop_client_mirror,
+                    ports.nginx_registry,
+                    ports.mirror[0],
+                )
+                for arg in ("--target", https_url(port))
+            ),
         ],
         cwd=str(layout.run_dir),
         log=str(layout.log_file("sli-exporter")),
