@@ -31,6 +31,7 @@ from chaosregistry.activity import flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
 from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.reports import build_report
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR
 from chaosregistry.validate import (
@@ -71,6 +72,8 @@ SANDBOX_ACTIVITIES = {
 
 
 PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
+# Two scrape and rule-evaluation intervals of the sandbox's Prometheus.
+PROMETHEUS_SETTLE_SECONDS = 2.0
 
 
 def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
@@ -301,6 +304,10 @@ def run_gameday(
             process.wait()
         journal = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
+        prometheus_config = {**configuration}
+        if needs:
+            prometheus_config["sandbox_dir"] = str(sandbox_path)
+        notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
         judgement = judge(
             RunFacts(
                 journal,
@@ -322,6 +329,26 @@ def run_gameday(
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+
+
+def _capture_prometheus(
+    experiment: dict[str, Any], configuration: dict[str, Any], run_dir: Path, started: float
+) -> list[str]:
+    """prometheus.json: the experiment's declared Prometheus series over the run, read before
+    the sandbox (and its Prometheus) stops; a note per series Prometheus did not answer."""
+    if not declared_series(experiment):
+        return []
+    time.sleep(PROMETHEUS_SETTLE_SECONDS)  # the last scrape and rule evaluation of the run
+    captured = capture_series(experiment, configuration, started, time.time())
+    if captured is None:
+        return []
+    (run_dir / SERIES_FILE).write_text(json.dumps(captured, indent=2, allow_nan=False))
+    return [
+        f"prometheus series {s['name']!r} not charted: {s['error']['class']}: "
+        f"{s['error']['message']}"
+        for s in captured["series"]
+        if s["error"]
+    ]
 
 
 def _write_gameday_json(

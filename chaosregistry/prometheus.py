@@ -167,3 +167,55 @@ def _series(data: Any, *, instant: bool) -> list[Series]:
 def finite_or_none(value: float) -> float | None:
     """JSON-safe: a finite float, else None (NaN and infinities have no JSON number)."""
     return value if math.isfinite(value) else None
+
+
+# -- series a report charts (experiment extension ``chaosregistry-prometheus``) ------------------
+EXTENSION = "chaosregistry-prometheus"
+SERIES_FILE = "prometheus.json"
+
+
+def declared_series(experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``extensions: [{name: chaosregistry-prometheus, series: [{name, query, slo, unit}]}]``:
+    what the report charts on the run's timeline (``slo``: a line drawn at that value)."""
+    found: list[dict[str, Any]] = []
+    for extension in experiment.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == EXTENSION:
+            found += [s for s in extension.get("series") or [] if isinstance(s, dict)]
+    return found
+
+
+def capture_series(
+    experiment: Mapping[str, Any],
+    configuration: Mapping[str, Any] | None,
+    start: float,
+    end: float,
+    step: float = 1.0,
+) -> dict[str, Any] | None:
+    """Range-query every declared series over ``[start, end]`` (None when none is declared),
+    for ``prometheus.json`` beside the journal: the report is often drawn after the sandbox,
+    and its Prometheus, are gone. A query that fails keeps its ``error``."""
+    wanted = declared_series(experiment)
+    if not wanted:
+        return None
+    settings = prometheus_settings(configuration)
+    captured: dict[str, Any] = {"prometheus": settings.url, "start": start, "end": end}
+    captured["series"] = []
+    for entry in wanted:
+        item = {key: entry.get(key) for key in ("name", "query", "slo", "unit")}
+        item.update(error=None, series=[])
+        try:
+            if not settings.url:
+                raise PrometheusError(NOT_CONFIGURED, "no Prometheus configured")
+            client = PrometheusClient(settings.url, timeout=settings.timeout)
+            found = client.query_range(str(entry.get("query")), start, end, step)
+            item["series"] = [
+                {
+                    "labels": s.labels,
+                    "points": [[t, finite_or_none(v)] for t, v in s.points],
+                }
+                for s in found
+            ]
+        except PrometheusError as exc:
+            item["error"] = exc.as_dict()
+        captured["series"].append(item)
+    return captured

@@ -32,10 +32,11 @@ from chaosregistry.oci.reference import ImageReference, Platform
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
 KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
-# Configuration keys naming a registry (chaosregistry.settings) and request timeouts in seconds
+# Configuration keys naming a registry (chaosregistry.settings) or Prometheus (chaosregistry.
+# prometheus: an http(s) URL too) and request timeouts in seconds
 # (settings and backends/kubernetes.py refuse anything but a positive number, at run time).
-REGISTRY_URL_KEYS = ("registry_url", "mirror_url")
-TIMEOUT_KEYS = ("registry_timeout", "kube_timeout")
+REGISTRY_URL_KEYS = ("registry_url", "mirror_url", "prometheus_url")
+TIMEOUT_KEYS = ("registry_timeout", "kube_timeout", "prometheus_timeout")
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
@@ -464,6 +465,29 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, 
             check_activity(field, activity, configuration)
         except ConfigError as exc:
             raise ConfigError(f"{experiment_path}: {exc}") from None
+    check_prometheus_series(experiment, experiment_path)
     runtime_options(experiment, experiment_path)
     check_chaostoolkit(experiment, experiment_path)
     return experiment
+
+
+def check_prometheus_series(experiment: dict[str, Any], source: Path) -> None:
+    """The PromQL of the series a report charts (``chaosregistry-prometheus`` extension)."""
+    from chaosregistry.prometheus import EXTENSION
+
+    for index, extension in enumerate(experiment.get("extensions") or []):
+        if not isinstance(extension, dict) or extension.get("name") != EXTENSION:
+            continue
+        series = extension.get("series")
+        if not isinstance(series, list):
+            raise ConfigError(f"{source}: extensions[{index}].series must be a list")
+        for number, entry in enumerate(series):
+            where = f"{source}: extensions[{index}].series[{number}]"
+            if not isinstance(entry, dict) or not entry.get("name"):
+                raise ConfigError(f"{where}: needs a name and a query")
+            problem = _promql(entry.get("query"))
+            if problem is not None:
+                raise ConfigError(f"{where}.query: {problem}")
+            slo = entry.get("slo")
+            if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float)):
+                raise ConfigError(f"{where}.slo: must be a number, got {slo!r}")

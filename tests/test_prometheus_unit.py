@@ -268,3 +268,41 @@ def test_a_game_day_whose_prometheus_gave_no_answer_is_failed_with_a_note() -> N
     )
     answered = {**probe, "output": {"ok": True, "error": None, "value": 0.1}}
     assert judge(RunFacts({**journal, "run": [answered]})).verdict == Verdict.PASSED
+
+
+# -- reports ------------------------------------------------------------------------------------
+def test_the_report_charts_prometheus_series_on_the_run_timeline_with_the_slo(
+    tmp_path: Path,
+) -> None:
+    from chaosregistry.reports import build_report, build_summary
+    from chaosregistry.reports.figures import TimeChart
+    from reports_support import T0, gameday, journal, write_run
+
+    path = write_run(tmp_path / "run", journal(), gameday())
+    series = [
+        {"labels": {}, "points": [[T0 + t, 0.1 if t < 3 or t > 15 else 1.4] for t in range(20)]}
+    ]
+    (path.parent / "prometheus.json").write_text(
+        json.dumps(
+            {
+                "prometheus": "http://127.0.0.1:9090",
+                "series": [
+                    {"name": "p99 pull time", "query": "q", "slo": 0.5, "unit": "s",
+                     "error": None, "series": series},
+                    {"name": "burn", "query": "b", "slo": None, "unit": None,
+                     "error": {"class": "refused", "message": "down"}, "series": []},
+                ],
+            }
+        )
+    )  # fmt: skip
+    _, _, charts = build_summary([path])
+    by_id = {c.chart_id: c for c in charts[0] if isinstance(c, TimeChart)}
+    p99 = by_id["prometheus-p99-pull-time"]
+    assert p99.band is not None and (p99.band.low, p99.band.high) == (0.5, 0.5)
+    assert "SLO 0.5s" in p99.band.label
+    assert p99.windows and p99.windows[0].start == pytest.approx(2.4, abs=0.01)
+    (line,) = p99.series
+    assert line.x[0] == pytest.approx(0.0) and line.y[4] == 1.4
+    assert "no answer: refused" in by_id["prometheus-burn"].caption
+    html = build_report([path], tmp_path / "out").html.read_text()
+    assert "Prometheus: p99 pull time" in html
