@@ -55,11 +55,13 @@ CACHE_HIT_3X = (
     ' / sum(rate(registry_proxy_requests_total{{job="{mirror}",type="blob"}}[{window}]))'
 )
 # Distribution 2.8 exports no misses: a miss is a blob the mirror had to GET from its upstream,
-# so the ratio is 1 - upstream blob GETs / mirror blob GETs (both from registry_http_requests).
+# so the ratio is 1 - upstream blob GETs / mirror blob GETs (both from registry_http_requests),
+# floored at 0: 2.8 fetches a blob once per concurrent miss (and again while it is still storing
+# it), so under a cold storm the upstream serves more blob GETs than the mirror does.
 CACHE_HIT_28 = (
-    '1 - sum(rate(registry_http_requests_total{{job="{upstream}",handler="blob",method="get",'
-    'code=~"2.."}}[{window}])) / sum(rate(registry_http_requests_total{{job="{mirror}",'
-    'handler="blob",method="get",code=~"2.."}}[{window}]))'
+    'clamp_min(1 - sum(rate(registry_http_requests_total{{job="{upstream}",handler="blob",'
+    'method="get",code=~"2.."}}[{window}])) / sum(rate(registry_http_requests_total{{'
+    'job="{mirror}",handler="blob",method="get",code=~"2.."}}[{window}])), 0)'
 )
 HAS_PROXY_COUNTERS = 'count(registry_proxy_requests_total{{job="{mirror}",type="blob"}})'
 
@@ -293,9 +295,9 @@ def sli_cache_hit_ratio(
       method: ``counters`` (Distribution 3.x: ``registry_proxy_hits_total /
         registry_proxy_requests_total``, type blob), ``derived`` (Distribution 2.8, which
         counts no misses: 1 - the upstream's blob GETs / the mirror's blob GETs, from
-        ``registry_http_requests_total``; an upstream fetched twice for one miss, as 2.8 does
-        under concurrent misses, counts twice), or ``auto``: counters when the mirror exports
-        them, else derived.
+        ``registry_http_requests_total``, floored at 0: an upstream fetched twice for one miss,
+        as 2.8 does under concurrent misses, counts twice), or ``auto``: counters when the
+        mirror exports them, else derived.
       mirror_job, upstream_job: the Prometheus jobs of the mirror and of its upstream (the
         sandbox's are ``mirror`` and ``upstream``).
 
@@ -318,7 +320,7 @@ def sli_cache_hit_ratio(
         promql = CACHE_HIT_28.format(mirror=mirror_job, upstream=upstream_job, window=span)
         note = (
             "derived (Distribution 2.8 exports no cache misses): 1 - upstream blob GETs / "
-            "mirror blob GETs"
+            "mirror blob GETs, floored at 0 (2.8 fetches a blob once per concurrent miss)"
         )
     result = _instant(promql, when, configuration)
     return {"sli": "cache_hit_ratio", "method": method, "method_note": note, **result}
