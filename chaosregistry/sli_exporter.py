@@ -2,13 +2,13 @@
 
 ``python -m chaosregistry.sli_exporter --listen 127.0.0.1:P --sink 127.0.0.1:Q [--run-dir D]
 [--target URL ...]`` (a sandbox process; ``--run-dir`` only marks its command line as the
-sandbox's; each ``--target``'s histogram series exist at 0 from the start). Metrics, with
+sandbox's; each ``--target``'s total-time series of successful pulls exist at 0 from the
+start). Metrics, with
 ``prometheus_client`` and Prometheus' naming conventions:
 
 - ``chaosregistry_pull_duration_seconds`` histogram {target, phase, outcome}: phase ``total``,
-  ``auth``, ``manifest``, ``blobs``; buckets in ``PULL_BUCKETS`` (about 1.25x to 1.5x apart
-  where the sandbox's pulls fall, so a ``histogram_quantile`` is within one bucket of the exact
-  quantile).
+  ``auth``, ``manifest``, ``blobs``; buckets in ``PULL_BUCKETS`` (1.5x to 2x apart, so a
+  ``histogram_quantile`` is within one bucket of the exact quantile).
 - ``chaosregistry_pulls_total`` {outcome, error_class}
 - ``chaosregistry_deploys_total`` {outcome}: rollouts the Kubernetes probes watched to an end.
 - ``chaosregistry_sli_messages_total`` {kind} and ``chaosregistry_sli_malformed_total``: what
@@ -44,10 +44,11 @@ from chaosregistry.sli import (
     parse_message,
 )
 
+# 1.5x to 2x apart: every series costs the exporter's scrape (prometheus_client renders text
+# in Python, about 40 us a line), and 4 phases x 2 outcomes x targets multiply them.
 PULL_BUCKETS = (
-    0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2,
-    0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0,
-    20.0, 30.0, 60.0,
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
+    5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 RECEIVE_BUFFER = 4 * 1024 * 1024
 
@@ -86,9 +87,8 @@ class SliMetrics:
         # your metrics"). ``targets``: the registries whose pulls are expected.
         for outcome in (SUCCESS, FAILURE):
             self.deploys.labels(outcome)
-            for target in targets:
-                for phase in PHASES:
-                    self.duration.labels(target, phase, outcome)
+        for target in targets:  # what the p99 SLI reads; the other phases appear when used
+            self.duration.labels(target, PHASES[0], SUCCESS)
         self.pulls.labels(SUCCESS, NO_ERROR)
         for error_class in ErrorClass:
             self.pulls.labels(FAILURE, str(error_class))
