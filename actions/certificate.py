@@ -20,6 +20,7 @@ from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import CERTIFICATE_KINDS, backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.settings import settings_for
 
 __all__ = ["restore_certificate", "serve_bad_certificate"]
 
@@ -59,8 +60,9 @@ def serve_bad_certificate(
     if not isinstance(target, str) or not target:
         raise ConfigError("target must name a TLS server (registry, registry-ratelimited, ...)")
     seconds = check_duration(duration)
-    plan = backend_for(configuration).certificate_fault(kind, target)
-    return inject_plan(plan, seconds, configuration)
+    settings = settings_for(configuration)
+    plan = backend_for(settings).certificate_fault(kind, target)
+    return inject_plan(plan, seconds, settings)
 
 
 @activity
@@ -79,5 +81,7 @@ def restore_certificate(
     returns them).
     """
     return revert_matching(
-        configuration, kind_prefix="certificate.", target=f"tls:{target}" if target else ""
+        settings_for(configuration),
+        kind_prefix="certificate.",
+        target=f"tls:{target}" if target else "",
     )

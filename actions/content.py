@@ -11,7 +11,7 @@ from chaosregistry.activity import Configuration, Result, Secrets, activity, req
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.settings import resolve_target
+from chaosregistry.settings import settings_for
 
 __all__ = ["delete_images", "push_fresh_image"]
 
@@ -40,7 +40,7 @@ def push_fresh_image(
     kib = require_positive_int("size_kib", size_kib)
     if reference.is_digest:
         raise ConfigError(f"image {image!r}: push a tag, not a digest")
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     with registry.client(max_connections=2) as client:
         try:
             existing = client.get_manifest(reference.repository, reference.reference)
@@ -85,7 +85,7 @@ def delete_images(
     deletes nothing. The registry must allow deletes (the sandbox does).
     """
     ImageReference.parse(f"{repository}:x")  # validates the name
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     with registry.client(max_connections=2) as client:
         try:
             digests = client.delete_repository_tags(repository)

@@ -6,15 +6,18 @@ way a broken release does. Before the patch, the original image is written to th
 Deployment. The undo is the equivalent of ``kubectl rollout undo``: the pod template of the
 revision before the fault is restored. It runs on the experiment's rollback
 (``rollback_deployment``), when ``duration`` is up, or at once if ``chaos run`` dies, by the
-watchdog. Every call first passes the blast-radius guard (see
-``chaosregistry.backends.kubernetes``); with ``configuration.dry_run`` it only logs the patches.
+watchdog. The expiry and the undo are also written on the Deployment: with the watchdog and the
+ledger both gone, the next of our Kubernetes actions or ``chaosregistry cluster status`` reverts
+an expired bad tag (``kubernetes_deploy.revert_expired_bad_tags``). Every call first passes the
+blast-radius guard (see ``chaosregistry.backends.kubernetes``); with ``configuration.dry_run``
+it only logs the patches.
 """
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes import KubernetesSettings
-from chaosregistry.backends.kubernetes_deploy import bad_tag_plan, restart
+from chaosregistry.backends.kubernetes_deploy import bad_tag_plan, restart, sweep
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.settings import settings_for
 
 __all__ = ["deploy_bad_tag", "restart_rollout", "rollback_deployment"]
 
@@ -54,18 +57,20 @@ def deploy_bad_tag(
         raise ConfigError("deployment must name a Deployment")
     if image and tag != "does-not-exist":
         raise ConfigError("give image or tag, not both")
-    settings = KubernetesSettings.from_configuration(configuration)
+    settings = settings_for(configuration)
+    sweep(settings.kubernetes)
     plan, intent = bad_tag_plan(
-        settings,
+        settings.kubernetes,
         deployment=deployment,
         container=container,
         image=image,
         tag=tag,
         namespace=namespace,
+        duration=seconds,
     )
     if plan is None:
         return intent
-    return inject_plan(plan, seconds, configuration)
+    return inject_plan(plan, seconds, settings)
 
 
 @activity
@@ -85,11 +90,12 @@ def rollback_deployment(
     ``kubectl rollout undo``); its fault is marked reverted once the Deployment runs the
     original image again. Idempotent. Returns ``count`` and ``reverted``.
     """
+    settings = settings_for(configuration)
+    sweep(settings.kubernetes)
     target = ""
     if deployment:
-        settings = KubernetesSettings.from_configuration(configuration)
-        target = f"deployment:{settings.namespace_or(namespace)}/{deployment}"
-    return revert_matching(configuration, kind_prefix="deploy.", target=target)
+        target = f"deployment:{settings.kubernetes.namespace_or(namespace)}/{deployment}"
+    return revert_matching(settings, kind_prefix="deploy.", target=target)
 
 
 @activity
@@ -117,5 +123,6 @@ def restart_rollout(
     """
     if not isinstance(deployment, str) or not deployment:
         raise ConfigError("deployment must name a Deployment")
-    settings = KubernetesSettings.from_configuration(configuration)
+    settings = settings_for(configuration).kubernetes
+    sweep(settings)
     return restart(settings, deployment=deployment, namespace=namespace)

@@ -20,6 +20,8 @@ from chaosregistry.loadgen.parameters import DEFAULT_FRESH_IMAGES, LoadParameter
 from chaosregistry.loadgen.stop import stop_loads
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.prometheus import prometheus_settings
+from chaosregistry.settings import settings_for
 
 __all__ = ["start_pull_load", "stop_pull_load"]
 
@@ -89,7 +91,8 @@ def start_pull_load(
         blob_concurrency=blob_concurrency,
         fresh_images=fresh_images,
     )
-    result: Result = start_load(parameters, images, configuration, secrets)
+    sink = prometheus_settings(configuration).sli_sink  # each pull reports there (if any)
+    result: Result = start_load(parameters, images, settings_for(configuration), secrets, sink)
     return result
 
 
@@ -117,5 +120,5 @@ def stop_pull_load(
     Raises ActivityFailed with one line for an unknown ``load_id`` or when a process of the
     load survives SIGKILL.
     """
-    result: Result = stop_loads(load_id, configuration)
+    result: Result = stop_loads(load_id, settings_for(configuration))
     return result

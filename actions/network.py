@@ -24,6 +24,7 @@ from chaosregistry.activity import (
 from chaosregistry.backends import backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.settings import settings_for
 
 PARTITION_MODES = ("blackhole", "refuse")
 
@@ -48,8 +49,9 @@ def _network_fault(
     if not isinstance(hop, str) or not hop:
         raise ConfigError("hop must name a hop (client-registry, client-mirror, mirror-upstream)")
     # Backends whose faults end by themselves (Chaos Mesh) need the duration in the object.
-    plan = backend_for(configuration).network_fault(kind, hop, {**parameters, "duration": seconds})
-    return inject_plan(plan, seconds, configuration)
+    settings = settings_for(configuration)
+    plan = backend_for(settings).network_fault(kind, hop, {**parameters, "duration": seconds})
+    return inject_plan(plan, seconds, settings)
 
 
 @activity
@@ -188,4 +190,4 @@ def remove_network_faults(
     Returns a mapping: ``count`` and ``reverted`` (the faults, as the fault actions return them).
     """
     target = f"hop:{hop}" if hop else ""
-    return revert_matching(configuration, kind_prefix="network.", target=target)
+    return revert_matching(settings_for(configuration), kind_prefix="network.", target=target)

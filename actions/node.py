@@ -17,6 +17,7 @@ from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.settings import settings_for
 
 __all__ = ["kill_registry_node", "restart_registry_node"]
 
@@ -46,10 +47,11 @@ def kill_registry_node(
         raise ConfigError(f"restart_after must be a number of seconds, got {restart_after!r}")
     if not 0 <= restart_after <= seconds:
         raise ConfigError(f"restart_after must be between 0 and duration ({seconds:g}s)")
-    plan = backend_for(configuration).kill_node(node)
+    settings = settings_for(configuration)
+    plan = backend_for(settings).kill_node(node)
     if restart_after:
         plan = replace(plan, ends_after=float(restart_after))
-    return inject_plan(plan, seconds, configuration)
+    return inject_plan(plan, seconds, settings)
 
 
 @activity
@@ -64,5 +66,5 @@ def restart_registry_node(
     Idempotent. Returns ``count`` and ``reverted``.
     """
     return revert_matching(
-        configuration, kind_prefix="node.", target=f"node:{node}" if node else ""
+        settings_for(configuration), kind_prefix="node.", target=f"node:{node}" if node else ""
     )

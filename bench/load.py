@@ -57,6 +57,7 @@ from chaosregistry.loadgen.store import find_load
 
 from chaosregistry import sandbox
 from chaosregistry.sandbox.content import RECIPES, build_image
+from chaosregistry.settings import settings_for
 
 BENCH = Path(__file__).resolve().parent
 BASELINE = BENCH / "load_baseline.py"
@@ -306,11 +307,12 @@ def saturation_part(args: argparse.Namespace, run_dir: Path, work: Path) -> dict
             target="registry", mode="warm", platform="linux/amd64", verify=True,
             blob_concurrency=3, fresh_images=1,
         )  # fmt: skip
-        started = start_load(parameters, ["tiny/hello:latest"], configuration, None)
-        load = find_load(started["load_id"], configuration)
+        settings = settings_for(configuration)
+        started = start_load(parameters, ["tiny/hello:latest"], settings, None)
+        load = find_load(started["load_id"], settings)
         while load.running():
             time.sleep(0.2)
-            load = find_load(started["load_id"], configuration)
+            load = find_load(started["load_id"], settings)
         pulls = records.read_records(load.records_dir)
         first = pulls[0]["start"] if pulls else load.started_at
         end = max(p["end"] for p in pulls) if pulls else first

@@ -106,8 +106,8 @@ def validate(experiment: Path, vars_file: Path | None) -> None:
     """Check EXPERIMENT (and its vars file) without running anything."""
     from chaosregistry.validate import validate as check
 
-    data = check(experiment, vars_file)
-    click.echo(f"{experiment}: valid ({data.get('title', '')})")
+    checked = check(experiment, vars_file)
+    click.echo(f"{experiment}: valid ({checked.experiment.get('title', '')})")
 
 
 @main.command()
@@ -171,7 +171,8 @@ def gameday(
     for note in result.notes:
         click.echo(f"note: {note}")
     if result.report is not None:
-        click.echo(f"report: {result.report} (score {result.score:.0f}/100)")
+        scored = "not scored" if result.score is None else f"score {result.score:.0f}/100"
+        click.echo(f"report: {result.report} ({scored})")
     click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")
     sys.exit(result.exit_code)
 
@@ -225,7 +226,7 @@ def pull(
 
     from chaosregistry.oci.pull import pull as pull_image
     from chaosregistry.oci.reference import ImageReference, Platform
-    from chaosregistry.settings import resolve_target
+    from chaosregistry.settings import settings_for
 
     if count < 1:
         raise click.ClickException(f"--count must be >= 1, got {count}")
@@ -238,7 +239,7 @@ def pull(
         configuration["registry_verify_tls"] = False
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
-    registry = resolve_target(configuration, None, target=target)
+    registry = settings_for(configuration).registry.resolve(None, target)
     with registry.client(max_connections=max(concurrency, 1), http2=http2) as client:
         results = [
             pull_image(

@@ -27,21 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chaosregistry.activity import flatten_configuration
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
+from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.reports import build_report
-from chaosregistry.settings import DEFAULT_SANDBOX_DIR
-from chaosregistry.validate import (
-    activities,
-    effective_configuration,
-    load_vars,
-    runtime_options,
-    substitute,
-    validate,
-)
+from chaosregistry.settings import DEFAULT_SANDBOX_DIR, settings_for
+from chaosregistry.validate import activities, substitute, validate
 from chaosregistry.verdict import RunFacts, Verdict, judge, load_evidence
 
 # How long the watchdog may take to revert what a finished run still owned.
@@ -56,7 +48,7 @@ class GameDayResult:
     faults: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None  # report.html, once written
-    score: float = 0.0
+    score: float | None = None  # None: no hypothesis probes, or a run that earns no score
 
     @property
     def exit_code(self) -> int:
@@ -92,9 +84,12 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
       included, and a cold load's ``load_origin``) that the configuration gives no
       ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
 
-    A URL as ``target`` never needs it.
+    A URL as ``target`` never needs it. The settings named above are read from the typed
+    settings of ``configuration``; the mapping itself only fills the ``${...}`` references of
+    the activities' arguments, as Chaos Toolkit will.
     """
-    if configuration.get("sandbox_dir"):
+    settings = settings_for(configuration)
+    if settings.registry.configured_sandbox_dir is not None:
         return ["the configuration names a sandbox_dir"]
     reasons = []
     for where, activity in activities(experiment):
@@ -111,21 +106,21 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
         if module_name in SANDBOX_ACTIVITIES:
             reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
         elif module_name == "chaosregistry.actions.network" and not (
-            configuration.get("toxiproxy_url") and configuration.get("hops")
+            settings.local.toxiproxy_url and settings.local.hops
         ):
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
         elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
             reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
         elif module_name == PROMETHEUS_PROBES and not configuration.get("prometheus_url"):
             reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
-        for target in _named_targets(module_name, func_name, arguments, configuration):
-            if not configuration.get(f"{target}_url"):
+        for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
+            if not settings.registry.urls.get(target):
                 reasons.append(f"{name} targets {target!r} and there is no {target}_url")
     return reasons
 
 
 def _named_targets(
-    module_name: str, func_name: str, arguments: dict[str, Any], configuration: dict[str, Any]
+    module_name: str, func_name: str, arguments: dict[str, Any], load_origin: str
 ) -> list[str]:
     """The registries an activity reaches by name (URLs left out)."""
     try:
@@ -137,7 +132,7 @@ def _named_targets(
     if "target" in parameters:
         names.append(arguments.get("target", parameters["target"].default))
     if func_name == "start_pull_load" and arguments.get("mode") == "cold":
-        names.append(configuration.get("load_origin") or "registry")
+        names.append(load_origin)
     return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
 
 
@@ -237,21 +232,22 @@ def run_gameday(
     say: Callable[[str], None] = print,
 ) -> GameDayResult:
     """Run one experiment end to end. Raises ConfigError for bad input (nothing run then)."""
-    experiment_data = validate(experiment, vars_file)
-    vars_data = load_vars(vars_file, experiment_data) if vars_file else {}
-    configuration = flatten_configuration(
-        effective_configuration(experiment_data, vars_data, vars_file or experiment)
+    checked = validate(experiment, vars_file)
+    experiment_data, configuration, settings = (
+        checked.experiment,
+        checked.configuration,
+        checked.settings,
     )
-    backend = configuration.get("backend", "local")
+    backend = settings.backend
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (run_dir or Path("runs") / f"{stamp}-{experiment.stem}").absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     journal_path = run_dir / "journal.json"
-    ledger = Ledger(resolve_ledger_dir(None, configuration))
+    ledger = Ledger(settings.ledger_dir)
     say(f"game day: {experiment} ({backend} backend) -> {run_dir}")
 
     sandbox_path = (
-        sandbox_dir or Path(configuration.get("sandbox_dir") or DEFAULT_SANDBOX_DIR)
+        sandbox_dir or settings.registry.configured_sandbox_dir or DEFAULT_SANDBOX_DIR
     ).absolute()
     env = dict(os.environ)
     env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
@@ -270,7 +266,7 @@ def run_gameday(
         str(journal_path),
         "--rollback-strategy",
         "always",
-        *runtime_options(experiment_data, experiment),
+        *checked.runtime_options,
     ]
     if vars_file:
         argv += ["--var-file", str(vars_file.absolute())]
@@ -387,7 +383,7 @@ def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
         result.notes.append(f"report not written: {type(exc).__name__}: {exc}")
         return
     result.report = report.html
-    result.score = float(report.score or 0.0)
+    result.score = report.score
     if report.verdict != result.verdict:
         say(f"note: the report's verdict is {report.verdict}, the game day's {result.verdict}")
 

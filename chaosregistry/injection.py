@@ -7,21 +7,21 @@ duration or when a rollback reverts them.
 
 import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from chaosregistry.activity import require_positive_number
 from chaosregistry.backends import FaultPlan
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
+from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import inject, revert
+from chaosregistry.settings import Settings
 
 # A guard against typos such as 6000 meaning 60: an hour is longer than any game-day fault.
 MAX_DURATION = 3600.0
 
 
-def ledger_for(configuration: Mapping[str, Any] | None) -> Ledger:
-    return Ledger(resolve_ledger_dir(None, configuration))
+def ledger_for(settings: Settings) -> Ledger:
+    return Ledger(settings.ledger_dir)
 
 
 def check_duration(duration: object) -> float:
@@ -31,12 +31,10 @@ def check_duration(duration: object) -> float:
     return seconds
 
 
-def inject_plan(
-    plan: FaultPlan, duration: float, configuration: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def inject_plan(plan: FaultPlan, duration: float, settings: Settings) -> dict[str, Any]:
     """Record, inject and describe one fault; the result is what the action returns."""
     lifetime = plan.ends_after if plan.ends_after is not None else duration
-    ledger = ledger_for(configuration)
+    ledger = ledger_for(settings)
     entry = inject(
         ledger,
         kind=plan.kind,
@@ -68,11 +66,9 @@ def describe(entry: Entry) -> dict[str, Any]:
     }
 
 
-def revert_matching(
-    configuration: Mapping[str, Any] | None, *, kind_prefix: str, target: str = ""
-) -> dict[str, Any]:
+def revert_matching(settings: Settings, *, kind_prefix: str, target: str = "") -> dict[str, Any]:
     """Revert every active fault whose kind starts with ``kind_prefix`` (and on ``target``)."""
-    ledger = ledger_for(configuration)
+    ledger = ledger_for(settings)
     reverted: list[dict[str, Any]] = []
     for entry in ledger.active():
         if not entry.kind.startswith(kind_prefix):

@@ -32,24 +32,44 @@ class PrometheusSettings:
 
 
 def prometheus_settings(configuration: Mapping[str, Any] | None) -> PrometheusSettings:
-    """configuration ``prometheus_url`` / ``sli_sink`` / ``prometheus_timeout``, each falling
-    back to the sandbox's endpoints (``prometheus``, ``sli_sink``) when a sandbox is found."""
-    from chaosregistry.settings import sandbox_dir, sandbox_endpoints
+    """configuration ``prometheus_url`` / ``sli_sink`` / ``prometheus_timeout``, the URL and
+    the sink falling back to the sandbox's endpoints (``prometheus``, ``sli_sink``) when a
+    sandbox is in use (``chaosregistry.settings``: ``sandbox_dir``, else the environment's).
+    A bad value is a ``SettingError`` naming its key (``chaosregistry validate`` reports it)."""
+    from chaosregistry.activity import flatten_configuration
+    from chaosregistry.oci.client import validate_registry_url
+    from chaosregistry.settings import SettingError, settings_for
 
-    config = configuration or {}
-    endpoints: Mapping[str, Any] = {}
-    if not (config.get("prometheus_url") and config.get("sli_sink")):
-        run_dir = sandbox_dir(dict(config))
-        if run_dir is not None and (run_dir / "endpoints.json").is_file():
-            endpoints = sandbox_endpoints(run_dir)
-    url = config.get("prometheus_url") or endpoints.get("prometheus")
-    sink = config.get("sli_sink") or endpoints.get("sli_sink")
+    config = flatten_configuration(dict(configuration or {}))
+    url, sink = config.get("prometheus_url") or None, config.get("sli_sink") or None
+    if url is not None:
+        try:
+            url = validate_registry_url(str(url))
+        except ChaosRegistryError as exc:
+            raise SettingError("prometheus_url", f"configuration.prometheus_url: {exc}") from None
+    if sink is not None and not _is_address(sink):
+        raise SettingError("sli_sink", f"configuration.sli_sink: must be host:port, not {sink!r}")
     timeout = config.get("prometheus_timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise SettingError(
+            "prometheus_timeout",
+            f"configuration.prometheus_timeout: must be a positive number of seconds, "
+            f"got {timeout!r}",
+        )
+    if url is None or sink is None:
+        sandbox = settings_for(config).registry.sandbox_dir
+        if sandbox is not None and (sandbox / "endpoints.json").is_file():
+            endpoints = settings_for(config).registry.endpoints()
+            url = url or endpoints.get("prometheus")
+            sink = sink or endpoints.get("sli_sink")
     return PrometheusSettings(
-        str(url).rstrip("/") if url else None,
-        str(sink) if sink else None,
-        float(timeout) if isinstance(timeout, int | float) and timeout > 0 else DEFAULT_TIMEOUT,
+        str(url).rstrip("/") if url else None, str(sink) if sink else None, float(timeout)
     )
+
+
+def _is_address(value: Any) -> bool:
+    host, _, port = str(value).rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
 class PrometheusError(ChaosRegistryError):

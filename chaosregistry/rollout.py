@@ -13,6 +13,11 @@ from chaosregistry.errors import ConfigError
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 # Written on the Deployment before the bad image is set: where the original came from.
 ORIGINAL_IMAGE_ANNOTATION = "chaosregistry.io/original-image"
+# On a Deployment carrying our bad tag: label (so a sweep can list them) and annotation (JSON:
+# the fault's expiry and its undo), so a later command can revert it without the ledger.
+BAD_TAG_LABEL = "chaosregistry.io/fault"
+BAD_TAG_LABEL_VALUE = "bad-tag"
+BAD_TAG_ANNOTATION = "chaosregistry.io/bad-tag"
 # Epoch seconds at which one of our actions started a rollout (the bad tag, its undo).
 ROLLOUT_STARTED_ANNOTATION = "chaosregistry.io/rollout-started-at"
 TEMPLATE_HASH_LABEL = "pod-template-hash"

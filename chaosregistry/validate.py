@@ -11,7 +11,12 @@ faults were injected. We check everything we can before anything runs:
 * every secret and configuration value read from the environment is set;
 * the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest);
 * no mapping repeats a key (PyYAML and json would silently keep the last one);
-* registry URLs are http(s), request timeouts positive numbers, range tolerances in order.
+* the configuration parses into the typed settings the activities will use
+  (:func:`chaosregistry.settings.parse_settings`: registry URLs http(s), request timeouts
+  positive numbers, the backend's settings), and range tolerances are in order.
+
+:func:`validate` returns what it parsed (:class:`Validated`), so ``gameday`` runs on it instead
+of reading the vars file again.
 """
 
 import importlib
@@ -20,6 +25,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +35,11 @@ from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.prometheus import prometheus_settings
+from chaosregistry.settings import SettingError, Settings, parse_settings
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
 KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
-# Configuration keys naming a registry (chaosregistry.settings) or Prometheus (chaosregistry.
-# prometheus: an http(s) URL too) and request timeouts in seconds
-# (settings and backends/kubernetes.py refuse anything but a positive number, at run time).
-REGISTRY_URL_KEYS = ("registry_url", "mirror_url", "prometheus_url")
-TIMEOUT_KEYS = ("registry_timeout", "kube_timeout", "prometheus_timeout")
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
@@ -148,12 +151,9 @@ def check_settings(
     configuration: dict[str, Any],
     experiment_path: Path,
     vars_path: Path | None,
-) -> None:
-    """Registry URLs and request timeouts of the configuration, as the activities will read
-    them; the error names the file and the key that set the value."""
-    from chaosregistry.oci.client import validate_registry_url
-
-    flat = flatten_configuration(configuration)
+) -> Settings:
+    """The configuration parsed as the activities will parse it (:func:`parse_settings`);
+    a bad value is refused naming the file and the key that set it."""
     overrides = vars_data.get("configuration", {})
 
     def where(key: str) -> str:
@@ -164,19 +164,17 @@ def check_settings(
         field = f"configuration.{key}" if top == key else f"configuration.{SETTINGS_KEY}.{key}"
         return f"{source}: {field}"
 
-    for key in REGISTRY_URL_KEYS:
-        url = flat.get(key)
-        if url in (None, ""):
-            continue  # unset: the sandbox's endpoint, or an error naming the key when used
-        try:
-            validate_registry_url(url)
-        except ConfigError as exc:
-            raise ConfigError(f"{where(key)}: {exc}") from None
-    for key in TIMEOUT_KEYS:
-        if key in flat:
-            problem = _positive_seconds(flat[key])
-            if problem:
-                raise ConfigError(f"{where(key)}: {problem}")
+    try:
+        settings = parse_settings(configuration)
+        prometheus_settings(flatten_configuration(configuration))  # its keys, checked
+        return settings
+    except SettingError as exc:
+        # "configuration.<key>[.<sub>]<rest>" -> "<file>: configuration[.chaosregistry].<key>..."
+        top = exc.key.split(".", 1)[0]
+        rest = str(exc)[len(f"configuration.{top}") :]
+        raise ConfigError(f"{where(top)}{rest}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{vars_path or experiment_path}: {exc}") from None
 
 
 def check_tolerances(
@@ -441,21 +439,25 @@ def check_chaostoolkit(experiment: dict[str, Any], source: Path) -> None:
         logger.setLevel(previous)
 
 
-def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, Any]:
-    """Check an experiment (and vars file); returns the parsed experiment or raises ConfigError."""
+@dataclass(frozen=True)
+class Validated:
+    """What a successful validation found, for the caller to use rather than re-read."""
+
+    experiment: dict[str, Any]
+    vars_data: dict[str, Any]  # the vars file as parsed ({} without one)
+    # The effective configuration as ``chaos run`` will hand it over (env lookups resolved),
+    # flattened (the ``chaosregistry`` mapping's keys at the top).
+    configuration: dict[str, Any]
+    settings: Settings  # the same configuration, parsed
+    runtime_options: list[str]  # ``chaos run`` options of the experiment's extension
+
+
+def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
+    """Check an experiment (and vars file); returns what it parsed or raises ConfigError."""
     experiment = load_document(experiment_path, "experiment")
     vars_data = load_vars(vars_path, experiment) if vars_path else {}
     configuration = effective_configuration(experiment, vars_data, vars_path or experiment_path)
-    flat = flatten_configuration(configuration)
-    backend = flat.get("backend", "local")
-    from chaosregistry.backends import BACKENDS
-
-    if backend not in BACKENDS:
-        raise ConfigError(
-            f"{vars_path or experiment_path}: configuration.backend: unknown backend {backend!r} "
-            f"(known: {', '.join(BACKENDS)})"
-        )
-    check_settings(vars_data, configuration, experiment_path, vars_path)
+    settings = check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
     check_tolerances(experiment, configuration, experiment_path)
     for field, activity in activities(experiment):
@@ -466,9 +468,15 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> dict[str, 
         except ConfigError as exc:
             raise ConfigError(f"{experiment_path}: {exc}") from None
     check_prometheus_series(experiment, experiment_path)
-    runtime_options(experiment, experiment_path)
+    options = runtime_options(experiment, experiment_path)
     check_chaostoolkit(experiment, experiment_path)
-    return experiment
+    return Validated(
+        experiment=experiment,
+        vars_data=vars_data,
+        configuration=flatten_configuration(configuration),
+        settings=settings,
+        runtime_options=options,
+    )
 
 
 def check_prometheus_series(experiment: dict[str, Any], source: Path) -> None:

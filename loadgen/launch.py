@@ -38,8 +38,7 @@ from chaosregistry.injection import inject_plan
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.osutil.files import write_json
 from chaosregistry.osutil.spawn import read_line, spawn_detached
-from chaosregistry.prometheus import prometheus_settings
-from chaosregistry.settings import RegistryTarget, resolve_target
+from chaosregistry.settings import RegistryTarget, Settings
 
 from .command import child_env, locust_command
 from .credentials import remove_private_credentials, write_private_credentials
@@ -69,12 +68,15 @@ def check_images(registry: RegistryTarget, mix: list[ImageChoice], platform: Pla
 def start_load(
     parameters: LoadParameters,
     images: Any,
-    configuration: Mapping[str, Any] | None,
+    settings: Settings,
     secrets: Mapping[str, Any] | None,
+    sli_sink: str | None = None,
 ) -> dict[str, Any]:
-    """Check everything, then start the load in the background; returns its description."""
-    config = dict(configuration or {})
-    registry = resolve_target(config, dict(secrets or {}), parameters.target)
+    """Check everything, then start the load in the background; returns its description.
+
+    ``sli_sink``: where each pull reports to the SLI exporter (``chaosregistry.sli``), or None.
+    """
+    registry = settings.registry.resolve(secrets, parameters.target)
     fresh_repository = ""
     if parameters.mode == "warm":
         mix = parse_image_mix(images)
@@ -89,9 +91,7 @@ def start_load(
                 raise ConfigError(
                     f"target {registry.url} cannot be reached ({exc.error_class}: {exc})"
                 ) from None
-        origin = resolve_target(
-            config, dict(secrets or {}), str(config.get("load_origin") or "registry")
-        )
+        origin = settings.registry.resolve(secrets, settings.load_origin)
         from .fresh import push_fresh_images
 
         try:
@@ -104,13 +104,12 @@ def start_load(
         fresh_repository = mix[0].repository
 
     load_id = new_load_id()
-    stats_dir = load_root(config) / load_id
+    stats_dir = load_root(settings) / load_id
     (stats_dir / "pulls").mkdir(parents=True)
     (stats_dir / "images.json").write_text(mix_to_json(mix) + "\n")
     credentials_dir = write_private_credentials(registry)
     tag = f"chaosregistry-load:{load_id}"
     command = locust_command(parameters, registry, stats_dir, tag, credentials_dir)
-    sli_sink = prometheus_settings(config).sli_sink
     if sli_sink:  # each pull also reports to the SLI exporter (chaosregistry.sli)
         command += ["--sli-sink", sli_sink]
     spec: dict[str, Any] = {
@@ -135,7 +134,7 @@ def start_load(
         "command": command,
     }
     try:
-        return _launch(parameters, spec, stats_dir, credentials_dir, config)
+        return _launch(parameters, spec, stats_dir, credentials_dir, settings)
     except BaseException:
         if credentials_dir is not None:
             remove_private_credentials(credentials_dir)
@@ -152,7 +151,7 @@ def _launch(
     spec: dict[str, Any],
     stats_dir: Path,
     credentials_dir: Path | None,
-    configuration: Mapping[str, Any],
+    settings: Settings,
 ) -> dict[str, Any]:
     go_read, go_write = os.pipe()
     ready_read, ready_write = os.pipe()
@@ -226,7 +225,7 @@ def _launch(
             ),
             ends_after=parameters.duration + STARTUP_ALLOWANCE + STOP_GRACE,
         )
-        fault = inject_plan(plan, parameters.duration, configuration)
+        fault = inject_plan(plan, parameters.duration, settings)
     except BaseException:
         for fd in go:
             os.close(fd)  # the supervisor sees EOF and exits without starting Locust

@@ -15,6 +15,10 @@ response_time is the pull's exact duration. Locust's percentiles are rounded, so
 ``--records-dir`` every process also writes one exact JSON line per pull there
 (``chaosregistry.loadgen.records`` documents and reads them).
 
+Pulls follow each other with no pause while they succeed; after a failed pull a node backs off
+(``chaosregistry.loadgen.pacing``: 0.05 s doubling to 1 s while failures go on, reset by a
+success), as a real node does, instead of retrying hundreds of times a second.
+
 Modes: ``warm`` draws images from the weighted mix again and again (a mirror serves them from
 its cache); ``cold`` pulls each image of the list once, in order, shared out between processes
 by ``worker index + stride * n`` (``--fresh-stride`` = number of worker processes), so every
@@ -67,8 +71,9 @@ from urllib.parse import urlencode
 import gevent
 from chaosregistry.loadgen import failures as wire
 from chaosregistry.loadgen.mix import ImageChoice, parse_image_mix
+from chaosregistry.loadgen.pacing import wait_after
 from chaosregistry.loadgen.records import record_file_name
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 
@@ -407,9 +412,12 @@ class RegistryPullUser(FastHttpUser):
     Locust by route, and streams blob bodies through the protocol's BlobCheck.
     """
 
-    wait_time = constant(0)
+    def wait_time(self) -> float:
+        """No pause after a success; after failures, the back-off (module docstring)."""
+        return wait_after(self.failures_in_a_row)
 
     def on_start(self) -> None:
+        self.failures_in_a_row = 0
         settings = _process.settings or _process.configure(self.environment)
         self.settings = settings
         # One node, one identity: tokens are kept per node, as each kubelet keeps its own.
@@ -459,6 +467,7 @@ class RegistryPullUser(FastHttpUser):
             raise
         finally:
             duration = time.perf_counter() - started
+            self.failures_in_a_row = 0 if error is None else self.failures_in_a_row + 1
             if not interrupted:
                 self.environment.events.request.fire(
                     request_type="PULL",

@@ -6,11 +6,11 @@ rounded histogram; see ``chaosregistry.probes.load`` for the window rules.
 
 import math
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.osutil.files import write_json
+from chaosregistry.settings import Settings
 
 from . import records
 from .store import Load, find_load
@@ -30,9 +30,7 @@ def write_timeseries(load: Load) -> dict[str, Any]:
     return series
 
 
-def load_stats(
-    load_id: str, since: float, until: float, configuration: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def load_stats(load_id: str, since: float, until: float, settings: Settings) -> dict[str, Any]:
     """Exact figures of a load over a window (see probes/load.py for the window rules)."""
     for name, value in (("since", since), ("until", until)):
         if (
@@ -41,7 +39,7 @@ def load_stats(
             or not math.isfinite(value)
         ):
             raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
-    load = find_load(load_id, configuration)
+    load = find_load(load_id, settings)
     now = time.time()
     running = load.running()
     end = now if running or load.ended_at is None else load.ended_at

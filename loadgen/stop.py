@@ -3,7 +3,6 @@ what a load leaves: its status file, its time series, its whole-load summary."""
 
 import math
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from chaosregistry.faults.lifecycle import revert
 from chaosregistry.injection import ledger_for
 from chaosregistry.osutil.files import write_json
 from chaosregistry.osutil.identity import marked_processes
+from chaosregistry.settings import Settings
 
 from . import records
 from .parameters import STOP_GRACE
@@ -21,15 +21,15 @@ from .stats import write_timeseries
 from .store import Load, LoadError, find_load, ledger_loads
 
 
-def stop_loads(load_id: str, configuration: Mapping[str, Any] | None) -> dict[str, Any]:
+def stop_loads(load_id: str, settings: Settings) -> dict[str, Any]:
     """Stop the load ``load_id`` (every active load when empty), verify that none of its
     processes is left, write its time series; returns what was stopped."""
     if not isinstance(load_id, str):
         raise ConfigError(f"load_id must be a string, got {load_id!r}")
-    ledger = ledger_for(configuration)
+    ledger = ledger_for(settings)
     entries = [
         entry
-        for entry in ledger_loads(configuration)
+        for entry in ledger_loads(settings)
         if entry.active and (not load_id or entry.parameters.get("load_id") == load_id)
     ]
     loads: dict[str, Load] = {}
@@ -39,7 +39,7 @@ def stop_loads(load_id: str, configuration: Mapping[str, Any] | None) -> dict[st
         if isinstance(stats_dir, str) and (Path(stats_dir) / "load.json").is_file():
             loads[str(entry.parameters.get("load_id"))] = Load.read(Path(stats_dir))
     if load_id and load_id not in loads:
-        loads[load_id] = find_load(load_id, configuration)  # ended already, or another ledger
+        loads[load_id] = find_load(load_id, settings)  # ended already, or another ledger
     stopped = []
     for load in loads.values():
         _make_sure_stopped(load)

@@ -1,7 +1,8 @@
 """Where a pull load's files live and what they say; finding a load by id.
 
 A load's stats directory, ``<load_dir>/<load_id>`` (``load_dir`` is configuration ``load_dir``,
-else ``<configuration run_dir or $CHAOSREGISTRY_RUN_DIR>/load``, else ``./runs/load``)::
+else ``<configuration run_dir or $CHAOSREGISTRY_RUN_DIR>/load``, else ``./runs/load``; parsed
+into ``Settings.load_dir``)::
 
     load.json        what was started: parameters, Locust's command line (no secret), identity
     status.json      the supervisor's account: state (running, finished, stopped, overran,
@@ -21,10 +22,8 @@ Loads are found through their fault-ledger entries (kind ``load.locust``) and by
 """
 
 import json
-import os
 import secrets as _random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,28 +32,21 @@ from chaosregistry.errors import ChaosRegistryError, ConfigError
 from chaosregistry.faults.ledger import Entry
 from chaosregistry.injection import ledger_for
 from chaosregistry.osutil.identity import marked_processes
+from chaosregistry.settings import DEFAULT_LOAD_DIR, RUN_DIR_ENV, Settings
 
 from .processes import GroupIdentity
 
 LOAD_KIND = "load.locust"
-DEFAULT_LOAD_DIR = Path("runs") / "load"
-# Set by ``chaosregistry gameday``: the run's own directory.
-RUN_DIR_ENV = "CHAOSREGISTRY_RUN_DIR"
+__all__ = ["DEFAULT_LOAD_DIR", "LOAD_KIND", "RUN_DIR_ENV", "Load", "LoadError", "find_load"]
 
 
 class LoadError(ChaosRegistryError):
     """A load could not be started, found or stopped as asked."""
 
 
-def load_root(configuration: Mapping[str, Any] | None) -> Path:
+def load_root(settings: Settings) -> Path:
     """The directory holding one subdirectory per load (see the module docstring)."""
-    configuration = configuration or {}
-    if configuration.get("load_dir"):
-        return Path(str(configuration["load_dir"])).expanduser().absolute()
-    run_dir = configuration.get("run_dir") or os.environ.get(RUN_DIR_ENV)
-    if run_dir:
-        return (Path(str(run_dir)) / "load").expanduser().absolute()
-    return DEFAULT_LOAD_DIR.absolute()
+    return settings.load_dir
 
 
 def new_load_id() -> str:
@@ -116,21 +108,21 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def ledger_loads(configuration: Mapping[str, Any] | None) -> list[Entry]:
+def ledger_loads(settings: Settings) -> list[Entry]:
     """Every load entry of the fault ledger, active or not."""
-    return [entry for entry in ledger_for(configuration).all() if entry.kind == LOAD_KIND]
+    return [entry for entry in ledger_for(settings).all() if entry.kind == LOAD_KIND]
 
 
-def find_load(load_id: str, configuration: Mapping[str, Any] | None) -> Load:
+def find_load(load_id: str, settings: Settings) -> Load:
     """The load ``load_id`` (the newest one when empty); ConfigError when there is none."""
     if not isinstance(load_id, str):
         raise ConfigError(f"load_id must be a string, got {load_id!r}")
     candidates: dict[str, Path] = {}
-    for entry in ledger_loads(configuration):
+    for entry in ledger_loads(settings):
         stats_dir = entry.parameters.get("stats_dir")
         if isinstance(stats_dir, str):
             candidates[str(entry.parameters.get("load_id"))] = Path(stats_dir)
-    root = load_root(configuration)
+    root = load_root(settings)
     if root.is_dir():
         for child in root.iterdir():
             if (child / "load.json").is_file():

@@ -7,6 +7,7 @@ exceeds max and anyone can recompute them (numpy's default percentile definition
 from chaosregistry.loadgen.stats import load_stats
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.settings import settings_for
 
 __all__ = ["pull_load_stats"]
 
@@ -43,5 +44,5 @@ def pull_load_stats(
 
     Raises ActivityFailed when there is no such load or the window is malformed.
     """
-    result: Result = load_stats(load_id, since, until, configuration)
+    result: Result = load_stats(load_id, since, until, settings_for(configuration))
     return result

@@ -13,7 +13,7 @@ from typing import Any
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.settings import resolve_target, sandbox_dir, sandbox_endpoints
+from chaosregistry.settings import settings_for
 
 __all__ = ["upstream_fetches"]
 
@@ -43,13 +43,13 @@ def upstream_fetches(
     ``manifest_fetches`` and ``per_blob`` {digest: fetches}.
     Raises ActivityFailed without a sandbox or when the image does not exist on the origin.
     """
-    run_dir = sandbox_dir(configuration)
-    if run_dir is None:
+    settings = settings_for(configuration).registry
+    if settings.sandbox_dir is None:
         raise ConfigError("upstream_fetches reads the sandbox's logs: set 'sandbox_dir'")
-    endpoints = sandbox_endpoints(run_dir)
+    endpoints = settings.endpoints()
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
-    registry = resolve_target(configuration, secrets, target="registry")
+    registry = settings.resolve(secrets, "registry")
     with registry.client(max_connections=2) as client:
         try:
             resolved = client.resolve(reference, wanted)

@@ -21,7 +21,7 @@ from chaosregistry.errors import PullError
 from chaosregistry.oci.protocol import choose_platform
 from chaosregistry.oci.pull import PullResult, pull
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.settings import resolve_target
+from chaosregistry.settings import settings_for
 from chaosregistry.sli import SliSink, sink_for
 from chaosregistry.stats import summarize
 
@@ -108,7 +108,7 @@ def pull_latency(
     parallel = require_positive_int("concurrency", concurrency)
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     with registry.client(
         max_connections=parallel * max(1, blob_concurrency), timeout=_timeout(timeout), http2=http2
@@ -176,7 +176,7 @@ def manifest_digest(
     """
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform) if platform else None
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     result: dict[str, Any] = {
         "image": str(reference),
@@ -232,7 +232,7 @@ def pull_recovery(
     pause = require_positive_number("interval", interval)
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     attempts = 0
     errors: dict[str, int] = {}
@@ -287,7 +287,7 @@ def _pull_once(
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
     require_positive_int("concurrency", concurrency)
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     client = registry.client(max_connections=concurrency, timeout=_timeout(timeout), http2=http2)
     with client:
         result = pull(client, reference, platform=wanted, concurrency=concurrency, verify=verify)

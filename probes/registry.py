@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
 from chaosregistry.errors import ConfigError, PullError
-from chaosregistry.settings import resolve_target, sandbox_dir, sandbox_endpoints
+from chaosregistry.settings import settings_for
 from chaosregistry.tlsinspect import Endpoint, inspect, no_facts
 
 __all__ = ["registry_metrics", "registry_reachable", "registry_tls"]
@@ -36,7 +36,7 @@ def registry_reachable(
     {class, message, status, detail}).
     """
     seconds = require_positive_number("timeout", timeout)
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     result: dict[str, Any] = {
         "reachable": False,
@@ -105,7 +105,7 @@ def registry_tls(
     ``timeout``, an unknown ``target`` or a CA bundle that is missing or not PEM.
     """
     seconds = require_positive_number("timeout", timeout)
-    registry = resolve_target(configuration, secrets, target=target)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     parts = urlsplit(registry.url)
     result: dict[str, Any]
@@ -177,10 +177,10 @@ def registry_metrics(
 
 
 def _sandbox_metrics_url(configuration: Configuration | None, replica: str) -> str:
-    run_dir = sandbox_dir(configuration)
-    if run_dir is None:
+    settings = settings_for(configuration).registry
+    if settings.sandbox_dir is None:
         raise ConfigError("registry_metrics needs metrics_url or configuration 'sandbox_dir'")
-    endpoints = sandbox_endpoints(run_dir)
+    endpoints = settings.endpoints()
     if replica == "mirror":
         return str(endpoints["mirror_metrics_url"])
     replicas = endpoints.get("replicas") or []

@@ -16,7 +16,7 @@ from lightkube.resources.core_v1 import Event, Pod
 
 from chaosregistry import kube
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes import KubernetesSettings, get_deployment, selector_of
+from chaosregistry.backends.kubernetes import get_deployment, selector_of
 from chaosregistry.errors import ConfigError
 from chaosregistry.rollout import (
     ROLLOUT_STARTED_ANNOTATION,
@@ -26,6 +26,7 @@ from chaosregistry.rollout import (
     parse_pull_message,
     revision_of,
 )
+from chaosregistry.settings import settings_for
 from chaosregistry.sli import sink_for
 from chaosregistry.stats import percentile
 
@@ -65,7 +66,7 @@ def _target(
 ) -> tuple[Any, str]:
     if not isinstance(deployment, str) or not deployment:
         raise ConfigError("deployment must name a Deployment")
-    settings = KubernetesSettings.from_configuration(configuration)
+    settings = settings_for(configuration).kubernetes
     return settings.client(), settings.namespace_or(namespace)
 
 

@@ -396,6 +396,17 @@ def fault_summary(fault: Fault) -> dict[str, Any]:
     }
 
 
+# Verdicts that say the run did not test what it meant to: its probes earn no score.
+_UNSCORED = frozenset({Verdict.FAILED, Verdict.INTERRUPTED, Verdict.LEFT_BEHIND, Verdict.ERROR})
+
+
+def _unscored(judgement: Judgement) -> str | None:
+    if judgement.verdict not in _UNSCORED:
+        return None
+    why = f" ({judgement.notes[0]})" if judgement.notes else ""
+    return f"the run's verdict is {judgement.verdict.value}{why}"
+
+
 def _activity_error(run: dict[str, Any]) -> str | None:
     exception = run.get("exception")
     if isinstance(exception, list) and exception:
@@ -427,7 +438,9 @@ def summarize(model: RunModel) -> dict[str, Any]:
             load["time_to_recover_seconds"] for load in loads
         ]
         ttr, recovered = max(finite(times), default=0.0), True
-    run_score = score([(p["weight"], p["held"]) for p in probes], ttr, recovered)
+    run_score = score(
+        [(p["weight"], p["held"]) for p in probes], ttr, recovered, withheld=_unscored(judgement)
+    )
 
     rollbacks = []
     for run in as_list(journal.get("rollbacks")):

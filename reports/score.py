@@ -12,7 +12,10 @@
        seconds (1 point per second beyond a 5 s grace, at most 20); 20 when the run did not
        recover, 0 when it injected no fault
 
-The score is rounded to one decimal and is null for an experiment without hypothesis probes.
+The score is rounded to one decimal and is null for an experiment without hypothesis probes,
+and for a run whose verdict says it did not test what it meant to (failed, interrupted, left a
+fault behind, or errored): probes that held while the load never reached the registry, or the
+fault never applied, prove nothing, so they earn no points.
 """
 
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ class Score:
     penalty: float
     time_to_recover: float | None
     recovered: bool | None
+    # Why the run is not scored at all (its verdict), or None.
+    withheld: str | None = None
 
     @property
     def probe_score(self) -> float | None:
@@ -48,6 +53,8 @@ class Score:
 
     def worked(self) -> str:
         """The formula with this run's numbers in it."""
+        if self.withheld is not None:
+            return f"not scored: {self.withheld}"
         if self.value is None:
             return "no hypothesis probes: nothing to score"
         if self.recovered is False:
@@ -84,11 +91,18 @@ def recovery_penalty(time_to_recover: float | None, recovered: bool | None) -> f
 
 
 def score(
-    probes: list[tuple[float, bool]], time_to_recover: float | None, recovered: bool | None
+    probes: list[tuple[float, bool]],
+    time_to_recover: float | None,
+    recovered: bool | None,
+    *,
+    withheld: str | None = None,
 ) -> Score:
-    """The score of ``probes`` given as (weight, held) pairs and the run's recovery."""
+    """The score of ``probes`` given as (weight, held) pairs and the run's recovery; null with
+    ``withheld`` (why: the run's verdict) for a run that did not test what it meant to."""
     total = sum(weight for weight, _ in probes)
     held = sum(weight for weight, ok in probes if ok)
     penalty = recovery_penalty(time_to_recover, recovered)
     value = None if total <= 0 else round(max(0.0, 100.0 * held / total - penalty), 1)
-    return Score(value, held, total, penalty, time_to_recover, recovered)
+    if withheld is not None:
+        value = None
+    return Score(value, held, total, penalty, time_to_recover, recovered, withheld)

@@ -39,6 +39,15 @@ class KubeCluster:
     def kubeconfig(self) -> Path:
         return Layout.at(self.state_dir).kubeconfig
 
+    @property
+    def vars_file(self) -> Path:
+        return Layout.at(self.state_dir).vars_file
+
+    def vars_configuration(self) -> dict[str, Any]:
+        """The configuration of the vars file ``cluster up`` wrote, as a user passes it."""
+        configuration: dict[str, Any] = yaml.safe_load(self.vars_file.read_text())["configuration"]
+        return configuration
+
 
 def skip_reason() -> str | None:
     if os.geteuid() != 0:

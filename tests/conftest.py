@@ -1,8 +1,11 @@
 """Shared fixtures. ``sandbox``: one real embedded sandbox for the whole test session."""
 
 import json
+import os
+import shutil
 import ssl
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,17 @@ from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEM
 # `pytestmark`: `make test-unit` runs `pytest -m unit`, and a test without a tier would silently
 # never run there, a test with two would run where its servers are not wanted.
 TIERS = ("unit", "sandbox", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The index of known ledgers (faults.watchdog) that the sandboxes' guardians watch: one per
+    # session, so tests never add their ledgers to the user's own index (nor read it). Set
+    # before any sandbox starts; every process the tests spawn inherits it.
+    if "CHAOSREGISTRY_LEDGER_INDEX" not in os.environ:
+        os.environ["CHAOSREGISTRY_LEDGER_INDEX"] = tempfile.mkdtemp(prefix="ledger-index-")
+        config.add_cleanup(
+            lambda: shutil.rmtree(os.environ.pop("CHAOSREGISTRY_LEDGER_INDEX"), True)
+        )
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an untiered test must fail every run

@@ -82,6 +82,11 @@ def test_expired_fault_is_removed_by_the_watchdog(
     assert stored.reverted_at is not None and stored.reverted_at >= entry.expires_at
 
 
+# The safety bound (docs/architecture.md): a fault is gone this soon after its owner dies.
+# Typically 0.3-0.8 s (printed); a loaded 2-core CI machine was seen past 2 s.
+GONE_WITHIN = 5.0
+
+
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_fault_ends_when_its_owner_dies(
     faults_ledger_dir: Path, faults_proxy: Proxy, signum: int
@@ -95,7 +100,9 @@ def test_fault_ends_when_its_owner_dies(
 
         owner.kill(signum)
         killed = time.monotonic()
-        wait_until(lambda: faults_proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
+        wait_until(
+            lambda: faults_proxy.toxic_names() == [], timeout=GONE_WITHIN, what="the toxic to go"
+        )
         measured(f"owner {signal.Signals(signum).name} -> toxic gone", time.monotonic() - killed)
     finally:
         owner.reap()
@@ -119,7 +126,9 @@ def test_watchdog_survives_a_kill_of_the_callers_whole_process_group(
         watchdog = watchdog_pid(faults_ledger_dir)
         assert watchdog is not None
         os.killpg(owner.process.pid, signal.SIGKILL)
-        wait_until(lambda: faults_proxy.toxic_names() == [], timeout=2.0, what="the toxic to go")
+        wait_until(
+            lambda: faults_proxy.toxic_names() == [], timeout=GONE_WITHIN, what="the toxic to go"
+        )
         assert process_alive(watchdog)
     finally:
         owner.reap()

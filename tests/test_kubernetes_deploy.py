@@ -30,7 +30,15 @@ from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.rollout import ORIGINAL_IMAGE_ANNOTATION, owned_replica_sets, revision_of
+from chaosregistry.faults.watchdog import watchdog_pid
+from chaosregistry.rollout import (
+    BAD_TAG_ANNOTATION,
+    BAD_TAG_LABEL,
+    ORIGINAL_IMAGE_ANNOTATION,
+    owned_replica_sets,
+    revision_of,
+)
+from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]
@@ -210,8 +218,148 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
         )
         assert reverted.revert_reason is RevertReason.OWNER_GONE
         assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+        assert BAD_TAG_ANNOTATION not in annotations(kube_cluster)
     MEASURED["SIGKILL of chaos run -> original image back (s)"] = restored_after
     assert max(restored_after) <= KILL_DURATION + 3
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+def labels(kube_cluster: KubeCluster, name: str = DEMO_NAME) -> dict[str, str]:
+    found = kube_cluster.client.get(Deployment, name, namespace=DEMO_NAMESPACE)
+    return dict((found.metadata.labels if found.metadata else None) or {})
+
+
+# The issue's bound (12, item 9): a fault outlives its expiry by at most this much.
+OUTLIVES_AT_MOST = 5.0
+
+
+def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_back(
+    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The cluster's sandbox runs a guardian: it starts a new watchdog for the ledger, which
+    reverts the bad tag (its owner is dead) well within the expiry + 5 s bound."""
+    experiment = tmp_path / "kill.yaml"
+    experiment.write_text(yaml.safe_dump(KILL_EXPERIMENT))
+    ledger_dir = Path(env["CHAOSREGISTRY_LEDGER_DIR"])
+    ledger = Ledger(ledger_dir)
+    guardian_log = SandboxLayout.at(kube_cluster.settings["sandbox_dir"]).log_file("guardian")
+    rng = random.Random(int(os.environ.get("CHAOSREGISTRY_TRIAL_SEED", time.time_ns())))
+    outcomes: list[dict[str, Any]] = []
+    for trial in range(KILL_TRIALS):
+        known = {e.id for e in ledger.all()}
+        process = subprocess.Popen(
+            [str(BIN / "chaos"), "--log-file", str(tmp_path / "chaos.log"), "run", str(experiment)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+
+            def injected(known: set[str] = known) -> Any:
+                fresh = [e for e in ledger.all() if e.id not in known]
+                return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
+
+            entry = wait_for(f"trial {trial}: bad tag injected", injected, 60, interval=0.05)
+            assert labels(kube_cluster).get(BAD_TAG_LABEL) == "bad-tag"
+            marker = json.loads(annotations(kube_cluster)[BAD_TAG_ANNOTATION])
+            assert entry.expires_at <= marker["expires_at"] <= entry.expires_at + 2
+            time.sleep(rng.uniform(0, KILL_DURATION / 2))
+            watchdog = watchdog_pid(ledger_dir)
+            os.killpg(process.pid, signal.SIGKILL)
+            if watchdog is not None:
+                os.kill(watchdog, signal.SIGKILL)
+            killed = time.time()
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        wait_for(
+            f"trial {trial}: original image back",
+            lambda: demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL,
+            KILL_DURATION + OUTLIVES_AT_MOST + 5,
+            interval=0.05,
+        )
+        back = time.time()
+        outcome = {
+            "trial": trial,
+            "watchdog_killed": watchdog is not None,
+            "outlived_expiry": round(back - entry.expires_at, 2),
+            "back_after_kill": round(back - killed, 2),
+        }
+        outcomes.append(outcome)
+        assert back - entry.expires_at <= OUTLIVES_AT_MOST, outcome
+        wait_for(
+            f"trial {trial}: entry reverted",
+            lambda entry_id=entry.id: ledger.get(entry_id).state is FaultState.REVERTED,
+            10,
+        )
+        if watchdog is not None:
+            assert f"{ledger_dir}: " in guardian_log.read_text(), outcome
+        assert BAD_TAG_ANNOTATION not in annotations(kube_cluster), outcome
+        assert BAD_TAG_LABEL not in labels(kube_cluster), outcome
+    print("\n" + "\n".join(json.dumps(o) for o in outcomes))
+    MEASURED["SIGKILL of chaos run + watchdog -> original image back (s)"] = [
+        o["back_after_kill"] for o in outcomes
+    ]
+    assert sum(o["watchdog_killed"] for o in outcomes) >= KILL_TRIALS // 2, outcomes
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+def test_an_expired_bad_tag_whose_ledger_is_lost_is_reverted_by_cluster_status(
+    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The second net: the Deployment itself records the fault's expiry and undo."""
+    ledger_dir = tmp_path / "lost-ledger"
+    fault = deploy_bad_tag(
+        deployment=DEMO_NAME,
+        duration=2,
+        configuration={**configuration(), "ledger_dir": str(ledger_dir)},
+    )
+    watchdog = watchdog_pid(ledger_dir)
+    assert watchdog is not None
+    # The ledger's machine is gone: its watchdog and its files with it.
+    os.kill(watchdog, signal.SIGKILL)
+    wait_for("the watchdog gone", lambda: watchdog_pid(ledger_dir) is None, 5)
+    subprocess.run(["rm", "-rf", str(ledger_dir)], check=True)
+    time.sleep(max(0.0, fault["expires_at"] - time.time()) + 1.0)
+    assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
+
+    status = subprocess.run(
+        [
+            str(BIN / "chaosregistry"),
+            "cluster",
+            "status",
+            "--state-dir",
+            str(kube_cluster.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert f"bad tag on deployment {DEMO_NAMESPACE}/{DEMO_NAME}" in status.stdout, status.stdout
+    assert demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL
+    assert BAD_TAG_ANNOTATION not in annotations(kube_cluster)
+    assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
+    assert BAD_TAG_LABEL not in labels(kube_cluster)
+    # Said once: a second status has nothing left to revert.
+    again = subprocess.run(
+        [
+            str(BIN / "chaosregistry"),
+            "cluster",
+            "status",
+            "--state-dir",
+            str(kube_cluster.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert "expired fault reverted" not in again.stdout, again.stdout
     wait_available(kube_cluster.client, DEMO_NAMESPACE)
 
 

@@ -179,7 +179,10 @@ def restart_demo(kube_cluster: KubeCluster) -> float:
 def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
     kube_cluster: KubeCluster, env: Path, demo_restored: None
 ) -> None:
-    configuration = {"chaosregistry": {"backend": "kubernetes", "namespace": DEMO_NAMESPACE}}
+    # The vars file cluster up wrote: the kubeconfig and the sandbox whose Toxiproxy hop the
+    # node pulls through (the backend reads no state file of the cluster's).
+    configuration = kube_cluster.vars_configuration()
+    assert configuration["chaosregistry"]["namespace"] == DEMO_NAMESPACE
     wait_available(kube_cluster.client, DEMO_NAMESPACE)
     figures: dict[str, dict[str, Any]] = {}
     for phase in ("baseline", "latency"):

@@ -87,4 +87,16 @@ def test_invalid_promql_in_an_experiment_is_refused_before_anything_starts(
 
 def test_valid_promql_in_an_experiment_passes(tmp_path: Path) -> None:
     path = write_experiment(tmp_path, add_prometheus_probe("up == 1"))
-    assert validate(path, LOCAL_VARS)["title"]
+    assert validate(path, LOCAL_VARS).experiment["title"]
+
+
+def test_a_bad_prometheus_url_in_the_vars_file_is_refused_naming_file_and_key(
+    tmp_path: Path,
+    refused: Callable[..., None],  # noqa: F811
+) -> None:
+    vars_file = tmp_path / "vars.yaml"
+    vars_file.write_text(
+        "configuration:\n  backend: local\n  chaosregistry:\n    prometheus_url: ftp://prom:9090\n"
+    )
+    path = write_experiment(tmp_path, add_prometheus_probe("up"))
+    refused(path, vars_file, [f"{vars_file}: configuration.chaosregistry.prometheus_url: "])

@@ -100,6 +100,22 @@ def test_settings_come_from_configuration_else_the_sandbox(tmp_path: Path) -> No
     assert (mine.url, mine.sli_sink) == ("http://prom:9090", "h:1")
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("prometheus_url", "ftp://prom", "configuration.prometheus_url: "),
+        ("sli_sink", "no-port", "configuration.sli_sink: must be host:port"),
+        ("prometheus_timeout", 0, "configuration.prometheus_timeout: must be a positive"),
+    ],
+)
+def test_bad_prometheus_settings_name_their_key(key: str, value: Any, words: str) -> None:
+    from chaosregistry.settings import SettingError
+
+    with pytest.raises(SettingError) as caught:
+        prometheus_settings({key: value})
+    assert caught.value.key == key and str(caught.value).startswith(words), str(caught.value)
+
+
 def test_the_sandbox_scrapes_ggcr_replicas_not_at_all_and_loads_the_shipped_rules(
     tmp_path: Path,
 ) -> None:

@@ -317,6 +317,13 @@ def test_verdict_and_exit_code_follow_gameday_rules(
     )
     assert (result.verdict, result.exit_code) == (expected, code)
     assert report_exit_code(result.summary) == code
+    # A run that did not test what it meant to earns no score, however well its probes held.
+    run_score = only_run(result.summary)["score"]
+    if expected in ("failed", "interrupted"):
+        assert result.score is None and run_score["value"] is None
+        assert run_score["worked"].startswith(f"not scored: the run's verdict is {expected}")
+    else:
+        assert result.score is not None and run_score["value"] == result.score
 
 
 @pytest.mark.parametrize(
@@ -349,6 +356,7 @@ def test_gameday_left_behind_verdict_is_kept(tmp_path: Path) -> None:
         [write_run(tmp_path / "run", journal(), gameday(verdict="left-behind"))], tmp_path / "o"
     )
     assert result.exit_code == 13
+    assert result.score is None
 
 
 def test_score_formula_terms() -> None:

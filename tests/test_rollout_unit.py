@@ -10,7 +10,6 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 
 from chaosregistry.backends import BACKENDS, backend_for
-from chaosregistry.backends.kubernetes import KubernetesSettings
 from chaosregistry.errors import ConfigError
 from chaosregistry.rollout import (
     go_duration_seconds,
@@ -20,6 +19,7 @@ from chaosregistry.rollout import (
     status_message,
     with_tag,
 )
+from chaosregistry.settings import parse_settings
 
 pytestmark = pytest.mark.unit
 
@@ -153,16 +153,18 @@ def test_pod_template_patch_drops_the_template_hash_label() -> None:
 
 def test_kubernetes_backend_settings_are_checked(tmp_path: Path) -> None:
     assert "kubernetes" in BACKENDS
-    settings = KubernetesSettings.from_configuration({"kubeconfig": str(tmp_path / "kc")})
+    settings = parse_settings({"kubeconfig": str(tmp_path / "kc")}).kubernetes
     assert settings.max_pods == 10 and settings.dry_run is False
     assert settings.network_provider == "toxiproxy"
     with pytest.raises(ConfigError, match="max_pods"):
-        KubernetesSettings.from_configuration({"max_pods": 0})
+        parse_settings({"max_pods": 0})
     with pytest.raises(ConfigError, match="dry_run"):
-        KubernetesSettings.from_configuration({"dry_run": "yes"})
+        parse_settings({"dry_run": "yes"})
     with pytest.raises(ConfigError, match="network_provider"):
-        KubernetesSettings.from_configuration({"network_provider": "tc"})
-    assert backend_for({"backend": "kubernetes", "kubeconfig": "x"}).name == "kubernetes"
+        parse_settings({"network_provider": "tc"})
+    assert backend_for(parse_settings({"backend": "kubernetes", "kubeconfig": "x"})).name == (
+        "kubernetes"
+    )
 
 
 def test_deploy_bad_tag_refuses_protected_namespaces_before_any_call(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_a_range_tolerance_in_order_or_empty_width_is_valid(
     tmp_path: Path, bounds: list[Any]
 ) -> None:
     path = write_experiment(tmp_path, reversed_range(bounds))
-    assert validate(path, LOCAL_VARS)["title"]
+    assert validate(path, LOCAL_VARS).experiment["title"]
 
 
 # -- duplicate keys ---------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_a_url_set_in_the_experiment_names_the_experiment(
 @pytest.mark.parametrize("url", ["https://registry.example:5000", "http://127.0.0.1:15000", ""])
 def test_http_and_https_registry_urls_are_valid(tmp_path: Path, url: str) -> None:
     vars_file = write_vars(tmp_path, f"configuration:\n  chaosregistry:\n    mirror_url: '{url}'\n")
-    assert validate(LATENCY, vars_file)["title"]
+    assert validate(LATENCY, vars_file).experiment["title"]
 
 
 # -- timeouts ---------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_a_positive_timeout_is_valid(tmp_path: Path, value: str) -> None:
     vars_file = write_vars(
         tmp_path, f"configuration:\n  chaosregistry:\n    registry_timeout: {value}\n"
     )
-    assert validate(LATENCY, vars_file)["title"]
+    assert validate(LATENCY, vars_file).experiment["title"]
 
 
 def test_every_shipped_experiment_validates_with_every_shipped_vars_file() -> None:
@@ -202,4 +202,4 @@ def test_every_shipped_experiment_validates_with_every_shipped_vars_file() -> No
     assert len(experiments) >= 8 and len(vars_files) >= 2
     for experiment in experiments:
         for vars_file in vars_files:
-            assert validate(experiment, vars_file)["title"], (experiment, vars_file)
+            assert validate(experiment, vars_file).experiment["title"], (experiment, vars_file)

@@ -40,6 +40,8 @@ def test_a_game_day_whose_load_never_pulled_fails_with_a_note(
     assert gameday["verdict"] == "failed" and note[0].removeprefix("note: ") in gameday["notes"]
     (run,) = json.loads((run_dir / "summary.json").read_text())["runs"]
     assert run["verdict"] == "failed" and run["exit_code"] == 11
+    # Its probes held, but a load that never pulled proves nothing: no score.
+    assert run["score"]["value"] is None and "(not scored)" in output, output
     (load,) = run["load_pulls"]
     assert (load["load_id"], load["pulls"], load["failures_by_class"]) == (
         note[1],

@@ -4,31 +4,28 @@ A :class:`FaultPlan` is everything the fault lifecycle needs: what to record in 
 how to apply the fault, and the undo (as data, so any process can run it). Actions never touch
 Toxiproxy, processes or Kubernetes directly: they ask :func:`backend_for` for a plan.
 
-``configuration['backend']`` picks the backend (``local`` by default); experiments never name
-one, the ``experiments/vars/<backend>.yaml`` file does.
+``configuration.backend`` picks the backend (``local`` by default); experiments never name
+one, the ``experiments/vars/<backend>.yaml`` file does. Backends are built from the typed
+:class:`~chaosregistry.settings.Settings` (``settings_for(configuration)``), never from the
+configuration mapping.
 """
 
-from collections.abc import Mapping
-from typing import Any
-
 from chaosregistry.backends.plan import BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan
-from chaosregistry.errors import ConfigError
+from chaosregistry.settings import Settings
 
 __all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan", "backend_for"]
 
 
-def backend_for(configuration: Mapping[str, Any] | None) -> Backend:
-    """The backend named by ``configuration['backend']`` (default ``local``)."""
-    configuration = configuration or {}
-    name = configuration.get("backend", "local")
-    if name == "local":
-        from chaosregistry.backends.local import LocalBackend
-
-        return LocalBackend.from_configuration(configuration)
-    if name == "kubernetes":
+def backend_for(settings: Settings) -> Backend:
+    """The backend ``settings.backend`` names (the parse has refused any other name)."""
+    if settings.backend == "kubernetes":
         from chaosregistry.backends.kubernetes import KubernetesBackend
+        from chaosregistry.backends.kubernetes_deploy import sweep
 
-        return KubernetesBackend.from_configuration(configuration)
-    raise ConfigError(
-        f"configuration.backend: unknown backend {name!r} (known: {', '.join(BACKENDS)})"
-    )
+        backend = KubernetesBackend(settings)
+        # Before any new fault: revert expired bad tags nobody is left to undo.
+        sweep(backend.settings)
+        return backend
+    from chaosregistry.backends.local import LocalBackend
+
+    return LocalBackend.from_settings(settings.local)

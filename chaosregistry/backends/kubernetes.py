@@ -5,15 +5,18 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
 
 ``kubeconfig``        path to the kubeconfig; else ``$CHAOSREGISTRY_KUBECONFIG``, else
                       ``$KUBECONFIG``, else ``<cluster_state_dir>/kubeconfig`` (the one
-                      ``chaosregistry cluster up`` writes, ``runs/cluster`` by default)
+                      ``chaosregistry cluster up`` writes, ``runs/cluster`` by default; the
+                      vars file it writes, ``<state_dir>/vars.yaml``, names it outright)
 ``kube_context``      a context of that kubeconfig (default: its current one)
 ``namespace``         the namespace activities act in when they do not name one
 ``max_pods``          the most pods one fault may touch (default 10)
 ``dry_run``           ``true``: log the objects and patches a fault would apply, apply nothing
 ``kube_timeout``      seconds per API call (default 15)
-``network_provider``  ``toxiproxy`` (default: the Toxiproxy hop in front of the node's pulls, from
-                      ``sandbox_dir`` or the cluster's ``cluster.json``) or ``chaos-mesh``
-``cluster_state_dir`` the test cluster's state directory (its sandbox, for ``toxiproxy``)
+``network_provider``  ``toxiproxy`` (default: the Toxiproxy hop in front of the node's pulls, of
+                      the sandbox ``sandbox_dir`` names) or ``chaos-mesh``
+``sandbox_dir``       for ``toxiproxy``: the sandbox the cluster pulls through (the test
+                      cluster's vars file sets it); never looked up in a test bed's own files
+``cluster_state_dir`` the test cluster's state directory, only for the kubeconfig default
 ``hop_selectors``     for ``chaos-mesh``: {hop: pod labels}, the pods a hop's NetworkChaos acts on
                       (e.g. ``client-registry: {app: registry}``: the registry's replies)
 ``hop_external_targets`` for ``chaos-mesh``: {hop: [hosts or CIDRs]} to limit it to
@@ -28,15 +31,15 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
 The blast radius (:func:`guard`): never ``kube-system`` or ``kube-public``; only namespaces
 labelled ``chaosregistry.io/chaos=enabled``; a selector must match at least one pod and at
 most ``max_pods``. It runs before anything is recorded or changed.
+
+Every key is parsed once, into :class:`chaosregistry.settings.KubernetesSettings` (re-exported
+here); the backend reads the typed fields only.
 """
 
 import json
 import logging
-import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lightkube import Client
@@ -55,84 +58,39 @@ from chaosregistry.backends.kubernetes_pods import (
 from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import undo_handler
+from chaosregistry.settings import (
+    DEFAULT_MAX_PODS,
+    NETWORK_PROVIDERS,
+    NODE_KILL_PROVIDERS,
+    KubernetesSettings,
+    Settings,
+)
+
+# KubernetesSettings and the constants live in chaosregistry.settings (the one parser); they
+# stay importable from here, where kubernetes_deploy and the probes have always found them.
+__all__ = [
+    "CHAOS_LABEL",
+    "CHAOS_MESH_DELETE",
+    "DEFAULT_MAX_PODS",
+    "NETWORK_PROVIDERS",
+    "NODE_KILL_PROVIDERS",
+    "PROTECTED_NAMESPACES",
+    "KubernetesBackend",
+    "KubernetesSettings",
+    "delete_chaos_object",
+    "get_deployment",
+    "guard",
+    "guard_namespace",
+    "log",
+    "refuse_protected",
+    "selector_of",
+]
 
 log = logging.getLogger("chaosregistry.kubernetes")
 
 PROTECTED_NAMESPACES = ("kube-system", "kube-public")
 CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
-DEFAULT_MAX_PODS = 10
-DEFAULT_CLUSTER_STATE_DIR = Path("runs/cluster")
-NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
-NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
 CHAOS_MESH_DELETE = "chaosmesh.delete"
-
-
-def _kubeconfig(configuration: Mapping[str, Any]) -> Path:
-    value = (
-        configuration.get("kubeconfig")
-        or os.environ.get("CHAOSREGISTRY_KUBECONFIG")
-        or os.environ.get("KUBECONFIG")
-    )
-    if value:
-        return Path(str(value)).expanduser().absolute()
-    state_dir = configuration.get("cluster_state_dir") or DEFAULT_CLUSTER_STATE_DIR
-    return (Path(str(state_dir)) / "kubeconfig").absolute()
-
-
-@dataclass(frozen=True)
-class KubernetesSettings:
-    kubeconfig: Path
-    context: str | None
-    namespace: str
-    max_pods: int
-    dry_run: bool
-    timeout: float
-    network_provider: str
-
-    @classmethod
-    def from_configuration(cls, configuration: Mapping[str, Any] | None) -> "KubernetesSettings":
-        configuration = configuration or {}
-        max_pods = configuration.get("max_pods", DEFAULT_MAX_PODS)
-        if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods < 1:
-            raise ConfigError(f"configuration.max_pods must be a whole number >= 1: {max_pods!r}")
-        dry_run = configuration.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise ConfigError(f"configuration.dry_run must be true or false, not {dry_run!r}")
-        timeout = configuration.get("kube_timeout", kube.DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"configuration.kube_timeout must be positive seconds: {timeout!r}")
-        provider = configuration.get("network_provider", "toxiproxy")
-        if provider not in NETWORK_PROVIDERS:
-            raise ConfigError(
-                f"configuration.network_provider must be one of {', '.join(NETWORK_PROVIDERS)},"
-                f" not {provider!r}"
-            )
-        node_kill = configuration.get("node_kill_provider", "api")
-        if node_kill not in NODE_KILL_PROVIDERS:
-            raise ConfigError(
-                f"configuration.node_kill_provider must be one of {', '.join(NODE_KILL_PROVIDERS)}"
-                f", not {node_kill!r}"
-            )
-        context = configuration.get("kube_context") or None
-        return cls(
-            kubeconfig=_kubeconfig(configuration),
-            context=str(context) if context else None,
-            namespace=str(configuration.get("namespace") or ""),
-            max_pods=max_pods,
-            dry_run=dry_run,
-            timeout=float(timeout),
-            network_provider=str(provider),
-        )
-
-    def client(self) -> Client:
-        with kube.translated():
-            return kube.client(self.kubeconfig, timeout=self.timeout, context=self.context)
-
-    def namespace_or(self, namespace: str) -> str:
-        chosen = namespace or self.namespace
-        if not chosen:
-            raise ConfigError("no namespace: pass one or set configuration.namespace")
-        return chosen
 
 
 def refuse_protected(namespace: str) -> None:
@@ -225,31 +183,16 @@ class KubernetesBackend:
 
     name = "kubernetes"
 
-    def __init__(self, settings: KubernetesSettings, configuration: Mapping[str, Any]) -> None:
-        self.settings = settings
-        self.configuration = dict(configuration)
-
-    @classmethod
-    def from_configuration(cls, configuration: Mapping[str, Any]) -> "KubernetesBackend":
-        return cls(KubernetesSettings.from_configuration(configuration), configuration)
+    def __init__(self, settings: Settings) -> None:
+        self.all_settings = settings
+        self.settings = settings.kubernetes
 
     def _toxiproxy(self) -> Any:
-        """The local backend on the Toxiproxy hops in front of the node's pulls."""
+        """The local backend on the Toxiproxy hops in front of the node's pulls: the sandbox
+        comes from the settings (``sandbox_dir``) only, never from a test bed's state files."""
         from chaosregistry.backends.local import LocalBackend
 
-        configuration = dict(self.configuration)
-        if not configuration.get("sandbox_dir") and not configuration.get("toxiproxy_url"):
-            state_dir = Path(
-                str(configuration.get("cluster_state_dir") or self.settings.kubeconfig.parent)
-            )
-            settings_file = state_dir / "cluster.json"
-            try:
-                cluster = json.loads(settings_file.read_text())
-            except (OSError, ValueError):
-                cluster = {}
-            if cluster.get("sandbox_dir"):
-                configuration["sandbox_dir"] = cluster["sandbox_dir"]
-        return LocalBackend.from_configuration(configuration)
+        return LocalBackend.from_settings(self.all_settings.local)
 
     def hops(self) -> list[str]:
         hops: list[str] = self._toxiproxy().hops()
@@ -270,18 +213,18 @@ class KubernetesBackend:
     def _chaos_mesh_fault(self, kind: str, hop: str, parameters: dict[str, Any]) -> FaultPlan:
         """A NetworkChaos on the pods ``hop_selectors[hop]`` selects (e.g. the registry's)."""
         settings = self.settings
-        selectors = self.configuration.get("hop_selectors") or {}
-        labels = selectors.get(hop) if isinstance(selectors, dict) else None
-        if not isinstance(labels, dict):
+        chosen = settings.hop_selectors.get(hop)
+        if chosen is None:
             raise ConfigError(
                 f"configuration.hop_selectors.{hop}: the labels of the pods to hurt for this hop "
                 "are needed with network_provider chaos-mesh"
             )
+        labels = dict(chosen)  # a plain dict: it goes into the NetworkChaos document as JSON
         namespace = settings.namespace_or("")
         refuse_protected(namespace)
         client = settings.client()
         guard(client, namespace, labels, settings.max_pods)
-        external = (self.configuration.get("hop_external_targets") or {}).get(hop) or []
+        external = list(settings.hop_external_targets.get(hop) or ())
         duration = float(parameters["duration"])
         selector = chaosmesh.pod_selector(namespace, labels)
         if kind == "network.latency":
@@ -399,7 +342,7 @@ class KubernetesBackend:
         settings = self.settings
         kind, name = str(document["kind"]), str(document["metadata"]["name"])
         namespace = str(document["metadata"]["namespace"])
-        confirm_timeout = float(self.configuration.get("chaos_mesh_confirm_timeout", 5))
+        confirm_timeout = settings.chaos_mesh_confirm_timeout
 
         def apply() -> dict[str, Any]:
             if settings.dry_run:
@@ -421,14 +364,8 @@ class KubernetesBackend:
 
         return apply
 
-    def _registry_nodes(self) -> dict[str, Any]:
-        nodes = self.configuration.get("registry_nodes") or {}
-        if not isinstance(nodes, dict):
-            raise ConfigError("configuration.registry_nodes must map node names to pod selectors")
-        return nodes
-
     def nodes(self) -> list[str]:
-        return sorted(self._registry_nodes())
+        return sorted(self.settings.registry_nodes)
 
     def certificate_fault(self, kind: str, target: str) -> FaultPlan:
         # Swapping a cluster registry's serving certificate means its Secret, Ingress or
@@ -441,14 +378,14 @@ class KubernetesBackend:
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back)."""
-        known = self._registry_nodes()
+        known = self.settings.registry_nodes
         choice = known.get(node)
-        if not isinstance(choice, dict) or not isinstance(choice.get("selector"), dict):
+        if choice is None:
             raise ConfigError(
                 f"unknown registry node {node!r}: configuration.registry_nodes.{node} needs a "
                 f"selector (known: {', '.join(sorted(known)) or 'none'})"
             )
-        if not self.configuration.get("registry_url"):
+        if not self.all_settings.registry.urls.get("registry"):
             # Without it the probes fall back to the sandbox (or $CHAOSREGISTRY_URL): a kill
             # they cannot see would pass every check.
             raise ConfigError(
@@ -456,15 +393,15 @@ class KubernetesBackend:
                 f"registry_nodes.{node} serve, so the probes measure what the kill hurts"
             )
         settings = self.settings
-        labels: dict[str, Any] = dict(choice["selector"])
-        mode = str(choice.get("mode", "one"))
-        namespace = settings.namespace_or(str(choice.get("namespace") or ""))
+        labels: dict[str, Any] = dict(choice.selector)
+        mode = choice.mode
+        namespace = settings.namespace_or(choice.namespace)
         refuse_protected(namespace)
         client = settings.client()
         pods = guard(client, namespace, labels, settings.max_pods)
-        if self.configuration.get("node_kill_provider", "api") == "chaos-mesh":
-            return self._pod_chaos_kill(node, namespace, labels, mode, choice.get("value"), pods)
-        victims = pick_pods(pods, mode, choice.get("value"))
+        if settings.node_kill_provider == "chaos-mesh":
+            return self._pod_chaos_kill(node, namespace, labels, mode, choice.value, pods)
+        victims = pick_pods(pods, mode, choice.value)
         names = [p.metadata.name for p in victims if p.metadata and p.metadata.name]
         uids = [p.metadata.uid for p in victims if p.metadata and p.metadata.uid]
         ready_before = sum(1 for p in pods if pod_ready(p))

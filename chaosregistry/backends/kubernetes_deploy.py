@@ -4,11 +4,17 @@
 by a ``test`` op sets the bad one; the ``kubernetes.rollout-undo`` handler is ``kubectl rollout
 undo`` to the revision recorded then. Both pass the blast-radius guard of
 :mod:`chaosregistry.backends.kubernetes` first.
+
+The fault is also recorded on the Deployment itself (label ``chaosregistry.io/fault=bad-tag``,
+annotation ``chaosregistry.io/bad-tag``: its expiry and its undo), the safety net for a ledger
+that is lost or on another machine: :func:`revert_expired_bad_tags` (run by ``cluster status``
+and before our Kubernetes actions and probes) reverts every expired one it can see.
 """
 
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightkube import Client
@@ -29,6 +35,9 @@ from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.rollout import (
+    BAD_TAG_ANNOTATION,
+    BAD_TAG_LABEL,
+    BAD_TAG_LABEL_VALUE,
     ORIGINAL_IMAGE_ANNOTATION,
     ROLLOUT_STARTED_ANNOTATION,
     owned_replica_sets,
@@ -68,8 +77,12 @@ def bad_tag_plan(
     image: str,
     tag: str,
     namespace: str,
+    duration: float,
 ) -> tuple[FaultPlan | None, dict[str, Any]]:
-    """Check everything and plan the bad image; (None, what it would do) in dry-run mode."""
+    """Check everything and plan the bad image; (None, what it would do) in dry-run mode.
+
+    ``duration`` (seconds) is written on the Deployment as the fault's expiry, next to the undo.
+    """
     namespace = settings.namespace_or(namespace)
     refuse_protected(namespace)
     client = settings.client()
@@ -117,11 +130,29 @@ def bad_tag_plan(
         return None, {**intent, "dry_run": True, "would_apply": would}
 
     kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+    undo_params = {
+        "kubeconfig": str(kubeconfig),
+        "context": context,
+        "timeout": timeout,
+        "namespace": namespace,
+        "deployment": deployment,
+        "container": container_name,
+        "original_image": original,
+        "bad_image": bad_image,
+        "revision": revision,
+    }
 
     def apply() -> dict[str, Any]:
         patch_client = kube.client(kubeconfig, timeout=timeout, context=context)
-        started = f"{time.time():.3f}"
-        annotation_patch["metadata"]["annotations"][ROLLOUT_STARTED_ANNOTATION] = started
+        now = time.time()
+        started = f"{now:.3f}"
+        metadata = annotation_patch["metadata"]
+        metadata["annotations"][ROLLOUT_STARTED_ANNOTATION] = started
+        # The ledger's expiry was set a moment ago, so this one is never earlier than it.
+        marker = {k: v for k, v in undo_params.items() if k not in ("kubeconfig", "context")}
+        marker["expires_at"] = round(now + duration, 3)
+        metadata["annotations"][BAD_TAG_ANNOTATION] = json.dumps(marker, sort_keys=True)
+        metadata["labels"] = {BAD_TAG_LABEL: BAD_TAG_LABEL_VALUE}
         with kube.translated():
             patch_client.patch(
                 Deployment,
@@ -145,20 +176,7 @@ def bad_tag_plan(
         target=f"deployment:{namespace}/{deployment}",
         parameters={k: v for k, v in intent.items() if k != "pods"},
         apply=apply,
-        undo={
-            "kind": ROLLOUT_UNDO,
-            "params": {
-                "kubeconfig": str(kubeconfig),
-                "context": context,
-                "timeout": timeout,
-                "namespace": namespace,
-                "deployment": deployment,
-                "container": container_name,
-                "original_image": original,
-                "bad_image": bad_image,
-                "revision": revision,
-            },
-        },
+        undo={"kind": ROLLOUT_UNDO, "params": undo_params},
     )
     return plan, intent
 
@@ -219,7 +237,9 @@ def rollout_undo(params: Mapping[str, Any]) -> None:
             raise
         index, _, current = _container_index(deployment, container)
         if current != bad_image:
-            return  # rolled back already, or changed by someone else since
+            # Rolled back already, or changed by someone else since: only our marks go.
+            _clear_marks(client, deployment)
+            return
         template = _previous_template(client, deployment, int(params.get("revision") or 0))
         path = f"/spec/template/spec/containers/{index}/image"
         ops: list[dict[str, Any]] = [{"op": "test", "path": path, "value": bad_image}]
@@ -235,8 +255,10 @@ def rollout_undo(params: Mapping[str, Any]) -> None:
                 "metadata": {
                     "annotations": {
                         ORIGINAL_IMAGE_ANNOTATION: None,
+                        BAD_TAG_ANNOTATION: None,
                         ROLLOUT_STARTED_ANNOTATION: f"{time.time():.3f}",
-                    }
+                    },
+                    "labels": {BAD_TAG_LABEL: None},
                 }
             },
             namespace=namespace,
@@ -265,3 +287,115 @@ def _image_in(template: Mapping[str, Any], container: str) -> str | None:
         if item.get("name") == container:
             return str(item.get("image"))
     return None
+
+
+def _clear_marks(client: Client, deployment: Deployment) -> None:
+    """Remove the bad-tag label and annotations (the fault is over) if they are there."""
+    metadata = deployment.metadata
+    if metadata is None or not (
+        (metadata.labels or {}).get(BAD_TAG_LABEL)
+        or BAD_TAG_ANNOTATION in (metadata.annotations or {})
+    ):
+        return
+    client.patch(
+        Deployment,
+        str(metadata.name),
+        {
+            "metadata": {
+                "annotations": {ORIGINAL_IMAGE_ANNOTATION: None, BAD_TAG_ANNOTATION: None},
+                "labels": {BAD_TAG_LABEL: None},
+            }
+        },
+        namespace=metadata.namespace,
+        patch_type=PatchType.MERGE,
+    )
+
+
+# kubeconfig/context -> when it was last swept: a chaos run's many activities sweep once.
+_last_sweep: dict[tuple[str, str | None], float] = {}
+SWEEP_EVERY = 10.0
+
+
+def revert_expired_bad_tags(
+    kubeconfig: Path | str,
+    *,
+    context: str | None = None,
+    timeout: float = kube.DEFAULT_TIMEOUT,
+    namespace: str = "",
+    throttle: bool = True,
+) -> list[str]:
+    """Revert every bad-tag fault past its expiry that the Deployments themselves record.
+
+    The ledger's watchdog normally does this; this is for a ledger that is lost or elsewhere.
+    Lists Deployments labelled ``chaosregistry.io/fault=bad-tag`` in every namespace (only in
+    ``namespace`` when the credentials may not list them all) and runs the same undo as the
+    ledger's (``rollout_undo``: only while the bad image is still set). Returns
+    ``namespace/name`` of each reverted. Never raises for the API: a failed sweep is logged, so
+    it cannot break the command that runs it. ``throttle``: at most once per ``SWEEP_EVERY``
+    seconds per kubeconfig and context in this process.
+    """
+    key = (str(kubeconfig), context)
+    now = time.time()
+    if throttle and now - _last_sweep.get(key, 0.0) < SWEEP_EVERY:
+        return []
+    _last_sweep[key] = now
+    reverted: list[str] = []
+    selector: dict[str, Any] = {BAD_TAG_LABEL: BAD_TAG_LABEL_VALUE}
+    try:
+        client = kube.client(kubeconfig, timeout=timeout, context=context)
+        try:
+            with kube.translated():
+                found = list(client.list(Deployment, namespace="*", labels=selector))
+        except kube.KubeError:
+            if not namespace:
+                raise
+            with kube.translated():
+                found = list(client.list(Deployment, namespace=namespace, labels=selector))
+    except (kube.KubeError, OSError) as exc:
+        log.warning("could not look for expired bad-tag faults: %s", exc)
+        return reverted
+    for deployment in found:
+        metadata = deployment.metadata
+        if metadata is None:
+            continue
+        where = f"{metadata.namespace}/{metadata.name}"
+        try:
+            marker = json.loads((metadata.annotations or {}).get(BAD_TAG_ANNOTATION) or "{}")
+            expires_at = float(marker["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            log.warning(
+                "deployment %s: unreadable %s annotation; left alone", where, BAD_TAG_ANNOTATION
+            )
+            continue
+        if expires_at > now:
+            continue
+        params = {
+            **marker,
+            "kubeconfig": str(kubeconfig),
+            "context": context,
+            "timeout": timeout,
+            "namespace": metadata.namespace,
+            "deployment": metadata.name,
+        }
+        try:
+            rollout_undo(params)
+        except (kube.KubeError, UndoError, ConfigError, KeyError) as exc:
+            log.warning("deployment %s: expired bad tag not reverted: %s", where, exc)
+            continue
+        log.warning(
+            "deployment %s: bad-tag fault expired %.1fs ago with nobody to undo it; reverted",
+            where,
+            now - expires_at,
+        )
+        reverted.append(where)
+    return reverted
+
+
+def sweep(settings: KubernetesSettings) -> list[str]:
+    """:func:`revert_expired_bad_tags` on the cluster ``settings`` name (throttled)."""
+    return revert_expired_bad_tags(
+        settings.kubeconfig,
+        context=settings.context,
+        timeout=settings.timeout,
+        namespace=settings.namespace,
+    )

@@ -28,7 +28,7 @@ import httpx
 from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
-from chaosregistry.settings import sandbox_dir, sandbox_endpoints
+from chaosregistry.settings import LocalSettings, sandbox_endpoints
 from chaosregistry.toxiproxy import Toxiproxy
 
 # fault kind -> (toxic type, stream, attributes from parameters)
@@ -75,35 +75,35 @@ class LocalBackend:
         self.allowed_certificate_targets = allowed_certificate_targets
 
     @classmethod
-    def from_configuration(cls, configuration: Mapping[str, Any]) -> "LocalBackend":
-        """From the sandbox (``sandbox_dir``) or from ``toxiproxy_url`` + ``hops`` {hop: proxy}."""
-        run_dir = sandbox_dir(dict(configuration))
+    def from_settings(cls, settings: LocalSettings) -> "LocalBackend":
+        """From the sandbox (``sandbox_dir``) or from ``toxiproxy_url`` + ``hops`` {hop: proxy}.
+
+        What the settings leave unset comes from the sandbox's endpoints (read once per change
+        of its endpoints.json)."""
+        run_dir = settings.sandbox_dir
         endpoints = sandbox_endpoints(run_dir) if run_dir is not None else {}
-        toxiproxy_url = configuration.get("toxiproxy_url") or endpoints.get("toxiproxy")
-        hops = configuration.get("hops") or {
-            name: hop["proxy"] for name, hop in (endpoints.get("hops") or {}).items()
+        toxiproxy_url = settings.toxiproxy_url or endpoints.get("toxiproxy")
+        hops = dict(settings.hops or {}) or {
+            name: str(hop["proxy"]) for name, hop in (endpoints.get("hops") or {}).items()
         }
         if not toxiproxy_url or not hops:
             raise ConfigError(
                 "configuration: the local backend needs 'sandbox_dir' "
                 "(or 'toxiproxy_url' and 'hops')"
             )
-        if not isinstance(hops, dict):
-            raise ConfigError("configuration.hops must map hop names to Toxiproxy proxy names")
-        allowed = configuration.get("allowed_hops")
-        if allowed is not None and not (
-            isinstance(allowed, list) and all(isinstance(h, str) for h in allowed)
-        ):
-            raise ConfigError("configuration.allowed_hops must be a list of hop names")
-        allowed_targets = configuration.get("allowed_certificate_targets")
-        if allowed_targets is not None and not (
-            isinstance(allowed_targets, list) and all(isinstance(t, str) for t in allowed_targets)
-        ):
-            raise ConfigError(
-                "configuration.allowed_certificate_targets must be a list of target names"
-            )
-        replicas = [str(r["name"]) for r in endpoints.get("replicas") or []]
-        return cls(str(toxiproxy_url), dict(hops), run_dir, replicas, allowed, allowed_targets)
+        replicas = [str(r["name"]) for r in endpoints.get("replicas") or ()]
+        return cls(
+            str(toxiproxy_url),
+            hops,
+            run_dir,
+            replicas,
+            list(settings.allowed_hops) if settings.allowed_hops is not None else None,
+            (
+                list(settings.allowed_certificate_targets)
+                if settings.allowed_certificate_targets is not None
+                else None
+            ),
+        )
 
     # -- blast radius -------------------------------------------------------------------
     def hops(self) -> list[str]:

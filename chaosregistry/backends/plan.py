@@ -8,7 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-BACKENDS = ("local", "kubernetes")
+# The backend names are part of the settings (configuration.backend is parsed there).
+from chaosregistry.settings import BACKENDS
+
+__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan"]
+
 # What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
 # SANs name another host, or one signed by a CA the clients do not trust.
 CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")

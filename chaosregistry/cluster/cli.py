@@ -77,6 +77,7 @@ def up_command(
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")
+    click.echo(f"# vars file for game days on this cluster: --vars {settings['vars_file']}")
     click.echo(f"# in-cluster registry (registry-node-kill): {settings['cluster_registry']}")
 
 
@@ -104,6 +105,9 @@ def status_command(state_dir: Path, as_json: bool) -> None:
             click.echo(f"{'deployment demo':<24} {result['demo_detail']}")
             where, detail = result.get("cluster_registry") or "-", result["cluster_registry_detail"]
             click.echo(f"{'in-cluster registry':<24} {where}: {detail}")
+            for reverted in result.get("expired_faults_reverted") or []:
+                click.echo(f"{'expired fault reverted':<24} bad tag on deployment {reverted}")
         click.echo(f"{'kubeconfig':<24} {result['kubeconfig']}")
+        click.echo(f"{'vars file':<24} {result['vars_file'] or '- (run cluster up)'}")
     if not result["running"]:
         raise SystemExit(3)

@@ -3,7 +3,9 @@
 Everything lives under one state directory (default ``./runs/cluster``)::
 
     cluster.json              settings of this cluster (ports, node, registry) + sandbox endpoints
+                              (the test bed's own: the product never reads it)
     kubeconfig                admin kubeconfig for the user (``KUBECONFIG=<state>/kubeconfig``)
+    vars.yaml                 the vars file for game days on this cluster (kubeconfig, sandbox)
     pki/                      CA, leaf certs, service-account key pair (0700)
     kubeconfigs/              one per component (controller-manager, scheduler, kubelet)
     etcd/                     etcd data
@@ -140,6 +142,10 @@ class Layout:
     @property
     def kubeconfig(self) -> Path:
         return self.path("kubeconfig")
+
+    @property
+    def vars_file(self) -> Path:
+        return self.path("vars.yaml")
 
     @property
     def pki_dir(self) -> Path:

@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from chaosregistry import chaosmesh, kube, sandbox
+from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs
@@ -79,6 +80,7 @@ from chaosregistry.cluster.readiness import (
     unix_socket_answers,
     wait_until,
 )
+from chaosregistry.cluster.varsfile import write_vars_file
 from chaosregistry.cluster.workloads import (
     DEMO_NAME,
     REGISTRY_NAME,
@@ -316,6 +318,8 @@ def up(
             sandbox_endpoints=endpoints,
         )
         write_json(layout.settings_file, settings)
+        # What the product reads to reach this cluster: a vars file, never cluster.json.
+        settings["vars_file"] = str(write_vars_file(layout, settings))
         kubelet_was_running = running_pid(layout, "kubelet") is not None
         # Second precision: the API reports heartbeats in whole seconds.
         kubelet_start = datetime.now(UTC).replace(microsecond=0)
@@ -487,6 +491,7 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     result: dict[str, Any] = {
         "state_dir": str(layout.state_dir),
         "kubeconfig": str(layout.kubeconfig),
+        "vars_file": str(layout.vars_file) if layout.vars_file.is_file() else None,
         "kubernetes_version": settings.get("kubernetes_version"),
         "processes": processes,
         "running": all(processes.values()),
@@ -503,6 +508,10 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         if node_problem is None and not processes["kubelet"]:
             # The node object outlives its kubelet; its Ready is stale until it times out.
             node_problem = "kubelet not running (the API still shows its last Ready status)"
+        # The safety net for a bad-tag fault whose ledger and watchdog are gone.
+        result["expired_faults_reverted"] = revert_expired_bad_tags(
+            layout.kubeconfig, timeout=5, throttle=False
+        )
         result["node_ready"] = node_problem is None
         result["node_detail"] = node_problem or "Ready"
         result["demo_available"] = demo_problem is None

@@ -232,13 +232,21 @@ class CorruptFile:
     error: str
 
 
+def state_home() -> Path:
+    """``$XDG_STATE_HOME/chaostoolkit-registry`` (``~/.local/state/...`` when XDG_STATE_HOME
+    is unset or not absolute): the default ledger and the index of known ledgers live here."""
+    value = os.environ.get("XDG_STATE_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(value) if os.path.isabs(value) else Path.home() / ".local" / "state"
+    return base / "chaostoolkit-registry"
+
+
 def resolve_ledger_dir(
     explicit: str | os.PathLike[str] | None = None,
     configuration: Mapping[str, Any] | None = None,
 ) -> Path:
     """Where the ledger lives: ``explicit`` > configuration ``ledger_dir`` > the
-    ``CHAOSREGISTRY_LEDGER_DIR`` environment variable > ``$XDG_STATE_HOME/chaostoolkit-registry/
-    ledger`` (``~/.local/state/...`` when XDG_STATE_HOME is unset or not absolute)."""
+    ``CHAOSREGISTRY_LEDGER_DIR`` environment variable > ``<state_home()>/ledger``."""
     for candidate in (
         explicit,
         (configuration or {}).get("ledger_dir"),
@@ -246,10 +254,7 @@ def resolve_ledger_dir(
     ):
         if candidate:
             return Path(os.fspath(candidate)).expanduser().absolute()
-    state_home = os.environ.get("XDG_STATE_HOME", "")
-    # The XDG spec says relative values are invalid and must be ignored.
-    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return base / "chaostoolkit-registry" / "ledger"
+    return state_home() / "ledger"
 
 
 def new_entry_id() -> str:

@@ -7,10 +7,15 @@ directory, the detached daemon ``python -m chaosregistry.faults.watchdog_daemon 
 for its whole life, with its pid in it; ``watchdog-gate.lock`` serialises "start a watchdog"
 against "the watchdog exits".
 
+Every ledger that gets a watchdog is also written to the index of known ledgers
+(``known_ledgers_dir()``), so that a sandbox's guardian (``chaosregistry.faults.guardian``) can
+start a watchdog again for a ledger whose watchdog was killed while faults were active.
+
 This module never imports the daemon, nor the fault lifecycle: ``lifecycle`` imports it.
 """
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,11 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.faults.ledger import state_home
 from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_text_atomic
 from chaosregistry.osutil.spawn import env_with_this_package, read_line, spawn_detached
 
 DAEMON_MODULE = "chaosregistry.faults.watchdog_daemon"
 START_TIMEOUT = 10.0
+LEDGER_INDEX_ENV = "CHAOSREGISTRY_LEDGER_INDEX"
 
 
 class WatchdogError(ChaosRegistryError):
@@ -58,6 +66,50 @@ def watchdog_pid(ledger_dir: str | os.PathLike[str]) -> int | None:
     return None
 
 
+def known_ledgers_dir() -> Path:
+    """The index of ledgers that have had a watchdog: ``$CHAOSREGISTRY_LEDGER_INDEX``, else
+    ``<state home>/ledgers.d``. One file per ledger, named by a hash of its path, holding it."""
+    value = os.environ.get(LEDGER_INDEX_ENV)
+    return Path(value).absolute() if value else state_home() / "ledgers.d"
+
+
+def _index_file(index: Path, ledger_dir: Path) -> Path:
+    digest = hashlib.sha256(str(ledger_dir).encode()).hexdigest()[:24]
+    return index / f"{digest}.ledger"
+
+
+def register_ledger(ledger_dir: Path, index: Path | None = None) -> None:
+    """Add ``ledger_dir`` to the index of known ledgers (once; a no-op when it is there)."""
+    index = index or known_ledgers_dir()
+    path = _index_file(index, ledger_dir)
+    with contextlib.suppress(OSError):
+        if path.read_text() == f"{ledger_dir}\n":
+            return
+    index.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_text_atomic(path, f"{ledger_dir}\n", mode=0o600)
+
+
+def forget_ledger(ledger_dir: Path, index: Path) -> None:
+    """Drop ``ledger_dir`` from the index (its directory is gone)."""
+    _index_file(index, ledger_dir).unlink(missing_ok=True)
+
+
+def known_ledgers(index: Path | None = None) -> list[Path]:
+    """The ledger directories in the index, sorted; unreadable index files are skipped."""
+    index = index or known_ledgers_dir()
+    try:
+        names = sorted(name for name in os.listdir(index) if name.endswith(".ledger"))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            text = (index / name).read_text().strip()
+            if os.path.isabs(text):
+                found.append(Path(text))
+    return found
+
+
 @contextlib.contextmanager
 def watchdog_guard(
     ledger_dir: str | os.PathLike[str], *, idle_exit: float | None = None
@@ -67,8 +119,13 @@ def watchdog_guard(
     The watchdog only exits after checking, under this gate, that no entry is active; an entry
     recorded inside this block is therefore always watched.
     """
-    directory = Path(ledger_dir)
+    directory = Path(ledger_dir).absolute()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Before any entry can exist: a guardian must be able to find every ledger with faults.
+    try:
+        register_ledger(directory)
+    except OSError as exc:
+        raise WatchdogError(f"cannot add {directory} to the index of ledgers: {exc}") from None
     try:
         with locks.hold(gate_path(directory), timeout=START_TIMEOUT):
             pid = watchdog_pid(directory) or _start(directory, idle_exit)

@@ -119,6 +119,10 @@ def status_command(run_dir: Path, as_json: bool) -> None:
         click.echo(f"{name:<16}{state:<10}{item['pid'] or '-'!s:<9}{item['log']}")
     endpoints = report["endpoints"]
     click.echo(f"registry {endpoints['registry']}  mirror {endpoints['mirror']}")
+    for item in report["faults"]:
+        watchdog = f"watchdog {item['watchdog']}" if item["watchdog"] else "NO WATCHDOG"
+        expired = f", {item['expired']} past expiry" if item["expired"] else ""
+        click.echo(f"faults: {item['active']} active{expired} in {item['ledger']} ({watchdog})")
     targets = report["prometheus_targets"]
     if isinstance(targets, str):
         click.echo(f"prometheus: {targets}")

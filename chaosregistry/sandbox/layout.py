@@ -27,6 +27,7 @@ REPLICAS = ("registry-1", "registry-2")
 # Start order: Toxiproxy first (hops may exist before their upstreams), the mirror last because
 # Distribution's proxy mode pings its remote (through a hop and nginx) while starting.
 PROCESS_NAMES = (
+    "guardian",
     "toxiproxy",
     "registry-1",
     "registry-2",
@@ -181,6 +182,11 @@ class Layout:
     def seed_manifests_file(self) -> Path:
         """The seeded manifests, in push order: what a node without storage is re-seeded from."""
         return self.run_dir / "state" / "seed-manifests.json"
+
+    @property
+    def guardian_ready_file(self) -> Path:
+        """Written by the guardian once it guards (it serves no HTTP to be asked)."""
+        return self.run_dir / "state" / "guardian.ready"
 
     @property
     def logs_dir(self) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.faults.guardian import watched_ledgers
 from chaosregistry.osutil import locks
 from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.configs import toxiproxy_proxies, write_configs
@@ -227,9 +228,10 @@ def status(run_dir: Path | str) -> dict[str, Any]:
     """What runs: ``{"run_dir", "running", "processes", "endpoints"}``.
 
     ``running`` is True when every process runs; ``processes`` maps each name to
-    ``{"running", "pid", "log"}`` (pid None when stopped); ``prometheus_targets`` is the
-    sandbox Prometheus' ``[{job, instance, health, last_error, scrape_url}]`` (or a line saying
-    why it cannot be asked). Raises ``ConfigError`` for a
+    ``{"running", "pid", "log"}`` (pid None when stopped); ``faults`` lists the known ledgers
+    with active faults and their watchdogs (``faults.guardian.watched_ledgers``);
+    ``prometheus_targets`` is the sandbox Prometheus' ``[{job, instance, health, last_error,
+    scrape_url}]`` (or a line saying why it cannot be asked). Raises ``ConfigError`` for a
     directory that holds no sandbox.
     """
     layout = Layout.at(run_dir)
@@ -240,6 +242,7 @@ def status(run_dir: Path | str) -> dict[str, Any]:
         "running": all(item["running"] for item in processes.values()),
         "processes": processes,
         "endpoints": endpoints,
+        "faults": watched_ledgers(),
         "prometheus_targets": _prometheus_targets(endpoints, processes),
     }
 

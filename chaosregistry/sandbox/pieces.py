@@ -2,6 +2,7 @@
 
 import sys
 
+from chaosregistry.faults.watchdog import known_ledgers_dir
 from chaosregistry.sandbox.binaries import CACHE, find_binary, require_executable
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, implementation
 from chaosregistry.sandbox.layout import (
@@ -43,6 +44,25 @@ def process_specs(
         return chosen.distribution_spec(layout, name, http_port, debug_port, tls=tls)
 
     specs = [
+        # First, so that `down` stops it last: it keeps the fault watchdogs alive (see
+        # chaosregistry.faults.guardian) for the ledgers indexed where this `up` runs.
+        ProcessSpec(
+            name="guardian",
+            argv=[
+                sys.executable,
+                "-m",
+                "chaosregistry.faults.guardian",
+                "--index",
+                str(known_ledgers_dir()),
+                "--ready-file",
+                str(layout.guardian_ready_file),
+            ],
+            cwd=run,
+            log=str(layout.log_file("guardian")),
+            ready_url="",
+            ports=[],
+            ready_file=str(layout.guardian_ready_file),
+        ),
         ProcessSpec(
             name="toxiproxy",
             argv=[
@@ -65,7 +85,7 @@ def process_specs(
                 ports.hop_client_mirror,
                 ports.hop_mirror_upstream,
             ],
-        )
+        ),
     ]
     specs += [
         chosen.replica_spec(layout, name, *ports.replica(index))

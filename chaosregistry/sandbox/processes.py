@@ -57,6 +57,8 @@ class ProcessSpec:
     ports: list[int]
     # Extra environment (never secrets: this lands in processes.json).
     env: dict[str, str] = field(default_factory=dict)
+    # For a process that serves no HTTP (the guardian): ready once it has written this file.
+    ready_file: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ProcessSpec":
@@ -68,6 +70,7 @@ class ProcessSpec:
             ready_url=str(data["ready_url"]),
             ports=[int(port) for port in data["ports"]],
             env={str(key): str(value) for key, value in data.get("env", {}).items()},
+            ready_file=str(data.get("ready_file", "")),
         )
 
 
@@ -199,6 +202,8 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
         )
     log = Path(spec.log)
     log.parent.mkdir(parents=True, exist_ok=True)
+    if spec.ready_file:
+        Path(spec.ready_file).unlink(missing_ok=True)  # a stale one would read as ready
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     process = spawn_detached(
         spec.argv,
@@ -227,17 +232,23 @@ def _wait_ready(
                     f"{spec.name} exited with code {code} while starting "
                     f"({_last_log_line(Path(spec.log))!r}); see {spec.log}"
                 )
-            try:
-                client.get(spec.ready_url)
-                return
-            except httpx.HTTPError:
-                pass
+            if spec.ready_file:
+                if Path(spec.ready_file).is_file():
+                    return
+            else:
+                try:
+                    client.get(spec.ready_url)
+                    return
+                except httpx.HTTPError:
+                    pass
             if time.monotonic() > deadline:
                 stop_process(layout.run_dir, spec.name, signal.SIGKILL)
-                raise SandboxError(
-                    f"{spec.name} did not answer on {spec.ready_url} within {timeout:.0f}s; "
-                    f"see {spec.log}"
+                missed = (
+                    f"did not write {spec.ready_file}"
+                    if spec.ready_file
+                    else f"did not answer on {spec.ready_url}"
                 )
+                raise SandboxError(f"{spec.name} {missed} within {timeout:.0f}s; see {spec.log}")
             time.sleep(0.05)
 
 
