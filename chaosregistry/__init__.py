@@ -34,6 +34,7 @@ PROBE_MODULES = (
     "chaosregistry.probes.load",
     "chaosregistry.probes.mirror",
     "chaosregistry.probes.rollout",
+    "chaosregistry.probes.hygiene",
 )
 ACTION_MODULES = (
     "chaosregistry.actions.network",

@@ -34,7 +34,7 @@ import yaml
 from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import MAX_DURATION
-from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.oci.reference import ImageReference, Platform, repository_name, tag_pattern
 from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import SettingError, Settings, parse_settings
 
@@ -280,6 +280,39 @@ def _promql(value: Any) -> str | None:
     return check_expression(value)
 
 
+def _regex(value: Any) -> str | None:
+    try:
+        tag_pattern(value, "")
+    except ConfigError as exc:
+        return str(exc).lstrip()
+    return None
+
+
+def _names(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"must be a list of names, got {value!r}"
+    return None
+
+
+def _repositories(value: Any) -> str | None:
+    problem = _names(value)
+    if problem is None:
+        for name in value:
+            try:
+                repository_name(name, "")
+            except ConfigError as exc:
+                return str(exc).lstrip()
+    return problem
+
+
+def _repository(value: Any) -> str | None:
+    try:
+        repository_name(value, "")
+    except ConfigError as exc:
+        return str(exc).lstrip()
+    return None
+
+
 def _one_of(names: tuple[str, ...]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value in names or value == "":
@@ -307,6 +340,12 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "partition.mode": _one_of(("blackhole", "refuse")),
     "prometheus_query.query": _promql,
     "prometheus_range.query": _promql,
+    "page_size": _positive_int,
+    "top": _positive_int,
+    "repositories": _repositories,
+    "tag_compliance.pattern": _regex,
+    "tag_compliance.allowed": _names,
+    "layer_reuse.mount_repository": _repository,
 }
 
 

@@ -23,12 +23,14 @@ from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import failures
 from chaosregistry.oci.auth import Credentials, TokenCache
 from chaosregistry.oci.protocol import (
+    CATALOG,
     PULL,
     PUSH,
     Answer,
     Authenticator,
     BlobCheck,
     Descriptor,
+    Listing,
     Manifest,
     Ping,
     Request,
@@ -37,6 +39,7 @@ from chaosregistry.oci.protocol import (
     blob_request,
     exchange,
     fetch_manifest,
+    list_names,
     ping_request,
     read_ping,
     resolve,
@@ -49,6 +52,18 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """What a cross-repository blob mount did: ``mounted`` (201), else an upload was started
+    (202) and we tried to cancel it: ``cancel_status`` is the DELETE's HTTP status (None when
+    the answer named no upload), ``cancel_error`` the DELETE's failure, if any."""
+
+    status: int
+    mounted: bool
+    cancel_status: int | None = None
+    cancel_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +268,55 @@ class RegistryClient:
                 ErrorClass.DIGEST_MISMATCH, f"{what}: registry stored {stored}, expected {digest}"
             )
         return digest
+
+    def list_repositories(self, page_size: int = 100) -> Listing:
+        """Every repository of the catalog (``GET /v2/_catalog``, paged ``page_size`` at a time)."""
+        steps = list_names(
+            self.auth, self.url, "/v2/_catalog", "repositories", CATALOG, page_size, "catalog"
+        )
+        with _Call(self) as call:
+            return call.run(steps)
+
+    def list_tags(self, repository: str, page_size: int = 100) -> Listing:
+        """Every tag of ``repository`` (``GET /v2/<name>/tags/list``, paged)."""
+        path = f"/v2/{repository}/tags/list"
+        steps = list_names(
+            self.auth, self.url, path, "tags", repository, page_size, f"tags of {repository}"
+        )
+        with _Call(self) as call:
+            return call.run(steps)
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> Mount:
+        """Ask to mount blob ``digest`` of ``source`` into ``repository`` (a write: on 201 the
+        blob is linked into ``repository``). A 202 means the registry started an ordinary
+        upload instead: it is cancelled (DELETE on its Location) before this returns."""
+        what = f"mount {source}@{digest[:19]} into {repository}"
+        request = Request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            what,
+            "[upload]",
+            params={"mount": digest, "from": source},
+        )
+        answer = self._exchange(request, repository, PUSH)
+        if answer.status == 201:
+            return Mount(201, True)
+        _expect_status(answer, 202, what)
+        location = answer.header("location")
+        if not location:
+            return Mount(202, False)
+        cancel = Request("DELETE", self._absolute(location), f"{what}: cancel upload", "[upload]")
+        try:
+            status = self._exchange(cancel, repository, PUSH).status
+        except PullError as exc:
+            # The upload is left to the registry's purge of stale uploads; the mount's answer
+            # (not mounted) stands.
+            return Mount(202, False, exc.status, str(exc))
+        return Mount(202, False, status)
+
+    def _absolute(self, location: str) -> str:
+        url = httpx.URL(location)
+        return str(url if url.is_absolute_url else self._http.base_url.join(location))
 
     def delete_repository_tags(self, repository: str) -> list[str]:
         """Delete the manifest behind every tag of ``repository``; returns the digests deleted."""

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import failures
@@ -53,6 +54,7 @@ IDENTITY = {"Accept-Encoding": "identity"}
 
 PULL = "pull"
 PUSH = "pull,push"  # a push also reads (HEAD blob), so its token covers both
+CATALOG = "registry:catalog"  # the resource ``GET /v2/_catalog`` needs, with actions "*"
 
 T = TypeVar("T")
 
@@ -216,6 +218,10 @@ class Authenticator:
         return f"Bearer {token}"
 
     def _key(self, repository: str, actions: str) -> tuple[str, str, str]:
+        # The catalog is the one resource that is not a repository: its scope is
+        # registry:catalog:* (a repository name never holds a colon, so the two cannot clash).
+        if repository == CATALOG:
+            return (self._realm, self._service, f"{CATALOG}:{actions}")
         return (self._realm, self._service, f"repository:{repository}:{actions}")
 
     def _token_request(self, key: tuple[str, str, str], what: str) -> Request:
@@ -400,6 +406,15 @@ def choose_platform(index: Manifest, platform: Platform | None, image: str) -> s
     )
 
 
+def index_manifests(index: Manifest) -> list[Descriptor]:
+    """Every manifest an index names (each platform's, attestations too), in index order."""
+    entries = index.json().get("manifests")
+    if not isinstance(entries, list):
+        raise PullError(ErrorClass.PROTOCOL, f"index {index.digest} has no manifests list")
+    what = f"index {index.digest[:19]}"
+    return [Descriptor.parse(entry, what) for entry in entries]
+
+
 def image_blobs(manifest: Manifest) -> list[Descriptor]:
     """Config, then layers, of an image manifest (schema 1 and other shapes are refused)."""
     body = manifest.json()
@@ -479,3 +494,171 @@ class BlobCheck:
     @property
     def verified(self) -> bool:
         return self._hasher is not None
+
+
+# -- listings: the catalog and a repository's tags --------------------------------------------
+# A guard against a registry whose Link headers never end (each one new, so no loop is seen).
+MAX_LISTING_PAGES = 100_000
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A whole listing (repository or tag names, sorted) and how the registry paged it.
+
+    ``paging``: ``single`` (one page shorter than ``n``), ``link`` (followed ``Link: rel="next"``
+    headers), ``n-ignored`` (more than ``n`` names in one answer without a Link: everything),
+    ``last`` (full pages without a Link, continued with ``last=<the page's last name>``),
+    ``unpaged`` (the registry answered ``last`` with names at or before it, or out of order: the
+    names came from one request without ``n``).
+    """
+
+    names: list[str]
+    pages: int
+    paging: str
+
+
+def listing_request(path: str, what: str, route: str, params: Mapping[str, str]) -> Request:
+    return Request("GET", path, what, route, dict(IDENTITY), dict(params))
+
+
+def read_listing(answer: Answer, key: str, what: str) -> list[str]:
+    """The names under ``key`` (``repositories`` or ``tags``); null or absent is none."""
+    try:
+        body = json.loads(answer.body or b"{}")
+    except ValueError as exc:
+        raise PullError(ErrorClass.PROTOCOL, f"{what}: answer is not JSON") from exc
+    names = body.get(key) if isinstance(body, dict) else None
+    if names is None and isinstance(body, dict):
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise PullError(ErrorClass.PROTOCOL, f"{what}: {key!r} is not a list of names")
+    return names
+
+
+def next_link(answer: Answer, base_url: str, path: str, what: str) -> dict[str, str] | None:
+    """The query of the ``Link: <...>; rel="next"`` (RFC 5988) of a listing page, or None.
+
+    A next page on another origin, or at another path, is refused (PROTOCOL): following it would
+    send this registry's credentials elsewhere, or list something else.
+    """
+    header = answer.header("link")
+    if not header:
+        return None
+    for link in _split_links(header):
+        target, _, attributes = link.partition(">")
+        rels: list[str] = []
+        for attribute in attributes.split(";"):
+            name, _, value = attribute.strip().partition("=")
+            if name.strip().lower() == "rel":
+                rels += value.strip().strip('"').lower().split()
+        if "next" not in rels:
+            continue
+        url = urlsplit(target.strip().lstrip("<").strip())
+        ours = urlsplit(base_url)
+        if url.netloc and (url.scheme, url.netloc) != (ours.scheme, ours.netloc):
+            raise PullError(
+                ErrorClass.PROTOCOL,
+                f"{what}: next page is on another origin ({url.scheme}://{url.netloc}); "
+                "not followed",
+            )
+        if url.path != path:
+            raise PullError(
+                ErrorClass.PROTOCOL, f"{what}: next page is at {url.path!r}, not {path!r}"
+            )
+        return dict(parse_qsl(url.query, keep_blank_values=True))
+    return None
+
+
+def _split_links(header: str) -> list[str]:
+    """Link values split at the commas between them (not those inside ``<...>``)."""
+    links: list[str] = []
+    current: list[str] = []
+    inside = False
+    for char in header:
+        if char == "<":
+            inside = True
+        elif char == ">":
+            inside = False
+        if char == "," and not inside:
+            links.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    links.append("".join(current))
+    return [link.strip() for link in links if link.strip().startswith("<")]
+
+
+def list_names(
+    auth: Authenticator,
+    base_url: str,
+    path: str,
+    key: str,
+    resource: str,
+    page_size: int,
+    what: str,
+) -> Steps[Listing]:
+    """Every name of a paged listing (``/v2/_catalog`` or ``/v2/<name>/tags/list``).
+
+    Asks ``n=page_size``, follows ``Link: rel="next"``, and copes with what real registries do
+    instead: answer everything at once (ignore ``n``), page without a Link (continue with
+    ``last``), or ignore ``last`` (then one request without ``n`` has the whole listing).
+    """
+    actions = "*" if resource == CATALOG else PULL
+    route = "/v2/_catalog" if resource == CATALOG else "/v2/[name]/tags/list"
+
+    def get(params: dict[str, str]) -> Steps[Answer]:
+        request = listing_request(path, what, route, params)
+        return (yield from exchange(auth, request, resource, actions)).answer
+
+    params: dict[str, str] = {"n": str(page_size)}
+    asked: set[tuple[tuple[str, str], ...]] = set()
+    names: list[str] = []
+    seen: set[str] = set()
+    pages, by_link, by_last, n_ignored = 0, False, False, False
+    while True:
+        marker = tuple(sorted(params.items()))
+        if marker in asked:
+            raise PullError(
+                ErrorClass.PROTOCOL, f"{what}: pagination loops (asked twice: {params})"
+            )
+        if pages >= MAX_LISTING_PAGES:
+            raise PullError(ErrorClass.PROTOCOL, f"{what}: over {MAX_LISTING_PAGES} pages")
+        asked.add(marker)
+        answer = yield from get(params)
+        pages += 1
+        page = read_listing(answer, key, what)
+        link = next_link(answer, base_url, path, what)
+        after = params.get("last", "")
+        if after and link is None and page and page == names[: len(page)]:
+            # The first page again: either ``last`` is ignored, or the registry starts again
+            # from the top when asked past the end (ggcr's tags). One request without ``n``
+            # tells them apart.
+            answer = yield from get({})
+            pages += 1
+            whole = sorted(set(read_listing(answer, key, what)))
+            if whole != sorted(names):
+                return Listing(whole, pages, "unpaged")
+            break
+        unordered = page != sorted(page) and link is None and len(page) == page_size
+        if unordered or (after and link is None and any(n <= after or n in seen for n in page)):
+            # ``last`` not honoured (or meaningless, names out of order): paging cannot be
+            # trusted here, one request without ``n`` can.
+            answer = yield from get({})
+            return Listing(sorted(set(read_listing(answer, key, what))), pages + 1, "unpaged")
+        fresh = [n for n in page if n not in seen]
+        seen.update(fresh)
+        names += fresh
+        if link is not None:
+            params, by_link = link, True
+            continue
+        if after and fresh:
+            by_last = True
+        if len(page) > page_size:
+            n_ignored = True
+            break
+        if len(page) < page_size:
+            break
+        # A full page and no Link: some registries page without one; ask what comes after it.
+        params = {"n": str(page_size), "last": page[-1]}
+    paging = "link" if by_link else "last" if by_last else "n-ignored" if n_ignored else "single"
+    return Listing(sorted(names), pages, paging)

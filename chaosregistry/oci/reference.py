@@ -13,6 +13,40 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
+def repository_name(text: object, what: str = "repository") -> str:
+    """``text`` if it is a valid repository name (no registry host, no tag), else ConfigError."""
+    if not isinstance(text, str) or not _NAME.match(text):
+        raise ConfigError(
+            f"{what} {text!r} is not a repository name "
+            "(lower-case letters, digits, separators; no registry host, no tag)"
+        )
+    return text
+
+
+# Semantic Versioning 2.0.0's grammar (semver.org), pre-release and build metadata included.
+# A tag cannot hold "+", so build metadata may also follow "_" (the spelling Helm and other OCI
+# tools push "1.0.0+build.1" under).
+SEMVER = (
+    r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
+    r"(?:-(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?"
+    r"(?:[+_][0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?"
+)
+# The tag convention ``<project>-<env>-<semver>``: project and environment are a lower-case
+# letter then letters and digits (no "-": it separates the parts), e.g. shop-prod-1.4.2.
+DEFAULT_TAG_PATTERN = rf"[a-z][a-z0-9]*-[a-z][a-z0-9]*-{SEMVER}"
+
+
+def tag_pattern(text: object, what: str = "pattern") -> "re.Pattern[str]":
+    """``text`` compiled (empty: the default convention), else ConfigError in one line."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{what} must be a regular expression (a string), got {text!r}")
+    try:
+        return re.compile(text or DEFAULT_TAG_PATTERN)
+    except re.error as exc:
+        raise ConfigError(f"{what} {text!r} is not a valid regular expression: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ImageReference:
     """A repository plus a tag or a digest, relative to one registry."""
