@@ -14,9 +14,11 @@ DISTRIBUTION3 := $(CACHE)/distribution-$(DISTRIBUTION3_VERSION)/registry
 CRANE_VERSION := 0.22.1
 CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
+# The sandbox's Prometheus (and promtool), without its recommended node exporter, a daemon.
+APT_NO_RECOMMENDS := prometheus
 # Commands that prove the Debian packages above are installed.
 APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium \
-	/usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /bin/busybox
+	/usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /bin/busybox /usr/bin/prometheus /usr/bin/promtool
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
@@ -30,11 +32,13 @@ help: ## list the targets
 
 setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
 
-.apt-installed:
+# Re-checked when this Makefile changes (a new package in the lists above).
+.apt-installed: Makefile
 	@missing=0; for c in $(APT_COMMANDS); do [ -x $$c ] || missing=1; done; \
 	if [ $$missing = 1 ]; then \
-		echo "installing Debian packages: $(APT_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+		echo "installing Debian packages: $(APT_PACKAGES) $(APT_NO_RECOMMENDS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_NO_RECOMMENDS) >/dev/null; \
 	fi
 	@touch $@
 
@@ -86,6 +90,7 @@ bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/REA
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/prometheus.py
 	$(BIN)/python bench/hygiene.py
 
 clean: ## remove the venv and caches (not the toolchain cache)

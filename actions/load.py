@@ -20,6 +20,7 @@ from chaosregistry.loadgen.parameters import DEFAULT_FRESH_IMAGES, LoadParameter
 from chaosregistry.loadgen.stop import stop_loads
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import settings_for
 
 __all__ = ["start_pull_load", "stop_pull_load"]
@@ -90,7 +91,8 @@ def start_pull_load(
         blob_concurrency=blob_concurrency,
         fresh_images=fresh_images,
     )
-    result: Result = start_load(parameters, images, settings_for(configuration), secrets)
+    sink = prometheus_settings(configuration).sli_sink  # each pull reports there (if any)
+    result: Result = start_load(parameters, images, settings_for(configuration), secrets, sink)
     return result
 
 

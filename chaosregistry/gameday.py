@@ -30,6 +30,7 @@ from typing import Any
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.reports import build_report
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR, settings_for
 from chaosregistry.validate import activities, substitute, validate
@@ -62,6 +63,11 @@ SANDBOX_ACTIVITIES = {
 }
 
 
+PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
+# Two scrape and rule-evaluation intervals of the sandbox's Prometheus.
+PROMETHEUS_SETTLE_SECONDS = 2.0
+
+
 def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
@@ -73,6 +79,7 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
     * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
       ``hops`` in the configuration;
     * reads metrics (``registry_metrics``) without a ``metrics_url``;
+    * asks Prometheus (``probes.prometheus``) without a ``prometheus_url``;
     * targets a registry by name (``target: registry`` or ``mirror``, the default ``registry``
       included, and a cold load's ``load_origin``) that the configuration gives no
       ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
@@ -104,6 +111,8 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
         elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
             reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
+        elif module_name == PROMETHEUS_PROBES and not configuration.get("prometheus_url"):
+            reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
             if not settings.registry.urls.get(target):
                 reasons.append(f"{name} targets {target!r} and there is no {target}_url")
@@ -291,6 +300,10 @@ def run_gameday(
             process.wait()
         journal = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
+        prometheus_config = {**configuration}
+        if needs:
+            prometheus_config["sandbox_dir"] = str(sandbox_path)
+        notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
         judgement = judge(
             RunFacts(
                 journal,
@@ -312,6 +325,26 @@ def run_gameday(
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+
+
+def _capture_prometheus(
+    experiment: dict[str, Any], configuration: dict[str, Any], run_dir: Path, started: float
+) -> list[str]:
+    """prometheus.json: the experiment's declared Prometheus series over the run, read before
+    the sandbox (and its Prometheus) stops; a note per series Prometheus did not answer."""
+    if not declared_series(experiment):
+        return []
+    time.sleep(PROMETHEUS_SETTLE_SECONDS)  # the last scrape and rule evaluation of the run
+    captured = capture_series(experiment, configuration, started, time.time())
+    if captured is None:
+        return []
+    (run_dir / SERIES_FILE).write_text(json.dumps(captured, indent=2, allow_nan=False))
+    return [
+        f"prometheus series {s['name']!r} not charted: {s['error']['class']}: "
+        f"{s['error']['message']}"
+        for s in captured["series"]
+        if s["error"]
+    ]
 
 
 def _write_gameday_json(

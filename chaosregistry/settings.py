@@ -28,6 +28,8 @@ Keys (configuration, or under its ``chaosregistry`` mapping)
     ``toxiproxy_url``, ``hops``, ``allowed_hops``, ``allowed_certificate_targets``
                             the local backend (:class:`LocalSettings`)
     the kubernetes backend's keys: :class:`KubernetesSettings`
+    ``prometheus_url``, ``sli_sink``, ``prometheus_timeout``
+                            read by ``chaosregistry.prometheus.prometheus_settings`` alone
 secrets (any scope the activity declares)
     ``registry_username`` / ``registry_password``
 

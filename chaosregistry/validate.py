@@ -35,6 +35,7 @@ from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference, Platform, repository_name, tag_pattern
+from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import SettingError, Settings, parse_settings
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
@@ -164,7 +165,9 @@ def check_settings(
         return f"{source}: {field}"
 
     try:
-        return parse_settings(configuration)
+        settings = parse_settings(configuration)
+        prometheus_settings(flatten_configuration(configuration))  # its keys, checked
+        return settings
     except SettingError as exc:
         # "configuration.<key>[.<sub>]<rest>" -> "<file>: configuration[.chaosregistry].<key>..."
         top = exc.key.split(".", 1)[0]
@@ -271,6 +274,12 @@ def _parses(parser: Callable[[str], object]) -> Callable[[Any], str | None]:
     return check
 
 
+def _promql(value: Any) -> str | None:
+    from chaosregistry.promql import check_expression
+
+    return check_expression(value)
+
+
 def _regex(value: Any) -> str | None:
     try:
         tag_pattern(value, "")
@@ -329,6 +338,8 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "platform": _parses(Platform.parse),
     "hop": _one_of(KNOWN_HOPS),
     "partition.mode": _one_of(("blackhole", "refuse")),
+    "prometheus_query.query": _promql,
+    "prometheus_range.query": _promql,
     "page_size": _positive_int,
     "top": _positive_int,
     "repositories": _repositories,
@@ -495,6 +506,7 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
             check_activity(field, activity, configuration)
         except ConfigError as exc:
             raise ConfigError(f"{experiment_path}: {exc}") from None
+    check_prometheus_series(experiment, experiment_path)
     options = runtime_options(experiment, experiment_path)
     check_chaostoolkit(experiment, experiment_path)
     return Validated(
@@ -504,3 +516,25 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
         settings=settings,
         runtime_options=options,
     )
+
+
+def check_prometheus_series(experiment: dict[str, Any], source: Path) -> None:
+    """The PromQL of the series a report charts (``chaosregistry-prometheus`` extension)."""
+    from chaosregistry.prometheus import EXTENSION
+
+    for index, extension in enumerate(experiment.get("extensions") or []):
+        if not isinstance(extension, dict) or extension.get("name") != EXTENSION:
+            continue
+        series = extension.get("series")
+        if not isinstance(series, list):
+            raise ConfigError(f"{source}: extensions[{index}].series must be a list")
+        for number, entry in enumerate(series):
+            where = f"{source}: extensions[{index}].series[{number}]"
+            if not isinstance(entry, dict) or not entry.get("name"):
+                raise ConfigError(f"{where}: needs a name and a query")
+            problem = _promql(entry.get("query"))
+            if problem is not None:
+                raise ConfigError(f"{where}.query: {problem}")
+            slo = entry.get("slo")
+            if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float)):
+                raise ConfigError(f"{where}.slo: must be a number, got {slo!r}")

@@ -11,7 +11,8 @@ code  verdict          when
 11    failed           no journal; the run did not complete (aborted, steady state not met
                        before the method); an action of the method failed; a pull load never
                        completed a pull; every pull probe of the hypothesis before the method
-                       failed before reaching the registry (tls, auth, or the probe raised)
+                       failed before reaching the registry (tls, auth, or the probe raised);
+                       a Prometheus probe got no answer (unreachable, a bad query, an error)
 10    deviated         completed, but the steady state did not hold after the method or in a
                        check run during it
 0     passed           none of the above
@@ -40,6 +41,7 @@ from chaosregistry.loadgen import records
 LOAD_MODULE = "chaosregistry.actions.load"
 LOAD_START = "start_pull_load"
 PULL_PROBE_MODULE = "chaosregistry.probes.pull"
+PROMETHEUS_PROBE_MODULE = "chaosregistry.probes.prometheus"
 # Errors a pull meets before the registry has served anything: what it measured is the client's
 # set-up (a CA, a password), not the registry.
 BEFORE_REGISTRY = frozenset({ErrorClass.TLS.value, ErrorClass.AUTH.value})
@@ -136,7 +138,13 @@ class Judgement:
 def judge(facts: RunFacts) -> Judgement:
     """The verdict of a run (the rule is in the module docstring)."""
     journal = facts.journal
-    failures = [*failed_actions(journal), *load_notes(facts.loads), *unreached_registry(journal)]
+    failures = [
+        *failed_actions(journal),
+        *load_notes(facts.loads),
+        *unreached_registry(journal),
+        *unanswered_prometheus(journal),
+        *not_met_before(journal),
+    ]
     notes = tuple(failures + missing_load_notes(facts.loads))
     status = (journal or {}).get("status")
     if facts.left_behind:
@@ -218,6 +226,54 @@ def unreached_registry(journal: dict[str, Any] | None) -> list[str]:
         f"the registry ({reason})"
         for run, reason in zip(pulls, reasons, strict=True)
     ]
+
+
+def not_met_before(journal: dict[str, Any] | None) -> list[str]:
+    """One line when the steady state was not met before the method: nothing was injected.
+
+    Chaos Toolkit 1.44 with ``--rollback-strategy always`` still writes such a run "completed"
+    and not "deviated", which would otherwise read as passed.
+    """
+    before = _dict(_dict(_dict(journal).get("steady_states")).get("before"))
+    if before.get("steady_state_met") is not False:
+        return []
+    missed = [
+        str(_dict(run.get("activity")).get("name"))
+        for run in before.get("probes") or []
+        if isinstance(run, dict) and run.get("tolerance_met") is False
+    ]
+    which = f" (out of tolerance: {', '.join(missed)})" if missed else ""
+    return [f"the steady state was not met before the method{which}: the method never ran"]
+
+
+def unanswered_prometheus(journal: dict[str, Any] | None) -> list[str]:
+    """One line per Prometheus probe run (hypothesis or method) that got no answer: its
+    ``error`` (``chaosregistry.probes.prometheus``), the first of each probe name only."""
+    lines: dict[str, str] = {}
+    for run in _all_probe_runs(journal):
+        activity = _dict(run.get("activity"))
+        if _dict(activity.get("provider")).get("module") != PROMETHEUS_PROBE_MODULE:
+            continue
+        error = _dict(_dict(run.get("output")).get("error"))
+        name = str(activity.get("name"))
+        if error and name not in lines:
+            lines[name] = (
+                f"probe {name!r}: Prometheus gave no answer ({error.get('class')}: "
+                f"{error.get('message')})"
+            )
+    return list(lines.values())
+
+
+def _all_probe_runs(journal: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """Every activity run of the journal: the hypothesis' (before, during, after), the method's
+    and the rollbacks'."""
+    states = _dict(_dict(journal).get("steady_states"))
+    for phase in ("before", "after"):
+        yield from (r for r in _dict(states.get(phase)).get("probes") or [] if isinstance(r, dict))
+    for state in states.get("during") or []:
+        yield from (r for r in _dict(state).get("probes") or [] if isinstance(r, dict))
+    yield from _runs(journal)
+    yield from (r for r in _dict(journal).get("rollbacks") or [] if isinstance(r, dict))
 
 
 def _why_unreached(run: dict[str, Any]) -> str | None:

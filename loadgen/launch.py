@@ -70,8 +70,12 @@ def start_load(
     images: Any,
     settings: Settings,
     secrets: Mapping[str, Any] | None,
+    sli_sink: str | None = None,
 ) -> dict[str, Any]:
-    """Check everything, then start the load in the background; returns its description."""
+    """Check everything, then start the load in the background; returns its description.
+
+    ``sli_sink``: where each pull reports to the SLI exporter (``chaosregistry.sli``), or None.
+    """
     registry = settings.registry.resolve(secrets, parameters.target)
     fresh_repository = ""
     if parameters.mode == "warm":
@@ -106,6 +110,8 @@ def start_load(
     credentials_dir = write_private_credentials(registry)
     tag = f"chaosregistry-load:{load_id}"
     command = locust_command(parameters, registry, stats_dir, tag, credentials_dir)
+    if sli_sink:  # each pull also reports to the SLI exporter (chaosregistry.sli)
+        command += ["--sli-sink", sli_sink]
     spec: dict[str, Any] = {
         "load_id": load_id,
         "tag": tag,

@@ -42,10 +42,11 @@ the command line):
     --pull-timeout      seconds to connect and per read (default 30)          [TIMEOUT]
     --tls-verify        true | false | path to a CA bundle                 [TLS_VERIFY]
     --load-tag          any text; marks the processes of one load                 [TAG]
+    --sli-sink          host:port (UDP) of the SLI exporter: one datagram per pull [SLI_SINK]
 
 As a Locust worker, the master's settings replace the worker's own when the test starts,
-except ``--credentials-file``, ``--records-dir`` and ``--tls-verify``: they name this
-machine's files, so a value given on the worker's command line wins.
+except ``--credentials-file``, ``--records-dir``, ``--tls-verify`` and ``--sli-sink``: they
+name this machine's files and sink, so a value given on the worker's command line wins.
 
 Run by hand (the runner does the same with ``--processes``)::
 
@@ -91,6 +92,7 @@ from chaosregistry.oci.protocol import (
     resolve,
 )
 from chaosregistry.oci.reference import ImageReference, Platform
+from chaosregistry.sli import SliSink
 
 MODES = ("warm", "cold")
 READ_CHUNK = 256 * 1024
@@ -119,6 +121,7 @@ def _add_arguments(parser: Any) -> None:
     add("--fresh-stride", "CHAOSREGISTRY_LOAD_FRESH_STRIDE", "1", "cold: worker processes")
     add("--pull-timeout", "CHAOSREGISTRY_LOAD_TIMEOUT", "30", "seconds per connect / read")
     add("--tls-verify", "CHAOSREGISTRY_LOAD_TLS_VERIFY", "true", "true | false | CA bundle")
+    add("--sli-sink", "CHAOSREGISTRY_SLI_SINK", "", "host:port of the SLI exporter (UDP)")
     # Only marks the command line, so the runner can find every process of one load.
     add("--load-tag", "CHAOSREGISTRY_LOAD_TAG", "", "marks this load's processes")
 
@@ -126,7 +129,12 @@ def _add_arguments(parser: Any) -> None:
 # Options that name this machine's files. Locust copies every custom argument of the master
 # onto each worker when a test starts, which would replace a worker's own paths with the
 # master's (or with the master's empty defaults): a value given on the worker wins.
-WORKER_LOCAL_DEFAULTS = {"credentials_file": "", "records_dir": "", "tls_verify": "true"}
+WORKER_LOCAL_DEFAULTS = {
+    "credentials_file": "",
+    "records_dir": "",
+    "tls_verify": "true",
+    "sli_sink": "",
+}
 
 
 def _flag(name: str, text: str) -> bool:
@@ -174,6 +182,8 @@ class PullSettings:
     fresh_stride: int
     timeout: float
     tls_verify: bool | str
+    sli_sink: str
+    target: str  # the registry's URL: the SLI histogram's ``target`` label
 
     @classmethod
     def from_options(cls, options: Any) -> "PullSettings":
@@ -204,6 +214,8 @@ class PullSettings:
             fresh_stride=_whole("fresh-stride", options.fresh_stride, 1),
             timeout=timeout,
             tls_verify=tls_verify,
+            sli_sink=str(getattr(options, "sli_sink", "") or ""),
+            target=str(getattr(options, "host", "") or ""),
         )
 
 
@@ -249,6 +261,7 @@ class _Process:
         self.worker_index = 0
         self.fresh_count = itertools.count()
         self._writer: RecordWriter | None = None
+        self.sink = SliSink(None)
         self.local_options: dict[str, Any] = {}
 
     def remember_local_options(self, options: Any) -> None:
@@ -263,6 +276,8 @@ class _Process:
         options = environment.parsed_options
         vars(options).update(self.local_options)
         self.settings = PullSettings.from_options(options)
+        self.sink.close()
+        self.sink = SliSink(self.settings.sli_sink or None)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # after a fork, this process
         self.worker_index = max(0, int(getattr(environment.runner, "worker_index", 0) or 0))
         _tune_user_class(self.settings)
@@ -461,6 +476,16 @@ class RegistryPullUser(FastHttpUser):
                     response_length=size,
                     exception=_grouped(error),
                     context={},
+                )
+            if not interrupted:  # one datagram, never waited for (chaosregistry.sli)
+                _process.sink.pull(
+                    self.settings.target,
+                    error is None,
+                    None if error is None else str(error.error_class),
+                    duration,
+                    phases.auth,
+                    manifest_seconds,
+                    blobs_seconds,
                 )
             writer = _process.writer()
             if writer is not None:

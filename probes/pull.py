@@ -22,6 +22,7 @@ from chaosregistry.oci.protocol import choose_platform
 from chaosregistry.oci.pull import PullResult, pull
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.settings import settings_for
+from chaosregistry.sli import SliSink, sink_for
 from chaosregistry.stats import summarize
 
 __all__ = ["manifest_digest", "pull_image", "pull_latency", "pull_recovery"]
@@ -121,6 +122,9 @@ def pull_latency(
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pull") as pool:
             results = list(pool.map(one, range(total)))
     elapsed = time.perf_counter() - started
+    sink = sink_for(configuration)
+    for r in results:
+        _report(sink, r)
 
     good = [r for r in results if r.ok]
     errors: dict[str, int] = {}
@@ -233,10 +237,12 @@ def pull_recovery(
     attempts = 0
     errors: dict[str, int] = {}
     last_error: str | None = None
+    sink = sink_for(configuration)
     while True:
         attempts += 1
         with registry.client(max_connections=3, timeout=_timeout(timeout)) as client:
             result = pull(client, reference, platform=wanted)
+        _report(sink, result)
         elapsed = time.perf_counter() - started
         if result.ok:
             return {
@@ -284,6 +290,19 @@ def _pull_once(
     registry = settings_for(configuration).registry.resolve(secrets, target)
     client = registry.client(max_connections=concurrency, timeout=_timeout(timeout), http2=http2)
     with client:
-        return pull(
-            client, reference, platform=wanted, concurrency=concurrency, verify=verify
-        ).to_dict()
+        result = pull(client, reference, platform=wanted, concurrency=concurrency, verify=verify)
+    _report(sink_for(configuration), result)
+    return result.to_dict()
+
+
+def _report(sink: SliSink, result: PullResult) -> None:
+    """The pull to the SLI exporter (a no-op without one): chaosregistry.sli."""
+    sink.pull(
+        result.registry,
+        result.ok,
+        None if result.error is None else str(result.error.error_class),
+        result.total_seconds,
+        result.auth_seconds,
+        result.manifest_seconds,
+        result.blobs_seconds,
+    )

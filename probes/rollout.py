@@ -27,6 +27,7 @@ from chaosregistry.rollout import (
     revision_of,
 )
 from chaosregistry.settings import settings_for
+from chaosregistry.sli import sink_for
 from chaosregistry.stats import percentile
 
 __all__ = ["image_pull_events", "rollout_failure", "rollout_health", "rollout_time"]
@@ -118,14 +119,22 @@ def rollout_time(
     started elsewhere), ``waited`` (seconds this probe waited), ``already_complete`` (it was
     complete at the first look: ``seconds`` then only bounds the rollout), ``completed_at``,
     the last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+
+    A rollout this probe saw complete counts once in
+    ``chaosregistry_deploys_total{outcome="success"}`` (``chaosregistry.sli``): one it watched
+    finish, or one our action started (``started_from: annotation``), even when it finished
+    before this probe looked; not one already complete when a probe of unknown start looked.
     """
     client, chosen, began, started_at, started_from = _start(
         deployment, namespace, timeout, configuration
     )
     snapshot, now, _ = _wait(client, chosen, deployment, began, timeout, lambda h: h["healthy"])
+    already = bool(snapshot["healthy"] and now - began < 0.5)
+    if snapshot["healthy"] and (not already or started_from == "annotation"):
+        _count_outcome(configuration, (chosen, deployment, started_at), ok=True)
     return {
         "complete": snapshot["healthy"],
-        "already_complete": bool(snapshot["healthy"] and now - began < 0.5),
+        "already_complete": already,
         "seconds": round(now - started_at, 3),
         "started_at": started_at,
         "started_from": started_from,
@@ -159,6 +168,10 @@ def rollout_failure(
     the start until a new pod first waited on an image pull error; null if none was seen),
     ``serving_replicas`` (available replicas when it failed: old pods still serving) and the
     last ``health`` (as ``rollout_health``). Raises ActivityFailed for an unknown Deployment.
+
+    A rollout this probe saw declared failed (or complete instead) counts once in
+    ``chaosregistry_deploys_total{outcome="failure"}`` (``"success"``), by the rule of
+    ``rollout_time``.
     """
     client, chosen, began, started_at, started_from = _start(
         deployment, namespace, timeout, configuration
@@ -167,6 +180,10 @@ def rollout_failure(
         client, chosen, deployment, began, timeout, lambda h: h["stalled"] or h["healthy"]
     )
     progressing = snapshot["progressing"] or {}
+    if (snapshot["stalled"] or snapshot["healthy"]) and (
+        now - began >= 0.5 or started_from == "annotation"
+    ):
+        _count_outcome(configuration, (chosen, deployment, started_at), ok=not snapshot["stalled"])
     return {
         "failed": snapshot["stalled"],
         "reason": progressing.get("reason"),
@@ -179,6 +196,20 @@ def rollout_failure(
         "serving_replicas": snapshot["available_replicas"],
         "health": snapshot,
     }
+
+
+# Rollouts already counted by this process, by (namespace, deployment, start): two probes
+# watching the same rollout count it once.
+_COUNTED: set[tuple[str, str, float]] = set()
+
+
+def _count_outcome(
+    configuration: Configuration | None, rollout: tuple[str, str, float], ok: bool
+) -> None:
+    """One rollout outcome to ``chaosregistry_deploys_total`` (``chaosregistry.sli``)."""
+    if rollout not in _COUNTED:
+        _COUNTED.add(rollout)
+        sink_for(configuration).deploy(ok=ok)
 
 
 def _start(

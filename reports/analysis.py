@@ -64,6 +64,7 @@ class RunModel:
     redactor: Redactor
     notes: list[str] = field(default_factory=list)
     load_pulls: tuple[LoadEvidence, ...] = ()
+    prometheus: dict[str, Any] | None = None
 
     @property
     def windows(self) -> list[Fault]:
@@ -110,6 +111,7 @@ def build_model(run: RunInput) -> RunModel:
         redactor=Redactor.for_experiment(experiment),
         notes=notes,
         load_pulls=run.load_pulls,
+        prometheus=run.prometheus,
     )
 
 

@@ -251,6 +251,49 @@ def load_charts(model: RunModel, series: dict[str, Any]) -> list[TimeChart]:
     ]
 
 
+def prometheus_charts(model: RunModel) -> list[TimeChart]:
+    """Each Prometheus series the experiment declared (prometheus.json), over the run, with the
+    fault windows shaded and its SLO drawn as a line."""
+    charts = []
+    for entry in as_list(as_dict(model.prometheus).get("series")):
+        entry = as_dict(entry)
+        name = as_text(entry.get("name"), as_text(entry.get("query"), "series"))
+        lines = []
+        for found in as_list(entry.get("series")):
+            found = as_dict(found)
+            points = [p for p in as_list(found.get("points")) if len(as_list(p)) == 2]
+            labels = ",".join(f"{k}={v}" for k, v in sorted(as_dict(found.get("labels")).items()))
+            lines.append(
+                Series(
+                    labels or name,
+                    tuple((as_number(p[0]) or 0.0) - model.start for p in points),
+                    tuple(as_number(p[1]) for p in points),
+                    "line",
+                    "prometheus",
+                )
+            )
+        slo = as_number(entry.get("slo"))
+        error = as_dict(entry.get("error"))
+        unit = as_text(entry.get("unit"))
+        caption = f"PromQL: {as_text(entry.get('query'))}"
+        if error:
+            caption += f" (Prometheus gave no answer: {as_text(error.get('class'))})"
+        charts.append(
+            TimeChart(
+                chart_id=f"prometheus-{slug(name)}",
+                title=f"Prometheus: {name}",
+                x_label="seconds since the run started",
+                y_label=f"{name} ({unit})" if unit else name,
+                series=tuple(lines),
+                windows=windows_of(model),
+                band=Band(slo, slo, f"SLO {slo:g}{unit}") if slo is not None else None,
+                origin=model.start,
+                caption=caption,
+            )
+        )
+    return charts
+
+
 def _phase_values(output: Any) -> dict[str, float] | None:
     output = as_dict(output)
     source = (
@@ -336,6 +379,7 @@ def run_charts(model: RunModel) -> list[Chart]:
             charts.append(chart)
     for series in model.loads:
         charts.extend(load_charts(model, series))
+    charts.extend(prometheus_charts(model))
     charts.extend(phase_charts(model))
     span = (0.0, model.end - model.start)  # every time chart of a run on the same x range
     charts = [dataclasses.replace(c, span=span) if isinstance(c, TimeChart) else c for c in charts]

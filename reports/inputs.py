@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.prometheus import SERIES_FILE
 from chaosregistry.verdict import LoadEvidence, load_evidence
 
 GAMEDAY_FILE = "gameday.json"
@@ -35,6 +36,7 @@ class RunInput:
     gameday: dict[str, Any] | None = None
     loads: list[dict[str, Any]] = field(default_factory=list)
     load_pulls: tuple[LoadEvidence, ...] = ()
+    prometheus: dict[str, Any] | None = None  # prometheus.json (chaosregistry.prometheus)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -160,8 +162,24 @@ def load_run(journal_path: Path, load_dir: Path | None = None) -> RunInput:
     gameday = load_gameday(journal_path)
     loads = [load_timeseries(p) for p in find_timeseries(journal_path, journal, load_dir)]
     return RunInput(
-        journal_path, journal, gameday, loads, load_evidence(journal, journal_path.parent)
+        journal_path,
+        journal,
+        gameday,
+        loads,
+        load_evidence(journal, journal_path.parent),
+        load_prometheus(journal_path),
     )
+
+
+def load_prometheus(journal_path: Path) -> dict[str, Any] | None:
+    """The prometheus.json beside a journal (the declared series over the run), or None."""
+    path = journal_path.parent / SERIES_FILE
+    if not path.exists():
+        return None
+    data = read_json(path, "prometheus.json")
+    if not isinstance(data, dict) or not isinstance(data.get("series"), list):
+        raise JournalError(f"{path}: not a chaosregistry prometheus.json (no 'series' list)")
+    return data
 
 
 # -- defensive accessors ----------------------------------------------------------------------

@@ -138,6 +138,8 @@ def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path
         "registry-node-kill",
         "mirror-upstream-outage",
         "pull-storm",
+        "registry-latency-slo",
+        "mirror-cache-hit-ratio",
     ],
 )
 def test_shipped_experiments_validate_with_chaos(name: str) -> None:

@@ -339,3 +339,16 @@ def test_what_needs_the_sandbox_is_named() -> None:
     assert sandbox_needs(experiment(), EXTERNAL | {"sandbox_dir": "runs/sb"}) == [
         "the configuration names a sandbox_dir"
     ]
+
+
+def test_a_steady_state_not_met_before_the_method_fails_even_when_chaos_says_completed() -> None:
+    # Chaos Toolkit 1.44 with --rollback-strategy always: "completed", not deviated, no method.
+    missed = {**GOOD_PROBE, "tolerance_met": False}
+    data = journal([GOOD_PROBE, {**missed, "activity": {**missed["activity"], "name": "p99"}}])
+    data["steady_states"]["before"]["steady_state_met"] = False
+    judgement = judge(RunFacts(data))
+    assert judgement.verdict == Verdict.FAILED
+    assert judgement.notes == (
+        "the steady state was not met before the method (out of tolerance: p99): "
+        "the method never ran",
+    )

@@ -14,7 +14,9 @@ what runs. ``start_process`` / ``stop_process`` act on one piece by name (e.g. S
     logs/<process>.log, logs/nginx-access.log, logs/nginx-error.log   pids/<process>.pid
 
 Processes (start order): ``toxiproxy``, ``registry-1``, ``registry-2``, ``token-server``,
-``registry-token``, ``nginx``, ``mirror``. The replicas run CNCF Distribution 2.8 by default,
+``registry-token``, ``nginx``, ``mirror``, ``sli-exporter``, ``prometheus`` (Debian's; it
+scrapes every Distribution's metrics and the SLI exporter every second:
+``sandbox.monitoring``). The replicas run CNCF Distribution 2.8 by default,
 or Distribution v3 or go-containerregistry (``up(..., implementation=...)``; what differs is in
 ``chaosregistry.sandbox.implementations``).
 
@@ -58,6 +60,10 @@ except the ones marked plain, ``http://``)::
       "token_service": "chaosregistry-sandbox",
       "token_stats_url": URL + "/stats",   # {"tokens_issued": n, "refused": m}
       "toxiproxy": URL,             # plain: Toxiproxy API
+      "prometheus": URL,            # plain: the sandbox's Prometheus (query API)
+      "sli_metrics_url": URL,       # plain: the SLI exporter's /metrics
+      "sli_sink": "127.0.0.1:port", # UDP: where pulls and rollouts report (chaosregistry.sli)
+      "upstream_metrics_url": URL,  # plain: registry-token's (the mirror's upstream) /metrics
       "hops": {"client-registry" | "client-mirror" | "mirror-upstream":
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
       "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}

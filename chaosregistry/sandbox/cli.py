@@ -87,6 +87,10 @@ def up_command(run_dir: Path, base_port: int | None, implementation: str | None)
     click.echo(f"plain     {endpoints['registry_http']}  (the registry over plain HTTP)")
     click.echo(f"ca        {endpoints['ca_file']}  (verifies every https:// endpoint)")
     click.echo(f"toxiproxy {endpoints['toxiproxy']}  hops: {', '.join(endpoints['hops'])}")
+    click.echo(
+        f"prometheus {endpoints['prometheus']}  (scrapes every 1 s; SLI exporter "
+        f"{endpoints['sli_metrics_url']})"
+    )
     click.echo(f"endpoints {Layout.at(run_dir).endpoints_file}")
 
 
@@ -119,3 +123,13 @@ def status_command(run_dir: Path, as_json: bool) -> None:
         watchdog = f"watchdog {item['watchdog']}" if item["watchdog"] else "NO WATCHDOG"
         expired = f", {item['expired']} past expiry" if item["expired"] else ""
         click.echo(f"faults: {item['active']} active{expired} in {item['ledger']} ({watchdog})")
+    targets = report["prometheus_targets"]
+    if isinstance(targets, str):
+        click.echo(f"prometheus: {targets}")
+        return
+    click.echo(f"prometheus {endpoints['prometheus']}  targets:")
+    for target in targets:
+        error = f"  {target['last_error']}" if target["last_error"] else ""
+        click.echo(f"  {target['job']:<14}{target['instance']:<22}{target['health']}{error}")
+    if endpoints.get("implementation") == "ggcr":
+        click.echo("  (ggcr replicas have no metrics endpoint: not scraped)")

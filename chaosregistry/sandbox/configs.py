@@ -30,6 +30,7 @@ from chaosregistry.sandbox.layout import (
     Ports,
     https_url,
 )
+from chaosregistry.sandbox.monitoring import write_prometheus_config
 
 HTPASSWD_REALM = "chaosregistry-sandbox"
 # The ratelimited server: a client doing more than RATE requests/second beyond BURST sees 429s.
@@ -332,3 +333,4 @@ def write_configs(
     _write_private(
         layout.config_file("toxiproxy", ".json"), json.dumps(toxiproxy_proxies(ports), indent=2)
     )
+    write_prometheus_config(layout, ports, chosen)

@@ -35,6 +35,8 @@ PROCESS_NAMES = (
     "registry-token",
     "nginx",
     "mirror",
+    "sli-exporter",
+    "prometheus",
 )
 
 HOP_CLIENT_REGISTRY = "client-registry"
@@ -111,6 +113,21 @@ class Ports:
     def token_server(self) -> int:
         return self.base + 40
 
+    # Monitoring (sandbox/monitoring.py).
+    @property
+    def prometheus(self) -> int:
+        return self.base + 45
+
+    @property
+    def sli_exporter(self) -> int:
+        """The SLI exporter's /metrics (TCP)."""
+        return self.base + 46
+
+    @property
+    def sli_sink(self) -> int:
+        """Where feeders send SLI datagrams (UDP)."""
+        return self.base + 47
+
     def all(self) -> dict[str, int]:
         """Every port by what listens on it (for free-port checks and error messages)."""
         ports = {
@@ -127,6 +144,8 @@ class Ports:
             "mirror": self.mirror[0],
             "mirror debug": self.mirror[1],
             "token-server": self.token_server,
+            "prometheus": self.prometheus,
+            "sli-exporter": self.sli_exporter,
         }
         for index, name in enumerate(REPLICAS):
             ports[name], ports[f"{name} debug"] = self.replica(index)
@@ -304,6 +323,10 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
         "token_service": TOKEN_SERVICE,
         "token_stats_url": https_url(ports.token_server) + "/stats",
         "toxiproxy": http_url(ports.toxiproxy_api),
+        "prometheus": http_url(ports.prometheus),
+        "sli_metrics_url": http_url(ports.sli_exporter) + "/metrics",
+        "sli_sink": f"{HOST}:{ports.sli_sink}",
+        "upstream_metrics_url": http_url(ports.registry_token[1]) + "/metrics",
         "hops": {
             name: {"proxy": name, "listen": f"{HOST}:{listen}", "upstream": f"{HOST}:{upstream}"}
             for name, (listen, upstream) in hops.items()

@@ -30,6 +30,7 @@ from chaosregistry.sandbox.layout import (
     build_endpoints,
     load_endpoints,
 )
+from chaosregistry.sandbox.monitoring import targets_health, wait_for_first_scrapes
 from chaosregistry.sandbox.pieces import process_specs
 from chaosregistry.sandbox.processes import (
     group_members,
@@ -191,6 +192,7 @@ def _up(
             say(f"{spec.name} started (pid {pid}), log {spec.log}")
         if spec.name == "toxiproxy":
             clean_hops = _ensure_hops(endpoints["toxiproxy"], ports)
+    wait_for_first_scrapes(endpoints["prometheus"])
 
     if seed_content:
         seed(layout, chosen.seed_targets(endpoints), creds, say)
@@ -227,8 +229,10 @@ def status(run_dir: Path | str) -> dict[str, Any]:
 
     ``running`` is True when every process runs; ``processes`` maps each name to
     ``{"running", "pid", "log"}`` (pid None when stopped); ``faults`` lists the known ledgers
-    with active faults and their watchdogs (``faults.guardian.watched_ledgers``). Raises
-    ``ConfigError`` for a directory that holds no sandbox.
+    with active faults and their watchdogs (``faults.guardian.watched_ledgers``);
+    ``prometheus_targets`` is the sandbox Prometheus' ``[{job, instance, health, last_error,
+    scrape_url}]`` (or a line saying why it cannot be asked). Raises ``ConfigError`` for a
+    directory that holds no sandbox.
     """
     layout = Layout.at(run_dir)
     endpoints = load_endpoints(layout.run_dir)
@@ -239,4 +243,16 @@ def status(run_dir: Path | str) -> dict[str, Any]:
         "processes": processes,
         "endpoints": endpoints,
         "faults": watched_ledgers(),
+        "prometheus_targets": _prometheus_targets(endpoints, processes),
     }
+
+
+def _prometheus_targets(
+    endpoints: dict[str, Any], processes: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]] | str:
+    """Prometheus' scrape targets and their health, or a line saying why there are none."""
+    if not endpoints.get("prometheus"):
+        return "this sandbox has no Prometheus (started before it had one: down, then up)"
+    if not processes.get("prometheus", {}).get("running"):
+        return "prometheus is not running"
+    return targets_health(str(endpoints["prometheus"]))

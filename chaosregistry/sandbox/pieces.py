@@ -16,6 +16,7 @@ from chaosregistry.sandbox.layout import (
     http_url,
     https_url,
 )
+from chaosregistry.sandbox.monitoring import prometheus_spec, sli_exporter_spec
 from chaosregistry.sandbox.processes import ProcessSpec
 
 NGINX = "/usr/sbin/nginx"
@@ -143,4 +144,7 @@ def process_specs(
         ),
         registry("mirror", *ports.mirror, tls=True),
     ]
+    # Monitoring: the SLI exporter, then the Prometheus that scrapes everything above.
+    specs.append(sli_exporter_spec(layout, ports, sys.executable))
+    specs.append(prometheus_spec(layout, ports))
     return specs
