@@ -257,5 +257,7 @@ def test_cache_hit_ratio_agrees_with_the_mirror_and_upstream_logs(
     expected_method = "counters" if implementation == "distribution-3" else "derived"
     assert ratio["method"] == expected_method
     assert ("2.8" in ratio["method_note"]) is (implementation == "distribution-2")
-    # rate() extrapolates each series to the window's edges: the ratio is within that of 0.75.
-    assert abs(ratio["value"] - (1 - fetched / served)) <= 0.05, ratio
+    # The counts above agree exactly. The probe's ratio is of two rate()s, each extrapolated to
+    # the window's edges from samples scraped at its own moments: with 8 pulls in a 3 s window
+    # one sample's offset moves it by ~0.07 (seen in a full-suite run: 3/7 against 4/8).
+    assert abs(ratio["value"] - (1 - fetched / served)) <= 0.15, ratio
