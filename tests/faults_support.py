@@ -9,6 +9,7 @@ checks with ``pytest.fail`` instead of ``assert``.
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chaosregistry.faults.watchdog import watchdog_pid
+from chaosregistry.faults.watchdog import log_path, watchdog_pid
 from chaosregistry.toxiproxy import Toxiproxy
 
 TOXIPROXY_BINARY = Path(
@@ -305,3 +306,11 @@ class FaultOwner:
 def entry_files(directory: Path) -> list[dict[str, Any]]:
     """The ledger's entries as stored on disk (not through the Ledger class)."""
     return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+
+
+def reverted_by(ledger_dir: Path, entry_id: str) -> int | None:
+    """The pid of the watchdog whose log says it reverted ``entry_id`` (None: none did)."""
+    found = re.search(
+        rf"watchdog\[(\d+)\] INFO reverted {entry_id} ", log_path(ledger_dir).read_text()
+    )
+    return int(found[1]) if found else None

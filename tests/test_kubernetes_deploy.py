@@ -8,7 +8,6 @@ and is deleted. Timings are printed at the end (run with ``-s`` to see them).
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
 from cluster_support import KubeCluster, demo_image, wait_available, wait_for
+from faults_support import reverted_by
 from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
@@ -31,7 +31,7 @@ from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.faults.watchdog import log_path, watchdog_pid
+from chaosregistry.faults.watchdog import watchdog_pid
 from chaosregistry.rollout import (
     BAD_TAG_ANNOTATION,
     BAD_TAG_LABEL,
@@ -227,14 +227,6 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
 def labels(kube_cluster: KubeCluster, name: str = DEMO_NAME) -> dict[str, str]:
     found = kube_cluster.client.get(Deployment, name, namespace=DEMO_NAMESPACE)
     return dict((found.metadata.labels if found.metadata else None) or {})
-
-
-def reverted_by(ledger_dir: Path, entry_id: str) -> int | None:
-    """The pid of the watchdog whose log says it reverted ``entry_id``."""
-    found = re.search(
-        rf"watchdog\[(\d+)\] INFO reverted {entry_id} ", log_path(ledger_dir).read_text()
-    )
-    return int(found[1]) if found else None
 
 
 # The issue's bound (12, item 9): a fault outlives its expiry by at most this much.

@@ -7,7 +7,6 @@ random trials); ``sandbox status`` shows a ledger whose faults have no watchdog.
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -18,10 +17,10 @@ from typing import Any
 import pytest
 from chaosregistry.actions import network
 from conftest import SandboxInfo
-from faults_support import assert_watchdog_exits, wait_until
+from faults_support import assert_watchdog_exits, reverted_by, wait_until
 
 from chaosregistry.faults.ledger import FaultState, Ledger
-from chaosregistry.faults.watchdog import log_path, watchdog_pid
+from chaosregistry.faults.watchdog import watchdog_pid
 from chaosregistry.sandbox.layout import Layout
 from chaosregistry.sandbox.processes import running_pid, start_process, stop_process
 from chaosregistry.toxiproxy import Toxiproxy
@@ -41,14 +40,6 @@ OUTLIVES_AT_MOST = 5.0
 def toxics(sandbox: SandboxInfo) -> list[str]:
     with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
         return [toxic["name"] for toxic in api.toxics(HOP)]
-
-
-def reverted_by(ledger_dir: Path, entry_id: str) -> int | None:
-    """The pid of the watchdog whose log says it reverted ``entry_id``."""
-    found = re.search(
-        rf"watchdog\[(\d+)\] INFO reverted {entry_id} ", log_path(ledger_dir).read_text()
-    )
-    return int(found[1]) if found else None
 
 
 def settled(ledger: Ledger) -> bool:

@@ -251,16 +251,7 @@ def rollout_undo(params: Mapping[str, Any]) -> None:
         client.patch(
             Deployment,
             name,
-            {
-                "metadata": {
-                    "annotations": {
-                        ORIGINAL_IMAGE_ANNOTATION: None,
-                        BAD_TAG_ANNOTATION: None,
-                        ROLLOUT_STARTED_ANNOTATION: f"{time.time():.3f}",
-                    },
-                    "labels": {BAD_TAG_LABEL: None},
-                }
-            },
+            _marks_removed({ROLLOUT_STARTED_ANNOTATION: f"{time.time():.3f}"}),
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )
@@ -289,6 +280,20 @@ def _image_in(template: Mapping[str, Any], container: str) -> str | None:
     return None
 
 
+def _marks_removed(annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The merge patch that removes the fault's label and annotations (plus ``annotations``)."""
+    return {
+        "metadata": {
+            "annotations": {
+                ORIGINAL_IMAGE_ANNOTATION: None,
+                BAD_TAG_ANNOTATION: None,
+                **(annotations or {}),
+            },
+            "labels": {BAD_TAG_LABEL: None},
+        }
+    }
+
+
 def _clear_marks(client: Client, deployment: Deployment) -> None:
     """Remove the bad-tag label and annotations (the fault is over) if they are there."""
     metadata = deployment.metadata
@@ -300,12 +305,7 @@ def _clear_marks(client: Client, deployment: Deployment) -> None:
     client.patch(
         Deployment,
         str(metadata.name),
-        {
-            "metadata": {
-                "annotations": {ORIGINAL_IMAGE_ANNOTATION: None, BAD_TAG_ANNOTATION: None},
-                "labels": {BAD_TAG_LABEL: None},
-            }
-        },
+        _marks_removed(),
         namespace=metadata.namespace,
         patch_type=PatchType.MERGE,
     )

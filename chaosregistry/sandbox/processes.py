@@ -376,14 +376,14 @@ def _wait_old_workers_retired(master: int, old: set[int], timeout: float = 10.0)
     process is shutting down" as it closes its listening sockets. A reload nginx refused starts
     no new worker: then return at once and let the caller's own check report it.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         workers = _workers(master)
         if workers - old and all(
             "shutting down" in command_line(worker) or not identity.is_alive(worker)
             for worker in workers & old
         ):
             return
-        if not workers - old and time.monotonic() > deadline - timeout + 2.0:
+        if not workers - old and time.monotonic() - started > 2.0:
             return  # no new worker after 2 s: the reload was refused
         time.sleep(0.02)
