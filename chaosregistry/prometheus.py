@@ -22,6 +22,8 @@ BAD_QUERY = "bad-query"
 SERVER_ERROR = "server-error"
 PROTOCOL = "protocol"
 NOT_CONFIGURED = "not-configured"
+# An alert a probe asked about that no rules file Prometheus loaded defines.
+NOT_LOADED = "not-loaded"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,30 @@ class PrometheusClient:
             }
             for t in (data or {}).get("activeTargets", [])
         ]
+
+    def alerting_rules(self) -> list[dict[str, Any]]:
+        """Every alerting rule Prometheus has loaded: [{name, state (firing, pending or
+        inactive), group, file, health, active (alerts pending or firing)}]."""
+        data = self._get("/api/v1/rules", {"type": "alert"})
+        groups = (data or {}).get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list):
+            raise PrometheusError(PROTOCOL, "Prometheus answered rules without groups")
+        found = []
+        for group in groups:
+            for rule in group.get("rules") or []:
+                if rule.get("type", "alerting") != "alerting":
+                    continue
+                found.append(
+                    {
+                        "name": str(rule.get("name", "")),
+                        "state": str(rule.get("state", "")),
+                        "group": str(group.get("name", "")),
+                        "file": str(group.get("file", "")),
+                        "health": str(rule.get("health", "")),
+                        "active": len(rule.get("alerts") or []),
+                    }
+                )
+        return found
 
 
 def _series(data: Any, *, instant: bool) -> list[Series]:

@@ -61,3 +61,30 @@ def check_expression(expression: str) -> str | None:
     # "<file>: 5:11: group "check", rule 1, "check": could not parse expression: 1:18: ..."
     _, found, detail = problem.partition("could not parse expression: ")
     return f"invalid PromQL: {detail}" if found else f"invalid PromQL: {problem}"
+
+
+def alert_names(path: Path) -> list[str]:
+    """The alerts a rules file defines, in its order; ConfigError (naming the file) when it
+    cannot be read, is not a rules file, or promtool refuses it."""
+    from chaosregistry.errors import ConfigError
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the rules file: {exc}") from None
+    groups = document.get("groups") if isinstance(document, dict) else None
+    if not isinstance(groups, list):
+        raise ConfigError(f"{path}: not a Prometheus rules file (no 'groups' list)")
+    problem = check_rules_file(path)
+    if problem is not None:
+        raise ConfigError(f"{path}: promtool check rules: {problem}")
+    names = [
+        str(rule["alert"])
+        for group in groups
+        if isinstance(group, dict)
+        for rule in group.get("rules") or []
+        if isinstance(rule, dict) and "alert" in rule
+    ]
+    if not names:
+        raise ConfigError(f"{path}: the rules file defines no alert")
+    return names

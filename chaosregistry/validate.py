@@ -280,6 +280,20 @@ def _promql(value: Any) -> str | None:
     return check_expression(value)
 
 
+def _rules_file(value: Any) -> str | None:
+    from chaosregistry.promql import alert_names
+
+    if value == "":
+        return None
+    if not isinstance(value, str):
+        return f"must be the path of a Prometheus rules file, got {value!r}"
+    try:
+        alert_names(Path(value))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _regex(value: Any) -> str | None:
     try:
         tag_pattern(value, "")
@@ -340,6 +354,8 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "partition.mode": _one_of(("blackhole", "refuse")),
     "prometheus_query.query": _promql,
     "prometheus_range.query": _promql,
+    "prometheus_alerts.rules_file": _rules_file,
+    "prometheus_alerts.alerts": _names,
     "page_size": _positive_int,
     "top": _positive_int,
     "repositories": _repositories,

@@ -14,7 +14,7 @@ code  verdict          when
                        failed before reaching the registry (tls, auth, or the probe raised);
                        a Prometheus probe got no answer (unreachable, a bad query, an error)
 10    deviated         completed, but the steady state did not hold after the method or in a
-                       check run during it
+                       check run during it, or a probe of the method missed its own tolerance
 0     passed           none of the above
 1     error            bad input: nothing was run (never the result of :func:`judge`)
 ====  ===============  ==========================================================================
@@ -28,6 +28,7 @@ Chaos Toolkit's run "completed", and with lenient tolerances even "met". Such a 
 nothing about the fault, so it must not pass, and it did not deviate either: it is broken.
 """
 
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -145,7 +146,8 @@ def judge(facts: RunFacts) -> Judgement:
         *unanswered_prometheus(journal),
         *not_met_before(journal),
     ]
-    notes = tuple(failures + missing_load_notes(facts.loads))
+    missed = method_checks_missed(journal)
+    notes = tuple(failures + missed + missing_load_notes(facts.loads))
     status = (journal or {}).get("status")
     if facts.left_behind:
         verdict = Verdict.LEFT_BEHIND
@@ -153,7 +155,9 @@ def judge(facts: RunFacts) -> Judgement:
         verdict = Verdict.INTERRUPTED
     elif journal is None or failures:
         verdict = Verdict.FAILED
-    elif journal.get("deviated") or (status == "completed" and deviated_during(journal)):
+    elif journal.get("deviated") or (
+        status == "completed" and (deviated_during(journal) or missed)
+    ):
         verdict = Verdict.DEVIATED
     elif status == "completed":
         verdict = Verdict.PASSED
@@ -171,6 +175,54 @@ def deviated_during(journal: dict[str, Any] | None) -> bool:
     """
     during = (_dict(journal).get("steady_states") or {}).get("during") or []
     return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
+
+
+def method_checks_missed(journal: dict[str, Any] | None) -> list[str]:
+    """One line per probe *of the method* that declares a tolerance and missed it.
+
+    Chaos Toolkit judges tolerances in the steady-state hypothesis only and ignores them on
+    the method's probes, where a game day asserts what must hold *under* the fault (an alert
+    that must page someone, pulls that must keep working through the mirror). We judge them
+    with Chaos Toolkit's own rule (``chaoslib.hypothesis.within_tolerance``); a tolerance of
+    type ``probe`` would run code again and is left unjudged.
+    """
+    from chaoslib.hypothesis import within_tolerance
+
+    configuration = _dict(_dict(_dict(journal).get("experiment")).get("configuration"))
+    plain = {k: v for k, v in configuration.items() if not isinstance(v, dict)}
+    lines = []
+    for run in _runs(journal):
+        activity = _dict(run.get("activity"))
+        tolerance = activity.get("tolerance")
+        if activity.get("type") != "probe" or tolerance is None or run.get("status") != "succeeded":
+            continue
+        if isinstance(tolerance, dict) and tolerance.get("type") == "probe":
+            continue
+        try:
+            met = within_tolerance(tolerance, run.get("output"), configuration=plain)
+        except Exception as exc:  # a tolerance chaoslib cannot apply to this output
+            met, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = f"output {_short(run.get('output'), tolerance)}"
+        if met is False:
+            lines.append(
+                f"method check {activity.get('name')!r} out of tolerance {_compact(tolerance)}: "
+                f"{why}"
+            )
+    return lines
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _short(output: Any, tolerance: Any) -> str:
+    """The part of ``output`` a tolerance looked at (its ``target``), else the output."""
+    target = tolerance.get("target") if isinstance(tolerance, dict) else None
+    if isinstance(output, dict) and isinstance(target, str) and target in output:
+        return f"{target}={_compact(output[target])}"
+    text = _compact(output)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def failed_actions(journal: dict[str, Any] | None) -> list[str]:

@@ -17,12 +17,14 @@ verdict is then *failed* (``chaosregistry.verdict``). Where Prometheus is:
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.errors import ConfigError
 from chaosregistry.prometheus import (
     NOT_CONFIGURED,
+    NOT_LOADED,
     PrometheusClient,
     PrometheusError,
     Series,
@@ -32,6 +34,7 @@ from chaosregistry.prometheus import (
 )
 
 __all__ = [
+    "prometheus_alerts",
     "prometheus_query",
     "prometheus_range",
     "sli_cache_hit_ratio",
@@ -324,3 +327,75 @@ def sli_cache_hit_ratio(
         )
     result = _instant(promql, when, configuration)
     return {"sli": "cache_hit_ratio", "method": method, "method_note": note, **result}
+
+
+@activity
+def prometheus_alerts(
+    alerts: list[str] | None = None,
+    rules_file: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """The state of alerting rules in Prometheus now: which fire, which are pending.
+
+    Arguments:
+      alerts: the alert names to ask about (e.g. ``[RegistryPullP99OverSLO]``).
+      rules_file: a rules file (path relative to where ``chaos run`` runs, checked with
+        promtool at validation) whose every alert is asked about. With neither, every
+        alerting rule Prometheus has loaded.
+
+    Returns a mapping: ``ok``, ``value`` (how many of the asked alerts fire, a float:
+    ``tolerance: {type: range, range: [0, 0], target: value}`` asserts that none fires, ``[1,
+    1]`` with one alert that it pages), ``firing``, ``pending``, ``inactive`` (names),
+    ``rules`` [{name, state, group, file, health, active}], ``prometheus``, ``seconds``,
+    ``error``. An asked alert that no loaded rules file defines is an error of class
+    ``not-loaded`` (its silence would prove nothing), which fails the game day.
+    """
+    wanted = _alerts_asked(alerts, rules_file)
+    started = time.perf_counter()
+    base: dict[str, Any] = {"prometheus": None, "rules_file": rules_file or None}
+    empty: dict[str, Any] = {"firing": [], "pending": [], "inactive": [], "rules": []}
+    try:
+        client = _client(configuration)
+        base["prometheus"] = client.url
+        loaded = client.alerting_rules()
+        rules = [r for r in loaded if not wanted or r["name"] in wanted]
+        missing = sorted(set(wanted) - {r["name"] for r in rules})
+        if missing:
+            raise PrometheusError(
+                NOT_LOADED,
+                f"Prometheus {client.url} has no alerting rule {', '.join(missing)} loaded "
+                "(add its rules file to the rule_files of its configuration)",
+            )
+    except PrometheusError as exc:
+        failed = {**_failed(base, exc), **empty}
+        del failed["values"], failed["series"]
+        return {**failed, "seconds": time.perf_counter() - started}
+    by_state = {
+        state: sorted({r["name"] for r in rules if r["state"] == state})
+        for state in ("firing", "pending", "inactive")
+    }
+    return {
+        **base,
+        "ok": True,
+        "value": float(len(by_state["firing"])),
+        **by_state,
+        "rules": rules,
+        "error": None,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _alerts_asked(alerts: list[str] | None, rules_file: str) -> list[str]:
+    from chaosregistry.promql import alert_names
+
+    if alerts is not None and (
+        not isinstance(alerts, list) or not all(isinstance(a, str) and a for a in alerts)
+    ):
+        raise ConfigError(f"alerts must be a list of alert names, got {alerts!r}")
+    wanted = list(alerts or [])
+    if rules_file:
+        if not isinstance(rules_file, str):
+            raise ConfigError(f"rules_file must be a path, got {rules_file!r}")
+        wanted += [n for n in alert_names(Path(rules_file)) if n not in wanted]
+    return wanted

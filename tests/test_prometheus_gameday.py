@@ -39,9 +39,10 @@ def test_the_slo_game_day_breaches_the_p99_slo_during_latency_and_meets_it_after
     (during,) = method_outputs(journal, "p99-during-latency")
     assert isinstance(during["value"], float) and during["value"] > 0.5, during
     (firing,) = method_outputs(journal, "pull-slo-alert-during-latency")
-    assert firing["value"] == 1.0, firing
+    assert firing["firing"] == ["RegistryPullP99OverSLO"] and firing["value"] == 1.0, firing
     (resolved,) = method_outputs(journal, "pull-slo-alert-after-recovery")
-    assert resolved["ok"] is True and resolved["value"] == "no value (no series)", resolved
+    assert resolved["ok"] is True and resolved["value"] == 0.0, resolved
+    assert resolved["firing"] == [] and len(resolved["rules"]) == 2, resolved
 
     # The report's series, read before the sandbox's Prometheus could go: the recorded p99
     # crossed the SLO during the run and ended under it.

@@ -90,6 +90,53 @@ def test_valid_promql_in_an_experiment_passes(tmp_path: Path) -> None:
     assert validate(path, LOCAL_VARS).experiment["title"]
 
 
+def add_alerts_probe(**arguments: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(experiment: dict[str, Any]) -> None:
+        experiment["method"].append(
+            {
+                "type": "probe",
+                "name": "alert-pages",
+                "tolerance": {"type": "range", "range": [1, 1], "target": "value"},
+                "provider": {
+                    "type": "python",
+                    "module": "chaosregistry.probes.prometheus",
+                    "func": "prometheus_alerts",
+                    "arguments": arguments,
+                },
+            }
+        )
+
+    return mutate
+
+
+def test_a_broken_rules_file_named_by_an_experiment_is_refused_naming_file_and_field(
+    tmp_path: Path,
+    refused: Callable[..., None],  # noqa: F811
+) -> None:
+    broken = tmp_path / "broken.rules.yml"
+    broken.write_text(RULES_FILE.read_text().replace("[30s])))", "[30s]))", 1))
+    path = write_experiment(tmp_path, add_alerts_probe(rules_file=str(broken)))
+    refused(
+        path,
+        LOCAL_VARS,
+        [f"{path}: method[", f"(alert-pages).arguments.rules_file: {broken}: promtool check rules"],
+    )
+    missing = tmp_path / "missing.rules.yml"
+    path = write_experiment(tmp_path, add_alerts_probe(rules_file=str(missing)))
+    refused(path, LOCAL_VARS, [f"(alert-pages).arguments.rules_file: {missing}: cannot read"])
+    recording_only = tmp_path / "recording.rules.yml"
+    recording_only.write_text("groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n")
+    path = write_experiment(tmp_path, add_alerts_probe(rules_file=str(recording_only)))
+    refused(path, LOCAL_VARS, [f"{recording_only}: the rules file defines no alert"])
+    path = write_experiment(tmp_path, add_alerts_probe(alerts="RegistryPullP99OverSLO"))
+    refused(path, LOCAL_VARS, ["(alert-pages).arguments.alerts: must be a list of names"])
+
+
+def test_the_shipped_rules_file_named_by_an_experiment_passes(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, add_alerts_probe(rules_file=str(RULES_FILE)))
+    assert validate(path, LOCAL_VARS).experiment["title"]
+
+
 def test_a_bad_prometheus_url_in_the_vars_file_is_refused_naming_file_and_key(
     tmp_path: Path,
     refused: Callable[..., None],  # noqa: F811

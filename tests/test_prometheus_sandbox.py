@@ -264,3 +264,30 @@ def test_cache_hit_ratio_agrees_with_the_mirror_and_upstream_logs(
     # the window's edges from samples scraped at its own moments: with 8 pulls in a 3 s window
     # one sample's offset moves it by ~0.07 (seen in a full-suite run: 3/7 against 4/8).
     assert abs(ratio["value"] - (1 - fetched / served)) <= 0.15, ratio
+
+
+def test_alert_states_come_from_the_rules_prometheus_loaded(running: SandboxInfo) -> None:
+    from chaosregistry.sandbox.monitoring import RULES_FILE
+
+    config = {"sandbox_dir": str(running.run_dir)}
+    every = prom_probes.prometheus_alerts(rules_file=str(RULES_FILE), configuration=config)
+    assert every["ok"] is True, every
+    names = {
+        "RegistryPullP99OverSLO",
+        "RegistryPullErrorBudgetBurning",
+        "RegistryDeploysFailing",
+        "RegistryMirrorCacheHitRatioLow",
+    }
+    assert {r["name"] for r in every["rules"]} == names
+    assert {r["file"] for r in every["rules"]} == {str(RULES_FILE)}
+    assert all(r["health"] == "ok" for r in every["rules"]), every["rules"]
+    assert sorted(every["firing"] + every["pending"] + every["inactive"]) == sorted(names)
+    assert every["value"] == float(len(every["firing"]))
+
+    one = prom_probes.prometheus_alerts(alerts=["RegistryPullP99OverSLO"], configuration=config)
+    assert [r["name"] for r in one["rules"]] == ["RegistryPullP99OverSLO"]
+    # An alert Prometheus does not know would stay silent whatever happens: an error, not a 0.
+    unknown = prom_probes.prometheus_alerts(alerts=["NoSuchAlert"], configuration=config)
+    assert unknown["ok"] is False and unknown["error"]["class"] == "not-loaded", unknown
+    assert "NoSuchAlert" in unknown["error"]["message"]
+    assert unknown["value"] == "no value (Prometheus: not-loaded)"

@@ -213,6 +213,37 @@ def test_a_check_failed_during_the_method_is_a_deviation() -> None:
     assert judge(RunFacts(journal([GOOD_PROBE], during=during[:1]))).verdict == Verdict.PASSED
 
 
+ALERTS = {
+    "type": "python",
+    "module": "chaosregistry.probes.prometheus",
+    "func": "prometheus_alerts",
+}
+
+
+def method_check(value: float, tolerance: Any, status: str = "succeeded") -> dict[str, Any]:
+    run = activity_run("alert-pages", "probe", ALERTS, status, {"ok": True, "value": value})
+    run["activity"]["tolerance"] = tolerance
+    return run
+
+
+def test_a_method_probe_that_misses_its_tolerance_is_a_deviation_with_a_note() -> None:
+    fires = {"type": "range", "range": [1, 1], "target": "value"}
+    passed = judge(RunFacts(journal([GOOD_PROBE], run=[method_check(1.0, fires)])))
+    assert passed.verdict == Verdict.PASSED and passed.notes == ()
+    missed = judge(RunFacts(journal([GOOD_PROBE], run=[method_check(0.0, fires)])))
+    assert missed.verdict == Verdict.DEVIATED
+    assert missed.notes == (
+        "method check 'alert-pages' out of tolerance "
+        '{"type":"range","range":[1,1],"target":"value"}: output value=0.0',
+    )
+    # Chaos Toolkit's own rule: a plain boolean tolerance compares the whole output.
+    assert judge(RunFacts(journal(run=[method_check(1.0, True)]))).verdict == Verdict.DEVIATED
+    # A probe that did not run is judged by the rules for failed runs, not by its tolerance;
+    # a probe-type tolerance (code to run again) is not judged here.
+    untold = [method_check(0.0, fires, "failed"), method_check(0.0, {"type": "probe"})]
+    assert judge(RunFacts(journal([GOOD_PROBE], run=untold))).verdict == Verdict.PASSED
+
+
 def record(ok: bool, start: float, error: str | None = None, interrupted: bool = False) -> str:
     return json.dumps(
         {
