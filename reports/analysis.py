@@ -4,8 +4,10 @@ Everything here is a pure function of the journal, its gameday.json and its load
 summary it returns is the ``runs[]`` entry of summary.json (schema in the package docstring).
 """
 
+import math
 import statistics
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +290,50 @@ def method_probe_summaries(model: RunModel) -> list[dict[str, Any]]:
     return result
 
 
+def prometheus_summaries(model: RunModel) -> list[dict[str, Any]]:
+    """Each declared Prometheus series (prometheus.json) read against the fault windows: its
+    mean before the first fault, its peak and mean under the faults, how long it stood beyond
+    its SLO there (the error-budget burn rate of a pull SLO, say) and its last value."""
+    windows = model.windows
+    first_fault = min((f.injected_at for f in windows), default=None)
+    result = []
+    for entry in map(as_dict, as_list(as_dict(model.prometheus).get("series"))):
+        points = sorted(
+            (t, v)
+            for found in map(as_dict, as_list(entry.get("series")))
+            for point in as_list(found.get("points"))
+            if len(as_list(point)) == 2
+            for t, v in [(as_number(point[0]), as_number(point[1]))]
+            if t is not None and v is not None and math.isfinite(v)
+        )
+        before = [v for t, v in points if first_fault is not None and t < first_fault]
+        under_fault = [(t, v) for t, v in points if windows and in_windows(t, t, windows)]
+        during = [v for _, v in under_fault]
+        slo = as_number(entry.get("slo"))
+        times = sorted({t for t, _ in points})
+        step = min((b - a for a, b in pairwise(times)), default=None)
+        # Moments (a point each `step`) when any of its series stood beyond the SLO.
+        over = {t for t, v in under_fault if slo is not None and v > slo}
+        result.append(
+            {
+                "name": as_text(entry.get("name"), as_text(entry.get("query"), "series")),
+                "query": as_text(entry.get("query")),
+                "slo": slo,
+                "unit": as_text(entry.get("unit")),
+                "error": as_dict(entry.get("error")) or None,
+                "points": len(points),
+                "before_mean": sum(before) / len(before) if before else None,
+                "during_max": max(during, default=None),
+                "during_mean": sum(during) / len(during) if during else None,
+                "seconds_over_slo_during": (
+                    len(over) * step if slo is not None and step is not None else None
+                ),
+                "last": points[-1][1] if points else None,
+            }
+        )
+    return result
+
+
 # -- load -------------------------------------------------------------------------------------
 def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
     """A load's pulls before, during and after the faults, and how long it took to recover.
@@ -492,6 +538,7 @@ def summarize(model: RunModel) -> dict[str, Any]:
         },
         "probes": probes,
         "method_probes": method_probe_summaries(model),
+        "prometheus_series": prometheus_summaries(model),
         "faults": [fault_summary(f) for f in model.faults if not f.is_load],
         "loads": [fault_summary(f) for f in model.faults if f.is_load],
         "load_series": loads,

@@ -79,6 +79,31 @@ def render_markdown(summary: dict[str, Any]) -> str:
                     + " |"
                 )
             lines.append("")
+        series = [as_dict(p) for p in as_list(run.get("prometheus_series"))]
+        if series:
+            lines.append(
+                "| Prometheus series | SLO | before (mean) | faults: max | faults: mean "
+                "| beyond SLO | last |"
+            )
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            for entry in series:
+                beyond = as_number(entry.get("seconds_over_slo_during"))
+                lines.append(
+                    "| "
+                    + " | ".join(
+                        [
+                            _cell(entry.get("name")),
+                            _num(entry.get("slo")),
+                            _num(entry.get("before_mean")),
+                            _num(entry.get("during_max")),
+                            _num(entry.get("during_mean")),
+                            "–" if beyond is None else f"{beyond:g} s",
+                            _num(entry.get("last")),
+                        ]
+                    )
+                    + " |"
+                )
+            lines.append("")
         faults = [as_dict(f) for f in as_list(run.get("faults"))]
         left = [
             f

@@ -436,6 +436,38 @@ def run_section(
             )
         )
 
+    series = as_list(run.get("prometheus_series"))
+    if series:
+        parts.append("<h3>Prometheus series against the fault windows</h3>")
+        parts.append(
+            table(
+                [
+                    "series",
+                    "SLO",
+                    "before (mean)",
+                    "faults: max",
+                    "faults: mean",
+                    "beyond SLO (s)",
+                    "last",
+                    "error",
+                ],
+                [
+                    [
+                        esc(m.get("name")),
+                        number(m.get("slo")),
+                        number(m.get("before_mean")),
+                        number(m.get("during_max")),
+                        number(m.get("during_mean")),
+                        number(m.get("seconds_over_slo_during"), 1),
+                        number(m.get("last")),
+                        esc(as_dict(m.get("error")).get("class") or ""),
+                    ]
+                    for m in map(as_dict, series)
+                ],
+                {1, 2, 3, 4, 5, 6},
+            )
+        )
+
     notes = [str(n) for n in as_list(run.get("notes"))]
     if notes:
         parts.append('<h3>Notes</h3><ul class="notes">')

@@ -322,3 +322,23 @@ def test_the_report_charts_prometheus_series_on_the_run_timeline_with_the_slo(
     assert "no answer: refused" in by_id["prometheus-burn"].caption
     html = build_report([path], tmp_path / "out").html.read_text()
     assert "Prometheus: p99 pull time" in html
+
+    # The same series read against the fault window, in summary.json, the HTML and markdown.
+    from chaosregistry.reports.markdown import render_markdown
+
+    summary, _, _ = build_summary([path])
+    markdown = render_markdown(summary)
+    first, burn = summary["runs"][0]["prometheus_series"]
+    window = p99.windows[0]
+    inside = [t for t in range(20) if window.start <= t <= window.end]
+    over = [t for t in inside if 3 <= t <= 15]
+    assert first["before_mean"] == pytest.approx(0.1)
+    assert first["during_max"] == 1.4
+    expected_mean = (1.4 * len(over) + 0.1 * (len(inside) - len(over))) / len(inside)
+    assert first["during_mean"] == pytest.approx(expected_mean)
+    assert first["seconds_over_slo_during"] == len(over) and first["last"] == 0.1
+    assert burn["error"]["class"] == "refused" and burn["points"] == 0
+    assert burn["during_max"] is None and burn["seconds_over_slo_during"] is None
+    assert f"| p99 pull time | 0.5 | 0.1 | 1.4 | 1.4 | {len(over)} s | 0.1 |" in markdown
+    assert "| burn | – | – | – | – | – | – |" in markdown
+    assert "Prometheus series against the fault windows" in html
