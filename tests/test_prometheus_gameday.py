@@ -53,6 +53,12 @@ def test_the_slo_game_day_breaches_the_p99_slo_during_latency_and_meets_it_after
     assert max(values) > 0.5 and values[-1] <= 0.5, values
     html = (run_dir / "report.html").read_text()
     assert "Prometheus: p99 pull time" in html and "SLO 0.5s" in html
+    # The same series against the fault window, as figures: beyond the SLO under the fault.
+    (run,) = json.loads((run_dir / "summary.json").read_text())["runs"]
+    figures = {s["name"]: s for s in run["prometheus_series"]}
+    p99 = figures["p99 pull time"]
+    assert p99["during_max"] > 0.5 and p99["seconds_over_slo_during"] > 0, p99
+    assert figures["pull error budget burn rate"]["error"] is None
 
 
 def test_the_mirror_hit_ratio_falls_under_a_cold_storm_and_recovers(
