@@ -49,6 +49,16 @@ def revision_of(obj: Any) -> int:
         return 0
 
 
+# What the API server sets when a Deployment leaves spec.revisionHistoryLimit out.
+DEFAULT_REVISION_HISTORY_LIMIT = 10
+
+
+def template_images(template: Any) -> dict[str, str]:
+    """{container: image} of a pod template (init containers left out)."""
+    spec = template.spec if template is not None else None
+    return {c.name: c.image or "" for c in (spec.containers if spec else None) or []}
+
+
 def owned_replica_sets(deployment: Any, replica_sets: Iterable[Any]) -> list[Any]:
     """The ReplicaSets controlled by ``deployment``, oldest revision first."""
     uid = deployment.metadata.uid

@@ -17,20 +17,29 @@ from lightkube.resources.core_v1 import Event, Pod
 from chaosregistry import kube
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
-from chaosregistry.errors import ConfigError
+from chaosregistry.errors import ConfigError, PullError
+from chaosregistry.oci.reference import Platform, split_image_name
 from chaosregistry.rollout import (
+    DEFAULT_REVISION_HISTORY_LIMIT,
     ROLLOUT_STARTED_ANNOTATION,
     TEMPLATE_HASH_LABEL,
     health,
     owned_replica_sets,
     parse_pull_message,
     revision_of,
+    template_images,
 )
 from chaosregistry.settings import settings_for
 from chaosregistry.sli import sink_for
 from chaosregistry.stats import percentile
 
-__all__ = ["image_pull_events", "rollout_failure", "rollout_health", "rollout_time"]
+__all__ = [
+    "image_pull_events",
+    "rollback_readiness",
+    "rollout_failure",
+    "rollout_health",
+    "rollout_time",
+]
 
 PULL_EVENT_REASONS = ("Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull")
 
@@ -334,3 +343,119 @@ def image_pull_events(
         },
         "images": sorted({e["image"] for e in found if e["image"]}),
     }
+
+
+@activity
+def rollback_readiness(
+    deployment: str,
+    namespace: str = "",
+    target: str = "registry",
+    platform: str = "linux/amd64",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Could ``kubectl rollout undo`` work right now? The revision it would go back to, and
+    whether that revision's images can be pulled from the registry at this moment.
+
+    Arguments:
+      deployment: the Deployment's name.
+      namespace: its namespace (default ``configuration.namespace``).
+      target: the registry the nodes pull these images from (``registry``, ``mirror`` or a
+        URL): each image's registry host is taken to be it, as the nodes' runtime maps it.
+      platform: the nodes' platform, for multi-platform images.
+
+    Returns a mapping: ``ready`` (an earlier revision is kept and every image of it is
+    pullable), ``reason`` (why not, one line; null when ready), ``revision`` (the current),
+    ``undo_revision`` (the one undo goes back to, or null), ``revision_history_limit``,
+    ``revisions`` [{revision, replica_set, images {container: image}, replicas}],
+    ``undo_images`` {container: image}, ``images`` [{container, image, host, pullable,
+    manifest_digest, blobs, missing_blobs, error {class, message} or null, seconds}] (the
+    manifest resolved, then a HEAD of every blob it names: the check a node's pull would fail),
+    ``registry`` (the URL checked), ``seconds``. Raises ActivityFailed for an unknown
+    Deployment or a bad argument; a registry that fails the check is data (``error``).
+    """
+    client, chosen = _target(deployment, namespace, configuration)
+    wanted = Platform.parse(platform)
+    registry = settings_for(configuration).registry.resolve(secrets, target)
+    started = time.perf_counter()
+    found = get_deployment(client, chosen, deployment)
+    with kube.translated():
+        owned = owned_replica_sets(
+            found, client.list(ReplicaSet, namespace=chosen, labels=selector_of(found))
+        )
+    current = revision_of(found)
+    revisions: list[dict[str, Any]] = [
+        {
+            "revision": revision_of(rs),
+            "replica_set": rs.metadata.name if rs.metadata else None,
+            "images": template_images(rs.spec.template if rs.spec else None),
+            "replicas": (rs.status.replicas if rs.status else 0) or 0,
+        }
+        for rs in owned
+    ]
+    earlier = [r for r in revisions if 0 < r["revision"] < current]
+    undo = earlier[-1] if earlier else None
+    limit = found.spec.revisionHistoryLimit if found.spec else None
+    result: dict[str, Any] = {
+        "ready": False,
+        "reason": None,
+        "revision": current,
+        "undo_revision": undo["revision"] if undo else None,
+        "revision_history_limit": DEFAULT_REVISION_HISTORY_LIMIT if limit is None else limit,
+        "revisions": revisions,
+        "undo_images": dict(undo["images"]) if undo else {},
+        "images": [],
+        "registry": registry.url,
+    }
+    if undo is None:
+        result["reason"] = (
+            f"no earlier revision kept (revisionHistoryLimit "
+            f"{result['revision_history_limit']}): rollout undo has nothing to go back to"
+        )
+    else:
+        with registry.client() as registry_client:
+            result["images"] = [
+                _pullable(registry_client, container, image, wanted)
+                for container, image in undo["images"].items()
+            ]
+        broken = [i for i in result["images"] if not i["pullable"]]
+        if broken:
+            first = broken[0]
+            why = (first["error"] or {}).get("message") or (
+                f"blobs missing: {', '.join(first['missing_blobs'])}"
+            )
+            result["reason"] = (
+                f"revision {undo['revision']}'s image {first['image']} cannot be pulled from "
+                f"{registry.url} now: {why}"
+            )
+    result["ready"] = undo is not None and result["reason"] is None
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _pullable(client: Any, container: str, image: str, platform: Platform) -> dict[str, Any]:
+    """Resolve ``image``'s manifest on the registry, then HEAD every blob it names."""
+    started = time.perf_counter()
+    host, reference = split_image_name(image)
+    checked: dict[str, Any] = {
+        "container": container,
+        "image": image,
+        "host": host,
+        "pullable": False,
+        "manifest_digest": None,
+        "blobs": 0,
+        "missing_blobs": [],
+        "error": None,
+    }
+    try:
+        resolved = client.resolve(reference, platform)
+        checked["manifest_digest"] = resolved.manifest_digest
+        checked["blobs"] = len(resolved.blobs)
+        checked["missing_blobs"] = [
+            b.digest for b in resolved.blobs if not client.has_blob(reference.repository, b.digest)
+        ]
+        checked["pullable"] = not checked["missing_blobs"]
+    except PullError as exc:
+        checked["error"] = {"class": str(exc.error_class), "message": str(exc)}
+    checked["seconds"] = round(time.perf_counter() - started, 3)
+    return checked

@@ -539,3 +539,122 @@ def test_rollback_restores_the_image_alone_when_the_recorded_revision_is_gone(
     assert demo_image(client, DEMO_NAMESPACE) == ORIGINAL
     assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
     wait_available(client, DEMO_NAMESPACE, timeout=120)
+
+
+def scaled_to_zero(name: str, image: str) -> dict[str, Any]:
+    """A Deployment of no pods: its ReplicaSets (the revisions) exist all the same."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": DEMO_NAMESPACE},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def test_rollback_readiness_says_undo_would_fail_before_anyone_tries_it(
+    kube_cluster: KubeCluster, env: dict[str, str]
+) -> None:
+    """Two revisions of a Deployment whose images live in the cluster's sandbox: undo is ready
+    while revision 1's image is in the registry; once its manifest is deleted (or no earlier
+    revision is kept), the probe says undo would fail, with the reason."""
+    from chaosregistry.probes.rollout import rollback_readiness
+
+    from chaosregistry.sandbox import load_credentials
+    from chaosregistry.sandbox.seed import push_unique_image
+    from chaosregistry.settings import settings_for
+
+    client = kube_cluster.client
+    config = configuration(sandbox_dir=str(kube_cluster.settings["sandbox_dir"]))
+    registry = settings_for(config).registry
+    endpoints = registry.endpoints()
+    stamp = uuid.uuid4().hex[:8]
+    old, new = f"rollback/old-{stamp}", f"rollback/new-{stamp}"
+    for repository, tag in ((old, "v1"), (new, "v2")):
+        push_unique_image(
+            endpoints["replicas"][0]["url"],
+            load_credentials(Path(kube_cluster.settings["sandbox_dir"])),
+            repository,
+            tag,
+        )
+    name = f"rollback-{stamp}"
+    client.create(from_dict(scaled_to_zero(name, image_name(old, "v1"))))
+    try:
+        wait_for(
+            "revision 1",
+            lambda: revision_of(client.get(Deployment, name, namespace=DEMO_NAMESPACE)) == 1,
+            30,
+        )
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": image_name(new, "v2")}]}}}}  # fmt: skip
+        client.patch(Deployment, name, patch, namespace=DEMO_NAMESPACE)
+        wait_for(
+            "revision 2",
+            lambda: revision_of(client.get(Deployment, name, namespace=DEMO_NAMESPACE)) == 2,
+            30,
+        )
+
+        ready = rollback_readiness(name, configuration=config)
+        assert ready["ready"] is True and ready["reason"] is None, ready
+        assert (ready["revision"], ready["undo_revision"]) == (2, 1)
+        assert ready["undo_images"] == {"app": image_name(old, "v1")}
+        assert ready["revision_history_limit"] == 10
+        assert [r["revision"] for r in ready["revisions"]] == [1, 2]
+        (image,) = ready["images"]
+        assert image["pullable"] is True and image["missing_blobs"] == [], image
+        assert image["blobs"] == 2 and image["host"] == image_name(old, "v1").split("/")[0]
+
+        # Revision 1's image is deleted from the registry: undo would roll out an image no
+        # node can pull, and the probe says so now.
+        with registry.resolve(None, "registry").client() as registry_client:
+            assert len(registry_client.delete_repository_tags(old)) == 1
+        gone = rollback_readiness(name, configuration=config)
+        assert gone["ready"] is False and gone["undo_revision"] == 1, gone
+        (image,) = gone["images"]
+        assert image["pullable"] is False and image["error"]["class"] == "not-found", image
+        assert gone["reason"].startswith(
+            f"revision 1's image {image_name(old, 'v1')} cannot be pulled from "
+        ), gone["reason"]
+
+        # No earlier revision kept at all: nothing to go back to.
+        limit = {"spec": {"revisionHistoryLimit": 0}}
+        client.patch(Deployment, name, limit, namespace=DEMO_NAMESPACE)
+        wait_for(
+            "revision 1's ReplicaSet collected",
+            lambda: len(rollback_readiness(name, configuration=config)["revisions"]) == 1,
+            30,
+        )
+        none_kept = rollback_readiness(name, configuration=config)
+        assert none_kept["ready"] is False and none_kept["undo_revision"] is None
+        assert none_kept["reason"] == (
+            "no earlier revision kept (revisionHistoryLimit 0): rollout undo has nothing to go "
+            "back to"
+        )
+    finally:
+        client.delete(Deployment, name, namespace=DEMO_NAMESPACE)
+
+
+def test_rollback_readiness_under_a_bad_tag_names_the_good_image_undo_goes_back_to(
+    kube_cluster: KubeCluster, env: dict[str, str]
+) -> None:
+    from chaosregistry.probes.rollout import rollback_readiness
+
+    config = configuration(sandbox_dir=str(kube_cluster.settings["sandbox_dir"]))
+    fault = deploy_bad_tag(DEMO_NAME, duration=120, configuration=configuration())
+    try:
+        ready = rollback_readiness(DEMO_NAME, configuration=config)
+        assert ready["ready"] is True, ready
+        assert ready["undo_revision"] == fault["parameters"]["revision"]
+        assert list(ready["undo_images"].values()) == [ORIGINAL]
+        current = [r for r in ready["revisions"] if r["revision"] == ready["revision"]]
+        assert list(current[0]["images"].values()) == [fault["parameters"]["image"]]
+    finally:
+        rollback_deployment(configuration=configuration())
+    wait_available(kube_cluster.client, DEMO_NAMESPACE, timeout=120)

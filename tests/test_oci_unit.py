@@ -237,3 +237,22 @@ def test_tls_eof_inside_a_body_is_a_truncated_transfer_but_a_handshake_eof_is_tl
     handshake = httpx.ConnectError("handshake failed")
     handshake.__cause__ = eof
     assert from_exception(handshake, "ping").error_class is ErrorClass.TLS
+
+
+@pytest.mark.parametrize(
+    ("name", "host", "reference"),
+    [
+        ("registry.chaosregistry.test/shop/app:v1", "registry.chaosregistry.test", "shop/app:v1"),
+        ("127.0.0.1:5000/app@sha256:" + "a" * 64, "127.0.0.1:5000", "app@sha256:" + "a" * 64),
+        ("localhost/app", "localhost", "app:latest"),
+        ("shop/app:v2", "", "shop/app:v2"),
+        ("busybox", "", "busybox:latest"),
+    ],
+)
+def test_a_pod_image_name_splits_into_its_registry_host_and_reference(
+    name: str, host: str, reference: str
+) -> None:
+    from chaosregistry.oci.reference import split_image_name
+
+    found_host, found = split_image_name(name)
+    assert (found_host, str(found)) == (host, reference)

@@ -339,10 +339,15 @@ class RegistryClient:
             deleted.append(digest)
         return deleted
 
-    def _has_blob(self, repository: str, digest: str, what: str) -> bool:
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """Whether the registry serves blob ``digest`` of ``repository`` (a HEAD, pull scope);
+        PullError for anything but found or not found."""
+        return self._has_blob(repository, digest, f"blob {repository}@{digest[:19]}", PULL)
+
+    def _has_blob(self, repository: str, digest: str, what: str, actions: str = PUSH) -> bool:
         try:
             head = replace(blob_request(repository, digest, method="HEAD"), what=what)
-            return self._exchange(head, repository, PUSH).status == 200
+            return self._exchange(head, repository, actions).status == 200
         except PullError as exc:
             if exc.error_class is ErrorClass.NOT_FOUND:
                 return False

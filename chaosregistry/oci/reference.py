@@ -89,6 +89,21 @@ class ImageReference:
         return cls(repository, reference)
 
 
+def split_image_name(text: str) -> tuple[str, ImageReference]:
+    """A pod's image name -> (its registry host, the reference relative to that registry).
+
+    The container runtimes' rule: the first path component names a registry host when it
+    holds a ``.`` or a ``:`` or is ``localhost``; without one, ``host`` is "" (the runtime's
+    default registry). ConfigError for a name that is not an image reference.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("image name is empty")
+    first, slash, rest = text.strip().partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, ImageReference.parse(rest)
+    return "", ImageReference.parse(text.strip())
+
+
 @dataclass(frozen=True)
 class Platform:
     """``os/architecture[/variant]`` as in an image index entry."""
