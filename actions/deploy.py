@@ -13,13 +13,26 @@ blast-radius guard (see ``chaosregistry.backends.kubernetes``); with ``configura
 it only logs the patches.
 """
 
+import time
+from typing import Any
+
+from chaosregistry import delivery
 from chaosregistry.activity import Configuration, Result, Secrets, activity
-from chaosregistry.backends.kubernetes_deploy import bad_tag_plan, restart, sweep
+from chaosregistry.backends.kubernetes_deploy import (
+    bad_tag_plan,
+    release_target,
+    restart,
+    set_image,
+    sweep,
+)
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.oci.reference import split_image_name
+from chaosregistry.rollout import with_tag
 from chaosregistry.settings import settings_for
+from chaosregistry.sli import sink_for
 
-__all__ = ["deploy_bad_tag", "restart_rollout", "rollback_deployment"]
+__all__ = ["deploy_bad_tag", "push_to_running", "restart_rollout", "rollback_deployment"]
 
 
 @activity
@@ -126,3 +139,118 @@ def restart_rollout(
     settings = settings_for(configuration).kubernetes
     sweep(settings)
     return restart(settings, deployment=deployment, namespace=namespace)
+
+
+@activity
+def push_to_running(
+    deployment: str,
+    container: str = "",
+    image: str = "",
+    mode: str = "direct",
+    namespace: str = "",
+    target: str = "registry",
+    timeout: float = 180,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Push a release and follow it until every pod runs it, timing each phase.
+
+    How long from push to running, phase by phase (``chaosregistry.delivery`` names the
+    phases and how each is stamped).
+
+    Not a fault: a release as a pipeline makes one (nothing goes to the ledger). Without
+    ``image``, the container's current image is pushed again under a fresh tag
+    (``push-<epoch ms>``, the same blobs with a pushed-at annotation: a new digest every node
+    must pull) to ``target``, the registry the nodes pull that image from. It passes the
+    blast-radius guard first.
+
+    Arguments:
+      deployment: the Deployment's name.
+      container: the container (may be empty when the pod has one).
+      image: a tag your pipeline pushed already (the full name, as pods name it); then nothing
+        is pushed.
+      mode: ``direct``: this action points the Deployment at the image (``kubectl set
+        image``); ``observe``: it waits for your image updater to (Flux, Keel, Argo CD Image
+        Updater), and ``trigger`` is the updater's delay.
+      namespace: its namespace (default ``configuration.namespace``).
+      target: the registry to push to (``registry``, ``mirror`` or a URL).
+      timeout: seconds from the push until the rollout must be complete.
+
+    Returns a mapping: ``ok``, ``image``, ``digest``, ``phases`` {push, trigger, schedule,
+    pull, start, finish: seconds or null; schedule, pull and start are the mean of each new
+    pod's own time in them}, ``slowest`` (the phase), ``total_seconds`` (push start to
+    rollout complete), ``pods`` {pod: {seen, schedule, pull, start: seconds from the push
+    start}}, ``kubelet_pull_seconds`` (the kubelet's own pull times from
+    its Pulled events), ``failed_phase`` and ``error`` {class: image-pull, stalled or timeout;
+    message} (null when ok), ``health`` (as ``rollout_health``). Raises ActivityFailed for an
+    unknown Deployment or container, a bad argument, a refused push, or a target outside the
+    blast radius.
+    """
+    if mode not in ("direct", "observe"):
+        raise ConfigError(f"mode must be direct or observe, got {mode!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
+    settings = settings_for(configuration)
+    kubernetes = settings.kubernetes
+    sweep(kubernetes)
+    chosen = kubernetes.namespace_or(namespace)
+    # Guarded before anything is pushed: a refusal changes nothing, in the registry either.
+    client, _, _, name, current = release_target(
+        kubernetes, deployment=deployment, namespace=chosen, container=container
+    )
+    registry = settings.registry.resolve(secrets, target)
+    started = time.time()
+    pushed: dict[str, Any] = {"digest": None, "seconds": None}
+    with registry.client() as registry_client:
+        if image:
+            reference = split_image_name(image)[1]
+            pushed["digest"] = registry_client.get_manifest(
+                reference.repository, reference.reference
+            ).digest
+        else:
+            tag = f"push-{int(started * 1000)}"
+            image = with_tag(current, tag)
+            reference = split_image_name(current)[1]
+            pushed = delivery.push_fresh_tag(registry_client, reference, tag)
+    pushed_at = time.time()
+    if mode == "direct":
+        set_image(kubernetes, deployment=deployment, namespace=chosen, container=name, image=image)
+    followed = delivery.follow(
+        client,
+        chosen,
+        deployment,
+        container=name,
+        image=image,
+        since=started,
+        timeout=float(timeout),
+    )
+    phases = {"push": pushed["seconds"], **delivery.phase_seconds(followed, pushed_at)}
+    timed = {k: v for k, v in phases.items() if v is not None}
+    events = delivery.kubelet_pull_events(client, chosen, deployment, started - 1)
+    ok = followed["error"] is None
+    sink_for(configuration).deploy(ok=ok)
+    return {
+        "ok": ok,
+        "deployment": deployment,
+        "namespace": chosen,
+        "container": name,
+        "image": image,
+        "previous_image": current,
+        "digest": pushed["digest"],
+        "mode": mode,
+        "phases": phases,
+        "slowest": max(timed, key=lambda k: timed[k]) if timed else None,
+        "total_seconds": round(followed["finish"] - started, 3) if ok else None,
+        "pods": {
+            pod: {k: round(v - started, 3) for k, v in stamps.items()}
+            for pod, stamps in followed["pods"].items()
+        },
+        "kubelet_pull_seconds": [
+            e["pull_seconds"]
+            for e in events
+            if e["pull_seconds"] is not None and e.get("image") == image
+        ],
+        "failed_phase": followed["failed_phase"],
+        "error": followed["error"],
+        "health": followed["health"],
+    }

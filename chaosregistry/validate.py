@@ -352,6 +352,7 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "platform": _parses(Platform.parse),
     "hop": _one_of(KNOWN_HOPS),
     "partition.mode": _one_of(("blackhole", "refuse")),
+    "push_to_running.mode": _one_of(("direct", "observe")),
     "prometheus_query.query": _promql,
     "prometheus_range.query": _promql,
     "prometheus_alerts.rules_file": _rules_file,

@@ -7,25 +7,22 @@ They only read. The cluster comes from the kubernetes backend's configuration (`
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from lightkube import Client
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Event, Pod
+from lightkube.resources.apps_v1 import ReplicaSet
 
 from chaosregistry import kube
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
+from chaosregistry.delivery import kubelet_pull_events, new_pods
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import Platform, split_image_name
 from chaosregistry.rollout import (
     DEFAULT_REVISION_HISTORY_LIMIT,
     ROLLOUT_STARTED_ANNOTATION,
-    TEMPLATE_HASH_LABEL,
     health,
     owned_replica_sets,
-    parse_pull_message,
     revision_of,
     template_images,
 )
@@ -41,33 +38,10 @@ __all__ = [
     "rollout_time",
 ]
 
-PULL_EVENT_REASONS = ("Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull")
-
-
-def _new_pods(client: Client, deployment: Deployment) -> list[Pod]:
-    """The pods of the Deployment's newest ReplicaSet (the one its revision names)."""
-    assert deployment.metadata is not None
-    namespace, selector = deployment.metadata.namespace, selector_of(deployment)
-    with kube.translated():
-        replica_sets = owned_replica_sets(
-            deployment, client.list(ReplicaSet, namespace=namespace, labels=selector)
-        )
-        newest = [rs for rs in replica_sets if revision_of(rs) == revision_of(deployment)]
-        if not newest or newest[0].metadata is None:
-            return []
-        template_hash = (newest[0].metadata.labels or {}).get(TEMPLATE_HASH_LABEL)
-        if not template_hash:
-            return []
-        return list(
-            client.list(
-                Pod, namespace=namespace, labels={**selector, TEMPLATE_HASH_LABEL: template_hash}
-            )
-        )
-
 
 def _snapshot(client: Client, namespace: str, name: str) -> dict[str, Any]:
     found = get_deployment(client, namespace, name)
-    return health(found, _new_pods(client, found))
+    return health(found, new_pods(client, found))
 
 
 def _target(
@@ -260,13 +234,6 @@ def _wait(
         time.sleep(0.25)
 
 
-def _event_time(event: Event) -> datetime | None:
-    for value in (event.lastTimestamp, event.eventTime, event.firstTimestamp):
-        if isinstance(value, datetime):
-            return value
-    return event.metadata.creationTimestamp if event.metadata else None
-
-
 @activity
 def image_pull_events(
     deployment: str,
@@ -294,35 +261,7 @@ def image_pull_events(
     client, chosen = _target(deployment, namespace, configuration)
     get_deployment(client, chosen, deployment)
     threshold = time.time() + since if since < 0 else float(since)
-    prefix = f"{deployment}-"
-    with kube.translated():
-        events = list(client.list(Event, namespace=chosen, fields={"involvedObject.kind": "Pod"}))
-    found: list[dict[str, Any]] = []
-    for event in events:
-        pod = event.involvedObject.name or ""
-        # Pods of a Deployment are named <deployment>-<template hash>-<5 chars>.
-        rest = pod[len(prefix) :] if pod.startswith(prefix) else ""
-        if not rest or rest.count("-") != 1 or event.reason not in PULL_EVENT_REASONS:
-            continue
-        message = event.message or ""
-        if event.reason in ("Failed", "BackOff") and "image" not in message.lower():
-            continue  # a container crash, not a pull
-        when = _event_time(event)
-        stamp = when.timestamp() if when else 0.0
-        if stamp < threshold:
-            continue
-        found.append(
-            {
-                "pod": pod,
-                "reason": event.reason,
-                "type": event.type,
-                "message": message,
-                "count": event.count or 1,
-                "time": stamp,
-                **parse_pull_message(message),
-            }
-        )
-    found.sort(key=lambda e: (e["time"], e["pod"]))
+    found = kubelet_pull_events(client, chosen, deployment, threshold)
     counts: dict[str, int] = {}
     for item in found:
         counts[item["reason"]] = counts.get(item["reason"], 0) + item["count"]
@@ -354,8 +293,10 @@ def rollback_readiness(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """Could ``kubectl rollout undo`` work right now? The revision it would go back to, and
-    whether that revision's images can be pulled from the registry at this moment.
+    """Whether ``kubectl rollout undo`` would work now: its revision's images are pullable.
+
+    The revision undo would go back to, and whether that revision's images can be pulled
+    from the registry at this moment (the check that makes "we can roll back" a fact).
 
     Arguments:
       deployment: the Deployment's name.

@@ -225,6 +225,62 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
     assert all(e.state is FaultState.REVERTED for e in Ledger(env).all())
 
 
+def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
+    kube_cluster: KubeCluster, env: Path, demo_restored: None
+) -> None:
+    """A fresh tag pushed and rolled out to the demo's 3 pods, healthy and under 500 ms on
+    the hop the node pulls through: every phase timed, the kubelet's pulls slower."""
+    from chaosregistry.actions.deploy import push_to_running
+
+    from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+
+    configuration = kube_cluster.vars_configuration()
+    client = kube_cluster.client
+    wait_available(client, DEMO_NAMESPACE)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for phase in ("healthy", "latency"):
+            if phase == "latency":
+                add_latency(
+                    "client-registry", latency_ms=500, duration=120, configuration=configuration
+                )
+            try:
+                # The pipeline pushes to nginx directly (registry_direct), not through the
+                # hop in front of the node's pulls that the latency slows.
+                results[phase] = push_to_running(
+                    DEMO_NAME, target="registry_direct", timeout=150, configuration=configuration
+                )
+            finally:
+                if phase == "latency":
+                    remove_network_faults("client-registry", configuration=configuration)
+    finally:
+        original = image_name(DEMO_REPOSITORY, DEMO_TAG)
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": original}]}}}}  # fmt: skip
+        client.patch(Deployment, DEMO_NAME, patch, namespace=DEMO_NAMESPACE)
+    print(
+        "\npush to running:",
+        {k: (v["phases"], v["kubelet_pull_seconds"]) for k, v in results.items()},
+    )
+    for phase, result in results.items():
+        assert result["ok"] is True and result["error"] is None, (phase, result)
+        assert all(isinstance(v, float) for v in result["phases"].values()), result["phases"]
+        assert result["image"].startswith(image_name(DEMO_REPOSITORY, "push-"))
+        assert result["health"]["images"] == {"app": result["image"]}
+        assert result["health"]["ready_replicas"] == 3 and result["slowest"] in result["phases"]
+        # The kubelet pulled the new tag on every new pod and said how long it took.
+        assert len(result["kubelet_pull_seconds"]) == 3, result
+        assert result["total_seconds"] >= sum(result["phases"].values()) - 0.01
+    assert results["healthy"]["digest"] != results["latency"]["digest"]
+    healthy, slowed = results["healthy"], results["latency"]
+    # Layers are on the node already: each pull resolves the new manifest (a round trip
+    # or more through the hop), so each of the kubelet's pulls takes 500 ms more at least.
+    assert min(slowed["kubelet_pull_seconds"]) >= max(healthy["kubelet_pull_seconds"]) + 0.45
+    assert slowed["phases"]["pull"] > healthy["phases"]["pull"]
+    # The push did not cross the slowed hop: under 500 ms more (one round trip would be).
+    assert slowed["phases"]["push"] < 0.5 + healthy["phases"]["push"], (healthy, slowed)
+
+
 def test_rollout_under_registry_latency_game_day_measures_the_slowdown(
     kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None
 ) -> None:

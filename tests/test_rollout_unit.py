@@ -232,3 +232,36 @@ def test_pod_kill_modes_pick_as_chaos_mesh_does() -> None:
         pick_pods(pods, "fixed-percent", 150)
     with pytest.raises(ConfigError, match="must be one of"):
         pick_pods(pods, "random-max-percent", 10)
+
+
+def test_push_to_running_phases_are_each_pods_own_and_the_finish_after_the_last_ready() -> None:
+    from chaosregistry.delivery import phase_seconds
+
+    # Two pods one after another (a rolling update): the second was first seen after the first
+    # was Ready, so a phase is the mean of each pod's own time in it, not a span over both.
+    followed = {
+        "trigger": 100.5,
+        "pods": {
+            "a": {"seen": 101.0, "schedule": 101.0, "pull": 101.6, "start": 101.8},
+            "b": {"seen": 102.0, "schedule": 102.2, "pull": 103.2, "start": 103.2},
+        },
+        "finish": 104.0,
+    }
+    assert phase_seconds(followed, pushed_at=100.0) == {
+        "trigger": 0.5,
+        "schedule": 0.1,
+        "pull": 0.8,
+        "start": 0.1,
+        "finish": 0.8,
+    }
+    # A pod stuck before its pull: the pull phase and everything after it are not reached.
+    stuck = {"trigger": 100.5, "pods": {"a": {"seen": 101.0, "schedule": 101.2}}, "finish": None}
+    assert phase_seconds(stuck, pushed_at=100.0) == {
+        "trigger": 0.5,
+        "schedule": 0.2,
+        "pull": None,
+        "start": None,
+        "finish": None,
+    }
+    untriggered = {"trigger": None, "pods": {}, "finish": None}
+    assert set(phase_seconds(untriggered, 100.0).values()) == {None}

@@ -69,6 +69,21 @@ def _container_index(deployment: Deployment, container: str) -> tuple[int, str, 
     return index, container, containers[index].image or ""
 
 
+def release_target(
+    settings: KubernetesSettings, *, deployment: str, namespace: str, container: str
+) -> tuple[Client, Deployment, int, str, str]:
+    """The blast-radius guard for a release, then (client, the Deployment, container index,
+    name and image); ConfigError (nothing changed) when refused."""
+    namespace = settings.namespace_or(namespace)
+    refuse_protected(namespace)
+    client = settings.client()
+    guard_namespace(client, namespace)
+    found = get_deployment(client, namespace, deployment)
+    guard(client, namespace, selector_of(found), settings.max_pods)
+    index, name, image = _container_index(found, container)
+    return client, found, index, name, image
+
+
 def bad_tag_plan(
     settings: KubernetesSettings,
     *,
@@ -207,6 +222,48 @@ def restart(settings: KubernetesSettings, *, deployment: str, namespace: str) ->
     with kube.translated():
         patched = client.patch(
             Deployment, deployment, patch, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    generation = patched.metadata.generation if patched.metadata else None
+    return {**result, "rollout_started_at": started, "generation": generation}
+
+
+def set_image(
+    settings: KubernetesSettings, *, deployment: str, namespace: str, container: str, image: str
+) -> dict[str, Any]:
+    """``kubectl set image``: one container of a Deployment to ``image``, the rollout's start
+    written to ``chaosregistry.io/rollout-started-at``. Not a fault (a release, as a pipeline
+    makes one): no ledger entry. Goes through the blast-radius guard; in dry-run mode only logs
+    the patch."""
+    namespace = settings.namespace_or(namespace)
+    client, found, index, name, before = release_target(
+        settings, deployment=deployment, namespace=namespace, container=container
+    )
+    started = time.time()
+    path = f"/spec/template/spec/containers/{index}/image"
+    patch: list[dict[str, Any]] = [
+        {"op": "test", "path": path, "value": before},
+        {"op": "replace", "path": path, "value": image},
+        {
+            "op": "add",
+            "path": "/metadata/annotations/" + ROLLOUT_STARTED_ANNOTATION.replace("/", "~1"),
+            "value": f"{started:.3f}",
+        },
+    ]
+    result: dict[str, Any] = {
+        "deployment": deployment,
+        "namespace": namespace,
+        "container": name,
+        "previous_image": before,
+        "image": image,
+    }
+    if settings.dry_run:
+        log.warning("dry run: would patch deployment %s/%s: %s", namespace, deployment, patch)
+        return {**result, "dry_run": True, "would_apply": patch}
+    if not (found.metadata and found.metadata.annotations):
+        patch.insert(1, {"op": "add", "path": "/metadata/annotations", "value": {}})
+    with kube.translated():
+        patched = client.patch(
+            Deployment, deployment, patch, namespace=namespace, patch_type=PatchType.JSON
         )
     generation = patched.metadata.generation if patched.metadata else None
     return {**result, "rollout_started_at": started, "generation": generation}
