@@ -274,7 +274,8 @@ def test_a_budget_below_the_measured_lag_deviates(site: SandboxInfo, tmp_path: P
 
 def test_sigkill_of_chaos_run_reverts_the_sync_partition(site: SandboxInfo, tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger")
-    process = run_experiment(site, tmp_path, EXPERIMENT, "--var", "fault_duration:int=300", wait=False)
+    long_fault = ("--var", "fault_duration:int=300")
+    process = run_experiment(site, tmp_path, EXPERIMENT, *long_fault, wait=False)
     assert isinstance(process, subprocess.Popen)
     try:
         wait_until(
