@@ -23,7 +23,7 @@ from typing import Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
 from chaosregistry.errors import ConfigError, PullError
-from chaosregistry.injection import check_duration
+from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox.seed import push_unique_image
 from chaosregistry.settings import settings_for
@@ -205,7 +205,9 @@ def replication_lag(
     if not isinstance(image, str) or not image or ":" in image or "@" in image:
         raise ConfigError(f"image must be a repository without tag or digest, got {image!r}")
     repository = ImageReference.parse(f"{image}:x").repository
-    wait = check_duration(within)
+    wait = require_positive_number("within", within)
+    if wait > MAX_DURATION:
+        raise ConfigError(f"within must be at most {MAX_DURATION:g} seconds, got {within!r}")
     pause = require_positive_number("interval", interval)
     request_timeout = require_positive_number("timeout", timeout)
     settings = settings_for(configuration).registry

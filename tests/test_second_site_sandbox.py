@@ -231,6 +231,13 @@ def test_replication_partition_passes_with_the_heal(site: SandboxInfo, tmp_path:
     assert after["replicated"] and 0 < after["lag_seconds"] <= 10
     expected_from = "push" if site.endpoints["implementation"] == "ggcr" else "event"
     assert after["lag_from"] == expected_from
+    print(
+        f"\n{site.endpoints['implementation']}: lag before "
+        f"{before['probes'][0]['output']['lag_seconds']:.2f} s, after the heal "
+        f"{after['lag_seconds']:.2f} s (from {after['lag_from']}; event delay "
+        f"{after['event_delay_seconds']}), during: not replicated after "
+        f"{during['waited_seconds']:.2f} s"
+    )
     # The partition went through the ledger and is gone, verified.
     (entry,) = Ledger(tmp_path / "ledger").all()
     assert (entry.kind, entry.target, entry.state) == (
@@ -267,6 +274,7 @@ def test_a_budget_below_the_measured_lag_deviates(site: SandboxInfo, tmp_path: P
     assert isinstance(journal, dict)
     after = lag_after(journal)
     assert after["replicated"] and after["lag_seconds"] > budget
+    print(f"\nbudget {budget} s, measured lag {after['lag_seconds']:.2f} s: deviated")
     assert journal["deviated"] is True
     assert journal["steady_states"]["after"]["steady_state_met"] is False
     assert sync_toxics(site) == []

@@ -242,8 +242,8 @@ def test_push_events_says_ggcr_sends_none(tmp_path: Path) -> None:
         ({"image": "replication/probe:v1"}, "without tag or digest"),
         ({"image": "replication/probe@sha256:" + "c" * 64}, "without tag or digest"),
         ({"image": "shop/api"}, "copies only repositories matching 'replication/.*'"),
-        ({"within": 0}, "duration must be a positive number"),
-        ({"within": 7200}, "over the 3600s limit"),
+        ({"within": 0}, "within must be a positive number"),
+        ({"within": 7200}, "within must be at most 3600 seconds"),
         ({"interval": -1}, "interval must be a positive number"),
     ],
 )
