@@ -13,6 +13,9 @@ DISTRIBUTION3_VERSION := 3.1.2
 DISTRIBUTION3 := $(CACHE)/distribution-$(DISTRIBUTION3_VERSION)/registry
 CRANE_VERSION := 0.22.1
 CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
+# The sandbox's second site (`sandbox up --second-site`): regclient's regsync.
+REGSYNC_VERSION := 0.11.7
+REGSYNC := $(CACHE)/regsync-$(REGSYNC_VERSION)/regsync
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
 # The sandbox's Prometheus (and promtool), without its recommended node exporter, a daemon.
 APT_NO_RECOMMENDS := prometheus
@@ -24,13 +27,14 @@ EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
 export CHAOSREGISTRY_DISTRIBUTION3 := $(DISTRIBUTION3)
 export CHAOSREGISTRY_CRANE := $(CRANE)
+export CHAOSREGISTRY_REGSYNC := $(REGSYNC)
 
 .PHONY: help setup gameday test test-unit lint typecheck unit bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
+setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) $(REGSYNC) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
 
 # Re-checked when this Makefile changes (a new package in the lists above).
 .apt-installed: Makefile
@@ -60,6 +64,10 @@ $(DISTRIBUTION3):
 $(CRANE):
 	@echo "building go-containerregistry's crane $(CRANE_VERSION) with go install (cached in $(CACHE))"
 	GOBIN=$(dir $(CRANE)) go install github.com/google/go-containerregistry/cmd/crane@v$(CRANE_VERSION)
+
+$(REGSYNC):
+	@echo "building regclient's regsync $(REGSYNC_VERSION) with go install (cached in $(CACHE))"
+	GOBIN=$(dir $(REGSYNC)) go install github.com/regclient/regclient/cmd/regsync@v$(REGSYNC_VERSION)
 
 gameday: setup ## run a real game day on the embedded sandbox
 	$(BIN)/chaosregistry gameday $(EXPERIMENT)

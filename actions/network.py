@@ -1,7 +1,8 @@
 """Network faults on a named hop between pullers and the registry.
 
 Hops are backend-neutral names: ``client-registry`` (pullers -> registry), ``client-mirror``
-(pullers -> pull-through mirror) and ``mirror-upstream`` (mirror -> its upstream registry). The
+(pullers -> pull-through mirror), ``mirror-upstream`` (mirror -> its upstream registry) and
+``sync-dr`` (replication -> the second site's registry, in a sandbox with ``--second-site``). The
 backend (``configuration.backend``, default ``local``) decides how a fault is made: Toxiproxy
 toxics locally. Every fault is written to the fault ledger before it is injected and always has a
 ``duration``: it ends then even if nothing else reverts it, and at once if the process that runs

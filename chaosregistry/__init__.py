@@ -35,6 +35,7 @@ PROBE_MODULES = (
     "chaosregistry.probes.mirror",
     "chaosregistry.probes.rollout",
     "chaosregistry.probes.hygiene",
+    "chaosregistry.probes.replication",
 )
 ACTION_MODULES = (
     "chaosregistry.actions.network",

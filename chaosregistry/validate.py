@@ -39,7 +39,9 @@ from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import SettingError, Settings, parse_settings
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
-KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream")
+# ``sync-dr`` (the replication path to a second site) exists in a sandbox started with
+# ``--second-site``; on Kubernetes a hop is whatever ``hop_selectors`` names.
+KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream", "sync-dr")
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):

@@ -62,3 +62,21 @@ def write_json(
     """
     payload = json.dumps(value, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
     write_text_atomic(path, payload, mode=mode, durable=durable)
+
+
+def append_line(path: Path, line: str, *, mode: int = 0o644) -> None:
+    """Append ``line`` and a newline to ``path`` (created with ``mode``) in one ``write``.
+
+    O_APPEND puts each write at the end even with several writers, and one small write is not
+    interleaved with another's: a reader sees whole lines, the last one possibly still missing.
+    """
+    if "\n" in line:
+        raise ValueError("append_line takes one line, without a newline in it")
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(f"short append to {path}: {written} of {len(data)} bytes")
+    finally:
+        os.close(fd)

@@ -18,13 +18,15 @@ Processes (start order): ``toxiproxy``, ``registry-1``, ``registry-2``, ``token-
 scrapes every Distribution's metrics and the SLI exporter every second:
 ``sandbox.monitoring``). The replicas run CNCF Distribution 2.8 by default,
 or Distribution v3 or go-containerregistry (``up(..., implementation=...)``; what differs is in
-``chaosregistry.sandbox.implementations``).
+``chaosregistry.sandbox.implementations``). With ``up(..., second_site=True)`` three more
+start last: ``registry-dr``, ``event-receiver``, ``regsync`` (``sandbox.second_site``).
 
 Traffic paths::
 
     client -> [client-registry hop] -> nginx -> registry-1 | registry-2   (htpasswd, shared storage)
     client -> [client-mirror hop] -> mirror (anonymous pull-through cache)
     mirror -> [mirror-upstream hop] -> nginx -> registry-token  (bearer tokens from token-server)
+    regsync -> [sync-dr hop] -> registry-dr                     (second site only)
 
 Client-facing listeners are HTTPS with the sandbox's CA and offer HTTP/2 by ALPN (nginx's three
 TLS servers, the mirror); the token server is HTTPS with HTTP/1.1. The mirror pulls through over
@@ -68,7 +70,15 @@ except the ones marked plain, ``http://``)::
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
       "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}
       "catalog_file": "/abs/run/dir/catalog.json",
-      "logs_dir": "/abs/run/dir/logs"
+      "logs_dir": "/abs/run/dir/logs",
+      "second_site": bool,          # the keys below exist only when it is true
+      "dr_registry": URL,           # the DR registry (HTTPS, basic auth), no hop
+      "dr_metrics_url": URL,        # plain: its /metrics
+      "dr_sync_hop": "sync-dr",     # the hop regsync writes through (also in "hops")
+      "replicated_repositories": "replication/.*",  # what regsync copies (a regex)
+      "replication_source": URL,    # where a push must go for regsync to see it
+      "event_receiver": URL,        # plain: where the registries POST notifications
+      "events_file": "/abs/run/dir/state/events.jsonl"  # what it recorded, a JSON object a line
     }
 
 catalog.json: one entry per tag::

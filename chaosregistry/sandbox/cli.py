@@ -66,7 +66,15 @@ def sandbox_group() -> None:
     help="What the two replicas behind nginx run "
     f"[default: the run dir's, else {DEFAULT_IMPLEMENTATION}].",
 )
-def up_command(run_dir: Path, base_port: int | None, implementation: str | None) -> None:
+@click.option(
+    "--second-site/--no-second-site",
+    default=None,
+    help="Also run a DR registry kept in sync by regsync (behind the sync-dr hop) and the "
+    "receiver of the registries' push notifications [default: the run dir's, else off].",
+)
+def up_command(
+    run_dir: Path, base_port: int | None, implementation: str | None, second_site: bool | None
+) -> None:
     """Start every piece not already running, seed the images, print the endpoints."""
     with _one_line_errors():
         if base_port is None:
@@ -77,7 +85,11 @@ def up_command(run_dir: Path, base_port: int | None, implementation: str | None)
                 else DEFAULT_BASE_PORT
             )
         endpoints = up(
-            run_dir, base_port=base_port, implementation=implementation, progress=_progress
+            run_dir,
+            base_port=base_port,
+            implementation=implementation,
+            second_site=second_site,
+            progress=_progress,
         )
     click.echo(
         f"registry  {endpoints['registry']}  ({endpoints['implementation']}, basic auth; "
@@ -91,6 +103,12 @@ def up_command(run_dir: Path, base_port: int | None, implementation: str | None)
         f"prometheus {endpoints['prometheus']}  (scrapes every 1 s; SLI exporter "
         f"{endpoints['sli_metrics_url']})"
     )
+    if endpoints.get("second_site"):
+        click.echo(
+            f"dr        {endpoints['dr_registry']}  (regsync copies "
+            f"{endpoints['replicated_repositories']} over the {endpoints['dr_sync_hop']} hop; "
+            f"events {endpoints['events_file']})"
+        )
     click.echo(f"endpoints {Layout.at(run_dir).endpoints_file}")
 
 

@@ -18,9 +18,6 @@ from chaosregistry.sandbox.implementations import (
     Implementation,
 )
 from chaosregistry.sandbox.layout import (
-    HOP_CLIENT_MIRROR,
-    HOP_CLIENT_REGISTRY,
-    HOP_MIRROR_UPSTREAM,
     HOST,
     REPLICAS,
     SERVER_CERT,
@@ -28,9 +25,11 @@ from chaosregistry.sandbox.layout import (
     TOKEN_SERVICE,
     Layout,
     Ports,
+    hop_ports,
     https_url,
 )
 from chaosregistry.sandbox.monitoring import write_prometheus_config
+from chaosregistry.sandbox.second_site import notifications_config, regsync_config
 
 HTPASSWD_REALM = "chaosregistry-sandbox"
 # The ratelimited server: a client doing more than RATE requests/second beyond BURST sees 429s.
@@ -127,6 +126,25 @@ def mirror_config(
         "username": creds.username,
         "password": creds.password,
     }
+    return config
+
+
+def dr_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dict[str, Any]:
+    """The second site's registry: Distribution on its own storage, HTTPS, the sandbox's
+    htpasswd; what regsync copies there is announced to the event receiver like a push."""
+    http_port, debug_port = ports.registry_dr
+    config = _distribution_base(
+        storage=layout.dr_storage,
+        http_port=http_port,
+        debug_port=debug_port,
+        http_secret=http_secret,
+    )
+    config["http"]["tls"] = {
+        "certificate": str(layout.pki.cert(SERVER_CERT)),
+        "key": str(layout.pki.key(SERVER_CERT)),
+    }
+    config["auth"] = {"htpasswd": {"realm": HTPASSWD_REALM, "path": str(layout.htpasswd_file)}}
+    config["notifications"] = notifications_config(ports, "registry-dr")
     return config
 
 
@@ -273,13 +291,9 @@ http {{
 """
 
 
-def toxiproxy_proxies(ports: Ports) -> list[dict[str, Any]]:
-    """The three hops, as Toxiproxy's ``-config`` file wants them (recreated on restart)."""
-    hops = (
-        (HOP_CLIENT_REGISTRY, ports.hop_client_registry, ports.nginx_registry),
-        (HOP_CLIENT_MIRROR, ports.hop_client_mirror, ports.mirror[0]),
-        (HOP_MIRROR_UPSTREAM, ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
-    )
+def toxiproxy_proxies(ports: Ports, second_site: bool = False) -> list[dict[str, Any]]:
+    """The hops (three, a fourth with the second site), as Toxiproxy's ``-config`` file wants
+    them (recreated on restart)."""
     return [
         {
             "name": name,
@@ -287,7 +301,7 @@ def toxiproxy_proxies(ports: Ports) -> list[dict[str, Any]]:
             "upstream": f"{HOST}:{upstream}",
             "enabled": True,
         }
-        for name, listen, upstream in hops
+        for name, (listen, upstream) in hop_ports(ports, second_site).items()
     ]
 
 
@@ -308,12 +322,22 @@ def write_configs(
     creds: Credentials,
     http_secret: str,
     chosen: Implementation = IMPLEMENTATIONS[DEFAULT_IMPLEMENTATION],
+    second_site: bool = False,
 ) -> None:
     if chosen.name != "ggcr":  # ggcr takes command-line flags only
         for index, name in enumerate(REPLICAS):
-            _write_private(
-                layout.config_file(name), _yaml(replica_config(layout, ports, index, http_secret))
-            )
+            config = replica_config(layout, ports, index, http_secret)
+            if second_site:
+                config["notifications"] = notifications_config(ports, name)
+            _write_private(layout.config_file(name), _yaml(config))
+    if second_site:
+        _write_private(
+            layout.config_file("registry-dr"),
+            _yaml(dr_registry_config(layout, ports, http_secret)),
+        )
+        _write_private(
+            layout.config_file("regsync"), _yaml(regsync_config(layout, ports, creds, chosen))
+        )
     _write_private(
         layout.config_file("registry-token"),
         _yaml(token_registry_config(layout, ports, http_secret, chosen.token_realm(ports))),
@@ -331,6 +355,7 @@ def write_configs(
         ),
     )
     _write_private(
-        layout.config_file("toxiproxy", ".json"), json.dumps(toxiproxy_proxies(ports), indent=2)
+        layout.config_file("toxiproxy", ".json"),
+        json.dumps(toxiproxy_proxies(ports, second_site), indent=2),
     )
     write_prometheus_config(layout, ports, chosen)

@@ -38,10 +38,17 @@ PROCESS_NAMES = (
     "sli-exporter",
     "prometheus",
 )
+# With the second site (``up(..., second_site=True)``), after the rest: the DR registry, the
+# receiver of the registries' notifications, then regsync (which needs both sites up).
+SECOND_SITE_PROCESS_NAMES = ("registry-dr", "event-receiver", "regsync")
 
 HOP_CLIENT_REGISTRY = "client-registry"
 HOP_CLIENT_MIRROR = "client-mirror"
 HOP_MIRROR_UPSTREAM = "mirror-upstream"
+# regsync -> the DR registry (second site only).
+HOP_SYNC_DR = "sync-dr"
+# The repositories regsync copies to the DR registry (a regsync ``repos.allow`` pattern).
+REPLICATED_REPOSITORIES = "replication/.*"
 
 
 class SandboxError(ChaosRegistryError):
@@ -78,6 +85,11 @@ class Ports:
     def toxiproxy_api(self) -> int:
         return self.base + 3
 
+    @property
+    def hop_sync_dr(self) -> int:
+        """regsync's way to the DR registry (second site)."""
+        return self.base + 4
+
     # nginx servers.
     @property
     def nginx_registry(self) -> int:
@@ -110,8 +122,18 @@ class Ports:
         return self.base + 30, self.base + 31
 
     @property
+    def registry_dr(self) -> tuple[int, int]:
+        """The DR registry's HTTPS and debug ports (second site)."""
+        return self.base + 32, self.base + 33
+
+    @property
     def token_server(self) -> int:
         return self.base + 40
+
+    @property
+    def event_receiver(self) -> int:
+        """Where the registries POST their notifications (second site)."""
+        return self.base + 41
 
     # Monitoring (sandbox/monitoring.py).
     @property
@@ -149,6 +171,9 @@ class Ports:
         }
         for index, name in enumerate(REPLICAS):
             ports[name], ports[f"{name} debug"] = self.replica(index)
+        ports[f"{HOP_SYNC_DR} hop"] = self.hop_sync_dr
+        ports["registry-dr"], ports["registry-dr debug"] = self.registry_dr
+        ports["event-receiver"] = self.event_receiver
         return ports
 
 
@@ -187,6 +212,21 @@ class Layout:
     def guardian_ready_file(self) -> Path:
         """Written by the guardian once it guards (it serves no HTTP to be asked)."""
         return self.run_dir / "state" / "guardian.ready"
+
+    @property
+    def events_file(self) -> Path:
+        """The registries' notifications, one JSON object a line (``sandbox.event_receiver``)."""
+        return self.run_dir / "state" / "events.jsonl"
+
+    @property
+    def regsync_ready_file(self) -> Path:
+        """Written by the regsync loop after its first completed pass."""
+        return self.run_dir / "state" / "regsync.ready"
+
+    @property
+    def dr_storage(self) -> Path:
+        """The DR registry's own storage: only what regsync copied is there."""
+        return self.run_dir / "storage" / "registry-dr"
 
     @property
     def logs_dir(self) -> Path:
@@ -290,14 +330,22 @@ def http_url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
-    """The endpoints dict (schema in the package docstring). Holds no secret."""
+def hop_ports(ports: Ports, second_site: bool = False) -> dict[str, tuple[int, int]]:
+    """Every Toxiproxy hop: name -> (listen port, upstream port)."""
     hops = {
         HOP_CLIENT_REGISTRY: (ports.hop_client_registry, ports.nginx_registry),
         HOP_CLIENT_MIRROR: (ports.hop_client_mirror, ports.mirror[0]),
         HOP_MIRROR_UPSTREAM: (ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
     }
-    return {
+    if second_site:
+        hops[HOP_SYNC_DR] = (ports.hop_sync_dr, ports.registry_dr[0])
+    return hops
+
+
+def build_endpoints(layout: Layout, ports: Ports, second_site: bool = False) -> dict[str, Any]:
+    """The endpoints dict (schema in the package docstring). Holds no secret."""
+    hops = hop_ports(ports, second_site)
+    endpoints = {
         "run_dir": str(layout.run_dir),
         "base_port": ports.base,
         "ca_file": str(layout.pki.ca_cert),
@@ -334,7 +382,20 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
         "credentials_file": str(layout.credentials_file),
         "catalog_file": str(layout.catalog_file),
         "logs_dir": str(layout.logs_dir),
+        "second_site": second_site,
     }
+    if second_site:
+        endpoints.update(
+            {
+                "dr_registry": https_url(ports.registry_dr[0]),
+                "dr_metrics_url": http_url(ports.registry_dr[1]) + "/metrics",
+                "dr_sync_hop": HOP_SYNC_DR,
+                "replicated_repositories": REPLICATED_REPOSITORIES,
+                "event_receiver": http_url(ports.event_receiver),
+                "events_file": str(layout.events_file),
+            }
+        )
+    return endpoints
 
 
 def read_json(path: Path) -> Any:

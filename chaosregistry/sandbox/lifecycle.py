@@ -44,6 +44,7 @@ from chaosregistry.sandbox.processes import (
     strays,
     write_specs,
 )
+from chaosregistry.sandbox.second_site import replication_source
 from chaosregistry.sandbox.seed import seed
 from chaosregistry.sandbox.tls import client_context, ensure_sandbox_pki
 from chaosregistry.sandbox.tokens import ensure_signing_pair
@@ -95,7 +96,26 @@ def _choose_implementation(layout: Layout, name: str | None) -> Implementation:
     return chosen
 
 
-def _ensure_hops(toxiproxy_url: str, ports: Ports) -> set[str]:
+def _choose_second_site(layout: Layout, wanted: bool | None) -> bool:
+    """``wanted``, else the run dir's choice, else off; refuses to change a running sandbox's
+    (the replicas' configs name the event receiver, or do not)."""
+    previous = None
+    if layout.endpoints_file.is_file():
+        previous = bool(load_endpoints(layout.run_dir).get("second_site", False))
+    chosen = wanted if wanted is not None else bool(previous)
+    if previous is None or previous == chosen or not layout.processes_file.is_file():
+        return chosen
+    running = [n for n in read_specs(layout) if running_pid(layout, n) is not None]
+    if running:
+        flag = "--second-site" if previous else "--no-second-site"
+        raise ConfigError(
+            f"{layout.run_dir} runs a sandbox {'with' if previous else 'without'} the second "
+            f"site ({', '.join(running)} up); use {flag} or run `sandbox down` first"
+        )
+    return chosen
+
+
+def _ensure_hops(toxiproxy_url: str, ports: Ports, second_site: bool = False) -> set[str]:
     """Create a hop only when missing or pointing elsewhere, so live faults are left alone.
 
     Returns the hops that carry no fault (enabled, no toxic).
@@ -103,7 +123,7 @@ def _ensure_hops(toxiproxy_url: str, ports: Ports) -> set[str]:
     clean = set()
     with Toxiproxy(toxiproxy_url) as toxiproxy:
         existing = toxiproxy.proxies()
-        for hop in toxiproxy_proxies(ports):
+        for hop in toxiproxy_proxies(ports, second_site):
             current = existing.get(hop["name"])
             if (
                 current is None
@@ -144,6 +164,7 @@ def up(
     base_port: int = DEFAULT_BASE_PORT,
     seed_content: bool = True,
     implementation: str | None = None,
+    second_site: bool | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start every sandbox piece not already running, seed the content, return the endpoints.
@@ -155,18 +176,26 @@ def up(
     sandbox on another base port. ``implementation`` names what the replicas run
     (``distribution-2``, ``distribution-3`` or ``ggcr``; see ``sandbox.implementations``);
     None keeps the run dir's (``distribution-2`` for a new one); changing it needs a ``down``
-    first (``ConfigError``). Pieces started before a failure keep running: fix the cause
+    first (``ConfigError``). ``second_site`` adds the DR registry, regsync and the event
+    receiver (``sandbox.second_site``); None keeps the run dir's (off for a new one); changing
+    it also needs a ``down`` first. Pieces started before a failure keep running: fix the cause
     and call ``up`` again, or ``down``.
     """
     layout = Layout.at(run_dir)
     ports = Ports(base_port)
     with _exclusive(layout):
         chosen = _choose_implementation(layout, implementation)
-        return _up(layout, ports, chosen, seed_content, progress or _to_stderr)
+        dr = _choose_second_site(layout, second_site)
+        return _up(layout, ports, chosen, seed_content, progress or _to_stderr, dr)
 
 
 def _up(
-    layout: Layout, ports: Ports, chosen: Implementation, seed_content: bool, say: Progress
+    layout: Layout,
+    ports: Ports,
+    chosen: Implementation,
+    seed_content: bool,
+    say: Progress,
+    second_site: bool = False,
 ) -> dict[str, Any]:
     base_port = ports.base
     _check_base_port(layout, base_port)
@@ -175,10 +204,12 @@ def _up(
     http_secret = ensure_http_secret(layout)
     ensure_signing_pair(layout.token_key_file, layout.token_cert_file)
     ensure_sandbox_pki(layout)
-    write_configs(layout, ports, creds, http_secret, chosen)
-    specs = process_specs(layout, ports, chosen.name)
+    write_configs(layout, ports, creds, http_secret, chosen, second_site)
+    specs = process_specs(layout, ports, chosen.name, second_site)
     write_specs(layout, specs)
-    endpoints = chosen.describe_endpoints(build_endpoints(layout, ports), ports)
+    endpoints = chosen.describe_endpoints(build_endpoints(layout, ports, second_site), ports)
+    if second_site:
+        endpoints["replication_source"] = replication_source(endpoints, chosen)
     write_json(layout.endpoints_file, endpoints)
     say(f"run dir {layout.run_dir}, base port {base_port}, replicas: {chosen.description}")
 
@@ -191,7 +222,7 @@ def _up(
             pid = start_process(layout.run_dir, spec.name)
             say(f"{spec.name} started (pid {pid}), log {spec.log}")
         if spec.name == "toxiproxy":
-            clean_hops = _ensure_hops(endpoints["toxiproxy"], ports)
+            clean_hops = _ensure_hops(endpoints["toxiproxy"], ports, second_site)
     wait_for_first_scrapes(endpoints["prometheus"])
 
     if seed_content:

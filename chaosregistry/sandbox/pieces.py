@@ -18,6 +18,7 @@ from chaosregistry.sandbox.layout import (
 )
 from chaosregistry.sandbox.monitoring import prometheus_spec, sli_exporter_spec
 from chaosregistry.sandbox.processes import ProcessSpec
+from chaosregistry.sandbox.second_site import second_site_specs
 
 NGINX = "/usr/sbin/nginx"
 TOXIPROXY_ENV = "CHAOSREGISTRY_TOXIPROXY"
@@ -32,10 +33,14 @@ def toxiproxy_binary() -> str:
 
 
 def process_specs(
-    layout: Layout, ports: Ports, implementation_name: str = DEFAULT_IMPLEMENTATION
+    layout: Layout,
+    ports: Ports,
+    implementation_name: str = DEFAULT_IMPLEMENTATION,
+    second_site: bool = False,
 ) -> list[ProcessSpec]:
     """Every piece, in start order (see ``layout.PROCESS_NAMES``); replicas run the named
-    implementation, the token registry and the mirror its Distribution."""
+    implementation, the token registry and the mirror its Distribution. ``second_site`` adds
+    ``layout.SECOND_SITE_PROCESS_NAMES`` at the end (see ``sandbox.second_site``)."""
     run = str(layout.run_dir)
     chosen = implementation(implementation_name)
     nginx = require_executable(NGINX, "nginx")
@@ -84,6 +89,7 @@ def process_specs(
                 ports.hop_client_registry,
                 ports.hop_client_mirror,
                 ports.hop_mirror_upstream,
+                *([ports.hop_sync_dr] if second_site else []),
             ],
         ),
     ]
@@ -147,4 +153,6 @@ def process_specs(
     # Monitoring: the SLI exporter, then the Prometheus that scrapes everything above.
     specs.append(sli_exporter_spec(layout, ports, sys.executable))
     specs.append(prometheus_spec(layout, ports))
+    if second_site:
+        specs += second_site_specs(layout, ports, chosen)
     return specs
