@@ -22,7 +22,7 @@ __all__ = ["delete_signature", "restore_signatures", "retag_unsigned", "tamper_s
 
 
 def _inject(
-    kind: str, image: str, duration: float, configuration: Configuration, source: str = ""
+    kind: str, image: str, duration: float, configuration: Configuration | None, source: str = ""
 ) -> Result:
     reference = ImageReference.parse(image)
     seconds = check_duration(duration)

@@ -194,7 +194,9 @@ def signature_layers(manifest: Mapping[str, Any]) -> list[SignatureLayer] | str:
         digest, size = layer.get("digest"), layer.get("size")
         if not isinstance(digest, str) or not isinstance(size, int):
             return "a signature layer has no digest or size"
-        found.append(SignatureLayer(digest, size, signature if isinstance(signature, str) else None))
+        found.append(
+            SignatureLayer(digest, size, signature if isinstance(signature, str) else None)
+        )
     if not found:
         return f"the signature manifest has no {SIMPLE_SIGNING_MEDIA_TYPE} layer"
     return found

@@ -95,7 +95,9 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
         except PullError as exc:
             if exc.error_class is not ErrorClass.NOT_FOUND:
                 raise ConfigError(f"cannot read {repository}:{sig_tag}: {exc}") from None
-            raise ConfigError(f"image {image} is not signed (no {sig_tag}): nothing to break") from None
+            raise ConfigError(
+                f"image {image} is not signed (no {sig_tag}): nothing to break"
+            ) from None
         saved = [
             _saved(tag, current.media_type, current.body),
             _saved(sig_tag, signature.media_type, signature.body),
@@ -131,12 +133,12 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
                 if tampered is not None:
                     for blob in tampered.blobs:
                         client.push_blob(repository, blob)
-                    client.push_manifest(repository, sig_tag, tampered.manifest, tampered.media_type)
+                    client.push_manifest(
+                        repository, sig_tag, tampered.manifest, tampered.media_type
+                    )
                     _expect(client, repository, sig_tag, tampered.digest)
                 elif replacement is not None:
-                    client.push_manifest(
-                        repository, tag, replacement.body, replacement.media_type
-                    )
+                    client.push_manifest(repository, tag, replacement.body, replacement.media_type)
                     _expect(client, repository, tag, replacement.digest)
                 else:
                     _delete_tag(client, repository, sig_tag, signature.digest)
@@ -195,7 +197,9 @@ def _tampered(
         payload = client.read_blob(repository, layer.digest, layer.size)
         document = json.loads(payload)
         document["critical"]["image"]["docker-manifest-digest"] = other
-        tampered.append((json.dumps(document, separators=(",", ":")).encode(), layer.signature or ""))
+        tampered.append(
+            (json.dumps(document, separators=(",", ":")).encode(), layer.signature or "")
+        )
     return signature_artifact(tampered)
 
 
@@ -229,7 +233,11 @@ def restore_manifests(params: Mapping[str, Any]) -> None:
     """Push the saved manifests back to every replica; return once each serves every saved
     reference at its saved digest. Idempotent (pushing the same bytes again changes nothing)."""
     run_dir = params.get("run_dir")
-    urls, repository, manifests = params.get("urls"), params.get("repository"), params.get("manifests")
+    urls, repository, manifests = (
+        params.get("urls"),
+        params.get("repository"),
+        params.get("manifests"),
+    )
     if not isinstance(run_dir, str) or not isinstance(repository, str):
         raise UndoError("undo params need 'run_dir' and 'repository'")
     if not isinstance(urls, list) or not isinstance(manifests, list) or not manifests:

@@ -255,7 +255,9 @@ class RegistryClient:
         A 404 (already gone) is returned, not raised; other refusals raise PullError.
         """
         path = f"/v2/{repository}/manifests/{reference}"
-        delete = Request("DELETE", path, f"delete {repository}:{reference}", "/v2/[name]/manifests/[ref]")
+        delete = Request(
+            "DELETE", path, f"delete {repository}:{reference}", "/v2/[name]/manifests/[ref]"
+        )
         try:
             return self._exchange(delete, repository, PUSH).status
         except PullError as exc:

@@ -26,7 +26,7 @@ from typing import Any
 from chaosregistry.errors import PullError
 from chaosregistry.oci import RegistryClient
 from chaosregistry.osutil.files import write_bytes_atomic, write_json
-from chaosregistry.sandbox.content import Image, ImageRecipe, LayerRecipe, KiB, build_image
+from chaosregistry.sandbox.content import Image, ImageRecipe, KiB, LayerRecipe, build_image
 from chaosregistry.sandbox.credentials import Credentials
 from chaosregistry.sandbox.layout import Layout, SandboxError, read_json
 from chaosregistry.sandbox.seed import TIMEOUT, manifest_pushes, push_image
@@ -58,7 +58,9 @@ def _recipe(tag: str, platforms: tuple[str, ...]) -> ImageRecipe:
 
 
 def signed_images() -> list[tuple[Image, bool]]:
-    return [(build_image(_recipe(tag, platforms)), signed) for tag, platforms, signed in SIGNED_IMAGES]
+    return [
+        (build_image(_recipe(tag, platforms)), signed) for tag, platforms, signed in SIGNED_IMAGES
+    ]
 
 
 def ensure_signing_key(layout: Layout) -> PrivateKey:
@@ -100,7 +102,9 @@ def sign_content(
                 push_image(client, image, progress)
                 artifact = artifacts.get(image.top.digest)
                 if artifact is not None:
-                    _push_artifact(client, image.repository, signature_tag(image.top.digest), artifact)
+                    _push_artifact(
+                        client, image.repository, signature_tag(image.top.digest), artifact
+                    )
     entries = [
         {
             "image": f"{image.repository}:{image.tags[0]}",
@@ -118,7 +122,7 @@ def sign_content(
         layout.signatures_file,
         {"public_key": str(layout.signing_public_key_file), "images": entries},
     )
-    signed_count = sum(entry["signed"] for entry in entries)
+    signed_count = sum(signed for _, signed in images)
     progress(
         f"signing: {signed_count} of {len(entries)} images in {SIGNED_REPOSITORY} signed "
         f"(key {layout.signing_public_key_file.name})"
@@ -167,7 +171,9 @@ def _add_to_reseed(
     known = {(item["repository"], item["reference"]) for item in manifests}
     pushes = []
     for image, _ in images:
-        pushes += [(image.repository, ref, kind, data) for ref, kind, data in manifest_pushes(image)]
+        pushes += [
+            (image.repository, ref, kind, data) for ref, kind, data in manifest_pushes(image)
+        ]
         artifact = artifacts.get(image.top.digest)
         if artifact is not None:
             tag = signature_tag(image.top.digest)
