@@ -43,6 +43,8 @@ COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 SIGNATURE_TAG_SUFFIX = ".sig"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+# cosign writes Go's zero time into the signature image's config.
+ZERO_TIME = "0001-01-01T00:00:00Z"
 # cosign's new bundle format, found through the referrers API (or its sha256-<hex> tag index).
 BUNDLE_ARTIFACT_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
 
@@ -141,9 +143,11 @@ def signature_artifact(layers: Sequence[tuple[bytes, str]]) -> SignatureArtifact
     config = json.dumps(
         {
             "architecture": "",
+            "created": ZERO_TIME,
+            "history": [{"created": ZERO_TIME} for _ in layers],
             "os": "",
-            "config": {},
             "rootfs": {"type": "layers", "diff_ids": [_sha256(data) for data, _ in layers]},
+            "config": {},
         },
         separators=(",", ":"),
     ).encode()
