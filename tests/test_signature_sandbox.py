@@ -4,7 +4,7 @@ The sandbox signs ``signed/app`` images at ``up`` (``sandbox.signing``); the pro
 verdicts are each produced for real and agree with ``cosign verify --key ...
 --insecure-ignore-tlog``: verified (ours and cosign's own signatures), unsigned, invalid (a
 tampered signature), wrong-key. The signature faults are applied and reverted (verified), by the
-rollback action, the watchdog at expiry and after SIGKILL of their owner; the experiment
+rollback action, the watchdog at expiry and after SIGKILL of ``chaos run``; the experiment
 ``signature-tamper`` deviates; bad input is one line and changes nothing.
 
 Run on each implementation (``--sandbox-implementation distribution-3`` / ``ggcr``).
@@ -246,41 +246,49 @@ def test_the_watchdog_restores_the_signature_at_expiry(
     assert ledger.get(fault["fault_id"]).revert_reason == "expired"
 
 
-OWNER = r"""
-import json, sys, time
-from chaosregistry.actions import signature
-fault = signature.tamper_signature(sys.argv[2], duration=120,
-                                   configuration=json.loads(sys.argv[1]))
-print(fault["fault_id"], flush=True)
-time.sleep(600)
-"""
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+TRIAL = Path(__file__).resolve().parent / "data/signature-trial.yaml"
 
 
-def test_the_watchdog_restores_the_signature_when_its_owner_is_sigkilled(
-    sandbox: SandboxInfo, configuration: dict[str, Any]
+def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
+    sandbox: SandboxInfo, configuration: dict[str, Any], tmp_path: Path
 ) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, json.dumps(configuration), SIGNED],
-        stdout=subprocess.PIPE,
-        text=True,
+    ledger = Ledger(configuration["ledger_dir"])
+    chaos = subprocess.Popen(
+        [
+            CHAOS,
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "run",
+            "--journal-path",
+            str(tmp_path / "journal.json"),
+            str(TRIAL),
+        ],
+        env={
+            **os.environ,
+            "CHAOSREGISTRY_SANDBOX_DIR": str(sandbox.run_dir),
+            "CHAOSREGISTRY_LEDGER_DIR": configuration["ledger_dir"],
+        },
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        assert owner.stdout is not None
-        fault_id = owner.stdout.readline().strip()
-        assert fault_id and probe(sandbox, SIGNED)["verdict"] == "invalid"
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait(timeout=10)
+        assert wait_for(lambda: any(e.state == FaultState.INJECTED for e in ledger.all()), 60)
+        (entry,) = ledger.all()
+        assert entry.kind == "signature.tamper"
+        assert probe(sandbox, SIGNED)["verdict"] == "invalid"
+        os.killpg(chaos.pid, signal.SIGKILL)
+        chaos.wait(timeout=30)
         # Well inside the 120 s duration: the owner's death, not the expiry, ends it.
-        assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=15)
-        ledger = Ledger(configuration["ledger_dir"])
-        assert wait_for(lambda: ledger.get(fault_id).state is FaultState.REVERTED, timeout=5)
-        assert ledger.get(fault_id).revert_reason == "owner-gone"
+        assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=20)
+        assert wait_for(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=5)
+        assert ledger.get(entry.id).revert_reason == "owner-gone"
     finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait()
-        if owner.stdout is not None:
-            owner.stdout.close()
+        if chaos.poll() is None:
+            os.killpg(chaos.pid, signal.SIGKILL)
+            chaos.wait(timeout=30)
 
 
 # -- bad input ------------------------------------------------------------------------------------
