@@ -63,9 +63,11 @@ def image_signature(
     ``signature_tag``, ``signature_digest`` (null when absent), ``signatures`` (how many
     signature layers), ``bound_digests`` (what the payloads vouch for) and ``binds_to_pulled``
     (one of them is ``digest``); ``referrers`` {``supported`` (the API answered 200),
-    ``status``, ``count`` (referrers listed), ``bundles`` (of them, sigstore bundles, which
-    this probe does not verify)}; ``seconds`` {``manifest``, ``referrers``, ``signature_tag``,
-    ``payloads``, ``verify``, ``total``}; ``error`` (null, or {``class``, ``message``,
+    ``status`` (any HTTP status: a failing API is reported, and the tag still read),
+    ``count`` (referrers listed), ``bundles`` (of them, sigstore bundles, which this probe
+    does not verify), ``error`` (null, or the classified failure when no answer came)};
+    ``seconds`` {``manifest``, ``referrers``, ``signature_tag``, ``payloads``, ``verify``,
+    ``total``}; ``error`` (null, or {``class``, ``message``,
     ``status``, ``detail``} of a failed registry request).
 
     Raises ActivityFailed, with nothing asked of the registry, when ``public_key`` is not a
@@ -116,7 +118,13 @@ def _empty_result(image: str, registry: str, key_path: str) -> dict[str, Any]:
         "signatures": 0,
         "bound_digests": [],
         "binds_to_pulled": False,
-        "referrers": {"supported": False, "status": None, "count": 0, "bundles": 0},
+        "referrers": {
+            "supported": False,
+            "status": None,
+            "count": 0,
+            "bundles": 0,
+            "error": None,
+        },
         "seconds": {
             "manifest": None,
             "referrers": None,
@@ -148,11 +156,17 @@ def _check(
     result["digest"], result["media_type"] = digest, manifest.media_type
 
     started = time.perf_counter()
-    answer = client.referrers(reference.repository, digest)
-    _timed(result, "referrers", started)
     referrers = result["referrers"]
-    referrers["status"] = answer.status
-    if answer.status == 200:
+    try:
+        answer = client.referrers(reference.repository, digest)
+    except PullError as exc:
+        # Tools that need the referrers API fail here; the .sig tag is still there to read.
+        answer = None
+        referrers["error"] = exc.as_dict()
+    _timed(result, "referrers", started)
+    if answer is not None:
+        referrers["status"] = answer.status
+    if answer is not None and answer.status == 200:
         referrers["supported"] = True
         listed = _listed(answer.body)
         referrers["count"] = len(listed)

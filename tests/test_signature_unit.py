@@ -180,7 +180,39 @@ def test_a_referrers_api_that_answers_is_reported(
         "app:v1", public_key=key_file(tmp_path, key), configuration=config
     )
     assert result["verdict"] == "verified" and result["discovery"] == "tag"
-    assert result["referrers"] == {"supported": True, "status": 200, "count": 1, "bundles": 1}
+    assert result["referrers"] == {
+        "supported": True,
+        "status": 200,
+        "count": 1,
+        "bundles": 1,
+        "error": None,
+    }
+
+
+def test_a_failing_referrers_api_is_reported_and_the_tag_still_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: signatures.PrivateKey
+) -> None:
+    digest = sha(IMAGE_MANIFEST)
+    artifact = signatures.signed_artifact(key, "app", digest)
+    routes = {
+        "/v2/app/manifests/v1": (200, IMAGE_MANIFEST, "application/vnd.oci.image.manifest.v1+json"),
+        f"/v2/app/referrers/{digest}": (500, b"{}", "application/json"),
+        f"/v2/app/manifests/{signatures.signature_tag(digest)}": (
+            200,
+            artifact.manifest,
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+    }
+    for blob in artifact.blobs:
+        routes[f"/v2/app/blobs/{sha(blob)}"] = (200, blob, "application/octet-stream")
+    serve(monkeypatch, routes)
+    result = probe_module.image_signature(
+        "app:v1",
+        public_key=key_file(tmp_path, key),
+        configuration={"registry_url": "http://reg.test"},
+    )
+    assert result["verdict"] == "verified" and result["discovery"] == "tag"
+    assert result["referrers"]["status"] == 500 and result["referrers"]["supported"] is False
 
 
 def test_a_signature_manifest_that_is_not_cosigns_is_invalid(

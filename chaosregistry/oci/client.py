@@ -233,8 +233,9 @@ class RegistryClient:
         return b"".join(chunks)
 
     def referrers(self, repository: str, digest: str) -> Answer:
-        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1), its answer whatever the status: a
-        registry without the API answers 404 (Distribution) or another 4xx."""
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1), its answer whatever its HTTP status:
+        a registry without the API answers 404 (Distribution, ggcr). PullError only when no
+        answer came (timeout, refused, TLS)."""
         request = Request(
             "GET",
             f"/v2/{repository}/referrers/{digest}",
@@ -245,8 +246,8 @@ class RegistryClient:
         try:
             return self._exchange(request, repository)
         except PullError as exc:
-            if exc.status is None or exc.status >= 500:
-                raise
+            if exc.status is None:
+                raise  # no answer at all (timeout, refused): the caller decides
             return Answer(exc.status, httpx.Headers(), b"")
 
     def delete_manifest(self, repository: str, reference: str) -> int:
