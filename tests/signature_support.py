@@ -26,20 +26,29 @@ DEAD_PROXY = "http://127.0.0.1:9"
 class Cosign:
     sandbox: SandboxInfo
     home: Path  # DOCKER_CONFIG, keys, cosign's own files
+    registry: str  # the URL cosign talks to (default: the sandbox's registry, HTTPS)
 
     @classmethod
-    def for_sandbox(cls, sandbox: SandboxInfo, home: Path) -> "Cosign":
+    def for_sandbox(cls, sandbox: SandboxInfo, home: Path, registry: str = "") -> "Cosign":
+        """``registry``: another URL of the sandbox, e.g. one ggcr replica (plain HTTP): ggcr's
+        replicas share nothing, so an upload's requests must all reach the same one."""
         home.mkdir(parents=True, exist_ok=True)
-        host = str(sandbox.endpoints["registry"]).removeprefix("https://")
+        url = registry or str(sandbox.endpoints["registry"])
+        host = url.split("://", 1)[1]
         auth = base64.b64encode(f"{sandbox.username}:{sandbox.password}".encode()).decode()
         config = home / "config.json"
         config.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
         config.chmod(0o600)
-        return cls(sandbox, home)
+        return cls(sandbox, home, url)
 
     @property
     def host(self) -> str:
-        return str(self.sandbox.endpoints["registry"]).removeprefix("https://")
+        return self.registry.split("://", 1)[1]
+
+    def _transport(self) -> list[str]:
+        if self.registry.startswith("http://"):
+            return ["--allow-http-registry=true"]
+        return ["--registry-cacert", self.sandbox.ca_file]
 
     def ref(self, image: str) -> str:
         return f"{self.host}/{image}"
@@ -72,8 +81,7 @@ class Cosign:
             "--key",
             str(key),
             "--insecure-ignore-tlog=true",
-            "--registry-cacert",
-            self.sandbox.ca_file,
+            *self._transport(),
             "--output",
             "json",
             self.ref(image),
@@ -93,7 +101,6 @@ class Cosign:
             "--tlog-upload=false",
             "--use-signing-config=false",
             "--new-bundle-format=false",
-            "--registry-cacert",
-            self.sandbox.ca_file,
+            *self._transport(),
             self.ref(image),
         )
