@@ -32,6 +32,7 @@ from signature_support import Cosign
 
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.sandbox import load_credentials
+from chaosregistry.sandbox.processes import start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
 from chaosregistry.signatures import generate_private_key, public_pem
 
@@ -373,3 +374,14 @@ def test_the_signature_tamper_experiment_deviates_and_is_rolled_back(
     assert all(e.state == "reverted" for e in entries)
     assert_as_seeded(sandbox)
     assert_watchdog_exits(tmp_path / "ledger")
+
+
+def test_a_restarted_replica_serves_the_signatures_again(sandbox: SandboxInfo) -> None:
+    # ggcr keeps manifests in memory: its node re-seeds them (signatures included) on start.
+    replica = sandbox.endpoints["replicas"][0]
+    stop_process(sandbox.run_dir, replica["name"], signal.SIGKILL)
+    start_process(sandbox.run_dir, replica["name"])
+    config = {"sandbox_dir": str(sandbox.run_dir)}
+    for item in signatures(sandbox)["images"]:
+        result = image_signature(item["image"], target=replica["url"], configuration=config)
+        assert result["verdict"] == ("verified" if item["signed"] else "unsigned"), result
