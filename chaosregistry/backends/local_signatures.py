@@ -195,8 +195,13 @@ def _tampered(
     tampered = []
     for layer in layers:
         payload = client.read_blob(repository, layer.digest, layer.size)
-        document = json.loads(payload)
-        document["critical"]["image"]["docker-manifest-digest"] = other
+        try:
+            document = json.loads(payload)
+            document["critical"]["image"]["docker-manifest-digest"] = other
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"the signature of {repository}@{digest} has a payload that is not cosign's"
+            ) from None
         tampered.append(
             (json.dumps(document, separators=(",", ":")).encode(), layer.signature or "")
         )
