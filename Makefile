@@ -16,7 +16,7 @@ CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
 # The sandbox's second site (`sandbox up --second-site`): regclient's regsync.
 REGSYNC_VERSION := 0.11.7
 REGSYNC := $(CACHE)/regsync-$(REGSYNC_VERSION)/regsync
-# cosign signs the sandbox's signed images and cross-checks the image_signature probe in the tests.
+# cosign, in the tests only: it verifies what the sandbox signs (in Python) and signs an image of its own.
 COSIGN_VERSION := 3.1.3
 COSIGN := $(CACHE)/cosign-$(COSIGN_VERSION)/cosign
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
