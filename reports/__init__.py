@@ -45,6 +45,9 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
         deviation    worst during - baseline;  deviation_percent, after_deviation_percent
         time_to_recover_seconds, recovered   (0 / true when it never deviated)
       method_probes[]  {name, metric, runs, failed_runs, min, max, last, first_error}
+      prometheus_series[]  one per series the experiment declared (prometheus.json), read
+                     against the fault windows: {name, query, slo, unit, error, points,
+                     before_mean, during_max, during_mean, seconds_over_slo_during, last}
       faults[], loads[]  {id, kind, target, action, parameters, injected_at, window_end,
                       window_end_source, seconds, state (ledger state or "unknown"),
                       revert_reason, reverted_at, reverted_after_run_end, left_behind, source}

@@ -195,6 +195,7 @@ def test_summary_json_follows_the_documented_schema(latency: GameDay) -> None:
         "recovery",
         "probes",
         "method_probes",
+        "prometheus_series",
         "faults",
         "loads",
         "load_series",
