@@ -28,6 +28,29 @@ def _yes(value: Any) -> str:
     return {True: "yes", False: "**no**"}.get(value, "–")
 
 
+def _signed_percent(value: Any) -> str:
+    number = as_number(value)
+    return "–" if number is None else f"{number:+.1f} %"
+
+
+def _seconds(value: Any) -> str:
+    number = as_number(value)
+    return "–" if number is None else f"{number:g} s"
+
+
+def _table(headers: list[str], alignment: str, rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines (cells already escaped), a blank line after it; none without
+    rows, so a run without probes or series shows no empty table."""
+    if not rows:
+        return []
+    return [
+        "| " + " | ".join(headers) + " |",
+        alignment,
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """The markdown text of a summary."""
     verdict = str(summary.get("verdict"))
@@ -56,54 +79,47 @@ def render_markdown(summary: dict[str, Any]) -> str:
         )
         lines.append("")
         probes = [as_dict(p) for p in as_list(run.get("probes"))]
-        if probes:
-            lines.append(
-                "| probe | tolerance | before | during (worst) | after | deviation | held |"
-            )
-            lines.append("|---|---|---:|---:|---:|---:|:---:|")
-            for probe in probes:
-                percent = as_number(probe.get("deviation_percent"))
-                lines.append(
-                    "| "
-                    + " | ".join(
-                        [
-                            _cell(probe.get("name")),
-                            _cell(as_dict(probe.get("tolerance")).get("text")),
-                            _num(as_dict(probe.get("before")).get("value")),
-                            _num(as_dict(probe.get("during")).get("worst")),
-                            _num(as_dict(probe.get("after")).get("value")),
-                            "–" if percent is None else f"{percent:+.1f} %",
-                            _yes(probe.get("held")),
-                        ]
-                    )
-                    + " |"
-                )
-            lines.append("")
+        lines += _table(
+            ["probe", "tolerance", "before", "during (worst)", "after", "deviation", "held"],
+            "|---|---|---:|---:|---:|---:|:---:|",
+            [
+                [
+                    _cell(probe.get("name")),
+                    _cell(as_dict(probe.get("tolerance")).get("text")),
+                    _num(as_dict(probe.get("before")).get("value")),
+                    _num(as_dict(probe.get("during")).get("worst")),
+                    _num(as_dict(probe.get("after")).get("value")),
+                    _signed_percent(probe.get("deviation_percent")),
+                    _yes(probe.get("held")),
+                ]
+                for probe in probes
+            ],
+        )
         series = [as_dict(p) for p in as_list(run.get("prometheus_series"))]
-        if series:
-            lines.append(
-                "| Prometheus series | SLO | before (mean) | faults: max | faults: mean "
-                "| beyond SLO | last |"
-            )
-            lines.append("|---|---:|---:|---:|---:|---:|---:|")
-            for entry in series:
-                beyond = as_number(entry.get("seconds_over_slo_during"))
-                lines.append(
-                    "| "
-                    + " | ".join(
-                        [
-                            _cell(entry.get("name")),
-                            _num(entry.get("slo")),
-                            _num(entry.get("before_mean")),
-                            _num(entry.get("during_max")),
-                            _num(entry.get("during_mean")),
-                            "–" if beyond is None else f"{beyond:g} s",
-                            _num(entry.get("last")),
-                        ]
-                    )
-                    + " |"
-                )
-            lines.append("")
+        lines += _table(
+            [
+                "Prometheus series",
+                "SLO",
+                "before (mean)",
+                "faults: max",
+                "faults: mean",
+                "beyond SLO",
+                "last",
+            ],
+            "|---|---:|---:|---:|---:|---:|---:|",
+            [
+                [
+                    _cell(entry.get("name")),
+                    _num(entry.get("slo")),
+                    _num(entry.get("before_mean")),
+                    _num(entry.get("during_max")),
+                    _num(entry.get("during_mean")),
+                    _seconds(entry.get("seconds_over_slo_during")),
+                    _num(entry.get("last")),
+                ]
+                for entry in series
+            ],
+        )
         faults = [as_dict(f) for f in as_list(run.get("faults"))]
         left = [
             f
