@@ -115,10 +115,7 @@ def mirror_config(
         http_secret=http_secret,
     )
     # Clients reach the mirror over TLS; Go negotiates h2 by ALPN by itself.
-    config["http"]["tls"] = {
-        "certificate": str(layout.pki.cert(SERVER_CERT)),
-        "key": str(layout.pki.key(SERVER_CERT)),
-    }
+    config["http"]["tls"] = _server_tls(layout)
     # Over TLS through the hop to nginx; the mirror trusts our CA through SSL_CERT_FILE
     # (set in its process environment, see pieces.py).
     config["proxy"] = {
@@ -127,6 +124,15 @@ def mirror_config(
         "password": creds.password,
     }
     return config
+
+
+def _server_tls(layout: Layout) -> dict[str, str]:
+    """Distribution's ``http.tls``: the sandbox's server certificate (every name the sandbox
+    serves under), signed by its private CA."""
+    return {
+        "certificate": str(layout.pki.cert(SERVER_CERT)),
+        "key": str(layout.pki.key(SERVER_CERT)),
+    }
 
 
 def dr_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dict[str, Any]:
@@ -139,10 +145,7 @@ def dr_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dict[s
         debug_port=debug_port,
         http_secret=http_secret,
     )
-    config["http"]["tls"] = {
-        "certificate": str(layout.pki.cert(SERVER_CERT)),
-        "key": str(layout.pki.key(SERVER_CERT)),
-    }
+    config["http"]["tls"] = _server_tls(layout)
     config["auth"] = {"htpasswd": {"realm": HTPASSWD_REALM, "path": str(layout.htpasswd_file)}}
     config["notifications"] = notifications_config(ports, "registry-dr")
     return config
