@@ -141,6 +141,19 @@ def test_the_mirror_upstream_target_breaks_the_mirror_pull_through_only(
     assert pull_error(configuration) is None  # the registry's own server is untouched
 
 
+def test_the_ratelimited_twin_target_leaves_the_registry_server_alone(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    # Their override files share a prefix (registry.conf, registry-ratelimited.conf): each
+    # server includes its own file only.
+    certificate.serve_bad_certificate(
+        kind="expired", target="registry-ratelimited", duration=30, configuration=configuration
+    )
+    assert served(sandbox, "registry_ratelimited") != original(sandbox)
+    assert served(sandbox) == original(sandbox)
+    assert pull_error(configuration) is None
+
+
 def test_the_watchdog_restores_the_certificate_at_expiry(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:

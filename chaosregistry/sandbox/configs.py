@@ -181,9 +181,11 @@ def nginx_config(
     ``mirror_upstream_directives`` into the token registry's (an implementation's needs, e.g.
     auth at nginx: see ``implementations``).
 
-    Each TLS server includes ``tls-overrides/<server>*.conf`` (``registry``,
+    Each TLS server includes ``tls-overrides/<server>.con[f]`` (``registry``,
     ``registry-ratelimited``, ``mirror-upstream``): a glob, so nginx accepts it matching nothing,
-    and a certificate fault drops one file there and reloads to change one server's certificate.
+    that matches only that server's own file (``registry*.conf`` would match
+    ``registry-ratelimited.conf`` too); a certificate fault drops one file there and reloads to
+    change one server's certificate.
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
@@ -251,7 +253,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;
-        include {overrides / "registry"}*.conf;
+        include {overrides / "registry"}.con[f];
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}
@@ -266,7 +268,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_ratelimited} ssl http2;
-        include {overrides / "registry-ratelimited"}*.conf;
+        include {overrides / "registry-ratelimited"}.con[f];
 {registry_directives}        location / {{
             limit_req zone=registry_pulls burst={RATE_BURST} nodelay;
             limit_req_status 429;
@@ -285,7 +287,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_mirror_upstream} ssl http2;
-        include {overrides / "mirror-upstream"}*.conf;
+        include {overrides / "mirror-upstream"}.con[f];
 {mirror_upstream_directives}        location / {{
             proxy_pass http://registry_token;
         }}
