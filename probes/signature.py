@@ -17,7 +17,6 @@ from typing import Any
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import RegistryClient
-from chaosregistry.oci.failures import status_error
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.settings import settings_for
 from chaosregistry.signature_bundle import (
@@ -245,11 +244,10 @@ def _bundles(
             referrers["outcome"] = "absent"
         else:
             referrers["outcome"] = "failed"
-            what = f"referrers of {repository}@{digest[:19]}"
-            failure = (
-                PullError(ErrorClass.PROTOCOL, f"{what}: {listed}", status=200)
-                if answer.status == 200
-                else status_error(answer.status, answer.headers, answer.body, what)
+            failure = answer.error or PullError(
+                ErrorClass.PROTOCOL,
+                f"referrers of {repository}@{digest[:19]}: HTTP {answer.status}, {listed}",
+                status=answer.status,
             )
             referrers["error"] = failure.as_dict()
     discovery, tag = REFERRERS_API, None

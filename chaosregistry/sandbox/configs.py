@@ -181,11 +181,14 @@ def nginx_config(
     Each TLS server includes ``tls-overrides/<server>*.conf`` (``registry``,
     ``registry-ratelimited``, ``mirror-upstream``): a glob, so nginx accepts it matching nothing,
     and a certificate fault drops one file there and reloads to change one server's certificate.
+    The two servers in front of the replicas (``registry``, ``registry_http``) also include
+    ``route-overrides/*.conf``: a signature fault's ``location`` answering the referrers API.
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
     tmp = prefix / "tmp"
     overrides = layout.tls_overrides_dir
+    routes = layout.route_overrides_dir
     replica_servers = "\n".join(
         f"        server {HOST}:{ports.replica(index)[0]} max_fails=1 fail_timeout=2s;"
         for index in range(len(REPLICAS))
@@ -249,6 +252,7 @@ http {{
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;
         include {overrides / "registry"}*.conf;
+        include {routes}/*.conf;
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}
@@ -256,6 +260,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_registry_http};
+        include {routes}/*.conf;
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}
