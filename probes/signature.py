@@ -274,10 +274,21 @@ def _bundles(
     problems: list[str] = []
     first: str | None = None
     for item in candidates:
-        referrer = client.get_manifest(repository, item["digest"])
-        layer = bundle_layer(referrer.json(), digest)
+        listed_as_bundle = str(item.get("artifactType", "")).startswith(
+            BUNDLE_ARTIFACT_TYPE_PREFIX
+        )
+        try:
+            referrer = client.get_manifest(repository, item["digest"])
+            layer = bundle_layer(referrer.json(), digest)
+        except PullError as exc:
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                layer = f"a listed referrer {item['digest'][:19]} is not there"
+            elif exc.error_class is ErrorClass.PROTOCOL:
+                layer = str(exc)  # not JSON: not a bundle referrer
+            else:
+                raise
         if isinstance(layer, str):
-            if str(item.get("artifactType", "")).startswith(BUNDLE_ARTIFACT_TYPE_PREFIX):
+            if listed_as_bundle:
                 problems.append(layer)  # listed as a bundle, and not one
             continue
         first = first or referrer.digest
