@@ -137,8 +137,10 @@ def break_referrers(
     nginx, in front of the replicas, answers ``GET /v2/<name>/referrers/<digest>`` itself; the
     rest of the API is untouched. A 404 says "no referrers API" (clients fall back to the
     referrers tag, ``sha256-<hex>``: on a registry that has the API, ggcr, bundle-signed
-    images then look unsigned); a 5xx is a failure (cosign stops; ``image_signature`` reports
-    ``referrers.outcome`` ``failed``, classified, and still reads the tag).
+    images then look unsigned); a 5xx is a failure, with no fallback (cosign finds no
+    signature of a bundle-signed image; ``image_signature`` reports ``referrers.outcome``
+    ``failed``, classified, and a null verdict for it). Legacy ``.sig`` signatures still
+    verify.
 
     Arguments:
       status: 404, 500, 502 or 503.

@@ -68,7 +68,8 @@ def image_signature(
     formats are read, as cosign v3 finds them: sigstore bundles (v0.3, a DSSE envelope of an
     in-toto statement, or a messageSignature) attached as OCI 1.1 referrers, listed by the
     referrers API or, where it answers 404/400/406 (no API: Distribution), by the referrers tag
-    ``sha256-<hex>``; then, unless a bundle verified, the legacy ``sha256-<hex>.sig`` tag.
+    ``sha256-<hex>`` (not when the API fails: a 5xx is no licence to fall back); then, unless a
+    bundle verified, the legacy ``sha256-<hex>.sig`` tag.
     Nothing is written, nothing is sent anywhere but the registry.
 
     Arguments:
@@ -93,9 +94,10 @@ def image_signature(
     manifest's digest; null when absent), ``signatures`` (bundles plus ``.sig`` layers read),
     ``bound_digests`` (what they vouch for) and ``binds_to_pulled`` (one of them is
     ``digest``); ``referrers`` {``supported`` (the API answered 200 with an index),
-    ``status`` (any HTTP status), ``outcome`` (``listed``; ``absent``: 404/400/406, the tag
-    schema is the fallback; ``failed``: another status or no answer, the tag still read),
-    ``fell_back`` (the referrers tag was read because the API did not list), ``count``
+    ``status`` (any HTTP status), ``outcome`` (``listed``; ``absent``: 404/400/406, the
+    referrers tag is the fallback; ``failed``: another status, an answer that is not an index,
+    or no answer: as cosign, no bundle is looked for, only the legacy tag), ``fell_back`` (the
+    referrers tag was read because the API answered absent), ``count``
     (referrers listed, by the API or the tag), ``bundles`` (of them, sigstore bundles read),
     ``error`` (null, or the classified failure: {``class``, ``message``, ``status``,
     ``detail``}; a 5xx is ``server-error``)}; ``seconds`` {``manifest``, ``referrers`` (the
@@ -250,6 +252,10 @@ def _bundles(
                 status=answer.status,
             )
             referrers["error"] = failure.as_dict()
+    if referrers["outcome"] == "failed":
+        # The spec's clients fall back only when there is no API; cosign stops here too (and
+        # goes on to the legacy tag).
+        return None
     discovery, tag = REFERRERS_API, None
     if not isinstance(listed, list):
         discovery, tag = REFERRERS_TAG, referrers_tag(digest)
@@ -274,9 +280,7 @@ def _bundles(
     problems: list[str] = []
     first: str | None = None
     for item in candidates:
-        listed_as_bundle = str(item.get("artifactType", "")).startswith(
-            BUNDLE_ARTIFACT_TYPE_PREFIX
-        )
+        listed_as_bundle = str(item.get("artifactType", "")).startswith(BUNDLE_ARTIFACT_TYPE_PREFIX)
         try:
             referrer = client.get_manifest(repository, item["digest"])
             layer = bundle_layer(referrer.json(), digest)

@@ -338,26 +338,35 @@ def test_a_bundle_listed_by_the_referrers_api_verifies(
     assert not any("/manifests/sha256-" in path for path in asked)
 
 
-def test_an_api_answer_that_is_not_an_index_fails_and_the_tag_is_read(
+def test_an_api_answer_that_is_not_an_index_fails_with_no_fallback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: signatures.PrivateKey
 ) -> None:
     artifact = sb.signed_bundle(key, SUBJECT, signatures.ZERO_TIME)
-    routes = routes_for(
-        artifact,
-        (
-            f"/v2/app/manifests/{sb.referrers_tag(DIGEST)}",
-            200,
-            sb.referrers_index([artifact.descriptor]),
-        ),
-    )
+    tag_path = f"/v2/app/manifests/{sb.referrers_tag(DIGEST)}"
+    routes = routes_for(artifact, (tag_path, 200, sb.referrers_index([artifact.descriptor])))
     routes[f"/v2/app/referrers/{DIGEST}"] = (200, b"<html>", "text/html")
-    serve(monkeypatch, routes)
+    asked = serve(monkeypatch, routes)
+    result = run(tmp_path, key)
+    # As cosign: a broken API is no licence to read the referrers tag instead.
+    assert result["verdict"] is None and tag_path not in asked
+    referrers = result["referrers"]
+    assert referrers["outcome"] == "failed" and referrers["fell_back"] is False
+    assert referrers["error"]["class"] == "protocol" and result["error"] == referrers["error"]
+
+
+def test_an_absent_api_falls_back_to_the_referrers_tag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: signatures.PrivateKey
+) -> None:
+    artifact = sb.signed_bundle(key, SUBJECT, signatures.ZERO_TIME)
+    tag_path = f"/v2/app/manifests/{sb.referrers_tag(DIGEST)}"
+    index = sb.referrers_index([artifact.descriptor])
+    serve(monkeypatch, routes_for(artifact, (tag_path, 200, index)))
     result = run(tmp_path, key)
     assert result["verdict"] == "verified" and result["discovery"] == "referrers-tag"
     assert result["signature_tag"] == sb.referrers_tag(DIGEST)
     referrers = result["referrers"]
-    assert referrers["outcome"] == "failed" and referrers["fell_back"] is True
-    assert referrers["error"]["class"] == "protocol"
+    assert referrers["status"] == 404 and referrers["outcome"] == "absent"
+    assert referrers["fell_back"] is True and referrers["error"] is None
 
 
 def test_a_failing_api_and_nothing_elsewhere_is_no_verdict(

@@ -217,7 +217,7 @@ def test_a_failing_referrers_api_is_reported_and_the_tag_still_read(
     assert result["verdict"] == "verified" and result["discovery"] == "legacy-tag"
     referrers = result["referrers"]
     assert referrers["status"] == 500 and referrers["supported"] is False
-    assert referrers["outcome"] == "failed" and referrers["fell_back"] is True
+    assert referrers["outcome"] == "failed" and referrers["fell_back"] is False
     assert referrers["error"]["class"] == "server-error"
 
 

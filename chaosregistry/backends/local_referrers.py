@@ -7,14 +7,17 @@ what a proxy or a registry upgrade gone wrong does to it:
 ==========  ==================================  ==========================================
 status      what a client does (OCI spec)       ``image_signature`` says
 ==========  ==================================  ==========================================
-``404``     "no referrers API": falls back to   ``referrers.outcome`` ``absent``; where the
-            the referrers tag ``sha256-<hex>``  registry has the API (ggcr), nothing is in
-                                                the tag: ``unsigned`` (cosign: "no
-                                                signatures found")
-``500``,    fails (cosign stops with an         ``referrers.outcome`` ``failed``,
-``502``,    error)                              ``error.class`` ``server-error``; the tag is
-``503``                                         still read: ``verified`` where it lists the
-                                                bundle (Distribution), else verdict null
+``404``     "no referrers API": falls back to   ``referrers.outcome`` ``absent``,
+            the referrers tag ``sha256-<hex>``  ``fell_back``; where the registry has the
+                                                API (ggcr) nothing is in the tag: a
+                                                bundle-signed image is ``unsigned``
+                                                (cosign: "no signatures found");
+                                                Distribution keeps the tag: ``verified``
+``500``,    no fallback: the bundles are not    ``referrers.outcome`` ``failed``,
+``502``,    found (cosign: "no signatures       ``referrers.error.class`` ``server-error``;
+``503``     found" for a bundle-signed image)   a bundle-signed image has verdict null
+                                                and that ``error``; legacy ``.sig``
+                                                signatures still verify
 ==========  ==================================  ==========================================
 
 The fault writes ``nginx/route-overrides/referrers.conf`` (a regex ``location`` for

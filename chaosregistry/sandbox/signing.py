@@ -145,7 +145,7 @@ def sign_content(
                             client, image.repository, signature_tag(image.top.digest), artifact
                         )
             for bundle in bundles.values():
-                index = _attach_bundle(client, SIGNED_REPOSITORY, bundle)
+                index = attach_bundle(client, SIGNED_REPOSITORY, bundle)
                 if index is not None and number == 0:
                     indexes[bundle.subject] = index
     entries = [_entry(image, form, artifacts, bundles, indexes) for image, form in images]
@@ -192,7 +192,7 @@ def _entry(
     }
 
 
-def _attach_bundle(client: RegistryClient, repository: str, bundle: BundleArtifact) -> bytes | None:
+def attach_bundle(client: RegistryClient, repository: str, bundle: BundleArtifact) -> bytes | None:
     """Push ``bundle``'s referrer; where the registry has no referrers API, list it in the
     referrers tag too (what it already lists kept). Returns the tag's index when one is written
     (or already lists it), None where the API lists the referrer."""
