@@ -13,6 +13,10 @@ DISTRIBUTION3_VERSION := 3.1.2
 DISTRIBUTION3 := $(CACHE)/distribution-$(DISTRIBUTION3_VERSION)/registry
 CRANE_VERSION := 0.22.1
 CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
+# What a ggcr replica runs: go-containerregistry's pkg/registry with the referrers API on
+# (tools/ggcr-registry; `crane registry serve` has no flag for it). Cached by ggcr version, built
+# again when its source is newer than the binary.
+GGCR_REGISTRY := $(CACHE)/ggcr-registry-$(CRANE_VERSION)/ggcr-registry
 # The sandbox's second site (`sandbox up --second-site`): regclient's regsync.
 REGSYNC_VERSION := 0.11.7
 REGSYNC := $(CACHE)/regsync-$(REGSYNC_VERSION)/regsync
@@ -30,6 +34,7 @@ EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
 export CHAOSREGISTRY_DISTRIBUTION3 := $(DISTRIBUTION3)
 export CHAOSREGISTRY_CRANE := $(CRANE)
+export CHAOSREGISTRY_GGCR_REGISTRY := $(GGCR_REGISTRY)
 export CHAOSREGISTRY_REGSYNC := $(REGSYNC)
 export CHAOSREGISTRY_COSIGN := $(COSIGN)
 
@@ -38,7 +43,7 @@ export CHAOSREGISTRY_COSIGN := $(COSIGN)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) $(REGSYNC) $(COSIGN) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
+setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) $(GGCR_REGISTRY) $(REGSYNC) $(COSIGN) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
 
 # Re-checked when this Makefile changes (a new package in the lists above).
 .apt-installed: Makefile
@@ -68,6 +73,10 @@ $(DISTRIBUTION3):
 $(CRANE):
 	@echo "building go-containerregistry's crane $(CRANE_VERSION) with go install (cached in $(CACHE))"
 	GOBIN=$(dir $(CRANE)) go install github.com/google/go-containerregistry/cmd/crane@v$(CRANE_VERSION)
+
+$(GGCR_REGISTRY): tools/ggcr-registry/main.go tools/ggcr-registry/go.mod tools/ggcr-registry/go.sum
+	@echo "building tools/ggcr-registry (go-containerregistry $(CRANE_VERSION)'s registry, referrers API on; cached in $(CACHE))"
+	cd tools/ggcr-registry && go build -o $@ .
 
 $(REGSYNC):
 	@echo "building regclient's regsync $(REGSYNC_VERSION) with go install (cached in $(CACHE))"

@@ -7,18 +7,27 @@ changed under it: ``image_signature`` (chaosregistry.probes.signature) reports `
 verifies" catches it. Like every fault it is written to the fault ledger before it is made,
 has a ``duration``, and is undone at its expiry, on the rollback (``restore_signatures``), by
 ``chaosregistry rollback``, or at once if the process running the experiment dies; the undo
-returns only once every replica serves the original manifests again. Local backend (the
-sandbox) only.
+returns only once every replica serves the original manifests again. ``break_referrers``
+makes the registry's referrers API (where bundle signatures are found) answer an error instead.
+Local backend (the sandbox) only.
 """
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import backend_for
+from chaosregistry.backends.plan import REFERRERS_TARGET
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, ledger_for, revert_matching
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.settings import settings_for
 
-__all__ = ["delete_signature", "restore_signatures", "retag_unsigned", "tamper_signature"]
+__all__ = [
+    "break_referrers",
+    "delete_signature",
+    "restore_referrers",
+    "restore_signatures",
+    "retag_unsigned",
+    "tamper_signature",
+]
 
 
 def _inject(
@@ -114,3 +123,53 @@ def restore_signatures(
     """
     target = f"image:{ImageReference.parse(image)}" if image else ""
     return revert_matching(settings_for(configuration), kind_prefix="signature.", target=target)
+
+
+@activity
+def break_referrers(
+    status: int = 500,
+    duration: float = 60,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Make the registry's OCI referrers API answer ``status`` for ``duration`` seconds.
+
+    nginx, in front of the replicas, answers ``GET /v2/<name>/referrers/<digest>`` itself; the
+    rest of the API is untouched. A 404 says "no referrers API" (clients fall back to the
+    referrers tag, ``sha256-<hex>``: on a registry that has the API, ggcr, bundle-signed
+    images then look unsigned); a 5xx is a failure, with no fallback (cosign finds no
+    signature of a bundle-signed image; ``image_signature`` reports ``referrers.outcome``
+    ``failed``, classified, and a null verdict for it). Legacy ``.sig`` signatures still
+    verify.
+
+    Arguments:
+      status: 404, 500, 502 or 503.
+      duration: seconds until the API is passed on again by itself (> 0, at most 3600).
+
+    Returns the fault: ``fault_id``, ``kind`` (``signature.referrers``), ``target``
+    (``referrers:registry``), ``state``, ``parameters``, ``applied`` ({``url``, ``status``,
+    ``snippet``, ``nginx_pid``, ``seconds_to_serve``}), ``injected_at``, ``expires_at``,
+    ``expires_in``.
+
+    Raises ActivityFailed, with nothing changed, for another status, a bad duration, a
+    referrers fault already active, or the kubernetes backend.
+    """
+    seconds = check_duration(duration)
+    settings = settings_for(configuration)
+    if any(entry.target == REFERRERS_TARGET for entry in ledger_for(settings).active()):
+        raise ConfigError("a referrers fault is already active: restore it first")
+    return inject_plan(backend_for(settings).referrers_fault(status), seconds, settings)
+
+
+@activity
+def restore_referrers(
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Undo partner of ``break_referrers``: nginx passes the referrers API on again; reverted
+    only once it answers without the fault. Idempotent (``count`` 0 when nothing to revert).
+    Returns a mapping: ``count`` and ``reverted`` (the faults, as ``break_referrers`` returns
+    them)."""
+    return revert_matching(
+        settings_for(configuration), kind_prefix="signature.referrers", target=REFERRERS_TARGET
+    )

@@ -1,6 +1,7 @@
 """bench/signature: the ``image_signature`` probe vs ``cosign verify`` of the same image.
 
-On a sandbox (its signed ``signed/app:signed-prod-1.0.0``, the sandbox's key), alternates,
+On a sandbox (its signed ``signed/app:signed-prod-1.0.0``, legacy format, or with ``--image``
+another, e.g. ``signed/app:bundle-prod-1.0.0`` in the bundle format; the sandbox's key), alternates,
 round by round: ``cosign verify --key ... --insecure-ignore-tlog`` (a whole process: cosign's
 start-up included), the probe in a fresh Python process (``python -c``: interpreter start-up and
 imports included, what a one-shot caller pays) and the probe in this process (what a
@@ -9,7 +10,7 @@ says ``verified``. Reports each one's median and the ratios to cosign. Goal (iss
 probe faster than the cosign process, start-up included.
 
     .venv/bin/python bench/signature.py [--sandbox-dir DIR] [--implementation distribution-3]
-        [--rounds 9]
+        [--rounds 9] [--image signed/app:bundle-prod-1.0.0]
 
 Without --sandbox-dir a temporary sandbox is started and stopped. Needs cosign (make setup).
 """
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--sandbox-dir", type=Path)
     parser.add_argument("--implementation", default="distribution-2")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--image", default=IMAGE, help="a signed image of the sandbox")
     args = parser.parse_args()
     temporary = args.sandbox_dir is None
     run_dir = args.sandbox_dir or Path(tempfile.mkdtemp(prefix="bench-signature-"))
@@ -95,10 +97,10 @@ def main() -> int:
             "--insecure-ignore-tlog=true",
             "--registry-cacert",
             str(endpoints["ca_file"]),
-            f"{registry}/{IMAGE}",
+            f"{registry}/{args.image}",
         ]
         env = cosign_env(home, endpoints, run_dir)
-        probe_process = [sys.executable, "-c", PROBE_PROCESS, IMAGE, str(run_dir)]
+        probe_process = [sys.executable, "-c", PROBE_PROCESS, args.image, str(run_dir)]
         config = {"sandbox_dir": str(run_dir)}
         figures: dict[str, list[float]] = {
             "cosign": [],
@@ -108,18 +110,20 @@ def main() -> int:
         # One warm-up of each: page cache, TLS session setup paths, the registry's caches.
         timed(cosign, env)
         timed(probe_process)
-        image_signature(IMAGE, configuration=config)
+        image_signature(args.image, configuration=config)
         for _ in range(args.rounds):
             figures["cosign"].append(timed(cosign, env))
             figures["probe_process"].append(timed(probe_process))
             started = time.perf_counter()
-            result = image_signature(IMAGE, configuration=config)
+            result = image_signature(args.image, configuration=config)
             figures["probe_in_process"].append(time.perf_counter() - started)
             if result["verdict"] != "verified":
                 raise SystemExit(f"the probe said {result['verdict']}: {result['detail']}")
         medians = {name: statistics.median(values) for name, values in figures.items()}
         report = {
             "implementation": endpoints.get("implementation"),
+            "image": args.image,
+            "discovery": result["discovery"],
             "rounds": args.rounds,
             "median_seconds": medians,
             "min_seconds": {name: min(values) for name, values in figures.items()},

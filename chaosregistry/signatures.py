@@ -242,7 +242,7 @@ def check_signatures(
             problems.append("a signature annotation is missing or not base64")
             continue
         well_formed += 1
-        if _verifies(key, raw, data):
+        if verifies(key, raw, data):
             verified += 1
     if verified:
         return Check(VERIFIED, f"{verified} signature(s) verify with the key", bound, verified)
@@ -280,7 +280,9 @@ def _decode(signature: str | None) -> bytes | None:
         return None
 
 
-def _verifies(key: PublicKey, signature: bytes, data: bytes) -> bool:
+def verifies(key: PublicKey, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` verifies with ``key`` (ECDSA with cosign's hash for
+    the curve, or Ed25519)."""
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)

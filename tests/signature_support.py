@@ -92,15 +92,19 @@ class Cosign:
         assert done.returncode == 0, done.stderr
         return self.home / f"{prefix}.key", self.home / f"{prefix}.pub"
 
-    def sign(self, image: str, key: Path) -> subprocess.CompletedProcess[str]:
-        """``cosign sign --key`` in the legacy ``.sig`` tag format, no transparency log."""
+    def sign(
+        self, image: str, key: Path, *, bundle: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``cosign sign --key``, no transparency log: in the legacy ``.sig`` tag format, or
+        with ``bundle`` in the bundle format (a referrer; the referrers tag where the registry
+        has no referrers API)."""
         return self.run(
             "sign",
             "--key",
             str(key),
             "--tlog-upload=false",
             "--use-signing-config=false",
-            "--new-bundle-format=false",
+            f"--new-bundle-format={'true' if bundle else 'false'}",
             *self._transport(),
             self.ref(image),
         )

@@ -1,15 +1,18 @@
 """Image signatures on the real sandbox, cross-checked with real cosign both ways round.
 
-The sandbox signs ``signed/app`` images at ``up`` (``sandbox.signing``); the probe's four
-verdicts are each produced for real and agree with ``cosign verify --key ...
---insecure-ignore-tlog``: verified (ours and cosign's own signatures), unsigned, invalid (a
-tampered signature), wrong-key. The signature faults are applied and reverted (verified), by the
-rollback action, the watchdog at expiry and after SIGKILL of ``chaos run``; the experiment
-``signature-tamper`` deviates; bad input is one line and changes nothing.
+The sandbox signs ``signed/app`` images at ``up`` (``sandbox.signing``), in cosign's legacy
+``.sig`` format and in its bundle format (a referrer: by the referrers API on ggcr, by the
+``sha256-<hex>`` referrers tag on Distribution); the probe's four verdicts are each produced for
+real and agree with ``cosign verify --key ... --insecure-ignore-tlog``: verified (ours and
+cosign's own signatures, in both formats), unsigned, invalid (a tampered signature or bundle),
+wrong-key. The signature faults (the referrers API failing included) are applied and reverted
+(verified), by the rollback action, the watchdog at expiry and after SIGKILL of ``chaos run``;
+the experiment ``signature-tamper`` deviates; bad input is one line and changes nothing.
 
 Run on each implementation (``--sandbox-implementation distribution-3`` / ``ggcr``).
 """
 
+import base64
 import json
 import os
 import secrets
@@ -31,15 +34,20 @@ from gameday_support import run_shipped_experiment
 from signature_support import Cosign
 
 from chaosregistry.faults.ledger import FaultState, Ledger
+from chaosregistry.oci import RegistryClient
 from chaosregistry.sandbox import load_credentials
 from chaosregistry.sandbox.processes import start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.signatures import generate_private_key, public_pem
+from chaosregistry.sandbox.signing import attach_bundle
+from chaosregistry.signature_bundle import Descriptor, bundle_artifact, signed_bundle
+from chaosregistry.signatures import ZERO_TIME, generate_private_key, load_private_key, public_pem
 
 pytestmark = pytest.mark.sandbox
 
 SIGNED = "signed/app:signed-prod-1.0.0"
 SIGNED_INDEX = "signed/app:signed-prod-2.0.0"
+BUNDLE = "signed/app:bundle-prod-1.0.0"
+BUNDLE_INDEX = "signed/app:bundle-prod-2.0.0"
 UNSIGNED = "signed/app:unsigned-prod-1.0.0"
 
 
@@ -90,6 +98,23 @@ def assert_as_seeded(sandbox: SandboxInfo) -> None:
         assert result["signature_digest"] == item["signature_digest"]
 
 
+def has_referrers_api(sandbox: SandboxInfo) -> bool:
+    return bool(sandbox.endpoints["implementation"] == "ggcr")
+
+
+def bundle_path(sandbox: SandboxInfo) -> str:
+    """How bundles are found on this sandbox: ggcr lists them, Distribution has the tag."""
+    return "referrers-api" if has_referrers_api(sandbox) else "referrers-tag"
+
+
+def push_url(sandbox: SandboxInfo) -> str:
+    """Where a test pushes: ggcr's replicas share nothing and nginx balances each request (an
+    upload's POST and PUT may reach different nodes), so there, one replica directly."""
+    if sandbox.endpoints["implementation"] == "ggcr":
+        return str(sandbox.endpoints["replicas"][0]["url"])
+    return str(sandbox.endpoints["registry_direct"])
+
+
 def wait_for(predicate: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -103,38 +128,62 @@ def wait_for(predicate: Any, timeout: float) -> bool:
 def test_the_sandbox_signs_some_images_and_leaves_one_unsigned(sandbox: SandboxInfo) -> None:
     listed = signatures(sandbox)
     assert listed["public_key"] == sandbox_key(sandbox)
-    assert [(e["image"], e["signed"]) for e in listed["images"]] == [
-        (SIGNED, True),
-        (SIGNED_INDEX, True),
-        (UNSIGNED, False),
+    assert [(e["image"], e["format"]) for e in listed["images"]] == [
+        (SIGNED, "legacy"),
+        (SIGNED_INDEX, "legacy"),
+        (BUNDLE, "bundle"),
+        (BUNDLE_INDEX, "bundle"),
+        (UNSIGNED, None),
     ]
     for image in (SIGNED, SIGNED_INDEX):
         result = probe(sandbox, image)
         assert result["verdict"] == "verified" and result["verified"] is True, result
         assert result["digest"] == entry(sandbox, image)["digest"]
         assert result["bound_digests"] == [result["digest"]] and result["binds_to_pulled"]
-        assert result["discovery"] == "tag" and result["signatures"] == 1
+        assert result["discovery"] == "legacy-tag" and result["format"] == "legacy"
+        assert result["signatures"] == 1
         assert result["signature_tag"] == "sha256-" + result["digest"][7:] + ".sig"
         assert result["error"] is None
         assert all(result["seconds"][phase] > 0 for phase in ("manifest", "verify", "total"))
-    # The multi-platform image's signature vouches for its index, as cosign signs it.
-    assert probe(sandbox, SIGNED_INDEX)["media_type"] == "application/vnd.oci.image.index.v1+json"
+    # The multi-platform images' signatures vouch for their index, as cosign signs it.
+    for image in (SIGNED_INDEX, BUNDLE_INDEX):
+        assert probe(sandbox, image)["media_type"] == "application/vnd.oci.image.index.v1+json"
     unsigned = probe(sandbox, UNSIGNED)
     assert unsigned["verdict"] == "unsigned" and unsigned["discovery"] is None
     assert unsigned["verified"] is False and unsigned["signature_digest"] is None
 
 
-def test_the_registry_has_no_referrers_api_so_the_tag_is_the_path(sandbox: SandboxInfo) -> None:
-    result = probe(sandbox, SIGNED)
-    # Distribution 2.8 and 3.1 answer 404; ggcr's `crane registry serve` has it off too.
-    assert result["referrers"]["supported"] is False and result["referrers"]["status"] == 404
-    assert result["discovery"] == "tag" and result["seconds"]["referrers"] > 0
+def test_bundles_are_found_by_the_referrers_api_or_else_its_tag(sandbox: SandboxInfo) -> None:
+    for image in (BUNDLE, BUNDLE_INDEX):
+        result = probe(sandbox, image)
+        item = entry(sandbox, image)
+        assert result["verdict"] == "verified" and result["format"] == "bundle", result
+        assert result["bound_digests"] == [item["digest"]] and result["binds_to_pulled"]
+        assert result["signature_digest"] == item["signature_digest"]
+        assert result["discovery"] == bundle_path(sandbox)
+        referrers = result["referrers"]
+        assert referrers["count"] == 1 and referrers["bundles"] == 1
+        assert result["seconds"]["referrers"] > 0 and result["seconds"]["bundles"] > 0
+        # A bundle verified: the legacy tag is not asked for.
+        assert result["seconds"]["signature_tag"] is None
+        if has_referrers_api(sandbox):
+            assert referrers["supported"] and referrers["outcome"] == "listed"
+            assert referrers["status"] == 200 and not referrers["fell_back"]
+            assert result["signature_tag"] is None and item["signature_tag"] is None
+        else:
+            # Distribution 2.8 and 3.1 answer 404: the referrers tag schema is the fallback.
+            assert not referrers["supported"] and referrers["outcome"] == "absent"
+            assert referrers["status"] == 404 and referrers["fell_back"]
+            assert (
+                result["signature_tag"] == item["signature_tag"] == "sha256-" + item["digest"][7:]
+            )
+            assert result["seconds"]["referrers_tag"] > 0
 
 
 def test_cosign_verifies_what_the_sandbox_signed_and_refuses_the_unsigned(
     sandbox: SandboxInfo, cosign: Cosign
 ) -> None:
-    for image in (SIGNED, SIGNED_INDEX):
+    for image in (SIGNED, SIGNED_INDEX, BUNDLE, BUNDLE_INDEX):
         done = cosign.verify(image, sandbox_key(sandbox))
         assert done.returncode == 0, done.stderr
         claims = json.loads(done.stdout)
@@ -150,11 +199,7 @@ def test_cosign_verifies_what_the_sandbox_signed_and_refuses_the_unsigned(
 def test_an_image_cosign_signed_verifies_with_the_probe_and_not_with_another_key(
     sandbox: SandboxInfo, tmp_path: Path
 ) -> None:
-    # ggcr's replicas share nothing and nginx balances each request: an upload's POST and PUT
-    # may reach different nodes. There, push, sign and verify on one replica directly.
-    url = str(sandbox.endpoints["registry_direct"])
-    if sandbox.endpoints["implementation"] == "ggcr":
-        url = str(sandbox.endpoints["replicas"][0]["url"])
+    url = push_url(sandbox)
     cosign = Cosign.for_sandbox(sandbox, tmp_path / "cosign", url)
     repository = f"signed/cosign-{secrets.token_hex(4)}"
     pushed = push_unique_image(
@@ -173,6 +218,7 @@ def test_an_image_cosign_signed_verifies_with_the_probe_and_not_with_another_key
     result = ours(str(public))
     assert result["verdict"] == "verified", result
     assert result["digest"] == pushed["digest"] and result["binds_to_pulled"]
+    assert result["discovery"] == "legacy-tag"
     # The sandbox's key did not sign it: both refuse, we say why.
     assert ours(sandbox_key(sandbox))["verdict"] == "wrong-key"
     assert cosign.verify(image, sandbox_key(sandbox)).returncode != 0
@@ -188,6 +234,61 @@ def test_another_key_is_wrong_key_for_us_and_for_cosign(
     assert result["binds_to_pulled"]  # the signature is of this image, just not this key's
     done = cosign.verify(SIGNED, other)
     assert done.returncode != 0 and "invalid signature" in done.stderr.lower()
+
+
+def test_an_image_cosign_signed_in_the_bundle_format_verifies_with_the_probe(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    url = push_url(sandbox)
+    cosign = Cosign.for_sandbox(sandbox, tmp_path / "cosign", url)
+    repository = f"signed/bundle-{secrets.token_hex(4)}"
+    pushed = push_unique_image(
+        url, load_credentials(sandbox.run_dir), repository, "release-1.0.0", verify=sandbox.ca_file
+    )
+    image = f"{repository}:release-1.0.0"
+    key, public = cosign.generate_key_pair()
+    signed = cosign.sign(image, key, bundle=True)
+    assert signed.returncode == 0, signed.stderr
+    assert cosign.verify(image, public).returncode == 0
+    config = {"sandbox_dir": str(sandbox.run_dir)}
+    result = image_signature(image, public_key=str(public), target=url, configuration=config)
+    assert result["verdict"] == "verified" and result["format"] == "bundle", result
+    assert result["digest"] == pushed["digest"] and result["binds_to_pulled"]
+    assert result["discovery"] == bundle_path(sandbox)
+    other = image_signature(
+        image, public_key=sandbox_key(sandbox), target=url, configuration=config
+    )
+    assert other["verdict"] == "wrong-key"
+    assert cosign.verify(image, sandbox_key(sandbox)).returncode != 0
+
+
+def test_a_tampered_bundle_is_invalid_for_us_and_refused_by_cosign(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    # A fresh image of its own, with a bundle signed by the sandbox's key whose statement was
+    # then re-pointed at another digest, the signature kept: the forgery a verifier must refuse.
+    url = push_url(sandbox)
+    cosign = Cosign.for_sandbox(sandbox, tmp_path / "cosign", url)
+    repository = f"signed/tampered-{secrets.token_hex(4)}"
+    creds = load_credentials(sandbox.run_dir)
+    pushed = push_unique_image(url, creds, repository, "release-1.0.0", verify=sandbox.ca_file)
+    subject = Descriptor(pushed["media_type"], pushed["digest"], pushed["size"])
+    key = load_private_key((sandbox.run_dir / "secrets/signing.key").read_bytes())
+    genuine = json.loads(signed_bundle(key, subject, ZERO_TIME).blobs[1])
+    statement = json.loads(base64.b64decode(genuine["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    genuine["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    tampered = bundle_artifact(json.dumps(genuine).encode(), subject, ZERO_TIME)
+    with RegistryClient(url, credentials=creds, verify=sandbox.ca_file) as client:
+        attach_bundle(client, repository, tampered)
+    image = f"{repository}:release-1.0.0"
+    config = {"sandbox_dir": str(sandbox.run_dir)}
+    result = image_signature(image, target=url, configuration=config)
+    assert result["verdict"] == "invalid" and result["format"] == "bundle", result
+    assert result["signature_digest"] == tampered.digest and not result["binds_to_pulled"]
+    assert result["bound_digests"] == ["sha256:" + "0" * 64]
+    done = cosign.verify(image, sandbox_key(sandbox))
+    assert done.returncode != 0, done.stdout
 
 
 # -- the faults ----------------------------------------------------------------------------------
@@ -253,12 +354,117 @@ def test_the_watchdog_restores_the_signature_at_expiry(
     assert ledger.get(fault["fault_id"]).revert_reason == "expired"
 
 
+def test_a_failing_referrers_api_is_classified_and_not_a_licence_to_fall_back(
+    sandbox: SandboxInfo, cosign: Cosign, configuration: dict[str, Any]
+) -> None:
+    fault = actions.break_referrers(status=500, duration=60, configuration=configuration)
+    assert fault["state"] == "injected" and fault["kind"] == "signature.referrers"
+    assert fault["target"] == "referrers:registry" and fault["applied"]["status"] == 500
+    during = probe(sandbox, BUNDLE)
+    referrers = during["referrers"]
+    assert referrers["outcome"] == "failed" and referrers["status"] == 500
+    assert referrers["error"]["class"] == "server-error" and not referrers["fell_back"]
+    # Maybe signed, unseen: no verdict, the classified failure instead (cosign: no signatures).
+    assert during["verdict"] is None and during["error"] == referrers["error"], during
+    assert cosign.verify(BUNDLE, sandbox_key(sandbox)).returncode != 0
+    # The legacy format does not need the API.
+    legacy = probe(sandbox, SIGNED)
+    assert legacy["verdict"] == "verified" and legacy["discovery"] == "legacy-tag"
+    assert cosign.verify(SIGNED, sandbox_key(sandbox)).returncode == 0
+
+    undone = actions.restore_referrers(configuration=configuration)
+    assert undone["count"] == 1 and undone["reverted"][0]["state"] == "reverted"
+    after = probe(sandbox, BUNDLE)
+    assert after["verdict"] == "verified" and after["discovery"] == bundle_path(sandbox)
+    assert cosign.verify(BUNDLE, sandbox_key(sandbox)).returncode == 0
+    assert actions.restore_referrers(configuration=configuration)["count"] == 0
+
+
+def test_a_referrers_api_answering_404_sends_clients_to_the_tag(
+    sandbox: SandboxInfo, cosign: Cosign, configuration: dict[str, Any]
+) -> None:
+    actions.break_referrers(status=404, duration=60, configuration=configuration)
+    during = probe(sandbox, BUNDLE)
+    assert during["referrers"]["outcome"] == "absent" and during["referrers"]["fell_back"]
+    done = cosign.verify(BUNDLE, sandbox_key(sandbox))
+    if has_referrers_api(sandbox):
+        # ggcr keeps its referrers in the API only: the tag is empty, the image looks unsigned.
+        assert during["verdict"] == "unsigned", during
+        assert done.returncode != 0 and "no signatures found" in done.stderr
+    else:
+        assert during["verdict"] == "verified" and during["discovery"] == "referrers-tag"
+        assert done.returncode == 0, done.stderr
+    actions.restore_referrers(configuration=configuration)
+    assert probe(sandbox, BUNDLE)["referrers"]["outcome"] == (
+        "listed" if has_referrers_api(sandbox) else "absent"
+    )
+
+
+def test_the_watchdog_restores_the_referrers_api_at_expiry(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = actions.break_referrers(status=503, duration=2, configuration=configuration)
+    assert probe(sandbox, BUNDLE)["referrers"]["status"] == 503
+    assert wait_for(lambda: probe(sandbox, BUNDLE)["verdict"] == "verified", timeout=2 + 8)
+    ledger = Ledger(configuration["ledger_dir"])
+    assert wait_for(lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED, 5)
+    assert ledger.get(fault["fault_id"]).revert_reason == "expired"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"status": 418}, "status must be one of 404, 500, 502, 503"),
+        ({"status": "500"}, "status must be one of"),
+        ({"duration": 0}, "duration"),
+    ],
+)
+def test_bad_referrers_fault_input_is_one_line_and_changes_nothing(
+    sandbox: SandboxInfo, configuration: dict[str, Any], arguments: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ActivityFailed) as caught:
+        actions.break_referrers(**{"duration": 30, **arguments}, configuration=configuration)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+    assert Ledger(configuration["ledger_dir"]).all() == []
+    assert probe(sandbox, BUNDLE)["verdict"] == "verified"
+
+
+def test_a_second_referrers_fault_is_refused(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    first = actions.break_referrers(status=500, duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="already active"):
+        actions.break_referrers(status=404, duration=30, configuration=configuration)
+    assert [e.id for e in Ledger(configuration["ledger_dir"]).all()] == [first["fault_id"]]
+    assert probe(sandbox, BUNDLE)["referrers"]["status"] == 500
+
+
 CHAOS = str(Path(sys.executable).with_name("chaos"))
 TRIAL = Path(__file__).resolve().parent / "data/signature-trial.yaml"
+REFERRERS_TRIAL = Path(__file__).resolve().parent / "data/referrers-trial.yaml"
 
 
+@pytest.mark.parametrize(
+    ("trial", "kind", "image", "during"),
+    [
+        (TRIAL, "signature.tamper", SIGNED, lambda result: result["verdict"] == "invalid"),
+        (
+            REFERRERS_TRIAL,
+            "signature.referrers",
+            BUNDLE,
+            lambda result: result["referrers"]["status"] == 500,
+        ),
+    ],
+    ids=["tamper", "referrers"],
+)
 def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
-    sandbox: SandboxInfo, configuration: dict[str, Any], tmp_path: Path
+    sandbox: SandboxInfo,
+    configuration: dict[str, Any],
+    tmp_path: Path,
+    trial: Path,
+    kind: str,
+    image: str,
+    during: Any,
 ) -> None:
     ledger = Ledger(configuration["ledger_dir"])
     chaos = subprocess.Popen(
@@ -269,7 +475,7 @@ def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
             "run",
             "--journal-path",
             str(tmp_path / "journal.json"),
-            str(TRIAL),
+            str(trial),
         ],
         env={
             **os.environ,
@@ -284,12 +490,12 @@ def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
     try:
         assert wait_for(lambda: any(e.state == FaultState.INJECTED for e in ledger.all()), 60)
         (entry,) = ledger.all()
-        assert entry.kind == "signature.tamper"
-        assert probe(sandbox, SIGNED)["verdict"] == "invalid"
+        assert entry.kind == kind
+        assert during(probe(sandbox, image))
         os.killpg(chaos.pid, signal.SIGKILL)
         chaos.wait(timeout=30)
         # Well inside the 120 s duration: the owner's death, not the expiry, ends it.
-        assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=20)
+        assert wait_for(lambda: probe(sandbox, image)["verdict"] == "verified", timeout=20)
         assert wait_for(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=5)
         assert ledger.get(entry.id).revert_reason == "owner-gone"
     finally:

@@ -179,12 +179,15 @@ def test_a_referrers_api_that_answers_is_reported(
     result = probe_module.image_signature(
         "app:v1", public_key=key_file(tmp_path, key), configuration=config
     )
-    assert result["verdict"] == "verified" and result["discovery"] == "tag"
+    assert result["verdict"] == "verified" and result["discovery"] == "legacy-tag"
+    # Listed as a bundle, and not there to read: the registry failed us on it, reported.
     assert result["referrers"] == {
         "supported": True,
         "status": 200,
+        "outcome": "listed",
+        "fell_back": False,
         "count": 1,
-        "bundles": 1,
+        "bundles": 0,
         "error": None,
     }
 
@@ -211,8 +214,11 @@ def test_a_failing_referrers_api_is_reported_and_the_tag_still_read(
         public_key=key_file(tmp_path, key),
         configuration={"registry_url": "http://reg.test"},
     )
-    assert result["verdict"] == "verified" and result["discovery"] == "tag"
-    assert result["referrers"]["status"] == 500 and result["referrers"]["supported"] is False
+    assert result["verdict"] == "verified" and result["discovery"] == "legacy-tag"
+    referrers = result["referrers"]
+    assert referrers["status"] == 500 and referrers["supported"] is False
+    assert referrers["outcome"] == "failed" and referrers["fell_back"] is False
+    assert referrers["error"]["class"] == "server-error"
 
 
 def test_a_signature_manifest_that_is_not_cosigns_is_invalid(

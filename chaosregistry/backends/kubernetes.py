@@ -382,6 +382,13 @@ class KubernetesBackend:
             "local backend (the sandbox's registry) only"
         )
 
+    def referrers_fault(self, status: int) -> FaultPlan:
+        # A cluster's ingress is not ours to rewrite: not built.
+        raise ConfigError(
+            "the kubernetes backend cannot break the referrers API yet: the referrers fault "
+            "runs on the local backend (the sandbox's nginx) only"
+        )
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back)."""

@@ -207,6 +207,14 @@ class LocalBackend:
 
         return signature_plan(self.run_dir, kind, image, source)
 
+    def referrers_fault(self, status: int) -> FaultPlan:
+        """nginx answers the referrers API with ``status`` (see local_referrers)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: signature faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_referrers import referrers_plan
+
+        return referrers_plan(self.run_dir, status)
+
 
 @undo_handler("sandbox.restart-process")
 def restart_process(params: Mapping[str, Any]) -> None:

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 # The backend names are part of the settings (configuration.backend is parsed there).
 from chaosregistry.settings import BACKENDS
 
-__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan"]
+__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "REFERRERS_TARGET", "Backend", "FaultPlan"]
 
 # What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
 # SANs name another host, or one signed by a CA the clients do not trust.
 CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
+# The referrers fault's target: the registry's referrers API (one per backend).
+REFERRERS_TARGET = "referrers:registry"
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,5 @@ class Backend(Protocol):
     def certificate_fault(self, kind: str, target: str) -> FaultPlan: ...
 
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan: ...
+
+    def referrers_fault(self, status: int) -> FaultPlan: ...

@@ -109,6 +109,16 @@ def validate_registry_url(url: str) -> str:
     return url.rstrip("/")
 
 
+@dataclass(frozen=True)
+class ReferrersAnswer:
+    """What the referrers API answered: its status, its body (a 2xx's), the classified error
+    of a status >= 400."""
+
+    status: int
+    body: bytes
+    error: PullError | None
+
+
 class RegistryClient:
     """A client for one registry, e.g. ``RegistryClient("https://127.0.0.1:15000")``.
 
@@ -232,9 +242,10 @@ class RegistryClient:
         check.finish()
         return b"".join(chunks)
 
-    def referrers(self, repository: str, digest: str) -> Answer:
+    def referrers(self, repository: str, digest: str) -> "ReferrersAnswer":
         """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1), its answer whatever its HTTP status:
-        a registry without the API answers 404 (Distribution, ggcr). PullError only when no
+        a registry without the API answers 404 (Distribution). A status >= 400 comes with its
+        classified ``error`` (the registry's error codes in its detail). PullError only when no
         answer came (timeout, refused, TLS)."""
         request = Request(
             "GET",
@@ -244,11 +255,12 @@ class RegistryClient:
             {"Accept": "application/vnd.oci.image.index.v1+json"},
         )
         try:
-            return self._exchange(request, repository)
+            answer = self._exchange(request, repository)
         except PullError as exc:
             if exc.status is None:
                 raise  # no answer at all (timeout, refused): the caller decides
-            return Answer(exc.status, httpx.Headers(), b"")
+            return ReferrersAnswer(exc.status, b"", exc)
+        return ReferrersAnswer(answer.status, answer.body, None)
 
     def delete_manifest(self, repository: str, reference: str) -> int:
         """DELETE a manifest by digest (or by tag, where the registry allows it); its status.

@@ -185,12 +185,15 @@ def nginx_config(
     ``registry-ratelimited``, ``mirror-upstream``): a glob, so nginx accepts it matching nothing,
     that matches only that server's own file (``registry*.conf`` would match
     ``registry-ratelimited.conf`` too); a certificate fault drops one file there and reloads to
-    change one server's certificate.
+    change one server's certificate. The two servers in front of the replicas (``registry``,
+    ``registry_http``) also include ``route-overrides/*.conf``: a signature fault's ``location``
+    answering the referrers API.
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
     tmp = prefix / "tmp"
     overrides = layout.tls_overrides_dir
+    routes = layout.route_overrides_dir
     replica_servers = "\n".join(
         f"        server {HOST}:{ports.replica(index)[0]} max_fails=1 fail_timeout=2s;"
         for index in range(len(REPLICAS))
@@ -254,6 +257,7 @@ http {{
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;
         include {overrides / "registry"}.con[f];
+        include {routes}/*.conf;
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}
@@ -261,6 +265,7 @@ http {{
 
     server {{
         listen {HOST}:{ports.nginx_registry_http};
+        include {routes}/*.conf;
 {registry_directives}        location / {{
             proxy_pass http://registry_replicas;
         }}

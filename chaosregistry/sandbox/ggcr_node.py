@@ -1,9 +1,12 @@
-"""One ggcr registry node: ``crane registry serve``, re-seeded with the seed's manifests on start.
+"""One ggcr registry node: go-containerregistry's registry, re-seeded with the seed's manifests
+on start.
 
-``python -m chaosregistry.sandbox.ggcr_node --crane BIN --listen HOST:PORT --disk DIR
+``python -m chaosregistry.sandbox.ggcr_node --registry BIN --listen HOST:PORT --disk DIR
 --ready HOST:PORT --manifests FILE``
 
-crane keeps manifests in memory only (blobs go to ``--disk``), so a node that was killed would
+``BIN`` is ``tools/ggcr-registry`` (``pkg/registry`` as ``crane registry serve`` runs it, with
+the referrers API on), called ``BIN --address HOST:PORT --disk DIR``; "crane" below is it.
+It keeps manifests in memory only (blobs go to ``--disk``), so a node that was killed would
 come back empty. This process starts crane in its own process group (a node kill takes both),
 waits until it answers, PUTs every manifest of ``--manifests`` (the seed's, in push order; the
 blobs they name are still on the disk), and only then answers ``GET /ready`` on ``--ready``: the
@@ -77,7 +80,7 @@ def reseed(base: str, manifests_file: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crane", required=True)
+    parser.add_argument("--registry", required=True, help="the ggcr-registry binary")
     parser.add_argument("--listen", required=True, help="HOST:PORT crane serves the registry on")
     parser.add_argument("--disk", required=True, help="crane's blob directory")
     parser.add_argument("--ready", required=True, help="HOST:PORT answering GET /ready")
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Path(args.disk).mkdir(parents=True, exist_ok=True)
     crane = subprocess.Popen(
-        [args.crane, "registry", "serve", "--address", args.listen, "--disk", args.disk],
+        [args.registry, "--address", args.listen, "--disk", args.disk],
         stdin=subprocess.DEVNULL,
     )
 

@@ -4,7 +4,9 @@
 
 - ``distribution-2``: Debian's CNCF Distribution 2.8 (the default).
 - ``distribution-3``: CNCF Distribution v3.1.2, built by ``make setup``.
-- ``ggcr``: go-containerregistry's ``crane registry serve`` v0.22.1, built by ``make setup``.
+- ``ggcr``: go-containerregistry v0.22.1's registry (``pkg/registry``, what ``crane registry
+  serve`` runs) with the OCI 1.1 referrers API on: ``tools/ggcr-registry``, built by ``make
+  setup`` (crane has no flag for the API).
 
 The mirror (pull-through cache) and the token-auth registry need Distribution whatever the
 replicas run (ggcr has no proxy mode and no auth): Distribution 3.1.2 for ``distribution-3``,
@@ -33,8 +35,8 @@ DEFAULT_IMPLEMENTATION = "distribution-2"
 DISTRIBUTION_2 = "/usr/bin/docker-registry"
 DISTRIBUTION_3_ENV = "CHAOSREGISTRY_DISTRIBUTION3"
 DISTRIBUTION_3_CACHED = CACHE / "distribution-3.1.2/registry"
-CRANE_ENV = "CHAOSREGISTRY_CRANE"
-CRANE_CACHED = CACHE / "crane-0.22.1/crane"
+GGCR_REGISTRY_ENV = "CHAOSREGISTRY_GGCR_REGISTRY"
+GGCR_REGISTRY_CACHED = CACHE / "ggcr-registry-0.22.1/ggcr-registry"
 
 # Distribution v3 exports OpenTelemetry traces to localhost:4318 unless told not to: nothing
 # listens there, and every request would try.
@@ -55,6 +57,9 @@ class Capabilities:
     metrics: bool
     # Bearer token auth (the token registry).
     token_auth: bool
+    # The OCI 1.1 referrers API (GET /v2/<name>/referrers/<digest>); False: it answers 404 and
+    # referrers are found through the referrers tag schema (``sha256-<hex>``).
+    referrers_api: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,15 +111,19 @@ class Implementation:
         """How replica ``name`` runs (Distribution: from its YAML config)."""
         if self.name != "ggcr":
             return self.distribution_spec(layout, name, http_port, debug_port)
-        crane = find_binary("go-containerregistry's crane", env=CRANE_ENV, cached=CRANE_CACHED)
+        registry = find_binary(
+            "go-containerregistry's registry (tools/ggcr-registry)",
+            env=GGCR_REGISTRY_ENV,
+            cached=GGCR_REGISTRY_CACHED,
+        )
         return ProcessSpec(
             name=name,
             argv=[
                 sys.executable,
                 "-m",
                 "chaosregistry.sandbox.ggcr_node",
-                "--crane",
-                crane,
+                "--registry",
+                registry,
                 "--listen",
                 f"{HOST}:{http_port}",
                 "--disk",
@@ -214,13 +223,14 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     ),
     "ggcr": Implementation(
         "ggcr",
-        "go-containerregistry v0.22.1 (crane registry serve)",
+        "go-containerregistry v0.22.1 (pkg/registry, referrers API on)",
         Capabilities(
             shared_storage=False,
             auth_in_process=False,
             pull_through=False,
             metrics=False,
             token_auth=False,
+            referrers_api=True,
         ),
     ),
 }

@@ -304,6 +304,13 @@ class Layout:
         return self.nginx_prefix / "tls-overrides"
 
     @property
+    def route_overrides_dir(self) -> Path:
+        """nginx snippets (``*.conf``, server context) included by the servers in front of the
+        replicas (``registry``, ``registry_http``): how the referrers fault answers one route
+        itself (empty when none)."""
+        return self.nginx_prefix / "route-overrides"
+
+    @property
     def toxiproxy_dir(self) -> Path:
         return self.run_dir / "toxiproxy"
 
@@ -324,6 +331,7 @@ class Layout:
             self.mirror_storage,
             self.nginx_prefix / "tmp",
             self.tls_overrides_dir,
+            self.route_overrides_dir,
             self.toxiproxy_dir,
             self.seed_marker.parent,
         ):
