@@ -263,7 +263,9 @@ def test_a_registry_failure_is_data_not_an_exception(
     assert result["error"]["class"] == "server-error"
 
 
-def test_no_key_and_no_sandbox_is_one_line() -> None:
+def test_no_key_and_no_sandbox_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Away from the checkout, whose runs/sandbox (left by `make gameday`) would lend its key.
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ActivityFailed, match="public_key: give the path"):
         probe_module.image_signature("app:v1", configuration={"registry_url": "http://reg.test"})
 
