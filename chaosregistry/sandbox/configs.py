@@ -21,6 +21,7 @@ from chaosregistry.sandbox.layout import (
     HOP_CLIENT_MIRROR,
     HOP_CLIENT_REGISTRY,
     HOP_MIRROR_UPSTREAM,
+    HOP_TOKEN_SERVER,
     HOST,
     REPLICAS,
     SERVER_CERT,
@@ -90,7 +91,7 @@ def token_registry_config(
     config["auth"] = {
         "token": {
             # What clients are sent to: the token server speaks TLS only.
-            "realm": realm or https_url(ports.token_server) + "/token",
+            "realm": realm or https_url(ports.hop_token_server) + "/token",
             "service": TOKEN_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": str(layout.token_cert_file),
@@ -274,11 +275,12 @@ http {{
 
 
 def toxiproxy_proxies(ports: Ports) -> list[dict[str, Any]]:
-    """The three hops, as Toxiproxy's ``-config`` file wants them (recreated on restart)."""
+    """The four hops, as Toxiproxy's ``-config`` file wants them (recreated on restart)."""
     hops = (
         (HOP_CLIENT_REGISTRY, ports.hop_client_registry, ports.nginx_registry),
         (HOP_CLIENT_MIRROR, ports.hop_client_mirror, ports.mirror[0]),
         (HOP_MIRROR_UPSTREAM, ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
+        (HOP_TOKEN_SERVER, ports.hop_token_server, ports.token_server),
     )
     return [
         {

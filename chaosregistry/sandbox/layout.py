@@ -42,6 +42,8 @@ PROCESS_NAMES = (
 HOP_CLIENT_REGISTRY = "client-registry"
 HOP_CLIENT_MIRROR = "client-mirror"
 HOP_MIRROR_UPSTREAM = "mirror-upstream"
+# In front of the token server: every token fetch (clients' and the mirror's) crosses it.
+HOP_TOKEN_SERVER = "token-server"
 
 
 class SandboxError(ChaosRegistryError):
@@ -77,6 +79,10 @@ class Ports:
     @property
     def toxiproxy_api(self) -> int:
         return self.base + 3
+
+    @property
+    def hop_token_server(self) -> int:
+        return self.base + 4
 
     # nginx servers.
     @property
@@ -134,6 +140,7 @@ class Ports:
             f"{HOP_CLIENT_REGISTRY} hop": self.hop_client_registry,
             f"{HOP_CLIENT_MIRROR} hop": self.hop_client_mirror,
             f"{HOP_MIRROR_UPSTREAM} hop": self.hop_mirror_upstream,
+            f"{HOP_TOKEN_SERVER} hop": self.hop_token_server,
             "toxiproxy api": self.toxiproxy_api,
             "nginx registry": self.nginx_registry,
             "nginx ratelimited": self.nginx_ratelimited,
@@ -296,6 +303,7 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
         HOP_CLIENT_REGISTRY: (ports.hop_client_registry, ports.nginx_registry),
         HOP_CLIENT_MIRROR: (ports.hop_client_mirror, ports.mirror[0]),
         HOP_MIRROR_UPSTREAM: (ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
+        HOP_TOKEN_SERVER: (ports.hop_token_server, ports.token_server),
     }
     return {
         "run_dir": str(layout.run_dir),
@@ -319,7 +327,9 @@ def build_endpoints(layout: Layout, ports: Ports) -> dict[str, Any]:
         "mirror_upstream": https_url(ports.hop_mirror_upstream),
         # nginx's TLS front of registry-token (the mirror's upstream, without the hop).
         "token_registry": https_url(ports.nginx_mirror_upstream),
-        "token_realm": https_url(ports.token_server) + "/token",
+        "token_realm": https_url(ports.hop_token_server) + "/token",
+        # The token server itself, without the hop (its /healthz, /stats and /token).
+        "token_server_direct": https_url(ports.token_server),
         "token_service": TOKEN_SERVICE,
         "token_stats_url": https_url(ports.token_server) + "/stats",
         "toxiproxy": http_url(ports.toxiproxy_api),
