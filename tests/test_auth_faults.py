@@ -312,6 +312,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     arguments: dict[str, Any],
     fragment: str,
 ) -> None:
+    arguments = dict(arguments)  # the parameter's dict is shared by every implementation's run
     extra = arguments.pop("configuration", {})
     with pytest.raises(ActivityFailed) as caught:
         getattr(auth, action)(
