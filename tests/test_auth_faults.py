@@ -323,17 +323,28 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert_auth_as_before(running)
 
 
-def test_a_second_fault_of_a_kind_is_refused(
+def test_a_second_fault_of_a_kind_and_a_second_on_the_token_path_are_refused(
     running: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
     first = auth.swap_credentials(duration=30, configuration=configuration)
     with pytest.raises(ActivityFailed, match="already active"):
         auth.swap_credentials(duration=30, configuration=configuration)
-    key = auth.rotate_token_key(duration=30, configuration=configuration)
-    with pytest.raises(ActivityFailed, match="already active"):
+    # Credentials (basic) and the token path are apart: an outage goes on beside the swap.
+    outage = auth.token_server_outage(mode="down", duration=30, configuration=configuration)
+    for mode in ("down", "slow"):
+        with pytest.raises(ActivityFailed, match="already active on the token-server hop"):
+            auth.token_server_outage(mode=mode, duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="already active on the token-server hop"):
         auth.rotate_token_key(duration=30, configuration=configuration)
+    assert auth.restore_token_server(configuration=configuration)["count"] == 1
+    key = auth.rotate_token_key(duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="token-key fault is already active"):
+        auth.rotate_token_key(duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="token-key fault is already active"):
+        auth.token_server_outage(mode="slow", duration=30, configuration=configuration)
     active = {e.id for e in Ledger(configuration["ledger_dir"]).active()}
     assert active == {first["fault_id"], key["fault_id"]}
+    assert outage["fault_id"] not in active
 
 
 # -- the experiment ----------------------------------------------------------------------------

@@ -215,7 +215,9 @@ class LocalBackend:
                 int(parameters.get("latency_ms") or 0),
             )
         if kind == "token-key":
-            return local_auth.token_key_plan(self.run_dir)
+            return local_auth.token_key_plan(
+                self.run_dir, self.toxiproxy_url, self.hop_proxies.get(HOP_TOKEN_SERVER)
+            )
         if kind == "credentials":
             return local_auth.credentials_plan(self.run_dir, str(parameters.get("target")))
         raise ConfigError(f"the local backend cannot make auth fault {kind!r}")

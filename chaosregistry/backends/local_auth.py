@@ -117,6 +117,28 @@ def _sandbox(run_dir: Path | None) -> Layout:
     return layout
 
 
+# -- the token path: one fault at a time ----------------------------------------------------
+def _refuse_busy_token_path(layout: Layout, api_url: str, proxy: str | None) -> None:
+    """ConfigError when a fault is on the token path already: the token-server hop cut, slowed
+    or partitioned, or registry-token trusting another key. Each undo proves itself by a full
+    token authentication, which another fault on the same path would keep failing; and the
+    hop's undo enables it, which must never end another fault's cut."""
+    if _bundle(layout.config_file(TOKEN_REGISTRY)) != str(layout.token_cert_file):
+        raise ConfigError(
+            "a token-key fault is already active on registry-token (the token path takes one "
+            "fault at a time): restore it first"
+        )
+    if proxy is None:
+        return
+    with Toxiproxy(api_url) as toxiproxy:
+        current = toxiproxy.proxy(proxy)
+    if current.get("enabled") is not True or current.get("toxics"):
+        raise ConfigError(
+            f"a fault is already active on the {HOP_TOKEN_SERVER} hop (the token path takes "
+            "one fault at a time): restore it first"
+        )
+
+
 # -- the token server: down or slow ------------------------------------------------------------
 def token_server_plan(
     run_dir: Path | None, api_url: str, proxy: str, mode: str, latency_ms: int
@@ -125,6 +147,7 @@ def token_server_plan(
     if mode not in TOKEN_SERVER_MODES:
         raise ConfigError(f"mode must be one of {', '.join(TOKEN_SERVER_MODES)}, got {mode!r}")
     layout = _sandbox(run_dir)
+    _refuse_busy_token_path(layout, api_url, proxy)
     toxic = f"chaosregistry-token-slow-{_random.token_hex(4)}" if mode == "slow" else ""
 
     def apply() -> dict[str, Any]:
@@ -172,13 +195,14 @@ def token_server_plan(
 
 @undo_handler(TOKEN_PATH_RESTORE)
 def restore_token_path(params: Mapping[str, Any]) -> None:
-    """Enable the token-server hop and remove the fault's toxic (when it has one), then prove a
-    fresh client gets a token the token registry accepts. Idempotent."""
+    """Enable the token-server hop (``down``) or remove the fault's toxic (``slow``), then prove
+    a fresh client gets a token the token registry accepts. Idempotent."""
     api_url, proxy = _param(params, "api_url"), _param(params, "proxy")
-    enable_proxy({"api_url": api_url, "proxy": proxy})
     toxic = params.get("toxic")
     if isinstance(toxic, str) and toxic:
         remove_toxic({"api_url": api_url, "proxy": proxy, "toxic": toxic})
+    else:
+        enable_proxy({"api_url": api_url, "proxy": proxy})
     run_dir = Layout.at(_param(params, "run_dir"))
     if run_dir.endpoints_file.is_file():
         wait_authenticates(run_dir.run_dir, "token_registry", ok=True)
@@ -204,14 +228,14 @@ def _restart_token_registry(layout: Layout) -> int:
     return start_process(layout.run_dir, TOKEN_REGISTRY)
 
 
-def token_key_plan(run_dir: Path | None) -> FaultPlan:
-    """``auth.token-key-rotated``: registry-token trusts a fresh certificate only."""
+def token_key_plan(run_dir: Path | None, api_url: str, proxy: str | None) -> FaultPlan:
+    """``auth.token-key-rotated``: registry-token trusts a fresh certificate only (refused
+    while the token-server hop, Toxiproxy ``proxy``, carries a fault)."""
     from chaosregistry.sandbox.tokens import ensure_signing_pair
 
     layout = _sandbox(run_dir)
     config_file = layout.config_file(TOKEN_REGISTRY)
-    if _bundle(config_file) != str(layout.token_cert_file):
-        raise ConfigError("a token-key fault is already active on registry-token: restore it first")
+    _refuse_busy_token_path(layout, api_url, proxy)
     name = f"{ROTATED_PREFIX}{_random.token_hex(4)}"
     rotated_cert = layout.secrets_dir / f"{name}.crt"
     rotated_key = layout.secrets_dir / f"{name}.key"
