@@ -39,6 +39,7 @@ pytestmark = pytest.mark.sandbox
 
 IMAGE = "tiny/hello:latest"
 HOP = "token-server"
+CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATION_NAMES)
@@ -280,6 +281,24 @@ def test_the_watchdog_restores_credentials_and_token_server_when_the_owner_is_si
         for stream in (owner.stdin, owner.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_chaosregistry_rollback_restores_the_token_key(
+    running: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = auth.rotate_token_key(duration=60, configuration=configuration)
+    done = subprocess.run(
+        [CHAOSREGISTRY, "rollback", "--ledger-dir", configuration["ledger_dir"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert fault["fault_id"] in done.stdout
+    assert trusted_bundle(running) == str(Layout.at(running.run_dir).token_cert_file)
+    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
+    assert entry.state is FaultState.REVERTED and entry.revert_reason == "manual"
+    assert pull_error(configuration, "token_registry") is None
 
 
 # -- bad input ---------------------------------------------------------------------------------
