@@ -29,10 +29,18 @@ from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.pull import pull
 from chaosregistry.oci.reference import ImageReference
-from chaosregistry.sandbox import down, find_free_base_port, load_credentials, up
+from chaosregistry.sandbox import (
+    down,
+    find_free_base_port,
+    load_credentials,
+    start_process,
+    stop_process,
+    up,
+)
 from chaosregistry.sandbox.credentials import htpasswd_accepts
 from chaosregistry.sandbox.implementations import IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import Layout
+from chaosregistry.sandbox.processes import process_status
 from chaosregistry.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
@@ -281,6 +289,22 @@ def test_the_watchdog_restores_credentials_and_token_server_when_the_owner_is_si
         for stream in (owner.stdin, owner.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_an_undo_restores_the_files_of_a_stopped_piece_and_never_starts_it(
+    running: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    auth.rotate_token_key(duration=60, configuration=configuration)
+    stop_process(running.run_dir, "registry-token")
+    try:
+        assert auth.restore_token_key(configuration=configuration)["count"] == 1
+        assert trusted_bundle(running) == str(Layout.at(running.run_dir).token_cert_file)
+        assert rotated_files(running) == []
+        assert process_status(Layout.at(running.run_dir))["registry-token"]["running"] is False
+    finally:
+        start_process(running.run_dir, "registry-token")
+    # Started again, it reads the restored configuration: tokens are accepted.
+    assert pull_error(configuration, "token_registry") is None
 
 
 def test_chaosregistry_rollback_restores_the_token_key(

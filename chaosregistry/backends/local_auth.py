@@ -108,6 +108,14 @@ def _param(params: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def _running(layout: Layout, name: str) -> bool:
+    """Whether sandbox process ``name`` runs: an undo never starts a stopped sandbox's piece
+    (what it restored on disk is read when the piece starts again)."""
+    from chaosregistry.sandbox.processes import process_status
+
+    return bool(process_status(layout).get(name, {}).get("running"))
+
+
 def _sandbox(run_dir: Path | None) -> Layout:
     if run_dir is None:
         raise ConfigError("configuration: auth faults need 'sandbox_dir' (the local sandbox)")
@@ -198,14 +206,15 @@ def restore_token_path(params: Mapping[str, Any]) -> None:
     """Enable the token-server hop (``down``) or remove the fault's toxic (``slow``), then prove
     a fresh client gets a token the token registry accepts. Idempotent."""
     api_url, proxy = _param(params, "api_url"), _param(params, "proxy")
+    layout = Layout.at(_param(params, "run_dir"))
+    if not layout.endpoints_file.is_file() or not _running(layout, "toxiproxy"):
+        return  # a restarted Toxiproxy makes its hops from its config: enabled, no toxics
     toxic = params.get("toxic")
     if isinstance(toxic, str) and toxic:
         remove_toxic({"api_url": api_url, "proxy": proxy, "toxic": toxic})
     else:
         enable_proxy({"api_url": api_url, "proxy": proxy})
-    run_dir = Layout.at(_param(params, "run_dir"))
-    if run_dir.endpoints_file.is_file():
-        wait_authenticates(run_dir.run_dir, "token_registry", ok=True)
+    wait_authenticates(layout.run_dir, "token_registry", ok=True)
 
 
 # -- the token registry trusts another key -----------------------------------------------------
@@ -283,10 +292,12 @@ def restore_token_key(params: Mapping[str, Any]) -> None:
         return  # the sandbox is gone, and with it whatever it trusted
     rotated_cert = layout.secrets_dir / f"{rotated}.crt"
     current = _bundle(config_file)
+    running = _running(layout, TOKEN_REGISTRY)
     if current == str(rotated_cert):
         _set_bundle(config_file, layout.token_cert_file)
-        _restart_token_registry(layout)
-    if current in (str(rotated_cert), str(layout.token_cert_file)):
+        if running:
+            _restart_token_registry(layout)
+    if running and current in (str(rotated_cert), str(layout.token_cert_file)):
         wait_authenticates(layout.run_dir, "token_registry", ok=True)
     for suffix in (".crt", ".key"):
         (layout.secrets_dir / f"{rotated}{suffix}").unlink(missing_ok=True)
@@ -360,7 +371,10 @@ def restore_htpasswd(params: Mapping[str, Any]) -> None:
     if not layout.endpoints_file.is_file() or not layout.credentials_file.is_file():
         return  # the sandbox is gone
     creds = load_credentials(layout.run_dir)
+    running = _running(layout, "nginx")
     if not htpasswd_accepts(layout.htpasswd_file, creds):
         write_htpasswd(layout.htpasswd_file, creds)
-        _reload_if_nginx_checks(layout)
-    wait_authenticates(layout.run_dir, "registry_direct", ok=True)
+        if running:
+            _reload_if_nginx_checks(layout)
+    if running:
+        wait_authenticates(layout.run_dir, "registry_direct", ok=True)
