@@ -375,6 +375,14 @@ class KubernetesBackend:
             "run on the local backend (the sandbox's nginx) only"
         )
 
+    def auth_fault(self, kind: str, parameters: dict[str, Any]) -> FaultPlan:
+        # A cluster registry's token service and htpasswd live in its own Secrets and pods:
+        # not built yet. Refused before anything is recorded.
+        raise ConfigError(
+            "the kubernetes backend cannot make auth faults yet: they run on the local "
+            "backend (the sandbox's token server and htpasswd) only"
+        )
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back)."""
