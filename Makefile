@@ -16,6 +16,9 @@ CRANE := $(CACHE)/crane-$(CRANE_VERSION)/crane
 # The sandbox's second site (`sandbox up --second-site`): regclient's regsync.
 REGSYNC_VERSION := 0.11.7
 REGSYNC := $(CACHE)/regsync-$(REGSYNC_VERSION)/regsync
+# cosign, in the tests only: it verifies what the sandbox signs (in Python) and signs an image of its own.
+COSIGN_VERSION := 3.1.3
+COSIGN := $(CACHE)/cosign-$(COSIGN_VERSION)/cosign
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
 # The sandbox's Prometheus (and promtool), without its recommended node exporter, a daemon.
 APT_NO_RECOMMENDS := prometheus
@@ -28,13 +31,14 @@ export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
 export CHAOSREGISTRY_DISTRIBUTION3 := $(DISTRIBUTION3)
 export CHAOSREGISTRY_CRANE := $(CRANE)
 export CHAOSREGISTRY_REGSYNC := $(REGSYNC)
+export CHAOSREGISTRY_COSIGN := $(COSIGN)
 
 .PHONY: help setup gameday test test-unit lint typecheck unit bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) $(REGSYNC) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
+setup: $(VENV_STAMP) $(TOXIPROXY) $(DISTRIBUTION3) $(CRANE) $(REGSYNC) $(COSIGN) .apt-installed ## install everything (apt packages, venv, Go tools); idempotent
 
 # Re-checked when this Makefile changes (a new package in the lists above).
 .apt-installed: Makefile
@@ -68,6 +72,10 @@ $(CRANE):
 $(REGSYNC):
 	@echo "building regclient's regsync $(REGSYNC_VERSION) with go install (cached in $(CACHE))"
 	GOBIN=$(dir $(REGSYNC)) go install github.com/regclient/regclient/cmd/regsync@v$(REGSYNC_VERSION)
+
+$(COSIGN):
+	@echo "building sigstore's cosign $(COSIGN_VERSION) with go install (~8 min; cached in $(CACHE))"
+	GOBIN=$(dir $(COSIGN)) go install github.com/sigstore/cosign/v3/cmd/cosign@v$(COSIGN_VERSION)
 
 gameday: setup ## run a real game day on the embedded sandbox
 	$(BIN)/chaosregistry gameday $(EXPERIMENT)

@@ -141,6 +141,7 @@ def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path
         "registry-latency-slo",
         "mirror-cache-hit-ratio",
         "token-server-outage",
+        "signature-tamper",
     ],
 )
 def test_shipped_experiments_validate_with_chaos(name: str) -> None:

@@ -383,6 +383,13 @@ class KubernetesBackend:
             "backend (the sandbox's token server and htpasswd) only"
         )
 
+    def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan:
+        # A cluster's registry is written through its own API and credentials: not built yet.
+        raise ConfigError(
+            "the kubernetes backend cannot change signatures yet: signature faults run on the "
+            "local backend (the sandbox's registry) only"
+        )
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back)."""

@@ -222,6 +222,14 @@ class LocalBackend:
             return local_auth.credentials_plan(self.run_dir, str(parameters.get("target")))
         raise ConfigError(f"the local backend cannot make auth fault {kind!r}")
 
+    def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan:
+        """A signed image's registry content changed under it (see local_signatures)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: signature faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_signatures import signature_plan
+
+        return signature_plan(self.run_dir, kind, image, source)
+
 
 @undo_handler("sandbox.restart-process")
 def restart_process(params: Mapping[str, Any]) -> None:

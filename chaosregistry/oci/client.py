@@ -50,6 +50,8 @@ from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# read_blob holds a blob in memory: signature payloads and configs are a few KiB.
+MAX_READ_BYTES = 4 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -212,6 +214,57 @@ class RegistryClient:
                     raise PullError(ErrorClass.PROTOCOL, f"{call.what}: cancelled")
         check.finish()
         return BlobFetch(digest, size, time.perf_counter() - started, done.auth_seconds)
+
+    def read_blob(self, repository: str, digest: str, size: int) -> bytes:
+        """A small blob's bytes (a signature payload), checked against ``size`` and ``digest``."""
+        if size > MAX_READ_BYTES:
+            raise PullError(
+                ErrorClass.PROTOCOL, f"blob {digest[:19]}: {size} bytes is too large to read whole"
+            )
+        steps = protocol_fetch_blob(self.auth, repository, digest)
+        chunks = []
+        with _Call(self) as call:
+            call.run(steps)
+            check = BlobCheck(Descriptor(digest, size), call.what)
+            for chunk in call.body():
+                check.feed(chunk)
+                chunks.append(chunk)
+        check.finish()
+        return b"".join(chunks)
+
+    def referrers(self, repository: str, digest: str) -> Answer:
+        """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1), its answer whatever its HTTP status:
+        a registry without the API answers 404 (Distribution, ggcr). PullError only when no
+        answer came (timeout, refused, TLS)."""
+        request = Request(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            f"referrers of {repository}@{digest[:19]}",
+            "/v2/[name]/referrers/[digest]",
+            {"Accept": "application/vnd.oci.image.index.v1+json"},
+        )
+        try:
+            return self._exchange(request, repository)
+        except PullError as exc:
+            if exc.status is None:
+                raise  # no answer at all (timeout, refused): the caller decides
+            return Answer(exc.status, httpx.Headers(), b"")
+
+    def delete_manifest(self, repository: str, reference: str) -> int:
+        """DELETE a manifest by digest (or by tag, where the registry allows it); its status.
+
+        A 404 (already gone) is returned, not raised; other refusals raise PullError.
+        """
+        path = f"/v2/{repository}/manifests/{reference}"
+        delete = Request(
+            "DELETE", path, f"delete {repository}:{reference}", "/v2/[name]/manifests/[ref]"
+        )
+        try:
+            return self._exchange(delete, repository, PUSH).status
+        except PullError as exc:
+            if exc.status == 404:
+                return 404
+            raise
 
     def push_blob(self, repository: str, data: bytes, digest: str | None = None) -> str:
         """Upload ``data`` as a blob of ``repository`` unless the registry has it; its digest.

@@ -72,6 +72,8 @@ except the ones marked plain, ``http://``)::
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
       "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}
       "catalog_file": "/abs/run/dir/catalog.json",
+      "signing_public_key": "/abs/run/dir/pki/signing.pub",  # verifies the signed images
+      "signatures_file": "/abs/run/dir/state/signatures.json",  # which (sandbox.signing)
       "logs_dir": "/abs/run/dir/logs",
       "second_site": bool,          # the keys below exist only when it is true
       "dr_registry": URL,           # the DR registry (HTTPS, basic auth), no hop

@@ -34,3 +34,13 @@ def find_binary(what: str, *, env: str, cached: Path, on_path: str = "") -> str:
         return str(cached)
     looked = f"${env}, {on_path} on PATH, {cached}" if on_path else f"${env}, {cached}"
     raise ConfigError(f"{what} not found ({looked}): run `make setup`")
+
+
+COSIGN_ENV = "CHAOSREGISTRY_COSIGN"
+COSIGN_CACHED = CACHE / "cosign-3.1.3/cosign"
+
+
+def cosign_binary() -> str:
+    """sigstore's cosign (``make setup`` builds it): the tests' and benchmarks' reference
+    verifier for the ``image_signature`` probe. The product itself never runs it."""
+    return find_binary("sigstore's cosign", env=COSIGN_ENV, cached=COSIGN_CACHED, on_path="")

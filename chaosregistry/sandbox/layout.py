@@ -217,6 +217,20 @@ class Layout:
         return self.run_dir / "state" / "seed-manifests.json"
 
     @property
+    def signatures_file(self) -> Path:
+        """What the sandbox signed (and left unsigned): ``sandbox.signing``."""
+        return self.run_dir / "state" / "signatures.json"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.secrets_dir / "signing.key"
+
+    @property
+    def signing_public_key_file(self) -> Path:
+        """The public half of the sandbox's image-signing key (cosign.pub's format)."""
+        return self.run_dir / "pki" / "signing.pub"
+
+    @property
     def guardian_ready_file(self) -> Path:
         """Written by the guardian once it guards (it serves no HTTP to be asked)."""
         return self.run_dir / "state" / "guardian.ready"
@@ -392,6 +406,8 @@ def build_endpoints(layout: Layout, ports: Ports, second_site: bool = False) -> 
         },
         "credentials_file": str(layout.credentials_file),
         "catalog_file": str(layout.catalog_file),
+        "signing_public_key": str(layout.signing_public_key_file),
+        "signatures_file": str(layout.signatures_file),
         "logs_dir": str(layout.logs_dir),
         "second_site": second_site,
     }

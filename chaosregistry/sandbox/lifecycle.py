@@ -46,6 +46,7 @@ from chaosregistry.sandbox.processes import (
 )
 from chaosregistry.sandbox.second_site import replication_source
 from chaosregistry.sandbox.seed import seed
+from chaosregistry.sandbox.signing import sign_content
 from chaosregistry.sandbox.tls import client_context, ensure_sandbox_pki
 from chaosregistry.sandbox.tokens import ensure_signing_pair
 from chaosregistry.toxiproxy import Toxiproxy
@@ -227,6 +228,7 @@ def _up(
 
     if seed_content:
         seed(layout, chosen.seed_targets(endpoints), creds, say)
+        sign_content(layout, chosen.seed_targets(endpoints), creds, say)
     _check_front_doors(layout, endpoints, clean_hops)
     say(f"ready: registry {endpoints['registry']}, mirror {endpoints['mirror']}")
     return endpoints

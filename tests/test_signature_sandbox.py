@@ -1,0 +1,387 @@
+"""Image signatures on the real sandbox, cross-checked with real cosign both ways round.
+
+The sandbox signs ``signed/app`` images at ``up`` (``sandbox.signing``); the probe's four
+verdicts are each produced for real and agree with ``cosign verify --key ...
+--insecure-ignore-tlog``: verified (ours and cosign's own signatures), unsigned, invalid (a
+tampered signature), wrong-key. The signature faults are applied and reverted (verified), by the
+rollback action, the watchdog at expiry and after SIGKILL of ``chaos run``; the experiment
+``signature-tamper`` deviates; bad input is one line and changes nothing.
+
+Run on each implementation (``--sandbox-implementation distribution-3`` / ``ggcr``).
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from chaosregistry.actions import signature as actions
+from chaosregistry.probes.signature import image_signature
+from conftest import SandboxInfo
+from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
+from gameday_support import run_shipped_experiment
+from signature_support import Cosign
+
+from chaosregistry.faults.ledger import FaultState, Ledger
+from chaosregistry.sandbox import load_credentials
+from chaosregistry.sandbox.processes import start_process, stop_process
+from chaosregistry.sandbox.seed import push_unique_image
+from chaosregistry.signatures import generate_private_key, public_pem
+
+pytestmark = pytest.mark.sandbox
+
+SIGNED = "signed/app:signed-prod-1.0.0"
+SIGNED_INDEX = "signed/app:signed-prod-2.0.0"
+UNSIGNED = "signed/app:unsigned-prod-1.0.0"
+
+
+def signatures(sandbox: SandboxInfo) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(Path(sandbox.endpoints["signatures_file"]).read_text())
+    return result
+
+
+def entry(sandbox: SandboxInfo, image: str) -> dict[str, Any]:
+    return next(e for e in signatures(sandbox)["images"] if e["image"] == image)
+
+
+def sandbox_key(sandbox: SandboxInfo) -> str:
+    return str(sandbox.endpoints["signing_public_key"])
+
+
+def probe(sandbox: SandboxInfo, image: str, key: str = "") -> dict[str, Any]:
+    return image_signature(
+        image, public_key=key, configuration={"sandbox_dir": str(sandbox.run_dir)}
+    )
+
+
+@pytest.fixture(scope="module")
+def cosign(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Cosign:
+    return Cosign.for_sandbox(sandbox, tmp_path_factory.mktemp("cosign"))
+
+
+@pytest.fixture
+def configuration(
+    sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """A ledger of its own; afterwards every signed image verifies again, the ledger has no
+    active fault and its watchdog has exited by itself."""
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
+    config = {"sandbox_dir": str(sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
+    yield config
+    actions.restore_signatures(configuration=config)
+    assert_as_seeded(sandbox)
+    assert Ledger(tmp_path / "ledger").active() == []
+    assert_watchdog_exits(tmp_path / "ledger")
+
+
+def assert_as_seeded(sandbox: SandboxInfo) -> None:
+    for item in signatures(sandbox)["images"]:
+        result = probe(sandbox, item["image"])
+        assert result["digest"] == item["digest"], item["image"]
+        assert result["verdict"] == ("verified" if item["signed"] else "unsigned"), result
+        assert result["signature_digest"] == item["signature_digest"]
+
+
+def wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+# -- the signed content and the four verdicts --------------------------------------------------
+def test_the_sandbox_signs_some_images_and_leaves_one_unsigned(sandbox: SandboxInfo) -> None:
+    listed = signatures(sandbox)
+    assert listed["public_key"] == sandbox_key(sandbox)
+    assert [(e["image"], e["signed"]) for e in listed["images"]] == [
+        (SIGNED, True),
+        (SIGNED_INDEX, True),
+        (UNSIGNED, False),
+    ]
+    for image in (SIGNED, SIGNED_INDEX):
+        result = probe(sandbox, image)
+        assert result["verdict"] == "verified" and result["verified"] is True, result
+        assert result["digest"] == entry(sandbox, image)["digest"]
+        assert result["bound_digests"] == [result["digest"]] and result["binds_to_pulled"]
+        assert result["discovery"] == "tag" and result["signatures"] == 1
+        assert result["signature_tag"] == "sha256-" + result["digest"][7:] + ".sig"
+        assert result["error"] is None
+        assert all(result["seconds"][phase] > 0 for phase in ("manifest", "verify", "total"))
+    # The multi-platform image's signature vouches for its index, as cosign signs it.
+    assert probe(sandbox, SIGNED_INDEX)["media_type"] == "application/vnd.oci.image.index.v1+json"
+    unsigned = probe(sandbox, UNSIGNED)
+    assert unsigned["verdict"] == "unsigned" and unsigned["discovery"] is None
+    assert unsigned["verified"] is False and unsigned["signature_digest"] is None
+
+
+def test_the_registry_has_no_referrers_api_so_the_tag_is_the_path(sandbox: SandboxInfo) -> None:
+    result = probe(sandbox, SIGNED)
+    # Distribution 2.8 and 3.1 answer 404; ggcr's `crane registry serve` has it off too.
+    assert result["referrers"]["supported"] is False and result["referrers"]["status"] == 404
+    assert result["discovery"] == "tag" and result["seconds"]["referrers"] > 0
+
+
+def test_cosign_verifies_what_the_sandbox_signed_and_refuses_the_unsigned(
+    sandbox: SandboxInfo, cosign: Cosign
+) -> None:
+    for image in (SIGNED, SIGNED_INDEX):
+        done = cosign.verify(image, sandbox_key(sandbox))
+        assert done.returncode == 0, done.stderr
+        claims = json.loads(done.stdout)
+        assert (
+            claims[0]["critical"]["image"]["docker-manifest-digest"]
+            == entry(sandbox, image)["digest"]
+        )
+    done = cosign.verify(UNSIGNED, sandbox_key(sandbox))
+    assert done.returncode != 0 and "no signatures found" in done.stderr
+    assert probe(sandbox, UNSIGNED)["verdict"] == "unsigned"
+
+
+def test_an_image_cosign_signed_verifies_with_the_probe_and_not_with_another_key(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    # ggcr's replicas share nothing and nginx balances each request: an upload's POST and PUT
+    # may reach different nodes. There, push, sign and verify on one replica directly.
+    url = str(sandbox.endpoints["registry_direct"])
+    if sandbox.endpoints["implementation"] == "ggcr":
+        url = str(sandbox.endpoints["replicas"][0]["url"])
+    cosign = Cosign.for_sandbox(sandbox, tmp_path / "cosign", url)
+    repository = f"signed/cosign-{secrets.token_hex(4)}"
+    pushed = push_unique_image(
+        url, load_credentials(sandbox.run_dir), repository, "release-1.0.0", verify=sandbox.ca_file
+    )
+    image = f"{repository}:release-1.0.0"
+    key, public = cosign.generate_key_pair()
+    signed = cosign.sign(image, key)
+    assert signed.returncode == 0, signed.stderr
+    assert cosign.verify(image, public).returncode == 0
+
+    def ours(key: str) -> dict[str, Any]:
+        config = {"sandbox_dir": str(sandbox.run_dir)}
+        return image_signature(image, public_key=key, target=url, configuration=config)
+
+    result = ours(str(public))
+    assert result["verdict"] == "verified", result
+    assert result["digest"] == pushed["digest"] and result["binds_to_pulled"]
+    # The sandbox's key did not sign it: both refuse, we say why.
+    assert ours(sandbox_key(sandbox))["verdict"] == "wrong-key"
+    assert cosign.verify(image, sandbox_key(sandbox)).returncode != 0
+
+
+def test_another_key_is_wrong_key_for_us_and_for_cosign(
+    sandbox: SandboxInfo, cosign: Cosign, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.pub"
+    other.write_bytes(public_pem(generate_private_key()))
+    result = probe(sandbox, SIGNED, str(other))
+    assert result["verdict"] == "wrong-key" and result["verified"] is False
+    assert result["binds_to_pulled"]  # the signature is of this image, just not this key's
+    done = cosign.verify(SIGNED, other)
+    assert done.returncode != 0 and "invalid signature" in done.stderr.lower()
+
+
+# -- the faults ----------------------------------------------------------------------------------
+def test_a_tampered_signature_is_invalid_for_us_and_refused_by_cosign(
+    sandbox: SandboxInfo, cosign: Cosign, configuration: dict[str, Any]
+) -> None:
+    fault = actions.tamper_signature(SIGNED, duration=60, configuration=configuration)
+    assert fault["state"] == "injected" and fault["kind"] == "signature.tamper"
+    assert fault["target"] == f"image:{SIGNED}" and 0 < fault["expires_in"] <= 60
+    applied = fault["applied"]
+    assert applied["original_signature_digest"] == entry(sandbox, SIGNED)["signature_digest"]
+    during = probe(sandbox, SIGNED)
+    assert during["verdict"] == "invalid", during
+    assert during["signature_digest"] == applied["tampered_signature_digest"]
+    assert during["digest"] not in during["bound_digests"] and not during["binds_to_pulled"]
+    assert cosign.verify(SIGNED, sandbox_key(sandbox)).returncode != 0
+    # Only that image: the other signed one still verifies.
+    assert probe(sandbox, SIGNED_INDEX)["verdict"] == "verified"
+
+    undone = actions.restore_signatures(SIGNED, configuration=configuration)
+    assert undone["count"] == 1 and undone["reverted"][0]["state"] == "reverted"
+    assert probe(sandbox, SIGNED)["verdict"] == "verified"
+    assert cosign.verify(SIGNED, sandbox_key(sandbox)).returncode == 0
+    assert actions.restore_signatures(configuration=configuration)["count"] == 0
+
+
+def test_a_deleted_signature_is_unsigned_until_restored(
+    sandbox: SandboxInfo, cosign: Cosign, configuration: dict[str, Any]
+) -> None:
+    fault = actions.delete_signature(SIGNED_INDEX, duration=60, configuration=configuration)
+    assert fault["kind"] == "signature.delete"
+    during = probe(sandbox, SIGNED_INDEX)
+    assert during["verdict"] == "unsigned" and during["signature_digest"] is None
+    assert cosign.verify(SIGNED_INDEX, sandbox_key(sandbox)).returncode != 0
+    actions.restore_signatures(SIGNED_INDEX, configuration=configuration)
+    assert probe(sandbox, SIGNED_INDEX)["verdict"] == "verified"
+
+
+def test_the_signed_tag_pointed_at_an_unsigned_image_is_unsigned(
+    sandbox: SandboxInfo, cosign: Cosign, configuration: dict[str, Any]
+) -> None:
+    fault = actions.retag_unsigned(
+        SIGNED, source=UNSIGNED, duration=60, configuration=configuration
+    )
+    assert fault["kind"] == "signature.unsigned-image"
+    assert fault["applied"]["now_digest"] == entry(sandbox, UNSIGNED)["digest"]
+    during = probe(sandbox, SIGNED)
+    assert during["digest"] == entry(sandbox, UNSIGNED)["digest"]
+    assert during["verdict"] == "unsigned"
+    assert cosign.verify(SIGNED, sandbox_key(sandbox)).returncode != 0
+    actions.restore_signatures(configuration=configuration)
+    assert probe(sandbox, SIGNED)["digest"] == entry(sandbox, SIGNED)["digest"]
+
+
+def test_the_watchdog_restores_the_signature_at_expiry(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = actions.delete_signature(SIGNED, duration=2, configuration=configuration)
+    assert probe(sandbox, SIGNED)["verdict"] == "unsigned"
+    assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=2 + 8)
+    ledger = Ledger(configuration["ledger_dir"])
+    assert wait_for(lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED, 5)
+    assert ledger.get(fault["fault_id"]).revert_reason == "expired"
+
+
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+TRIAL = Path(__file__).resolve().parent / "data/signature-trial.yaml"
+
+
+def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
+    sandbox: SandboxInfo, configuration: dict[str, Any], tmp_path: Path
+) -> None:
+    ledger = Ledger(configuration["ledger_dir"])
+    chaos = subprocess.Popen(
+        [
+            CHAOS,
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "run",
+            "--journal-path",
+            str(tmp_path / "journal.json"),
+            str(TRIAL),
+        ],
+        env={
+            **os.environ,
+            "CHAOSREGISTRY_SANDBOX_DIR": str(sandbox.run_dir),
+            "CHAOSREGISTRY_LEDGER_DIR": configuration["ledger_dir"],
+        },
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_for(lambda: any(e.state == FaultState.INJECTED for e in ledger.all()), 60)
+        (entry,) = ledger.all()
+        assert entry.kind == "signature.tamper"
+        assert probe(sandbox, SIGNED)["verdict"] == "invalid"
+        os.killpg(chaos.pid, signal.SIGKILL)
+        chaos.wait(timeout=30)
+        # Well inside the 120 s duration: the owner's death, not the expiry, ends it.
+        assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=20)
+        assert wait_for(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=5)
+        assert ledger.get(entry.id).revert_reason == "owner-gone"
+    finally:
+        if chaos.poll() is None:
+            os.killpg(chaos.pid, signal.SIGKILL)
+            chaos.wait(timeout=30)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def test_a_public_key_file_that_is_not_a_key_is_one_line(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    not_a_key = tmp_path / "cosign.pub"
+    not_a_key.write_text("this is not a key\n")
+    for path, fragment in ((not_a_key, "not a PEM public key"), (tmp_path / "none", "cannot read")):
+        with pytest.raises(ActivityFailed) as caught:
+            probe(sandbox, SIGNED, str(path))
+        message = str(caught.value)
+        assert fragment in message and str(path) in message and "\n" not in message
+    assert_as_seeded(sandbox)
+
+
+def test_a_digest_that_does_not_exist_is_one_line(sandbox: SandboxInfo) -> None:
+    image = "signed/app@sha256:" + "0" * 64
+    with pytest.raises(ActivityFailed) as caught:
+        probe(sandbox, image)
+    message = str(caught.value)
+    assert "does not exist" in message and image in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("action", "arguments", "fragment"),
+    [
+        (actions.tamper_signature, {"image": UNSIGNED}, "is not signed"),
+        (actions.delete_signature, {"image": "signed/app:nope"}, "does not exist"),
+        (actions.tamper_signature, {"image": "signed/app@sha256:" + "0" * 64}, "name a tag"),
+        (actions.retag_unsigned, {"image": SIGNED, "source": SIGNED_INDEX}, "is signed"),
+        (actions.retag_unsigned, {"image": SIGNED, "source": "tiny/hello:latest"}, "must be in"),
+        (actions.delete_signature, {"image": SIGNED, "duration": 0}, "duration"),
+        (actions.delete_signature, {"image": SIGNED, "duration": 7200}, "limit"),
+    ],
+)
+def test_bad_fault_input_is_one_line_and_changes_nothing(
+    sandbox: SandboxInfo,
+    configuration: dict[str, Any],
+    action: Any,
+    arguments: dict[str, Any],
+    fragment: str,
+) -> None:
+    with pytest.raises(ActivityFailed) as caught:
+        action(**{"duration": 30, **arguments}, configuration=configuration)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+    assert Ledger(configuration["ledger_dir"]).all() == []
+    assert_as_seeded(sandbox)
+
+
+def test_a_second_signature_fault_on_the_same_image_is_refused(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    first = actions.tamper_signature(SIGNED, duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="already active"):
+        actions.delete_signature(SIGNED, duration=30, configuration=configuration)
+    assert [e.id for e in Ledger(configuration["ledger_dir"]).all()] == [first["fault_id"]]
+    assert probe(sandbox, SIGNED)["verdict"] == "invalid"
+
+
+def test_the_signature_tamper_experiment_deviates_and_is_rolled_back(
+    sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
+    process, run_dir = run_shipped_experiment(sandbox.run_dir, tmp_path, "signature-tamper")
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["deviated"] is True, journal["status"]
+    outputs = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert outputs["signature-during-tamper"]["verdict"] == "invalid"
+    after = journal["steady_states"]["after"]
+    assert after["steady_state_met"] is False
+    assert json.loads((run_dir / "gameday.json").read_text())["verdict"] == "deviated"
+    assert process.returncode == 10
+    entries = Ledger(tmp_path / "ledger").all()
+    assert [e.kind for e in entries] == ["signature.tamper"]
+    assert all(e.state == "reverted" for e in entries)
+    assert_as_seeded(sandbox)
+    assert_watchdog_exits(tmp_path / "ledger")
+
+
+def test_a_restarted_replica_serves_the_signatures_again(sandbox: SandboxInfo) -> None:
+    # ggcr keeps manifests in memory: its node re-seeds them (signatures included) on start.
+    replica = sandbox.endpoints["replicas"][0]
+    stop_process(sandbox.run_dir, replica["name"], signal.SIGKILL)
+    start_process(sandbox.run_dir, replica["name"])
+    config = {"sandbox_dir": str(sandbox.run_dir)}
+    for item in signatures(sandbox)["images"]:
+        result = image_signature(item["image"], target=replica["url"], configuration=config)
+        assert result["verdict"] == ("verified" if item["signed"] else "unsigned"), result
