@@ -308,9 +308,14 @@ def entry_files(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
 
 
-def reverted_by(ledger_dir: Path, entry_id: str) -> int | None:
-    """The pid of the watchdog whose log says it reverted ``entry_id`` (None: none did)."""
-    found = re.search(
-        rf"watchdog\[(\d+)\] INFO reverted {entry_id} ", log_path(ledger_dir).read_text()
-    )
-    return int(found[1]) if found else None
+def reverted_by(ledger_dir: Path, entry_id: str, timeout: float = 5.0) -> int | None:
+    """The pid of the watchdog whose log says it reverted ``entry_id`` (None: none did within
+    ``timeout``: the watchdog logs the revert just after the ledger says so, so a caller that
+    saw the entry reverted may read the log a moment before that line is written)."""
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(rf"watchdog\[(\d+)\] INFO reverted {entry_id} ")
+    while True:
+        found = pattern.search(log_path(ledger_dir).read_text())
+        if found or time.monotonic() > deadline:
+            return int(found[1]) if found else None
+        time.sleep(0.05)
