@@ -186,6 +186,7 @@ def method_checks_missed(journal: dict[str, Any] | None) -> list[str]:
     with Chaos Toolkit's own rule (``chaoslib.hypothesis.within_tolerance``); a tolerance of
     type ``probe`` would run code again and is left unjudged.
     """
+    from chaoslib import substitute
     from chaoslib.hypothesis import within_tolerance
 
     configuration = _dict(_dict(_dict(journal).get("experiment")).get("configuration"))
@@ -193,10 +194,15 @@ def method_checks_missed(journal: dict[str, Any] | None) -> list[str]:
     lines = []
     for run in _runs(journal):
         activity = _dict(run.get("activity"))
-        tolerance = activity.get("tolerance")
-        if activity.get("type") != "probe" or tolerance is None or run.get("status") != "succeeded":
+        declared = activity.get("tolerance")
+        if activity.get("type") != "probe" or declared is None or run.get("status") != "succeeded":
             continue
-        if isinstance(tolerance, dict) and tolerance.get("type") == "probe":
+        if isinstance(declared, dict) and declared.get("type") == "probe":
+            continue
+        # The journal keeps ${name} as written: resolved from the run's own configuration
+        # (a value from elsewhere, such as an env entry, leaves it unjudged: it cannot be told).
+        tolerance = substitute(declared, plain, None)
+        if "${" in json.dumps(tolerance, default=str):
             continue
         try:
             met = within_tolerance(tolerance, run.get("output"), configuration=plain)

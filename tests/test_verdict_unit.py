@@ -243,6 +243,17 @@ def test_a_method_probe_that_misses_its_tolerance_is_a_deviation_with_a_note() -
     untold = [method_check(0.0, fires, "failed"), method_check(0.0, {"type": "probe"})]
     assert judge(RunFacts(journal([GOOD_PROBE], run=untold))).verdict == Verdict.PASSED
 
+    # The journal keeps ${name} placeholders: resolved from the experiment's configuration;
+    # one the journal cannot resolve is not judged.
+    budget = {"type": "range", "range": [0, "${budget}"], "target": "value"}
+    runs = {"experiment": {"configuration": {"budget": 2}}}
+    within = {**journal([GOOD_PROBE], run=[method_check(1.5, budget)]), **runs}
+    assert judge(RunFacts(within)).verdict == Verdict.PASSED
+    beyond = {**journal([GOOD_PROBE], run=[method_check(2.5, budget)]), **runs}
+    assert judge(RunFacts(beyond)).verdict == Verdict.DEVIATED
+    unknown = journal([GOOD_PROBE], run=[method_check(2.5, budget)])
+    assert judge(RunFacts(unknown)).verdict == Verdict.PASSED
+
 
 def record(ok: bool, start: float, error: str | None = None, interrupted: bool = False) -> str:
     return json.dumps(
