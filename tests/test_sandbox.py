@@ -160,10 +160,10 @@ def test_missing_toxiproxy_binary_asks_for_make_setup(
 
 
 # -- hops, nginx, rate limit ------------------------------------------------------------------
-def test_toxiproxy_has_exactly_the_three_hops_of_the_endpoints(sandbox: SandboxInfo) -> None:
+def test_toxiproxy_has_exactly_the_four_hops_of_the_endpoints(sandbox: SandboxInfo) -> None:
     with Toxiproxy(sandbox.endpoints["toxiproxy"]) as toxiproxy:
         proxies = toxiproxy.proxies()
-    assert set(proxies) == {"client-registry", "client-mirror", "mirror-upstream"}
+    assert set(proxies) == {"client-registry", "client-mirror", "mirror-upstream", "token-server"}
     for name, hop in sandbox.endpoints["hops"].items():
         assert proxies[name]["listen"] == hop["listen"]
         assert proxies[name]["upstream"] == hop["upstream"]
@@ -508,7 +508,7 @@ def test_start_failure_names_the_log_file(spare_sandbox: dict[str, Any]) -> None
 def test_start_refuses_a_busy_port(spare_sandbox: dict[str, Any]) -> None:
     run_dir = spare_sandbox["run_dir"]
     stop_process(run_dir, "token-server")
-    port = int(spare_sandbox["token_realm"].split(":")[2].split("/")[0])
+    port = int(spare_sandbox["token_server_direct"].rsplit(":", 1)[1])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()

@@ -11,11 +11,14 @@ from typing import Any, Protocol
 # The backend names are part of the settings (configuration.backend is parsed there).
 from chaosregistry.settings import BACKENDS
 
-__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan"]
+__all__ = ["AUTH_KINDS", "BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan"]
 
 # What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
 # SANs name another host, or one signed by a CA the clients do not trust.
 CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
+# Auth faults: the token server cut off or slow, the registry trusting another token key, the
+# registry's credentials changed.
+AUTH_KINDS = ("token-server", "token-key", "credentials")
 
 
 @dataclass(frozen=True)
@@ -43,5 +46,7 @@ class Backend(Protocol):
     def nodes(self) -> list[str]: ...
 
     def certificate_fault(self, kind: str, target: str) -> FaultPlan: ...
+
+    def auth_fault(self, kind: str, parameters: dict[str, Any]) -> FaultPlan: ...
 
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan: ...
