@@ -155,6 +155,14 @@ class LocalBackend:
 
     def _refuse(self, hop: str, proxy: str, parameters: dict[str, Any]) -> FaultPlan:
         api_url = self.toxiproxy_url
+        # A hop another fault cut already is refused: this fault's undo (enable the hop) would
+        # end the other one's cut early.
+        with Toxiproxy(api_url) as toxiproxy:
+            if toxiproxy.proxy(proxy).get("enabled") is not True:
+                raise ConfigError(
+                    f"hop {hop!r} is cut already (another fault, or a partition still active): "
+                    "restore it first"
+                )
 
         def apply() -> dict[str, Any]:
             with Toxiproxy(api_url) as toxiproxy:
