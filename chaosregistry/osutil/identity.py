@@ -188,7 +188,7 @@ def port_holders(port: int) -> list[str]:
                 owners[target[8:-1]] = pid
     found = []
     for inode, state in sorted(sockets.items(), key=lambda item: item[1]):
-        pid = owners.get(inode)
-        who = f"pid {pid} ({executable_name(pid) or '?'})" if pid else "no process"
+        owner = owners.get(inode)
+        who = f"pid {owner} ({executable_name(owner) or '?'})" if owner else "no process"
         found.append(f"{who}, {state}")
     return found
