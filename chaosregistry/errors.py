@@ -27,6 +27,9 @@ class ErrorClass(StrEnum):
     TLS = "tls"
     RESET = "reset"
     AUTH = "auth"
+    # The token realm could not be used: refused, timed out, reset or a 5xx from it (the
+    # registry itself answered; ``detail["cause"]`` keeps the transport class).
+    AUTH_UNAVAILABLE = "auth-unavailable"
     NOT_FOUND = "not-found"
     RATE_LIMITED = "rate-limited"
     SERVER_ERROR = "server-error"

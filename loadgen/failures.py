@@ -41,6 +41,14 @@ def standard_error(exc: BaseException, *, in_body: bool) -> BaseException:
     return exc
 
 
-def from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> PullError:
-    """The classified PullError for a failure of the Locust user's I/O while doing ``what``."""
-    return failures.from_exception(standard_error(exc, in_body=in_body), what, in_body=in_body)
+def from_exception(
+    exc: BaseException, what: str, *, in_body: bool = False, route: str = ""
+) -> PullError:
+    """The classified PullError for a failure of the Locust user's I/O while doing ``what``
+    (``route``: the request's, so a token request's failure is classified as one)."""
+    return failures.from_exception(
+        standard_error(exc, in_body=in_body),
+        what,
+        in_body=in_body,
+        token=route == failures.TOKEN_ROUTE,
+    )

@@ -634,14 +634,14 @@ class RegistryPullUser(FastHttpUser):
                 ),
             )
         except wire.WIRE_ERRORS as exc:
-            failure = wire.from_exception(exc, request.what)
+            failure = wire.from_exception(exc, request.what, route=request.route)
             self._report(request.route, start, time.perf_counter() - started, 0, failure)
             raise failure from exc
         streamed = request.stream and 200 <= response.status_code < 300
         try:
             answer = _answer_of(response, read_body=not streamed)
         except wire.WIRE_ERRORS as exc:
-            failure = wire.from_exception(exc, request.what, in_body=True)
+            failure = wire.from_exception(exc, request.what, in_body=True, route=request.route)
             self._report(request.route, start, time.perf_counter() - started, 0, failure)
             raise failure from exc
         return answer, (response if streamed else None), start, started

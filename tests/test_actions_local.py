@@ -104,6 +104,23 @@ def test_partition_modes_fail_pulls_with_their_class(
     assert pull_probes.pull_image("tiny/hello:latest", configuration=configuration)["ok"]
 
 
+def test_a_second_refusing_partition_of_a_cut_hop_is_refused_and_changes_nothing(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    first = network.partition(mode="refuse", duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed) as caught:
+        network.partition(mode="refuse", duration=30, configuration=configuration)
+    message = str(caught.value)
+    assert "'client-registry' is cut already" in message and "\n" not in message
+    # Only the first is recorded, and the hop stays cut until the first one's own undo.
+    assert [e.id for e in Ledger(configuration["ledger_dir"]).all()] == [first["fault_id"]]
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        assert api.proxy("client-registry")["enabled"] is False
+    network.remove_network_faults(configuration=configuration)
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        assert api.proxy("client-registry")["enabled"] is True
+
+
 def test_reset_and_truncate_faults_are_classified(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:

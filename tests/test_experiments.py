@@ -140,6 +140,7 @@ def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path
         "pull-storm",
         "registry-latency-slo",
         "mirror-cache-hit-ratio",
+        "token-server-outage",
         "signature-tamper",
     ],
 )

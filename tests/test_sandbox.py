@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from io import BytesIO
@@ -160,10 +161,10 @@ def test_missing_toxiproxy_binary_asks_for_make_setup(
 
 
 # -- hops, nginx, rate limit ------------------------------------------------------------------
-def test_toxiproxy_has_exactly_the_three_hops_of_the_endpoints(sandbox: SandboxInfo) -> None:
+def test_toxiproxy_has_exactly_the_four_hops_of_the_endpoints(sandbox: SandboxInfo) -> None:
     with Toxiproxy(sandbox.endpoints["toxiproxy"]) as toxiproxy:
         proxies = toxiproxy.proxies()
-    assert set(proxies) == {"client-registry", "client-mirror", "mirror-upstream"}
+    assert set(proxies) == {"client-registry", "client-mirror", "mirror-upstream", "token-server"}
     for name, hop in sandbox.endpoints["hops"].items():
         assert proxies[name]["listen"] == hop["listen"]
         assert proxies[name]["upstream"] == hop["upstream"]
@@ -508,12 +509,28 @@ def test_start_failure_names_the_log_file(spare_sandbox: dict[str, Any]) -> None
 def test_start_refuses_a_busy_port(spare_sandbox: dict[str, Any]) -> None:
     run_dir = spare_sandbox["run_dir"]
     stop_process(run_dir, "token-server")
-    port = int(spare_sandbox["token_realm"].split(":")[2].split("/")[0])
+    port = int(spare_sandbox["token_server_direct"].rsplit(":", 1)[1])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        with pytest.raises(SandboxError, match=f"port\\(s\\) {port} already in use"):
+        with pytest.raises(SandboxError, match=f"port\\(s\\) {port} already in use") as caught:
             start_process(run_dir, "token-server")
+    # The message names who holds the port: this test's own process, listening.
+    assert f"{port}: pid {os.getpid()} (python" in str(caught.value)
+    assert "listen" in str(caught.value)
+
+
+def test_start_waits_for_a_port_released_a_moment_later(spare_sandbox: dict[str, Any]) -> None:
+    run_dir = spare_sandbox["run_dir"]
+    stop_process(run_dir, "token-server")
+    port = int(spare_sandbox["token_server_direct"].rsplit(":", 1)[1])
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    # Released well inside the start's PORT_RELEASE_TIMEOUT, as a stopped piece's ports are.
+    threading.Timer(1.0, squatter.close).start()
+    assert start_process(run_dir, "token-server") > 0
+    assert status(run_dir)["processes"]["token-server"]["running"] is True
 
 
 def test_two_sandboxes_run_side_by_side_and_down_leaves_no_process(

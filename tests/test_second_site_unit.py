@@ -53,14 +53,16 @@ def test_endpoints_name_the_second_site_only_when_it_runs(layout: Layout) -> Non
     assert dr["events_file"] == str(layout.run_dir / "state/events.jsonl")
     assert dr["hops"][HOP_SYNC_DR] == {
         "proxy": HOP_SYNC_DR,
-        "listen": "127.0.0.1:20004",
+        "listen": "127.0.0.1:20005",
         "upstream": "127.0.0.1:20032",
     }
     assert {k: v for k, v in dr.items() if k in plain and k != "second_site"} == {
         k: v for k, v in plain.items() if k not in ("hops", "second_site")
     } | {"hops": dr["hops"]}
     assert [hop["name"] for hop in toxiproxy_proxies(PORTS, second_site=True)][-1] == HOP_SYNC_DR
-    assert len(toxiproxy_proxies(PORTS)) == 3
+    assert (
+        len(toxiproxy_proxies(PORTS)) == 4
+    )  # client-registry, client-mirror, mirror-upstream, token-server
 
 
 def test_the_second_sites_ports_are_inside_the_span_and_clash_with_none() -> None:
@@ -94,10 +96,10 @@ def test_written_configs_wire_the_replicas_dr_and_regsync(layout: Layout, name: 
     (step,) = sync["sync"]
     assert step["type"] == "registry"
     assert step["repos"] == {"allow": ["replication/.*"]}
-    assert step["target"] == "127.0.0.1:20004"  # through the sync-dr hop
+    assert step["target"] == "127.0.0.1:20005"  # through the sync-dr hop
     hosts = {entry["registry"]: entry for entry in sync["creds"]}
-    assert hosts["127.0.0.1:20004"]["tls"] == "enabled"
-    assert "BEGIN CERTIFICATE" in hosts["127.0.0.1:20004"]["regcert"]
+    assert hosts["127.0.0.1:20005"]["tls"] == "enabled"
+    assert "BEGIN CERTIFICATE" in hosts["127.0.0.1:20005"]["regcert"]
     if chosen.capabilities.shared_storage:
         assert step["source"] == "127.0.0.1:20010"  # nginx, HTTPS
         assert hosts[step["source"]]["tls"] == "enabled"

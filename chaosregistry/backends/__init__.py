@@ -10,10 +10,10 @@ one, the ``experiments/vars/<backend>.yaml`` file does. Backends are built from 
 configuration mapping.
 """
 
-from chaosregistry.backends.plan import BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan
+from chaosregistry.backends.plan import AUTH_KINDS, BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan
 from chaosregistry.settings import Settings
 
-__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan", "backend_for"]
+__all__ = ["AUTH_KINDS", "BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan", "backend_for"]
 
 
 def backend_for(settings: Settings) -> Backend:

@@ -375,6 +375,14 @@ class KubernetesBackend:
             "run on the local backend (the sandbox's nginx) only"
         )
 
+    def auth_fault(self, kind: str, parameters: dict[str, Any]) -> FaultPlan:
+        # A cluster registry's token service and htpasswd live in its own Secrets and pods:
+        # not built yet. Refused before anything is recorded.
+        raise ConfigError(
+            "the kubernetes backend cannot make auth faults yet: they run on the local "
+            "backend (the sandbox's token server and htpasswd) only"
+        )
+
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan:
         # A cluster's registry is written through its own API and credentials: not built yet.
         raise ConfigError(

@@ -28,6 +28,7 @@ import httpx
 from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER
 from chaosregistry.settings import LocalSettings, sandbox_endpoints
 from chaosregistry.toxiproxy import Toxiproxy
 
@@ -154,6 +155,14 @@ class LocalBackend:
 
     def _refuse(self, hop: str, proxy: str, parameters: dict[str, Any]) -> FaultPlan:
         api_url = self.toxiproxy_url
+        # A hop another fault cut already is refused: this fault's undo (enable the hop) would
+        # end the other one's cut early.
+        with Toxiproxy(api_url) as toxiproxy:
+            if toxiproxy.proxy(proxy).get("enabled") is not True:
+                raise ConfigError(
+                    f"hop {hop!r} is cut already (another fault, or a partition still active): "
+                    "restore it first"
+                )
 
         def apply() -> dict[str, Any]:
             with Toxiproxy(api_url) as toxiproxy:
@@ -198,6 +207,28 @@ class LocalBackend:
         from chaosregistry.backends.local_certificates import certificate_plan
 
         return certificate_plan(self.run_dir, kind, target, self.allowed_certificate_targets)
+
+    def auth_fault(self, kind: str, parameters: dict[str, Any]) -> FaultPlan:
+        """An auth fault of the sandbox (see local_auth): ``token-server`` ({mode,
+        latency_ms}), ``token-key`` or ``credentials`` ({target})."""
+        from chaosregistry.backends import local_auth
+
+        if kind == "token-server":
+            proxy = self._proxy_for(HOP_TOKEN_SERVER)
+            return local_auth.token_server_plan(
+                self.run_dir,
+                self.toxiproxy_url,
+                proxy,
+                str(parameters.get("mode")),
+                int(parameters.get("latency_ms") or 0),
+            )
+        if kind == "token-key":
+            return local_auth.token_key_plan(
+                self.run_dir, self.toxiproxy_url, self.hop_proxies.get(HOP_TOKEN_SERVER)
+            )
+        if kind == "credentials":
+            return local_auth.credentials_plan(self.run_dir, str(parameters.get("target")))
+        raise ConfigError(f"the local backend cannot make auth fault {kind!r}")
 
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan:
         """A signed image's registry content changed under it (see local_signatures)."""

@@ -11,13 +11,23 @@ from typing import Any, Protocol
 # The backend names are part of the settings (configuration.backend is parsed there).
 from chaosregistry.settings import BACKENDS
 
-__all__ = ["BACKENDS", "CERTIFICATE_KINDS", "REFERRERS_TARGET", "Backend", "FaultPlan"]
+__all__ = [
+    "AUTH_KINDS",
+    "BACKENDS",
+    "CERTIFICATE_KINDS",
+    "REFERRERS_TARGET",
+    "Backend",
+    "FaultPlan",
+]
 
 # What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
 # SANs name another host, or one signed by a CA the clients do not trust.
 CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
 # The referrers fault's target: the registry's referrers API (one per backend).
 REFERRERS_TARGET = "referrers:registry"
+# Auth faults: the token server cut off or slow, the registry trusting another token key, the
+# registry's credentials changed.
+AUTH_KINDS = ("token-server", "token-key", "credentials")
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class Backend(Protocol):
     def nodes(self) -> list[str]: ...
 
     def certificate_fault(self, kind: str, target: str) -> FaultPlan: ...
+
+    def auth_fault(self, kind: str, parameters: dict[str, Any]) -> FaultPlan: ...
 
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan: ...
 

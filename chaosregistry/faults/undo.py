@@ -29,6 +29,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.faults.toxiproxy_undo",
     "chaosregistry.backends.local",  # sandbox.restart-process
     "chaosregistry.backends.local_certificates",  # sandbox.tls-restore
+    "chaosregistry.backends.local_auth",  # auth.token-path/token-key/htpasswd-restore
     "chaosregistry.backends.local_signatures",  # registry.restore-manifests
     "chaosregistry.backends.local_referrers",  # sandbox.referrers-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)

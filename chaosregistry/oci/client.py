@@ -476,10 +476,11 @@ class _Call:
             params=request.params or None,
             content=request.content,
         )
+        token = request.route == failures.TOKEN_ROUTE
         try:
             response = http.send(built, stream=True)
         except Exception as exc:
-            raise failures.from_exception(exc, request.what) from exc
+            raise failures.from_exception(exc, request.what, token=token) from exc
         self._client.http_version = response.http_version
         if request.stream and 200 <= response.status_code < 300:
             self._stream = response
@@ -487,7 +488,7 @@ class _Call:
         try:
             body = response.read()
         except Exception as exc:
-            raise failures.from_exception(exc, request.what, in_body=True) from exc
+            raise failures.from_exception(exc, request.what, in_body=True, token=token) from exc
         finally:
             response.close()
         return Answer(response.status_code, response.headers, body)

@@ -2,7 +2,9 @@
 :class:`ErrorClass`.
 
 Statuses (``status_error``), transport failures (``from_exception``) and TLS failures
-(``tls_failure``) are classified here and nowhere else; the pull protocol
+(``tls_failure``) are classified here and nowhere else; a token request (``token=True``, the
+request the protocol routes as ``TOKEN_ROUTE``) that cannot be answered by its realm is
+``auth-unavailable``, one the realm refuses is ``auth``; the pull protocol
 (:mod:`chaosregistry.oci.protocol`) and both of its drivers (the httpx client and the Locust
 user) call it, so probes, loads and reports agree on what "timeout" or "reset" means.
 """
@@ -20,13 +22,48 @@ from chaosregistry.errors import ErrorClass, PullError, TlsReason
 
 # Headers worth keeping on a 429 so callers can honour them (Docker Hub style plus standard).
 RATE_LIMIT_HEADERS = ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
+# How the protocol routes a request to a token realm (drivers pass ``token=`` from it).
+TOKEN_ROUTE = "[token]"
+# A token realm that fails this way is unavailable, not the registry: the registry answered the
+# request that sent us there. TLS and rate limits keep their own classes.
+_REALM_UNAVAILABLE = frozenset(
+    {
+        ErrorClass.TIMEOUT,
+        ErrorClass.REFUSED,
+        ErrorClass.RESET,
+        ErrorClass.TRUNCATED,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.NOT_FOUND,
+        ErrorClass.PROTOCOL,
+    }
+)
 
 
-def status_error(status: int, headers: Mapping[str, str], body: bytes, what: str) -> PullError:
+def _for_token(error: PullError) -> PullError:
+    if error.error_class not in _REALM_UNAVAILABLE:
+        return error
+    detail = {**error.detail, "cause": str(error.error_class)}
+    return PullError(
+        ErrorClass.AUTH_UNAVAILABLE,
+        f"{error} (the token realm is unavailable)",
+        status=error.status,
+        detail=detail,
+    )
+
+
+def status_error(
+    status: int, headers: Mapping[str, str], body: bytes, what: str, *, token: bool = False
+) -> PullError:
     """A PullError for a non-success HTTP answer to ``what`` (e.g. ``manifest shop:1.0``).
 
-    ``headers`` may be any mapping with case-insensitive ``get`` or lower-case keys.
+    ``headers`` may be any mapping with case-insensitive ``get`` or lower-case keys. ``token``:
+    the answer came from a token realm (a 5xx or 404 there: ``auth-unavailable``).
     """
+    error = _status_error(status, headers, body, what)
+    return _for_token(error) if token else error
+
+
+def _status_error(status: int, headers: Mapping[str, str], body: bytes, what: str) -> PullError:
     detail: dict[str, Any] = {}
     codes = _registry_error_codes(body)
     if codes:
@@ -46,14 +83,22 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes, what: str
     return PullError(error_class, f"{what}: HTTP {status}{suffix}", status=status, detail=detail)
 
 
-def from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> PullError:
+def from_exception(
+    exc: BaseException, what: str, *, in_body: bool = False, token: bool = False
+) -> PullError:
     """A PullError for a transport-level failure while doing ``what``.
 
     Knows httpx's exceptions and the standard library's (what any other driver raises once it
     has translated its own library's types). ``in_body``: the failure came while reading a
-    response body, where a connection closed early is a truncated transfer.
+    response body, where a connection closed early is a truncated transfer. ``token``: the
+    request went to a token realm (refused, timed out, reset there: ``auth-unavailable``).
     Re-raises what is not a transport failure (a bug should not become a "protocol" error).
     """
+    error = _from_exception(exc, what, in_body=in_body)
+    return _for_token(error) if token else error
+
+
+def _from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> PullError:
     if isinstance(exc, PullError):
         return exc
     if isinstance(exc, httpx.TimeoutException | TimeoutError):

@@ -204,7 +204,7 @@ class Authenticator:
         """The Authorization header from the realm's answer (the token is kept for reuse)."""
         if answer.status != 200:
             raise failures.status_error(
-                answer.status, answer.headers, answer.body, f"{what}: token request"
+                answer.status, answer.headers, answer.body, f"{what}: token request", token=True
             )
         try:
             body = json.loads(answer.body or b"{}")
@@ -232,7 +232,9 @@ class Authenticator:
         headers = dict(IDENTITY)
         if self.credentials is not None:
             headers["Authorization"] = self._basic_header(self.credentials)
-        return Request("GET", realm, f"{what}: token request", "[token]", headers, params)
+        return Request(
+            "GET", realm, f"{what}: token request", failures.TOKEN_ROUTE, headers, params
+        )
 
 
 @dataclass(frozen=True)

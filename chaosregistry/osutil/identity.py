@@ -152,3 +152,43 @@ def ancestry() -> set[int]:
             break
         pid = stat.ppid
     return chain
+
+
+# TCP states in /proc/net/tcp (include/net/tcp_states.h), the ones a bind can collide with.
+_TCP_STATES = {"01": "established", "06": "time-wait", "08": "close-wait", "0A": "listen"}
+
+
+def port_holders(port: int) -> list[str]:
+    """Who holds local TCP ``port`` on this host: one ``"pid 123 (registry), listen"`` per
+    socket whose owner we can see, ``"no process, time-wait"`` for one no process owns any
+    more. Read from ``/proc/net/tcp{,6}`` and the fds of every process; for error messages."""
+    sockets: dict[str, str] = {}  # inode -> state
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets[fields[9]] = _TCP_STATES.get(fields[3], f"state {fields[3]}")
+    owners: dict[str, int] = {}
+    wanted = {f"socket:[{inode}]" for inode in sockets if inode != "0"}
+    for pid in all_pids() if wanted else []:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in wanted:
+                owners[target[8:-1]] = pid
+    found = []
+    for inode, state in sorted(sockets.items(), key=lambda item: item[1]):
+        owner = owners.get(inode)
+        who = f"pid {owner} ({executable_name(owner) or '?'})" if owner else "no process"
+        found.append(f"{who}, {state}")
+    return found

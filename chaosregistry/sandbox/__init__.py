@@ -58,7 +58,9 @@ except the ones marked plain, ``http://``)::
       "mirror_metrics_url": URL,    # plain (debug port)
       "mirror_upstream": URL,       # mirror-upstream hop (the mirror's proxy.remoteurl)
       "token_registry": URL,        # nginx (TLS) -> registry-token, no hop (Bearer auth)
-      "token_realm": URL + "/token",
+      "token_realm": URL + "/token",  # token-server hop -> token server (distribution-3:
+                                      # mirror-upstream hop -> nginx -> token-server hop)
+      "token_server_direct": URL,   # the token server itself, no hop (/healthz, /stats, /token)
       "token_service": "chaosregistry-sandbox",
       "token_stats_url": URL + "/stats",   # {"tokens_issued": n, "refused": m}
       "toxiproxy": URL,             # plain: Toxiproxy API
@@ -66,7 +68,7 @@ except the ones marked plain, ``http://``)::
       "sli_metrics_url": URL,       # plain: the SLI exporter's /metrics
       "sli_sink": "127.0.0.1:port", # UDP: where pulls and rollouts report (chaosregistry.sli)
       "upstream_metrics_url": URL,  # plain: registry-token's (the mirror's upstream) /metrics
-      "hops": {"client-registry" | "client-mirror" | "mirror-upstream":
+      "hops": {"client-registry" | "client-mirror" | "mirror-upstream" | "token-server":
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},
       "credentials_file": "/abs/run/dir/secrets/credentials.json",  # {"username", "password"}
       "catalog_file": "/abs/run/dir/catalog.json",

@@ -89,7 +89,7 @@ def token_registry_config(
     config["auth"] = {
         "token": {
             # What clients are sent to: the token server speaks TLS only.
-            "realm": realm or https_url(ports.token_server) + "/token",
+            "realm": realm or https_url(ports.hop_token_server) + "/token",
             "service": TOKEN_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": str(layout.token_cert_file),
@@ -302,7 +302,7 @@ http {{
 
 
 def toxiproxy_proxies(ports: Ports, second_site: bool = False) -> list[dict[str, Any]]:
-    """The hops (three, a fourth with the second site), as Toxiproxy's ``-config`` file wants
+    """The hops (four, a fifth with the second site), as Toxiproxy's ``-config`` file wants
     them (recreated on restart)."""
     return [
         {

@@ -13,7 +13,7 @@ import bcrypt
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.oci.auth import Credentials as Credentials  # re-exported; repr hides password
-from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.files import write_json, write_text_atomic
 from chaosregistry.sandbox.layout import USERNAME, Layout, read_json
 
 # Distribution re-checks the bcrypt hash on every request (no cache in 2.8), so the cost factor
@@ -59,16 +59,29 @@ def ensure_credentials(layout: Layout) -> Credentials:
     return creds
 
 
+def htpasswd_accepts(path: Path, creds: Credentials) -> bool:
+    """Whether the htpasswd file at ``path`` holds ``creds`` (False when there is none)."""
+    if not path.is_file():
+        return False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        user, _, hashed = line.partition(":")
+        if user == creds.username and bcrypt.checkpw(creds.password.encode(), hashed.encode()):
+            return True
+    return False
+
+
+def write_htpasswd(path: Path, creds: Credentials) -> None:
+    """Replace the htpasswd file with one entry for ``creds``, atomically (mode 0600): a
+    registry that re-reads it on change never sees half a file."""
+    entry = bcrypt.hashpw(creds.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+    write_text_atomic(path, f"{creds.username}:{entry.decode()}\n", mode=0o600)
+
+
 def _ensure_htpasswd(path: Path, creds: Credentials) -> None:
     # bcrypt salts differ per hash: rewrite only when the file does not match, so repeated
     # `up` calls leave a running registry's file alone.
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            user, _, hashed = line.partition(":")
-            if user == creds.username and bcrypt.checkpw(creds.password.encode(), hashed.encode()):
-                return
-    entry = bcrypt.hashpw(creds.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
-    _write_private(path, f"{creds.username}:{entry.decode()}\n")
+    if not htpasswd_accepts(path, creds):
+        write_htpasswd(path, creds)
 
 
 def ensure_http_secret(layout: Layout) -> str:

@@ -152,11 +152,12 @@ class Implementation:
 
         Distribution v3.1.2's proxy mode only sends its credentials to a realm on its remote's
         own host:port (or a shared registrable domain, never for IP literals): for it the realm
-        is on the mirror's upstream hop, and nginx passes ``/token`` on to the token server.
+        is on the mirror's upstream hop, and nginx passes ``/token`` on to the token server's
+        hop. Either way every token fetch crosses the ``token-server`` hop.
         """
         if self.name == "distribution-3":
             return https_url(ports.hop_mirror_upstream) + "/token"
-        return https_url(ports.token_server) + "/token"
+        return https_url(ports.hop_token_server) + "/token"
 
     def nginx_mirror_upstream_directives(self, ports: Ports) -> str:
         """Extra directives for nginx's server in front of the token registry."""
@@ -164,7 +165,7 @@ class Implementation:
             return ""
         return (
             "        location /token {\n"
-            f"            proxy_pass {https_url(ports.token_server)};\n"
+            f"            proxy_pass {https_url(ports.hop_token_server)};\n"
             "        }\n"
         )
 

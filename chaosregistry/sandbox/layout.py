@@ -45,6 +45,8 @@ SECOND_SITE_PROCESS_NAMES = ("registry-dr", "event-receiver", "regsync")
 HOP_CLIENT_REGISTRY = "client-registry"
 HOP_CLIENT_MIRROR = "client-mirror"
 HOP_MIRROR_UPSTREAM = "mirror-upstream"
+# In front of the token server: every token fetch (clients' and the mirror's) crosses it.
+HOP_TOKEN_SERVER = "token-server"
 # regsync -> the DR registry (second site only).
 HOP_SYNC_DR = "sync-dr"
 # The repositories regsync copies to the DR registry (a regsync ``repos.allow`` pattern).
@@ -86,9 +88,14 @@ class Ports:
         return self.base + 3
 
     @property
+    def hop_token_server(self) -> int:
+        """In front of the token server: every token fetch crosses it."""
+        return self.base + 4
+
+    @property
     def hop_sync_dr(self) -> int:
         """regsync's way to the DR registry (second site)."""
-        return self.base + 4
+        return self.base + 5
 
     # nginx servers.
     @property
@@ -156,6 +163,7 @@ class Ports:
             f"{HOP_CLIENT_REGISTRY} hop": self.hop_client_registry,
             f"{HOP_CLIENT_MIRROR} hop": self.hop_client_mirror,
             f"{HOP_MIRROR_UPSTREAM} hop": self.hop_mirror_upstream,
+            f"{HOP_TOKEN_SERVER} hop": self.hop_token_server,
             "toxiproxy api": self.toxiproxy_api,
             "nginx registry": self.nginx_registry,
             "nginx ratelimited": self.nginx_ratelimited,
@@ -358,6 +366,7 @@ def hop_ports(ports: Ports, second_site: bool = False) -> dict[str, tuple[int, i
         HOP_CLIENT_REGISTRY: (ports.hop_client_registry, ports.nginx_registry),
         HOP_CLIENT_MIRROR: (ports.hop_client_mirror, ports.mirror[0]),
         HOP_MIRROR_UPSTREAM: (ports.hop_mirror_upstream, ports.nginx_mirror_upstream),
+        HOP_TOKEN_SERVER: (ports.hop_token_server, ports.token_server),
     }
     if second_site:
         hops[HOP_SYNC_DR] = (ports.hop_sync_dr, ports.registry_dr[0])
@@ -389,7 +398,9 @@ def build_endpoints(layout: Layout, ports: Ports, second_site: bool = False) -> 
         "mirror_upstream": https_url(ports.hop_mirror_upstream),
         # nginx's TLS front of registry-token (the mirror's upstream, without the hop).
         "token_registry": https_url(ports.nginx_mirror_upstream),
-        "token_realm": https_url(ports.token_server) + "/token",
+        "token_realm": https_url(ports.hop_token_server) + "/token",
+        # The token server itself, without the hop (its /healthz, /stats and /token).
+        "token_server_direct": https_url(ports.token_server),
         "token_service": TOKEN_SERVICE,
         "token_stats_url": https_url(ports.token_server) + "/stats",
         "toxiproxy": http_url(ports.toxiproxy_api),

@@ -89,6 +89,7 @@ def process_specs(
                 ports.hop_client_registry,
                 ports.hop_client_mirror,
                 ports.hop_mirror_upstream,
+                ports.hop_token_server,
                 *([ports.hop_sync_dr] if second_site else []),
             ],
         ),

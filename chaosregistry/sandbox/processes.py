@@ -27,7 +27,13 @@ import httpx
 from chaosregistry.errors import ConfigError
 from chaosregistry.osutil import identity
 from chaosregistry.osutil.files import write_json
-from chaosregistry.osutil.identity import ancestry, command_line, marked_processes, proc_stat
+from chaosregistry.osutil.identity import (
+    ancestry,
+    command_line,
+    marked_processes,
+    port_holders,
+    proc_stat,
+)
 from chaosregistry.osutil.spawn import spawn_detached
 from chaosregistry.sandbox.layout import (
     HOST,
@@ -40,6 +46,8 @@ from chaosregistry.sandbox.tls import client_context
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+# How long a start waits for its ports to be released (see _ports_still_busy).
+PORT_RELEASE_TIMEOUT = 5.0
 # Signals after which we wait for the group to be gone (anything else, e.g. SIGSTOP to freeze a
 # node, is delivered and left in effect).
 TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
@@ -147,6 +155,17 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def _ports_still_busy(ports: Iterable[int], timeout: float = PORT_RELEASE_TIMEOUT) -> list[int]:
+    """The ``ports`` still not free after up to ``timeout`` seconds: a piece restarted right
+    after it stopped (a fault's restart) may find its ports held a moment longer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = [port for port in ports if not port_is_free(port)]
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(0.1)
+
+
 def find_free_base_port(*, low: int = 20000, high: int = 32000, span: int = PORT_SPAN) -> int:
     """A base port whose ``span`` ports are all free, tried in random order.
 
@@ -194,11 +213,14 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
     pid = running_pid(layout, name)
     if pid is not None:
         return pid
-    busy = [port for port in spec.ports if not port_is_free(port)]
+    busy = _ports_still_busy(spec.ports)
     if busy:
+        held = "; ".join(
+            f"{port}: {', '.join(port_holders(port)) or 'holder not seen'}" for port in busy
+        )
         raise SandboxError(
             f"cannot start {name}: port(s) {', '.join(map(str, busy))} already in use "
-            "(another sandbox or program); choose another base port"
+            f"(another sandbox or program; {held}); choose another base port"
         )
     log = Path(spec.log)
     log.parent.mkdir(parents=True, exist_ok=True)
