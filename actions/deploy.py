@@ -187,13 +187,12 @@ def push_to_running(
     pod's own time in them}, ``slowest`` (the phase), ``total_seconds`` (push start to
     rollout complete), ``pods`` {pod: {seen, schedule, pull, start: seconds from the push
     start}}, ``kubelet_pull_seconds`` (the kubelet's own pull times from
-    its Pulled events), ``registry_event`` {supported, seconds (the push's start to the registry's
-    push notification recorded by the sandbox's event receiver: a sandbox with its second
-    site), delivery_seconds, note (why there is no figure)}, ``failed_phase`` and ``error``
+    its Pulled events), ``registry_event`` {supported, seconds (the push's start to the
+    registry's push notification recorded by the sandbox's event receiver: a sandbox with its
+    second site), delivery_seconds, note (why there is no figure)}, ``failed_phase`` and ``error``
     {class: image-pull, stalled or timeout; message} (null when ok), ``health`` (as
-    ``rollout_health``). Raises ActivityFailed for an
-    unknown Deployment or container, a bad argument, a refused push, or a target outside the
-    blast radius.
+    ``rollout_health``). Raises ActivityFailed for an unknown Deployment or container, a bad
+    argument, a refused push, or a target outside the blast radius.
     """
     if mode not in ("direct", "observe"):
         raise ConfigError(f"mode must be direct or observe, got {mode!r}")
