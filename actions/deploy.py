@@ -28,7 +28,7 @@ from chaosregistry.backends.kubernetes_deploy import (
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.oci.reference import split_image_name
-from chaosregistry.rollout import with_tag
+from chaosregistry.rollout import with_digest, with_tag
 from chaosregistry.settings import settings_for
 from chaosregistry.sli import sink_for
 
@@ -150,6 +150,7 @@ def push_to_running(
     namespace: str = "",
     target: str = "registry",
     timeout: float = 180,
+    tag: str = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -175,21 +176,32 @@ def push_to_running(
       namespace: its namespace (default ``configuration.namespace``).
       target: the registry to push to (``registry``, ``mirror`` or a URL).
       timeout: seconds from the push until the rollout must be complete.
+      tag: push under this tag instead of ``push-<epoch ms>``: the moving tag your image
+        updater follows (``chaosregistry tag-poller`` is a minimal one). ``observe`` mode then
+        waits for the Deployment to name that tag or the pushed digest (``name@digest``, as an
+        updater following a tag by digest writes it); ``direct`` mode points it at the pushed
+        digest, since the same tag again would start no rollout.
 
     Returns a mapping: ``ok``, ``image``, ``digest``, ``phases`` {push, trigger, schedule,
     pull, start, finish: seconds or null; schedule, pull and start are the mean of each new
     pod's own time in them}, ``slowest`` (the phase), ``total_seconds`` (push start to
     rollout complete), ``pods`` {pod: {seen, schedule, pull, start: seconds from the push
     start}}, ``kubelet_pull_seconds`` (the kubelet's own pull times from
-    its Pulled events), ``failed_phase`` and ``error`` {class: image-pull, stalled or timeout;
-    message} (null when ok), ``health`` (as ``rollout_health``). Raises ActivityFailed for an
-    unknown Deployment or container, a bad argument, a refused push, or a target outside the
-    blast radius.
+    its Pulled events), ``registry_event`` {supported, seconds (the push's start to the
+    registry's push notification recorded by the sandbox's event receiver: a sandbox with its
+    second site), delivery_seconds, note (why there is no figure)}, ``failed_phase`` and ``error``
+    {class: image-pull, stalled or timeout; message} (null when ok), ``health`` (as
+    ``rollout_health``). Raises ActivityFailed for an unknown Deployment or container, a bad
+    argument, a refused push, or a target outside the blast radius.
     """
     if mode not in ("direct", "observe"):
         raise ConfigError(f"mode must be direct or observe, got {mode!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
+    if tag and image:
+        raise ConfigError("give image or tag, not both")
+    if tag:
+        with_tag("name", tag)  # a bad tag: one line, nothing pushed
     settings = settings_for(configuration)
     kubernetes = settings.kubernetes
     sweep(kubernetes)
@@ -201,6 +213,7 @@ def push_to_running(
     registry = settings.registry.resolve(secrets, target)
     started = time.time()
     pushed: dict[str, Any] = {"digest": None, "seconds": None}
+    pushed_tag = ""  # empty when the pipeline pushed the image already
     with registry.client() as registry_client:
         if image:
             reference = split_image_name(image)[1]
@@ -208,10 +221,12 @@ def push_to_running(
                 reference.repository, reference.reference
             ).digest
         else:
-            tag = f"push-{int(started * 1000)}"
-            image = with_tag(current, tag)
+            pushed_tag = tag or f"push-{int(started * 1000)}"
             reference = split_image_name(current)[1]
-            pushed = delivery.push_fresh_tag(registry_client, reference, tag)
+            pushed = delivery.push_fresh_tag(registry_client, reference, pushed_tag)
+            image = with_tag(current, pushed_tag)
+            if tag and mode == "direct":
+                image = with_digest(current, str(pushed["digest"]))
     pushed_at = time.time()
     if mode == "direct":
         set_image(kubernetes, deployment=deployment, namespace=chosen, container=name, image=image)
@@ -223,10 +238,20 @@ def push_to_running(
         image=image,
         since=started,
         timeout=float(timeout),
+        digest=str(pushed["digest"]) if pushed_tag else None,
     )
+    image = followed["image"]
     phases = {"push": pushed["seconds"], **delivery.phase_seconds(followed, pushed_at)}
     timed = {k: v for k, v in phases.items() if v is not None}
     events = delivery.kubelet_pull_events(client, chosen, deployment, started - 1)
+    registry_event = delivery.registry_event(
+        dict(settings.registry.endpoints()),
+        registry.url,
+        repository=reference.repository,
+        tag=pushed_tag,
+        digest=pushed["digest"] if pushed_tag else None,
+        push_started=started,
+    )
     ok = followed["error"] is None
     sink_for(configuration).deploy(ok=ok)
     return {
@@ -250,6 +275,7 @@ def push_to_running(
             for e in events
             if e["pull_seconds"] is not None and e.get("image") == image
         ],
+        "registry_event": registry_event,
         "failed_phase": followed["failed_phase"],
         "error": followed["error"],
         "health": followed["health"],

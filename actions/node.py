@@ -1,14 +1,18 @@
 """Registry node faults: kill one replica of the registry, and bring it back.
 
-Locally a node is a sandbox replica process (``registry-1``, ``registry-2``) behind nginx; the
-kill is a SIGKILL of its process group, like a node dying. The ledger holds the restart as the
+Locally a node is a sandbox replica process (``registry-1``, ``registry-2``) behind nginx, or
+the sandbox's pull-through mirror (``mirror``); the kill is a SIGKILL of its process group, like
+a node dying. The ledger holds the restart as the
 undo: it runs after ``restart_after`` seconds (or ``duration`` when that is 0), on the
 experiment's rollback (``restart_registry_node``), or at once if ``chaos run`` dies.
 
 On the kubernetes backend a node is an entry of ``configuration.registry_nodes`` (a pod selector
 and a mode: one, all, fixed or fixed-percent); its pods are deleted with no grace period. Their
 controller replaces them at once, so the undo cannot keep them down: it verifies the killed
-pods are gone and as many pods as before are ready again.
+pods are gone and as many pods as before are ready again. ``mirror`` (when ``registry_nodes``
+has no entry of that name) is the mirror of the sandbox the cluster pulls through
+(``sandbox_dir``), killed and restarted as locally: a node that pulls mirror-first falls back
+to the origin while it is down (experiments/mirror-down-fallback.yaml).
 """
 
 from dataclasses import replace
@@ -33,7 +37,9 @@ def kill_registry_node(
     """SIGKILL one registry node; it is restarted after ``restart_after`` seconds.
 
     Arguments:
-      node: the node to kill (locally ``registry-1`` or ``registry-2``).
+      node: the node to kill (locally ``registry-1``, ``registry-2`` or ``mirror``, the
+        pull-through mirror; on kubernetes an entry of ``configuration.registry_nodes``, or
+        ``mirror``: the mirror of the sandbox the cluster pulls through).
       restart_after: seconds until the node is restarted by the watchdog; 0 keeps it down until
         the rollback or the end of ``duration``.
       duration: the longest the node may stay down (required, > 0, at most 3600).

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.errors import ChaosRegistryError, ConfigError
 
 # Commands whose modules import heavy libraries (httpx, lightkube, chaoslib, matplotlib,
 # cryptography): registered by name and imported only when one of them is looked up, so that
@@ -281,3 +281,59 @@ def _print_pulls(results: list[Any]) -> None:
         if r.error is not None:
             click.echo(f"error     [{r.error.error_class}] {r.error}", err=True)
             break
+
+
+@main.command("tag-poller")
+@click.argument("deployment")
+@click.option("--tag", required=True, help="The tag to follow (by its digest).")
+@click.option(
+    "--vars",
+    "vars_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Vars file naming the cluster and the registry (e.g. the one `cluster up` writes).",
+)
+@click.option("--container", default="", help="The container (may be empty with one).")
+@click.option("--namespace", default="", help="Default: the vars file's namespace.")
+@click.option(
+    "--registry", "target", default="registry", show_default=True, help="Name or URL to poll."
+)
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
+def tag_poller(
+    deployment: str,
+    tag: str,
+    vars_file: Path,
+    container: str,
+    namespace: str,
+    target: str,
+    interval: float,
+) -> None:
+    """Follow TAG by digest and set DEPLOYMENT's image to it: a minimal stand-in for an image
+    updater (Flux, Keel, Argo CD Image Updater) for push_to_running(mode="observe")."""
+    import signal
+    import threading
+
+    from chaosregistry import tagpoller
+    from chaosregistry.settings import settings_for
+    from chaosregistry.validate import load_document
+
+    tagpoller.check_interval(interval)
+    configuration = load_document(vars_file, "vars").get("configuration")
+    if not isinstance(configuration, dict):
+        raise ConfigError(f"{vars_file}: configuration must be a mapping")
+    settings = settings_for(configuration)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"tag-poller: following {tag} for {deployment} every {interval:g} s", err=True)
+    tagpoller.run(
+        settings,
+        deployment=deployment,
+        tag=tag,
+        interval=interval,
+        container=container,
+        namespace=namespace,
+        target=target,
+        stop=stop,
+        say=lambda line: click.echo(line, err=True),
+    )

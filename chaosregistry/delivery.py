@@ -19,6 +19,10 @@ finish     the rollout is complete and Available (old pods gone), as ``kubectl r
            (from the last new pod Ready)
 =========  =====================================================================================
 
+Beside them, off the rollout's path in ``direct`` mode, the **registry event**: from the push's
+start to the registry's push notification recorded by the sandbox's event receiver (a sandbox
+with its second site; ``registry_event``), the signal a webhook-driven image updater acts on.
+
 ``schedule``, ``pull`` and ``start`` are each new pod's own (a rolling update starts its pods one
 after another, so the slowest phase of the release is the one its pods spend longest in): the
 result gives their mean and every pod's stamps. Stamps come from our polls, so each is within
@@ -38,6 +42,7 @@ from chaosregistry import kube
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.reference import ImageReference
+from chaosregistry.registry_events import events_source, find_push_event
 from chaosregistry.rollout import (
     PULL_ERRORS,
     TEMPLATE_HASH_LABEL,
@@ -49,6 +54,8 @@ from chaosregistry.rollout import (
 )
 
 POLL = 0.2
+# How long after the rollout to keep looking for a push event not recorded yet.
+EVENT_WAIT = 2.0
 PULL_EVENT_REASONS = ("Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull")
 PHASES = ("push", "trigger", "schedule", "pull", "start", "finish")
 PUSHED_AT_ANNOTATION = "io.chaosregistry.pushed-at"
@@ -163,11 +170,17 @@ def follow(
     image: str,
     since: float,
     timeout: float,
+    digest: str | None = None,
 ) -> dict[str, Any]:
     """Poll the rollout of ``image`` from ``since`` until complete, stalled or ``timeout``.
 
-    Returns {trigger (epoch or None), pods {name: {seen, schedule, pull, start: epoch}},
-    finish (epoch or None), failed_phase, error {class, message} or null, health}.
+    With ``digest``, the pod template naming the image by that digest (``name@digest``, as an
+    image updater following a tag by digest writes it) is the trigger too, and that name is
+    the image followed from then on.
+
+    Returns {trigger (epoch or None), image (the one followed), pods {name: {seen, schedule,
+    pull, start: epoch}}, finish (epoch or None), failed_phase, error {class, message} or
+    null, health}.
     """
     trigger: float | None = None
     pods: dict[str, dict[str, float]] = {}
@@ -176,8 +189,9 @@ def follow(
     while True:
         now = time.time()
         found = get_deployment(client, namespace, name)
-        if trigger is None and container_images(found).get(container) == image:
-            trigger = now
+        named = container_images(found).get(container) or ""
+        if trigger is None and (named == image or (digest and named.endswith(f"@{digest}"))):
+            trigger, image = now, named
         if trigger is not None:
             current = new_pods(client, found)
             snapshot = health(found, current)
@@ -196,7 +210,7 @@ def follow(
                 for stamps in pods.values():  # a phase passed between two polls
                     for phase, _ in POD_PHASES:
                         stamps.setdefault(phase, now)
-                return _followed(trigger, pods, now, None, None, snapshot)
+                return _followed(trigger, image, pods, now, None, None, snapshot)
         stalled = bool(snapshot.get("stalled"))
         if stalled or now - since >= timeout:
             failed = "trigger" if trigger is None else _first_unreached(pods)
@@ -209,7 +223,7 @@ def follow(
                     "class": "timeout",
                     "message": f"phase {failed} not reached within {timeout:g} s",
                 }
-            return _followed(trigger, pods, None, failed, error, snapshot)
+            return _followed(trigger, image, pods, None, failed, error, snapshot)
         time.sleep(POLL)
 
 
@@ -222,6 +236,7 @@ def _first_unreached(pods: dict[str, dict[str, float]]) -> str:
 
 def _followed(
     trigger: float | None,
+    image: str,
     pods: dict[str, dict[str, float]],
     finish: float | None,
     failed: str | None,
@@ -230,6 +245,7 @@ def _followed(
 ) -> dict[str, Any]:
     return {
         "trigger": trigger,
+        "image": image,
         "pods": pods,
         "finish": finish,
         "failed_phase": failed,
@@ -262,3 +278,51 @@ def phase_seconds(followed: dict[str, Any], pushed_at: float) -> dict[str, float
         last_ready = max(stamps["start"] for stamps in followed["pods"].values())
         seconds["finish"] = round(max(0.0, followed["finish"] - last_ready), 3)
     return seconds
+
+
+def registry_event(
+    endpoints: dict[str, Any],
+    registry_url: str,
+    *,
+    repository: str,
+    tag: str,
+    digest: str | None,
+    push_started: float,
+    wait: float = EVENT_WAIT,
+) -> dict[str, Any]:
+    """The registry-event phase of a push to ``registry_url`` of ``repository:tag`` at
+    ``digest``, from the sandbox's events file (``endpoints``: the sandbox's).
+
+    Returns {supported, seconds (push start -> the receiver recorded the event: the registry
+    notifies as it stores the manifest, often before its answer to the push is back; null when
+    not seen), delivery_seconds (the registry's event timestamp -> recorded), note (why there is
+    no figure)}. Looks for ``wait`` seconds at most: it runs after the rollout, by when a
+    notification has long been sent.
+    """
+
+    def unsupported(note: str, supported: bool = False) -> dict[str, Any]:
+        return {"supported": supported, "seconds": None, "delivery_seconds": None, "note": note}
+
+    if not digest or not tag:
+        return unsupported("nothing pushed: the image was given")
+    events_file, supported, note = events_source(endpoints)
+    if not supported or events_file is None:
+        return unsupported(note)
+    ours = {str(endpoints.get(key) or "").rstrip("/") for key in ("registry", "registry_direct")}
+    if registry_url.rstrip("/") not in ours:
+        return unsupported(f"the push went to {registry_url}, not the sandbox's registry")
+    deadline = time.time() + wait
+    while (event := find_push_event(events_file, repository, tag, digest)) is None:
+        if time.time() >= deadline:
+            return unsupported(f"no push event recorded within {wait:g} s after the rollout", True)
+        time.sleep(POLL)
+    received = float(event.get("received_at") or 0)
+    created = event.get("event_time")
+    return {
+        "supported": True,
+        "seconds": round(max(0.0, received - push_started), 3),
+        "delivery_seconds": (
+            round(received - float(created), 3) if isinstance(created, int | float) else None
+        ),
+        "note": "",
+    }

@@ -36,6 +36,18 @@ def with_tag(image: str, tag: str) -> str:
     return f"{name}:{tag}"
 
 
+def with_digest(image: str, digest: str) -> str:
+    """``image`` named by ``digest`` (``name@sha256:...``), its tag and any digest dropped."""
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest or ""):
+        raise ConfigError(f"digest {digest!r} is not a sha256 digest")
+    return with_tag(image, "x").rsplit(":", 1)[0] + f"@{digest}"
+
+
+def image_digest(image: str) -> str | None:
+    """The digest an image name pins (``name@sha256:...``), or None."""
+    return image.split("@", 1)[1] if "@" in image else None
+
+
 def condition(deployment: Any, kind: str) -> Any:
     conditions = (deployment.status.conditions if deployment.status else None) or []
     return next((c for c in conditions if c.type == kind), None)

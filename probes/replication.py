@@ -13,77 +13,30 @@ pushes are never announced and replication lag is timed from the end of the push
 not a fault, as ``chaosregistry.actions.content.push_fresh_image``.
 """
 
-import json
 import re
 import secrets as _random
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference
+from chaosregistry.registry_events import (
+    delivery_seconds,
+    events_source,
+    find_push_event,
+    is_manifest_push,
+    read_events,
+)
 from chaosregistry.sandbox.seed import push_unique_image
 from chaosregistry.settings import settings_for
 from chaosregistry.stats import summarize
 
 __all__ = ["push_events", "replication_lag"]
 
-# The DR registry's own notifications (regsync's writes) are not the primary's pushes.
-DR_REGISTRY = "registry-dr"
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
 # After the replica serves the digest, how long to keep looking for a late notification.
 EVENT_GRACE = 2.0
-NO_EVENTS_GGCR = (
-    "go-containerregistry's registry sends no notifications: the primary's pushes are not "
-    "announced (only registry-dr's are)"
-)
-NO_EVENTS_SANDBOX = "no event receiver: the sandbox runs without its second site (--second-site)"
-
-
-def _events_source(endpoints: Mapping[str, Any]) -> tuple[Path | None, bool, str]:
-    """(events file, whether the primary's pushes are announced, a note when they are not)."""
-    events_file = endpoints.get("events_file")
-    if not events_file:
-        return None, False, NO_EVENTS_SANDBOX if endpoints else "no sandbox: no event receiver"
-    if endpoints.get("implementation") == "ggcr":
-        return Path(str(events_file)), False, NO_EVENTS_GGCR
-    return Path(str(events_file)), True, ""
-
-
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    """Every whole line of the events file (a line being written is skipped)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    found = []
-    for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict):
-            found.append(item)
-    return found
-
-
-def _is_manifest_push(event: Mapping[str, Any]) -> bool:
-    return event.get("action") == "push" and event.get("media_type") in MANIFEST_TYPES
-
-
-def _delivery(event: Mapping[str, Any]) -> float | None:
-    received, created = event.get("received_at"), event.get("event_time")
-    if isinstance(received, int | float) and isinstance(created, int | float):
-        return float(received) - float(created)
-    return None
 
 
 @activity
@@ -118,13 +71,13 @@ def push_events(
     settings = settings_for(configuration).registry
     if settings.sandbox_dir is None:
         raise ConfigError("push_events reads the sandbox's event receiver: set 'sandbox_dir'")
-    events_file, supported, note = _events_source(settings.endpoints())
-    events = _read_events(events_file) if events_file is not None else []
+    events_file, supported, note = events_source(settings.endpoints())
+    events = read_events(events_file) if events_file is not None else []
     oldest = time.time() - since_seconds if since_seconds else None
     pushes = [
         event
         for event in events
-        if _is_manifest_push(event)
+        if is_manifest_push(event)
         and (not repository or event.get("repository") == repository)
         and (not registry or event.get("registry") == registry)
         and (oldest is None or float(event.get("received_at") or 0) >= oldest)
@@ -133,7 +86,7 @@ def push_events(
     for event in pushes:
         name = str(event.get("registry"))
         by_registry[name] = by_registry.get(name, 0) + 1
-    delays = [d for d in map(_delivery, pushes) if d is not None]
+    delays = [d for d in map(delivery_seconds, pushes) if d is not None]
     return {
         "supported": supported,
         "note": note,
@@ -144,19 +97,6 @@ def push_events(
         "delivery_seconds": summarize(delays),
         "last": pushes[-10:],
     }
-
-
-def _find_push_event(path: Path, repository: str, tag: str, digest: str) -> dict[str, Any] | None:
-    for event in _read_events(path):
-        if (
-            event.get("action") == "push"
-            and event.get("repository") == repository
-            and event.get("tag") == tag
-            and event.get("digest") == digest
-            and event.get("registry") != DR_REGISTRY
-        ):
-            return event
-    return None
 
 
 @activity
@@ -219,7 +159,7 @@ def replication_lag(
         )
     origin = settings.resolve(secrets, source)
     target = settings.resolve(secrets, replica)
-    events_file, supported, note = _events_source(endpoints)
+    events_file, supported, note = events_source(endpoints)
 
     tag = f"lag-{int(time.time())}-{_random.token_hex(4)}"
     push_started = time.time()
@@ -242,7 +182,7 @@ def replication_lag(
     with target.client(max_connections=1, timeout=request_timeout) as client:
         while True:
             if supported and event is None and events_file is not None:
-                event = _find_push_event(events_file, repository, tag, digest)
+                event = find_push_event(events_file, repository, tag, digest)
             if served_at is None:
                 checks += 1
                 try:
@@ -278,7 +218,7 @@ def replication_lag(
         "events_supported": supported,
         "note": note,
         "event": event,
-        "event_delay_seconds": _delivery(event) if event is not None else None,
+        "event_delay_seconds": delivery_seconds(event) if event is not None else None,
         "push_to_event_seconds": received - push_started if received is not None else None,
         "error": error,
     }

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,12 @@ def skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A running cluster with its own sandbox in a temp state dir; always brought down."""
+@contextmanager
+def running_cluster(
+    tmp_path_factory: pytest.TempPathFactory, **options: Any
+) -> Iterator[KubeCluster]:
+    """A cluster with its own sandbox in a temp state dir, ``up(**options)``; always brought
+    down. A module that needs other options overrides ``kube_cluster`` with this."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -76,10 +80,18 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
             base_port=find_free_base_port(low=20000, high=26000, span=PORT_SPAN),
             sandbox_base_port=find_free_base_port(low=26000, high=32000),
             progress=lambda line: print(f"cluster: {line}", flush=True),
+            **options,
         )
         yield KubeCluster(state_dir, settings, admin_client(state_dir))
     finally:
         down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
+
+
+@pytest.fixture(scope="module")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A running cluster with its own sandbox in a temp state dir; always brought down."""
+    with running_cluster(tmp_path_factory) as cluster:
+        yield cluster
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:

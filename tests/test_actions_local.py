@@ -164,6 +164,29 @@ def test_killing_one_node_keeps_pulls_working_through_nginx(
     assert running(sandbox, "registry-1")
 
 
+def test_killing_the_mirror_fails_pulls_through_it_until_the_restart(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = node.kill_registry_node(node="mirror", duration=30, configuration=configuration)
+    assert (fault["kind"], fault["target"]) == ("node.kill", "node:mirror")
+    assert fault["applied"] == {"signal": "SIGKILL", "was_running": True}
+    assert not running(sandbox, "mirror")
+    through_mirror = pull_probes.pull_latency(
+        "tiny/hello:latest", count=2, target="mirror", timeout=5, configuration=configuration
+    )
+    assert through_mirror["success_ratio"] == 0.0, through_mirror
+    # The origin is untouched: a mirror-first client's fallback still pulls.
+    origin = pull_probes.pull_latency("tiny/hello:latest", count=2, configuration=configuration)
+    assert origin["success_ratio"] == 1.0
+    reverted = node.restart_registry_node(node="mirror", configuration=configuration)
+    assert reverted["count"] == 1 and reverted["reverted"][0]["state"] == "reverted"
+    assert running(sandbox, "mirror")
+    after = pull_probes.pull_latency(
+        "tiny/hello:latest", count=2, target="mirror", configuration=configuration
+    )
+    assert after["success_ratio"] == 1.0
+
+
 def test_a_killed_node_is_restarted_after_restart_after(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:

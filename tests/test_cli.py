@@ -52,6 +52,18 @@ def assert_one_line_error(process: subprocess.CompletedProcess[str], *fragments:
         (["pull", "tiny/hello", "--sandbox-dir", "/tmp"], ["not a sandbox directory"]),
         (["sandbox", "status", "--run-dir", "/tmp"], ["not a sandbox directory"]),
         (["sandbox", "down", "--run-dir", "/tmp"], ["not a sandbox directory"]),
+        (
+            ["tag-poller", "demo", "--tag", "release", "--vars", "/nonexistent/vars.yaml"],
+            ["/nonexistent/vars.yaml: no such vars file"],
+        ),
+        (
+            ["tag-poller", "demo", "--tag", "release", "--vars", "x.yaml", "--interval", "0"],
+            ["interval must be positive seconds"],
+        ),
+        (
+            ["cluster", "up", "--node-pulls", "mirror-only"],
+            ["node_pulls must be one of origin, mirror-first, got 'mirror-only'"],
+        ),
     ],
 )
 def test_bad_cli_input_is_one_line(args: list[str], fragments: list[str]) -> None:

@@ -110,6 +110,40 @@ def test_hosts_toml_sends_every_pull_through_the_hop_with_basic_auth() -> None:
     assert hosts["header"]["Authorization"] == expected
 
 
+def test_hosts_toml_mirror_first_lists_the_mirror_then_the_hop_as_fallback() -> None:
+    access = RegistryAccess("https://127.0.0.1:15100", "/run/sandbox/pki/ca.crt", "chaos", "s3cret")
+    text = registry_hosts_toml(access, mirror_url="https://127.0.0.1:15101/")
+    hosts = tomllib.loads(text)
+    # containerd tries the [host] entries in the file's order, then the server.
+    assert list(hosts["host"]) == ["https://127.0.0.1:15101", "https://127.0.0.1:15100"]
+    assert text.index('[host."https://127.0.0.1:15101"]') < text.index(
+        '[host."https://127.0.0.1:15100"]'
+    )
+    assert hosts["server"] == "https://127.0.0.1:15100"
+    mirror, origin = (
+        hosts["host"]["https://127.0.0.1:15101"],
+        hosts["host"]["https://127.0.0.1:15100"],
+    )
+    assert mirror["capabilities"] == origin["capabilities"] == ["pull", "resolve"]
+    assert mirror["ca"] == origin["ca"] == "/run/sandbox/pki/ca.crt"
+    # The mirror is anonymous: the registry's credentials go to the origin only.
+    assert "header" not in mirror and "s3cret" not in text.split("[host.")[1]
+    expected = "Basic " + base64.b64encode(b"chaos:s3cret").decode()
+    assert origin["header"]["Authorization"] == hosts["header"]["Authorization"] == expected
+
+
+def test_cluster_up_refuses_an_unknown_node_pulls_in_one_line(tmp_path: Path) -> None:
+    from chaosregistry.cluster import up
+    from chaosregistry.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        up(tmp_path / "state", node_pulls="mirror-only")
+    assert str(caught.value) == (
+        "node_pulls must be one of origin, mirror-first, got 'mirror-only'"
+    )
+    assert not (tmp_path / "state").exists()
+
+
 def test_containerd_config_keeps_every_path_under_the_state_dir(tmp_path: Path) -> None:
     layout = Layout.at(tmp_path / "state")
     config = tomllib.loads(containerd_config(layout, "registry.example.test/pause:1"))

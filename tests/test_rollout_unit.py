@@ -1,5 +1,6 @@
 """Rollout reading without a cluster: kubectl's status rules, kubelet messages, images, settings."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,14 +10,17 @@ from chaosregistry.actions.deploy import deploy_bad_tag
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 
+from chaosregistry import delivery
 from chaosregistry.backends import BACKENDS, backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.rollout import (
     go_duration_seconds,
     health,
+    image_digest,
     parse_pull_message,
     pod_template_patch,
     status_message,
+    with_digest,
     with_tag,
 )
 from chaosregistry.settings import parse_settings
@@ -265,3 +269,122 @@ def test_push_to_running_phases_are_each_pods_own_and_the_finish_after_the_last_
     }
     untriggered = {"trigger": None, "pods": {}, "finish": None}
     assert set(phase_seconds(untriggered, 100.0).values()) == {None}
+
+
+# -- push_to_running's registry-event phase ---------------------------------------------------
+def _events_endpoints(tmp_path: Path, lines: list[str]) -> dict[str, Any]:
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(line + "\n" for line in lines))
+    return {
+        "registry": "https://127.0.0.1:26000",
+        "registry_direct": "https://127.0.0.1:26010",
+        "events_file": str(events),
+        "implementation": "distribution-2",
+    }
+
+
+def _push_event(**fields: Any) -> str:
+    event = {
+        "action": "push",
+        "registry": "registry-1",
+        "repository": "demo/app",
+        "tag": "push-1",
+        "digest": "sha256:aa",
+        "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "event_time": 100.25,
+        "received_at": 100.5,
+        **fields,
+    }
+    return json.dumps(event)
+
+
+def test_registry_event_is_timed_from_the_push_end_to_the_receiver(tmp_path: Path) -> None:
+    endpoints = _events_endpoints(
+        tmp_path,
+        [
+            _push_event(registry="registry-dr", received_at=100.2),  # regsync's write: not ours
+            _push_event(digest="sha256:bb", received_at=100.3),  # another digest
+            '{"action": "push", "trunc',  # a line being written
+            _push_event(),
+        ],
+    )
+    found = delivery.registry_event(
+        endpoints,
+        "https://127.0.0.1:26010/",
+        repository="demo/app",
+        tag="push-1",
+        digest="sha256:aa",
+        push_started=100.0,
+        wait=0,
+    )
+    assert found == {"supported": True, "seconds": 0.5, "delivery_seconds": 0.25, "note": ""}
+
+
+def test_registry_event_says_why_it_has_no_figure(tmp_path: Path) -> None:
+    endpoints = _events_endpoints(tmp_path, [_push_event()])
+    args: dict[str, Any] = {"repository": "demo/app", "tag": "push-1", "push_started": 100.0}
+    cases = {
+        "nothing pushed: the image was given": (endpoints, endpoints["registry"], None),
+        "the push went to https://elsewhere.test, not the sandbox's registry": (
+            endpoints,
+            "https://elsewhere.test",
+            "sha256:aa",
+        ),
+        "no event receiver: the sandbox runs without its second site (--second-site)": (
+            {"registry": endpoints["registry"]},
+            endpoints["registry"],
+            "sha256:aa",
+        ),
+        "no push event recorded within 0 s after the rollout": (
+            endpoints,
+            endpoints["registry"],
+            "sha256:cc",
+        ),
+    }
+    for note, (where, url, digest) in cases.items():
+        found = delivery.registry_event(where, url, digest=digest, wait=0, **args)
+        assert found["seconds"] is None and found["note"] == note, found
+    ggcr = {**endpoints, "implementation": "ggcr"}
+    found = delivery.registry_event(ggcr, endpoints["registry"], digest="sha256:aa", wait=0, **args)
+    assert found["supported"] is False and found["note"].startswith("go-containerregistry")
+
+
+def test_with_digest_pins_the_digest_and_drops_tag_and_old_digest() -> None:
+    digest = "sha256:" + "a" * 64
+    assert with_digest("r.test:5000/demo/app:1", digest) == f"r.test:5000/demo/app@{digest}"
+    pinned = with_digest(f"r.test/demo/app@sha256:{'b' * 64}", digest)
+    assert pinned == f"r.test/demo/app@{digest}"
+    assert image_digest(pinned) == digest and image_digest("r.test/demo/app:1") is None
+    with pytest.raises(ConfigError) as caught:
+        with_digest("r.test/demo/app:1", "sha256:short")
+    assert str(caught.value) == "digest 'sha256:short' is not a sha256 digest"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"tag": "no spaces"}, "tag 'no spaces' is not a valid image tag"),
+        ({"tag": "release", "image": "r.test/demo/app:1"}, "give image or tag, not both"),
+    ],
+)
+def test_push_to_running_refuses_a_bad_tag_before_anything(
+    arguments: dict[str, Any], message: str
+) -> None:
+    from chaosregistry.actions.deploy import push_to_running
+
+    with pytest.raises(ActivityFailed) as caught:
+        push_to_running("demo", **arguments)
+    assert str(caught.value) == f"push_to_running: {message}"
+
+
+def test_the_tag_poller_refuses_bad_arguments_before_the_first_poll() -> None:
+    from chaosregistry import tagpoller
+
+    settings = parse_settings({})
+    for interval in (0, -1, True, "2"):
+        with pytest.raises(ConfigError) as caught:
+            tagpoller.run(settings, deployment="demo", tag="release", interval=interval)
+        assert str(caught.value) == f"interval must be positive seconds, got {interval!r}"
+    with pytest.raises(ConfigError) as caught:
+        tagpoller.run(settings, deployment="demo", tag="-bad", interval=1)
+    assert str(caught.value) == "tag '-bad' is not a valid image tag"

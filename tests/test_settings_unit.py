@@ -273,3 +273,41 @@ def test_the_cluster_vars_file_carries_the_kubeconfig_and_the_sandbox(tmp_path: 
     backend = backend_for(settings)
     assert backend.hops() == ["client-registry"]
     assert backend.nodes() == ["registry-1"]
+
+
+def test_the_sandboxs_mirror_is_a_node_to_kill_on_both_backends(tmp_path: Path) -> None:
+    sandbox_dir = tmp_path / "sandbox"
+    sandbox_dir.mkdir()
+    path = write_endpoints(sandbox_dir, "https://127.0.0.1:26001")
+    endpoints = json.loads(path.read_text())
+    path.write_text(json.dumps({**endpoints, "mirror_direct": "https://127.0.0.1:26020"}))
+    local = backend_for(settings_for({"chaosregistry": {"sandbox_dir": str(sandbox_dir)}}))
+    assert local.nodes() == ["registry-1", "mirror"]
+    kubernetes = backend_for(
+        settings_for(
+            {
+                "backend": "kubernetes",
+                "chaosregistry": {
+                    "sandbox_dir": str(sandbox_dir),
+                    "kubeconfig": str(tmp_path / "kubeconfig"),
+                },
+            }
+        )
+    )
+    for backend in (local, kubernetes):
+        plan = backend.kill_node("mirror")
+        assert (plan.kind, plan.target) == ("node.kill", "node:mirror"), backend.name
+        # The same undo as a replica's: the watchdog restarts it and checks it answers.
+        assert plan.undo == {
+            "kind": "sandbox.restart-process",
+            "params": {"run_dir": str(sandbox_dir), "name": "mirror"},
+        }
+    # Without a sandbox there is no mirror to kill: one line, nothing recorded.
+    bare = backend_for(
+        settings_for(
+            {"backend": "kubernetes", "chaosregistry": {"kubeconfig": str(tmp_path / "k")}}
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        bare.kill_node("mirror")
+    assert str(caught.value).startswith("unknown registry node 'mirror': configuration.")

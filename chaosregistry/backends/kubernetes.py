@@ -55,6 +55,7 @@ from chaosregistry.backends.kubernetes_pods import (
     pod_chaos_victims,
     pod_ready,
 )
+from chaosregistry.backends.local import MIRROR_NODE
 from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import undo_handler
@@ -188,8 +189,9 @@ class KubernetesBackend:
         self.settings = settings.kubernetes
 
     def _toxiproxy(self) -> Any:
-        """The local backend on the Toxiproxy hops in front of the node's pulls: the sandbox
-        comes from the settings (``sandbox_dir``) only, never from a test bed's state files."""
+        """The local backend on the Toxiproxy hops in front of the node's pulls (and the
+        sandbox's mirror process): the sandbox comes from the settings (``sandbox_dir``) only,
+        never from a test bed's state files."""
         from chaosregistry.backends.local import LocalBackend
 
         return LocalBackend.from_settings(self.all_settings.local)
@@ -399,9 +401,22 @@ class KubernetesBackend:
 
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
-        their controller has as many ready pods as before (it cannot bring the same pods back)."""
+        their controller has as many ready pods as before (it cannot bring the same pods back).
+
+        ``mirror``, when ``registry_nodes`` has no such entry and ``sandbox_dir`` names the
+        sandbox the cluster pulls through: SIGKILL of that sandbox's pull-through mirror (the
+        local backend's kill, restarted by its undo), for a node that pulls through the mirror
+        first (``cluster up --node-pulls mirror-first``)."""
         known = self.settings.registry_nodes
         choice = known.get(node)
+        if choice is None and node == MIRROR_NODE and self.all_settings.local.sandbox_dir:
+            # As for the Toxiproxy hops: the configured namespace must still be opted in, so
+            # a vars file for the wrong cluster is refused.
+            if self.settings.namespace:
+                refuse_protected(self.settings.namespace)
+                guard_namespace(self.settings.client(), self.settings.namespace)
+            plan: FaultPlan = self._toxiproxy().kill_node(node)
+            return plan
         if choice is None:
             raise ConfigError(
                 f"unknown registry node {node!r}: configuration.registry_nodes.{node} needs a "

@@ -13,12 +13,14 @@ fault                     toxic                              what a client sees
 ``network.truncate``      limit_data (downstream)            bodies cut after N bytes
 ========================  =================================  ================================
 
-A node kill SIGKILLs one registry replica's process group; its undo starts it again from the
-spec saved in the sandbox and verifies it answers.
+A node kill SIGKILLs one registry replica's process group, or the pull-through mirror's
+(node ``mirror``: a node of the delivery path that a mirror-first client falls back from); its
+undo starts it again from the spec saved in the sandbox and verifies it answers.
 """
 
 import secrets as _random
 import signal
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER
 from chaosregistry.settings import LocalSettings, sandbox_endpoints
 from chaosregistry.toxiproxy import Toxiproxy
+
+# The sandbox's pull-through mirror: its process name, and the node name a kill takes.
+MIRROR_NODE = "mirror"
 
 # fault kind -> (toxic type, stream, attributes from parameters)
 _TOXICS: dict[str, tuple[str, str]] = {
@@ -93,6 +98,8 @@ class LocalBackend:
                 "(or 'toxiproxy_url' and 'hops')"
             )
         replicas = [str(r["name"]) for r in endpoints.get("replicas") or ()]
+        if endpoints.get("mirror_direct"):
+            replicas.append(MIRROR_NODE)
         return cls(
             str(toxiproxy_url),
             hops,
@@ -181,6 +188,7 @@ class LocalBackend:
         if self.run_dir is None:
             raise ConfigError("configuration: killing a registry node needs 'sandbox_dir'")
         if node not in self.replicas:
+            # self.replicas: the registry replicas, then the mirror (from_settings).
             raise ConfigError(
                 f"unknown registry node {node!r} (known: {', '.join(self.replicas) or 'none'})"
             )
@@ -254,11 +262,20 @@ def restart_process(params: Mapping[str, Any]) -> None:
 
     run_dir, name = str(params["run_dir"]), str(params["name"])
     start_process(run_dir, name)
-    state = status(run_dir)
-    replica = next((r for r in state["endpoints"]["replicas"] if r["name"] == name), None)
+    endpoints = status(run_dir)["endpoints"]
+    replica = next((r for r in endpoints["replicas"] if r["name"] == name), None)
+    url: str | None = None
+    verify: ssl.SSLContext | bool = True
     if replica is not None:
+        url = str(replica["url"])
+    elif name == MIRROR_NODE and endpoints.get("mirror_direct"):
+        # Straight to the mirror, past its hop (which may carry a fault of its own), checked
+        # against the sandbox's CA.
+        url = str(endpoints["mirror_direct"])
+        verify = ssl.create_default_context(cafile=str(endpoints["ca_file"]))
+    if url is not None:
         try:
-            answer = httpx.get(f"{replica['url']}/v2/", timeout=2.0)
+            answer = httpx.get(f"{url}/v2/", timeout=2.0, verify=verify, trust_env=False)
         except httpx.HTTPError as exc:
             raise UndoError(f"{name} restarted but does not answer: {exc}") from exc
         if answer.status_code not in (200, 401):

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from chaosregistry.cluster.configs import NODE_PULLS, NODE_PULLS_ORIGIN
 from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
@@ -65,8 +66,21 @@ def cluster_group() -> None:
     show_default=True,
     help="Base port of the sandbox the cluster starts for itself.",
 )
+@click.option(
+    "--node-pulls",
+    # Checked by up() (one Error: line), not by a click.Choice's three-line usage error.
+    default=NODE_PULLS_ORIGIN,
+    show_default=True,
+    help=f"{' | '.join(NODE_PULLS)}. origin: the node pulls through the sandbox's client-facing "
+    "hop; mirror-first: through its pull-through mirror, falling back to that hop "
+    "(mirror-down-fallback).",
+)
 def up_command(
-    state_dir: Path, base_port: int, sandbox_dir: Path | None, sandbox_base_port: int
+    state_dir: Path,
+    base_port: int,
+    sandbox_dir: Path | None,
+    sandbox_base_port: int,
+    node_pulls: str,
 ) -> None:
     """Build what is missing, start what is stopped, wait until the demo is Available."""
     settings = up(
@@ -74,6 +88,7 @@ def up_command(
         base_port=base_port,
         sandbox_dir=sandbox_dir,
         sandbox_base_port=sandbox_base_port,
+        node_pulls=node_pulls,
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")

@@ -121,23 +121,41 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-def registry_hosts_toml(access: RegistryAccess) -> str:
-    """hosts.toml for REGISTRY_HOST: every pull goes to the sandbox's client-facing hop.
+# How the node pulls REGISTRY_HOST's images (``cluster up --node-pulls``).
+NODE_PULLS_ORIGIN = "origin"
+NODE_PULLS_MIRROR_FIRST = "mirror-first"
+NODE_PULLS = (NODE_PULLS_ORIGIN, NODE_PULLS_MIRROR_FIRST)
 
-    The server itself is the hop too, so a failing mirror never falls back to a real name
-    lookup. Basic-auth rides as a header because hosts.toml has no credentials field, and the
-    pause image is pulled by containerd itself, where no imagePullSecret reaches. ``ca`` makes
-    containerd verify the sandbox's HTTPS certificate against the sandbox's own CA.
+
+def registry_hosts_toml(access: RegistryAccess, *, mirror_url: str | None = None) -> str:
+    """hosts.toml for REGISTRY_HOST: pulls go to the sandbox's client-facing hop, or first to
+    its pull-through mirror (``mirror_url``) with the hop as the fallback.
+
+    containerd (1.6.20 here) tries the ``[host]`` entries in the file's order, then ``server``;
+    a host that fails (refused, reset, a 5xx, a 404) is skipped for the next one, for the tag's
+    resolve and for each blob alike (remotes/docker resolver.go and fetcher.go), which is what
+    dockerd's ``registry-mirrors`` does. The server itself is the hop too, so a failing host
+    never falls back to a real name lookup. Basic-auth rides as a header because hosts.toml has
+    no credentials field, and the pause image is pulled by containerd itself, where no
+    imagePullSecret reaches; the mirror is anonymous and is sent none. ``ca`` makes containerd
+    verify the sandbox's HTTPS certificates (the mirror's too) against the sandbox's own CA.
     """
     url = access.url.rstrip("/")
     auth = json.dumps(access.authorization)
     ca = json.dumps(access.ca_file)
+    mirror = ""
+    if mirror_url:
+        mirror = f"""
+[host."{mirror_url.rstrip("/")}"]
+  capabilities = ["pull", "resolve"]
+  ca = {ca}
+"""
     return f"""server = "{url}"
 ca = {ca}
 
 [header]
   Authorization = {auth}
-
+{mirror}
 [host."{url}"]
   capabilities = ["pull", "resolve"]
   ca = {ca}
@@ -292,9 +310,12 @@ def write_configs(
     ports: Ports,
     access: RegistryAccess,
     sandbox_image: str,
+    *,
+    mirror_url: str | None = None,
 ) -> None:
     """Write every config file (kubeconfigs, containerd, hosts.toml, CNI, kubelet, the
-    registry's load balancer, Chaos Mesh's webhook pair)."""
+    registry's load balancer, Chaos Mesh's webhook pair); ``mirror_url``: the node pulls
+    through the sandbox's mirror first (see ``registry_hosts_toml``)."""
     server = f"https://127.0.0.1:{ports.apiserver}"
     components = {
         "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
@@ -323,7 +344,8 @@ def write_configs(
     write_private(layout.kubeconfig, yaml.safe_dump(admin))
     write_private(layout.containerd_config, containerd_config(layout, sandbox_image))
     write_private(
-        layout.registry_hosts_dir / REGISTRY_HOST / "hosts.toml", registry_hosts_toml(access)
+        layout.registry_hosts_dir / REGISTRY_HOST / "hosts.toml",
+        registry_hosts_toml(access, mirror_url=mirror_url),
     )
     conflist = layout.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
     conflist.write_text(json.dumps(cni_conflist(layout), indent=2) + "\n")

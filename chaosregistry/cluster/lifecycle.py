@@ -27,7 +27,13 @@ from chaosregistry import chaosmesh, kube, sandbox
 from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
-from chaosregistry.cluster.configs import RegistryAccess, write_configs
+from chaosregistry.cluster.configs import (
+    NODE_PULLS,
+    NODE_PULLS_MIRROR_FIRST,
+    NODE_PULLS_ORIGIN,
+    RegistryAccess,
+    write_configs,
+)
 from chaosregistry.cluster.crds import generate_crds, install_chaos_mesh_crds
 from chaosregistry.cluster.host import (
     clean_host,
@@ -145,7 +151,11 @@ def _check_host(layout: Layout) -> None:
 
 
 def _settings(
-    layout: Layout, base_port: int, sandbox_base_port: int, sandbox_dir: Path | None
+    layout: Layout,
+    base_port: int,
+    sandbox_base_port: int,
+    sandbox_dir: Path | None,
+    node_pulls: str = NODE_PULLS_ORIGIN,
 ) -> dict[str, Any]:
     """The cluster's settings; a running cluster keeps the ports it was started with."""
     previous = read_json(layout.settings_file) or {}
@@ -166,6 +176,7 @@ def _settings(
         "chaos_mesh_api_version": versions.CHAOS_MESH_API_VERSION,
         "node_name": NODE_NAME,
         "node_ip": NODE_IP,
+        "node_pulls": node_pulls,
     }
 
 
@@ -261,14 +272,24 @@ def up(
     base_port: int = DEFAULT_BASE_PORT,
     sandbox_dir: Path | str | None = None,
     sandbox_base_port: int = DEFAULT_SANDBOX_BASE_PORT,
+    node_pulls: str = NODE_PULLS_ORIGIN,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster up (or keep it); returns the settings with ``kubeconfig`` and timings.
 
     ``sandbox_dir`` names a running sandbox to pull from; by default the cluster starts its own
-    in ``<state>/sandbox`` on ``sandbox_base_port``. Raises ``ConfigError`` for a host that
-    lacks something, ``ClusterError``/``BuildError`` naming the failing piece and its log.
+    in ``<state>/sandbox`` on ``sandbox_base_port``. ``node_pulls``: ``origin`` (every node
+    pull through the sandbox's client-facing hop) or ``mirror-first`` (the sandbox's
+    pull-through mirror, then that hop when the mirror fails); on a running cluster it takes
+    effect at the next pull (containerd reads hosts.toml per pull). Raises ``ConfigError`` for
+    a host that lacks something or a bad argument, ``ClusterError``/``BuildError`` naming the
+    failing piece and its log.
     """
+    # Opt-in, not the default: the experiments and tests that slow or cut the client-registry
+    # hop (rollout-under-registry-latency, push_to_running's phases, registry-partition) assume
+    # every node pull crosses it; with the mirror first their faults would miss the node.
+    if node_pulls not in NODE_PULLS:
+        raise ConfigError(f"node_pulls must be one of {', '.join(NODE_PULLS)}, got {node_pulls!r}")
     plain = progress or _to_stderr
     begun = time.monotonic()
 
@@ -285,6 +306,7 @@ def up(
             base_port,
             sandbox_base_port,
             Path(sandbox_dir).resolve() if sandbox_dir else None,
+            node_pulls,
         )
         layout.make_dirs()
         # Written first, so that a down after a failed up knows what to stop.
@@ -305,7 +327,17 @@ def up(
         )
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
         pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))
-        write_configs(layout, pki, ports, access, image_name(PAUSE_REPOSITORY, PAUSE_TAG))
+        mirror_url = str(endpoints["mirror"]) if node_pulls == NODE_PULLS_MIRROR_FIRST else None
+        write_configs(
+            layout,
+            pki,
+            ports,
+            access,
+            image_name(PAUSE_REPOSITORY, PAUSE_TAG),
+            mirror_url=mirror_url,
+        )
+        if mirror_url:
+            say(f"node pulls: the mirror {mirror_url} first, then {access.url}")
         record_host_state(layout)
         ensure_node_interface()
         ensure_cgroup_root()
@@ -493,6 +525,7 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         "kubeconfig": str(layout.kubeconfig),
         "vars_file": str(layout.vars_file) if layout.vars_file.is_file() else None,
         "kubernetes_version": settings.get("kubernetes_version"),
+        "node_pulls": settings.get("node_pulls", NODE_PULLS_ORIGIN),
         "processes": processes,
         "running": all(processes.values()),
         "node_ready": None,
