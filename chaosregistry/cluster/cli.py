@@ -96,6 +96,16 @@ def up_command(
     click.echo(f"# in-cluster registry (registry-node-kill): {settings['cluster_registry']}")
 
 
+@cluster_group.command("build")
+def build_command() -> None:
+    """Build what is missing of the test bed's binaries (etcd, Kubernetes, Chaos Mesh), cached
+    by version; start nothing. `cluster up` does this too."""
+    from chaosregistry.cluster.build import ensure_binaries
+
+    binaries = ensure_binaries(_progress)
+    click.echo(f"test bed binaries ready: {binaries.kubelet.parent}, {binaries.etcd.parent}")
+
+
 @cluster_group.command("down")
 @_state_dir
 def down_command(state_dir: Path) -> None:
