@@ -47,6 +47,7 @@ from chaosregistry.signatures import (
     Check,
     PrivateKey,
     PublicKey,
+    digest_tag,
     verifies,
 )
 
@@ -67,10 +68,7 @@ MAX_REFERRERS = 16
 
 def referrers_tag(digest: str) -> str:
     """The referrers tag schema's tag for ``digest``: ``sha256-<hex>``."""
-    algorithm, _, hexdigest = digest.partition(":")
-    if algorithm != "sha256" or len(hexdigest) != 64:
-        raise ValueError(f"not a sha256 digest: {digest!r}")
-    return f"sha256-{hexdigest}"
+    return digest_tag(digest)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -58,12 +58,18 @@ PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 PrivateKey = ec.EllipticCurvePrivateKey
 
 
-def signature_tag(digest: str) -> str:
-    """The tag cosign stores ``digest``'s signatures under: ``sha256-<hex>.sig``."""
+def digest_tag(digest: str) -> str:
+    """``sha256-<hex>``: the tag name both formats derive from a digest (the referrers tag
+    schema's tag as it is; the legacy signature tag with ``.sig`` after it)."""
     algorithm, _, hexdigest = digest.partition(":")
     if algorithm != "sha256" or len(hexdigest) != 64:
         raise ValueError(f"not a sha256 digest: {digest!r}")
-    return f"sha256-{hexdigest}{SIGNATURE_TAG_SUFFIX}"
+    return f"sha256-{hexdigest}"
+
+
+def signature_tag(digest: str) -> str:
+    """The tag cosign stores ``digest``'s signatures under: ``sha256-<hex>.sig``."""
+    return digest_tag(digest) + SIGNATURE_TAG_SUFFIX
 
 
 def load_public_key(data: bytes, source: str) -> PublicKey:

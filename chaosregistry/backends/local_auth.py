@@ -33,7 +33,7 @@ import yaml
 from chaosregistry.backends.plan import FaultPlan
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.faults.toxiproxy_undo import enable_proxy, remove_toxic
-from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.osutil.files import write_text_atomic
 from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER, Layout, read_json
@@ -99,13 +99,6 @@ def wait_authenticates(
                 f"last saw {seen}"
             )
         time.sleep(0.2)
-
-
-def _param(params: Mapping[str, Any], name: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise UndoError(f"undo params need a non-empty string {name!r}")
-    return value
 
 
 def _running(layout: Layout, name: str) -> bool:
@@ -205,8 +198,8 @@ def token_server_plan(
 def restore_token_path(params: Mapping[str, Any]) -> None:
     """Enable the token-server hop (``down``) or remove the fault's toxic (``slow``), then prove
     a fresh client gets a token the token registry accepts. Idempotent."""
-    api_url, proxy = _param(params, "api_url"), _param(params, "proxy")
-    layout = Layout.at(_param(params, "run_dir"))
+    api_url, proxy = string_param(params, "api_url"), string_param(params, "proxy")
+    layout = Layout.at(string_param(params, "run_dir"))
     if not layout.endpoints_file.is_file() or not _running(layout, "toxiproxy"):
         return  # a restarted Toxiproxy makes its hops from its config: enabled, no toxics
     toxic = params.get("toxic")
@@ -283,8 +276,8 @@ def restore_token_key(params: Mapping[str, Any]) -> None:
     """Point registry-token back at the sandbox's signing certificate and restart it (when it
     names another), prove a fresh token is accepted, then delete the rotated certificate.
     Idempotent; another fault's rotation (this one never got to write its own) is left alone."""
-    layout = Layout.at(_param(params, "run_dir"))
-    rotated = _param(params, "rotated")
+    layout = Layout.at(string_param(params, "run_dir"))
+    rotated = string_param(params, "rotated")
     if not rotated.startswith(ROTATED_PREFIX) or "/" in rotated:
         raise UndoError(f"undo params name no rotated certificate of ours: {rotated!r}")
     config_file = layout.config_file(TOKEN_REGISTRY)
@@ -367,7 +360,7 @@ def restore_htpasswd(params: Mapping[str, Any]) -> None:
         write_htpasswd,
     )
 
-    layout = Layout.at(_param(params, "run_dir"))
+    layout = Layout.at(string_param(params, "run_dir"))
     if not layout.endpoints_file.is_file() or not layout.credentials_file.is_file():
         return  # the sandbox is gone
     creds = load_credentials(layout.run_dir)

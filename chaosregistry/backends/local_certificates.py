@@ -36,7 +36,7 @@ from cryptography import x509
 
 from chaosregistry.backends.plan import CERTIFICATE_KINDS, FaultPlan
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.pki import Pki, issue, load_cert, server_spec
 from chaosregistry.sandbox import SandboxError, load_endpoints, reload_nginx
 from chaosregistry.sandbox.layout import CA_NAME, SERVER_CERT, Layout
@@ -198,13 +198,6 @@ def certificate_plan(run_dir: Path, kind: str, server: str, allowed: list[str] |
     )
 
 
-def _param(params: Mapping[str, Any], name: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise UndoError(f"undo params need a non-empty string {name!r}")
-    return value
-
-
 @undo_handler(RESTORE)
 def restore_served_certificate(params: Mapping[str, Any]) -> None:
     """Remove the fault's nginx snippet, reload, verify the sandbox's own certificate is served
@@ -214,8 +207,8 @@ def restore_served_certificate(params: Mapping[str, Any]) -> None:
     owns the server and its undo restores it: nothing of ours is served, nothing is touched.
     With nginx not running, removing the snippet is enough: nginx reads it only when it starts.
     """
-    run_dir, server, url = (_param(params, key) for key in ("run_dir", "server", "url"))
-    leaf, leaf_dir = _param(params, "leaf"), Path(_param(params, "leaf_dir"))
+    run_dir, server, url = (string_param(params, key) for key in ("run_dir", "server", "url"))
+    leaf, leaf_dir = string_param(params, "leaf"), Path(string_param(params, "leaf_dir"))
     layout = Layout.at(run_dir)
     if not layout.run_dir.is_dir():
         return  # the sandbox is gone, and with it whatever it served

@@ -36,7 +36,7 @@ from typing import Any
 
 from chaosregistry.backends.plan import REFERRERS_TARGET, FaultPlan
 from chaosregistry.errors import ConfigError, PullError
-from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.oci import RegistryClient
 from chaosregistry.sandbox import SandboxError, load_credentials, load_endpoints, reload_nginx
 from chaosregistry.sandbox.layout import Layout
@@ -138,19 +138,12 @@ def referrers_plan(run_dir: Path, status: int) -> FaultPlan:
     )
 
 
-def _param(params: Mapping[str, Any], name: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise UndoError(f"undo params need a non-empty string {name!r}")
-    return value
-
-
 @undo_handler(RESTORE)
 def restore_referrers(params: Mapping[str, Any]) -> None:
     """Remove the fault's snippet, reload nginx, verify the referrers API is passed on to the
     replicas again. Idempotent; a snippet of another fault (this one never wrote its own) is
     left to that fault's undo. With nginx not running, removing the snippet is enough."""
-    run_dir, url, fault = (_param(params, key) for key in ("run_dir", "url", "fault"))
+    run_dir, url, fault = (string_param(params, key) for key in ("run_dir", "url", "fault"))
     layout = Layout.at(run_dir)
     if not layout.run_dir.is_dir():
         return  # the sandbox is gone, and with it what nginx answered

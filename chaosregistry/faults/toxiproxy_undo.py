@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.toxiproxy import Toxiproxy, ToxiproxyError
 
 TOXIC = "toxiproxy.toxic"
@@ -29,13 +29,6 @@ def toxic_undo(api_url: str, proxy: str, toxic: str) -> dict[str, Any]:
 def enable_undo(api_url: str, proxy: str) -> dict[str, Any]:
     """The undo spec that re-enables ``proxy``."""
     return {"kind": ENABLE, "params": {"api_url": api_url, "proxy": proxy}}
-
-
-def _param(params: Mapping[str, Any], name: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise UndoError(f"undo params need a non-empty string {name!r}")
-    return value
 
 
 @functools.lru_cache(maxsize=16)
@@ -54,7 +47,7 @@ def _is_not_found(exc: ToxiproxyError) -> bool:
 @undo_handler(TOXIC)
 def remove_toxic(params: Mapping[str, Any]) -> None:
     """Remove the toxic and verify it is absent (a proxy that no longer exists has no toxics)."""
-    api_url, proxy, toxic = (_param(params, key) for key in ("api_url", "proxy", "toxic"))
+    api_url, proxy, toxic = (string_param(params, key) for key in ("api_url", "proxy", "toxic"))
     client = _client(api_url)
     client.remove_toxic(proxy, toxic)
     try:
@@ -71,7 +64,7 @@ def remove_toxic(params: Mapping[str, Any]) -> None:
 def enable_proxy(params: Mapping[str, Any]) -> None:
     """Re-enable the proxy and verify it is enabled (a proxy that no longer exists is not
     disabled either: nothing to undo)."""
-    api_url, proxy = _param(params, "api_url"), _param(params, "proxy")
+    api_url, proxy = string_param(params, "api_url"), string_param(params, "proxy")
     client = _client(api_url)
     try:
         client.set_enabled(proxy, True)

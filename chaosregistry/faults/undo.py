@@ -43,6 +43,15 @@ class UndoError(ChaosRegistryError):
     """An undo could not be run or could not be verified; the fault may still be in place."""
 
 
+def string_param(params: Mapping[str, Any], name: str) -> str:
+    """Undo parameter ``name``, a non-empty string; UndoError otherwise (a ledger entry
+    written by another version, or edited by hand)."""
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise UndoError(f"undo params need a non-empty string {name!r}")
+    return value
+
+
 _handlers: dict[str, UndoHandler] = {}
 _import_errors: dict[str, str] = {}
 _loaded = False
