@@ -79,6 +79,9 @@ DEFAULT_KUBE_TIMEOUT = 15.0  # chaosregistry.kube.DEFAULT_TIMEOUT, without impor
 DEFAULT_CHAOS_MESH_CONFIRM_TIMEOUT = 5.0
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
 NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
+# How the nodes reach the sandbox (`cluster up --node-pulls`, written into its vars file): only
+# "mirror-first" nodes pull through the mirror, so only there does killing it test a fallback.
+NODE_PULLS = ("origin", "mirror-first")
 
 # The environment the parse reads: part of the cache key, so a changed variable (tests, a
 # game day's child) is never answered with settings parsed under the old value.
@@ -319,6 +322,7 @@ class KubernetesSettings:
     )
     registry_nodes: Mapping[str, RegistryNode] = field(default_factory=lambda: MappingProxyType({}))
     chaos_mesh_confirm_timeout: float = DEFAULT_CHAOS_MESH_CONFIRM_TIMEOUT
+    node_pulls: str | None = None  # None: not said (a cluster that is not our test bed)
 
     def client(self) -> "Client":
         from chaosregistry import kube
@@ -500,6 +504,9 @@ def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings
     confirm = configuration.get("chaos_mesh_confirm_timeout", DEFAULT_CHAOS_MESH_CONFIRM_TIMEOUT)
     if isinstance(confirm, bool) or not isinstance(confirm, int | float) or confirm < 0:
         _fail("chaos_mesh_confirm_timeout", f": must be a number of seconds >= 0, got {confirm!r}")
+    node_pulls = configuration.get("node_pulls")
+    if node_pulls is not None and node_pulls not in NODE_PULLS:
+        _fail("node_pulls", f" must be one of {', '.join(NODE_PULLS)}, not {node_pulls!r}")
     context = _text(configuration, "kube_context")
     return KubernetesSettings(
         kubeconfig=_kubeconfig(configuration),
@@ -519,6 +526,7 @@ def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings
         hop_external_targets=MappingProxyType(targets),
         registry_nodes=_registry_nodes(configuration),
         chaos_mesh_confirm_timeout=float(confirm),
+        node_pulls=None if node_pulls is None else str(node_pulls),
     )
 
 

@@ -261,6 +261,8 @@ def test_the_cluster_vars_file_carries_the_kubeconfig_and_the_sandbox(tmp_path: 
     assert "# registry_url: http://127.0.0.1:20007" in path.read_text()
     data = yaml.safe_load(path.read_text())
     assert set(data) == {"configuration"}
+    # cluster up's default: the node pulls from the origin, and the vars file says so.
+    assert data["configuration"]["chaosregistry"]["node_pulls"] == "origin"
     # No cluster.json anywhere: what the backend needs is in the vars file.
     assert not layout.settings_file.exists()
     for experiment in sorted((ROOT / "experiments").glob("*.yaml")):
@@ -302,6 +304,26 @@ def test_the_sandboxs_mirror_is_a_node_to_kill_on_both_backends(tmp_path: Path) 
             "kind": "sandbox.restart-process",
             "params": {"run_dir": str(sandbox_dir), "name": "mirror"},
         }
+    # A cluster whose node pulls from the origin only (cluster up's default) refuses it: the
+    # kill would hurt no pull, and the fallback game day would pass having tested nothing.
+    origin_only = backend_for(
+        settings_for(
+            {
+                "backend": "kubernetes",
+                "chaosregistry": {
+                    "sandbox_dir": str(sandbox_dir),
+                    "kubeconfig": str(tmp_path / "kubeconfig"),
+                    "node_pulls": "origin",
+                },
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as refused:
+        origin_only.kill_node("mirror")
+    assert str(refused.value).startswith("configuration.node_pulls is 'origin'")
+    assert "--node-pulls mirror-first" in str(refused.value)
+    with pytest.raises(ConfigError, match=r"node_pulls must be one of origin, mirror-first"):
+        settings_for({"backend": "kubernetes", "chaosregistry": {"node_pulls": "sideways"}})
     # Without a sandbox there is no mirror to kill: one line, nothing recorded.
     bare = backend_for(
         settings_for(

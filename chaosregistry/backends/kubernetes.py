@@ -406,10 +406,19 @@ class KubernetesBackend:
         ``mirror``, when ``registry_nodes`` has no such entry and ``sandbox_dir`` names the
         sandbox the cluster pulls through: SIGKILL of that sandbox's pull-through mirror (the
         local backend's kill, restarted by its undo), for a node that pulls through the mirror
-        first (``cluster up --node-pulls mirror-first``)."""
+        first (``cluster up --node-pulls mirror-first``); refused when ``node_pulls`` says the
+        node pulls from the origin only."""
         known = self.settings.registry_nodes
         choice = known.get(node)
         if choice is None and node == MIRROR_NODE and self.all_settings.local.sandbox_dir:
+            if self.settings.node_pulls == "origin":
+                # The node never asks the mirror: the kill would hurt no pull, and a game day
+                # about the fallback would pass having tested none.
+                raise ConfigError(
+                    "configuration.node_pulls is 'origin': this cluster's node does not pull "
+                    "through the mirror, so killing it tests no fallback (bring the cluster up "
+                    "with `chaosregistry cluster up --node-pulls mirror-first`)"
+                )
             # As for the Toxiproxy hops: the configured namespace must still be opted in, so
             # a vars file for the wrong cluster is refused.
             if self.settings.namespace:

@@ -43,6 +43,9 @@ def vars_document(settings: dict[str, Any]) -> dict[str, Any]:
                 "namespace": DEMO_NAMESPACE,
                 "network_provider": "toxiproxy",
                 "node_kill_provider": "api",
+                # How the node pulls (`cluster up --node-pulls`): the mirror kill refuses to
+                # run on "origin", where it would test no fallback.
+                "node_pulls": str(settings.get("node_pulls") or "origin"),
                 "registry_nodes": {
                     "registry-1": {
                         "namespace": REGISTRY_NAMESPACE,
