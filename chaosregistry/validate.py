@@ -387,6 +387,12 @@ def _type_error(value: Any, annotation: Any) -> str | None:
         expected = (dict,)
     else:
         return None
+    if isinstance(value, bool) and origin is str:
+        # YAML 1.1 reads unquoted on/off/yes/no/true/false as booleans.
+        return (
+            f"must be str, got the boolean {value!r} (YAML reads unquoted on/off/yes/no as "
+            "booleans: quote the word)"
+        )
     if isinstance(value, bool) and origin is not bool:
         return f"must be {origin.__name__}, got a boolean"
     if not isinstance(value, expected):

@@ -203,3 +203,14 @@ def test_every_shipped_experiment_validates_with_every_shipped_vars_file() -> No
     for experiment in experiments:
         for vars_file in vars_files:
             assert validate(experiment, vars_file).experiment["title"], (experiment, vars_file)
+
+
+# -- YAML booleans where a word was meant ------------------------------------------------------
+def test_an_unquoted_yaml_boolean_for_a_mode_says_to_quote_it(
+    tmp_path: Path, refused: Callable[[Path, Path, list[str]], None]
+) -> None:
+    text = (ROOT / "experiments/registry-partition.yaml").read_text()
+    assert "mode: blackhole" in text
+    experiment = tmp_path / "partition.yaml"
+    experiment.write_text(text.replace("mode: blackhole", "mode: off"))
+    refused(experiment, LOCAL_VARS, ["arguments.mode", "got the boolean False", "quote the word"])
