@@ -81,7 +81,9 @@ NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
 NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
 # How the nodes reach the sandbox (`cluster up --node-pulls`, written into its vars file): only
 # "mirror-first" nodes pull through the mirror, so only there does killing it test a fallback.
-NODE_PULLS = ("origin", "mirror-first")
+NODE_PULLS_ORIGIN = "origin"
+NODE_PULLS_MIRROR_FIRST = "mirror-first"
+NODE_PULLS = (NODE_PULLS_ORIGIN, NODE_PULLS_MIRROR_FIRST)
 
 # The environment the parse reads: part of the cache key, so a changed variable (tests, a
 # game day's child) is never answered with settings parsed under the old value.

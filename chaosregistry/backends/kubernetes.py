@@ -63,6 +63,7 @@ from chaosregistry.settings import (
     DEFAULT_MAX_PODS,
     NETWORK_PROVIDERS,
     NODE_KILL_PROVIDERS,
+    NODE_PULLS_ORIGIN,
     KubernetesSettings,
     Settings,
 )
@@ -411,7 +412,7 @@ class KubernetesBackend:
         known = self.settings.registry_nodes
         choice = known.get(node)
         if choice is None and node == MIRROR_NODE and self.all_settings.local.sandbox_dir:
-            if self.settings.node_pulls == "origin":
+            if self.settings.node_pulls == NODE_PULLS_ORIGIN:
                 # The node never asks the mirror: the kill would hurt no pull, and a game day
                 # about the fallback would pass having tested none.
                 raise ConfigError(

@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from chaosregistry.cluster.configs import NODE_PULLS, NODE_PULLS_ORIGIN
 from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
@@ -18,6 +17,7 @@ from chaosregistry.cluster.layout import (
 )
 from chaosregistry.cluster.lifecycle import down, status, up
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.settings import NODE_PULLS, NODE_PULLS_ORIGIN
 
 
 class _Group(click.Group):

@@ -121,12 +121,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-# How the node pulls REGISTRY_HOST's images (``cluster up --node-pulls``).
-NODE_PULLS_ORIGIN = "origin"
-NODE_PULLS_MIRROR_FIRST = "mirror-first"
-NODE_PULLS = (NODE_PULLS_ORIGIN, NODE_PULLS_MIRROR_FIRST)
-
-
 def registry_hosts_toml(access: RegistryAccess, *, mirror_url: str | None = None) -> str:
     """hosts.toml for REGISTRY_HOST: pulls go to the sandbox's client-facing hop, or first to
     its pull-through mirror (``mirror_url``) with the hop as the fallback.

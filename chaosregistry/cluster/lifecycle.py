@@ -27,13 +27,7 @@ from chaosregistry import chaosmesh, kube, sandbox
 from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
-from chaosregistry.cluster.configs import (
-    NODE_PULLS,
-    NODE_PULLS_MIRROR_FIRST,
-    NODE_PULLS_ORIGIN,
-    RegistryAccess,
-    write_configs,
-)
+from chaosregistry.cluster.configs import RegistryAccess, write_configs
 from chaosregistry.cluster.crds import generate_crds, install_chaos_mesh_crds
 from chaosregistry.cluster.host import (
     clean_host,
@@ -99,6 +93,10 @@ from chaosregistry.errors import ConfigError
 from chaosregistry.osutil import locks
 from chaosregistry.osutil.files import write_json
 from chaosregistry.sandbox.layout import Layout as SandboxLayout
+
+# How the node pulls (`cluster up --node-pulls`): named once, by the settings that read it back
+# from the vars file.
+from chaosregistry.settings import NODE_PULLS, NODE_PULLS_MIRROR_FIRST, NODE_PULLS_ORIGIN
 
 Progress = Callable[[str], None]
 

@@ -16,6 +16,7 @@ import yaml
 from chaosregistry.cluster.layout import DEMO_NAMESPACE, REGISTRY_NAMESPACE, Layout
 from chaosregistry.cluster.workloads import REGISTRY_NAME
 from chaosregistry.osutil.files import write_text_atomic
+from chaosregistry.settings import NODE_PULLS_ORIGIN
 
 HEADER = """\
 # Written by `chaosregistry cluster up` for the test cluster in {state_dir}.
@@ -45,7 +46,7 @@ def vars_document(settings: dict[str, Any]) -> dict[str, Any]:
                 "node_kill_provider": "api",
                 # How the node pulls (`cluster up --node-pulls`): the mirror kill refuses to
                 # run on "origin", where it would test no fallback.
-                "node_pulls": str(settings.get("node_pulls") or "origin"),
+                "node_pulls": str(settings.get("node_pulls") or NODE_PULLS_ORIGIN),
                 "registry_nodes": {
                     "registry-1": {
                         "namespace": REGISTRY_NAMESPACE,
