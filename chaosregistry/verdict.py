@@ -115,6 +115,41 @@ class LoadEvidence:
 
 
 @dataclass(frozen=True)
+class FaultEvidence:
+    """What the run can show about one fault it injected (read from the ledger and the run's
+    measurements by ``chaosregistry.faults.evidence``).
+
+    A *passed* run needs every one of its faults ``applied``, ``confirmed`` (the backend checked
+    the fault was in place: a toxic listed, a new pid, a served fingerprint) and ``measured`` (a
+    probe or load crossed the faulted hop or target inside the fault's active window). A fault of
+    a dry run applies nothing (``dry_run``): such a run is never *passed*. ``detail`` is one line
+    saying how each was proven, or why not.
+    """
+
+    id: str
+    kind: str
+    target: str
+    applied: bool
+    confirmed: bool
+    measured: bool
+    dry_run: bool = False
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """gameday.json's and summary.json's ``fault_evidence[]`` entry."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "target": self.target,
+            "applied": self.applied,
+            "confirmed": self.confirmed,
+            "measured": self.measured,
+            "dry_run": self.dry_run,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """Everything the verdict depends on."""
 
@@ -122,6 +157,7 @@ class RunFacts:
     interrupted: bool = False
     left_behind: bool = False
     loads: tuple[LoadEvidence, ...] = ()
+    faults: tuple[FaultEvidence, ...] = ()
 
 
 @dataclass(frozen=True)
