@@ -183,10 +183,13 @@ def remove_network_faults(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """Undo partner of every network fault: revert the active ones on ``hop`` (all hops if empty).
+    """Undo partner of every network fault: revert this run's active ones on ``hop`` (all hops
+    if empty).
 
-    Each fault is removed, verified gone, and only then marked reverted in the ledger.
-    Idempotent: with nothing to revert it returns ``count`` 0.
+    Only the faults of the run that calls it (the game day's run, else this ``chaos run``) are
+    reverted: another run's faults on the same hop stay. Each fault is removed, verified gone,
+    and only then marked reverted in the ledger. Idempotent: with nothing to revert it returns
+    ``count`` 0.
 
     Returns a mapping: ``count`` and ``reverted`` (the faults, as the fault actions return them).
     """

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
+from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.reports import build_report
@@ -299,7 +299,7 @@ def run_gameday(
                 say(f"  chaos | {line.rstrip()}")
             process.wait()
         journal = _load_journal(journal_path)
-        faults, notes, left_behind = _settle_faults(ledger, process.pid, started)
+        faults, notes, left_behind = _settle_faults(ledger, env[RUN_ID_ENV])
         prometheus_config = {**configuration}
         if needs:
             prometheus_config["sandbox_dir"] = str(sandbox_path)
@@ -405,17 +405,14 @@ def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -
     sandbox.up(path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}"))
 
 
-def _settle_faults(
-    ledger: Ledger, owner_pid: int, since: float
-) -> tuple[list[dict[str, Any]], list[str], bool]:
-    """Wait for the watchdog to finish with this run's faults; revert what is left."""
+def _settle_faults(ledger: Ledger, run_id: str) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """Wait for the watchdog to finish with this run's faults; revert what is left of them.
+
+    This run's faults are the entries recorded under its run id, whatever the wall clock said
+    when they were written; another run's faults in the same ledger are left alone."""
 
     def ours() -> list[Entry]:
-        return [
-            e
-            for e in ledger.all()
-            if e.created_at >= since - 1 and e.owner is not None and e.owner.pid == owner_pid
-        ]
+        return [e for e in ledger.all() if e.run_id == run_id]
 
     deadline = time.monotonic() + WATCHDOG_GRACE_SECONDS
     while any(e.active for e in ours()) and time.monotonic() < deadline:
@@ -426,7 +423,7 @@ def _settle_faults(
     if still:
         left_behind = True
         notes.append(f"{len(still)} fault(s) still active after the run: reverting them now")
-        for outcome in revert_all(ledger, RevertReason.MANUAL):
+        for outcome in revert_all(ledger, RevertReason.MANUAL, run=run_id):
             if outcome.error:
                 notes.append(f"fault {outcome.entry.id}: could not be reverted: {outcome.error}")
     entries = ours()

@@ -3,16 +3,19 @@
 Faults are owned by the process that runs the experiment (``chaos run``): if it dies for any
 reason, SIGKILL included, the watchdog reverts its faults at once; otherwise they end at their
 duration or when a rollback reverts them.
+
+Each fault belongs to the calling run (``faults.ledger.current_run``: the game day's run id,
+else the ``chaos run`` process), and an undo action (``revert_matching``) reverts only that
+run's faults: two runs sharing a ledger never end each other's faults.
 """
 
 import os
-import time
 from typing import Any
 
 from chaosregistry.activity import require_positive_number
 from chaosregistry.backends import FaultPlan
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
+from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, current_run
 from chaosregistry.faults.lifecycle import inject, revert
 from chaosregistry.settings import Settings
 
@@ -22,6 +25,16 @@ MAX_DURATION = 3600.0
 
 def ledger_for(settings: Settings) -> Ledger:
     return Ledger(settings.ledger_dir)
+
+
+def system_under_test(settings: Settings) -> str:
+    """The system a fault's target names belong to: two sandboxes (or clusters) sharing one
+    ledger both have a ``client-registry`` hop, and a fault on one does not hold the other's."""
+    if settings.backend == "kubernetes":
+        kubernetes = settings.kubernetes
+        return f"kubernetes:{kubernetes.kubeconfig}#{kubernetes.context or ''}"
+    local = settings.local
+    return f"local:{local.toxiproxy_url or local.sandbox_dir or ''}"
 
 
 def check_duration(duration: object) -> float:
@@ -44,6 +57,7 @@ def inject_plan(plan: FaultPlan, duration: float, settings: Settings) -> dict[st
         apply=plan.apply,
         undo=plan.undo,
         owner_pid=os.getpid(),
+        place=system_under_test(settings),
     )
     result = describe(entry)
     # A backend that cannot see the fault take effect says so ("unconfirmed"): never hide it.
@@ -62,16 +76,18 @@ def describe(entry: Entry) -> dict[str, Any]:
         "applied": entry.applied,
         "injected_at": entry.created_at,
         "expires_at": entry.expires_at,
-        "expires_in": max(0.0, entry.expires_at - time.time()),
+        "expires_in": max(0.0, entry.remaining()),
     }
 
 
 def revert_matching(settings: Settings, *, kind_prefix: str, target: str = "") -> dict[str, Any]:
-    """Revert every active fault whose kind starts with ``kind_prefix`` (and on ``target``)."""
+    """Revert every active fault of the calling run whose kind starts with ``kind_prefix`` (and
+    on ``target``); other runs' faults are left alone."""
     ledger = ledger_for(settings)
+    run = current_run()
     reverted: list[dict[str, Any]] = []
     for entry in ledger.active():
-        if not entry.kind.startswith(kind_prefix):
+        if entry.run_id != run or not entry.kind.startswith(kind_prefix):
             continue
         if target and entry.target != target:
             continue

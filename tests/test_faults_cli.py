@@ -124,11 +124,12 @@ def test_faults_lists_active_faults_as_a_table(
     as_json = CliRunner().invoke(faults_command, [*args, "--json"])
 
     header, *rows = table.output.splitlines()
-    assert header.split() == ["ID", "KIND", "TARGET", "STATE", "EXPIRES", "IN"]
+    assert header.split() == ["ID", "KIND", "TARGET", "STATE", "EXPIRES", "IN", "RUN"]
     assert len(rows) == 1
     cells = rows[0].split()
     assert cells[:4] == [live.id, "network.latency", f"hop:{faults_proxy.name}", "injected"]
     assert 55 < float(cells[4].rstrip("s")) <= 60
+    assert cells[5] == live.run_id == f"pid-{os.getpid()}-{live.owner.start_time}"
     assert {line.split()[0] for line in everything.output.splitlines()[1:]} == {done.id, live.id}
     assert f"{done.id}  network.latency  hop:{faults_proxy.name}  reverted" in everything.output
     assert [e["id"] for e in json.loads(as_json.output)] == [live.id]

@@ -10,7 +10,9 @@ as ``python -m chaosregistry.faults.watchdog_daemon``, which must find it not ye
 """
 
 from chaosregistry.faults.ledger import (
+    Clock,
     Entry,
+    FaultConflict,
     FaultState,
     Ledger,
     LedgerError,
@@ -28,8 +30,10 @@ from chaosregistry.faults.lifecycle import (
 from chaosregistry.faults.undo import UndoError, undo_handler
 
 __all__ = [
+    "Clock",
     "Entry",
     "FaultCancelled",
+    "FaultConflict",
     "FaultState",
     "Ledger",
     "LedgerError",

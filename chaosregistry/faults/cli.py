@@ -6,7 +6,6 @@ directory) and report errors as one line.
 """
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,9 +13,17 @@ from pathlib import Path
 import click
 
 from chaosregistry.errors import ChaosRegistryError
-from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, resolve_ledger_dir
-from chaosregistry.faults.lifecycle import revert_all
+from chaosregistry.faults.ledger import (
+    Entry,
+    Instant,
+    Ledger,
+    LedgerError,
+    RevertReason,
+    resolve_ledger_dir,
+)
+from chaosregistry.faults.lifecycle import RevertError, RevertResult, revert, revert_all
 from chaosregistry.faults.watchdog import ensure_watchdog, watchdog_pid
+from chaosregistry.osutil.locks import LockBusy
 
 ledger_dir_option = click.option(
     "--ledger-dir",
@@ -35,10 +42,10 @@ def _one_line_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _expires_in(entry: Entry, now: float) -> str:
+def _expires_in(entry: Entry, now: Instant) -> str:
     if not entry.active:
         return "-"
-    remaining = entry.expires_at - now
+    remaining = entry.remaining(now)
     return f"{remaining:.1f}s" if remaining > 0 else "expired"
 
 
@@ -79,10 +86,17 @@ def faults_command(ledger_dir: Path | None, show_all: bool, as_json: bool) -> No
         if not shown:
             click.echo(f"no {'' if show_all else 'active '}faults in {ledger.path}")
             return
-        now = time.time()
-        rows = [["ID", "KIND", "TARGET", "STATE", "EXPIRES IN"]]
+        now = ledger.now()
+        rows = [["ID", "KIND", "TARGET", "STATE", "EXPIRES IN", "RUN"]]
         rows += [
-            [entry.id, entry.kind, entry.target, str(entry.state), _expires_in(entry, now)]
+            [
+                entry.id,
+                entry.kind,
+                entry.target,
+                str(entry.state),
+                _expires_in(entry, now),
+                entry.run_id or "-",
+            ]
             for entry in shown
         ]
         click.echo(_table(rows))
@@ -90,14 +104,23 @@ def faults_command(ledger_dir: Path | None, show_all: bool, as_json: bool) -> No
 
 @click.command("rollback")
 @ledger_dir_option
-def rollback_command(ledger_dir: Path | None) -> None:
-    """Revert every active fault in the ledger, newest first; safe to run again.
+@click.argument("fault_ids", nargs=-1, metavar="[FAULT_ID]...")
+def rollback_command(ledger_dir: Path | None, fault_ids: tuple[str, ...]) -> None:
+    """Revert the faults FAULT_ID... (ids as `chaosregistry faults` lists them), or, with none,
+    every active fault in the ledger, newest first, whichever run it belongs to: this is the
+    operator's command. Safe to run again.
 
-    Exits non-zero when a fault could not be reverted (the watchdog keeps retrying it).
+    Exits non-zero when a fault could not be reverted (the watchdog keeps retrying it) or an
+    id is unknown (nothing is reverted then).
     """
     with _one_line_errors():
         ledger = Ledger(resolve_ledger_dir(ledger_dir))
-        results = revert_all(ledger, RevertReason.MANUAL)
+        if fault_ids:
+            for fault_id in fault_ids:
+                ledger.get(fault_id)  # every id known before anything is reverted
+            results = [_revert_one(ledger, fault_id) for fault_id in fault_ids]
+        else:
+            results = revert_all(ledger, RevertReason.MANUAL)
     if not results:
         click.echo(f"nothing to roll back in {ledger.path}")
         return
@@ -115,3 +138,12 @@ def rollback_command(ledger_dir: Path | None) -> None:
             f"{failed} of {len(results)} fault(s) could not be reverted; "
             "the watchdog keeps retrying them"
         )
+
+
+def _revert_one(ledger: Ledger, fault_id: str) -> RevertResult:
+    try:
+        return RevertResult(revert(ledger, fault_id, RevertReason.MANUAL))
+    except RevertError as exc:
+        return RevertResult(exc.entry, error=str(exc))
+    except (LockBusy, LedgerError) as exc:
+        return RevertResult(ledger.get(fault_id), error=f"fault {fault_id}: {exc}")

@@ -47,9 +47,10 @@ def watched_ledgers(index: Path | None = None) -> list[dict[str, Any]]:
     """The known ledgers that hold active faults: ``{"ledger", "active", "expired",
     "watchdog"}`` each (``watchdog``: its pid, None when none runs), for ``sandbox status``."""
     report = []
-    now = time.time()
     for ledger_dir in known_ledgers(index or known_ledgers_dir()):
-        active = Ledger(ledger_dir).active()
+        ledger = Ledger(ledger_dir)
+        active = ledger.active()
+        now = ledger.now()
         if active:
             report.append(
                 {

@@ -10,10 +10,23 @@ watchdog and the CLI all read and change the same files, so:
 - every state transition happens under that entry's ``flock`` (``locks/<id>.lock``) and checks
   the current state first, so an entry is reverted once however many processes try.
 
+Runs are kept apart: each entry names the run it belongs to (``run``: the game day's
+``$CHAOSREGISTRY_RUN_ID``, else the owner process of a plain ``chaos run``), so a run reverts
+only its own faults, and what a fault holds (``holds``, see ``faults.conflicts``) cannot be
+taken by another run while it is active: ``record`` refuses such a fault in one line naming
+the holder, before writing anything.
+
+Expiry survives steps of the wall clock (NTP, an operator's ``date``): an entry also records
+its deadline on the boot clock (``CLOCK_BOOTTIME``, which only moves forward and counts
+suspend) with the boot id; that deadline decides while the boot id matches, ``expires_at``
+(wall clock) only after a reboot. The clocks come from the ledger's ``Clock``, the seam tests
+use to step them.
+
 Layout of a ledger directory::
 
     <id>.json             one entry
     locks/<id>.lock       the entry's transition lock
+    locks/claims.lock     serialises "check what other runs hold, then record"
     watchdog.lock         held by the running watchdog for its whole life (holds its pid)
     watchdog-gate.lock    serialises "start a watchdog" against "the watchdog exits"
     watchdog.log          what the watchdog did
@@ -32,12 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.faults.conflicts import held_by
 from chaosregistry.osutil import locks
 from chaosregistry.osutil.files import write_json
 from chaosregistry.osutil.identity import boot_id, read_stat
 
 SCHEMA_VERSION = 1
 LEDGER_DIR_ENV = "CHAOSREGISTRY_LEDGER_DIR"
+# The run a game day's ``chaos run`` belongs to (``chaosregistry gameday`` sets it).
+RUN_ID_ENV = "CHAOSREGISTRY_RUN_ID"
 # How long a transition waits for another process that holds the entry (an inject in progress
 # holds it while the fault is being applied, which is bounded by the backend's own timeouts).
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -49,6 +65,11 @@ class LedgerError(ChaosRegistryError):
 
 class CorruptEntryError(LedgerError):
     """An entry file exists but is not a valid entry (truncated, edited by hand, wrong schema)."""
+
+
+class FaultConflict(LedgerError):
+    """Another run holds what the fault would take (see ``faults.conflicts``); nothing was
+    recorded or applied. The message names the holder: run, pid, fault id, kind and expiry."""
 
 
 class FaultState(StrEnum):
@@ -74,6 +95,38 @@ class RevertReason(StrEnum):
 # States with nothing left to undo. Everything else is "active" and watched by the watchdog.
 TERMINAL_STATES = frozenset({FaultState.REVERTED, FaultState.FAILED_TO_INJECT})
 _REVERTIBLE_STATES = frozenset({FaultState.PENDING, FaultState.INJECTED, FaultState.REVERT_FAILED})
+
+
+def since_boot() -> float:
+    """Seconds since this boot on ``CLOCK_BOOTTIME``: never stepped, and it counts suspend (a
+    fault's duration is real time, the machine asleep included)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+@dataclass(frozen=True)
+class Instant:
+    """One reading of the clocks a fault's expiry is judged by."""
+
+    wall: float
+    since_boot: float
+    boot_id: str
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where the ledger reads the time: the wall clock, the boot clock and the boot id.
+
+    The seam for tests: a clock whose wall reading is stepped shows what an NTP step does."""
+
+    wall: Callable[[], float] = time.time
+    boot_clock: Callable[[], float] = since_boot
+    boot: Callable[[], str] = boot_id
+
+    def now(self) -> Instant:
+        return Instant(wall=self.wall(), since_boot=self.boot_clock(), boot_id=self.boot())
+
+
+SYSTEM_CLOCK = Clock()
 
 
 @dataclass(frozen=True)
@@ -107,6 +160,18 @@ class Owner:
             return True
         return stat is not None and stat.alive and stat.start_time == self.start_time
 
+    @property
+    def run_key(self) -> str:
+        """The run a plain ``chaos run`` makes: its process, as one word."""
+        return f"pid-{self.pid}-{self.start_time}"
+
+
+def current_run(owner: Owner | None = None) -> str:
+    """The run a fault recorded now belongs to: ``$CHAOSREGISTRY_RUN_ID`` when set (a game
+    day), else the run its owner process makes (a plain ``chaos run``), else the calling
+    process's."""
+    return os.environ.get(RUN_ID_ENV) or (owner or Owner.of(os.getpid())).run_key
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -129,14 +194,35 @@ class Entry:
     last_error: str | None = None
     undo_module: str | None = None
     version: int = field(default=SCHEMA_VERSION)
+    # Added later; entries written before have None (and behave as they did).
+    run: str | None = None  # the run it belongs to (``current_run``)
+    holds: str | None = None  # what no other run may fault meanwhile (``faults.conflicts``)
+    boot_id: str | None = None  # the boot whose CLOCK_BOOTTIME ``deadline`` is read on
+    deadline: float | None = None  # expiry, in seconds since that boot
 
     @property
     def active(self) -> bool:
         """True while something may still need undoing."""
         return self.state not in TERMINAL_STATES
 
-    def expired(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) >= self.expires_at
+    @property
+    def run_id(self) -> str | None:
+        """The run this fault belongs to (for an entry from before runs were recorded: the run
+        its owner process made)."""
+        if self.run is not None:
+            return self.run
+        return None if self.owner is None else self.owner.run_key
+
+    def remaining(self, now: Instant | None = None) -> float:
+        """Seconds until the fault expires (negative once it has): on the boot clock when the
+        entry was written in this boot, on the wall clock otherwise (after a reboot)."""
+        at = SYSTEM_CLOCK.now() if now is None else now
+        if self.deadline is not None and self.boot_id and self.boot_id == at.boot_id:
+            return self.deadline - at.since_boot
+        return self.expires_at - at.wall
+
+    def expired(self, now: Instant | None = None) -> bool:
+        return self.remaining(now) <= 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -171,6 +257,10 @@ class Entry:
                 last_error=data.get("last_error"),
                 undo_module=data.get("undo_module"),
                 version=int(data.get("version", SCHEMA_VERSION)),
+                run=data.get("run"),
+                holds=data.get("holds"),
+                boot_id=data.get("boot_id"),
+                deadline=_optional_float(data.get("deadline")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptEntryError(f"invalid entry: {type(exc).__name__}: {exc}") from None
@@ -195,6 +285,9 @@ def _validate_shape(entry: Entry) -> None:
     validate_undo(entry.undo, error=CorruptEntryError)
     if entry.undo_module is not None and not isinstance(entry.undo_module, str):
         raise CorruptEntryError("undo_module must be a module name or null")
+    for name in ("run", "holds", "boot_id"):
+        if getattr(entry, name) is not None and not isinstance(getattr(entry, name), str):
+            raise CorruptEntryError(f"{name} must be a string or null")
     if entry.owner is not None and not (
         isinstance(entry.owner.pid, int) and isinstance(entry.owner.start_time, int)
     ):
@@ -263,10 +356,12 @@ def new_entry_id() -> str:
 
 class Ledger:
     """The ledger in one directory. Reading a directory that does not exist yields nothing;
-    the first ``record`` creates it (mode 0700: entries name hosts and ports)."""
+    the first ``record`` creates it (mode 0700: entries name hosts and ports). ``clock`` is
+    where it reads the time (tests pass a stepped one)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = Path(path)
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
@@ -343,6 +438,10 @@ class Ledger:
         """Entries not yet reverted (pending, injected, revert-failed), oldest first."""
         return [entry for entry in self.all() if entry.active]
 
+    def now(self) -> Instant:
+        """The ledger clock's reading, for ``Entry.expired`` / ``Entry.remaining``."""
+        return self.clock.now()
+
     # -- writing --------------------------------------------------------------------------
     def record(
         self,
@@ -354,36 +453,60 @@ class Ledger:
         *,
         owner_pid: int | None,
         undo_module: str | None = None,
+        run: str | None = None,
+        place: str = "",
     ) -> Entry:
         """Write a new ``pending`` entry and fsync it; returns only once it is durable.
 
         ``undo_module`` names the module that registers the undo handler, so that a fresh
-        process can import it (see ``chaosregistry.faults.undo.get_handler``).
+        process can import it (see ``chaosregistry.faults.undo.get_handler``). ``run`` is the
+        run the fault belongs to (default: ``current_run`` of the owner); ``place`` names the
+        system under test its target belongs to (two sandboxes have hops of the same names).
 
         Raises ConfigError for a missing or non-positive ``duration`` or a malformed ``undo``,
-        and LedgerError when ``owner_pid`` is not a running process. Nothing is written then.
+        LedgerError when ``owner_pid`` is not a running process, and FaultConflict when an
+        active fault of another run holds what this one would (``faults.conflicts``). Nothing
+        is written then.
         """
         seconds = validate_duration(duration)
         validate_undo(undo)
         if not kind or not target:
             raise ConfigError("a fault needs a kind and a target")
         owner = None if owner_pid is None else Owner.of(owner_pid)
-        now = time.time()
+        now = self.clock.now()
         entry = Entry(
             id=new_entry_id(),
             kind=kind,
             target=target,
             parameters=_json_copy(parameters, "parameters"),
             undo=_json_copy(undo, "undo"),
-            created_at=now,
-            expires_at=now + seconds,
+            created_at=now.wall,
+            expires_at=now.wall + seconds,
             owner=owner,
             state=FaultState.PENDING,
             undo_module=undo_module,
+            run=run if run is not None else current_run(owner),
+            holds=held_by(kind, target, place),
+            boot_id=now.boot_id or None,
+            deadline=now.since_boot + seconds,
         )
-        with self.lock(entry.id):
-            self._write(entry)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Checking what other runs hold and writing this entry is one step for every process:
+        # two runs asking for the same thing at once cannot both see it free.
+        with locks.hold(self.path / "locks" / "claims.lock", timeout=DEFAULT_LOCK_TIMEOUT):
+            self._refuse_conflicts(entry)
+            with self.lock(entry.id):
+                self._write(entry)
         return entry
+
+    def _refuse_conflicts(self, entry: Entry) -> None:
+        if entry.holds is None:
+            return
+        for other in self.active():
+            if other.holds == entry.holds and other.run_id != entry.run_id:
+                raise FaultConflict(
+                    f"{entry.kind} on {entry.target} refused: {describe_holder(other, self.now())}"
+                )
 
     def _transition(
         self,
@@ -409,7 +532,7 @@ class Ledger:
             entry_id,
             frozenset({FaultState.PENDING}),
             FaultState.INJECTED,
-            lambda _: {"applied": stored, "injected_at": time.time()},
+            lambda _: {"applied": stored, "injected_at": self.clock.wall()},
         )
 
     def mark_reverted(self, entry_id: str, reason: RevertReason | str) -> Entry:
@@ -420,7 +543,7 @@ class Ledger:
             _REVERTIBLE_STATES,
             FaultState.REVERTED,
             lambda current: {
-                "reverted_at": time.time(),
+                "reverted_at": self.clock.wall(),
                 "revert_reason": why,
                 "revert_attempts": current.revert_attempts + 1,
             },
@@ -449,6 +572,17 @@ class Ledger:
             FaultState.FAILED_TO_INJECT,
             lambda _: {"applied": None, "last_error": one_line(error)},
         )
+
+
+def describe_holder(entry: Entry, now: Instant) -> str:
+    """One line naming who holds ``entry``'s target: run, pid, fault id, kind, expiry."""
+    pid = "no owner process" if entry.owner is None else f"pid {entry.owner.pid}"
+    remaining = entry.remaining(now)
+    expiry = f"expires in {remaining:.1f}s" if remaining > 0 else "expired, being reverted"
+    return (
+        f"run {entry.run_id or '(none)'} ({pid}) holds it with fault {entry.id} "
+        f"({entry.kind} on {entry.target}, {entry.state}, {expiry})"
+    )
 
 
 def one_line(text: str, limit: int = 500) -> str:

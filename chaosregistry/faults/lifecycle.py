@@ -72,6 +72,8 @@ def inject(
     apply: Callable[[], Mapping[str, Any]],
     undo: Mapping[str, Any],
     owner_pid: int | None,
+    run: str | None = None,
+    place: str = "",
 ) -> Entry:
     """Record a fault, make sure the watchdog runs, then apply it; returns the injected entry.
 
@@ -79,8 +81,11 @@ def inject(
     ``undo`` is ``{"kind": <undo handler>, "params": {...}}``; it must also be safe to run when
     ``apply`` did nothing or only part of its work. ``owner_pid`` is the process whose death
     ends the fault (usually ``os.getpid()``), or None for a fault bounded only by ``duration``.
+    ``run`` is the run the fault belongs to (default ``ledger.current_run``: the game day's
+    run id, else the owner process); ``place`` names the system under test (``Ledger.record``).
 
     Raises ConfigError (bad duration or undo; nothing recorded, nothing applied),
+    FaultConflict (another run holds the target: nothing recorded, nothing applied),
     FaultCancelled, or whatever ``apply`` raised, after undoing it: the entry is then
     failed-to-inject, or revert-failed for the watchdog to retry when the undo failed too.
     """
@@ -92,13 +97,21 @@ def inject(
     # work either sees this entry or has already gone, and then a new one is started here.
     with watchdog_guard(ledger.path):
         entry = ledger.record(
-            kind, target, parameters, undo, duration, owner_pid=owner_pid, undo_module=undo_module
+            kind,
+            target,
+            parameters,
+            undo,
+            duration,
+            owner_pid=owner_pid,
+            undo_module=undo_module,
+            run=run,
+            place=place,
         )
     # Holding the entry's lock while applying keeps the watchdog and the CLI from reverting
     # half an injection; if this process dies, the kernel drops the lock and they take over.
     with ledger.lock(entry.id):
         current = ledger.get(entry.id)
-        if current.state is not FaultState.PENDING or current.expired():
+        if current.state is not FaultState.PENDING or current.expired(ledger.now()):
             if current.state is FaultState.PENDING:
                 ledger.mark_failed(entry.id, "expired before it could be injected")
             raise FaultCancelled(
@@ -164,14 +177,19 @@ def revert_all(
     reason: RevertReason | str,
     *,
     owner_pid: int | None = None,
+    run: str | None = None,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
 ) -> list[RevertResult]:
     """Revert every active fault, newest first (the reverse of injection); one result each.
 
-    ``owner_pid`` limits it to the faults owned by that running process (a signal handler
-    passes ``os.getpid()``). Never raises for a single fault: failures are in the results.
+    ``run`` limits it to the faults of that run (the end of a game day passes its run id), and
+    ``owner_pid`` to the faults owned by that running process (a signal handler passes
+    ``os.getpid()``); with neither, every active fault in the ledger goes (the operator's
+    ``chaosregistry rollback``). Never raises for a single fault: failures are in the results.
     """
     entries = ledger.active()
+    if run is not None:
+        entries = [entry for entry in entries if entry.run_id == run]
     if owner_pid is not None:
         owner = Owner.of(owner_pid)
         entries = [entry for entry in entries if entry.owner == owner]

@@ -21,6 +21,7 @@ from chaosregistry.faults.ledger import (
     CorruptEntryError,
     Entry,
     FaultState,
+    Instant,
     Ledger,
     RevertReason,
 )
@@ -98,7 +99,9 @@ class Watchdog:
     def tick(self) -> bool:
         """One pass over the ledger; True while there is (or may soon be) work to do."""
         busy = bool(self._rechecks)
-        now = time.time()
+        # The ledger's clock: expiry by the boot clock, so a step of the wall clock neither
+        # ends a fault early nor keeps one past its time.
+        now = self.ledger.now()
         for entry in self._scan():
             if entry.id in self._given_up:
                 continue
@@ -142,7 +145,7 @@ class Watchdog:
         return active
 
     @staticmethod
-    def _due(entry: Entry, now: float) -> RevertReason | None:
+    def _due(entry: Entry, now: Instant) -> RevertReason | None:
         if entry.state is FaultState.REVERT_FAILED:
             return entry.revert_reason or RevertReason.MANUAL
         if entry.expired(now):
@@ -171,8 +174,8 @@ class Watchdog:
         if result.state is not FaultState.REVERTED or (result.reverted_at or 0.0) < started:
             return  # someone else finished it first
         lateness = ""
-        if reason is RevertReason.EXPIRED and result.reverted_at is not None:
-            lateness = f", {result.reverted_at - result.expires_at:.3f}s after expiry"
+        if reason is RevertReason.EXPIRED:
+            lateness = f", {-result.remaining(self.ledger.now()):.3f}s after expiry"
         log.info(
             "reverted %s (%s on %s): %s%s, undo took %.3fs",
             result.id,
