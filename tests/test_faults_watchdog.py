@@ -19,7 +19,7 @@ from faults_support import (
     wait_until,
 )
 
-from chaosregistry.faults import FaultState, Ledger, inject
+from chaosregistry.faults import Clock, FaultState, Ledger, inject, revert
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.faults.watchdog import ensure_watchdog, log_path, watchdog_pid
 from chaosregistry.osutil.identity import is_alive as process_alive
@@ -80,6 +80,46 @@ def test_expired_fault_is_removed_by_the_watchdog(
     stored = ledger.get(entry.id)
     assert stored.revert_reason == "expired"
     assert stored.reverted_at is not None and stored.reverted_at >= entry.expires_at
+
+
+def stepped_ledger(directory: Path, wall_step: float) -> Ledger:
+    """The ledger as seen by a writer whose wall clock is ``wall_step`` seconds off the
+    watchdog's: what the watchdog finds after the machine's clock was stepped that much."""
+    return Ledger(directory, clock=Clock(wall=lambda: time.time() + wall_step))
+
+
+def inject_toxic(ledger: Ledger, faults_proxy: Proxy, toxic: str, duration: float) -> str:
+    return inject(
+        ledger,
+        kind="network.latency",
+        target=f"hop:{faults_proxy.name}",
+        parameters={},
+        duration=duration,
+        apply=lambda: add_latency(faults_proxy, toxic),
+        undo=toxic_undo(faults_proxy.api_url, faults_proxy.name, toxic),
+        owner_pid=None,
+    ).id
+
+
+def test_the_watchdog_daemon_expires_faults_by_the_boot_clock_across_wall_clock_steps(
+    faults_ledger_dir: Path, faults_proxy: Proxy
+) -> None:
+    ledger = Ledger(faults_ledger_dir)
+    # The wall clock went forward an hour since this 60 s fault was written: by expires_at it
+    # is long over; by the boot clock it has 60 s to go.
+    kept = inject_toxic(stepped_ledger(faults_ledger_dir, -3600), faults_proxy, "kept", 60)
+    # And back an hour since this 1 s fault was written: by expires_at it has an hour to go.
+    ended = inject_toxic(stepped_ledger(faults_ledger_dir, +3600), faults_proxy, "ended", 1.0)
+
+    # The 1 s fault ending shows the watchdog has judged both entries several times since.
+    took = wait_until(
+        lambda: ledger.get(ended).state is FaultState.REVERTED, timeout=4.0, what="1 s expiry"
+    )
+    measured("1 s fault, wall clock an hour behind -> reverted", took)
+    assert ledger.get(ended).revert_reason == "expired"
+    assert ledger.get(kept).state is FaultState.INJECTED
+    assert faults_proxy.toxic_names() == ["kept"]
+    revert(ledger, kept, "rollback")
 
 
 # The safety bound (docs/architecture.md): a fault is gone this soon after its owner dies.
