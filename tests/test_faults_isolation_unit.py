@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from chaosregistry.actions.network import remove_network_faults
+from click.testing import CliRunner
 
 from chaosregistry import gameday
 from chaosregistry.faults import Clock, FaultConflict, FaultState, Ledger, RevertReason, revert_all
+from chaosregistry.faults.cli import rollback_command
 from chaosregistry.faults.conflicts import Scope, held_by, scope_of
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry
 from chaosregistry.faults.undo import undo_handler
@@ -144,6 +146,30 @@ def test_remove_network_faults_reverts_the_calling_runs_faults_only(
     assert [fault["fault_id"] for fault in result["reverted"]] == [mine.id]
     assert ledger.get(others.id).active and not ledger.get(mine.id).active
     assert undone == ["run-b:network.bandwidth"]
+
+
+def test_the_operators_rollback_reverts_the_ids_given_or_every_runs_faults(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path)
+    a, b = record(ledger, "run-a"), record(ledger, "run-b", "node.kill", "node:r1")
+    c = record(ledger, "run-c", "certificate.expired", "tls:registry")
+    args = ["--ledger-dir", str(tmp_path)]
+
+    unknown = CliRunner().invoke(rollback_command, [*args, b.id, "feedfacecafe"])
+    assert unknown.exit_code != 0
+    assert unknown.output.strip().splitlines() == [f"Error: no fault 'feedfacecafe' in {tmp_path}"]
+    assert len(ledger.active()) == 3  # nothing reverted for a bad id
+
+    by_id = CliRunner().invoke(rollback_command, [*args, b.id])
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output == f"reverted {b.id} node.kill on node:r1\n"
+    assert [entry.id for entry in ledger.active()] == [a.id, c.id]
+
+    everything = CliRunner().invoke(rollback_command, args)
+    assert everything.exit_code == 0, everything.output
+    assert ledger.active() == []
+    assert undone == ["run-b:node.kill", "run-c:certificate.expired", "run-a:network.latency"]
 
 
 def test_a_plain_chaos_run_is_its_owner_process(tmp_path: Path) -> None:
