@@ -32,9 +32,10 @@ def system_under_test(settings: Settings) -> str:
     ledger both have a ``client-registry`` hop, and a fault on one does not hold the other's."""
     if settings.backend == "kubernetes":
         kubernetes = settings.kubernetes
-        return f"kubernetes:{kubernetes.kubeconfig}#{kubernetes.context or ''}"
+        return f"kubernetes:{kubernetes.kubeconfig.absolute()}#{kubernetes.context or ''}"
     local = settings.local
-    return f"local:{local.toxiproxy_url or local.sandbox_dir or ''}"
+    sandbox = "" if local.sandbox_dir is None else str(local.sandbox_dir.absolute())
+    return f"local:{local.toxiproxy_url or sandbox}"
 
 
 def check_duration(duration: object) -> float:
