@@ -3,7 +3,8 @@ in one line that names the file and field, says where credentials go instead, an
 the password; and wherever a registry URL or an image reference is parsed at run time.
 
 A URL's text reaches Locust's command line, load.json, the ledger, the journal and every report;
-credentials belong in secrets or the environment (see chaosregistry.redaction)."""
+credentials belong in secrets or the environment (see chaosregistry.redaction), and reach
+Locust as a private file, never on its command line (/proc/<pid>/cmdline is world-readable)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -11,15 +12,18 @@ from typing import Any
 
 import pytest
 import yaml
+from chaosregistry.loadgen.command import locust_command
+from chaosregistry.loadgen.parameters import LoadParameters
 from click.testing import CliRunner
 
 from chaosregistry.cli import main
 from chaosregistry.errors import ConfigError
+from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.client import validate_registry_url
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.redaction import url_credentials
-from chaosregistry.settings import RegistrySettings, SettingError, parse_settings
+from chaosregistry.settings import RegistrySettings, RegistryTarget, SettingError, parse_settings
 
 pytestmark = pytest.mark.unit
 
@@ -156,3 +160,18 @@ def test_the_pull_command_refuses_a_registry_url_with_userinfo(tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert PASSWORD not in result.output
     assert "carries credentials" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_locusts_command_line_names_the_credentials_file_never_the_credentials(
+    tmp_path: Path,
+) -> None:
+    registry = RegistryTarget("https://127.0.0.1:1", Credentials("ci-bot", PASSWORD), True, 10.0)
+    parameters = LoadParameters.check(
+        users=2, spawn_rate=2, duration=5, processes=1, target="registry", mode="warm",
+        platform="linux/amd64", verify=True, blob_concurrency=3, fresh_images=4,
+    )  # fmt: skip
+    command = locust_command(parameters, registry, tmp_path / "stats", "tag", tmp_path / "creds")
+    assert command[command.index("--credentials-file") + 1] == str(
+        tmp_path / "creds" / "credentials.json"
+    )
+    assert not [part for part in command if PASSWORD in part or "ci-bot" in part]
