@@ -14,8 +14,8 @@ What counts as secret (:meth:`Redactor.for_experiment`):
   credential (:func:`is_secret_key`: password, passwd, pass, pwd, passphrase, secret, token,
   key, apikey, credential(s), creds, auth, authorization, bearer, cookie, dsn, private), unless
   its last word says where a secret lives rather than what it is (``..._url``, ``_file``,
-  ``_path``, ``_dir``, ``_name``); a configuration value read from an environment variable
-  whose *name* names a credential counts too;
+  ``_path``, ``_dir``, ``_name``) or it is public (``signing_public_key``); a configuration
+  value read from an environment variable whose *name* names a credential counts too;
 * the environment: every variable whose name names a credential (``CHAOSREGISTRY_PASSWORD``,
   ``REGISTRY_TOKEN``...), when its value has at least :data:`MIN_ENVIRONMENT` characters and
   is not a path (``SSH_AUTH_SOCK``);
@@ -157,7 +157,7 @@ def key_words(name: str) -> list[str]:
 def is_secret_key(name: object) -> bool:
     """Whether a configuration key (or an environment variable's name) names a credential."""
     words = key_words(str(name))
-    if not words or words[-1] in _WHERE_WORDS:
+    if not words or words[-1] in _WHERE_WORDS or "public" in words:
         return False
     return any(
         word in _SECRET_WORDS or any(part in word for part in _SECRET_PARTS) for word in words

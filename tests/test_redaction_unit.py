@@ -55,6 +55,7 @@ def learned(experiment: object, vars_data: object = None, **environ: str) -> set
         ("token_registry_url", False),
         ("signing_key_file", False),
         ("secret_name", False),
+        ("signing_public_key", False),
         # words that merely contain a short secret word
         ("bypass_cache", False),
         ("monkey", False),
