@@ -115,7 +115,8 @@ def test_no_canary_reaches_any_artifact_log_or_command_line_of_a_game_day_with_a
     for phase in ("before", "after"):
         for probe in journal["steady_states"][phase]["probes"]:
             assert probe["output"]["success_ratio"] == 1, (phase, probe["output"])
-    assert activity_output(journal, "load-stats")["pulls"] > 0, output
+    (stopped,) = activity_output(journal, "stop-pull-load")["stopped"]
+    assert stopped["pulls"] > 0, output
     assert token_stats(sandbox)["tokens_issued"] > tokens_before
     # ... which reached the journal and were scrubbed there, one by one.
     returned = activity_output(journal, "careless-probe")
