@@ -43,7 +43,6 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from chaosregistry.errors import ConfigError
@@ -106,11 +105,13 @@ _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 def url_credentials(url: str) -> bool:
     """Whether ``url`` carries credentials: ``user:password@`` in any scheme, or any userinfo
     in an ``http(s)`` URL (a token given as the user name)."""
-    netloc = urlsplit(url).netloc
-    if "@" not in netloc:
+    # As urlsplit finds the authority, without its ValueError on a malformed host ("[::1").
+    scheme, separator, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not separator or "@" not in authority:
         return False
-    userinfo = netloc.rsplit("@", 1)[0]
-    return ":" in userinfo or urlsplit(url).scheme.lower() in ("http", "https")
+    userinfo = authority.rsplit("@", 1)[0]
+    return ":" in userinfo or scheme.strip().lower() in ("http", "https")
 
 
 def _urls_with_credentials(value: Any, field: str) -> Iterator[str]:

@@ -123,6 +123,8 @@ def test_a_url_with_userinfo_from_the_environment_is_refused(
         ("ssh://git@github.example/org/repo", False),  # a user, no password
         ("https://127.0.0.1:5000", False),
         ("https://host/search?email=a@b.example", False),  # @ after the host
+        (f"http://u:{PASSWORD}@[::1", True),  # malformed, still refused
+        ("not a url @ all", False),
     ],
 )
 def test_which_urls_carry_credentials(url: str, carries: bool) -> None:
