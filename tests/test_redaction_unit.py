@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+from chaosregistry.reports import build_report
+from reports_support import gameday, journal, write_run
 
 from chaosregistry.redaction import REDACTED, Redactor, is_secret_key, scrub_patterns
 
@@ -221,3 +223,28 @@ def test_the_report_configuration_redacts_widened_keys_and_keeps_locations() -> 
     assert shown["chaosregistry"] == {"registry_auth": REDACTED, "passwd": REDACTED}
     assert shown["sentry_dsn"] == REDACTED
     assert shown["signing_key_file"] == "/etc/keys/signing.key"
+
+
+def test_no_report_artifact_carries_values_of_widened_keys_or_authorization_values(
+    tmp_path: Path,
+) -> None:
+    data = journal()
+    data["experiment"]["configuration"].update(
+        {
+            "notify": {"passwd": "pw-report-5151", "sentry_dsn": "dsn-report-6161"},
+            "chaosregistry": {
+                "registry_url": "http://127.0.0.1:1",
+                "registry_auth": f"Basic {BASIC}",
+            },
+            "status_header": f"Bearer {BEARER}",
+        }
+    )
+    # Each value leaks into a probe's error text, as a careless extension might do.
+    data["run"][1]["output"]["first_error"] = (
+        f"pw-report-5151 dsn-report-6161 {BASIC} {BASIC_PASSWORD} {BEARER} {JWT}"
+    )
+    result = build_report([write_run(tmp_path / "run", data, gameday())], tmp_path / "out")
+    for path in (result.html, result.summary_json, result.junit_xml, result.summary_md):
+        text = path.read_text()
+        for secret in ("pw-report-5151", "dsn-report-6161", BASIC, BASIC_PASSWORD, BEARER, JWT):
+            assert secret not in text, f"{secret!r} in {path.name}"
