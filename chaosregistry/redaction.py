@@ -19,10 +19,12 @@ What counts as secret (:meth:`Redactor.for_experiment`):
 * the environment: every variable whose name names a credential (``CHAOSREGISTRY_PASSWORD``,
   ``REGISTRY_TOKEN``...), when its value has at least :data:`MIN_ENVIRONMENT` characters and
   is not a path (``SSH_AUTH_SOCK``);
-* in any text of the configuration or the secrets: a URL's userinfo (``user:password`` and the
-  password; ``chaosregistry validate`` refuses such URLs, this is the net under it) and an
-  ``Authorization`` value (``Basic``/``Bearer``: the whole value and its credential, and for
-  ``Basic`` the decoded ``user:password`` and the password);
+* every text under a credential key of an activity (an http provider's ``Authorization``
+  header, an argument named ``password``; a ``${name}`` reference is learned where it is set);
+* in any text of the configuration, the secrets or an activity: a URL's userinfo
+  (``user:password`` and the password; ``chaosregistry validate`` refuses such URLs, this is
+  the net under it) and an ``Authorization`` value (``Basic``/``Bearer``: the whole value and
+  its credential, and for ``Basic`` the decoded ``user:password`` and the password);
 * what the caller adds (:meth:`Redactor.adding`): the sandbox's password a game day used.
 
 Scrubbed by pattern, because their values are never known in advance: tokens the run is issued
@@ -81,6 +83,9 @@ _WHERE_WORDS = frozenset({"url", "uri", "file", "path", "dir", "directory", "nam
 # A last word naming who authenticates, never how.
 _IDENTITY_WORDS = frozenset({"username", "user", "login", "email", "account"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# "${registry_password}": a reference Chaos Toolkit substitutes, whose value is learned where
+# it is defined.
+_REFERENCE = re.compile(r"^\$\{[^}]+\}$")
 
 # scheme://user:password@ (userinfo ends at the first / ? # or space)
 _URL_PASSWORD = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s:@]*):([^/?#\s@]*)@")
@@ -258,6 +263,9 @@ class Redactor:
             if isinstance(document, dict):
                 _collect_secrets(document.get("secrets"), found, environ)
                 _collect_configuration(document.get("configuration"), found, environ)
+        if isinstance(experiment, dict):  # e.g. an http provider's Authorization header
+            for section in _ACTIVITY_SECTIONS[1:]:
+                _collect_configuration(experiment.get(section), found, environ)
         for name, value in environ.items():
             if is_secret_key(name) and len(value) >= MIN_ENVIRONMENT and not _is_path(value):
                 found.append(value)
@@ -378,7 +386,7 @@ def _collect_secrets(value: Any, found: list[str], environ: Mapping[str, str]) -
     elif isinstance(value, list):
         for item in value:
             _collect_secrets(item, found, environ)
-    elif isinstance(value, str):
+    elif isinstance(value, str) and not _REFERENCE.match(value):
         found.append(value)
         found.extend(values_in_text(value))
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -397,6 +405,8 @@ def _collect_configuration(value: Any, found: list[str], environ: Mapping[str, s
                 found.extend(values_in_text(resolved))
     elif isinstance(value, dict):
         for name, item in value.items():
+            if name == "secrets" and isinstance(item, list):
+                continue  # an activity's secret scopes: names, not secrets
             if is_secret_key(name):
                 _collect_texts(item, found, environ)
             else:
@@ -419,6 +429,6 @@ def _collect_texts(value: Any, found: list[str], environ: Mapping[str, str]) -> 
     elif isinstance(value, list):
         for item in value:
             _collect_texts(item, found, environ)
-    elif isinstance(value, str):
+    elif isinstance(value, str) and not _REFERENCE.match(value):
         found.append(value)
         found.extend(values_in_text(value))

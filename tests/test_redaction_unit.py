@@ -248,3 +248,33 @@ def test_no_report_artifact_carries_values_of_widened_keys_or_authorization_valu
         text = path.read_text()
         for secret in ("pw-report-5151", "dsn-report-6161", BASIC, BASIC_PASSWORD, BEARER, JWT):
             assert secret not in text, f"{secret!r} in {path.name}"
+
+
+def test_credentials_in_an_activity_are_learned_and_its_secret_scopes_are_not() -> None:
+    experiment = {
+        "method": [
+            {
+                "type": "probe",
+                "name": "webhook-up",
+                "provider": {
+                    "type": "http",
+                    "url": "https://hooks.example/status",
+                    "headers": {"Authorization": "Bearer only-letters-token-here"},
+                },
+            },
+            {
+                "type": "action",
+                "name": "start-pull-load",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosregistry.actions.load",
+                    "func": "start_pull_load",
+                    "secrets": ["registry"],
+                    "arguments": {"password": "${registry_password}", "users": 2},
+                },
+            },
+        ]
+    }
+    values = learned(experiment)
+    assert "Bearer only-letters-token-here" in values  # no digit: the shape alone misses it
+    assert not values & {"registry", "${registry_password}", "2"}
