@@ -31,10 +31,11 @@ from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
+from chaosregistry.redaction import Redactor
 from chaosregistry.reports import build_report
-from chaosregistry.settings import DEFAULT_SANDBOX_DIR, settings_for
+from chaosregistry.settings import DEFAULT_SANDBOX_DIR, sandbox_endpoints, settings_for
 from chaosregistry.validate import activities, substitute, validate
-from chaosregistry.verdict import RunFacts, Verdict, judge, load_evidence
+from chaosregistry.verdict import RunFacts, Verdict, judge, load_evidence, started_loads
 
 # How long the watchdog may take to revert what a finished run still owned.
 WATCHDOG_GRACE_SECONDS = 5.0
@@ -233,6 +234,9 @@ def run_gameday(
 ) -> GameDayResult:
     """Run one experiment end to end. Raises ConfigError for bad input (nothing run then)."""
     checked = validate(experiment, vars_file)
+    # Secrets by value: every line printed now, every file the run leaves (see _scrub_run).
+    redactor = Redactor.for_experiment(checked.experiment, checked.vars_data)
+    say = redactor.lines(say)
     experiment_data, configuration, settings = (
         checked.experiment,
         checked.configuration,
@@ -273,6 +277,7 @@ def run_gameday(
     argv.append(str(experiment.absolute()))
 
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
+    result: GameDayResult | None = None
     try:
         needs = sandbox_needs(experiment_data, configuration) if backend == "local" else []
         if needs:
@@ -320,11 +325,51 @@ def run_gameday(
             _write_report(result, say)
         return result
     finally:
+        _scrub_run(redactor, run_dir, journal_path, sandbox_path, result)
         if owned_sandbox and not keep_sandbox:
             from chaosregistry import sandbox
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+
+
+def _scrub_run(
+    redactor: Redactor,
+    run_dir: Path,
+    journal_path: Path,
+    sandbox_path: Path,
+    result: GameDayResult | None,
+) -> None:
+    """Scrub every secret the run could see (``chaosregistry.redaction``), the sandbox's password
+    included, from every file in the run directory (the journal and ``chaostoolkit.log`` that
+    ``chaos run`` wrote, gameday.json, prometheus.json, the reports, the loads kept there), from
+    the files of the loads the journal started elsewhere (``load_dir``), and from the notes."""
+    redactor = redactor.adding(_sandbox_password(sandbox_path))
+    loads = [
+        Path(str(output["stats_dir"]))
+        for _, output in started_loads(_load_journal(journal_path))
+        if output.get("stats_dir")
+    ]
+    redactor.scrub_tree(run_dir)
+    for stats_dir in loads:
+        if not stats_dir.is_relative_to(run_dir):
+            redactor.scrub_tree(stats_dir)
+    if result is not None:
+        result.notes = [redactor.text(note) for note in result.notes]
+        result.faults = redactor.data(result.faults)
+
+
+def _sandbox_password(sandbox_path: Path) -> list[str]:
+    """The password of the sandbox in ``sandbox_path`` (from the file its endpoints name)."""
+    from chaosregistry.sandbox.credentials import read_credentials_file
+
+    try:
+        credentials_file = sandbox_endpoints(sandbox_path).get("credentials_file")
+        if credentials_file:
+            return [read_credentials_file(Path(str(credentials_file))).password]
+    except (ConfigError, OSError, ValueError):
+        pass  # no sandbox there
+    return []
 
 
 def _capture_prometheus(

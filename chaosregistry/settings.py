@@ -60,6 +60,7 @@ from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import resolve_ledger_dir
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.client import DEFAULT_TIMEOUT, RegistryClient, validate_registry_url
+from chaosregistry.redaction import URL_CREDENTIALS, url_credentials
 
 if TYPE_CHECKING:
     from lightkube import Client
@@ -395,6 +396,8 @@ def _registry_settings(configuration: Mapping[str, Any]) -> RegistrySettings:
     for key, value in configuration.items():
         if not (isinstance(key, str) and key.endswith("_url")) or value in (None, ""):
             continue
+        if isinstance(value, str) and url_credentials(value):
+            _fail(key, f": the URL {URL_CREDENTIALS}")
         if key in ("registry_url", "mirror_url"):
             try:
                 value = validate_registry_url(value)

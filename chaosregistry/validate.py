@@ -36,6 +36,7 @@ from chaosregistry.errors import ConfigError
 from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference, Platform, repository_name, tag_pattern
 from chaosregistry.prometheus import prometheus_settings
+from chaosregistry.redaction import refuse_url_credentials
 from chaosregistry.settings import SettingError, Settings, parse_settings
 
 # Hop and node names every backend understands (see actions/network.py and actions/node.py).
@@ -521,6 +522,7 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
     experiment = load_document(experiment_path, "experiment")
     vars_data = load_vars(vars_path, experiment) if vars_path else {}
     configuration = effective_configuration(experiment, vars_data, vars_path or experiment_path)
+    refuse_url_credentials(experiment, vars_data, configuration, experiment_path, vars_path)
     settings = check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
     check_tolerances(experiment, configuration, experiment_path)

@@ -13,7 +13,8 @@
 ``build_trend(run_dirs, out_dir)`` charts the score and the key probes across runs
 (``trend.html``, ``trend.json``). ``report_exit_code(summary)`` is the CI exit code: the
 game-day codes 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind (the highest
-over several runs). Secrets of the experiment never reach an artifact (see ``redact``).
+over several runs). Secrets of the experiment never reach an artifact (see
+``chaosregistry.redaction``).
 
 summary.json, schema_version 1
 ------------------------------
@@ -86,11 +87,11 @@ from chaosregistry.reports.inputs import JournalError
 from chaosregistry.reports.junit import render_junit
 from chaosregistry.reports.markdown import render_markdown
 from chaosregistry.reports.page import render_page
-from chaosregistry.reports.redact import Redactor
 from chaosregistry.reports.summary import build_summary
 from chaosregistry.reports.trend import TrendResult, build_trend
 
 from chaosregistry.osutil.files import write_text_atomic
+from chaosregistry.redaction import Redactor
 
 __all__ = [
     "JournalError",

@@ -21,7 +21,6 @@ from chaosregistry.reports.inputs import (
     iso,
     parse_time,
 )
-from chaosregistry.reports.redact import Redactor
 from chaosregistry.reports.score import score
 from chaosregistry.reports.timeline import (
     Fault,
@@ -39,6 +38,7 @@ from chaosregistry.reports.timeline import (
     value_of,
 )
 
+from chaosregistry.redaction import Redactor
 from chaosregistry.verdict import (
     Judgement,
     LoadEvidence,

@@ -14,7 +14,6 @@ from typing import Any
 
 from chaosregistry.reports.analysis import RunModel, within
 from chaosregistry.reports.inputs import as_dict, as_list, as_number, as_text
-from chaosregistry.reports.redact import Redactor
 from chaosregistry.reports.timeline import (
     Family,
     HypothesisProbe,
@@ -24,6 +23,8 @@ from chaosregistry.reports.timeline import (
     samples_of,
     value_of,
 )
+
+from chaosregistry.redaction import Redactor
 
 PHASES = ("auth", "manifest", "blobs")
 MAX_PHASE_CHARTS = 4

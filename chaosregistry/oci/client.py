@@ -47,6 +47,7 @@ from chaosregistry.oci.protocol import (
 from chaosregistry.oci.protocol import fetch_blob as protocol_fetch_blob
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport
+from chaosregistry.redaction import URL_CREDENTIALS, url_credentials
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -97,6 +98,8 @@ def validate_registry_url(url: str) -> str:
     """Return the URL without a trailing slash, or raise ConfigError naming what is wrong."""
     if not isinstance(url, str) or not url:
         raise ConfigError("registry URL is empty")
+    if url_credentials(url):  # checked first: no message below may repeat the password
+        raise ConfigError(f"registry URL {URL_CREDENTIALS}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"registry URL {url!r} must look like http(s)://host[:port]")

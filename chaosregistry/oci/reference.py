@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.redaction import URL_CREDENTIALS
 
 # The distribution spec's grammar, simplified to what a path component and a tag may hold.
 _NAME = re.compile(
@@ -70,6 +71,9 @@ class ImageReference:
         text = text.strip()
         if "@" in text:
             repository, reference = text.split("@", 1)
+            if not _DIGEST.match(reference) and ("/" in reference or "://" in text):
+                # user:password@host/name: never repeat the text
+                raise ConfigError(f"image reference {URL_CREDENTIALS}")
             if not _DIGEST.match(reference):
                 raise ConfigError(f"image reference {text!r}: digest must be sha256:<64 hex>")
         else:
