@@ -36,7 +36,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "rollback": (
         "chaosregistry.faults.cli",
         "rollback_command",
-        "Revert every active fault in the ledger, newest first; safe to run again.",
+        "Revert the faults FAULT_ID..., or every active fault of every run; safe to run again.",
     ),
     "report": (
         "chaosregistry.reports.cli",

@@ -106,9 +106,10 @@ def faults_command(ledger_dir: Path | None, show_all: bool, as_json: bool) -> No
 @ledger_dir_option
 @click.argument("fault_ids", nargs=-1, metavar="[FAULT_ID]...")
 def rollback_command(ledger_dir: Path | None, fault_ids: tuple[str, ...]) -> None:
-    """Revert the faults FAULT_ID... (ids as `chaosregistry faults` lists them), or, with none,
-    every active fault in the ledger, newest first, whichever run it belongs to: this is the
-    operator's command. Safe to run again.
+    """Revert the faults FAULT_ID..., or every active fault of every run; safe to run again.
+
+    Ids are as `chaosregistry faults` lists them. With none, every active fault in the ledger is
+    reverted, newest first, whichever run it belongs to: this is the operator's command.
 
     Exits non-zero when a fault could not be reverted (the watchdog keeps retrying it) or an
     id is unknown (nothing is reverted then).
