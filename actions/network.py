@@ -183,8 +183,9 @@ def remove_network_faults(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """Undo partner of every network fault: revert this run's active ones on ``hop`` (all hops
-    if empty).
+    """Undo partner of every network fault: revert this run's active ones on ``hop``.
+
+    With ``hop`` empty, this run's network faults on every hop.
 
     Only the faults of the run that calls it (the game day's run, else this ``chaos run``) are
     reverted: another run's faults on the same hop stay. Each fault is removed, verified gone,
