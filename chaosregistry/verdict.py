@@ -605,8 +605,12 @@ def method_checks(
         if met is False:
             missed.append(f"{name} out of tolerance {_compact(tolerance)}: {_why(run, tolerance)}")
     if unjudged:
-        detail = f"{len(unjudged)} method check(s) could not be judged"
-        evidence = Evidence(TOLERANCES_ITEM, False, f"{detail} ({judged} judged)")
+        names = ", ".join(
+            note.split(" could not be judged")[0].removeprefix("method check ") for note in unjudged
+        )
+        evidence = Evidence(
+            TOLERANCES_ITEM, False, f"could not be judged: {names} ({judged} other(s) judged)"
+        )
     elif guessed:
         evidence = Evidence(
             TOLERANCES_ITEM,

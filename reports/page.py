@@ -11,8 +11,7 @@ VERDICT_TEXT = {
     "passed": "the experiment completed and the steady state held before, during (where "
     "checked) and after the fault",
     "deviated": "the experiment completed but the steady state did not hold",
-    "failed": "nothing proven: the run broke, or what a pass needs was not shown (see what was "
-    "proven)",
+    "failed": "the run broke, or what a pass needs was not proven (see what was proven)",
     "dry-run": "a dry run: its faults applied nothing, so nothing was tested",
     "interrupted": "the run was interrupted (SIGINT / SIGTERM)",
     "left-behind": "a fault outlived the run and had to be reverted afterwards, or could not be",

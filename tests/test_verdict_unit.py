@@ -339,8 +339,8 @@ def test_a_method_check_that_could_not_be_judged_fails_the_run_with_its_reason()
         assert judgement.notes[0] == note, case
         assert not judgement.evidence[3].proven
         assert judgement.notes[1] == (
-            "not proven: tolerances judged with the run's values: 1 method check(s) could not "
-            "be judged (0 judged)"
+            "not proven: tolerances judged with the run's values: could not be judged: "
+            "'alert-pages' (0 other(s) judged)"
         )
 
 
