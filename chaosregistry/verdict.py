@@ -389,12 +389,10 @@ def hypothesis_strategy(experiment: dict[str, Any]) -> tuple[str, str]:
     extension's (``gameday`` passes it to ``chaos run``), else Chaos Toolkit's own
     ``runtime.hypothesis.strategy``, else ``default``."""
     for extension in experiment.get("extensions") or []:
-        if (
-            isinstance(extension, dict)
-            and extension.get("name") == "chaosregistry"
-            and isinstance(extension.get("hypothesis_strategy"), str)
-        ):
-            return extension["hypothesis_strategy"], "its chaosregistry extension"
+        if isinstance(extension, dict) and extension.get("name") == "chaosregistry":
+            # gameday passes the extension's strategy, "default" when it names none.
+            strategy = extension.get("hypothesis_strategy", "default")
+            return str(strategy), "its chaosregistry extension"
     runtime = _dict(_dict(experiment.get("runtime")).get("hypothesis")).get("strategy")
     if isinstance(runtime, str):
         return runtime, "runtime.hypothesis.strategy"
