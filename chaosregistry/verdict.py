@@ -351,8 +351,8 @@ def journal_evidence(facts: RunFacts) -> Evidence:
         return Evidence(
             JOURNAL_ITEM,
             False,
-            "judged without its gameday.json: no run id to find in the journal, so whose "
-            "journal it is cannot be told",
+            "no game day's run id to find in the journal (no gameday.json beside it, or one "
+            "from before run ids): whose journal it is cannot be told",
         )
     found = run_id_of(journal)
     if found is None:

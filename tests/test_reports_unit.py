@@ -809,8 +809,8 @@ def test_a_journal_without_its_gameday_json_is_never_passed(tmp_path: Path) -> N
     assert run["evidence"][0] == {
         "name": "this run's journal",
         "proven": False,
-        "detail": "judged without its gameday.json: no run id to find in the journal, so whose "
-        "journal it is cannot be told",
+        "detail": "no game day's run id to find in the journal (no gameday.json beside it, or "
+        "one from before run ids): whose journal it is cannot be told",
     }
     note = f"not proven: this run's journal: {run['evidence'][0]['detail']}"
     assert note in run["verdict_notes"] and note in result.summary_md.read_text()

@@ -577,8 +577,9 @@ def test_a_good_run_shows_every_item_of_its_evidence_proven() -> None:
         (
             journal([GOOD_PROBE]),  # `chaosregistry report` without gameday.json
             {"run_id": None},
-            "not proven: this run's journal: judged without its gameday.json: no run id to find "
-            "in the journal, so whose journal it is cannot be told",
+            "not proven: this run's journal: no game day's run id to find in the journal (no "
+            "gameday.json beside it, or one from before run ids): whose journal it is cannot be "
+            "told",
         ),
     ],
 )
