@@ -189,3 +189,36 @@ def test_a_method_probe_whose_tolerance_could_not_be_judged_fails_with_why(
     assert note is not None, output
     assert note[0].removeprefix("note: ") in (run_dir / "summary.md").read_text()
     assert "NOT proven: tolerances judged with the run's values" in output
+
+
+def test_a_game_day_with_the_wrong_ca_says_tls_unknown_ca_where_the_reader_looks(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    # The sandbox serves HTTPS with its private CA; this configuration trusts only the system's.
+    reachable = {
+        "type": "probe",
+        "name": "reachable",
+        # A boolean is 1 or 0 to a range tolerance.
+        "tolerance": {"type": "range", "range": [1, 1], "target": "reachable"},
+        "provider": {
+            "type": "python",
+            "module": "chaosregistry.probes.registry",
+            "func": "registry_reachable",
+        },
+    }
+    path = experiment(tmp_path / "wrong-ca.yaml", [reachable], [json_probe("look", "{}")])
+    data = yaml.safe_load(path.read_text())
+    data["configuration"]["registry_ca_bundle"] = "/etc/ssl/certs/ca-certificates.crt"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    process, run_dir = run_shipped_experiment(sandbox.run_dir, tmp_path, "wrong-ca", path)
+    output = process.stdout + process.stderr
+    assert process.returncode == 11, output
+    note = re.search(
+        r"^note: (the steady state was not met before the method \(reachable: output "
+        r"reachable=false; tls/unknown-ca: .+\): the method never ran)$",
+        output,
+        re.M,
+    )
+    assert note is not None, output
+    assert note[1] in (run_dir / "summary.md").read_text()
+    assert "tls/unknown-ca" in (run_dir / "report.html").read_text()
