@@ -142,7 +142,7 @@ def gameday(
 
     \b
     Exit codes: 0 passed, 1 bad input, 10 deviated, 11 failed, 12 interrupted,
-    13 a fault outlived the run (left behind).
+    13 a fault outlived the run (left behind), 14 dry run (nothing applied).
     """
     import json
 
@@ -168,6 +168,8 @@ def gameday(
         for line in table:
             click.echo(line)
         click.echo("")
+    for item in result.evidence:  # what the verdict stands on (chaosregistry.verdict)
+        click.echo(f"{'proven' if item.proven else 'NOT proven'}: {item.name}: {item.detail}")
     for note in result.notes:
         click.echo(f"note: {note}")
     if result.report is not None:

@@ -1,7 +1,13 @@
 """A game day in one command: validate -> sandbox up -> ``chaos run`` -> verdict -> clean up.
 
 The verdict and its exit code (0 passed, 1 error, 10 deviated, 11 failed, 12 interrupted,
-13 left-behind) come from :mod:`chaosregistry.verdict`, the rule ``chaosregistry report`` uses too.
+13 left-behind, 14 dry-run) come from :mod:`chaosregistry.verdict`, the rule ``chaosregistry
+report`` uses too. The game day supplies its evidence: a run id, handed to ``chaos run`` through
+a control (:mod:`chaosregistry.run_control`) that writes it into the journal; ``chaos run``'s exit
+status; the values the tolerances' ``${name}`` references had in the run. All of them go into
+gameday.json with the checklist (``evidence``). An earlier run's journal and report in a reused
+run directory are moved to ``earlier/<time>/`` before the run, so they can never be taken for
+this run's.
 
 On the local backend the embedded sandbox is started (when it is not running) only if the
 experiment needs it (:func:`sandbox_needs`): an experiment whose activities all reach registries
@@ -33,12 +39,33 @@ from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.redaction import Redactor
 from chaosregistry.reports import build_report
+from chaosregistry.run_control import control_file
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR, sandbox_endpoints, settings_for
 from chaosregistry.validate import activities, substitute, validate
-from chaosregistry.verdict import RunFacts, Verdict, judge, load_evidence, started_loads
+from chaosregistry.verdict import (
+    Evidence,
+    RunFacts,
+    Verdict,
+    judge,
+    load_evidence,
+    started_loads,
+    tolerance_references,
+)
 
 # How long the watchdog may take to revert what a finished run still owned.
 WATCHDOG_GRACE_SECONDS = 5.0
+# What a run leaves in its run directory that a later run in the same directory must not be
+# mistaken for (moved to earlier/<time>/ first).
+RUN_ARTIFACTS = (
+    "journal.json",
+    "gameday.json",
+    "summary.json",
+    "summary.md",
+    "report.html",
+    "junit.xml",
+    SERIES_FILE,
+)
+CONTROL_FILE = "chaosregistry-control.json"
 
 
 @dataclass
@@ -50,6 +77,7 @@ class GameDayResult:
     notes: list[str] = field(default_factory=list)
     report: Path | None = None  # report.html, once written
     score: float | None = None  # None: no hypothesis probes, or a run that earns no score
+    evidence: tuple[Evidence, ...] = ()  # what the verdict stands on (verdict.judge)
 
     @property
     def exit_code(self) -> int:
@@ -249,6 +277,9 @@ def run_gameday(
     journal_path = run_dir / "journal.json"
     ledger = Ledger(settings.ledger_dir)
     say(f"game day: {experiment} ({backend} backend) -> {run_dir}")
+    earlier = _set_aside_earlier_run(run_dir, stamp)
+    if earlier is not None:
+        say(f"an earlier run's journal and report moved to {earlier}")
 
     sandbox_path = (
         sandbox_dir or settings.registry.configured_sandbox_dir or DEFAULT_SANDBOX_DIR
@@ -258,9 +289,10 @@ def run_gameday(
     env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
     # A name unique to this run, usable in image tags (lower case, no dots). The random part
     # keeps two runs with the same run-dir name from sharing a tag a mirror may have cached.
-    env["CHAOSREGISTRY_RUN_ID"] = (
-        f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
-    )
+    run_id = f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
+    env[RUN_ID_ENV] = run_id
+    # The control signs the journal with the run id (chaosregistry.run_control).
+    (run_dir / CONTROL_FILE).write_text(json.dumps(control_file(run_id), indent=2))
     argv = [
         _chaos_binary(),
         "--log-file",
@@ -268,6 +300,8 @@ def run_gameday(
         "run",
         "--journal-path",
         str(journal_path),
+        "--control-file",
+        str(run_dir / CONTROL_FILE),
         "--rollback-strategy",
         "always",
         *checked.runtime_options,
@@ -309,18 +343,25 @@ def run_gameday(
         if needs:
             prometheus_config["sandbox_dir"] = str(sandbox_path)
         notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
-        judgement = judge(
-            RunFacts(
-                journal,
-                interrupted=forwarder.received is not None,
-                left_behind=left_behind,
-                loads=load_evidence(journal, run_dir),
-            )
+        facts = RunFacts(
+            journal,
+            interrupted=forwarder.received is not None,
+            left_behind=left_behind,
+            loads=load_evidence(journal, run_dir),
+            run_id=run_id,
+            chaos_exit_code=process.returncode,
+            configuration=tolerance_values(experiment_data, configuration),
         )
+        judgement = judge(facts)
         result = GameDayResult(
-            judgement.verdict, run_dir, journal_path, faults, [*judgement.notes, *notes]
+            judgement.verdict,
+            run_dir,
+            journal_path,
+            faults,
+            [*judgement.notes, *notes],
+            evidence=judgement.evidence,
         )
-        _write_gameday_json(run_dir, experiment, vars_file, backend, result, process.returncode)
+        _write_gameday_json(run_dir, experiment, vars_file, backend, result, facts)
         if journal is not None:
             _write_report(result, say)
         return result
@@ -392,23 +433,57 @@ def _capture_prometheus(
     ]
 
 
+def tolerance_values(experiment: dict[str, Any], configuration: dict[str, Any]) -> dict[str, Any]:
+    """The values the ``${name}`` references of the experiment's tolerances have in this run
+    (``configuration``: vars file and environment resolved), and nothing else of the
+    configuration: the rest may hold credentials, and gameday.json keeps these."""
+    return {
+        name: configuration[name]
+        for name in tolerance_references(experiment)
+        if name in configuration
+    }
+
+
+def _set_aside_earlier_run(run_dir: Path, stamp: str) -> Path | None:
+    """Move what an earlier run left in ``run_dir`` (journal, gameday.json, report) to
+    ``earlier/<stamp>/``; returns where, or None when there was nothing."""
+    found = [run_dir / name for name in RUN_ARTIFACTS if (run_dir / name).exists()]
+    if not found:
+        return None
+    target = run_dir / "earlier" / stamp
+    suffix = 1
+    while target.exists():  # two runs within a second
+        suffix += 1
+        target = run_dir / "earlier" / f"{stamp}-{suffix}"
+    target.mkdir(parents=True)
+    for path in found:
+        path.rename(target / path.name)
+    return target
+
+
 def _write_gameday_json(
     run_dir: Path,
     experiment: Path,
     vars_file: Path | None,
     backend: str,
     result: GameDayResult,
-    chaos_exit_code: int,
+    facts: RunFacts,
 ) -> None:
+    """gameday.json: the game day's account of the run, which ``chaosregistry report`` reads to
+    judge the journal with the same facts (``reports.inputs.facts_of``)."""
     (run_dir / "gameday.json").write_text(
         json.dumps(
             {
                 "experiment": str(experiment),
                 "vars": str(vars_file) if vars_file else None,
                 "backend": backend,
+                "run_id": facts.run_id,
                 "verdict": result.verdict,
                 "exit_code": result.exit_code,
-                "chaos_exit_code": chaos_exit_code,
+                "chaos_exit_code": facts.chaos_exit_code,
+                "tolerance_values": facts.configuration,
+                "evidence": [item.as_dict() for item in result.evidence],
+                "fault_evidence": [fault.as_dict() for fault in facts.faults],
                 "faults": result.faults,
                 "notes": result.notes,
             },

@@ -1,26 +1,61 @@
-"""The verdict of a game day: one rule, its exit codes and the notes that explain it.
+"""The verdict of a game day: one rule, its exit codes, its evidence and the notes that explain it.
 
 ``chaosregistry gameday`` and ``chaosregistry report`` both call :func:`judge`, so a run gets the
-same verdict whoever reads it. The rule, in order (the first that applies wins):
+same verdict whoever reads it. *passed* is a claim the run's own records back, never the absence
+of a failure: :func:`judge` returns a checklist of :class:`Evidence` (``Judgement.evidence``),
+and every item must be proven for a run to pass:
+
+``this run's journal``
+    the journal carries the run id the game day gave this run (``chaosregistry.run_control``
+    writes it from inside ``chaos run``), and ``chaos run``'s exit status is the one its journal
+    explains (0 for completed and not deviated, 1 otherwise). A missing journal, one an earlier
+    run left in a reused run directory, or a journal judged without its gameday.json (no run id
+    to match) is not proven.
+``steady state before and after``
+    at least one steady-state probe judged (it ran and its tolerance was applied) before the
+    method and one after it, around a method that is not empty. An experiment whose
+    ``chaosregistry`` extension (or Chaos Toolkit's ``runtime.hypothesis.strategy``) declares a
+    strategy that skips a phase (``before-method-only``, ``after-method-only``,
+    ``during-method-only``) needs a judged probe in each phase it does check, and a note says
+    which phase went unchecked. No steady-state probe at all is never proven.
+``faults applied, confirmed and measured``
+    every fault of the run (``RunFacts.faults``, read from the ledger by
+    ``chaosregistry.faults.evidence``, and every fault the journal's actions report) applied,
+    confirmed in place and crossed by a measurement while active. A method that injects nothing
+    (a probe-only experiment) proves it with "no fault injected".
+``tolerances judged with the run's values``
+    every tolerance declared on a probe of the method judged, its ``${name}`` references
+    resolved with the values the run used (``RunFacts.configuration``, recorded by the game
+    day). A probe that raised, a reference no value resolves, a tolerance that cannot be
+    applied to the output or a ``probe``-type tolerance (code the verdict will not run again)
+    leave it unproven.
+
+The rule, in order (the first that applies wins):
 
 ====  ===============  ==========================================================================
 code  verdict          when
 ====  ===============  ==========================================================================
 13    left-behind      a fault outlived the run and had to be reverted afterwards
 12    interrupted      SIGINT / SIGTERM reached the run, or its journal says interrupted
-11    failed           no journal; the run did not complete (aborted, steady state not met
-                       before the method); an action of the method failed; a pull load never
-                       completed a pull; every pull probe of the hypothesis before the method
-                       failed before reaching the registry (tls, auth, or the probe raised);
-                       a Prometheus probe got no answer (unreachable, a bad query, an error)
+14    dry-run          a fault applied nothing by design (a backend's ``dry_run``) or Chaos
+                       Toolkit ran with ``--dry``: nothing was tested; never *passed*, and apart
+                       from *failed* so that CI tells "did nothing, as asked" from "broke"
+11    failed           an item of the evidence is not proven (above); the run did not complete
+                       (aborted, steady state not met before the method); an action of the
+                       method failed; a pull load never completed a pull; every pull probe of the
+                       hypothesis before the method failed before reaching the registry (tls,
+                       auth, or the probe raised); a Prometheus probe got no answer
 10    deviated         completed, but the steady state did not hold after the method or in a
                        check run during it, or a probe of the method missed its own tolerance
-0     passed           none of the above
+0     passed           every item of the evidence proven, and none of the above
 1     error            bad input: nothing was run (never the result of :func:`judge`)
 ====  ===============  ==========================================================================
 
 Every cause of *failed* is named by a note (one line) whatever the verdict ends up being, so a
-left-behind or interrupted run still says what else went wrong.
+left-behind or interrupted run still says what else went wrong. A check that failed or could not
+be judged names its probe and why: the error's class and reason and its message
+(``reachable: tls/unknown-ca: ...``), or the value the tolerance looked at. A failed rollback
+is noted (it is *left-behind* when its fault outlived the run, which the game day checks).
 
 Why the last two causes of *failed*: a load whose every pull failed (wrong password, a CA it does
 not trust) and a steady state that was never measured (every probe stopped at TLS or auth) leave
@@ -30,6 +65,7 @@ nothing about the fault, so it must not pass, and it did not deviate either: it 
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,6 +74,7 @@ from typing import Any
 
 from chaosregistry.errors import ErrorClass
 from chaosregistry.loadgen import records
+from chaosregistry.run_control import run_id_of
 
 LOAD_MODULE = "chaosregistry.actions.load"
 LOAD_START = "start_pull_load"
@@ -57,6 +94,7 @@ class Verdict(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     LEFT_BEHIND = "left-behind"
+    DRY_RUN = "dry-run"
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +109,32 @@ EXIT_CODES: dict[Verdict, int] = {
     Verdict.FAILED: 11,
     Verdict.INTERRUPTED: 12,
     Verdict.LEFT_BEHIND: 13,
+    Verdict.DRY_RUN: 14,
 }
+
+
+# From the least to the most urgent: the order of the rule (the first that applies is the most
+# urgent). Several runs are summed up by their most urgent verdict, not their highest code.
+PRECEDENCE: tuple[Verdict, ...] = (
+    Verdict.PASSED,
+    Verdict.DEVIATED,
+    Verdict.FAILED,
+    Verdict.DRY_RUN,
+    Verdict.INTERRUPTED,
+    Verdict.LEFT_BEHIND,
+    Verdict.ERROR,
+)
+
+
+def most_urgent(verdicts: Iterable[object]) -> Verdict:
+    """The most urgent of some verdicts' strings (an unknown one is ``error``); passed for none."""
+    found = []
+    for verdict in verdicts:
+        try:
+            found.append(Verdict(str(verdict)))
+        except ValueError:
+            found.append(Verdict.ERROR)
+    return max(found, key=PRECEDENCE.index, default=Verdict.PASSED)
 
 
 def exit_code_of(verdict: object) -> int:
@@ -135,6 +198,33 @@ class FaultEvidence:
     dry_run: bool = False
     detail: str = ""
 
+    @classmethod
+    def from_dict(cls, entry: Any) -> "FaultEvidence | None":
+        """A ``fault_evidence[]`` entry read back (gameday.json); None when it is not one."""
+        if not isinstance(entry, dict):
+            return None
+        fault_id, kind, target = (entry.get(k) for k in ("id", "kind", "target"))
+        applied, confirmed, measured = (entry.get(k) for k in ("applied", "confirmed", "measured"))
+        if not (
+            isinstance(fault_id, str)
+            and isinstance(kind, str)
+            and isinstance(target, str)
+            and isinstance(applied, bool)
+            and isinstance(confirmed, bool)
+            and isinstance(measured, bool)
+        ):
+            return None
+        return cls(
+            fault_id,
+            kind,
+            target,
+            applied,
+            confirmed,
+            measured,
+            dry_run=entry.get("dry_run") is True,
+            detail=str(entry.get("detail") or ""),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """gameday.json's and summary.json's ``fault_evidence[]`` entry."""
         return {
@@ -151,21 +241,53 @@ class FaultEvidence:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """Everything the verdict depends on."""
+    """Everything the verdict depends on.
+
+    ``run_id``, ``chaos_exit_code`` and ``configuration`` are the game day's account of the run
+    (gameday.json): the id it gave the run, ``chaos run``'s exit status, and the values the
+    ``${name}`` references of the experiment's tolerances had in the run (vars file and
+    environment resolved). None: there is no such account (a journal judged on its own).
+    """
 
     journal: dict[str, Any] | None
     interrupted: bool = False
     left_behind: bool = False
     loads: tuple[LoadEvidence, ...] = ()
     faults: tuple[FaultEvidence, ...] = ()
+    run_id: str | None = None
+    chaos_exit_code: int | None = None
+    configuration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One item of what a *passed* needs: its name, whether the run proved it, and one line
+    saying how, or what is missing."""
+
+    name: str
+    proven: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """gameday.json's and summary.json's ``evidence[]`` entry."""
+        return {"name": self.name, "proven": self.proven, "detail": self.detail}
+
+
+# The checklist's items, in the order they are shown.
+JOURNAL_ITEM = "this run's journal"
+STEADY_STATE_ITEM = "steady state before and after"
+FAULTS_ITEM = "faults applied, confirmed and measured"
+TOLERANCES_ITEM = "tolerances judged with the run's values"
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """A verdict and the notes (one line each) that say why it is not simply the journal's."""
+    """A verdict, the evidence it stands on, and the notes (one line each) that say why it is
+    not simply the journal's."""
 
     verdict: Verdict
     notes: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -175,21 +297,37 @@ class Judgement:
 def judge(facts: RunFacts) -> Judgement:
     """The verdict of a run (the rule is in the module docstring)."""
     journal = facts.journal
+    checks = method_checks(journal, facts.configuration)
+    faults, dry_faults = fault_evidence_item(journal, facts.faults)
+    steady, strategy_notes = steady_state_evidence(journal)
+    evidence = (journal_evidence(facts), steady, faults, checks.evidence)
+    unproven = [f"not proven: {item.name}: {item.detail}" for item in evidence if not item.proven]
     failures = [
         *failed_actions(journal),
         *load_notes(facts.loads),
         *unreached_registry(journal),
         *unanswered_prometheus(journal),
         *not_met_before(journal),
+        *checks.unjudged,
     ]
-    missed = method_checks_missed(journal)
-    notes = tuple(failures + missed + missing_load_notes(facts.loads))
+    missed = checks.missed
+    notes = tuple(
+        failures
+        + unproven
+        + missed
+        + not_held(journal)
+        + strategy_notes
+        + failed_rollbacks(journal)
+        + missing_load_notes(facts.loads)
+    )
     status = (journal or {}).get("status")
     if facts.left_behind:
         verdict = Verdict.LEFT_BEHIND
     elif facts.interrupted or status == "interrupted":
         verdict = Verdict.INTERRUPTED
-    elif journal is None or failures:
+    elif dry_faults or _dict(_dict(journal).get("experiment")).get("dry"):
+        verdict = Verdict.DRY_RUN
+    elif journal is None or failures or unproven:
         verdict = Verdict.FAILED
     elif journal.get("deviated") or (
         status == "completed" and (deviated_during(journal) or missed)
@@ -199,7 +337,309 @@ def judge(facts: RunFacts) -> Judgement:
         verdict = Verdict.PASSED
     else:  # aborted, or the steady state was not met before the method
         verdict = Verdict.FAILED
-    return Judgement(verdict, notes)
+    return Judgement(verdict, notes, evidence)
+
+
+# -- the evidence -----------------------------------------------------------------------------
+def journal_evidence(facts: RunFacts) -> Evidence:
+    """Whether the journal judged is this run's, and explains how ``chaos run`` exited."""
+    journal, code = facts.journal, facts.chaos_exit_code
+    if journal is None:
+        exited = "" if code is None else f": chaos run exited {code} without writing one"
+        return Evidence(JOURNAL_ITEM, False, f"no journal{exited}")
+    if facts.run_id is None:
+        return Evidence(
+            JOURNAL_ITEM,
+            False,
+            "no game day's run id to find in the journal (no gameday.json beside it, or one "
+            "from before run ids): whose journal it is cannot be told",
+        )
+    found = run_id_of(journal)
+    if found is None:
+        return Evidence(
+            JOURNAL_ITEM,
+            False,
+            f"the journal carries no run id, this run's is {facts.run_id}: a journal an earlier "
+            "run left in the run directory?",
+        )
+    if found != facts.run_id:
+        return Evidence(
+            JOURNAL_ITEM,
+            False,
+            f"the journal is run {found}'s, not this run's ({facts.run_id}): a journal an "
+            "earlier run left in the run directory?",
+        )
+    status, deviated = journal.get("status"), bool(journal.get("deviated"))
+    told = f"status {status}{', deviated' if deviated else ''}"
+    if code is None:
+        return Evidence(JOURNAL_ITEM, False, f"run {found}; chaos run's exit status is unknown")
+    expected = 0 if status == "completed" and not deviated else 1
+    if code != expected:
+        return Evidence(
+            JOURNAL_ITEM,
+            False,
+            f"run {found}: chaos run exited {code}, which its journal ({told}) does not "
+            f"explain (it would exit {expected})",
+        )
+    return Evidence(JOURNAL_ITEM, True, f"run {found}; chaos run exited {code} ({told})")
+
+
+def hypothesis_strategy(experiment: dict[str, Any]) -> tuple[str, str]:
+    """The hypothesis strategy an experiment declares, and where: the ``chaosregistry``
+    extension's (``gameday`` passes it to ``chaos run``), else Chaos Toolkit's own
+    ``runtime.hypothesis.strategy``, else ``default``."""
+    for extension in experiment.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == "chaosregistry":
+            # gameday passes the extension's strategy, "default" when it names none.
+            strategy = extension.get("hypothesis_strategy", "default")
+            return str(strategy), "its chaosregistry extension"
+    runtime = _dict(_dict(experiment.get("runtime")).get("hypothesis")).get("strategy")
+    if isinstance(runtime, str):
+        return runtime, "runtime.hypothesis.strategy"
+    return "default", ""
+
+
+# The phases each strategy checks the steady state in.
+STRATEGY_PHASES = {
+    "default": ("before", "after"),
+    "continuously": ("before", "after"),
+    "continously": ("before", "after"),
+    "before-method-only": ("before",),
+    "after-method-only": ("after",),
+    "during-method-only": ("during",),
+}
+
+
+def steady_state_evidence(journal: dict[str, Any] | None) -> tuple[Evidence, list[str]]:
+    """Whether the steady state was measured before and after the method (or in each phase an
+    explicitly declared strategy checks), and a note per phase such a strategy skips."""
+    experiment = _dict(_dict(journal).get("experiment"))
+    declared = _dict(experiment.get("steady-state-hypothesis")).get("probes")
+    if journal is None:
+        return Evidence(STEADY_STATE_ITEM, False, "no journal"), []
+    if not declared:
+        return Evidence(
+            STEADY_STATE_ITEM, False, "the experiment declares no steady-state probe"
+        ), []
+    if not experiment.get("method"):
+        return Evidence(
+            STEADY_STATE_ITEM, False, "the method is empty: nothing ran between the checks"
+        ), []
+    strategy, where = hypothesis_strategy(experiment)
+    phases = STRATEGY_PHASES.get(strategy, ("before", "after"))
+    states = _dict(journal.get("steady_states"))
+    judged = {
+        "before": _judged(_dict(states.get("before")).get("probes")),
+        "after": _judged(_dict(states.get("after")).get("probes")),
+        "during": sum(
+            1 for check in states.get("during") or [] if _judged(_dict(check).get("probes"))
+        ),
+    }
+    unit = {"before": "probe(s) judged", "after": "probe(s) judged", "during": "check(s)"}
+    missing = [phase for phase in phases if not judged[phase]]
+    notes = [
+        f"the steady state was not checked {phase} the method: the experiment's hypothesis "
+        f"strategy {strategy} ({where}) skips it"
+        for phase in ("before", "after")
+        if phase not in phases
+    ]
+    shown = [p for p in ("before", "during", "after") if p in phases or judged[p]]
+    detail = "; ".join(f"{p}: {judged[p]} {unit[p]}" for p in shown)
+    if missing:
+        return Evidence(
+            STEADY_STATE_ITEM,
+            False,
+            f"no probe judged {' or '.join(missing)} the method ({detail})",
+        ), notes
+    if strategy not in ("default", "continuously", "continously"):
+        detail += f" (strategy {strategy})"
+    return Evidence(STEADY_STATE_ITEM, True, detail), notes
+
+
+def _judged(probes: Any) -> int:
+    """How many probe runs ran and had their tolerance applied."""
+    return sum(
+        1
+        for run in probes or []
+        if isinstance(run, dict)
+        and run.get("status") == "succeeded"
+        and isinstance(run.get("tolerance_met"), bool)
+    )
+
+
+def injected_faults(journal: dict[str, Any] | None) -> dict[str, str]:
+    """{fault id: "kind on target"} of every fault the method's actions report injecting
+    (their output is the ledger entry; loads share the ledger but are not faults)."""
+    found = {}
+    for run in _runs(journal):
+        output = _dict(run.get("output"))
+        fault_id, kind = output.get("fault_id"), output.get("kind")
+        if (
+            run.get("status") == "succeeded"
+            and isinstance(fault_id, str)
+            and isinstance(kind, str)
+            and not kind.startswith("load.")
+        ):
+            found[fault_id] = f"{kind} on {output.get('target') or '?'}"
+    return found
+
+
+def fault_evidence_item(
+    journal: dict[str, Any] | None, faults: Iterable[FaultEvidence]
+) -> tuple[Evidence, bool]:
+    """Whether every fault of the run applied, was confirmed and was measured; and whether the
+    run was a dry run (a fault that applied nothing by design)."""
+    known = {fault.id: fault for fault in faults}
+    problems: list[str] = []
+    dry = False
+    for fault in known.values():
+        if fault.dry_run:
+            dry = True
+            problems.append(
+                f"fault {fault.id} ({fault.kind} on {fault.target}): a dry run, "
+                f"nothing applied{': ' + fault.detail if fault.detail else ''}"
+            )
+            continue
+        lacking = [
+            word
+            for word, ok in (
+                ("applied", fault.applied),
+                ("confirmed", fault.confirmed),
+                ("measured", fault.measured),
+            )
+            if not ok
+        ]
+        if lacking:
+            problems.append(
+                f"fault {fault.id} ({fault.kind} on {fault.target}) not {', '.join(lacking)}"
+                + (f": {fault.detail}" if fault.detail else "")
+            )
+    for fault_id, what in injected_faults(journal).items():
+        if fault_id not in known:
+            problems.append(f"fault {fault_id} ({what}): no evidence recorded of it")
+    if problems:
+        return Evidence(FAULTS_ITEM, False, "; ".join(problems)), dry
+    if not known:
+        return Evidence(FAULTS_ITEM, True, "no fault injected"), False
+    proven = ", ".join(f"{f.id} ({f.kind} on {f.target})" for f in known.values())
+    return Evidence(FAULTS_ITEM, True, f"{len(known)} fault(s): {proven}"), False
+
+
+@dataclass(frozen=True)
+class MethodChecks:
+    """The method probes' tolerances, judged: the tolerances item, a note per check that missed
+    its tolerance (a deviation) and per check that could not be judged (a failure)."""
+
+    evidence: Evidence
+    missed: list[str]
+    unjudged: list[str]
+
+
+def method_checks(
+    journal: dict[str, Any] | None, configuration: dict[str, Any] | None
+) -> MethodChecks:
+    """Judge every probe *of the method* that declares a tolerance.
+
+    Chaos Toolkit judges tolerances in the steady-state hypothesis only and ignores them on
+    the method's probes, where a game day asserts what must hold *under* the fault (an alert
+    that must page someone, pulls that must keep working through the mirror). We judge them
+    with Chaos Toolkit's own rule (``chaoslib.hypothesis.within_tolerance``). The journal keeps
+    ``${name}`` as written: resolved with ``configuration``, the values the run used (the game
+    day records them), else with the experiment's written configuration, which leaves the item
+    unproven (a vars file or the environment may have set another value). Never skipped: a
+    probe that raised, a reference nothing resolves, a tolerance that cannot be applied to the
+    output, or one of type ``probe`` (code the verdict will not run again) is a check that could
+    not be judged.
+    """
+    from chaoslib import substitute
+    from chaoslib.hypothesis import within_tolerance
+
+    written = _dict(_dict(_dict(journal).get("experiment")).get("configuration"))
+    values = (
+        configuration
+        if configuration is not None
+        else {k: v for k, v in written.items() if not isinstance(v, dict)}
+    )
+    missed: list[str] = []
+    unjudged: list[str] = []
+    guessed: list[str] = []
+    judged = 0
+    for run in _runs(journal):
+        activity = _dict(run.get("activity"))
+        declared = activity.get("tolerance")
+        if activity.get("type") != "probe" or declared is None:
+            continue
+        name = f"method check {activity.get('name')!r}"
+        if run.get("status") != "succeeded":
+            unjudged.append(f"{name} could not be judged: the probe raised: {_why(run)}")
+            continue
+        if isinstance(declared, dict) and declared.get("type") == "probe":
+            unjudged.append(
+                f"{name} could not be judged: a tolerance of type probe is code the verdict "
+                "does not run again (use a range, or move the check to the hypothesis)"
+            )
+            continue
+        references = sorted(set(_REFERENCE.findall(json.dumps(declared, default=str))))
+        tolerance = substitute(declared, values, None)
+        unresolved = [r for r in references if r not in values]
+        if unresolved:
+            unjudged.append(
+                f"{name} could not be judged: its tolerance refers to "
+                f"{', '.join('${' + r + '}' for r in unresolved)}, which the run's "
+                "configuration does not hold"
+            )
+            continue
+        if references and configuration is None:
+            guessed.append(name)
+        try:
+            met = within_tolerance(tolerance, run.get("output"), configuration=values)
+        except Exception as exc:  # a tolerance chaoslib cannot apply to this output
+            unjudged.append(
+                f"{name} could not be judged: tolerance {_compact(tolerance)} cannot be applied "
+                f"to its output ({type(exc).__name__}: {exc})"
+            )
+            continue
+        judged += 1
+        if met is False:
+            missed.append(f"{name} out of tolerance {_compact(tolerance)}: {_why(run, tolerance)}")
+    if unjudged:
+        names = ", ".join(
+            note.split(" could not be judged")[0].removeprefix("method check ") for note in unjudged
+        )
+        evidence = Evidence(
+            TOLERANCES_ITEM, False, f"could not be judged: {names} ({judged} other(s) judged)"
+        )
+    elif guessed:
+        evidence = Evidence(
+            TOLERANCES_ITEM,
+            False,
+            f"{', '.join(guessed)} judged with the experiment's written configuration: the "
+            "values the run used are unknown (no gameday.json)",
+        )
+    elif judged:
+        evidence = Evidence(
+            TOLERANCES_ITEM, True, f"{judged} method check(s) judged with the run's values"
+        )
+    else:
+        evidence = Evidence(TOLERANCES_ITEM, True, "no probe of the method declares a tolerance")
+    return MethodChecks(evidence, missed, unjudged)
+
+
+_REFERENCE = re.compile(r"\$\{([^}]+)\}")
+
+
+def tolerance_references(experiment: dict[str, Any]) -> list[str]:
+    """The configuration names the experiment's tolerances refer to (``${name}``): what a game
+    day records of its configuration for the verdict (never the rest: it may hold secrets)."""
+    tolerances = [
+        item.get("tolerance")
+        for item in [
+            *(_dict(experiment.get("steady-state-hypothesis")).get("probes") or []),
+            *(experiment.get("method") or []),
+        ]
+        if isinstance(item, dict)
+    ]
+    return sorted(set(_REFERENCE.findall(json.dumps(tolerances, default=str))))
 
 
 def deviated_during(journal: dict[str, Any] | None) -> bool:
@@ -213,47 +653,6 @@ def deviated_during(journal: dict[str, Any] | None) -> bool:
     return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
 
 
-def method_checks_missed(journal: dict[str, Any] | None) -> list[str]:
-    """One line per probe *of the method* that declares a tolerance and missed it.
-
-    Chaos Toolkit judges tolerances in the steady-state hypothesis only and ignores them on
-    the method's probes, where a game day asserts what must hold *under* the fault (an alert
-    that must page someone, pulls that must keep working through the mirror). We judge them
-    with Chaos Toolkit's own rule (``chaoslib.hypothesis.within_tolerance``); a tolerance of
-    type ``probe`` would run code again and is left unjudged.
-    """
-    from chaoslib import substitute
-    from chaoslib.hypothesis import within_tolerance
-
-    configuration = _dict(_dict(_dict(journal).get("experiment")).get("configuration"))
-    plain = {k: v for k, v in configuration.items() if not isinstance(v, dict)}
-    lines = []
-    for run in _runs(journal):
-        activity = _dict(run.get("activity"))
-        declared = activity.get("tolerance")
-        if activity.get("type") != "probe" or declared is None or run.get("status") != "succeeded":
-            continue
-        if isinstance(declared, dict) and declared.get("type") == "probe":
-            continue
-        # The journal keeps ${name} as written: resolved from the run's own configuration
-        # (a value from elsewhere, such as an env entry, leaves it unjudged: it cannot be told).
-        tolerance = substitute(declared, plain, None)
-        if "${" in json.dumps(tolerance, default=str):
-            continue
-        try:
-            met = within_tolerance(tolerance, run.get("output"), configuration=plain)
-        except Exception as exc:  # a tolerance chaoslib cannot apply to this output
-            met, why = False, f"{type(exc).__name__}: {exc}"
-        else:
-            why = f"output {_short(run.get('output'), tolerance)}"
-        if met is False:
-            lines.append(
-                f"method check {activity.get('name')!r} out of tolerance {_compact(tolerance)}: "
-                f"{why}"
-            )
-    return lines
-
-
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
@@ -265,6 +664,41 @@ def _short(output: Any, tolerance: Any) -> str:
         return f"{target}={_compact(output[target])}"
     text = _compact(output)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def error_text(output: Any) -> str | None:
+    """Why a probe's output says it failed: ``class/reason: message`` from its ``error``
+    ({class, message, reason or detail.reason}), or ``class n, ...: first message`` from the
+    counts of a probe of many pulls; None when it carries no error."""
+    output = _dict(output)
+    error = output.get("error")
+    if isinstance(error, dict) and error.get("class"):
+        reason = error.get("reason") or _dict(error.get("detail")).get("reason")
+        kind = f"{error['class']}/{reason}" if reason else str(error["class"])
+        return f"{kind}: {error.get('message')}" if error.get("message") else kind
+    counts = _dict(output.get("errors"))
+    message = output.get("first_error") or output.get("last_error")
+    if counts:
+        classes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        return f"{classes}: {message}" if message else classes
+    if isinstance(message, str) and message:
+        return message
+    return None
+
+
+def _why(run: dict[str, Any], tolerance: Any = None) -> str:
+    """Why a probe run failed or missed its tolerance, in one line: the exception it raised,
+    else the value its tolerance looked at and the error its output carries."""
+    if run.get("status") == "failed":
+        return _last_exception_line(run)
+    declared = tolerance if tolerance is not None else _dict(run.get("activity")).get("tolerance")
+    output = run.get("output")
+    target = declared.get("target") if isinstance(declared, dict) else None
+    error = error_text(output)
+    if error and not (isinstance(output, dict) and isinstance(target, str) and target in output):
+        return error  # the whole output would only repeat it
+    looked_at = f"output {_short(output, declared)}"
+    return f"{looked_at}; {error}" if error else looked_at
 
 
 def failed_actions(journal: dict[str, Any] | None) -> list[str]:
@@ -325,19 +759,56 @@ def unreached_registry(journal: dict[str, Any] | None) -> list[str]:
 def not_met_before(journal: dict[str, Any] | None) -> list[str]:
     """One line when the steady state was not met before the method: nothing was injected.
 
-    Chaos Toolkit 1.44 with ``--rollback-strategy always`` still writes such a run "completed"
-    and not "deviated", which would otherwise read as passed.
+    Names each probe that missed and why (:func:`_why`: ``reachable: output reachable=false;
+    tls/unknown-ca: ...``). Chaos Toolkit 1.44 with ``--rollback-strategy always`` still writes
+    such a run "completed" and not "deviated", which would otherwise read as passed.
     """
     before = _dict(_dict(_dict(journal).get("steady_states")).get("before"))
     if before.get("steady_state_met") is not False:
         return []
+    which = _missed_probes(before)
+    return [f"the steady state was not met before the method{which}: the method never ran"]
+
+
+def not_held(journal: dict[str, Any] | None) -> list[str]:
+    """One line per steady-state check after or during the method that did not hold, naming
+    the probe that missed and why (a deviation says what deviated)."""
+    states = _dict(_dict(journal).get("steady_states"))
+    lines = []
+    after = _dict(states.get("after"))
+    if after.get("steady_state_met") is False:
+        lines.append(f"the steady state did not hold after the method{_missed_probes(after)}")
+    failed = [
+        check
+        for check in states.get("during") or []
+        if _dict(check).get("steady_state_met") is False
+    ]
+    if failed:
+        lines.append(
+            f"{len(failed)} of {len(states.get('during') or [])} checks during the method did "
+            f"not hold, the first{_missed_probes(_dict(failed[0]))}"
+        )
+    return lines
+
+
+def _missed_probes(state: dict[str, Any]) -> str:
+    """`` (name: why; ...)`` for the probes of a steady-state check that missed."""
     missed = [
-        str(_dict(run.get("activity")).get("name"))
-        for run in before.get("probes") or []
+        f"{_dict(run.get('activity')).get('name')}: {_why(run)}"
+        for run in state.get("probes") or []
         if isinstance(run, dict) and run.get("tolerance_met") is False
     ]
-    which = f" (out of tolerance: {', '.join(missed)})" if missed else ""
-    return [f"the steady state was not met before the method{which}: the method never ran"]
+    return f" ({'; '.join(missed)})" if missed else ""
+
+
+def failed_rollbacks(journal: dict[str, Any] | None) -> list[str]:
+    """One line per rollback that failed (the game day's ledger check says whether its fault
+    outlived the run: that is *left-behind*)."""
+    return [
+        f"rollback {_dict(run.get('activity')).get('name')!r} failed: {_last_exception_line(run)}"
+        for run in _dict(journal).get("rollbacks") or []
+        if isinstance(run, dict) and run.get("status") == "failed"
+    ]
 
 
 def unanswered_prometheus(journal: dict[str, Any] | None) -> list[str]:

@@ -3,28 +3,30 @@
 ``build_report(journals, out_dir, load_dir=None)`` reads Chaos Toolkit journals (with the
 ``gameday.json`` beside each and any pull-load ``timeseries.json``) and writes into ``out_dir``:
 
-``report.html``  one self-contained page: verdict, resilience score and its formula, the
-                 steady-state table, recovery, charts (inline SVG), faults, rollbacks, metadata
+``report.html``  one self-contained page: verdict, what was proven (the verdict's evidence),
+                 resilience score and its formula, the steady-state table, recovery, charts
+                 (inline SVG), faults, rollbacks, metadata
 ``summary.json`` the same facts for machines (schema below)
 ``junit.xml``    a test case per hypothesis probe, "nothing left behind", "experiment ran to
                  completion"
-``summary.md``   a few lines for a pull-request comment
+``summary.md``   a few lines for a pull-request comment, with what was proven
 
 ``build_trend(run_dirs, out_dir)`` charts the score and the key probes across runs
 (``trend.html``, ``trend.json``). ``report_exit_code(summary)`` is the CI exit code: the
-game-day codes 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind (the highest
-over several runs). Secrets of the experiment never reach an artifact (see
-``chaosregistry.redaction``).
+game-day codes 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind, 14 dry-run
+(over several runs, the most urgent verdict's: ``chaosregistry.verdict.PRECEDENCE``). Secrets
+of the experiment never reach an artifact (see ``chaosregistry.redaction``).
 
-summary.json, schema_version 1
+summary.json, schema_version 2
 ------------------------------
 Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does not exist::
 
-    schema_version   1
+    schema_version   2
     generator        "chaostoolkit-registry <version>"
     generated_at     time
-    verdict          passed | deviated | failed | interrupted | left-behind  (worst run)
-    exit_code        0 | 10 | 11 | 12 | 13                                   (highest run)
+    verdict          passed | deviated | failed | dry-run | interrupted | left-behind
+                     (the most urgent run's)
+    exit_code        0 | 10 | 11 | 14 | 12 | 13                              (that verdict's)
     score            number 0-100 | null                                    (lowest run)
     runs[]:
       journal        path of the journal
@@ -68,11 +70,21 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
       notes[]        strings (gameday.json's, then the verdict's)
       verdict_notes[]  why the verdict is what it is beyond the journal's status: a failed
                      action, a load that never completed a pull, hypothesis pull probes that
-                     never reached the registry (``chaosregistry.verdict``)
+                     never reached the registry, an item of the evidence not proven, a check
+                     that missed or could not be judged with its probe, error class, reason
+                     and message (``chaosregistry.verdict``)
+      evidence[]     what the verdict stands on, every item needed for passed:
+                     {name, proven (bool), detail (one line: how, or what is missing)};
+                     names: "this run's journal", "steady state before and after",
+                     "faults applied, confirmed and measured", "tolerances judged with the
+                     run's values" (``chaosregistry.verdict``)
+      fault_evidence[]  per fault, from gameday.json: {id, kind, target, applied, confirmed,
+                     measured, dry_run, detail}
       charts[]       {id, title, kind (time | bars), caption}
 
-New keys may appear within schema_version 1; a key's meaning never changes without a new
-schema_version.
+New keys may appear within a schema_version; a key's meaning never changes without a new
+one. Version 2 (from 1): ``evidence[]`` and ``fault_evidence[]``, the verdict ``dry-run``
+(exit 14), and a run judged without its gameday.json is never passed.
 """
 
 import dataclasses

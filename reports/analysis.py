@@ -40,13 +40,14 @@ from chaosregistry.reports.timeline import (
 
 from chaosregistry.redaction import Redactor
 from chaosregistry.verdict import (
+    FaultEvidence,
     Judgement,
     LoadEvidence,
     RunFacts,
     Verdict,
     deviated_during,
-    exit_code_of,
     judge,
+    most_urgent,
 )
 
 
@@ -120,8 +121,17 @@ def build_model(run: RunInput) -> RunModel:
 # -- verdict ----------------------------------------------------------------------------------
 def verdict(model: RunModel) -> Judgement:
     """The game-day verdict of this run: ``chaosregistry gameday``'s own rule (``verdict.judge``)
-    on the journal, gameday.json's account of signals and faults, and the loads' records."""
-    gameday_verdict = as_text((model.gameday or {}).get("verdict"))
+    on the journal, gameday.json's account of the run (signals, faults and their evidence, the
+    run id, ``chaos run``'s exit status, the tolerances' values) and the loads' records.
+
+    Without gameday.json the journal is judged on its own: whose journal it is cannot be told,
+    so it is never *passed* (the checklist says so)."""
+    gameday = model.gameday or {}
+    gameday_verdict = as_text(gameday.get("verdict"))
+    run_id, code, values = (
+        gameday.get(k) for k in ("run_id", "chaos_exit_code", "tolerance_values")
+    )
+    fault_evidence = (FaultEvidence.from_dict(f) for f in as_list(gameday.get("fault_evidence")))
     return judge(
         RunFacts(
             model.journal,
@@ -129,6 +139,10 @@ def verdict(model: RunModel) -> Judgement:
             left_behind=gameday_verdict == Verdict.LEFT_BEHIND
             or any(f.left_behind for f in model.faults),
             loads=model.load_pulls,
+            faults=tuple(f for f in fault_evidence if f is not None),
+            run_id=run_id if isinstance(run_id, str) else None,
+            chaos_exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            configuration=values if isinstance(values, dict) else None,
         )
     )
 
@@ -136,13 +150,14 @@ def verdict(model: RunModel) -> Judgement:
 def report_exit_code(summary: dict[str, Any]) -> int:
     """The CI exit code of a summary (a whole summary.json or one of its runs).
 
-    The game-day codes: 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind; for
-    several runs the highest. An unknown verdict is 1 (bad input).
+    The game-day codes: 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind,
+    14 dry-run; for several runs the code of the most urgent verdict (``verdict.PRECEDENCE``:
+    left-behind, interrupted, dry-run, failed, deviated, passed). An unknown verdict is 1.
     """
     runs = summary.get("runs")
     if isinstance(runs, list) and runs:
-        return max(report_exit_code(as_dict(r)) for r in runs)
-    return exit_code_of(summary.get("verdict"))
+        return most_urgent(as_dict(r).get("verdict") for r in runs).exit_code
+    return most_urgent([summary.get("verdict")]).exit_code
 
 
 # -- probes -----------------------------------------------------------------------------------
@@ -443,7 +458,9 @@ def fault_summary(fault: Fault) -> dict[str, Any]:
 
 
 # Verdicts that say the run did not test what it meant to: its probes earn no score.
-_UNSCORED = frozenset({Verdict.FAILED, Verdict.INTERRUPTED, Verdict.LEFT_BEHIND, Verdict.ERROR})
+_UNSCORED = frozenset(
+    {Verdict.FAILED, Verdict.DRY_RUN, Verdict.INTERRUPTED, Verdict.LEFT_BEHIND, Verdict.ERROR}
+)
 
 
 def _unscored(judgement: Judgement) -> str | None:
@@ -569,6 +586,12 @@ def summarize(model: RunModel) -> dict[str, Any]:
         },
         "notes": notes,
         "verdict_notes": list(judgement.notes),
+        "evidence": [item.as_dict() for item in judgement.evidence],
+        "fault_evidence": [
+            f.as_dict()
+            for f in (FaultEvidence.from_dict(e) for e in as_list(gameday.get("fault_evidence")))
+            if f is not None
+        ],
     }
     redacted: dict[str, Any] = model.redactor.data(summary)
     return redacted

@@ -3,7 +3,7 @@
 The main CLI registers ``report_command`` and ``trend_command``; ``python -m
 chaosregistry.reports`` runs them on their own. Bad input (a file that is not a journal, a
 truncated one, a directory without runs) prints one ``Error: ...`` line naming the file and
-exits 1; ``report`` otherwise exits with the verdict's game-day code (0, 10, 11, 12, 13).
+exits 1; ``report`` otherwise exits with the verdict's game-day code (0, 10, 11, 12, 13, 14).
 """
 
 from pathlib import Path
@@ -37,7 +37,8 @@ def report_command(journals: tuple[Path, ...], out_dir: Path | None, load_dir: P
     """Write report.html, summary.json, junit.xml and summary.md for JOURNAL(s).
 
     Exits with the verdict's code: 0 passed, 10 deviated, 11 failed, 12 interrupted,
-    13 left-behind (the highest over several journals); 1 for bad input.
+    13 left-behind, 14 dry-run (the most urgent over several journals); 1 for bad input.
+    A journal without the gameday.json its game day wrote beside it is never passed.
     """
     from chaosregistry.reports import build_report
 

@@ -106,7 +106,7 @@ def render_junit(summary: dict[str, Any]) -> str:
             as_number(meta.get("duration_seconds")) or 0.0,
         )
         counts["tests"] += 1
-        if run.get("verdict") in ("failed", "interrupted"):
+        if run.get("verdict") in ("failed", "dry-run", "interrupted"):
             counts["errors"] += 1
             failed = [as_dict(a) for a in as_list(run.get("failed_activities"))]
             detail = "; ".join(

@@ -10,6 +10,7 @@ MARKS = {
     "failed": "❌",
     "interrupted": "⏹️",
     "left-behind": "🧹",
+    "dry-run": "🧪",
 }
 
 
@@ -78,6 +79,18 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"score {_num(run_score, 1)}, time to recover {recovery_text}"
         )
         lines.append("")
+        lines += _table(
+            ["what was proven", "", "how, or what is missing"],
+            "|---|:---:|---|",
+            [
+                [
+                    _cell(item.get("name")),
+                    "✅" if item.get("proven") is True else "❌ **not proven**",
+                    _cell(item.get("detail")),
+                ]
+                for item in map(as_dict, as_list(run.get("evidence")))
+            ],
+        )
         probes = [as_dict(p) for p in as_list(run.get("probes"))]
         lines += _table(
             ["probe", "tolerance", "before", "during (worst)", "after", "deviation", "held"],

@@ -11,7 +11,8 @@ VERDICT_TEXT = {
     "passed": "the experiment completed and the steady state held before, during (where "
     "checked) and after the fault",
     "deviated": "the experiment completed but the steady state did not hold",
-    "failed": "the experiment broke: an activity failed or the run was aborted",
+    "failed": "the run broke, or what a pass needs was not proven (see what was proven)",
+    "dry-run": "a dry run: its faults applied nothing, so nothing was tested",
     "interrupted": "the run was interrupted (SIGINT / SIGTERM)",
     "left-behind": "a fault outlived the run and had to be reverted afterwards, or could not be",
 }
@@ -35,6 +36,7 @@ p.sub, .muted { color: var(--muted); }
 .v-passed { background: #1e7d45; } .v-deviated { background: #b35c00; }
 .v-failed { background: #b3261e; } .v-interrupted { background: #5b6475; }
 .v-left-behind { background: #6a1b9a; } .v-error { background: #333; }
+.v-dry-run { background: #3d6f8e; }
 .score { display: flex; gap: 22px; align-items: center; background: #fff;
          border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; }
 .score .big { font-size: 44px; font-weight: 700; min-width: 110px; text-align: center; }
@@ -130,6 +132,33 @@ def banner(verdict: str, exit_code: Any, extra: str = "") -> str:
     )
 
 
+def proven_section(run: dict[str, Any], index: int) -> str:
+    """ "What was proven": the verdict's checklist, each item with how it was proven or what is
+    missing, then the notes that say why a check failed or could not be judged."""
+    items = [as_dict(e) for e in as_list(run.get("evidence"))]
+    if not items:
+        return ""
+    rows = [
+        [
+            esc(item.get("name")),
+            '<span class="ok">proven</span>'
+            if item.get("proven") is True
+            else '<span class="bad">not proven</span>',
+            esc(item.get("detail")),
+        ]
+        for item in items
+    ]
+    why = [str(n) for n in as_list(run.get("verdict_notes"))]
+    notes = (
+        '<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in why) + "</ul>" if why else ""
+    )
+    return (
+        f'<h3 id="proven-{index}">What was proven</h3>'
+        + table(["evidence", "", "how, or what is missing"], rows, set())
+        + notes
+    )
+
+
 def _probe_rows(run: dict[str, Any]) -> list[list[str]]:
     rows = []
     for probe in as_list(run.get("probes")):
@@ -215,6 +244,7 @@ def run_section(
         parts.append(f'<p class="muted">{esc(meta["description"])}</p>')
     if many:
         parts.append(banner(str(run.get("verdict")), run.get("exit_code")))
+    parts.append(proven_section(run, index))
     value = score.get("value")
     parts.append(
         '<div class="score" id="score"><div class="big">'
@@ -536,7 +566,8 @@ def render_page(summary: dict[str, Any], svgs: list[list[tuple[dict[str, Any], s
         )
     parts.append(
         "<footer>summary.json, junit.xml and summary.md sit beside this page. "
-        "Exit codes: 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind."
+        "Exit codes: 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind, "
+        "14 dry-run."
         "</footer></main></body></html>"
     )
     return "\n".join(parts) + "\n"

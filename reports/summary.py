@@ -13,10 +13,9 @@ from chaosregistry.reports.analysis import RunModel, build_model, report_exit_co
 from chaosregistry.reports.figures import BarChart, Chart, run_charts
 from chaosregistry.reports.inputs import JournalError, load_run
 
-from chaosregistry.verdict import Verdict
+from chaosregistry.verdict import most_urgent
 
-SCHEMA_VERSION = 1
-VERDICT_ORDER = tuple(v for v in Verdict if v is not Verdict.ERROR)
+SCHEMA_VERSION = 2
 
 
 def generator() -> str:
@@ -65,13 +64,13 @@ def build_summary(
         ]
         runs.append(run)
         charts.append(run_figures)
-    worst = max(runs, key=lambda r: (r["exit_code"], VERDICT_ORDER.index(r["verdict"])))
+    worst = most_urgent(r["verdict"] for r in runs)
     scores = [r["score"]["value"] for r in runs if r["score"]["value"] is not None]
     summary = {
         "schema_version": SCHEMA_VERSION,
         "generator": generator(),
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "verdict": worst["verdict"],
+        "verdict": worst.value,
         "exit_code": report_exit_code({"runs": runs}),
         "score": min(scores) if scores else None,
         "runs": runs,

@@ -37,6 +37,8 @@ from chaosregistry.reports.page import CSS, banner, esc, number, table
 from chaosregistry.reports.summary import build_summary
 
 TREND_SCHEMA_VERSION = 1
+# summary.json versions a trend reads: 2 added the evidence (what a trend charts is in both).
+SUMMARY_SCHEMA_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,12 @@ def _summary_of(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
             continue
         data = read_json(path, "summary.json or journal")
         if isinstance(data, dict) and "schema_version" in data:
-            if data.get("schema_version") != 1 or not isinstance(data.get("runs"), list):
+            if data.get("schema_version") not in SUMMARY_SCHEMA_VERSIONS or not isinstance(
+                data.get("runs"), list
+            ):
                 raise JournalError(
                     f"{path}: a summary.json of schema_version {data.get('schema_version')!r}, "
-                    "this version reads 1"
+                    "this version reads 1 and 2"
                 )
             return data, report if report.exists() else None
         summary, _, _ = build_summary([path])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 T0 = 1_800_000_000.0
+RUN_ID = "run-latency-a1b2c3"
 PASSWORD = "hunter2-Sup3rS3cret!"
 TOKEN = "tok-8f1d2c3b4a5e"
 
@@ -190,7 +191,10 @@ def journal(**changes: Any) -> dict[str, Any]:
         ],
         "end": at(30),
         "duration": 30.0,
+        # Signed by the game day's control (chaosregistry.run_control).
+        "extensions": [{"name": "chaosregistry-run", "run_id": RUN_ID}],
     }
+    data["experiment"]["method"] = [copy.deepcopy(r["activity"]) for r in data["run"]]
     data.update(copy.deepcopy(changes))
     return data
 
@@ -201,9 +205,23 @@ def gameday(**changes: Any) -> dict[str, Any]:
         "experiment": "experiments/registry-latency.yaml",
         "vars": "experiments/vars/local.yaml",
         "backend": "local",
+        "run_id": RUN_ID,
         "verdict": "passed",
         "exit_code": 0,
         "chaos_exit_code": 0,
+        "tolerance_values": {},
+        "fault_evidence": [
+            {
+                "id": FAULT["fault_id"],
+                "kind": FAULT["kind"],
+                "target": FAULT["target"],
+                "applied": True,
+                "confirmed": True,
+                "measured": True,
+                "dry_run": False,
+                "detail": "toxic listed; 3 probe runs crossed the hop in its window",
+            }
+        ],
         "faults": [
             {
                 "id": FAULT["fault_id"],

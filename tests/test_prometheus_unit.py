@@ -269,21 +269,33 @@ def test_a_game_day_whose_prometheus_gave_no_answer_is_failed_with_a_note() -> N
         "status": "succeeded",
         "output": output,
     }
-    # Chaos Toolkit's account: completed and met (a lenient or absent tolerance).
+    # Chaos Toolkit's account: completed and met (a lenient or absent tolerance), in this
+    # game day's own journal (its run id), the steady state measured before and after.
+    steady = {**probe, "output": {"ok": True, "error": None, "value": 0.1}, "tolerance_met": True}
     journal = {
         "status": "completed",
         "deviated": False,
-        "steady_states": {"before": {"probes": []}, "after": {"probes": []}, "during": []},
+        "experiment": {
+            "steady-state-hypothesis": {"probes": [steady["activity"]]},
+            "method": [probe["activity"]],
+        },
+        "steady_states": {
+            "before": {"probes": [steady]},
+            "after": {"probes": [steady]},
+            "during": [],
+        },
         "run": [probe, {**probe, "activity": {**probe["activity"]}}],
         "rollbacks": [],
+        "extensions": [{"name": "chaosregistry-run", "run_id": "r1"}],
     }
-    judgement = judge(RunFacts(journal))
+    judgement = judge(RunFacts(journal, run_id="r1", chaos_exit_code=0))
     assert judgement.verdict == Verdict.FAILED
     assert judgement.notes == (
         "probe 'p99-within-slo': Prometheus gave no answer (refused: cannot connect)",
     )
     answered = {**probe, "output": {"ok": True, "error": None, "value": 0.1}}
-    assert judge(RunFacts({**journal, "run": [answered]})).verdict == Verdict.PASSED
+    both = RunFacts({**journal, "run": [answered]}, run_id="r1", chaos_exit_code=0)
+    assert judge(both).verdict == Verdict.PASSED
 
 
 # -- reports ------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_summary_json_follows_the_documented_schema(latency: GameDay) -> None:
         "score",
         "runs",
     }
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == 2
     (run,) = summary["runs"]
     assert set(run) == {
         "journal",
@@ -205,8 +205,11 @@ def test_summary_json_follows_the_documented_schema(latency: GameDay) -> None:
         "metadata",
         "notes",
         "verdict_notes",
+        "evidence",
+        "fault_evidence",
         "charts",
     }
+    assert [set(item) for item in run["evidence"]] == [{"name", "proven", "detail"}] * 4
     assert set(run["score"]) == {
         "value",
         "probe_score",

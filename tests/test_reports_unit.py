@@ -265,7 +265,7 @@ def test_rendered_svg_is_inline_and_fetches_nothing(tmp_path: Path) -> None:
 # -- summary, verdict, score ------------------------------------------------------------------
 def test_summary_values_deviation_and_recovery(tmp_path: Path) -> None:
     summary, _, _ = build_summary([write_run(tmp_path / "run", journal(), gameday())])
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == 2
     assert (summary["verdict"], summary["exit_code"], summary["score"]) == ("passed", 0, 100.0)
     run = only_run(summary)
     p95 = run["probes"][0]
@@ -312,9 +312,9 @@ def test_verdict_and_exit_code_follow_gameday_rules(
     tmp_path: Path, status: str, deviated: bool, gameday_verdict: str, expected: str, code: int
 ) -> None:
     data = journal(status=status, deviated=deviated)
-    result = build_report(
-        [write_run(tmp_path / "run", data, gameday(verdict=gameday_verdict))], tmp_path / "out"
-    )
+    # chaos run exits 0 for a completed run that did not deviate, else 1.
+    game = gameday(verdict=gameday_verdict, chaos_exit_code=int(deviated or status != "completed"))
+    result = build_report([write_run(tmp_path / "run", data, game)], tmp_path / "out")
     assert (result.verdict, result.exit_code) == (expected, code)
     assert report_exit_code(result.summary) == code
     # A run that did not test what it meant to earns no score, however well its probes held.
@@ -390,7 +390,8 @@ def test_a_run_that_never_recovered_loses_the_capped_penalty(tmp_path: Path) -> 
     data["steady_states"]["after"]["probes"][0].update(output=pull_output(0.7), tolerance_met=False)
     data["steady_states"]["after"]["steady_state_met"] = False
     data["run"][-1]["output"] = pull_output(0.75)
-    summary, _, _ = build_summary([write_run(tmp_path / "run", data, gameday())])
+    game = gameday(verdict="deviated", chaos_exit_code=1)
+    summary, _, _ = build_summary([write_run(tmp_path / "run", data, game)])
     run = only_run(summary)
     assert run["recovery"]["recovered"] is False
     assert run["probes"][0]["recovered"] is False
@@ -638,7 +639,8 @@ def test_trend_cli_rejects_a_directory_without_runs(tmp_path: Path) -> None:
 
 
 def test_report_command_prints_where_it_wrote_and_exits_with_the_verdict(tmp_path: Path) -> None:
-    path = write_run(tmp_path / "run", journal(deviated=True), gameday(verdict="deviated"))
+    game = gameday(verdict="deviated", chaos_exit_code=1)
+    path = write_run(tmp_path / "run", journal(deviated=True), game)
     process = subprocess.run(
         [PYTHON, "-m", "chaosregistry.reports", "report", str(path)],
         capture_output=True,
@@ -775,3 +777,92 @@ def test_a_load_that_never_pulled_fails_the_report_and_is_shown_with_its_classes
     (pulls / "pulls-h-1.jsonl").write_text("\n".join(lines) + "\n")
     path = write_run(tmp_path / "run", data, gameday())
     assert build_report([path], tmp_path / "out2").verdict == "passed"
+
+
+# -- what was proven ---------------------------------------------------------------------------
+def test_the_report_shows_what_was_proven_in_every_artifact(tmp_path: Path) -> None:
+    result = build_report([write_run(tmp_path / "run", journal(), gameday())], tmp_path / "out")
+    assert result.verdict == "passed"
+    run = only_run(result.summary)
+    assert [(e["name"], e["proven"]) for e in run["evidence"]] == [
+        ("this run's journal", True),
+        ("steady state before and after", True),
+        ("faults applied, confirmed and measured", True),
+        ("tolerances judged with the run's values", True),
+    ]
+    assert run["fault_evidence"][0]["id"] == FAULT["fault_id"]
+    written = json.loads(result.summary_json.read_text())
+    assert written["schema_version"] == 2 and written["runs"][0]["evidence"] == run["evidence"]
+    markdown = result.summary_md.read_text()
+    assert "| what was proven |  | how, or what is missing |" in markdown
+    assert "| this run's journal | ✅ | run run-latency-a1b2c3; chaos run exited 0" in markdown
+    page = result.html.read_text()
+    assert "What was proven</h3>" in page
+    assert "faults applied, confirmed and measured" in page and "not proven" not in page
+
+
+def test_a_journal_without_its_gameday_json_is_never_passed(tmp_path: Path) -> None:
+    # A deleted gameday.json: the journal alone cannot say it is the run's own.
+    result = build_report([write_run(tmp_path / "run", journal())], tmp_path / "out")
+    assert (result.verdict, result.exit_code) == ("failed", 11)
+    run = only_run(result.summary)
+    assert run["evidence"][0] == {
+        "name": "this run's journal",
+        "proven": False,
+        "detail": "no game day's run id to find in the journal (no gameday.json beside it, or "
+        "one from before run ids): whose journal it is cannot be told",
+    }
+    note = f"not proven: this run's journal: {run['evidence'][0]['detail']}"
+    assert note in run["verdict_notes"] and note in result.summary_md.read_text()
+    assert "❌ **not proven**" in result.summary_md.read_text()
+    assert "not proven" in result.html.read_text()
+
+
+def test_the_report_judges_method_tolerances_with_the_game_days_values(tmp_path: Path) -> None:
+    # The method probe must stay under ${p95_budget}: 0.5 as written, 1.0 in the run's vars.
+    data = journal()
+    data["experiment"]["configuration"]["p95_budget"] = 0.5
+    for run in data["run"]:
+        if run["activity"]["name"] == "pulls-during-latency":
+            run["activity"]["tolerance"] = {
+                "type": "range",
+                "range": [0, "${p95_budget}"],
+                "target": "p95",
+            }
+    used = gameday(tolerance_values={"p95_budget": 1.0})
+    assert build_report([write_run(tmp_path / "a", data, used)], tmp_path / "a").verdict == (
+        "passed"
+    )
+    written = gameday(tolerance_values={"p95_budget": 0.5}, chaos_exit_code=0)
+    deviated = build_report([write_run(tmp_path / "b", data, written)], tmp_path / "b")
+    assert deviated.verdict == "deviated"
+    assert any(
+        n.startswith("method check 'pulls-during-latency' out of tolerance")
+        for n in only_run(deviated.summary)["verdict_notes"]
+    )
+
+
+def test_a_dry_run_report_says_so(tmp_path: Path) -> None:
+    game = gameday()
+    game["fault_evidence"][0].update(applied=False, confirmed=False, dry_run=True)
+    result = build_report([write_run(tmp_path / "run", journal(), game)], tmp_path / "out")
+    assert (result.verdict, result.exit_code, result.score) == ("dry-run", 14, None)
+    assert "Game day: dry-run (exit 14)" in result.summary_md.read_text()
+    assert 'class="banner v-dry-run"' in result.html.read_text()
+
+
+def test_trend_reads_summaries_of_schema_version_1_and_2(tmp_path: Path) -> None:
+    dirs = []
+    for index, version in enumerate((1, 2)):
+        run_dir = tmp_path / f"run{index}"
+        data = journal(start=at(3600 * index), end=at(3600 * index + 30))
+        build_report([write_run(run_dir, data, gameday())], run_dir)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["schema_version"] = version
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        dirs.append(run_dir)
+    assert build_trend(dirs, tmp_path / "trend").runs == 2
+    summary["schema_version"] = 3
+    (dirs[1] / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(JournalError, match="schema_version 3, this version reads 1 and 2"):
+        build_trend(dirs, tmp_path / "trend")
