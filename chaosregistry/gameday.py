@@ -27,7 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chaosregistry.errors import ConfigError
+from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.faults.evidence import fault_evidence
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
@@ -49,6 +50,7 @@ class GameDayResult:
     notes: list[str] = field(default_factory=list)
     report: Path | None = None  # report.html, once written
     score: float | None = None  # None: no hypothesis probes, or a run that earns no score
+    fault_evidence: list[dict[str, Any]] = field(default_factory=list)  # FaultEvidence.as_dict
 
     @property
     def exit_code(self) -> int:
@@ -304,17 +306,23 @@ def run_gameday(
         if needs:
             prometheus_config["sandbox_dir"] = str(sandbox_path)
         notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
+        loads = load_evidence(journal, run_dir)
+        evidence = fault_evidence(
+            _ledger_entries(ledger, faults), journal, configuration=prometheus_config, loads=loads
+        )
         judgement = judge(
             RunFacts(
                 journal,
                 interrupted=forwarder.received is not None,
                 left_behind=left_behind,
-                loads=load_evidence(journal, run_dir),
+                loads=loads,
+                faults=evidence,
             )
         )
         result = GameDayResult(
             judgement.verdict, run_dir, journal_path, faults, [*judgement.notes, *notes]
         )
+        result.fault_evidence = [item.as_dict() for item in evidence]
         _write_gameday_json(run_dir, experiment, vars_file, backend, result, process.returncode)
         if journal is not None:
             _write_report(result, say)
@@ -365,6 +373,7 @@ def _write_gameday_json(
                 "exit_code": result.exit_code,
                 "chaos_exit_code": chaos_exit_code,
                 "faults": result.faults,
+                "fault_evidence": result.fault_evidence,
                 "notes": result.notes,
             },
             indent=2,
@@ -403,6 +412,17 @@ def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -
     owned.append(path)
     base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
     sandbox.up(path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}"))
+
+
+def _ledger_entries(ledger: Ledger, faults: list[dict[str, Any]]) -> list[Entry]:
+    """The ledger entries of the run's faults (as ``_settle_faults`` listed them)."""
+    entries = []
+    for fault in faults:
+        try:
+            entries.append(ledger.get(str(fault["id"])))
+        except ChaosRegistryError:
+            continue  # removed by hand since: its evidence is gone with it
+    return entries
 
 
 def _settle_faults(
