@@ -35,7 +35,7 @@ def experiment(path: Path, method: list[dict[str, Any]], hop: str) -> Path:
         "version": "1.0.0",
         "title": path.stem,
         "description": "a fault and the measurements around it",
-        "configuration": {"backend": "local"},
+        "configuration": {"backend": "local", "chaosregistry": {}},
         "steady-state-hypothesis": {
             "title": "pulls succeed",
             "probes": [

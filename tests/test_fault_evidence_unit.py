@@ -119,6 +119,19 @@ def test_a_dry_run_fault_is_marked_dry_run_and_never_applied(sandbox_dir: Path) 
     assert "dry run" in evidence.detail
 
 
+def test_a_dry_run_action_that_recorded_no_fault_has_dry_run_evidence() -> None:
+    """The bad-tag deploy records no ledger entry when it changes nothing."""
+    deploy = {"type": "python", "module": "chaosregistry.actions.deploy", "func": "deploy_bad_tag"}
+    run = {
+        "activity": {"type": "action", "name": "bad-tag", "provider": deploy},
+        "status": "succeeded",
+        "output": {"deployment": "demo", "dry_run": True, "would_apply": {}},
+    }
+    (evidence,) = fault_evidence([], journal(run))
+    assert (evidence.id, evidence.dry_run, evidence.applied) == ("dry-run:bad-tag", True, False)
+    assert fault_evidence([], journal()) == ()
+
+
 def test_a_chaos_mesh_injection_never_reported_is_applied_but_not_confirmed() -> None:
     unconfirmed = entry(applied={"object": "NetworkChaos x", "injected": "unconfirmed"})
     evidence = only([unconfirmed], journal())

@@ -84,8 +84,6 @@ def fault_evidence(
     window of a fault never reverted (default: now).
     """
     faults = [entry for entry in entries if entry.kind != LOAD_KIND]
-    if not faults:
-        return ()
     config = dict(configuration or {})
     settings = settings_for(config)
     wiring = _Wiring.of(settings)
@@ -93,7 +91,39 @@ def fault_evidence(
         *_probe_measurements(journal, config, settings, wiring),
         *_load_measurements(journal, loads, wiring),
     ]
-    return tuple(_evidence(entry, measurements, wiring, settings, run_ended) for entry in faults)
+    return (
+        *(_evidence(entry, measurements, wiring, settings, run_ended) for entry in faults),
+        *_unrecorded_dry_runs(journal),
+    )
+
+
+def _unrecorded_dry_runs(journal: Mapping[str, Any] | None) -> Iterator[FaultEvidence]:
+    """A method action of ours that ran as a dry run without a ledger entry (the bad-tag
+    deploy, which records nothing when it changes nothing): its own evidence, so a dry run is
+    never mistaken for a run without faults."""
+    runs = journal.get("run") if isinstance(journal, Mapping) else None
+    for run in runs or []:
+        activity = run.get("activity") if isinstance(run, Mapping) else None
+        output = run.get("output") if isinstance(run, Mapping) else None
+        if not isinstance(activity, Mapping) or not isinstance(output, Mapping):
+            continue
+        provider = activity.get("provider") or {}
+        module = str(provider.get("module") or "")
+        if output.get("dry_run") is not True or "fault_id" in output:
+            continue
+        if activity.get("type") != "action" or not module.startswith(OUR_MODULES):
+            continue
+        name = str(activity.get("name") or provider.get("func"))
+        yield FaultEvidence(
+            id=f"dry-run:{name}",
+            kind=f"{module}.{provider.get('func')}",
+            target=str(output.get("target") or output.get("deployment") or "-"),
+            applied=False,
+            confirmed=False,
+            measured=False,
+            dry_run=True,
+            detail=f"action {name} ran as a dry run: nothing was applied or recorded",
+        )
 
 
 # -- one fault -----------------------------------------------------------------------------------
