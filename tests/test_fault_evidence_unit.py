@@ -367,6 +367,19 @@ def test_a_fault_never_reverted_is_judged_up_to_the_end_of_the_run(sandbox_dir: 
     assert not only([fault], run, configuration=configuration, run_ended=T0 + 30).measured
 
 
+def test_a_journal_with_odd_values_yields_evidence_without_failing(sandbox_dir: Path) -> None:
+    odd = [
+        probe("int-target", PULL, T0 + 11, T0 + 12, image="a:1", target=5),
+        {"activity": "not a mapping", "start": iso(T0 + 11), "end": iso(T0 + 12)},
+        {"activity": {"type": "probe", "provider": PULL}, "start": "yesterday", "end": None},
+        probe("unknown-func", {**PULL, "func": "no_such_probe"}, T0 + 11, T0 + 12),
+    ]
+    evidence = only(
+        [entry(applied=CONFIRMED)], journal(*odd), configuration={"sandbox_dir": str(sandbox_dir)}
+    )
+    assert not evidence.measured
+
+
 # -- the pieces the evidence stands on -----------------------------------------------------------
 def test_toxiproxy_received_bytes_are_read_per_proxy_and_direction() -> None:
     exposition = "\n".join(

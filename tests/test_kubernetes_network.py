@@ -296,6 +296,11 @@ def test_rollout_under_registry_latency_game_day_measures_the_slowdown(
     pulls = out["kubelet-pull-events"]
     assert pulls["pull_seconds"]["count"] >= 6 and pulls["pull_seconds"]["max"] >= 0.5
     assert all(e.state is FaultState.REVERTED for e in Ledger(env).all())
+    # The node pulls from the origin here: the rollout under the fault crossed its hop.
+    gameday = json.loads((tmp_path / "rollout-under-registry-latency-run/gameday.json").read_text())
+    (fault,) = gameday["fault_evidence"]
+    print(f"rollout-under-registry-latency, origin: {fault['detail']}")
+    assert (fault["applied"], fault["confirmed"], fault["measured"]) == (True, True, True), fault
 
 
 def test_registry_latency_runs_unchanged_on_the_kubernetes_backend(

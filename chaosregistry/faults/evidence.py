@@ -102,12 +102,12 @@ def _unrecorded_dry_runs(journal: Mapping[str, Any] | None) -> Iterator[FaultEvi
     deploy, which records nothing when it changes nothing): its own evidence, so a dry run is
     never mistaken for a run without faults."""
     runs = journal.get("run") if isinstance(journal, Mapping) else None
-    for run in runs or []:
+    for run in runs if isinstance(runs, list) else []:
         activity = run.get("activity") if isinstance(run, Mapping) else None
         output = run.get("output") if isinstance(run, Mapping) else None
         if not isinstance(activity, Mapping) or not isinstance(output, Mapping):
             continue
-        provider = activity.get("provider") or {}
+        provider = _mapping(activity.get("provider"))
         module = str(provider.get("module") or "")
         if output.get("dry_run") is not True or "fault_id" in output:
             continue
@@ -195,7 +195,7 @@ def hop_bytes(applied: Mapping[str, Any]) -> int | None:
     and at revert; None without both readings (no counters, not reverted, Toxiproxy
     restarted in between)."""
     before = _received(applied.get("hop_traffic"))
-    after = _received((applied.get("at_revert") or {}).get("hop_traffic"))
+    after = _received(_mapping(applied.get("at_revert")).get("hop_traffic"))
     if before is None or after is None:
         return None
     carried = sum(after.values()) - sum(before.values())
@@ -255,6 +255,10 @@ class _Wiring:
     def leading_into(self, address: str) -> frozenset[str]:
         """The listeners whose requests end up at ``address`` (its ways in)."""
         return frozenset(a for a in self.edges if address in self.reach(self.edges[a]))
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _address(host: str, port: int) -> str:
@@ -323,16 +327,23 @@ def _probe_runs(journal: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]
     """Every probe run of the journal: hypothesis before, during and after, and the method's."""
     if not isinstance(journal, Mapping):
         return
-    states = journal.get("steady_states") or {}
-    phases = [states.get("before"), *(states.get("during") or []), states.get("after")]
+    states = _mapping(journal.get("steady_states"))
+    during = states.get("during")
+    phases = [
+        states.get("before"),
+        *(during if isinstance(during, list) else []),
+        states.get("after"),
+    ]
     for phase in phases:
         if not isinstance(phase, Mapping):
             continue
-        for run in phase.get("probes") or []:
+        probes = phase.get("probes")
+        for run in probes if isinstance(probes, list) else []:
             if isinstance(run, Mapping):
                 yield run
-    for run in journal.get("run") or []:
-        if isinstance(run, Mapping) and (run.get("activity") or {}).get("type") == "probe":
+    runs = journal.get("run")
+    for run in runs if isinstance(runs, list) else []:
+        if isinstance(run, Mapping) and _mapping(run.get("activity")).get("type") == "probe":
             yield run
 
 
@@ -344,8 +355,8 @@ def _probe_measurements(
 ) -> Iterator[Measurement]:
     for run in _probe_runs(journal):
         start, end = parse_time(run.get("start")), parse_time(run.get("end"))
-        activity = run.get("activity") or {}
-        provider = activity.get("provider") or {}
+        activity = _mapping(run.get("activity"))
+        provider = _mapping(activity.get("provider"))
         module = str(provider.get("module") or "")
         if start is None or end is None or not module.startswith(OUR_MODULES):
             continue
@@ -371,7 +382,7 @@ def _arguments(
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     given = {
-        str(k): substitute(v, configuration) for k, v in (provider.get("arguments") or {}).items()
+        str(k): substitute(v, configuration) for k, v in _mapping(provider.get("arguments")).items()
     }
     return {
         name: given.get(name, parameter.default)
@@ -386,8 +397,10 @@ def _activity_addresses(
     starts: set[str] = set()
     for key in TARGET_ARGUMENTS:
         value = arguments.get(key)
-        address = url_address(_registry_url(value, settings, wiring)) if value else None
-        if isinstance(value, str) and address:
+        address = (
+            url_address(_registry_url(value, settings, wiring)) if isinstance(value, str) else None
+        )
+        if address:
             starts.add(address)
     if arguments.get("deployment"):
         # The kubelet pulls the Deployment's images: through the mirror first when the node is
