@@ -276,8 +276,21 @@ def test_the_kubelet_pulls_through_the_hop_node_pulls_names(sandbox_dir: Path) -
     base = {"backend": "kubernetes", "sandbox_dir": str(sandbox_dir)}
     mirror_first = only([fault], run, configuration={**base, "node_pulls": "mirror-first"})
     origin = only([fault], run, configuration={**base, "node_pulls": "origin"})
+    unsaid = only([fault], run, configuration=base)
     assert not mirror_first.measured
     assert origin.measured
+    assert unsaid.measured  # without node_pulls the node may pull either way
+
+
+def test_a_killed_mirror_is_crossed_by_the_kubelet_unless_it_pulls_from_the_origin(
+    sandbox_dir: Path,
+) -> None:
+    kill = entry(kind="node.kill", target="node:mirror", applied=CONFIRMED)
+    run = journal(probe("pull-events", ROLLOUT, T0 + 11, T0 + 16, deployment="demo"))
+    base = {"backend": "kubernetes", "sandbox_dir": str(sandbox_dir)}
+    assert only([kill], run, configuration={**base, "node_pulls": "mirror-first"}).measured
+    assert only([kill], run, configuration=base).measured
+    assert not only([kill], run, configuration={**base, "node_pulls": "origin"}).measured
 
 
 def test_a_replication_probe_crosses_the_hop_into_its_replica(sandbox_dir: Path) -> None:

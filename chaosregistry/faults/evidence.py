@@ -11,16 +11,19 @@ A game day's *passed* needs, for every fault of the run (docs/architecture.md, "
   (``injected_at`` .. ``reverted_at``, or the end of the run for one never reverted):
 
   - direct evidence, for a fault on a Toxiproxy hop: the hop's byte counters
-    (Toxiproxy's ``-proxy-metrics``) read at inject and at revert differ. That covers every
-    client, the kubelet's pulls included. Toxiproxy adds a connection's bytes when it closes:
-    the difference counts the connections through the hop that closed inside the window;
-  - otherwise (a cut hop counts nothing, nodes, certificates, auth, kubernetes faults), a probe
-    of the journal (hypothesis, during-checks, method) or a pull of a load, whose time overlaps
-    the window and whose traffic crosses the target. Where an activity's traffic goes is
-    derived from its arguments: ``target`` / ``source`` (a registry name or URL, resolved as
-    the activity resolves it), ``replica`` (the hops that lead into it), ``deployment`` (the
-    kubelet's pulls: through the mirror first when ``node_pulls`` says ``mirror-first``, else
-    from the registry), a load's ``target_url``; and followed through the sandbox's wiring
+    (Toxiproxy's ``-proxy-metrics``) read at inject and at revert differ. Toxiproxy adds a
+    connection's bytes when the connection closes, so the difference counts the connections
+    through the hop that closed inside the window: a probe's pulls (its client closes when it
+    ends), not a keep-alive client still connected at the revert (a Locust load, containerd
+    after the kubelet's pulls: 0 bytes for a rollout through the hop on the test cluster);
+  - otherwise, or when the counters did not move (a cut hop counts nothing; nodes,
+    certificates, auth, kubernetes faults), a probe of the journal (hypothesis, during-checks,
+    method) or a pull of a load whose time overlaps the window and whose traffic crosses the
+    target. Where an activity's traffic goes is derived from its arguments: ``target`` /
+    ``source`` (a registry name or URL, resolved as the activity resolves it), ``replica``
+    (the hops that lead into it), ``deployment`` (the kubelet's pulls: through the mirror when
+    ``node_pulls`` says ``mirror-first``, from the registry when it says ``origin``, either
+    when it says nothing), a load's ``target_url``; then followed through the sandbox's wiring
     (``sandbox.layout.forwarding``). A fault on an image is crossed by an activity on that
     image, a fault on a Deployment by one on that Deployment.
 
@@ -44,7 +47,12 @@ from chaosregistry.loadgen import records
 from chaosregistry.loadgen.store import LOAD_KIND
 from chaosregistry.reports.inputs import parse_time
 from chaosregistry.sandbox.layout import HOST, Ports, forwarding
-from chaosregistry.settings import NODE_PULLS_MIRROR_FIRST, Settings, settings_for
+from chaosregistry.settings import (
+    NODE_PULLS_MIRROR_FIRST,
+    NODE_PULLS_ORIGIN,
+    Settings,
+    settings_for,
+)
 from chaosregistry.validate import substitute
 from chaosregistry.verdict import FaultEvidence, LoadEvidence, started_loads
 
@@ -53,6 +61,12 @@ OUR_MODULES = "chaosregistry."
 # waits for arrives (replication: the hops that lead into that registry carry it).
 TARGET_ARGUMENTS = ("target", "source")
 REPLICA_ARGUMENT = "replica"
+# Where the kubelet's pulls go, by ``node_pulls``: the registry names they start at.
+NODE_PULL_PATHS: dict[str | None, tuple[str, ...]] = {
+    NODE_PULLS_ORIGIN: ("registry",),
+    NODE_PULLS_MIRROR_FIRST: ("mirror",),
+}
+_EITHER_PATH: tuple[str, ...] = ("registry", "mirror")
 
 
 @dataclass(frozen=True)
@@ -403,14 +417,12 @@ def _activity_addresses(
         if address:
             starts.add(address)
     if arguments.get("deployment"):
-        # The kubelet pulls the Deployment's images: through the mirror first when the node is
-        # set up so, else from the registry.
-        pulls_from = (
-            "mirror" if settings.kubernetes.node_pulls == NODE_PULLS_MIRROR_FIRST else "registry"
-        )
-        address = url_address(_registry_url(pulls_from, settings, wiring))
-        if address:
-            starts.add(address)
+        # The kubelet pulls the Deployment's images as ``node_pulls`` says; when it says
+        # nothing, either way (the mirror kill is allowed then too).
+        for pulls_from in NODE_PULL_PATHS.get(settings.kubernetes.node_pulls, _EITHER_PATH):
+            address = url_address(_registry_url(pulls_from, settings, wiring))
+            if address:
+                starts.add(address)
     reached = set(wiring.reach(starts))
     replica = arguments.get(REPLICA_ARGUMENT)
     if isinstance(replica, str) and replica:
