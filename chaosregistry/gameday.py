@@ -33,7 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chaosregistry.errors import ConfigError
+from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.faults.evidence import fault_evidence
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_series
@@ -343,11 +344,18 @@ def run_gameday(
         if needs:
             prometheus_config["sandbox_dir"] = str(sandbox_path)
         notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
+        loads = load_evidence(journal, run_dir)
         facts = RunFacts(
             journal,
             interrupted=forwarder.received is not None,
             left_behind=left_behind,
-            loads=load_evidence(journal, run_dir),
+            loads=loads,
+            faults=fault_evidence(
+                _ledger_entries(ledger, faults),
+                journal,
+                configuration=prometheus_config,
+                loads=loads,
+            ),
             run_id=run_id,
             chaos_exit_code=process.returncode,
             configuration=tolerance_values(experiment_data, configuration),
@@ -523,6 +531,17 @@ def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -
     owned.append(path)
     base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
     sandbox.up(path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}"))
+
+
+def _ledger_entries(ledger: Ledger, faults: list[dict[str, Any]]) -> list[Entry]:
+    """The ledger entries of the run's faults (as ``_settle_faults`` listed them)."""
+    entries = []
+    for fault in faults:
+        try:
+            entries.append(ledger.get(str(fault["id"])))
+        except ChaosRegistryError:
+            continue  # removed by hand since: its evidence is gone with it
+    return entries
 
 
 def _settle_faults(ledger: Ledger, run_id: str) -> tuple[list[dict[str, Any]], list[str], bool]:

@@ -1,10 +1,13 @@
 """A small client for Toxiproxy's HTTP API (the local backend's network-fault engine).
 
-Only what the sandbox and the network actions need: proxies (create, list, enable) and toxics
-(add, list, remove). Every call has an explicit timeout; API errors become ``ToxiproxyError``
+Only what the sandbox and the network actions need: proxies (create, list, enable), toxics
+(add, list, remove) and the bytes each proxy carried (``received_bytes``, from the server's
+``-proxy-metrics``). Every call has an explicit timeout; API errors become ``ToxiproxyError``
 with one line.
 """
 
+import re
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +15,11 @@ import httpx
 from chaosregistry.errors import ChaosRegistryError
 
 DEFAULT_TIMEOUT = 5.0
+# Toxiproxy 2.5's counter (``-proxy-metrics``) of the bytes a proxy read, by direction: from its
+# clients (``upstream``) and from its upstream (``downstream``).
+RECEIVED_BYTES_METRIC = "toxiproxy_proxy_received_bytes_total"
+DIRECTIONS = ("upstream", "downstream")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 class ToxiproxyError(ChaosRegistryError):
@@ -64,6 +72,24 @@ class Toxiproxy:
         except httpx.HTTPError as exc:
             raise ToxiproxyError(f"toxiproxy at {self.api_url} unreachable: {exc}") from exc
         return response.text.strip()
+
+    def received_bytes(self, proxy: str) -> dict[str, int] | None:
+        """The bytes ``proxy`` has read so far, ``{"upstream": n, "downstream": n}``; None when
+        the server runs without ``-proxy-metrics`` (its ``/metrics`` answers 404).
+
+        Toxiproxy adds a connection's bytes when that connection closes (each direction's copy
+        loop ends), not as they flow: a difference between two readings counts the connections
+        that closed in between.
+        """
+        try:
+            response = self._http.get("/metrics")
+        except httpx.HTTPError as exc:
+            raise ToxiproxyError(f"toxiproxy at {self.api_url} unreachable: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ToxiproxyError(f"toxiproxy GET /metrics failed ({response.status_code})")
+        return parse_received_bytes(response.text, proxy)
 
     def reset(self) -> None:
         """Enable every proxy and remove every toxic."""
@@ -125,3 +151,35 @@ class Toxiproxy:
                 return False
             raise
         return True
+
+
+def parse_received_bytes(exposition: str, proxy: str) -> dict[str, int]:
+    """``proxy``'s received-bytes counters by direction, from Prometheus' text format (0 for a
+    direction with no sample: no connection has closed yet)."""
+    totals = dict.fromkeys(DIRECTIONS, 0)
+    for line in exposition.splitlines():
+        if not line.startswith(RECEIVED_BYTES_METRIC + "{"):
+            continue
+        labels_text, _, value = line[len(RECEIVED_BYTES_METRIC) + 1 :].rpartition("} ")
+        labels = dict(_LABEL.findall(labels_text))
+        direction = labels.get("direction", "")
+        if labels.get("proxy") == proxy and direction in totals:
+            totals[direction] += int(float(value))
+    return totals
+
+
+def traffic_sample(toxiproxy: Toxiproxy, proxy: str) -> dict[str, Any]:
+    """A fault's reading of its hop's counters, stored in its ledger entry at inject and at
+    revert: ``{"proxy", "at" (epoch s), "received": {direction: bytes}}``; ``received`` is
+    None and ``error`` says why when there is no reading (no ``-proxy-metrics``, no answer).
+    Never raises: a reading is evidence, and its absence must not stop an inject or an undo.
+    """
+    sample: dict[str, Any] = {"proxy": proxy, "at": time.time(), "received": None}
+    try:
+        sample["received"] = toxiproxy.received_bytes(proxy)
+    except ToxiproxyError as exc:
+        sample["error"] = str(exc)
+        return sample
+    if sample["received"] is None:
+        sample["error"] = "toxiproxy runs without -proxy-metrics"
+    return sample

@@ -154,7 +154,12 @@ def test_killing_one_node_keeps_pulls_working_through_nginx(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
     fault = node.kill_registry_node(node="registry-1", duration=30, configuration=configuration)
-    assert fault["applied"] == {"signal": "SIGKILL", "was_running": True}
+    assert fault["applied"] == {
+        "signal": "SIGKILL",
+        "was_running": True,
+        "injected": "confirmed",
+        "confirmed_by": "registry-1's process group gone after SIGKILL",
+    }
     assert not running(sandbox, "registry-1")
     during = pull_probes.pull_latency(
         "tiny/hello:latest", count=10, concurrency=2, configuration=configuration
@@ -169,7 +174,12 @@ def test_killing_the_mirror_fails_pulls_through_it_until_the_restart(
 ) -> None:
     fault = node.kill_registry_node(node="mirror", duration=30, configuration=configuration)
     assert (fault["kind"], fault["target"]) == ("node.kill", "node:mirror")
-    assert fault["applied"] == {"signal": "SIGKILL", "was_running": True}
+    assert fault["applied"] == {
+        "signal": "SIGKILL",
+        "was_running": True,
+        "injected": "confirmed",
+        "confirmed_by": "mirror's process group gone after SIGKILL",
+    }
     assert not running(sandbox, "mirror")
     through_mirror = pull_probes.pull_latency(
         "tiny/hello:latest", count=2, target="mirror", timeout=5, configuration=configuration

@@ -44,6 +44,18 @@ def assert_nothing_left(sandbox: SandboxInfo, tmp_path: Path) -> None:
     assert all(e.state == "reverted" for e in entries), [(e.id, e.state) for e in entries]
 
 
+def assert_every_fault_proven(run_dir: Path) -> list[str]:
+    """Every fault of the run applied, confirmed in place and measured (gameday.json's
+    ``fault_evidence``); returns each one's detail."""
+    evidence = json.loads((run_dir / "gameday.json").read_text())["fault_evidence"]
+    assert evidence, "the game day recorded no fault evidence"
+    for fault in evidence:
+        assert (fault["applied"], fault["confirmed"], fault["measured"]) == (True, True, True), (
+            fault
+        )
+    return [fault["detail"] for fault in evidence]
+
+
 def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
     code, journal, run_dir = run_gameday(
         sandbox, tmp_path, "registry-latency", fault_duration=12, sample_pause=1
@@ -58,11 +70,14 @@ def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
     assert after["p95"] < 0.4
     assert_nothing_left(sandbox, tmp_path)
     assert json.loads((run_dir / "gameday.json").read_text())["verdict"] == "passed"
+    (detail,) = assert_every_fault_proven(run_dir)
+    assert "bytes crossed the hop" in detail
 
 
 def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
-    code, journal, _ = run_gameday(sandbox, tmp_path, "registry-partition", fault_duration=15)
+    code, journal, run_dir = run_gameday(sandbox, tmp_path, "registry-partition", fault_duration=15)
     assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_every_fault_proven(run_dir)
     during = outputs(journal, "pulls-during-partition")
     assert during[0]["errors"] == {"timeout": 2}
     assert during[0]["max_attempt"] < 4  # fails fast: its 2 s timeout, not a hang
@@ -72,10 +87,11 @@ def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
 
 
 def test_registry_node_kill(sandbox: SandboxInfo, tmp_path: Path) -> None:
-    code, journal, _ = run_gameday(
+    code, journal, run_dir = run_gameday(
         sandbox, tmp_path, "registry-node-kill", restart_after=6, load_users=4, load_seconds=20
     )
     assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_every_fault_proven(run_dir)
     killed = outputs(journal, "kill-registry-node")[0]
     assert killed["applied"]["was_running"] is True
     during = outputs(journal, "pulls-with-one-node-down")
@@ -104,8 +120,13 @@ def test_pull_storm_measures_upstream_fetches_per_blob(
 
 
 def test_mirror_upstream_outage_refused(sandbox: SandboxInfo, tmp_path: Path) -> None:
-    code, journal, _ = run_gameday(sandbox, tmp_path, "mirror-upstream-outage", fault_duration=15)
+    code, journal, run_dir = run_gameday(
+        sandbox, tmp_path, "mirror-upstream-outage", fault_duration=15
+    )
     assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    # The cut hop counts no bytes: the mirror's pulls during the cut are the evidence.
+    (detail,) = assert_every_fault_proven(run_dir)
+    assert "uncached-pull-during-cut" in detail
     during = journal["steady_states"]["during"]
     assert during and all(d["steady_state_met"] for d in during)
     uncached = outputs(journal, "uncached-pull-during-cut")

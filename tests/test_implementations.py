@@ -180,7 +180,12 @@ def test_a_killed_node_leaves_pulls_working_and_serves_again_after_restart(
     credentials = Credentials(running.username, running.password)
     pushed_after_seed = push_unique_image(replica, credentials, "behaviour/late", "v1")
     fault = node.kill_registry_node(node="registry-1", duration=30, configuration=configuration)
-    assert fault["applied"] == {"signal": "SIGKILL", "was_running": True}
+    assert fault["applied"] == {
+        "signal": "SIGKILL",
+        "was_running": True,
+        "injected": "confirmed",
+        "confirmed_by": "registry-1's process group gone after SIGKILL",
+    }
     assert not status(running.run_dir)["processes"]["registry-1"]["running"]
     during = pull_probes.pull_latency(IMAGE, count=6, concurrency=2, configuration=configuration)
     assert during["success_ratio"] == 1.0, during["first_error"]

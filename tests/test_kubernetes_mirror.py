@@ -7,6 +7,7 @@ lands on the registry's server, the mirror's fetches on the mirror-upstream serv
 kill goes through the fault ledger and is undone after SIGKILL of ``chaos run``.
 """
 
+import json
 import os
 import re
 import signal
@@ -147,6 +148,30 @@ def test_mirror_down_fallback_game_day_rolls_out_through_the_origin(
 
 
 KILL_DURATION = 30
+
+
+def test_registry_latency_meets_no_measurement_when_the_node_pulls_through_the_mirror(
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None
+) -> None:
+    """rollout-under-registry-latency on a mirror-first node (as the vars file ``cluster up``
+    wrote says): the 500 ms sit on the client-registry hop, the node pulls through the mirror,
+    so the rollout under "latency" crossed no faulted hop and the fault met no measurement."""
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    process, journal = run_gameday(
+        kube_cluster,
+        tmp_path,
+        "rollout-under-registry-latency",
+        settings={"node_pulls": kube_cluster.settings["node_pulls"]},
+    )
+    gameday = json.loads((tmp_path / "rollout-under-registry-latency-run/gameday.json").read_text())
+    (fault,) = gameday["fault_evidence"]
+    print(f"\nrollout-under-registry-latency, mirror-first: {fault}, verdict {gameday['verdict']}")
+    assert fault["target"] == "hop:client-registry"
+    assert (fault["applied"], fault["confirmed"]) == (True, True), fault["detail"]
+    assert fault["measured"] is False, fault["detail"] + process.stdout[-3000:]
+    assert "no bytes crossed the hop" in fault["detail"]
+    # The rollout did run under the fault: the kubelet pulled, only not through that hop.
+    assert outputs(journal)["time-to-available-under-latency"]["seconds"] > 0
 
 
 def test_sigkill_of_chaos_run_after_the_mirror_kill_restarts_the_mirror(

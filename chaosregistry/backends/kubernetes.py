@@ -56,7 +56,7 @@ from chaosregistry.backends.kubernetes_pods import (
     pod_ready,
 )
 from chaosregistry.backends.local import MIRROR_NODE
-from chaosregistry.backends.plan import FaultPlan
+from chaosregistry.backends.plan import CONFIRMED, UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import undo_handler
 from chaosregistry.settings import (
@@ -178,6 +178,23 @@ def delete_chaos_object(params: Mapping[str, Any]) -> None:
     chaosmesh.delete_verified(
         client, str(params["kind"]), str(params["name"]), str(params["namespace"])
     )
+
+
+def _pods_going(client: Client, namespace: str, killed: Mapping[str, str]) -> dict[str, Any]:
+    """Confirm a kill: each killed pod (name -> uid) is gone, replaced (another uid) or
+    terminating; ``injected: unconfirmed`` naming the first that is none of these."""
+    for name, uid in killed.items():
+        try:
+            with kube.translated():
+                pod = client.get(Pod, name, namespace=namespace)
+        except kube.KubeError as exc:
+            if exc.status == 404:
+                continue
+            raise
+        meta = pod.metadata
+        if meta is not None and meta.uid == uid and meta.deletionTimestamp is None:
+            return {"injected": UNCONFIRMED, "still_running": name}
+    return confirmed(f"{len(killed)} pod(s) deleted: gone or terminating")
 
 
 class KubernetesBackend:
@@ -350,7 +367,7 @@ class KubernetesBackend:
         def apply() -> dict[str, Any]:
             if settings.dry_run:
                 log.warning("dry run: would create %s", json.dumps(document))
-                return {"dry_run": True, "would_apply": document, "injected": "unconfirmed"}
+                return {"dry_run": True, "would_apply": document, "injected": UNCONFIRMED}
             api = settings.client()
             created, new = chaosmesh.create(api, document)
             obj, state = chaosmesh.wait_for_injection(
@@ -362,6 +379,11 @@ class KubernetesBackend:
                 "created": new,
                 "spec": dict(document["spec"]),
                 "injected": state,
+                **(
+                    confirmed(f"Chaos Mesh recorded {kind} {namespace}/{name} as injected")
+                    if state == CONFIRMED
+                    else {}
+                ),
                 **findings(obj),
             }
 
@@ -451,6 +473,9 @@ class KubernetesBackend:
         victims = pick_pods(pods, mode, choice.value)
         names = [p.metadata.name for p in victims if p.metadata and p.metadata.name]
         uids = [p.metadata.uid for p in victims if p.metadata and p.metadata.uid]
+        killed = {
+            p.metadata.name: p.metadata.uid or "" for p in victims if p.metadata and p.metadata.name
+        }
         ready_before = sum(1 for p in pods if pod_ready(p))
         kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
         dry_run = settings.dry_run
@@ -463,7 +488,12 @@ class KubernetesBackend:
             with kube.translated():
                 for name in names:
                     api.delete(Pod, name, namespace=namespace, grace_period=0)
-            return {"deleted": names, "namespace": namespace, "ready_before": ready_before}
+            return {
+                "deleted": names,
+                "namespace": namespace,
+                "ready_before": ready_before,
+                **_pods_going(api, namespace, killed),
+            }
 
         return FaultPlan(
             kind="node.kill",

@@ -31,7 +31,7 @@ from chaosregistry.backends.kubernetes import (
     refuse_protected,
     selector_of,
 )
-from chaosregistry.backends.plan import FaultPlan
+from chaosregistry.backends.plan import UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.rollout import (
@@ -179,11 +179,21 @@ def bad_tag_plan(
             patched = patch_client.patch(
                 Deployment, deployment, image_patch, namespace=namespace, patch_type=PatchType.JSON
             )
+        # The API's answer to the patch is the Deployment as stored: it names the bad image.
+        template = patched.spec.template.spec if patched.spec and patched.spec.template else None
+        stored = [
+            c.image for c in (template.containers if template else []) if c.name == container_name
+        ]
         return {
             "image": bad_image,
             "original_image": original,
             "generation": patched.metadata.generation if patched.metadata else None,
             "rollout_started_at": float(started),
+            **(
+                confirmed(f"deployment {namespace}/{deployment} stored with image {bad_image}")
+                if stored == [bad_image]
+                else {"injected": UNCONFIRMED}
+            ),
         }
 
     plan = FaultPlan(

@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 
-from chaosregistry.backends.plan import FaultPlan
+from chaosregistry.backends.local_toxics import proxy_disabled, toxic_in_place
+from chaosregistry.backends.plan import UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER
@@ -147,7 +148,8 @@ class LocalBackend:
                 toxic = toxiproxy.add_toxic(
                     proxy, name=toxic_name, type=toxic_type, stream=stream, attributes=attributes
                 )
-            return {"toxiproxy": api_url, "proxy": proxy, "toxic": toxic}
+                in_place = toxic_in_place(toxiproxy, proxy, toxic_name)
+            return {"toxiproxy": api_url, "proxy": proxy, "toxic": toxic, **in_place}
 
         return FaultPlan(
             kind=kind,
@@ -174,7 +176,8 @@ class LocalBackend:
         def apply() -> dict[str, Any]:
             with Toxiproxy(api_url) as toxiproxy:
                 toxiproxy.set_enabled(proxy, False)
-            return {"toxiproxy": api_url, "proxy": proxy, "enabled": False}
+                in_place = proxy_disabled(toxiproxy, proxy)
+            return {"toxiproxy": api_url, "proxy": proxy, "enabled": False, **in_place}
 
         return FaultPlan(
             kind="network.partition",
@@ -197,8 +200,15 @@ class LocalBackend:
         def apply() -> dict[str, Any]:
             from chaosregistry.sandbox import stop_process
 
+            # stop_process returns once the killed group is gone (it raises if any survives).
             was_running = stop_process(run_dir, node, signal.SIGKILL)
-            return {"signal": "SIGKILL", "was_running": was_running}
+            if not was_running:
+                return {"signal": "SIGKILL", "was_running": False, "injected": UNCONFIRMED}
+            return {
+                "signal": "SIGKILL",
+                "was_running": True,
+                **confirmed(f"{node}'s process group gone after SIGKILL"),
+            }
 
         return FaultPlan(
             kind="node.kill",

@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from chaosregistry.backends.plan import FaultPlan
+from chaosregistry.backends.local_toxics import toxic_in_place
+from chaosregistry.backends.plan import FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.faults.toxiproxy_undo import enable_proxy, remove_toxic
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
@@ -152,6 +153,7 @@ def token_server_plan(
     toxic = f"chaosregistry-token-slow-{_random.token_hex(4)}" if mode == "slow" else ""
 
     def apply() -> dict[str, Any]:
+        applied: dict[str, Any] = {"toxiproxy": api_url, "proxy": proxy}
         with Toxiproxy(api_url) as toxiproxy:
             if mode == "down":
                 toxiproxy.set_enabled(proxy, False)
@@ -163,13 +165,14 @@ def token_server_plan(
                     stream="downstream",
                     attributes={"latency": latency_ms, "jitter": 0},
                 )
-        applied: dict[str, Any] = {"toxiproxy": api_url, "proxy": proxy}
+                applied.update(toxic_in_place(toxiproxy, proxy, toxic))
         if mode == "down":
             # Proven: a client without a token cannot get one.
             applied["seen"] = wait_authenticates(
                 layout.run_dir, "token_registry", ok=False, classes=(ErrorClass.AUTH_UNAVAILABLE,)
             )
             applied["enabled"] = False
+            applied.update(confirmed(f"a fresh client got no token: {applied['seen']}"))
         else:
             applied["toxic"] = toxic
         return applied
@@ -195,19 +198,22 @@ def token_server_plan(
 
 
 @undo_handler(TOKEN_PATH_RESTORE)
-def restore_token_path(params: Mapping[str, Any]) -> None:
+def restore_token_path(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """Enable the token-server hop (``down``) or remove the fault's toxic (``slow``), then prove
-    a fresh client gets a token the token registry accepts. Idempotent."""
+    a fresh client gets a token the token registry accepts. Idempotent. For ``slow``, returns
+    the hop's byte counters read once the toxic is gone (``toxiproxy.toxic``'s)."""
     api_url, proxy = string_param(params, "api_url"), string_param(params, "proxy")
     layout = Layout.at(string_param(params, "run_dir"))
     if not layout.endpoints_file.is_file() or not _running(layout, "toxiproxy"):
-        return  # a restarted Toxiproxy makes its hops from its config: enabled, no toxics
+        return None  # a restarted Toxiproxy makes its hops from its config: enabled, no toxics
     toxic = params.get("toxic")
+    observed: Mapping[str, Any] | None = None
     if isinstance(toxic, str) and toxic:
-        remove_toxic({"api_url": api_url, "proxy": proxy, "toxic": toxic})
+        observed = remove_toxic({"api_url": api_url, "proxy": proxy, "toxic": toxic})
     else:
         enable_proxy({"api_url": api_url, "proxy": proxy})
     wait_authenticates(layout.run_dir, "token_registry", ok=True)
+    return observed
 
 
 # -- the token registry trusts another key -----------------------------------------------------
@@ -257,6 +263,7 @@ def token_key_plan(run_dir: Path | None, api_url: str, proxy: str | None) -> Fau
             "trusted": rotated_cert.name,
             "seen": seen,
             "seconds_to_refuse": time.monotonic() - started,
+            **confirmed(f"{TOKEN_REGISTRY} refuses a fresh token: {seen}"),
         }
 
     return FaultPlan(
@@ -328,6 +335,7 @@ def credentials_plan(run_dir: Path | None, target: str) -> FaultPlan:
             "nginx_pid": nginx_pid,
             "seen": seen,
             "seconds_to_refuse": time.monotonic() - started,
+            **confirmed(f"{target} refuses the sandbox's credentials: {seen}"),
         }
 
     return FaultPlan(

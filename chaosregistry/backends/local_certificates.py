@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from chaosregistry.backends.plan import CERTIFICATE_KINDS, FaultPlan
+from chaosregistry.backends.plan import CERTIFICATE_KINDS, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.pki import Pki, issue, load_cert, server_spec
@@ -178,6 +178,7 @@ def certificate_plan(run_dir: Path, kind: str, server: str, allowed: list[str] |
             "original_fingerprint": original,
             "nginx_pid": nginx_pid,
             "seconds_to_serve": time.monotonic() - started,
+            **confirmed(f"{url} serves the {kind} certificate {fingerprint(served)}"),
         }
 
     return FaultPlan(

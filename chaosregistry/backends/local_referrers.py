@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaosregistry.backends.plan import REFERRERS_TARGET, FaultPlan
+from chaosregistry.backends.plan import REFERRERS_TARGET, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.oci import RegistryClient
@@ -124,6 +124,7 @@ def referrers_plan(run_dir: Path, status: int) -> FaultPlan:
             "snippet": str(snippet),
             "nginx_pid": nginx_pid,
             "seconds_to_serve": time.monotonic() - started,
+            **confirmed(f"{url} answers {status}"),
         }
 
     return FaultPlan(

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaosregistry.backends.plan import FaultPlan
+from chaosregistry.backends.plan import FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.oci import RegistryClient
@@ -146,6 +146,8 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
             applied["tampered_signature_digest"] = tampered.digest
         if replacement is not None:
             applied["now_digest"] = replacement.digest
+        # Each replica was read back above (_expect, _delete_tag): it serves the change.
+        applied.update(confirmed(f"{len(urls)} replica(s) read back serving the {kind} change"))
         return applied
 
     return FaultPlan(

@@ -15,9 +15,12 @@ __all__ = [
     "AUTH_KINDS",
     "BACKENDS",
     "CERTIFICATE_KINDS",
+    "CONFIRMED",
     "REFERRERS_TARGET",
+    "UNCONFIRMED",
     "Backend",
     "FaultPlan",
+    "confirmed",
 ]
 
 # What a certificate fault makes a TLS server serve: a certificate past its not_after, one whose
@@ -29,12 +32,28 @@ REFERRERS_TARGET = "referrers:registry"
 # registry's credentials changed.
 AUTH_KINDS = ("token-server", "token-key", "credentials")
 
+# An apply step's word on its own fault, stored under ``injected`` in the ledger entry's
+# ``applied``: ``confirmed`` once it saw the fault in place (``confirmed_by`` says what it saw),
+# ``unconfirmed`` when it could not tell (a Chaos Mesh controller that never reported). A dry
+# run records ``dry_run: true`` and applies nothing. Only ``confirmed`` counts as a fault in
+# place (``faults.evidence``).
+CONFIRMED = "confirmed"
+UNCONFIRMED = "unconfirmed"
+
+
+def confirmed(how: str) -> dict[str, str]:
+    """The keys an apply step adds to what it returns once it has seen its fault in place;
+    ``how`` is one line naming what it saw (a toxic listed, a process gone, a fingerprint)."""
+    return {"injected": CONFIRMED, "confirmed_by": how}
+
 
 @dataclass(frozen=True)
 class FaultPlan:
     kind: str  # e.g. "network.latency"
     target: str  # e.g. "hop:client-registry"
     parameters: dict[str, Any]
+    # Applies the fault, checks it is in place and returns what it applied, with
+    # ``confirmed(...)``'s keys once checked.
     apply: Callable[[], Mapping[str, Any]]
     undo: dict[str, Any]
     # Seconds after which the fault ends by itself when that is sooner than the duration (a

@@ -535,19 +535,32 @@ class Ledger:
             lambda _: {"applied": stored, "injected_at": self.clock.wall()},
         )
 
-    def mark_reverted(self, entry_id: str, reason: RevertReason | str) -> Entry:
-        """pending | injected | revert-failed -> reverted. Call only once the undo is verified."""
+    def mark_reverted(
+        self,
+        entry_id: str,
+        reason: RevertReason | str,
+        *,
+        observed: Mapping[str, Any] | None = None,
+    ) -> Entry:
+        """pending | injected | revert-failed -> reverted. Call only once the undo is verified.
+
+        ``observed`` is what the undo saw while verifying (a hop's byte counters): kept as
+        ``applied["at_revert"]`` of an entry that had something applied.
+        """
         why = RevertReason(reason)
-        return self._transition(
-            entry_id,
-            _REVERTIBLE_STATES,
-            FaultState.REVERTED,
-            lambda current: {
+        stored = None if not observed else _json_copy(observed, "observed")
+
+        def changes(current: Entry) -> dict[str, Any]:
+            updated: dict[str, Any] = {
                 "reverted_at": self.clock.wall(),
                 "revert_reason": why,
                 "revert_attempts": current.revert_attempts + 1,
-            },
-        )
+            }
+            if stored and current.applied is not None:
+                updated["applied"] = {**current.applied, "at_revert": stored}
+            return updated
+
+        return self._transition(entry_id, _REVERTIBLE_STATES, FaultState.REVERTED, changes)
 
     def mark_revert_failed(self, entry_id: str, reason: RevertReason | str, error: str) -> Entry:
         """pending | injected | revert-failed -> revert-failed: the watchdog will try again."""

@@ -166,10 +166,10 @@ def revert(
         if not entry.active:
             return entry
         try:
-            run_undo(entry.undo, module=entry.undo_module)
+            observed = run_undo(entry.undo, module=entry.undo_module)
         except Exception as exc:
             raise RevertError(ledger.mark_revert_failed(entry_id, why, _describe(exc))) from exc
-        return ledger.mark_reverted(entry_id, why)
+        return ledger.mark_reverted(entry_id, why, observed=observed)
 
 
 def revert_all(

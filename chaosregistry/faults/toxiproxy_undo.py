@@ -1,7 +1,8 @@
 """Undo handlers for faults made with Toxiproxy (the local backend's network faults).
 
 ``toxiproxy.toxic``   params ``api_url``, ``proxy``, ``toxic``: remove the toxic, then check
-                      the proxy's toxic list no longer holds it.
+                      the proxy's toxic list no longer holds it; returns the hop's byte
+                      counters read then (``hop_traffic``, see ``toxiproxy.traffic_sample``).
 ``toxiproxy.enable``  params ``api_url``, ``proxy``: re-enable a disabled proxy, then check it
                       reports ``enabled``.
 
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
-from chaosregistry.toxiproxy import Toxiproxy, ToxiproxyError
+from chaosregistry.toxiproxy import Toxiproxy, ToxiproxyError, traffic_sample
 
 TOXIC = "toxiproxy.toxic"
 ENABLE = "toxiproxy.enable"
@@ -45,8 +46,9 @@ def _is_not_found(exc: ToxiproxyError) -> bool:
 
 
 @undo_handler(TOXIC)
-def remove_toxic(params: Mapping[str, Any]) -> None:
-    """Remove the toxic and verify it is absent (a proxy that no longer exists has no toxics)."""
+def remove_toxic(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Remove the toxic and verify it is absent (a proxy that no longer exists has no toxics);
+    returns the hop's byte counters read once it is gone (the end of the fault's evidence)."""
     api_url, proxy, toxic = (string_param(params, key) for key in ("api_url", "proxy", "toxic"))
     client = _client(api_url)
     client.remove_toxic(proxy, toxic)
@@ -54,10 +56,11 @@ def remove_toxic(params: Mapping[str, Any]) -> None:
         remaining = [item.get("name") for item in client.toxics(proxy)]
     except ToxiproxyError as exc:
         if _is_not_found(exc):
-            return
+            return None
         raise
     if toxic in remaining:
         raise UndoError(f"toxic {toxic!r} is still on proxy {proxy!r} after removing it")
+    return {"hop_traffic": traffic_sample(client, proxy)}
 
 
 @undo_handler(ENABLE)

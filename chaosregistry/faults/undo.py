@@ -4,7 +4,9 @@ A ledger entry stores its undo as data, ``{"kind": "toxiproxy.toxic", "params": 
 that any process (the watchdog, ``chaosregistry rollback``) can undo a fault it did not
 inject. A handler takes those params, removes the fault and returns only after VERIFYING it is
 gone; it raises when it is not (the entry then becomes revert-failed and is retried). Handlers
-must be idempotent: undoing a fault that is already gone succeeds.
+must be idempotent: undoing a fault that is already gone succeeds. A handler may return what it
+observed while verifying (e.g. a hop's byte counters); the ledger keeps it with the entry
+(``applied["at_revert"]``), as evidence of what the fault met.
 
 Handlers are registered with ``@undo_handler("name")`` in the modules listed in
 ``UNDO_MODULES``; they are imported on first lookup, so a fresh process finds every handler.
@@ -22,7 +24,7 @@ from chaosregistry.faults.ledger import validate_undo
 
 log = logging.getLogger(__name__)
 
-UndoHandler = Callable[[Mapping[str, Any]], None]
+UndoHandler = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 
 # Modules whose import registers undo handlers. Add yours here.
 UNDO_MODULES: tuple[str, ...] = (
@@ -139,11 +141,12 @@ def handler_names() -> list[str]:
     return sorted(_handlers)
 
 
-def run_undo(undo: Mapping[str, Any], *, module: str | None = None) -> None:
-    """Run the undo described by ``undo``; returns once the handler verified the fault is gone.
+def run_undo(undo: Mapping[str, Any], *, module: str | None = None) -> Mapping[str, Any] | None:
+    """Run the undo described by ``undo``; returns once the handler verified the fault is gone,
+    with what the handler observed (None when it reports nothing).
 
     ``module`` is the handler's module as recorded with the fault. Raises UndoError (or the
     handler's own ChaosRegistryError) when it could not.
     """
     validate_undo(undo, error=UndoError)
-    get_handler(undo["kind"], module)(undo["params"])
+    return get_handler(undo["kind"], module)(undo["params"])

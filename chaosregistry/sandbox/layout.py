@@ -373,6 +373,27 @@ def hop_ports(ports: Ports, second_site: bool = False) -> dict[str, tuple[int, i
     return hops
 
 
+def forwarding(ports: Ports, second_site: bool = False) -> dict[int, tuple[int, ...]]:
+    """Where a request that arrives on a port (every listener is on ``HOST``) goes on to: each
+    hop to its upstream; nginx's registry servers to the replicas, its token-registry server to
+    registry-token; the mirror to its remote (through the mirror-upstream hop); and a client of
+    the token-auth registry (the mirror's pulls included) to the token-server hop for its token.
+
+    The wiring ``configs`` writes into nginx's, the mirror's and registry-token's configuration;
+    ``faults.evidence`` follows it to tell which hops and processes a request crosses.
+    """
+    replicas = tuple(ports.replica(index)[0] for index in range(len(REPLICAS)))
+    edges: dict[int, tuple[int, ...]] = {
+        listen: (upstream,) for listen, upstream in hop_ports(ports, second_site).values()
+    }
+    edges[ports.nginx_registry] = replicas
+    edges[ports.nginx_registry_http] = replicas
+    edges[ports.nginx_ratelimited] = replicas
+    edges[ports.nginx_mirror_upstream] = (ports.registry_token[0], ports.hop_token_server)
+    edges[ports.mirror[0]] = (ports.hop_mirror_upstream,)
+    return edges
+
+
 def build_endpoints(layout: Layout, ports: Ports, second_site: bool = False) -> dict[str, Any]:
     """The endpoints dict (schema in the package docstring). Holds no secret."""
     hops = hop_ports(ports, second_site)

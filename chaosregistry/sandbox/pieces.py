@@ -78,6 +78,8 @@ def process_specs(
                 str(ports.toxiproxy_api),
                 "-config",
                 str(layout.config_file("toxiproxy", ".json")),
+                # The bytes each hop carried: a fault's evidence that traffic crossed its hop.
+                "-proxy-metrics",
             ],
             cwd=run,
             log=str(layout.log_file("toxiproxy")),
