@@ -496,8 +496,7 @@ def fault_evidence_item(
         if fault.dry_run:
             dry = True
             problems.append(
-                f"fault {fault.id} ({fault.kind} on {fault.target}): a dry run, "
-                f"nothing applied{': ' + fault.detail if fault.detail else ''}"
+                f"fault {fault.id} ({fault.kind} on {fault.target}): a dry run, nothing applied"
             )
             continue
         lacking = [
@@ -521,7 +520,11 @@ def fault_evidence_item(
         return Evidence(FAULTS_ITEM, False, "; ".join(problems)), dry
     if not known:
         return Evidence(FAULTS_ITEM, True, "no fault injected"), False
-    proven = ", ".join(f"{f.id} ({f.kind} on {f.target})" for f in known.values())
+    # How each was proven (the toxic seen, the bytes through its hop...), where the reader looks.
+    proven = "; ".join(
+        f"{f.id} ({f.kind} on {f.target})" + (f": {f.detail}" if f.detail else "")
+        for f in known.values()
+    )
     return Evidence(FAULTS_ITEM, True, f"{len(known)} fault(s): {proven}"), False
 
 

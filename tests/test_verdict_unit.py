@@ -670,7 +670,7 @@ def test_a_fault_applied_confirmed_and_measured_is_proven() -> None:
     assert judgement.evidence[2] == Evidence(
         "faults applied, confirmed and measured",
         True,
-        "1 fault(s): fa01 (network.latency on hop:client-registry)",
+        "1 fault(s): fa01 (network.latency on hop:client-registry): toxic seen",
     )
 
 

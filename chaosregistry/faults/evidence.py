@@ -148,7 +148,6 @@ def _evidence(
     settings: Settings,
     run_ended: float | None,
 ) -> FaultEvidence:
-    what = f"fault {entry.id} ({entry.kind} on {entry.target})"
     applied_record = entry.applied if isinstance(entry.applied, dict) else None
     dry_run = bool(applied_record and applied_record.get("dry_run") is True)
 
@@ -158,17 +157,17 @@ def _evidence(
         )
 
     if dry_run:
-        return result(False, False, False, f"{what}: dry run, nothing was applied")
+        return result(False, False, False, "dry run, nothing was applied")
     if entry.injected_at is None or applied_record is None:
         why = entry.last_error or f"the ledger says {entry.state}"
-        return result(False, False, False, f"{what} was never applied: {why}")
+        return result(False, False, False, f"never applied: {why}")
     if applied_record.get("injected") != CONFIRMED:
         said = applied_record.get("injected")
         return result(
             True,
             False,
             False,
-            f"{what} was applied but not confirmed in place"
+            "applied but not confirmed in place"
             + (f" (the backend reported injected: {said})" if said else ""),
         )
     confirmed_by = str(applied_record.get("confirmed_by") or "confirmed")
@@ -181,7 +180,7 @@ def _evidence(
             True,
             True,
             True,
-            f"{what}: {confirmed_by}; {carried} bytes crossed the hop in its {window} "
+            f"{confirmed_by}; {carried} bytes crossed the hop in its {window} "
             "(Toxiproxy's counters at inject and revert)",
         )
     crossing = [
@@ -191,15 +190,13 @@ def _evidence(
     ]
     if crossing:
         names = ", ".join(sorted({m.name for m in crossing}))
-        return result(
-            True, True, True, f"{what}: {confirmed_by}; measured in its {window} by {names}"
-        )
+        return result(True, True, True, f"{confirmed_by}; measured in its {window} by {names}")
     counters = "" if carried is None else "; no bytes crossed the hop"
     return result(
         True,
         True,
         False,
-        f"{what} met no measurement in its {window}: no probe or load crossed "
+        f"met no measurement in its {window}: no probe or load crossed "
         f"{entry.target} while it was active{counters}",
     )
 
