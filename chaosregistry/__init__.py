@@ -59,5 +59,32 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     )
     for module, kind in activity_modules().items():
         found = discover_probes(module) if kind == "probe" else discover_actions(module)
-        discovery["activities"].extend(found)
+        discovery["activities"].extend(_described(module, activity) for activity in found)
     return discovery
+
+
+def _described(module_name: str, activity: dict[str, Any]) -> dict[str, Any]:
+    """Chaos Toolkit's description of an activity, with the declared contracts read as ours
+    are: its discovery calls ``Annotated[int, ...]`` an "object"; we give the base type's name
+    (``integer``), each argument's ``domain`` in words, and a probe's ``result_keys``."""
+    import importlib
+    import inspect
+
+    from chaosregistry.contracts import contract_of, result_keys, type_name
+
+    function = getattr(importlib.import_module(module_name), activity["name"])
+    signature = inspect.signature(function)
+    if signature.return_annotation is not inspect.Signature.empty:
+        activity["return_type"] = type_name(signature.return_annotation)
+    keys = result_keys(function)
+    if keys is not None:
+        activity["result_keys"] = list(keys)
+    for argument in activity["arguments"]:
+        annotation = signature.parameters[argument["name"]].annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        argument["type"] = type_name(annotation)
+        domain = contract_of(annotation).describe()
+        if domain:
+            argument["domain"] = domain
+    return activity

@@ -67,7 +67,19 @@ def test_chaos_discover_lists_every_activity_with_types(tmp_path: Path) -> None:
     assert types["count"] == "integer"
     assert types["verify"] == "boolean"
     assert types["configuration"] == "mapping"
+    latency = activities[("chaosregistry.actions.network", "add_latency")]
+    arguments = {a["name"]: a for a in latency["arguments"]}
+    assert arguments["latency_ms"]["type"] == "integer"
+    assert arguments["latency_ms"]["domain"] == ">= 1 ms"
+    assert arguments["hop"]["type"] == "string"
+    assert arguments["hop"]["domain"].startswith("one of client-registry, client-mirror")
+    assert arguments["duration"]["type"] == "number"
+    assert "p95" in pull["result_keys"]
     for activity in activities.values():
         # The summary: the first paragraph (some wrap their first sentence over two lines).
         assert activity["doc"] and activity["doc"].split("\n\n")[0].endswith("."), activity["name"]
         assert all("type" in a for a in activity["arguments"]), activity["name"]
+        # Every argument's declared type is one Chaos Toolkit can name.
+        assert all(a["type"] != "object" for a in activity["arguments"]), activity["name"]
+        if activity["type"] == "probe":
+            assert activity["result_keys"], activity["name"]
