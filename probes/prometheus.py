@@ -357,7 +357,7 @@ def prometheus_alerts(
 ) -> Annotated[
     Result,
     Returns(
-        "ok value firing pending inactive rules prometheus seconds error",
+        "ok value firing pending inactive rules rules_file prometheus seconds error",
     ),
 ]:
     """The state of alerting rules in Prometheus now: which fire, which are pending.

@@ -101,8 +101,8 @@ def pull_latency(
 ) -> Annotated[
     Result,
     Returns(
-        "count succeeded failed success_ratio min mean p50 p95 p99 max phases max_attempt",
-        "errors first_error bytes durations http_version elapsed",
+        "image registry count succeeded failed success_ratio min mean p50 p95 p99 max phases",
+        "max_attempt errors first_error bytes durations http_version elapsed",
     ),
 ]:
     """Pull the same image ``count`` times, ``concurrency`` pulls at once; summarise exactly.
