@@ -4,10 +4,13 @@
 file it cannot parse, and only finds a negative duration when the action runs, after earlier
 faults were injected. We check everything we can before anything runs:
 
-* the files parse (YAML or JSON) and have the expected shape;
+* the files parse (YAML or JSON; :func:`load_document`, the one loader, bounded in size,
+  in values once aliases are expanded and in depth) and have the expected shape: every
+  structural mistake is one line naming the field (:func:`check_structure`);
 * Chaos Toolkit's own validation passes (activities exist, arguments match signatures);
-* every argument of our activities has the annotated type and a sensible value (durations,
-  counts, hops, nodes, image references, platforms);
+* every argument of our activities is in the domain its signature declares
+  (:mod:`chaosregistry.contracts`, the declaration the activity also checks when called), and
+  a tolerance's ``target`` is a key the probe declares it returns;
 * every secret and configuration value read from the environment is set;
 * the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest);
 * no mapping repeats a key (PyYAML and json would silently keep the last one);
