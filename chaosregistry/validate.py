@@ -34,6 +34,7 @@ from typing import Annotated, Any
 
 import yaml
 
+from chaosregistry import activity_modules
 from chaosregistry.activity import PASSED_BY_CHAOS_TOOLKIT, SETTINGS_KEY, flatten_configuration
 from chaosregistry.contracts import (
     FAULT_DURATION,
@@ -172,7 +173,7 @@ def load_document(path: Path, what: str) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a {what} must be a mapping, not {type(data).__name__}")
+        raise ConfigError(f"{path}: the {what} file must be a mapping, not {_kind(data)}")
     return data
 
 
@@ -212,12 +213,17 @@ def load_vars(path: Path, experiment: dict[str, Any]) -> dict[str, Any]:
 
 
 def effective_configuration(
-    experiment: dict[str, Any], vars_data: dict[str, Any], source: Path
+    experiment: dict[str, Any],
+    vars_data: dict[str, Any],
+    experiment_path: Path,
+    vars_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Configuration values as ``chaos run`` will see them (env lookups resolved)."""
+    """Configuration values as ``chaos run`` will see them (env lookups resolved); a missing
+    variable is blamed on the file that asked for it."""
     overrides = vars_data.get("configuration", {})
     resolved: dict[str, Any] = {}
     for key, value in (experiment.get("configuration") or {}).items():
+        source = vars_path if vars_path is not None and key in overrides else experiment_path
         value = overrides.get(key, value)
         if isinstance(value, dict) and value.get("type") == "env":
             env_key = str(value.get("key", ""))
@@ -330,7 +336,8 @@ def _expect(
     value: Any, kinds: type | tuple[type, ...], field: str, source: Path, what: str
 ) -> None:
     if not isinstance(value, kinds):
-        raise ConfigError(f"{source}: {field} must be {what}, not {_kind(value)} {value!r:.60}")
+        given = "null" if value is None else f"{_kind(value)} {value!r:.60}"
+        raise ConfigError(f"{source}: {field} must be {what}, not {given}")
 
 
 # Pauses Chaos Toolkit takes around an activity, in seconds.
@@ -388,8 +395,9 @@ def check_structure(experiment: dict[str, Any], source: Path) -> None:
     _string_keys(experiment, "", source)
     for key in ("title", "description"):
         _expect(experiment.get(key), str, key, source, "text")
+    # A key that is present must hold its kind: Chaos Toolkit reads ``method: null`` as a list.
     for key in ("configuration", "secrets", "contributions"):
-        if experiment.get(key) is not None:
+        if key in experiment:
             _expect(experiment[key], dict, key, source, "a mapping")
     for scope, keys in (experiment.get("secrets") or {}).items():
         _expect(keys, dict, f"secrets.{scope}", source, "a mapping of secret names")
@@ -397,18 +405,18 @@ def check_structure(experiment: dict[str, Any], source: Path) -> None:
     if nested is not None:
         _expect(nested, dict, f"configuration.{SETTINGS_KEY}", source, "a mapping of settings")
     for key in ("tags", "extensions", "controls", "method", "rollbacks"):
-        if experiment.get(key) is not None:
+        if key in experiment:
             _expect(experiment[key], list, key, source, "a list")
     for index, tag in enumerate(experiment.get("tags") or []):
         _expect(tag, str, f"tags[{index}]", source, "text")
     for key in ("extensions", "controls"):
         for index, entry in enumerate(experiment.get(key) or []):
             _expect(entry, dict, f"{key}[{index}]", source, "a mapping")
-    hypothesis = experiment.get("steady-state-hypothesis")
-    if hypothesis is not None:
+    if "steady-state-hypothesis" in experiment:
+        hypothesis = experiment["steady-state-hypothesis"]
         _expect(hypothesis, dict, "steady-state-hypothesis", source, "a mapping (title, probes)")
         _expect(hypothesis.get("title"), str, "steady-state-hypothesis.title", source, "text")
-        if hypothesis.get("probes") is not None:
+        if "probes" in hypothesis:
             _expect(hypothesis["probes"], list, "steady-state-hypothesis.probes", source, "a list")
     for field, activity in activities(experiment):
         check_activity_shape(field, activity, source)
@@ -454,6 +462,13 @@ def _activity_function(
     module_name = provider.get("module", "")
     if provider.get("type") != "python" or not str(module_name).startswith("chaosregistry."):
         return None
+    if module_name not in activity_modules():
+        # Never imported: only the activity modules are safe to import here (the locustfile,
+        # for one, monkey-patches the process).
+        raise ConfigError(
+            f"{where}.provider.module: {module_name!r} is not an activity module "
+            "(chaosregistry.probes.* or chaosregistry.actions.*)"
+        )
     try:
         module = importlib.import_module(str(module_name))
     except ImportError:
@@ -559,6 +574,13 @@ def check_chaostoolkit(experiment: dict[str, Any], source: Path) -> None:
     except ChaosException as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{source}: {first}") from None
+    except Exception as exc:
+        # Chaos Toolkit's validation assumes the shape it validates; whatever it trips on is
+        # the user's document, so it is one line too, never a traceback.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"{source}: Chaos Toolkit cannot read this experiment ({type(exc).__name__}: {first})"
+        ) from None
     finally:
         logger.setLevel(previous)
 
@@ -581,7 +603,7 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
     experiment = load_document(experiment_path, "experiment")
     check_structure(experiment, experiment_path)
     vars_data = load_vars(vars_path, experiment) if vars_path else {}
-    configuration = effective_configuration(experiment, vars_data, vars_path or experiment_path)
+    configuration = effective_configuration(experiment, vars_data, experiment_path, vars_path)
     settings = check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
     check_tolerances(experiment, configuration, experiment_path)

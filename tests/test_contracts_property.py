@@ -231,7 +231,9 @@ def structure_variant(draw: st.DrawFn) -> tuple[Path, dict[str, Any], str]:
         experiment["steady-state-hypothesis"] = draw(not_mapping)
         return path, experiment, "steady-state-hypothesis"
     if kind == "probes":
-        experiment["steady-state-hypothesis"]["probes"] = draw(st.one_of(st.text(), st.integers()))
+        experiment["steady-state-hypothesis"]["probes"] = draw(
+            st.one_of(st.text(), st.integers(), st.none())
+        )
         return path, experiment, "steady-state-hypothesis.probes"
     if kind in ("provider", "arguments", "type", "provider-type", "func", "pause"):
         field, activity = _activity_field(experiment, draw)

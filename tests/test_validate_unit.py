@@ -241,6 +241,15 @@ def _method_entry_as_text(experiment: dict[str, Any]) -> None:
     experiment["method"][1] = "add latency"
 
 
+def _probes_null(experiment: dict[str, Any]) -> None:
+    experiment["steady-state-hypothesis"]["probes"] = None
+
+
+def _not_an_activity_module(experiment: dict[str, Any]) -> None:
+    # Importing it would monkey-patch the validating process (gevent): never imported.
+    experiment["method"][0]["provider"]["module"] = "chaosregistry.loadgen.locustfile"
+
+
 def _unknown_tolerance_target(experiment: dict[str, Any]) -> None:
     experiment["steady-state-hypothesis"]["probes"][1]["tolerance"]["target"] = "sucess_ratio"
 
@@ -254,6 +263,8 @@ def _unknown_tolerance_target(experiment: dict[str, Any]) -> None:
         (_secrets_as_list, ["secrets must be a mapping", "not list"]),
         (_integer_key, ["method[0].provider.arguments: the key 300 is not a name (int)"]),
         (_method_entry_as_text, ["method[1] must be a mapping", "'add latency'"]),
+        (_probes_null, ["steady-state-hypothesis.probes must be a list, not null"]),
+        (_not_an_activity_module, ["method[0]", "provider.module", "not an activity module"]),
         (
             _unknown_tolerance_target,
             [
