@@ -21,8 +21,9 @@ base type's portable name and the domain in words). An argument's own default is
 accepted: it is the activity's "not set" (``""``, ``None``).
 
 Standard library only: the contracts are read by every activity call and by ``validate``; a
-validation library (pydantic takes about as long to import as a bare interpreter takes to
-start) would cost more than the checks it replaces.
+validation library would cost more than the checks it replaces (pydantic with ``BaseModel``
+took about 200 ms to import here, several times a bare interpreter's start; this module about
+25 ms). Neither is imported by ``chaosregistry --help``.
 """
 
 import inspect
@@ -37,21 +38,36 @@ from urllib.parse import urlsplit
 __all__ = [
     "AT_LEAST_ONE",
     "FAULT_DURATION",
+    "IMAGE",
+    "KUBE_NAME",
     "MAX_DURATION",
     "NON_NEGATIVE",
+    "PLATFORM",
     "POSITIVE",
+    "PROMQL",
+    "REPOSITORY",
+    "RULES_FILE",
+    "TAG_PATTERN",
     "Contract",
+    "Count",
     "Domain",
     "Each",
     "ExistingFile",
+    "FaultSeconds",
+    "Image",
     "NoneOf",
     "OneOf",
     "Parsed",
+    "PlatformName",
     "Range",
     "RegistryTarget",
     "Returns",
+    "Seconds",
+    "Target",
     "Url",
+    "argument_problem",
     "contract_of",
+    "is_default",
     "result_keys",
     "type_name",
 ]

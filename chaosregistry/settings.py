@@ -304,7 +304,7 @@ class RegistryNode:
     """``registry_nodes.<node>``: the registry pods ``kill_registry_node(node)`` deletes."""
 
     selector: Mapping[str, str]
-    mode: str = "one"  # one | all | fixed | fixed-percent (checked by the kill)
+    mode: str = "one"  # one | all | fixed | fixed-percent (the kill's rule, checked when parsed)
     value: int | None = None
     namespace: str = ""
 
