@@ -92,7 +92,7 @@ class OneOf(Domain):
     def problem(self, value: Any) -> str | None:
         if value in self.words and not isinstance(value, bool):
             return None
-        return f"unknown {value!r} (known: {', '.join(map(str, self.words))})"
+        return f"must be one of {', '.join(map(str, self.words))}, got {value!r:.80}"
 
     def describe(self) -> str:
         return f"one of {', '.join(map(str, self.words))}"
@@ -153,9 +153,8 @@ class Range(Domain):
         if self.maximum is not None and (
             value > self.maximum or (self.below and value == self.maximum)
         ):
-            return (
-                f"must be {'below' if self.below else 'at most'} {self.maximum:g}{unit}, got {got}"
-            )
+            limit = "below" if self.below else "at most"
+            return f"must be {limit} {self.maximum:g}{unit} (the limit), got {got}"
         return None
 
     def describe(self) -> str:
@@ -171,7 +170,7 @@ class ExistingFile(Domain):
     def problem(self, value: Any) -> str | None:
         if Path(str(value)).expanduser().is_file():
             return None
-        return f"no such {self.what} file: {value!r}"
+        return f"cannot read the {self.what} file {value}: no such file"
 
     def describe(self) -> str:
         return f"the path of an existing {self.what} file"
@@ -364,12 +363,17 @@ class Contract:
             return None
         problem = _type_problem(value, self.base)
         if problem is not None:
-            # A declared range says what was wanted better than the type alone ("a positive
-            # number of seconds"), unless the value is a word YAML took for a boolean.
-            ranges = [domain for domain in self.domains if isinstance(domain, Range)]
-            if ranges and not (isinstance(value, bool) and self.base is str):
-                words = _TYPE_WORDS.get(self.base, "a number")
-                return ranges[0].problem(value, words) or problem  # 2.5 is in range, not whole
+            # A declared range or enumeration says what was wanted better than the type alone
+            # ("a positive number of seconds"), unless the value is a word YAML took for a
+            # boolean.
+            if isinstance(value, bool) and self.base is str:
+                return problem
+            for domain in self.domains:
+                if isinstance(domain, Range):
+                    words = _TYPE_WORDS.get(self.base, "a number")
+                    return domain.problem(value, words) or problem  # 2.5: in range, not whole
+                if isinstance(domain, OneOf):
+                    return domain.problem(value) or problem
             return problem
         for domain in self.domains:
             problem = domain.problem(value)
