@@ -21,6 +21,8 @@ Each action returns the fault: ``fault_id``, ``kind`` (``auth.<...>``), ``target
 authentication ``seen`` then), ``injected_at``, ``expires_at``, ``expires_in``.
 """
 
+from typing import Annotated
+
 from chaosregistry.activity import (
     Configuration,
     Result,
@@ -29,6 +31,7 @@ from chaosregistry.activity import (
     require_positive_int,
 )
 from chaosregistry.backends import backend_for
+from chaosregistry.contracts import AT_LEAST_ONE, FaultSeconds, OneOf, Target
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.settings import settings_for
@@ -47,9 +50,9 @@ TOKEN_SERVER_MODES = ("down", "slow")
 
 @activity
 def token_server_outage(
-    mode: str = "down",
-    latency_ms: int = 2000,
-    duration: float = 30,
+    mode: Annotated[str, OneOf(TOKEN_SERVER_MODES)] = "down",
+    latency_ms: Annotated[int, AT_LEAST_ONE] = 2000,
+    duration: FaultSeconds = 30,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -92,8 +95,8 @@ def restore_token_server(
 
 @activity
 def rotate_token_key(
-    target: str = "token-registry",
-    duration: float = 30,
+    target: Annotated[str, OneOf(("token-registry",))] = "token-registry",
+    duration: FaultSeconds = 30,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -133,8 +136,8 @@ def restore_token_key(
 
 @activity
 def swap_credentials(
-    target: str = "registry",
-    duration: float = 30,
+    target: Target = "registry",
+    duration: FaultSeconds = 30,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

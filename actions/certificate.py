@@ -16,8 +16,11 @@ sandbox's own certificate again (same SHA-256 fingerprint). The kubernetes backe
 certificate faults for now.
 """
 
+from typing import Annotated
+
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import CERTIFICATE_KINDS, backend_for
+from chaosregistry.contracts import FaultSeconds, OneOf, RegistryTarget
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.settings import settings_for
@@ -27,9 +30,9 @@ __all__ = ["restore_certificate", "serve_bad_certificate"]
 
 @activity
 def serve_bad_certificate(
-    kind: str = "expired",
-    target: str = "registry",
-    duration: float = 60,
+    kind: Annotated[str, OneOf(CERTIFICATE_KINDS)] = "expired",
+    target: Annotated[str, RegistryTarget()] = "registry",
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -67,7 +70,7 @@ def serve_bad_certificate(
 
 @activity
 def restore_certificate(
-    target: str = "",
+    target: Annotated[str, RegistryTarget()] = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

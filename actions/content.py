@@ -7,7 +7,10 @@ its cache cannot be purged through the API: so an experiment pushes a fresh imag
 partner. Content is not a fault: it breaks nothing, so it does not go through the fault ledger.
 """
 
+from typing import Annotated
+
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_int
+from chaosregistry.contracts import AT_LEAST_ONE, REPOSITORY, Image, Target
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox.seed import push_unique_image
@@ -18,9 +21,9 @@ __all__ = ["delete_images", "push_fresh_image"]
 
 @activity
 def push_fresh_image(
-    image: str,
-    size_kib: int = 64,
-    target: str = "registry",
+    image: Image,
+    size_kib: Annotated[int, AT_LEAST_ONE] = 64,
+    target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -70,8 +73,8 @@ def push_fresh_image(
 
 @activity
 def delete_images(
-    repository: str,
-    target: str = "registry",
+    repository: Annotated[str, REPOSITORY],
+    target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

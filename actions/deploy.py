@@ -14,7 +14,7 @@ it only logs the patches.
 """
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry import delivery
 from chaosregistry.activity import Configuration, Result, Secrets, activity
@@ -25,11 +25,12 @@ from chaosregistry.backends.kubernetes_deploy import (
     set_image,
     sweep,
 )
+from chaosregistry.contracts import KUBE_NAME, FaultSeconds, OneOf, Seconds, Target
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.oci.reference import split_image_name
 from chaosregistry.rollout import with_digest, with_tag
-from chaosregistry.settings import settings_for
+from chaosregistry.settings import Namespace, settings_for
 from chaosregistry.sli import sink_for
 
 __all__ = ["deploy_bad_tag", "push_to_running", "restart_rollout", "rollback_deployment"]
@@ -37,12 +38,12 @@ __all__ = ["deploy_bad_tag", "push_to_running", "restart_rollout", "rollback_dep
 
 @activity
 def deploy_bad_tag(
-    deployment: str,
+    deployment: Annotated[str, KUBE_NAME],
     container: str = "",
     image: str = "",
     tag: str = "does-not-exist",
-    namespace: str = "",
-    duration: float = 120,
+    namespace: Namespace = "",
+    duration: FaultSeconds = 120,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -88,8 +89,8 @@ def deploy_bad_tag(
 
 @activity
 def rollback_deployment(
-    deployment: str = "",
-    namespace: str = "",
+    deployment: Annotated[str, KUBE_NAME] = "",
+    namespace: Namespace = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -113,8 +114,8 @@ def rollback_deployment(
 
 @activity
 def restart_rollout(
-    deployment: str,
-    namespace: str = "",
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -143,13 +144,13 @@ def restart_rollout(
 
 @activity
 def push_to_running(
-    deployment: str,
+    deployment: Annotated[str, KUBE_NAME],
     container: str = "",
     image: str = "",
-    mode: str = "direct",
-    namespace: str = "",
-    target: str = "registry",
-    timeout: float = 180,
+    mode: Annotated[str, OneOf(("direct", "observe"))] = "direct",
+    namespace: Namespace = "",
+    target: Target = "registry",
+    timeout: Seconds = 180,
     tag: str = "",
     configuration: Configuration = None,
     secrets: Secrets = None,

@@ -13,13 +13,22 @@ cold mode pushes fresh images to; default ``registry``), ``registry_timeout`` (s
 connect and read), ``ledger_dir``, plus the registry settings of ``chaosregistry.settings``.
 """
 
-from typing import Any, List
+from typing import Annotated, Any, List
 
 from chaosregistry.loadgen.launch import start_load
-from chaosregistry.loadgen.parameters import DEFAULT_FRESH_IMAGES, LoadParameters
+from chaosregistry.loadgen.parameters import (
+    DEFAULT_FRESH_IMAGES,
+    MAX_BLOB_CONCURRENCY,
+    MAX_FRESH_IMAGES,
+    MAX_PROCESSES,
+    MAX_USERS,
+    MODES,
+    LoadParameters,
+)
 from chaosregistry.loadgen.stop import stop_loads
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.contracts import POSITIVE, FaultSeconds, OneOf, PlatformName, Range, Target
 from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.settings import settings_for
 
@@ -28,17 +37,17 @@ __all__ = ["start_pull_load", "stop_pull_load"]
 
 @activity
 def start_pull_load(
-    users: int = 10,
-    spawn_rate: float = 10.0,
-    duration: float = 60.0,
-    processes: int = 1,
-    target: str = "registry",
+    users: Annotated[int, Range(1, MAX_USERS)] = 10,
+    spawn_rate: Annotated[float, POSITIVE] = 10.0,
+    duration: FaultSeconds = 60.0,
+    processes: Annotated[int, Range(1, MAX_PROCESSES)] = 1,
+    target: Target = "registry",
     images: List[Any] = None,
-    mode: str = "warm",
-    platform: str = "linux/amd64",
+    mode: Annotated[str, OneOf(MODES)] = "warm",
+    platform: PlatformName = "linux/amd64",
     verify: bool = True,
-    blob_concurrency: int = 3,
-    fresh_images: int = DEFAULT_FRESH_IMAGES,
+    blob_concurrency: Annotated[int, Range(1, MAX_BLOB_CONCURRENCY)] = 3,
+    fresh_images: Annotated[int, Range(1, MAX_FRESH_IMAGES)] = DEFAULT_FRESH_IMAGES,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

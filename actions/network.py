@@ -13,7 +13,7 @@ Each fault action returns a mapping: ``fault_id``, ``kind``, ``target`` (``hop:<
 ``expires_at`` (epoch seconds) and ``expires_in`` (seconds).
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry.activity import (
     Configuration,
@@ -23,11 +23,21 @@ from chaosregistry.activity import (
     require_positive_int,
 )
 from chaosregistry.backends import backend_for
+from chaosregistry.contracts import NON_NEGATIVE, FaultSeconds, OneOf, Range
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
+from chaosregistry.sandbox.layout import (
+    HOP_CLIENT_MIRROR,
+    HOP_CLIENT_REGISTRY,
+    HOP_MIRROR_UPSTREAM,
+    HOP_SYNC_DR,
+)
 from chaosregistry.settings import settings_for
 
 PARTITION_MODES = ("blackhole", "refuse")
+# The hops a network fault can name (the token server's own faults are in actions/auth.py).
+NETWORK_HOPS = (HOP_CLIENT_REGISTRY, HOP_CLIENT_MIRROR, HOP_MIRROR_UPSTREAM, HOP_SYNC_DR)
+Hop = Annotated[str, OneOf(NETWORK_HOPS)]
 
 __all__ = [
     "add_latency",
@@ -57,10 +67,10 @@ def _network_fault(
 
 @activity
 def add_latency(
-    hop: str = "client-registry",
-    latency_ms: int = 300,
-    jitter_ms: int = 0,
-    duration: float = 60,
+    hop: Hop = "client-registry",
+    latency_ms: Annotated[int, Range(1, unit="ms")] = 300,
+    jitter_ms: Annotated[int, NON_NEGATIVE] = 0,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -95,9 +105,9 @@ def add_latency(
 
 @activity
 def limit_bandwidth(
-    hop: str = "client-registry",
-    rate_kbps: int = 1024,
-    duration: float = 60,
+    hop: Hop = "client-registry",
+    rate_kbps: Annotated[int, Range(1, unit="kB/s")] = 1024,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -116,9 +126,9 @@ def limit_bandwidth(
 
 @activity
 def partition(
-    hop: str = "client-registry",
-    duration: float = 30,
-    mode: str = "blackhole",
+    hop: Hop = "client-registry",
+    duration: FaultSeconds = 30,
+    mode: Annotated[str, OneOf(PARTITION_MODES)] = "blackhole",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -140,8 +150,8 @@ def partition(
 
 @activity
 def reset_connections(
-    hop: str = "client-registry",
-    duration: float = 30,
+    hop: Hop = "client-registry",
+    duration: FaultSeconds = 30,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -158,9 +168,9 @@ def reset_connections(
 
 @activity
 def truncate_transfers(
-    hop: str = "client-registry",
-    after_bytes: int = 65536,
-    duration: float = 30,
+    hop: Hop = "client-registry",
+    after_bytes: Annotated[int, Range(1, unit="bytes")] = 65536,
+    duration: FaultSeconds = 30,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -179,7 +189,7 @@ def truncate_transfers(
 
 @activity
 def remove_network_faults(
-    hop: str = "",
+    hop: Hop = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

@@ -16,9 +16,11 @@ to the origin while it is down (experiments/mirror-down-fallback.yaml).
 """
 
 from dataclasses import replace
+from typing import Annotated
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import backend_for
+from chaosregistry.contracts import NON_NEGATIVE, FaultSeconds
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.settings import settings_for
@@ -29,8 +31,8 @@ __all__ = ["kill_registry_node", "restart_registry_node"]
 @activity
 def kill_registry_node(
     node: str = "registry-1",
-    restart_after: float = 0,
-    duration: float = 60,
+    restart_after: Annotated[float, NON_NEGATIVE] = 0,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

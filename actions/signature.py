@@ -12,9 +12,13 @@ makes the registry's referrers API (where bundle signatures are found) answer an
 Local backend (the sandbox) only.
 """
 
+from typing import Annotated
+
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends import backend_for
+from chaosregistry.backends.local_referrers import STATUSES
 from chaosregistry.backends.plan import REFERRERS_TARGET
+from chaosregistry.contracts import FaultSeconds, Image, OneOf
 from chaosregistry.errors import ConfigError
 from chaosregistry.injection import check_duration, inject_plan, ledger_for, revert_matching
 from chaosregistry.oci.reference import ImageReference
@@ -49,8 +53,8 @@ def _inject(
 
 @activity
 def tamper_signature(
-    image: str,
-    duration: float = 60,
+    image: Image,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -78,8 +82,8 @@ def tamper_signature(
 
 @activity
 def delete_signature(
-    image: str,
-    duration: float = 60,
+    image: Image,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -93,9 +97,9 @@ def delete_signature(
 
 @activity
 def retag_unsigned(
-    image: str,
-    source: str,
-    duration: float = 60,
+    image: Image,
+    source: Image,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -111,7 +115,7 @@ def retag_unsigned(
 
 @activity
 def restore_signatures(
-    image: str = "",
+    image: Image = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -127,8 +131,8 @@ def restore_signatures(
 
 @activity
 def break_referrers(
-    status: int = 500,
-    duration: float = 60,
+    status: Annotated[int, OneOf(STATUSES)] = 500,
+    duration: FaultSeconds = 60,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

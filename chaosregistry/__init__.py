@@ -26,24 +26,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Modules whose __all__ lists activities. Kept explicit so discovery never imports test code
-# or optional heavy dependencies by accident.
-PROBE_MODULES = (
-    "chaosregistry.probes.registry",
-    "chaosregistry.probes.pull",
-    "chaosregistry.probes.load",
-    "chaosregistry.probes.mirror",
-    "chaosregistry.probes.rollout",
-    "chaosregistry.probes.hygiene",
-    "chaosregistry.probes.replication",
-)
-ACTION_MODULES = (
-    "chaosregistry.actions.network",
-    "chaosregistry.actions.node",
-    "chaosregistry.actions.content",
-    "chaosregistry.actions.load",
-    "chaosregistry.actions.deploy",
-)
+# The packages whose modules are activity modules: every module directly in them whose
+# ``__all__`` lists activities is discovered (a new file needs no list to be found).
+ACTIVITY_PACKAGES = {"chaosregistry.probes": "probe", "chaosregistry.actions": "action"}
+
+
+def activity_modules() -> dict[str, str]:
+    """Every activity module of the package, found by walking ``chaosregistry.probes`` and
+    ``chaosregistry.actions``: module name -> ``probe`` or ``action``, sorted by name."""
+    import importlib
+    import pkgutil
+
+    found: dict[str, str] = {}
+    for package_name, kind in ACTIVITY_PACKAGES.items():
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+            if not module.ispkg and not module.name.rsplit(".", 1)[-1].startswith("_"):
+                found[module.name] = kind
+    return dict(sorted(found.items()))
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:
@@ -57,8 +57,34 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     discovery: dict[str, Any] = dict(
         initialize_discovery_result("chaostoolkit-registry", _installed_version(), "registry")
     )
-    for module in PROBE_MODULES:
-        discovery["activities"].extend(discover_probes(module))
-    for module in ACTION_MODULES:
-        discovery["activities"].extend(discover_actions(module))
+    for module, kind in activity_modules().items():
+        found = discover_probes(module) if kind == "probe" else discover_actions(module)
+        discovery["activities"].extend(_described(module, activity) for activity in found)
     return discovery
+
+
+def _described(module_name: str, activity: dict[str, Any]) -> dict[str, Any]:
+    """Chaos Toolkit's description of an activity, with the declared contracts read as ours
+    are: its discovery calls ``Annotated[int, ...]`` an "object"; we give the base type's name
+    (``integer``), each argument's ``domain`` in words, and a probe's ``result_keys``."""
+    import importlib
+    import inspect
+
+    from chaosregistry.contracts import contract_of, result_keys, type_name
+
+    function = getattr(importlib.import_module(module_name), activity["name"])
+    signature = inspect.signature(function)
+    if signature.return_annotation is not inspect.Signature.empty:
+        activity["return_type"] = type_name(signature.return_annotation)
+    keys = result_keys(function)
+    if keys is not None:
+        activity["result_keys"] = list(keys)
+    for argument in activity["arguments"]:
+        annotation = signature.parameters[argument["name"]].annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        argument["type"] = type_name(annotation)
+        domain = contract_of(annotation).describe()
+        if domain:
+            argument["domain"] = domain
+    return activity

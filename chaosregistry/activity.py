@@ -1,11 +1,14 @@
-"""What every activity shares: turning our errors into Chaos Toolkit's ``ActivityFailed``."""
+"""What every activity shares: its arguments checked against their declared domains
+(:mod:`chaosregistry.contracts`), and our errors turned into Chaos Toolkit's ``ActivityFailed``."""
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, Dict, ParamSpec, TypeVar  # noqa: UP035
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosregistry.contracts import argument_problem
 from chaosregistry.errors import ChaosRegistryError, ConfigError
 
 P = ParamSpec("P")
@@ -32,14 +35,35 @@ def flatten_configuration(configuration: Any) -> Any:
     return merged
 
 
+# Not arguments an experiment gives: Chaos Toolkit passes them.
+PASSED_BY_CHAOS_TOOLKIT = ("configuration", "secrets")
+
+
 def activity(func: Callable[P, R]) -> Callable[P, R]:
     """Raise ``ActivityFailed`` with one line for our errors; keep the signature for discovery.
 
-    Also flattens ``configuration`` (see ``flatten_configuration``) before the activity sees it.
+    Every argument given is checked against the domain its annotation declares (the same
+    declaration ``validate`` reads), so a value that only arrives at run time (``${key}`` from
+    the environment) is refused before the activity does anything. Also flattens
+    ``configuration`` (see ``flatten_configuration``) before the activity sees it.
     """
+    signature = inspect.signature(func)
+
+    def check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            given = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            return  # the call itself fails below, with Python's own words
+        for name, value in given.items():
+            if name in PASSED_BY_CHAOS_TOOLKIT:
+                continue
+            problem = argument_problem(signature.parameters[name], value)
+            if problem is not None:
+                raise ActivityFailed(f"{func.__name__}: {name} {problem}")
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        check_arguments(args, kwargs)
         try:
             if "configuration" in kwargs:
                 kwargs["configuration"] = flatten_configuration(kwargs["configuration"])

@@ -14,13 +14,11 @@ from typing import Any
 
 from chaosregistry.activity import require_positive_number
 from chaosregistry.backends import FaultPlan
+from chaosregistry.contracts import MAX_DURATION as MAX_DURATION  # still importable from here
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import Entry, Ledger, RevertReason, current_run
 from chaosregistry.faults.lifecycle import inject, revert
 from chaosregistry.settings import Settings
-
-# A guard against typos such as 6000 meaning 60: an hour is longer than any game-day fault.
-MAX_DURATION = 3600.0
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -52,10 +52,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from chaosregistry.activity import flatten_configuration
+from chaosregistry.contracts import KUBE_NAME, Contract, ExistingFile, NoneOf, Url, contract_of
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.ledger import resolve_ledger_dir
 from chaosregistry.oci.auth import Credentials
@@ -85,6 +86,10 @@ NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
 NODE_PULLS_ORIGIN = "origin"
 NODE_PULLS_MIRROR_FIRST = "mirror-first"
 NODE_PULLS = (NODE_PULLS_ORIGIN, NODE_PULLS_MIRROR_FIRST)
+# Never a chaos target, whoever names them (configuration.namespace, an activity's argument).
+PROTECTED_NAMESPACES = ("kube-system", "kube-public")
+# The domain of a namespace, configured or given to an activity.
+Namespace = Annotated[str, KUBE_NAME, NoneOf(PROTECTED_NAMESPACES, "never a chaos target")]
 
 # The environment the parse reads: part of the cache key, so a changed variable (tests, a
 # game day's child) is never answered with settings parsed under the old value.
@@ -300,7 +305,7 @@ class RegistryNode:
     """``registry_nodes.<node>``: the registry pods ``kill_registry_node(node)`` deletes."""
 
     selector: Mapping[str, str]
-    mode: str = "one"  # one | all | fixed | fixed-percent (checked by the kill)
+    mode: str = "one"  # one | all | fixed | fixed-percent (the kill's rule, checked when parsed)
     value: int | None = None
     namespace: str = ""
 
@@ -391,6 +396,15 @@ def _labels(key: str, value: Any, what: str) -> Mapping[str, str]:
     return MappingProxyType({k: str(v) for k, v in value.items()})
 
 
+def _declared(key: str, value: Any, contract: Contract) -> None:
+    """A set key's value in its declared domain (the contracts activities' arguments use);
+    ``key`` is its path under configuration."""
+    if value not in (None, ""):
+        problem = contract.problem(value)
+        if problem is not None:
+            _fail(key, f": {problem}")
+
+
 def _registry_settings(configuration: Mapping[str, Any]) -> RegistrySettings:
     urls: dict[str, str] = {}
     for key, value in configuration.items():
@@ -405,6 +419,8 @@ def _registry_settings(configuration: Mapping[str, Any]) -> RegistrySettings:
                 _fail(key, f": {exc}")
         urls[key[: -len("_url")]] = str(value)
     verify = _flag(configuration, "registry_verify_tls")
+    ca_bundle = contract_of(Annotated[str, ExistingFile("CA bundle")])
+    _declared("registry_ca_bundle", configuration.get("registry_ca_bundle"), ca_bundle)
     timeout = _positive_seconds(configuration, "registry_timeout", DEFAULT_TIMEOUT)
     configured = _text(configuration, "sandbox_dir")
     from_env = os.environ.get(SANDBOX_DIR_ENV)
@@ -429,6 +445,8 @@ def _local_settings(configuration: Mapping[str, Any], sandbox: Path | None) -> L
         isinstance(hops, Mapping) and all(isinstance(k, str) for k in hops)
     ):
         _fail("hops", " must map hop names to Toxiproxy proxy names")
+    toxiproxy = contract_of(Annotated[str, Url(("http",))])
+    _declared("toxiproxy_url", configuration.get("toxiproxy_url"), toxiproxy)
     return LocalSettings(
         toxiproxy_url=_text(configuration, "toxiproxy_url"),
         hops=MappingProxyType({k: str(v) for k, v in hops.items()}) if hops else None,
@@ -470,10 +488,23 @@ def _registry_nodes(configuration: Mapping[str, Any]) -> Mapping[str, RegistryNo
         namespace = choice.get("namespace") or ""
         if not isinstance(namespace, str):
             _fail(f"{key}.namespace", f": must be a namespace name, got {namespace!r}")
+        _declared(f"{key}.namespace", namespace, contract_of(Namespace))
+        _kill_mode(key, choice.get("mode", "one"), value)
         parsed[str(name)] = RegistryNode(
             selector=selector, mode=str(choice.get("mode", "one")), value=value, namespace=namespace
         )
     return MappingProxyType(parsed)
+
+
+def _kill_mode(key: str, mode: Any, value: Any) -> None:
+    # The kill's own rule (Chaos Mesh's selector modes), imported only when nodes are named:
+    # it lives beside the pods it picks, with lightkube.
+    from chaosregistry.backends.kubernetes_pods import kill_mode
+
+    try:
+        kill_mode(mode, value)
+    except ConfigError as exc:
+        _fail(f"{key}.mode", f": {exc}")
 
 
 def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings:
@@ -513,6 +544,7 @@ def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings
     if node_pulls is not None and node_pulls not in NODE_PULLS:
         _fail("node_pulls", f" must be one of {', '.join(NODE_PULLS)}, not {node_pulls!r}")
     context = _text(configuration, "kube_context")
+    _declared("namespace", configuration.get("namespace"), contract_of(Namespace))
     return KubernetesSettings(
         kubeconfig=_kubeconfig(configuration),
         context=context,

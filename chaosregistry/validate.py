@@ -4,10 +4,13 @@
 file it cannot parse, and only finds a negative duration when the action runs, after earlier
 faults were injected. We check everything we can before anything runs:
 
-* the files parse (YAML or JSON) and have the expected shape;
+* the files parse (YAML or JSON; :func:`load_document`, the one loader, bounded in size,
+  in values once aliases are expanded and in depth) and have the expected shape: every
+  structural mistake is one line naming the field (:func:`check_structure`);
 * Chaos Toolkit's own validation passes (activities exist, arguments match signatures);
-* every argument of our activities has the annotated type and a sensible value (durations,
-  counts, hops, nodes, image references, platforms);
+* every argument of our activities is in the domain its signature declares
+  (:mod:`chaosregistry.contracts`, the declaration the activity also checks when called), and
+  a tolerance's ``target`` is a key the probe declares it returns;
 * every secret and configuration value read from the environment is set;
 * the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest);
 * no mapping repeats a key (PyYAML and json would silently keep the last one);
@@ -27,30 +30,83 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-from chaosregistry.activity import SETTINGS_KEY, flatten_configuration
+from chaosregistry import activity_modules
+from chaosregistry.activity import PASSED_BY_CHAOS_TOOLKIT, SETTINGS_KEY, flatten_configuration
+from chaosregistry.contracts import (
+    FAULT_DURATION,
+    MAX_DURATION,
+    PROMQL,
+    Range,
+    argument_problem,
+    contract_of,
+    result_keys,
+)
 from chaosregistry.errors import ConfigError
-from chaosregistry.injection import MAX_DURATION
-from chaosregistry.oci.reference import ImageReference, Platform, repository_name, tag_pattern
 from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.redaction import refuse_url_credentials
 from chaosregistry.settings import SettingError, Settings, parse_settings
-
-# Hop and node names every backend understands (see actions/network.py and actions/node.py).
-# ``sync-dr`` (the replication path to a second site) exists in a sandbox started with
-# ``--second-site``; on Kubernetes a hop is whatever ``hop_selectors`` names.
-KNOWN_HOPS = ("client-registry", "client-mirror", "mirror-upstream", "sync-dr")
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping with the same key twice: YAML forbids it, PyYAML keeps the last silently."""
 
 
+# Bounds on what a document may make the loader build. A few hundred bytes of nested anchors
+# ("billion laughs") expand to billions of nodes: PyYAML shares them, but everything that walks
+# the result afterwards (substitution, Chaos Toolkit's own validation) does not.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_NODES = 100_000  # counted as if every alias were written out
+MAX_DEPTH = 64
+
+
+class BoundsError(yaml.YAMLError):
+    """A document past one of the bounds above."""
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Refuse a node tree that, aliases expanded, is over MAX_NODES or MAX_DEPTH, or refers to
+    itself. Sizes are memoised per node, so an alias costs what a reference costs."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    # An explicit stack (node, depth, children done?) rather than recursion: depth is the input.
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BoundsError(f"nested deeper than {MAX_DEPTH} levels")
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_NODES:
+                raise BoundsError(f"over {MAX_NODES} values once its aliases are expanded")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise BoundsError("an alias refers to the node that contains it")
+        open_nodes.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that repeats a key."""
+    """PyYAML's safe loader, refusing a mapping that repeats a key and a document past the
+    bounds (aliases expanded, depth)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().get_single_node()
+        if node is not None:
+            _check_bounds(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_seen: dict[Any, int] = {}
@@ -84,9 +140,18 @@ def _json_object(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
 
 
 def load_document(path: Path, what: str) -> dict[str, Any]:
-    """Parse a YAML/JSON file into a mapping, or raise ConfigError with one line."""
+    """Parse a YAML/JSON file into a mapping, or raise ConfigError with one line.
+
+    The one loader of experiments and vars files: bounded in size (MAX_DOCUMENT_BYTES), in
+    values once aliases are expanded (MAX_NODES) and in depth (MAX_DEPTH)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise ConfigError(
+                f"{path}: a {what} file of more than {MAX_DOCUMENT_BYTES} bytes is refused"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -94,8 +159,13 @@ def load_document(path: Path, what: str) -> dict[str, Any]:
     try:
         if path.suffix == ".json":
             data = json.loads(text, object_pairs_hook=_json_object(path))
+            _check_json_depth(data)
         else:
             data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid {what} (nested too deep)") from None
+    except BoundsError as exc:
+        raise ConfigError(f"{path}: {what} refused: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     except yaml.YAMLError as exc:
@@ -104,19 +174,35 @@ def load_document(path: Path, what: str) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a {what} must be a mapping, not {type(data).__name__}")
+        raise ConfigError(f"{path}: the {what} file must be a mapping, not {_kind(data)}")
     return data
+
+
+def _check_json_depth(data: Any) -> None:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BoundsError(f"nested deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            stack.extend((child, depth + 1) for child in children)
 
 
 def load_vars(path: Path, experiment: dict[str, Any]) -> dict[str, Any]:
     """Parse and check a vars file against the experiment's declared configuration."""
     data = load_document(path, "vars")
+    _string_keys(data, "", path)
     unknown = sorted(set(data) - {"configuration", "secrets"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}: only 'configuration' and 'secrets' belong here")
     for section in ("configuration", "secrets"):
-        if not isinstance(data.get(section, {}), dict):
-            raise ConfigError(f"{path}: {section} must be a mapping")
+        _expect(data.get(section, {}), dict, section, path, "a mapping")
+    for scope, keys in data.get("secrets", {}).items():
+        _expect(keys, dict, f"secrets.{scope}", path, "a mapping of secret names")
+    nested = data.get("configuration", {}).get(SETTINGS_KEY)
+    if nested is not None:
+        _expect(nested, dict, f"configuration.{SETTINGS_KEY}", path, "a mapping of settings")
     declared = set(experiment.get("configuration") or {})
     for key in data.get("configuration", {}):
         if key not in declared:
@@ -128,12 +214,17 @@ def load_vars(path: Path, experiment: dict[str, Any]) -> dict[str, Any]:
 
 
 def effective_configuration(
-    experiment: dict[str, Any], vars_data: dict[str, Any], source: Path
+    experiment: dict[str, Any],
+    vars_data: dict[str, Any],
+    experiment_path: Path,
+    vars_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Configuration values as ``chaos run`` will see them (env lookups resolved)."""
+    """Configuration values as ``chaos run`` will see them (env lookups resolved); a missing
+    variable is blamed on the file that asked for it."""
     overrides = vars_data.get("configuration", {})
     resolved: dict[str, Any] = {}
     for key, value in (experiment.get("configuration") or {}).items():
+        source = vars_path if vars_path is not None and key in overrides else experiment_path
         value = overrides.get(key, value)
         if isinstance(value, dict) and value.get("type") == "env":
             env_key = str(value.get("key", ""))
@@ -220,6 +311,118 @@ def check_secrets(experiment: dict[str, Any], vars_data: dict[str, Any], source:
                     )
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__.replace("dict", "mapping")
+
+
+def _string_keys(value: Any, field: str, source: Path) -> None:
+    """Every mapping key in the document is a string (YAML allows ``1:``, ``null:``, ``[a]:``;
+    Chaos Toolkit and our checks look keys up by name)."""
+    stack = [(value, field)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    place = f"{where}: " if where else ""
+                    raise ConfigError(
+                        f"{source}: {place}the key {key!r} is not a name ({_kind(key)}); quote it"
+                    )
+                stack.append((child, f"{where}.{key}" if where else key))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(node))
+
+
+def _expect(
+    value: Any, kinds: type | tuple[type, ...], field: str, source: Path, what: str
+) -> None:
+    if not isinstance(value, kinds):
+        given = "null" if value is None else f"{_kind(value)} {value!r:.60}"
+        raise ConfigError(f"{source}: {field} must be {what}, not {given}")
+
+
+# Pauses Chaos Toolkit takes around an activity, in seconds.
+PAUSE = Annotated[float, Range(0, MAX_DURATION, unit="seconds")]
+
+
+def check_activity_shape(field: str, activity: Any, source: Path) -> None:
+    """One entry of the hypothesis's probes, the method or the rollbacks, as Chaos Toolkit
+    reads it (before its own validation, which would raise a Python error on most of these)."""
+    _expect(activity, dict, field, source, "a mapping (an activity, or {ref: name})")
+    if "ref" in activity:
+        _expect(activity["ref"], str, f"{field}.ref", source, "the name of an earlier activity")
+        return
+    _expect(activity.get("name"), str, f"{field}.name", source, "a name")
+    if activity.get("type") not in ("probe", "action"):
+        raise ConfigError(
+            f"{source}: {field}.type must be probe or action, not {activity.get('type')!r}"
+        )
+    provider = activity.get("provider")
+    _expect(provider, dict, f"{field}.provider", source, "a mapping (type, module, func...)")
+    if provider.get("type") not in ("python", "process", "http"):
+        raise ConfigError(
+            f"{source}: {field}.provider.type must be python, process or http, "
+            f"not {provider.get('type')!r}"
+        )
+    if provider["type"] == "python":
+        for key in ("module", "func"):
+            _expect(provider.get(key), str, f"{field}.provider.{key}", source, "a name")
+        arguments = provider.get("arguments")
+        if arguments is not None:
+            _expect(arguments, dict, f"{field}.provider.arguments", source, "a mapping")
+    pauses = activity.get("pauses")
+    if pauses is not None:
+        _expect(pauses, dict, f"{field}.pauses", source, "a mapping (before, after)")
+        for when, seconds in pauses.items():
+            problem = (
+                contract_of(PAUSE).problem(seconds)
+                if when in ("before", "after")
+                else ("unknown (before or after)")
+            )
+            if problem is not None and not _is_reference(seconds):
+                raise ConfigError(f"{source}: {field}.pauses.{when}: {problem}")
+    for flag in ("background",):
+        if flag in activity:
+            _expect(activity[flag], bool, f"{field}.{flag}", source, "true or false")
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+
+
+def check_structure(experiment: dict[str, Any], source: Path) -> None:
+    """The experiment's shape, each mistake one line naming the field: the checks after this
+    one (and Chaos Toolkit's) may then read the document without meeting a wrong type."""
+    _string_keys(experiment, "", source)
+    for key in ("title", "description"):
+        _expect(experiment.get(key), str, key, source, "text")
+    # A key that is present must hold its kind: Chaos Toolkit reads ``method: null`` as a list.
+    for key in ("configuration", "secrets", "contributions"):
+        if key in experiment:
+            _expect(experiment[key], dict, key, source, "a mapping")
+    for scope, keys in (experiment.get("secrets") or {}).items():
+        _expect(keys, dict, f"secrets.{scope}", source, "a mapping of secret names")
+    nested = (experiment.get("configuration") or {}).get(SETTINGS_KEY)
+    if nested is not None:
+        _expect(nested, dict, f"configuration.{SETTINGS_KEY}", source, "a mapping of settings")
+    for key in ("tags", "extensions", "controls", "method", "rollbacks"):
+        if key in experiment:
+            _expect(experiment[key], list, key, source, "a list")
+    for index, tag in enumerate(experiment.get("tags") or []):
+        _expect(tag, str, f"tags[{index}]", source, "text")
+    for key in ("extensions", "controls"):
+        for index, entry in enumerate(experiment.get(key) or []):
+            _expect(entry, dict, f"{key}[{index}]", source, "a mapping")
+    if "steady-state-hypothesis" in experiment:
+        hypothesis = experiment["steady-state-hypothesis"]
+        _expect(hypothesis, dict, "steady-state-hypothesis", source, "a mapping (title, probes)")
+        _expect(hypothesis.get("title"), str, "steady-state-hypothesis.title", source, "text")
+        if "probes" in hypothesis:
+            _expect(hypothesis["probes"], list, "steady-state-hypothesis.probes", source, "a list")
+    for field, activity in activities(experiment):
+        check_activity_shape(field, activity, source)
+
+
 def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(field path, activity) for every activity of the experiment."""
     hypothesis = experiment.get("steady-state-hypothesis") or {}
@@ -245,202 +448,74 @@ def substitute(value: Any, configuration: dict[str, Any]) -> Any:
     return value
 
 
-def _positive_int(value: Any) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    return None if ok else f"must be a whole number >= 1, got {value!r}"
-
-
-def _positive_seconds(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return f"must be a positive number of seconds, got {value!r}"
-    return None
-
-
 def _duration(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return f"must be a positive number of seconds, got {value!r}"
-    if value > MAX_DURATION:
-        return f"{value}s is over the {MAX_DURATION:g}s limit"
-    return None
-
-
-def _parses(parser: Callable[[str], object]) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value == "" and parser is Platform.parse:
-            return None
-        try:
-            parser(value)
-        except ConfigError as exc:
-            return str(exc)
-        return None
-
-    return check
+    return contract_of(Annotated[float, FAULT_DURATION]).problem(value)
 
 
 def _promql(value: Any) -> str | None:
-    from chaosregistry.promql import check_expression
-
-    return check_expression(value)
+    return contract_of(Annotated[str, PROMQL]).problem(value)
 
 
-def _rules_file(value: Any) -> str | None:
-    from chaosregistry.promql import alert_names
-
-    if value == "":
+def _activity_function(
+    where: str, provider: dict[str, Any]
+) -> tuple[str, Callable[..., Any]] | None:
+    """Our activity a provider names (None for another extension's), or ConfigError."""
+    module_name = provider.get("module", "")
+    if provider.get("type") != "python" or not str(module_name).startswith("chaosregistry."):
         return None
-    if not isinstance(value, str):
-        return f"must be the path of a Prometheus rules file, got {value!r}"
-    try:
-        alert_names(Path(value))
-    except ConfigError as exc:
-        return str(exc)
-    return None
-
-
-def _regex(value: Any) -> str | None:
-    try:
-        tag_pattern(value, "")
-    except ConfigError as exc:
-        return str(exc).lstrip()
-    return None
-
-
-def _names(value: Any) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return f"must be a list of names, got {value!r}"
-    return None
-
-
-def _repositories(value: Any) -> str | None:
-    problem = _names(value)
-    if problem is None:
-        for name in value:
-            try:
-                repository_name(name, "")
-            except ConfigError as exc:
-                return str(exc).lstrip()
-    return problem
-
-
-def _repository(value: Any) -> str | None:
-    try:
-        repository_name(value, "")
-    except ConfigError as exc:
-        return str(exc).lstrip()
-    return None
-
-
-def _one_of(names: tuple[str, ...]) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value in names or value == "":
-            return None
-        return f"unknown {value!r} (known: {', '.join(names)})"
-
-    return check
-
-
-# Checks by argument name, shared by every activity that takes that argument; a
-# "function.argument" key applies to one activity only and wins.
-VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "duration": _duration,
-    "count": _positive_int,
-    "concurrency": _positive_int,
-    "blob_concurrency": _positive_int,
-    "latency_ms": _positive_int,
-    "rate_kbps": _positive_int,
-    "after_bytes": _positive_int,
-    "users": _positive_int,
-    "size_kib": _positive_int,
-    "image": _parses(ImageReference.parse),
-    "platform": _parses(Platform.parse),
-    "hop": _one_of(KNOWN_HOPS),
-    "partition.mode": _one_of(("blackhole", "refuse")),
-    "push_to_running.mode": _one_of(("direct", "observe")),
-    "prometheus_query.query": _promql,
-    "prometheus_range.query": _promql,
-    "prometheus_alerts.rules_file": _rules_file,
-    "prometheus_alerts.alerts": _names,
-    "page_size": _positive_int,
-    "top": _positive_int,
-    "repositories": _repositories,
-    "tag_compliance.pattern": _regex,
-    "tag_compliance.allowed": _names,
-    "layer_reuse.mount_repository": _repository,
-}
-
-
-def _type_error(value: Any, annotation: Any) -> str | None:
-    expected: tuple[type, ...]
-    origin = getattr(annotation, "__origin__", annotation)
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return None
-    if origin is bool:
-        expected = (bool,)
-    elif origin is int:
-        expected = (int,)
-    elif origin is float:
-        expected = (int, float)
-    elif origin is str:
-        expected = (str,)
-    elif origin is list:
-        expected = (list,)
-    elif origin is dict:
-        expected = (dict,)
-    else:
-        return None
-    if isinstance(value, bool) and origin is str:
-        # YAML 1.1 reads unquoted on/off/yes/no/true/false as booleans.
-        return (
-            f"must be str, got the boolean {value!r} (YAML reads unquoted on/off/yes/no as "
-            "booleans: quote the word)"
+    if module_name not in activity_modules():
+        # Never imported: only the activity modules are safe to import here (the locustfile,
+        # for one, monkey-patches the process).
+        raise ConfigError(
+            f"{where}.provider.module: {module_name!r} is not an activity module "
+            "(chaosregistry.probes.* or chaosregistry.actions.*)"
         )
-    if isinstance(value, bool) and origin is not bool:
-        return f"must be {origin.__name__}, got a boolean"
-    if not isinstance(value, expected):
-        return f"must be {origin.__name__}, got {type(value).__name__} {value!r}"
-    return None
+    try:
+        module = importlib.import_module(str(module_name))
+    except ImportError:
+        raise ConfigError(f"{where}.provider.module: no module {module_name!r}") from None
+    func_name = provider.get("func", "")
+    if not isinstance(func_name, str) or func_name not in getattr(module, "__all__", ()):
+        raise ConfigError(f"{where}.provider.func: {module_name} has no activity {func_name!r}")
+    return func_name, getattr(module, func_name)
 
 
 def check_activity(field: str, activity: dict[str, Any], configuration: dict[str, Any]) -> None:
-    provider = activity.get("provider") or {}
-    module_name = str(provider.get("module", ""))
-    if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
+    """Our activity's arguments against the domains its signature declares
+    (:mod:`chaosregistry.contracts`), ``${key}`` references substituted as ``chaos run`` will;
+    a tolerance's ``target`` against the keys the probe declares it returns."""
+    where = f"{field} ({activity.get('name', '?')})"
+    found = _activity_function(where, activity.get("provider") or {})
+    if found is None:
         return
-    name = activity.get("name", "?")
-    where = f"{field} ({name})"
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise ConfigError(f"{where}.provider.module: no module {module_name!r}") from None
-    func_name = str(provider.get("func", ""))
-    if func_name not in getattr(module, "__all__", ()):
-        raise ConfigError(f"{where}.provider.func: {module_name} has no activity {func_name!r}")
-    signature = inspect.signature(getattr(module, func_name))
-    arguments = provider.get("arguments") or {}
-    if not isinstance(arguments, dict):
-        raise ConfigError(f"{where}.provider.arguments must be a mapping")
+    func_name, function = found
+    signature = inspect.signature(function)
+    arguments = activity["provider"].get("arguments") or {}
     for arg in arguments:
-        if arg not in signature.parameters or arg in ("configuration", "secrets"):
-            known = ", ".join(
-                p for p in signature.parameters if p not in ("configuration", "secrets")
-            )
+        if arg not in signature.parameters or arg in PASSED_BY_CHAOS_TOOLKIT:
+            known = ", ".join(p for p in signature.parameters if p not in PASSED_BY_CHAOS_TOOLKIT)
             raise ConfigError(
                 f"{where}.arguments.{arg}: {func_name} takes no such argument (it takes: {known})"
             )
     for param in signature.parameters.values():
-        if param.name in ("configuration", "secrets"):
+        if param.name in PASSED_BY_CHAOS_TOOLKIT:
             continue
         if param.name not in arguments:
             if param.default is inspect.Parameter.empty:
                 raise ConfigError(f"{where}.arguments.{param.name}: required and missing")
             continue
-        value = substitute(arguments[param.name], configuration)
-        problem = _type_error(value, param.annotation)
-        check = VALUE_CHECKS.get(f"{func_name}.{param.name}") or VALUE_CHECKS.get(param.name)
-        if problem is None and check is not None:
-            problem = check(value)
+        problem = argument_problem(param, substitute(arguments[param.name], configuration))
         if problem is not None:
             raise ConfigError(f"{where}.arguments.{param.name}: {problem}")
+    tolerance = activity.get("tolerance")
+    keys = result_keys(function)
+    if isinstance(tolerance, dict) and "target" in tolerance and keys is not None:
+        target = substitute(tolerance["target"], configuration)
+        if target not in keys:
+            raise ConfigError(
+                f"{where}.tolerance.target: {func_name} returns no key {target!r} "
+                f"(it returns: {', '.join(keys)})"
+            )
 
 
 HYPOTHESIS_STRATEGIES = (
@@ -500,6 +575,13 @@ def check_chaostoolkit(experiment: dict[str, Any], source: Path) -> None:
     except ChaosException as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{source}: {first}") from None
+    except Exception as exc:
+        # Chaos Toolkit's validation assumes the shape it validates; whatever it trips on is
+        # the user's document, so it is one line too, never a traceback.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"{source}: Chaos Toolkit cannot read this experiment ({type(exc).__name__}: {first})"
+        ) from None
     finally:
         logger.setLevel(previous)
 
@@ -520,15 +602,14 @@ class Validated:
 def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
     """Check an experiment (and vars file); returns what it parsed or raises ConfigError."""
     experiment = load_document(experiment_path, "experiment")
+    check_structure(experiment, experiment_path)
     vars_data = load_vars(vars_path, experiment) if vars_path else {}
-    configuration = effective_configuration(experiment, vars_data, vars_path or experiment_path)
+    configuration = effective_configuration(experiment, vars_data, experiment_path, vars_path)
     refuse_url_credentials(experiment, vars_data, configuration, experiment_path, vars_path)
     settings = check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
     check_tolerances(experiment, configuration, experiment_path)
     for field, activity in activities(experiment):
-        if not isinstance(activity, dict):
-            raise ConfigError(f"{experiment_path}: {field} must be a mapping")
         try:
             check_activity(field, activity, configuration)
         except ConfigError as exc:

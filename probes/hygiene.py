@@ -20,7 +20,7 @@ bad arguments raise ``ActivityFailed``. Only ``layer_reuse(check_mount=True)`` w
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Annotated, Any, List
 
 from chaosregistry.activity import (
     Configuration,
@@ -29,6 +29,15 @@ from chaosregistry.activity import (
     activity,
     require_positive_int,
     require_positive_number,
+)
+from chaosregistry.contracts import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    REPOSITORY,
+    TAG_PATTERN,
+    Each,
+    Returns,
+    Target,
 )
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci.client import RegistryClient
@@ -47,15 +56,22 @@ MAX_INDEX_DEPTH = 3
 
 @activity
 def tag_compliance(
-    pattern: str = "",
-    repositories: List[str] = None,
+    pattern: Annotated[str, TAG_PATTERN] = "",
+    repositories: Annotated[List[str], Each(REPOSITORY)] = None,
     allowed: List[str] = None,
-    page_size: int = 100,
-    target: str = "registry",
-    timeout: float = 0,
+    page_size: Annotated[int, AT_LEAST_ONE] = 100,
+    target: Target = "registry",
+    timeout: Annotated[float, NON_NEGATIVE] = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "registry pattern allowed repositories tags compliant allowed_tags",
+        "non_compliant_count non_compliant compliance_ratio pages paging ok catalog_error",
+        "errors seconds",
+    ),
+]:
     """Check every tag against the naming convention; list the ones that break it.
 
     Arguments:
@@ -119,17 +135,24 @@ def tag_compliance(
 
 @activity
 def layer_reuse(
-    repositories: List[str] = None,
-    top: int = 10,
-    page_size: int = 100,
-    concurrency: int = 4,
+    repositories: Annotated[List[str], Each(REPOSITORY)] = None,
+    top: Annotated[int, AT_LEAST_ONE] = 10,
+    page_size: Annotated[int, AT_LEAST_ONE] = 100,
+    concurrency: Annotated[int, AT_LEAST_ONE] = 4,
     check_mount: bool = False,
-    mount_repository: str = DEFAULT_MOUNT_REPOSITORY,
-    target: str = "registry",
-    timeout: float = 0,
+    mount_repository: Annotated[str, REPOSITORY] = DEFAULT_MOUNT_REPOSITORY,
+    target: Target = "registry",
+    timeout: Annotated[float, NON_NEGATIVE] = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "registry repositories tags manifests indexes blobs references shared_blobs",
+        "shared_bytes bytes_stored bytes_referenced bytes_by_repository reuse_ratio",
+        "saved_bytes top_shared mount pages paging ok catalog_error errors seconds",
+    ),
+]:
     """Measure how much the images share: blobs across repositories, bytes stored vs referenced.
 
     Every tag's manifest is read (for an index, every manifest it names: each platform's,

@@ -4,9 +4,12 @@ Computed from the load's per-pull records, not from Locust's rounded histogram, 
 exceeds max and anyone can recompute them (numpy's default percentile definition).
 """
 
+from typing import Annotated
+
 from chaosregistry.loadgen.stats import load_stats
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.contracts import Returns
 from chaosregistry.settings import settings_for
 
 __all__ = ["pull_load_stats"]
@@ -19,7 +22,15 @@ def pull_load_stats(
     until: float = 0.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "pulls failed interrupted attempts started pulls_per_second failure_ratio p50 p95",
+        "p99 max min mean bytes bytes_per_second fresh_pulls window_start window_end",
+        "window_seconds failures_by_class load_id running state mode users target_url",
+        "stats_dir",
+    ),
+]:
     """Report a pull load's pulls per second, exact latency percentiles and failures.
 
     Counts the pulls that ended inside the window ``[since, until)``. Each bound is: 0 for the

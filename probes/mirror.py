@@ -8,9 +8,10 @@ access log of the sandbox's mirror->upstream front door (local backend only).
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.contracts import Image, PlatformName, Returns
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.settings import settings_for
@@ -26,11 +27,17 @@ _LINE = re.compile(
 
 @activity
 def upstream_fetches(
-    image: str,
-    platform: str = "linux/amd64",
+    image: Image,
+    platform: PlatformName = "linux/amd64",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "image blobs blob_fetches fetches_per_blob max_fetches_of_one_blob",
+        "manifest_fetches per_blob",
+    ),
+]:
     """Count how often the mirror's upstream served each blob of ``image`` (sandbox only).
 
     Arguments:

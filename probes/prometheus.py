@@ -18,9 +18,18 @@ verdict is then *failed* (``chaosregistry.verdict``). Where Prometheus is:
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.contracts import (
+    POSITIVE,
+    PROMQL,
+    RULES_FILE,
+    Parsed,
+    Range,
+    Returns,
+    Url,
+)
 from chaosregistry.errors import ConfigError
 from chaosregistry.prometheus import (
     NOT_CONFIGURED,
@@ -92,6 +101,10 @@ def _window(window: object) -> str:
     return text
 
 
+WINDOW = Parsed.raising(_window, "a Prometheus duration (30s, 5m, 1h)")
+QUERY_KEYS = "ok value values series query at prometheus seconds error"
+
+
 def _value_of(series: list[Series]) -> float | str:
     if not series:
         return "no value (no series)"
@@ -138,11 +151,11 @@ def _instant(promql: str, at: float, configuration: Configuration | None) -> dic
 
 @activity
 def prometheus_query(
-    query: str,
+    query: Annotated[str, PROMQL],
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[Result, Returns(QUERY_KEYS)]:
     """Evaluate a PromQL expression at one instant; the number(s) it gives.
 
     Arguments:
@@ -162,13 +175,19 @@ def prometheus_query(
 
 @activity
 def prometheus_range(
-    query: str,
+    query: Annotated[str, PROMQL],
     start: float = -300,
     end: float = 0,
-    step: float = 1,
+    step: Annotated[float, POSITIVE] = 1,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "ok series points min max mean value query start end step prometheus seconds",
+        "error",
+    ),
+]:
     """Evaluate a PromQL expression over a time range; its points and their summary.
 
     Arguments:
@@ -230,14 +249,14 @@ def _sli(name: str, promql: str, at: float, configuration: Configuration | None)
 
 @activity
 def sli_pull_p99(
-    window: str = "1m",
-    quantile: float = 0.99,
-    target_url: str = "",
-    phase: str = "total",
+    window: Annotated[str, WINDOW] = "1m",
+    quantile: Annotated[float, Range(0, 1, above=True, below=True)] = 0.99,
+    target_url: Annotated[str, Url()] = "",
+    phase: Literal["total", "auth", "manifest", "blobs"] = "total",
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[Result, Returns(QUERY_KEYS, "sli")]:
     """Pull time quantile of successful pulls, from the client-side histogram.
 
     ``histogram_quantile(q, sum by (le) (rate(chaosregistry_pull_duration_seconds_bucket
@@ -267,11 +286,11 @@ def sli_pull_p99(
 
 @activity
 def sli_deploy_success_rate(
-    window: str = "10m",
+    window: Annotated[str, WINDOW] = "10m",
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[Result, Returns(QUERY_KEYS, "sli")]:
     """Share of rollouts that succeeded over ``window`` (``chaosregistry_deploys_total``, fed by
     ``rollout_time`` / ``rollout_failure``); ``no value (NaN)`` when no rollout ended in it.
 
@@ -283,14 +302,14 @@ def sli_deploy_success_rate(
 
 @activity
 def sli_cache_hit_ratio(
-    window: str = "1m",
-    method: str = "auto",
+    window: Annotated[str, WINDOW] = "1m",
+    method: Literal["auto", "counters", "derived"] = "auto",
     mirror_job: str = "mirror",
     upstream_job: str = "upstream",
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[Result, Returns(QUERY_KEYS, "sli", "method", "method_note")]:
     """Blob hit ratio of a pull-through mirror over ``window``, version-aware.
 
     Arguments:
@@ -332,10 +351,15 @@ def sli_cache_hit_ratio(
 @activity
 def prometheus_alerts(
     alerts: list[str] | None = None,
-    rules_file: str = "",
+    rules_file: Annotated[str, RULES_FILE] = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "ok value firing pending inactive rules rules_file prometheus seconds error",
+    ),
+]:
     """The state of alerting rules in Prometheus now: which fire, which are pending.
 
     Arguments:

@@ -7,7 +7,7 @@ Bad arguments (an unknown platform string, a count of zero) raise ``ActivityFail
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry.activity import (
     Configuration,
@@ -16,6 +16,15 @@ from chaosregistry.activity import (
     activity,
     require_positive_int,
     require_positive_number,
+)
+from chaosregistry.contracts import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    Image,
+    PlatformName,
+    Returns,
+    Seconds,
+    Target,
 )
 from chaosregistry.errors import PullError
 from chaosregistry.oci.protocol import choose_platform
@@ -30,16 +39,22 @@ __all__ = ["manifest_digest", "pull_image", "pull_latency", "pull_recovery"]
 
 @activity
 def pull_image(
-    image: str,
-    platform: str = "linux/amd64",
-    concurrency: int = 3,
+    image: Image,
+    platform: PlatformName = "linux/amd64",
+    concurrency: Annotated[int, AT_LEAST_ONE] = 3,
     verify: bool = True,
-    target: str = "registry",
-    timeout: float = 0,
+    target: Target = "registry",
+    timeout: Annotated[float, NON_NEGATIVE] = 0,
     http2: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "ok image registry platform digest manifest_digest media_type timings bytes blobs",
+        "throughput_bytes_per_second verified http_version layers error",
+    ),
+]:
     """Pull one image like a container runtime and report how long each phase took.
 
     Arguments:
@@ -72,18 +87,24 @@ def pull_image(
 
 @activity
 def pull_latency(
-    image: str,
-    count: int = 10,
-    concurrency: int = 1,
-    platform: str = "linux/amd64",
-    blob_concurrency: int = 3,
+    image: Image,
+    count: Annotated[int, AT_LEAST_ONE] = 10,
+    concurrency: Annotated[int, AT_LEAST_ONE] = 1,
+    platform: PlatformName = "linux/amd64",
+    blob_concurrency: Annotated[int, AT_LEAST_ONE] = 3,
     verify: bool = True,
-    target: str = "registry",
-    timeout: float = 0,
+    target: Target = "registry",
+    timeout: Annotated[float, NON_NEGATIVE] = 0,
     http2: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "image registry count succeeded failed success_ratio min mean p50 p95 p99 max phases",
+        "max_attempt errors first_error bytes durations http_version elapsed",
+    ),
+]:
     """Pull the same image ``count`` times, ``concurrency`` pulls at once; summarise exactly.
 
     Arguments:
@@ -157,12 +178,17 @@ def pull_latency(
 
 @activity
 def manifest_digest(
-    image: str,
-    platform: str = "",
-    target: str = "registry",
+    image: Image,
+    platform: PlatformName = "",
+    target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "image registry digest media_type platform_digest seconds ok error",
+    ),
+]:
     """Resolve a tag to its digest without fetching blobs: compare a mirror with its origin.
 
     Arguments:
@@ -205,15 +231,20 @@ def manifest_digest(
 
 @activity
 def pull_recovery(
-    image: str,
-    within: float = 30,
-    interval: float = 0.5,
-    timeout: float = 2,
-    platform: str = "linux/amd64",
-    target: str = "registry",
+    image: Image,
+    within: Seconds = 30,
+    interval: Seconds = 0.5,
+    timeout: Seconds = 2,
+    platform: PlatformName = "linux/amd64",
+    target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "recovered seconds attempts errors last_error",
+    ),
+]:
     """Pull until a pull succeeds, up to ``within`` seconds: how long the registry took to recover.
 
     Arguments:

@@ -1,13 +1,14 @@
 """Probes of a registry as a service: is it answering, what its TLS says, what its metrics say."""
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
+from chaosregistry.contracts import Returns, Seconds, Target, Url
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.settings import settings_for
 from chaosregistry.tlsinspect import Endpoint, inspect, no_facts
@@ -17,11 +18,16 @@ __all__ = ["registry_metrics", "registry_reachable", "registry_tls"]
 
 @activity
 def registry_reachable(
-    target: str = "registry",
-    timeout: float = 5.0,
+    target: Target = "registry",
+    timeout: Seconds = 5.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "reachable url status auth_scheme api_version seconds error",
+    ),
+]:
     """Check that a registry answers its ``/v2/`` endpoint, and how fast.
 
     Reachable means an HTTP answer of 200 (anonymous) or 401 (it wants credentials): both prove
@@ -65,11 +71,17 @@ def registry_reachable(
 
 @activity
 def registry_tls(
-    target: str = "registry",
-    timeout: float = 5.0,
+    target: Target = "registry",
+    timeout: Seconds = 5.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "url tls tls_version cipher alpn_offered h2 trusted verified hostname_match leaf",
+        "chain min_days_left seconds error",
+    ),
+]:
     """Inspect a registry's TLS endpoint: protocol, HTTP/2, certificates, days left, trust.
 
     The facts are read with verification off, so an expired, wrong-host or untrusted
@@ -121,13 +133,18 @@ def registry_tls(
 
 @activity
 def registry_metrics(
-    metrics_url: str = "",
+    metrics_url: Annotated[str, Url()] = "",
     series: list = None,  # type: ignore[type-arg]
     replica: str = "",
-    timeout: float = 5.0,
+    timeout: Seconds = 5.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "url seconds samples series totals",
+    ),
+]:
     """Scrape a registry's Prometheus endpoint and return the selected series.
 
     Arguments:

@@ -16,9 +16,17 @@ not a fault, as ``chaosregistry.actions.content.push_fresh_image``.
 import re
 import secrets as _random
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity, require_positive_number
+from chaosregistry.contracts import (
+    FAULT_DURATION,
+    NON_NEGATIVE,
+    REPOSITORY,
+    Returns,
+    Seconds,
+    Target,
+)
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.injection import MAX_DURATION
 from chaosregistry.oci.reference import ImageReference
@@ -41,12 +49,17 @@ EVENT_GRACE = 2.0
 
 @activity
 def push_events(
-    repository: str = "",
+    repository: Annotated[str, REPOSITORY] = "",
     registry: str = "",
-    since_seconds: float = 0,
+    since_seconds: Annotated[float, NON_NEGATIVE] = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "supported note events_file push_events by_registry tags delivery_seconds last",
+    ),
+]:
     """Report the manifest push events the sandbox's event receiver has recorded.
 
     Arguments:
@@ -101,15 +114,22 @@ def push_events(
 
 @activity
 def replication_lag(
-    image: str = "replication/probe",
-    source: str = "replication_source",
-    replica: str = "dr_registry",
-    within: float = 30,
-    interval: float = 0.1,
-    timeout: float = 5,
+    image: Annotated[str, REPOSITORY] = "replication/probe",
+    source: Target = "replication_source",
+    replica: Target = "dr_registry",
+    within: Annotated[float, FAULT_DURATION] = 30,
+    interval: Seconds = 0.1,
+    timeout: Seconds = 5,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "image digest source replica replicated lag_seconds lag_from push_seconds",
+        "waited_seconds checks events_supported note event event_delay_seconds",
+        "push_to_event_seconds error",
+    ),
+]:
     """Push a unique image to ``source`` and time until ``replica`` serves the same digest.
 
     The lag is measured from the primary's push event (the registry's own timestamp of the

@@ -7,7 +7,7 @@ They only read. The cluster comes from the kubernetes backend's configuration (`
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from lightkube import Client
 from lightkube.resources.apps_v1 import ReplicaSet
@@ -15,6 +15,7 @@ from lightkube.resources.apps_v1 import ReplicaSet
 from chaosregistry import kube
 from chaosregistry.activity import Configuration, Result, Secrets, activity
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
+from chaosregistry.contracts import KUBE_NAME, PlatformName, Returns, Seconds, Target
 from chaosregistry.delivery import kubelet_pull_events, new_pods
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.oci.reference import Platform, split_image_name
@@ -26,7 +27,7 @@ from chaosregistry.rollout import (
     revision_of,
     template_images,
 )
-from chaosregistry.settings import settings_for
+from chaosregistry.settings import Namespace, settings_for
 from chaosregistry.sli import sink_for
 from chaosregistry.stats import percentile
 
@@ -55,11 +56,19 @@ def _target(
 
 @activity
 def rollout_health(
-    deployment: str,
-    namespace: str = "",
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "healthy complete stalled available message generation observed_generation",
+        "revision replicas current_replicas updated_replicas ready_replicas",
+        "available_replicas unavailable_replicas progressing images new_pods waiting",
+        "image_pull_errors",
+    ),
+]:
     """Report a Deployment's rollout as ``kubectl rollout status`` judges it, with pull errors.
 
     Arguments:
@@ -82,12 +91,18 @@ def rollout_health(
 
 @activity
 def rollout_time(
-    deployment: str,
-    namespace: str = "",
-    timeout: float = 120,
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
+    timeout: Seconds = 120,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "complete seconds started_at started_from waited already_complete completed_at",
+        "health",
+    ),
+]:
     """Wait until a Deployment is rolled out and Available; report how long the rollout took.
 
     Arguments:
@@ -129,12 +144,18 @@ def rollout_time(
 
 @activity
 def rollout_failure(
-    deployment: str,
-    namespace: str = "",
-    timeout: float = 120,
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
+    timeout: Seconds = 120,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "failed reason seconds started_from waited first_pull_error_after",
+        "serving_replicas health",
+    ),
+]:
     """Wait until a Deployment's rollout is declared failed; report how long detection took.
 
     Failed means what ``kubectl rollout status`` reports as an error: the Progressing condition
@@ -236,12 +257,17 @@ def _wait(
 
 @activity
 def image_pull_events(
-    deployment: str,
-    namespace: str = "",
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
     since: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "events counts pulled pull_failures back_offs pull_seconds images",
+    ),
+]:
     """The kubelet's image events for a Deployment's pods, with the pull times it reports.
 
     Arguments:
@@ -286,13 +312,19 @@ def image_pull_events(
 
 @activity
 def rollback_readiness(
-    deployment: str,
-    namespace: str = "",
-    target: str = "registry",
-    platform: str = "linux/amd64",
+    deployment: Annotated[str, KUBE_NAME],
+    namespace: Namespace = "",
+    target: Target = "registry",
+    platform: PlatformName = "linux/amd64",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "ready reason revision undo_revision revision_history_limit revisions undo_images",
+        "images registry seconds",
+    ),
+]:
     """Whether ``kubectl rollout undo`` would work now: its revision's images are pullable.
 
     The revision undo would go back to, and whether that revision's images can be pulled

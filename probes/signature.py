@@ -12,9 +12,10 @@ registry leaves to its clients, and when it fell back or failed.
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from chaosregistry.activity import Configuration, Result, Secrets, activity
+from chaosregistry.contracts import ExistingFile, Image, Returns, Target
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.reference import ImageReference
@@ -55,12 +56,19 @@ _RANK = {VERIFIED: 0, WRONG_KEY: 1, INVALID: 2}
 
 @activity
 def image_signature(
-    image: str,
-    public_key: str = "",
-    target: str = "registry",
+    image: Image,
+    public_key: Annotated[str, ExistingFile("PEM public key")] = "",
+    target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Result:
+) -> Annotated[
+    Result,
+    Returns(
+        "image registry public_key digest media_type verdict verified detail discovery",
+        "format signature_tag signature_digest signatures bound_digests binds_to_pulled",
+        "referrers seconds error",
+    ),
+]:
     """Check that ``image`` carries a cosign signature that verifies with ``public_key``.
 
     The image's manifest (the index, for a multi-platform image: what cosign signs) is fetched

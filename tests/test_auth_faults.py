@@ -340,7 +340,7 @@ def test_chaosregistry_rollback_restores_the_token_key(
             "blast radius",
         ),
         ("token_server_outage", {"configuration": {"backend": "kubernetes"}}, "kubernetes"),
-        ("rotate_token_key", {"target": "registry-9"}, "unknown token-key target"),
+        ("rotate_token_key", {"target": "registry-9"}, "target must be one of token-registry"),
         ("rotate_token_key", {"duration": 0}, "duration"),
         ("swap_credentials", {"target": "mirror"}, "unknown credentials target"),
         ("swap_credentials", {"target": ""}, "target must name"),

@@ -96,7 +96,7 @@ def add_secret(experiment: dict) -> None:  # type: ignore[type-arg]
     [
         (method_arg("hop", "client-nowhere"), ["method[0]", "arguments.hop", "client-nowhere"]),
         (method_arg("duration", -5), ["method[0]", "arguments.duration", "-5"]),
-        (method_arg("latency_ms", "300"), ["method[0]", "arguments.latency_ms", "int"]),
+        (method_arg("latency_ms", "300"), ["method[0]", "arguments.latency_ms", "whole number"]),
         (method_arg("jitter", 5), ["method[0]", "arguments.jitter", "no such argument"]),
         (add_secret, ["secrets.registry.registry_password", "CHAOSREGISTRY_TEST_NOT_SET"]),
     ],

@@ -241,8 +241,8 @@ def test_push_events_says_ggcr_sends_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"image": "replication/probe:v1"}, "without tag or digest"),
-        ({"image": "replication/probe@sha256:" + "c" * 64}, "without tag or digest"),
+        ({"image": "replication/probe:v1"}, "not a repository name .* no tag"),
+        ({"image": "replication/probe@sha256:" + "c" * 64}, "not a repository name .* no tag"),
         ({"image": "shop/api"}, "copies only repositories matching 'replication/.*'"),
         ({"within": 0}, "within must be a positive number"),
         ({"within": 7200}, "within must be at most 3600 seconds"),

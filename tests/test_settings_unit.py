@@ -108,13 +108,15 @@ def test_defaults() -> None:
 
 
 def test_typed_fields_of_a_full_configuration(tmp_path: Path) -> None:
+    ca_bundle = tmp_path / "ca.pem"
+    ca_bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     settings = parse_settings(
         {
             "backend": "kubernetes",
             "chaosregistry": {
                 "registry_url": "https://registry.example:5000/",
                 "mirror_url": "http://127.0.0.1:15001",
-                "registry_ca_bundle": "/etc/ca.pem",
+                "registry_ca_bundle": str(ca_bundle),
                 "registry_timeout": 7,
                 "ledger_dir": str(tmp_path / "l"),
                 "hops": {"client-registry": "proxy-a"},
@@ -134,7 +136,7 @@ def test_typed_fields_of_a_full_configuration(tmp_path: Path) -> None:
         "registry": "https://registry.example:5000",
         "mirror": "http://127.0.0.1:15001",
     }
-    assert settings.registry.ca_bundle == "/etc/ca.pem" and settings.registry.timeout == 7.0
+    assert settings.registry.ca_bundle == str(ca_bundle) and settings.registry.timeout == 7.0
     assert settings.ledger_dir == tmp_path / "l"
     assert settings.local.hops == {"client-registry": "proxy-a"}
     assert settings.local.allowed_hops == ("client-registry",)
@@ -145,9 +147,9 @@ def test_typed_fields_of_a_full_configuration(tmp_path: Path) -> None:
     (node,) = kubernetes.registry_nodes.values()
     assert (node.selector, node.mode, node.value) == ({"app": "registry"}, "fixed", 2)
     assert resolve_target(
-        {"registry_url": "https://registry.example:5000", "registry_ca_bundle": "/etc/ca.pem"},
+        {"registry_url": "https://registry.example:5000", "registry_ca_bundle": str(ca_bundle)},
         None,
-    ).verify == ("/etc/ca.pem")
+    ).verify == str(ca_bundle)
 
 
 # -- once per configuration -------------------------------------------------------------------

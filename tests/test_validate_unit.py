@@ -214,3 +214,118 @@ def test_an_unquoted_yaml_boolean_for_a_mode_says_to_quote_it(
     experiment = tmp_path / "partition.yaml"
     experiment.write_text(text.replace("mode: blackhole", "mode: off"))
     refused(experiment, LOCAL_VARS, ["arguments.mode", "got the boolean False", "quote the word"])
+
+
+# -- structure: one line, never a traceback ------------------------------------------------------
+def _hypothesis_as_text(experiment: dict[str, Any]) -> None:
+    experiment["steady-state-hypothesis"] = "the registry is fine"
+
+
+def _provider_as_text(experiment: dict[str, Any]) -> None:
+    experiment["method"][0]["provider"] = "chaosregistry.actions.network.add_latency"
+
+
+def _configuration_as_list(experiment: dict[str, Any]) -> None:
+    experiment["configuration"] = ["registry_url"]
+
+
+def _secrets_as_list(experiment: dict[str, Any]) -> None:
+    experiment["secrets"] = ["registry_password"]
+
+
+def _integer_key(experiment: dict[str, Any]) -> None:
+    experiment["method"][0]["provider"]["arguments"][300] = "latency"
+
+
+def _method_entry_as_text(experiment: dict[str, Any]) -> None:
+    experiment["method"][1] = "add latency"
+
+
+def _probes_null(experiment: dict[str, Any]) -> None:
+    experiment["steady-state-hypothesis"]["probes"] = None
+
+
+def _not_an_activity_module(experiment: dict[str, Any]) -> None:
+    # Importing it would monkey-patch the validating process (gevent): never imported.
+    experiment["method"][0]["provider"]["module"] = "chaosregistry.loadgen.locustfile"
+
+
+def _unknown_tolerance_target(experiment: dict[str, Any]) -> None:
+    experiment["steady-state-hypothesis"]["probes"][1]["tolerance"]["target"] = "sucess_ratio"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (_hypothesis_as_text, ["steady-state-hypothesis must be a mapping", "not str"]),
+        (_provider_as_text, ["method[0].provider must be a mapping", "not str"]),
+        (_configuration_as_list, ["configuration must be a mapping", "not list"]),
+        (_secrets_as_list, ["secrets must be a mapping", "not list"]),
+        (_integer_key, ["method[0].provider.arguments: the key 300 is not a name (int)"]),
+        (_method_entry_as_text, ["method[1] must be a mapping", "'add latency'"]),
+        (_probes_null, ["steady-state-hypothesis.probes must be a list, not null"]),
+        (_not_an_activity_module, ["method[0]", "provider.module", "not an activity module"]),
+        (
+            _unknown_tolerance_target,
+            [
+                "steady-state-hypothesis.probes[1] (every-pull-succeeds).tolerance.target",
+                "pull_latency returns no key 'sucess_ratio'",
+                "success_ratio",
+            ],
+        ),
+    ],
+)
+def test_a_structural_mistake_is_one_line_naming_the_field(
+    tmp_path: Path,
+    refused: Callable[..., None],
+    mutate: Callable[[dict[str, Any]], None],
+    fragments: list[str],
+) -> None:
+    path = write_experiment(tmp_path, mutate)
+    refused(path, LOCAL_VARS, [f"{path}: ", *fragments])
+
+
+def test_a_secrets_scope_given_as_a_list_in_the_vars_file_is_one_line(
+    tmp_path: Path, refused: Callable[..., None]
+) -> None:
+    vars_file = write_vars(tmp_path, "secrets:\n  registry: [registry_password]\n")
+    refused(LATENCY, vars_file, [f"{vars_file}: secrets.registry must be a mapping"])
+
+
+# -- YAML loading is bounded --------------------------------------------------------------------
+BILLION_LAUGHS = "\n".join(
+    [
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(
+            f"{name}: &{name} [{','.join(['*' + previous] * 9)}]"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (BILLION_LAUGHS, "over 100000 values once its aliases are expanded"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+        ("a: &a [*a]\n", "refers to the node that contains it"),
+        ("title: " + "x" * (1024 * 1024) + "\n", "more than 1048576 bytes"),
+    ],
+    ids=["billion-laughs", "deep", "recursive-alias", "too-large"],
+)
+def test_a_yaml_bomb_is_refused_in_one_line(
+    tmp_path: Path, refused: Callable[..., None], text: str, fragment: str
+) -> None:
+    assert len(BILLION_LAUGHS) < 700  # the size of the file that once ran for minutes
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    refused(path, LOCAL_VARS, [f"{path}", fragment])
+
+
+def test_a_deeply_nested_json_experiment_is_refused_in_one_line(
+    tmp_path: Path, refused: Callable[..., None]
+) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"a": ' + "[" * 100 + "]" * 100 + "}")
+    refused(path, LOCAL_VARS, [f"{path}", "nested deeper than 64 levels"])

@@ -64,6 +64,7 @@ from chaosregistry.settings import (
     NETWORK_PROVIDERS,
     NODE_KILL_PROVIDERS,
     NODE_PULLS_ORIGIN,
+    PROTECTED_NAMESPACES,
     KubernetesSettings,
     Settings,
 )
@@ -90,7 +91,6 @@ __all__ = [
 
 log = logging.getLogger("chaosregistry.kubernetes")
 
-PROTECTED_NAMESPACES = ("kube-system", "kube-public")
 CHAOS_LABEL = ("chaosregistry.io/chaos", "enabled")
 CHAOS_MESH_DELETE = "chaosmesh.delete"
 
