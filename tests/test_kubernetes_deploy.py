@@ -31,7 +31,12 @@ from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.faults.watchdog import watchdog_pid
+from chaosregistry.faults.watchdog import (
+    LEDGER_INDEX_ENV,
+    known_ledgers,
+    known_ledgers_dir,
+    watchdog_pid,
+)
 from chaosregistry.rollout import (
     BAD_TAG_ANNOTATION,
     BAD_TAG_LABEL,
@@ -310,21 +315,32 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
 
 
 def test_an_expired_bad_tag_whose_ledger_is_lost_is_reverted_by_cluster_status(
-    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+    kube_cluster: KubeCluster,
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The second net: the Deployment itself records the fault's expiry and undo."""
     ledger_dir = tmp_path / "lost-ledger"
+    # The ledger lives on a machine of its own, with its own index of known ledgers: the
+    # guardians of this session's sandboxes watch another index, so none of them starts the
+    # watchdog again once it is killed (as they would for a ledger of their machine).
+    guardians_index = known_ledgers_dir()
+    lost_index = tmp_path / "lost-index"
+    monkeypatch.setenv(LEDGER_INDEX_ENV, str(lost_index))
     fault = deploy_bad_tag(
         deployment=DEMO_NAME,
         duration=2,
         configuration={**configuration(), "ledger_dir": str(ledger_dir)},
     )
+    assert known_ledgers(lost_index) == [ledger_dir]
+    assert ledger_dir not in known_ledgers(guardians_index)
     watchdog = watchdog_pid(ledger_dir)
     assert watchdog is not None
-    # The ledger's machine is gone: its watchdog and its files with it.
+    # The ledger's machine is gone: its watchdog, its files and its index with it.
     os.kill(watchdog, signal.SIGKILL)
     wait_for("the watchdog gone", lambda: watchdog_pid(ledger_dir) is None, 5)
-    subprocess.run(["rm", "-rf", str(ledger_dir)], check=True)
+    subprocess.run(["rm", "-rf", str(ledger_dir), str(lost_index)], check=True)
     time.sleep(max(0.0, fault["expires_at"] - time.time()) + 1.0)
     assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
 
