@@ -25,7 +25,7 @@ from polling import eventually
 from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.layout import NODE_INTERFACE, PORT_SPAN, Layout
 from chaosregistry.cluster.lifecycle import REQUIRED_FILES
-from chaosregistry.cluster.readiness import deployment_available
+from chaosregistry.cluster.readiness import deployment_not_available
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.sandbox import find_free_base_port
 
@@ -104,7 +104,7 @@ def demo_image(client: Client, namespace: str, name: str = DEMO_NAME) -> str:
 def wait_available(client: Client, namespace: str, timeout: float = 120) -> None:
     eventually(
         f"{namespace}/{DEMO_NAME} Available",
-        lambda: deployment_available(client, namespace, DEMO_NAME) is None,
+        lambda: deployment_not_available(client, namespace, DEMO_NAME) is None,
         timeout=timeout,
     )
 

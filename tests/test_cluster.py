@@ -52,7 +52,7 @@ from chaosregistry.cluster.layout import (
     Layout,
 )
 from chaosregistry.cluster.processes import strays
-from chaosregistry.cluster.readiness import deployment_available, deployment_condition
+from chaosregistry.cluster.readiness import deployment_condition, deployment_not_available
 from chaosregistry.cluster.versions import KUBERNETES_VERSION
 from chaosregistry.cluster.workloads import DEMO_LABELS, DEMO_NAME, DEMO_REPLICAS
 from chaosregistry.sandbox import find_free_base_port
@@ -156,7 +156,7 @@ def test_demo_namespace_is_opted_in_to_chaos(cluster: RunningCluster) -> None:
 def test_demo_deployment_is_available_with_images_from_the_sandbox(
     cluster: RunningCluster,
 ) -> None:
-    assert deployment_available(cluster.client, DEMO_NAMESPACE, DEMO_NAME) is None
+    assert deployment_not_available(cluster.client, DEMO_NAMESPACE, DEMO_NAME) is None
     deployment = cluster.client.get(Deployment, DEMO_NAME, namespace=DEMO_NAMESPACE)
     assert deployment.spec is not None
     assert deployment.spec.progressDeadlineSeconds == 30
@@ -260,7 +260,7 @@ def test_bad_tag_rollout_shows_pull_errors_and_exceeds_its_deadline(
         set_demo_image(client, image_name(DEMO_REPOSITORY, DEMO_TAG))
     eventually(
         "the demo Available again after undoing the bad tag",
-        lambda: deployment_available(client, DEMO_NAMESPACE, DEMO_NAME) is None,
+        lambda: deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME) is None,
         timeout=120,
         interval=1.0,
     )

@@ -24,7 +24,7 @@ from polling import eventually
 from chaosregistry import chaosmesh
 from chaosregistry.backends.kubernetes_pods import PODS_BACK_WAIT
 from chaosregistry.cluster.layout import Layout
-from chaosregistry.cluster.readiness import statefulset_ready
+from chaosregistry.cluster.readiness import statefulset_not_ready
 from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 
@@ -35,7 +35,9 @@ pytest_plugins = ["cluster_support"]
 def registry_ready(kube_cluster: KubeCluster) -> None:
     eventually(
         "the in-cluster registry has 2 ready replicas",
-        lambda: statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None,
+        lambda: (
+            statefulset_not_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
+        ),
         timeout=60,
     )
 
@@ -113,7 +115,7 @@ def test_kill_deletes_the_chosen_pods_and_rollback_waits_for_replacements(
     gone = {uid for uid, name in before.items() if name in deleted}
     assert len(gone) == killed and not (gone & set(now))
     assert sorted(now.values()) == sorted(before.values())
-    assert statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
+    assert statefulset_not_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
     (entry,) = Ledger(ledger_dir).all()
     assert entry.revert_reason is RevertReason.ROLLBACK
 
