@@ -38,10 +38,10 @@ export CHAOSREGISTRY_GGCR_REGISTRY := $(GGCR_REGISTRY)
 export CHAOSREGISTRY_REGSYNC := $(REGSYNC)
 export CHAOSREGISTRY_COSIGN := $(COSIGN)
 
-.PHONY: help setup gameday test test-unit lint typecheck unit bench clean go-tools cluster-binaries
+.PHONY: help setup gameday test test-unit pytest-all lint typecheck bench clean go-tools cluster-binaries
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 # The Go tools build side by side (-j3): on a cold machine much of a build is module downloads
 # and single-threaded links that leave a core idle. Go's caches are safe to share.
@@ -53,7 +53,7 @@ setup: $(VENV_STAMP) .apt-installed ## install everything (apt packages, venv, G
 go-tools: $(GO_TOOLS)
 
 # The Kubernetes test bed's binaries (etcd, Kubernetes, Chaos Mesh; cached by version), for the
-# cluster tier. `make unit` builds them alongside the Go tools, so a cold run overlaps the two.
+# cluster tier. `make pytest-all` builds them alongside the Go tools, so a cold run overlaps the two.
 cluster-binaries: $(VENV_STAMP)
 	$(BIN)/chaosregistry cluster build
 
@@ -114,14 +114,17 @@ typecheck: $(VENV_STAMP) ## mypy (strict), on the package as installed
 	@for d in probes actions loadgen reports; do ln -s ../../$$d $(TYPECHECK_TREE)/chaosregistry/$$d; done
 	cd $(TYPECHECK_TREE) && ../$(BIN)/mypy --config-file ../pyproject.toml -p chaosregistry
 
-unit: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster)
+pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster)
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
 	$(BIN)/pytest
 
-test-unit: setup ## the unit tier only (pytest -m unit): no server, under a minute
+# No Go tool and no test bed: the unit tier starts no server. It does run Debian's promtool
+# (rules files) and `nginx -t` (generated configs), hence the apt packages; both are a check
+# when they are installed already.
+test-unit: $(VENV_STAMP) .apt-installed ## the unit tier only (pytest -m unit): no server, under a minute
 	$(BIN)/pytest -m unit
 
-test: lint typecheck unit ## every check and every test
+test: lint typecheck pytest-all ## every check and every test
 
 bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/README.md)
 	$(BIN)/python bench/pull.py

@@ -10,8 +10,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,12 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
+from polling import eventually
 
 from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.layout import NODE_INTERFACE, PORT_SPAN, Layout
 from chaosregistry.cluster.lifecycle import REQUIRED_FILES
-from chaosregistry.cluster.readiness import deployment_available
+from chaosregistry.cluster.readiness import deployment_not_available
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.sandbox import find_free_base_port
 
@@ -94,18 +94,6 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
         yield cluster
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def demo_image(client: Client, namespace: str, name: str = DEMO_NAME) -> str:
     deployment = client.get(Deployment, name, namespace=namespace)
     if deployment.spec is None or deployment.spec.template.spec is None:
@@ -114,10 +102,10 @@ def demo_image(client: Client, namespace: str, name: str = DEMO_NAME) -> str:
 
 
 def wait_available(client: Client, namespace: str, timeout: float = 120) -> None:
-    wait_for(
+    eventually(
         f"{namespace}/{DEMO_NAME} Available",
-        lambda: deployment_available(client, namespace, DEMO_NAME) is None,
-        timeout,
+        lambda: deployment_not_available(client, namespace, DEMO_NAME) is None,
+        timeout=timeout,
     )
 
 

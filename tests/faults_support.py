@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from polling import eventually
 
 from chaosregistry.faults.watchdog import log_path, watchdog_pid
 from chaosregistry.toxiproxy import Toxiproxy
@@ -50,12 +51,10 @@ def free_port() -> int:
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, interval: float = 0.01, what: str = ""
 ) -> float:
-    """Poll ``predicate`` until true; returns the seconds it took, fails the test on timeout."""
+    """``polling.eventually`` for a ``predicate`` that returns a bool; returns the seconds it
+    took, fails the test on timeout."""
     started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+    eventually(what or str(predicate), predicate, timeout=timeout, interval=interval)
     return time.monotonic() - started
 
 

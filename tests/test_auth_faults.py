@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from chaosregistry.probes import pull as pull_probes
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
+from polling import eventually
 
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.oci import RegistryClient
@@ -133,15 +133,6 @@ def cached_client(sandbox: SandboxInfo) -> RegistryClient:
     return client
 
 
-def wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 # -- each fault, applied and reverted ----------------------------------------------------------
 def test_token_server_down_fails_new_tokens_while_cached_ones_keep_working(
     running: SandboxInfo, configuration: dict[str, Any]
@@ -238,7 +229,9 @@ def test_the_watchdog_restores_the_token_key_at_expiry(
 ) -> None:
     fault = auth.rotate_token_key(duration=2, configuration=configuration)
     ledger = Ledger(configuration["ledger_dir"])
-    assert wait_for(lambda: ledger.get(fault["fault_id"]).reverted_at, timeout=2 + 20)
+    eventually(
+        "the fault reverted", lambda: ledger.get(fault["fault_id"]).reverted_at, timeout=2 + 20
+    )
     entry = ledger.get(fault["fault_id"])
     assert entry.state is FaultState.REVERTED and entry.revert_reason == "expired"
     assert pull_error(configuration, "token_registry") is None
@@ -275,8 +268,10 @@ def test_the_watchdog_restores_credentials_and_token_server_when_the_owner_is_si
         owner.wait(timeout=10)
         ledger = Ledger(configuration["ledger_dir"])
         # Well inside the 120 s duration: the owner's death, not the expiry, ends them.
-        assert wait_for(
-            lambda: all(ledger.get(i).state is FaultState.REVERTED for i in fault_ids), 30
+        eventually(
+            "both faults reverted",
+            lambda: all(ledger.get(i).state is FaultState.REVERTED for i in fault_ids),
+            timeout=30,
         )
         assert [ledger.get(i).revert_reason for i in fault_ids] == ["owner-gone"] * 2
         assert credentials_in_place(running) and token_path_clean(running)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from chaosregistry.probes import registry as registry_probes
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
+from polling import eventually
 
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.pki import load_cert
@@ -49,15 +49,6 @@ def overrides(sandbox: SandboxInfo) -> list[str]:
 
 def fault_leaves(sandbox: SandboxInfo) -> list[str]:
     return sorted(p.name for p in Layout.at(sandbox.run_dir).pki.directory.rglob("fault-*"))
-
-
-def wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def assert_original_everywhere(sandbox: SandboxInfo) -> None:
@@ -159,9 +150,17 @@ def test_the_watchdog_restores_the_certificate_at_expiry(
 ) -> None:
     fault = certificate.serve_bad_certificate(duration=2, configuration=configuration)
     assert served(sandbox) != original(sandbox)
-    assert wait_for(lambda: served(sandbox) == original(sandbox), timeout=2 + 5)
+    eventually(
+        "the original certificate served",
+        lambda: served(sandbox) == original(sandbox),
+        timeout=2 + 5,
+    )
     entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
-    assert wait_for(lambda: Ledger(configuration["ledger_dir"]).get(entry.id).reverted_at, 2)
+    eventually(
+        "the fault reverted",
+        lambda: Ledger(configuration["ledger_dir"]).get(entry.id).reverted_at,
+        timeout=2,
+    )
     entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
     assert entry.state is FaultState.REVERTED and entry.revert_reason == "expired"
     assert pull_error(configuration) is None
@@ -194,9 +193,17 @@ def test_the_watchdog_restores_the_certificate_when_its_owner_is_sigkilled(
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(timeout=10)
         # Well inside the 120 s duration: the owner's death, not the expiry, ends it.
-        assert wait_for(lambda: served(sandbox) == original(sandbox), timeout=10)
+        eventually(
+            "the original certificate served",
+            lambda: served(sandbox) == original(sandbox),
+            timeout=10,
+        )
         ledger = Ledger(configuration["ledger_dir"])
-        assert wait_for(lambda: ledger.get(fault_id).state is FaultState.REVERTED, timeout=5)
+        eventually(
+            "the fault reverted",
+            lambda: ledger.get(fault_id).state is FaultState.REVERTED,
+            timeout=5,
+        )
         assert ledger.get(fault_id).revert_reason == "owner-gone"
     finally:
         if owner.poll() is None:

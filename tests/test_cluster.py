@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToken
+from polling import eventually
 
 from chaosregistry import kube
 from chaosregistry.cluster import admin_client, down, up
@@ -51,7 +52,7 @@ from chaosregistry.cluster.layout import (
     Layout,
 )
 from chaosregistry.cluster.processes import strays
-from chaosregistry.cluster.readiness import deployment_available, deployment_condition
+from chaosregistry.cluster.readiness import deployment_condition, deployment_not_available
 from chaosregistry.cluster.versions import KUBERNETES_VERSION
 from chaosregistry.cluster.workloads import DEMO_LABELS, DEMO_NAME, DEMO_REPLICAS
 from chaosregistry.sandbox import find_free_base_port
@@ -110,18 +111,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
         down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def demo_pods(client: Client) -> list[Pod]:
     labels: dict[str, Any] = dict(DEMO_LABELS)
     return list(client.list(Pod, namespace=DEMO_NAMESPACE, labels=labels))
@@ -167,7 +156,7 @@ def test_demo_namespace_is_opted_in_to_chaos(cluster: RunningCluster) -> None:
 def test_demo_deployment_is_available_with_images_from_the_sandbox(
     cluster: RunningCluster,
 ) -> None:
-    assert deployment_available(cluster.client, DEMO_NAMESPACE, DEMO_NAME) is None
+    assert deployment_not_available(cluster.client, DEMO_NAMESPACE, DEMO_NAME) is None
     deployment = cluster.client.get(Deployment, DEMO_NAME, namespace=DEMO_NAMESPACE)
     assert deployment.spec is not None
     assert deployment.spec.progressDeadlineSeconds == 30
@@ -214,7 +203,9 @@ def test_pulls_go_through_the_toxiproxy_hop(cluster: RunningCluster) -> None:
                 current = cluster.client.get(Pod, name, namespace=DEMO_NAMESPACE)
                 return bool(waiting_reasons(current) & {"ErrImagePull", "ImagePullBackOff"})
 
-            wait_for("ErrImagePull while the hop is disabled", pull_failed, timeout=60)
+            eventually(
+                "ErrImagePull while the hop is disabled", pull_failed, timeout=60, interval=1.0
+            )
             assert manifest_requests(cluster, DEMO_REPOSITORY) == before
         finally:
             toxiproxy.set_enabled("client-registry", True)
@@ -225,7 +216,7 @@ def test_pulls_go_through_the_toxiproxy_hop(cluster: RunningCluster) -> None:
             return bool(current.status and current.status.phase == "Running")
 
         # The kubelet retries after its image pull back-off (10 s, then 20 s).
-        wait_for("pod running once the hop is back", running, timeout=90)
+        eventually("pod running once the hop is back", running, timeout=90, interval=1.0)
         assert manifest_requests(cluster, DEMO_REPOSITORY) > before
     finally:
         cluster.client.delete(Pod, name, namespace=DEMO_NAMESPACE, grace_period=0)
@@ -247,7 +238,12 @@ def test_bad_tag_rollout_shows_pull_errors_and_exceeds_its_deadline(
                 and waiting_reasons(p) & {"ErrImagePull", "ImagePullBackOff"}
             ]
 
-        stuck = wait_for("a new pod in ErrImagePull/ImagePullBackOff", new_pod_cannot_pull, 60)
+        stuck = eventually(
+            "a new pod in ErrImagePull/ImagePullBackOff",
+            new_pod_cannot_pull,
+            timeout=60,
+            interval=1.0,
+        )
         assert stuck
 
         def deadline_exceeded() -> bool:
@@ -255,17 +251,18 @@ def test_bad_tag_rollout_shows_pull_errors_and_exceeds_its_deadline(
             progressing = deployment_condition(deployment, "Progressing")
             return bool(progressing and progressing.reason == "ProgressDeadlineExceeded")
 
-        wait_for("ProgressDeadlineExceeded", deadline_exceeded, timeout=90)
+        eventually("ProgressDeadlineExceeded", deadline_exceeded, timeout=90, interval=1.0)
         # maxUnavailable 0: the old pods keep serving while the rollout is stuck.
         deployment = client.get(Deployment, DEMO_NAME, namespace=DEMO_NAMESPACE)
         assert deployment.status is not None
         assert deployment.status.availableReplicas == DEMO_REPLICAS
     finally:
         set_demo_image(client, image_name(DEMO_REPOSITORY, DEMO_TAG))
-    wait_for(
+    eventually(
         "the demo Available again after undoing the bad tag",
-        lambda: deployment_available(client, DEMO_NAMESPACE, DEMO_NAME) is None,
+        lambda: deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME) is None,
         timeout=120,
+        interval=1.0,
     )
 
 

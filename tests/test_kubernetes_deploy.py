@@ -21,17 +21,23 @@ import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
-from cluster_support import KubeCluster, demo_image, wait_available, wait_for
+from cluster_support import KubeCluster, demo_image, wait_available
 from faults_support import reverted_by
 from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
+from polling import eventually
 
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.faults.watchdog import watchdog_pid
+from chaosregistry.faults.watchdog import (
+    LEDGER_INDEX_ENV,
+    known_ledgers,
+    known_ledgers_dir,
+    watchdog_pid,
+)
 from chaosregistry.rollout import (
     BAD_TAG_ANNOTATION,
     BAD_TAG_LABEL,
@@ -192,7 +198,9 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
                 fresh = [e for e in ledger.all() if e.id not in known]
                 return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
 
-            entry = wait_for(f"trial {trial}: bad tag injected", injected, 60, interval=0.05)
+            entry = eventually(
+                f"trial {trial}: bad tag injected", injected, timeout=60, interval=0.05
+            )
             assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
             time.sleep(random.uniform(0, 1.0))
             process.send_signal(signal.SIGKILL)
@@ -202,19 +210,19 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        wait_for(
+        eventually(
             f"trial {trial}: original image back",
             lambda: demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL,
-            KILL_DURATION + 5,
+            timeout=KILL_DURATION + 5,
             interval=0.05,
         )
         restored_after.append(time.monotonic() - killed)
-        reverted = wait_for(
+        reverted = eventually(
             f"trial {trial}: entry reverted",
             lambda entry_id=entry.id: (
                 (e := ledger.get(entry_id)).state is FaultState.REVERTED and e
             ),
-            5,
+            timeout=5,
         )
         assert reverted.revert_reason is RevertReason.OWNER_GONE
         assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)
@@ -260,7 +268,9 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
                 fresh = [e for e in ledger.all() if e.id not in known]
                 return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
 
-            entry = wait_for(f"trial {trial}: bad tag injected", injected, 60, interval=0.05)
+            entry = eventually(
+                f"trial {trial}: bad tag injected", injected, timeout=60, interval=0.05
+            )
             assert labels(kube_cluster).get(BAD_TAG_LABEL) == "bad-tag"
             marker = json.loads(annotations(kube_cluster)[BAD_TAG_ANNOTATION])
             assert entry.expires_at <= marker["expires_at"] <= entry.expires_at + 2
@@ -275,10 +285,10 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        wait_for(
+        eventually(
             f"trial {trial}: original image back",
             lambda: demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL,
-            KILL_DURATION + OUTLIVES_AT_MOST + 5,
+            timeout=KILL_DURATION + OUTLIVES_AT_MOST + 5,
             interval=0.05,
         )
         back = time.time()
@@ -290,10 +300,10 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
         }
         outcomes.append(outcome)
         assert back - entry.expires_at <= OUTLIVES_AT_MOST, outcome
-        wait_for(
+        eventually(
             f"trial {trial}: entry reverted",
             lambda entry_id=entry.id: ledger.get(entry_id).state is FaultState.REVERTED,
-            10,
+            timeout=10,
         )
         if watchdog is not None:
             # Reverted by a watchdog started after the kill: only a guardian was left to start
@@ -310,21 +320,32 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
 
 
 def test_an_expired_bad_tag_whose_ledger_is_lost_is_reverted_by_cluster_status(
-    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+    kube_cluster: KubeCluster,
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The second net: the Deployment itself records the fault's expiry and undo."""
     ledger_dir = tmp_path / "lost-ledger"
+    # The ledger lives on a machine of its own, with its own index of known ledgers: the
+    # guardians of this session's sandboxes watch another index, so none of them starts the
+    # watchdog again once it is killed (as they would for a ledger of their machine).
+    guardians_index = known_ledgers_dir()
+    lost_index = tmp_path / "lost-index"
+    monkeypatch.setenv(LEDGER_INDEX_ENV, str(lost_index))
     fault = deploy_bad_tag(
         deployment=DEMO_NAME,
         duration=2,
         configuration={**configuration(), "ledger_dir": str(ledger_dir)},
     )
+    assert known_ledgers(lost_index) == [ledger_dir]
+    assert ledger_dir not in known_ledgers(guardians_index)
     watchdog = watchdog_pid(ledger_dir)
     assert watchdog is not None
-    # The ledger's machine is gone: its watchdog and its files with it.
+    # The ledger's machine is gone: its watchdog, its files and its index with it.
     os.kill(watchdog, signal.SIGKILL)
-    wait_for("the watchdog gone", lambda: watchdog_pid(ledger_dir) is None, 5)
-    subprocess.run(["rm", "-rf", str(ledger_dir)], check=True)
+    eventually("the watchdog gone", lambda: watchdog_pid(ledger_dir) is None, timeout=5)
+    subprocess.run(["rm", "-rf", str(ledger_dir), str(lost_index)], check=True)
     time.sleep(max(0.0, fault["expires_at"] - time.time()) + 1.0)
     assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
 
@@ -527,12 +548,12 @@ def test_rollback_restores_the_image_alone_when_the_recorded_revision_is_gone(
     (recorded,) = [rs for rs in owned if revision_of(rs) == revision]
     assert recorded.metadata is not None and recorded.metadata.name
     client.delete(ReplicaSet, recorded.metadata.name, namespace=DEMO_NAMESPACE)
-    wait_for(
+    eventually(
         "the recorded revision's ReplicaSet is gone",
         lambda: all(
             revision_of(rs) != revision for rs in client.list(ReplicaSet, namespace=DEMO_NAMESPACE)
         ),
-        30,
+        timeout=30,
     )
     result = rollback_deployment(configuration=configuration())
     assert result["count"] == 1 and result["reverted"][0]["state"] == "reverted"
@@ -587,18 +608,18 @@ def test_rollback_readiness_says_undo_would_fail_before_anyone_tries_it(
     name = f"rollback-{stamp}"
     client.create(from_dict(scaled_to_zero(name, image_name(old, "v1"))))
     try:
-        wait_for(
+        eventually(
             "revision 1",
             lambda: revision_of(client.get(Deployment, name, namespace=DEMO_NAMESPACE)) == 1,
-            30,
+            timeout=30,
         )
         patch = {"spec": {"template": {"spec": {"containers": [
             {"name": "app", "image": image_name(new, "v2")}]}}}}  # fmt: skip
         client.patch(Deployment, name, patch, namespace=DEMO_NAMESPACE)
-        wait_for(
+        eventually(
             "revision 2",
             lambda: revision_of(client.get(Deployment, name, namespace=DEMO_NAMESPACE)) == 2,
-            30,
+            timeout=30,
         )
 
         ready = rollback_readiness(name, configuration=config)
@@ -626,10 +647,10 @@ def test_rollback_readiness_says_undo_would_fail_before_anyone_tries_it(
         # No earlier revision kept at all: nothing to go back to.
         limit = {"spec": {"revisionHistoryLimit": 0}}
         client.patch(Deployment, name, limit, namespace=DEMO_NAMESPACE)
-        wait_for(
+        eventually(
             "revision 1's ReplicaSet collected",
             lambda: len(rollback_readiness(name, configuration=config)["revisions"]) == 1,
-            30,
+            timeout=30,
         )
         none_kept = rollback_readiness(name, configuration=config)
         assert none_kept["ready"] is False and none_kept["undo_revision"] is None

@@ -29,9 +29,9 @@ from cluster_support import (
     run_gameday,
     running_cluster,
     wait_available,
-    wait_for,
 )
 from lightkube.resources.apps_v1 import Deployment
+from polling import eventually
 
 from chaosregistry import sandbox
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
@@ -218,10 +218,10 @@ def test_sigkill_of_chaos_run_after_the_mirror_kill_restarts_the_mirror(
         stderr=subprocess.DEVNULL,
     )
     try:
-        entry = wait_for(
+        entry = eventually(
             "mirror kill injected",
             lambda: next((e for e in ledger.all() if e.state is FaultState.INJECTED), None),
-            60,
+            timeout=60,
             interval=0.05,
         )
         assert not sandbox.status(sandbox_dir)["processes"]["mirror"]["running"]
@@ -231,10 +231,10 @@ def test_sigkill_of_chaos_run_after_the_mirror_kill_restarts_the_mirror(
         if process.poll() is None:
             process.kill()
             process.wait()
-    reverted = wait_for(
+    reverted = eventually(
         "mirror kill reverted",
         lambda: (e := ledger.get(entry.id)).state is FaultState.REVERTED and e,
-        KILL_DURATION + 30,
+        timeout=KILL_DURATION + 30,
     )
     # Not the fault's expiry: the watchdog saw its owner die.
     assert reverted.revert_reason is RevertReason.OWNER_GONE

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from chaosregistry.actions.network import add_latency, partition, remove_network_faults
 from chaosregistry.probes.rollout import image_pull_events, rollout_time
-from cluster_support import KubeCluster, outputs, run_gameday, wait_available, wait_for
+from cluster_support import KubeCluster, outputs, run_gameday, wait_available
 from lightkube.resources.apps_v1 import Deployment
+from polling import eventually
 
 from chaosregistry import chaosmesh, kube
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
@@ -111,12 +112,14 @@ def test_partition_expires_and_the_watchdog_deletes_its_object(
     name = result["applied"]["object"].rsplit("/", 1)[1]
     obj = stored(kube_cluster, name)
     assert obj["spec"]["action"] == "partition" and obj["spec"]["duration"] == "2s"
-    gone_after = wait_for(
-        "NetworkChaos deleted at expiry", lambda: stored(kube_cluster, name) is None, 10
+    gone_after = eventually(
+        "NetworkChaos deleted at expiry", lambda: stored(kube_cluster, name) is None, timeout=10
     )
     assert gone_after
     (entry,) = Ledger(env).all()
-    wait_for("entry reverted", lambda: Ledger(env).get(entry.id).state is FaultState.REVERTED, 5)
+    eventually(
+        "entry reverted", lambda: Ledger(env).get(entry.id).state is FaultState.REVERTED, timeout=5
+    )
     assert Ledger(env).get(entry.id).revert_reason is RevertReason.EXPIRED
 
 
@@ -196,7 +199,7 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
             started = restart_demo(kube_cluster)
             rollout = rollout_time(DEMO_NAME, timeout=120, configuration=configuration)
             assert rollout["complete"] is True and rollout["started_from"] == "annotation"
-            events = wait_for(
+            events = eventually(
                 f"{phase}: 3 Pulled events",
                 lambda started=started: (
                     (
@@ -207,7 +210,7 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
                     >= 3
                     and e
                 ),
-                30,
+                timeout=30,
             )
         finally:
             if phase == "latency":

@@ -17,13 +17,14 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaosregistry.actions.node import kill_registry_node, restart_registry_node
 from chaosregistry.probes.pull import pull_image
-from cluster_support import KubeCluster, outputs, run_gameday, wait_for
+from cluster_support import KubeCluster, outputs, run_gameday
 from lightkube.resources.core_v1 import Pod
+from polling import eventually
 
 from chaosregistry import chaosmesh
 from chaosregistry.backends.kubernetes_pods import PODS_BACK_WAIT
 from chaosregistry.cluster.layout import Layout
-from chaosregistry.cluster.readiness import statefulset_ready
+from chaosregistry.cluster.readiness import statefulset_not_ready
 from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 
@@ -32,10 +33,12 @@ pytest_plugins = ["cluster_support"]
 
 
 def registry_ready(kube_cluster: KubeCluster) -> None:
-    wait_for(
+    eventually(
         "the in-cluster registry has 2 ready replicas",
-        lambda: statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None,
-        60,
+        lambda: (
+            statefulset_not_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
+        ),
+        timeout=60,
     )
 
 
@@ -112,7 +115,7 @@ def test_kill_deletes_the_chosen_pods_and_rollback_waits_for_replacements(
     gone = {uid for uid, name in before.items() if name in deleted}
     assert len(gone) == killed and not (gone & set(now))
     assert sorted(now.values()) == sorted(before.values())
-    assert statefulset_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
+    assert statefulset_not_ready(kube_cluster.client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None
     (entry,) = Ledger(ledger_dir).all()
     assert entry.revert_reason is RevertReason.ROLLBACK
 
@@ -124,10 +127,10 @@ def test_kill_with_restart_after_is_settled_by_the_watchdog(
         "registry-1", restart_after=2, duration=30, configuration=configuration(kube_cluster)
     )
     (entry,) = Ledger(ledger_dir).all()
-    settled = wait_for(
+    settled = eventually(
         "the watchdog settles the kill",
         lambda: Ledger(ledger_dir).get(entry.id).state is FaultState.REVERTED,
-        30,
+        timeout=30,
     )
     assert settled
     assert Ledger(ledger_dir).get(entry.id).revert_reason is RevertReason.EXPIRED
@@ -197,8 +200,10 @@ def test_pod_kill_through_chaos_mesh_is_carried_out_by_its_controller_and_revert
     assert applied["spec"]["action"] == "pod-kill" and applied["spec"]["mode"] == "one"
     (victim,) = applied["deleted"]
     victim_uid = next(uid for uid, name in before.items() if name == victim)
-    wait_for(
-        f"Chaos Mesh deleted {victim}", lambda: victim_uid not in registry_pods(kube_cluster), 15
+    eventually(
+        f"Chaos Mesh deleted {victim}",
+        lambda: victim_uid not in registry_pods(kube_cluster),
+        timeout=15,
     )
     result = restart_registry_node(configuration=config)
     assert result["count"] == 1 and result["reverted"][0]["state"] == "reverted"
@@ -360,7 +365,9 @@ def test_sigkill_of_chaos_run_after_a_pod_chaos_kill_leaves_no_chaos_object(
                 fresh = [e for e in ledger.all() if e.id not in known]
                 return fresh[0] if fresh and fresh[0].state is FaultState.INJECTED else None
 
-            entry = wait_for(f"trial {trial}: pod kill injected", injected, 60, interval=0.05)
+            entry = eventually(
+                f"trial {trial}: pod kill injected", injected, timeout=60, interval=0.05
+            )
             assert list(kube_cluster.client.list(pod_chaos, namespace=REGISTRY_NAMESPACE))
             process.send_signal(signal.SIGKILL)
             killed = time.monotonic()
@@ -369,10 +376,10 @@ def test_sigkill_of_chaos_run_after_a_pod_chaos_kill_leaves_no_chaos_object(
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        wait_for(
+        eventually(
             f"trial {trial}: entry reverted",
             lambda entry_id=entry.id: ledger.get(entry_id).state is FaultState.REVERTED,
-            8 + PODS_BACK_WAIT,
+            timeout=8 + PODS_BACK_WAIT,
             interval=0.1,
         )
         settled_after.append(round(time.monotonic() - killed, 2))

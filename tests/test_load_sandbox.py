@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from chaosregistry.actions.load import start_pull_load, stop_pull_load
 from chaosregistry.loadgen import records
 from chaosregistry.probes.load import pull_load_stats
 from conftest import SandboxInfo
+from polling import eventually
 
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 from chaosregistry.oci import ImageReference, RegistryClient, pull
@@ -30,15 +31,6 @@ pytestmark = pytest.mark.sandbox
 
 TAG_PREFIX = "chaosregistry-load:"
 SHORT = 3.0  # seconds: long enough for a few dozen pulls, short enough for a test
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def load_processes(load_id: str = "") -> list[int]:
@@ -75,18 +67,20 @@ def started_load(config: dict[str, Any], **arguments: Any) -> dict[str, Any]:
 
 
 def wait_until_finished(config: dict[str, Any], load: dict[str, Any], timeout: float) -> None:
-    wait_for(
-        lambda: not pull_load_stats(load["load_id"], configuration=config)["running"],
-        timeout,
+    eventually(
         "the load to end",
+        lambda: not pull_load_stats(load["load_id"], configuration=config)["running"],
+        timeout=timeout,
+        interval=0.05,
     )
 
 
 def wait_for_pulls(load: dict[str, Any], count: int = 1, timeout: float = 20.0) -> None:
-    wait_for(
-        lambda: len(records.read_records(Path(load["records_dir"]))) >= count,
-        timeout,
+    eventually(
         f"{count} pull records",
+        lambda: len(records.read_records(Path(load["records_dir"]))) >= count,
+        timeout=timeout,
+        interval=0.05,
     )
 
 
@@ -217,17 +211,22 @@ def test_the_load_dies_with_the_process_that_started_it(
         assert load_processes(load["load_id"])
         owner.send_signal(signum)
         owner.wait(timeout=10)
-        took = wait_for(
-            lambda: not load_processes(load["load_id"]), timeout=8, what="the load to be killed"
+        eventually(
+            "the load to be killed",
+            lambda: not load_processes(load["load_id"]),
+            timeout=8,
+            interval=0.05,
         )
     finally:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
-    assert took < 8
     entry = ledger_entry(config, load)
-    wait_for(
-        lambda: ledger_entry(config, load).state is FaultState.REVERTED, 5, "the entry reverted"
+    eventually(
+        "the entry reverted",
+        lambda: ledger_entry(config, load).state is FaultState.REVERTED,
+        timeout=5,
+        interval=0.05,
     )
     entry = ledger_entry(config, load)
     assert entry.revert_reason is RevertReason.OWNER_GONE
@@ -277,7 +276,7 @@ def wait_for_quiet_log(sandbox: SandboxInfo, quiet: float = 1.0) -> None:
             last = (size, time.monotonic())
         return time.monotonic() - last[1] >= quiet
 
-    wait_for(settled, timeout=15, what="nginx's access log to settle")
+    eventually("nginx's access log to settle", settled, timeout=15, interval=0.05)
 
 
 def test_cold_pulls_make_the_mirror_fetch_upstream_and_warm_pulls_do_not(
@@ -412,12 +411,23 @@ def test_a_fault_during_the_load_shows_as_classified_failures_then_recovery(
         time.sleep(1.5)
         toxiproxy.remove_toxic(hop, "load-test-reset")
         fault_end = time.time()
-    time.sleep(2.0)
+    # The nodes back off after their failures: wait for pulls that ended after the fault (the
+    # stats refuse a window that opens in the future).
+    after_fault = fault_end + 0.5
+    eventually(
+        "5 pulls after the fault",
+        lambda: (
+            time.time() > after_fault
+            and pull_load_stats(load["load_id"], since=after_fault, configuration=config)["pulls"]
+            >= 5
+        ),
+        timeout=30,
+    )
     stop_pull_load(load["load_id"], configuration=config)
 
     during = pull_load_stats(load["load_id"], since=fault_start, until=fault_end + 0.5,
                              configuration=config)  # fmt: skip
-    after = pull_load_stats(load["load_id"], since=fault_end + 0.5, configuration=config)
+    after = pull_load_stats(load["load_id"], since=after_fault, configuration=config)
     assert during["failed"] > 0
     assert set(during["failures_by_class"]) <= {"reset", "truncated"}
     # While the fault is on, most pulls fail (the nodes back off between failures, so the half

@@ -5,12 +5,11 @@ chaosregistry_deploys_total as the cluster's sandbox Prometheus scrapes it."""
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cluster_support import KubeCluster
+from polling import eventually
 
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.prometheus import PrometheusClient
@@ -26,14 +25,6 @@ BIN = Path(sys.executable).parent
 def deploys(client: PrometheusClient, outcome: str) -> float:
     series = client.query(f'chaosregistry_deploys_total{{outcome="{outcome}"}}')
     return series[0].points[-1][1] if series else -1.0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_a_bad_tag_rollout_and_its_rollback_count_one_failure_and_one_success(
@@ -67,8 +58,8 @@ def test_a_bad_tag_rollout_and_its_rollback_count_one_failure_and_one_success(
         env=env,
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
-    wait_for(
-        lambda: (deploys(prometheus, "success"), deploys(prometheus, "failure")) == (1.0, 1.0),
-        15,
+    eventually(
         "Prometheus to see one failed and one successful rollout",
+        lambda: (deploys(prometheus, "success"), deploys(prometheus, "failure")) == (1.0, 1.0),
+        timeout=15,
     )

@@ -8,7 +8,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ from chaosregistry.probes import prometheus as prom_probes
 from chaosregistry.probes.pull import pull_latency
 from click.testing import CliRunner
 from conftest import SandboxInfo
+from polling import eventually
 
 from chaosregistry.prometheus import PrometheusClient
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, status, up
@@ -45,14 +46,6 @@ def total_buckets(target: str, le: str = "") -> str:
 def since(selector: str, before: float) -> str:
     """``selector``'s increase since ``before``: now minus then (0 for a series not there yet)."""
     return f"({selector} - ({selector} @ {before:.3f} or {selector} * 0))"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
@@ -98,10 +91,10 @@ def direct(url: str, family: str, **labels: str) -> float:
 
 def caught_up(client: PrometheusClient, promql: str, url: str, family: str, **labels: str) -> None:
     """Wait until Prometheus' latest sample equals what the process serves."""
-    wait_for(
-        lambda: scalar(client, promql) == direct(url, family, **labels),
-        15,
+    eventually(
         f"Prometheus to scrape {family} {labels}",
+        lambda: scalar(client, promql) == direct(url, family, **labels),
+        timeout=15,
     )
 
 
@@ -140,13 +133,18 @@ def test_p99_from_histogram_quantile_agrees_with_the_exact_p99_of_the_records(
     caught_up(prometheus, 'chaosregistry_sli_messages_total{kind="pull"}', exporter,
               "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
     before = time.time()
-    time.sleep(1.5)  # one scrape after `before`: the @ before values are the counts then
+    # One scrape after `before`: the @ before values are the counts then.
+    eventually(
+        "a scrape of the SLI exporter after `before`",
+        lambda: scalar(prometheus, 'timestamp(up{job="chaosregistry"})') > before,
+        timeout=15,
+    )
     load = start_pull_load(
         users=4, spawn_rate=4, duration=4, images=[IMAGE, "tiny/hello:latest"],
         configuration=config,
     )  # fmt: skip
     records_dir = Path(load["stats_dir"]) / "pulls"
-    wait_for(lambda: (Path(load["stats_dir"]) / "timeseries.json").is_file(), 60, "the load end")
+    eventually("the load end", (Path(load["stats_dir"]) / "timeseries.json").is_file, timeout=60)
     caught_up(prometheus, 'chaosregistry_sli_messages_total{kind="pull"}', exporter,
               "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
     pulls = records.read_records(records_dir)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import SandboxInfo
+from polling import eventually
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.sandbox import (
@@ -417,9 +418,7 @@ def test_mirror_pulls_a_seeded_image_through_and_caches_it(sandbox: SandboxInfo)
     # Pulled through, then stored by the mirror itself (written once the stream completes).
     blobs = Path(sandbox.run_dir, "storage/mirror/docker/registry/v2/blobs/sha256")
     wanted = blobs / arm64["layers"][-1]["digest"][7:9] / arm64["layers"][-1]["digest"][7:] / "data"
-    deadline = time.monotonic() + 10
-    while not wanted.is_file() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually("the mirror's copy of the layer", wanted.is_file, timeout=10)
     assert wanted.stat().st_size == arm64["layers"][-1]["size"]
 
 

@@ -19,7 +19,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from chaosregistry.probes.signature import image_signature
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
+from polling import eventually
 from signature_support import Cosign
 
 from chaosregistry.faults.ledger import FaultState, Ledger
@@ -113,15 +113,6 @@ def push_url(sandbox: SandboxInfo) -> str:
     if sandbox.endpoints["implementation"] == "ggcr":
         return str(sandbox.endpoints["replicas"][0]["url"])
     return str(sandbox.endpoints["registry_direct"])
-
-
-def wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 # -- the signed content and the four verdicts --------------------------------------------------
@@ -348,9 +339,17 @@ def test_the_watchdog_restores_the_signature_at_expiry(
 ) -> None:
     fault = actions.delete_signature(SIGNED, duration=2, configuration=configuration)
     assert probe(sandbox, SIGNED)["verdict"] == "unsigned"
-    assert wait_for(lambda: probe(sandbox, SIGNED)["verdict"] == "verified", timeout=2 + 8)
+    eventually(
+        "the signature verified",
+        lambda: probe(sandbox, SIGNED)["verdict"] == "verified",
+        timeout=2 + 8,
+    )
     ledger = Ledger(configuration["ledger_dir"])
-    assert wait_for(lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED, 5)
+    eventually(
+        "the fault reverted",
+        lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED,
+        timeout=5,
+    )
     assert ledger.get(fault["fault_id"]).revert_reason == "expired"
 
 
@@ -405,9 +404,17 @@ def test_the_watchdog_restores_the_referrers_api_at_expiry(
 ) -> None:
     fault = actions.break_referrers(status=503, duration=2, configuration=configuration)
     assert probe(sandbox, BUNDLE)["referrers"]["status"] == 503
-    assert wait_for(lambda: probe(sandbox, BUNDLE)["verdict"] == "verified", timeout=2 + 8)
+    eventually(
+        "the bundle verified",
+        lambda: probe(sandbox, BUNDLE)["verdict"] == "verified",
+        timeout=2 + 8,
+    )
     ledger = Ledger(configuration["ledger_dir"])
-    assert wait_for(lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED, 5)
+    eventually(
+        "the fault reverted",
+        lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED,
+        timeout=5,
+    )
     assert ledger.get(fault["fault_id"]).revert_reason == "expired"
 
 
@@ -488,15 +495,25 @@ def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
         start_new_session=True,
     )
     try:
-        assert wait_for(lambda: any(e.state == FaultState.INJECTED for e in ledger.all()), 60)
+        eventually(
+            "the fault injected",
+            lambda: any(e.state == FaultState.INJECTED for e in ledger.all()),
+            timeout=60,
+        )
         (entry,) = ledger.all()
         assert entry.kind == kind
         assert during(probe(sandbox, image))
         os.killpg(chaos.pid, signal.SIGKILL)
         chaos.wait(timeout=30)
         # Well inside the 120 s duration: the owner's death, not the expiry, ends it.
-        assert wait_for(lambda: probe(sandbox, image)["verdict"] == "verified", timeout=20)
-        assert wait_for(lambda: ledger.get(entry.id).state is FaultState.REVERTED, timeout=5)
+        eventually(
+            "the image verified", lambda: probe(sandbox, image)["verdict"] == "verified", timeout=20
+        )
+        eventually(
+            "the fault reverted",
+            lambda: ledger.get(entry.id).state is FaultState.REVERTED,
+            timeout=5,
+        )
         assert ledger.get(entry.id).revert_reason == "owner-gone"
     finally:
         if chaos.poll() is None:

@@ -71,13 +71,13 @@ from chaosregistry.cluster.processes import (
     strays,
 )
 from chaosregistry.cluster.readiness import (
-    deployment_available,
-    http_answers,
-    http_ok,
-    https_ok,
-    node_ready,
-    statefulset_ready,
-    unix_socket_answers,
+    deployment_not_available,
+    http_not_answering,
+    http_not_ok,
+    https_not_ok,
+    node_not_ready,
+    statefulset_not_ready,
+    unix_socket_not_answering,
     wait_until,
 )
 from chaosregistry.cluster.varsfile import write_vars_file
@@ -222,20 +222,20 @@ def _chaos_mesh_spec(binaries: Binaries, layout: Layout, ports: Ports) -> Proces
 
 def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[], str | None]]:
     return {
-        "containerd": lambda: unix_socket_answers(layout.containerd_socket),
-        "etcd": lambda: https_ok(
+        "containerd": lambda: unix_socket_not_answering(layout.containerd_socket),
+        "etcd": lambda: https_not_ok(
             f"https://127.0.0.1:{ports.etcd_client}/health", pki, "apiserver-etcd-client"
         ),
-        "kube-apiserver": lambda: https_ok(
+        "kube-apiserver": lambda: https_not_ok(
             f"https://127.0.0.1:{ports.apiserver}/readyz", pki, "admin"
         ),
-        "kube-controller-manager": lambda: https_ok(
+        "kube-controller-manager": lambda: https_not_ok(
             f"https://127.0.0.1:{ports.controller_manager}/healthz"
         ),
-        "kube-scheduler": lambda: https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
-        "kubelet": lambda: http_ok(f"http://127.0.0.1:{ports.kubelet_healthz}/healthz"),
-        "registry-lb": lambda: http_answers(f"http://127.0.0.1:{ports.registry_lb}/"),
-        "chaos-controller-manager": lambda: http_ok(
+        "kube-scheduler": lambda: https_not_ok(f"https://127.0.0.1:{ports.scheduler}/healthz"),
+        "kubelet": lambda: http_not_ok(f"http://127.0.0.1:{ports.kubelet_healthz}/healthz"),
+        "registry-lb": lambda: http_not_answering(f"http://127.0.0.1:{ports.registry_lb}/"),
+        "chaos-controller-manager": lambda: http_not_ok(
             f"http://127.0.0.1:{ports.chaos_mesh_metrics}/metrics"
         ),
     }
@@ -360,7 +360,7 @@ def up(
         since = None if kubelet_was_running else kubelet_start
         wait_until(
             "node",
-            lambda: node_ready(client, NODE_NAME, since=since),
+            lambda: node_not_ready(client, NODE_NAME, since=since),
             timeout=120,
             layout=layout,
             process="kubelet",
@@ -377,7 +377,7 @@ def up(
         apply_objects(client, [demo_deployment()])
         wait_until(
             f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}",
-            lambda: deployment_available(client, DEMO_NAMESPACE, DEMO_NAME),
+            lambda: deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME),
             timeout=180,
             layout=layout,
             process="kubelet",
@@ -398,8 +398,8 @@ def up(
         wait_until(
             f"statefulset {REGISTRY_NAMESPACE}/{REGISTRY_NAME}",
             lambda: (
-                statefulset_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
-                or http_ok(f"{settings['cluster_registry']}/v2/")
+                statefulset_not_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
+                or http_not_ok(f"{settings['cluster_registry']}/v2/")
             ),
             timeout=180,
             layout=layout,
@@ -419,7 +419,7 @@ def _drain(layout: Layout, say: Progress) -> None:
     ports = Ports(int((read_json(layout.settings_file) or {}).get("base_port", DEFAULT_BASE_PORT)))
     if running_pid(layout, "kubelet") is None or running_pid(layout, "kube-apiserver") is None:
         return
-    if https_ok(f"https://127.0.0.1:{ports.apiserver}/readyz", Pki(layout.pki_dir), "admin"):
+    if https_not_ok(f"https://127.0.0.1:{ports.apiserver}/readyz", Pki(layout.pki_dir), "admin"):
         return
     _remove_chaos_objects(layout, say)
     # Nothing may recreate the pods while they go.
@@ -532,8 +532,8 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     if processes["kube-apiserver"] and layout.kubeconfig.is_file():
         try:
             client = admin_client(layout.state_dir, timeout=5)
-            node_problem = node_ready(client, NODE_NAME)
-            demo_problem = deployment_available(client, DEMO_NAMESPACE, DEMO_NAME)
+            node_problem = node_not_ready(client, NODE_NAME)
+            demo_problem = deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME)
         except kube.KubeError as exc:
             node_problem = demo_problem = str(exc)
         if node_problem is None and not processes["kubelet"]:
@@ -549,11 +549,11 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         result["demo_detail"] = demo_problem or "Available"
         registry_problem = None
         try:
-            registry_problem = statefulset_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
+            registry_problem = statefulset_not_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME)
         except kube.KubeError as exc:
             registry_problem = str(exc)
         if registry_problem is None and settings.get("cluster_registry"):
-            registry_problem = http_ok(f"{settings['cluster_registry']}/v2/")
+            registry_problem = http_not_ok(f"{settings['cluster_registry']}/v2/")
         result["cluster_registry"] = settings.get("cluster_registry")
         result["cluster_registry_ready"] = registry_problem is None
         result["cluster_registry_detail"] = registry_problem or "2 replicas ready"

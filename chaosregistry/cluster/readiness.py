@@ -1,5 +1,8 @@
 """Waiting for the cluster's pieces: health endpoints, the node, a Deployment.
 
+Each check is named for what is wrong (``node_not_ready``, ``http_not_ok``) and returns why, or
+None when nothing is: ``a_not_ready(..) or b_not_ok(..)`` is the first problem of either.
+
 Every wait has a deadline and, when a process dies while we wait, fails at once with the last
 line of its log instead of waiting the deadline out.
 """
@@ -34,7 +37,8 @@ def wait_until(
     process: str | None = None,
     interval: float = 0.3,
 ) -> None:
-    """Poll ``check`` (None = ready, else why not) until ready, ``timeout`` or ``process`` dies."""
+    """Poll ``check`` (why not ready, or None when ready) until ready, ``timeout`` or
+    ``process`` dies."""
     deadline = time.monotonic() + timeout
     reason = "not checked yet"
     while True:
@@ -50,7 +54,8 @@ def wait_until(
         time.sleep(interval)
 
 
-def unix_socket_answers(path: Path) -> str | None:
+def unix_socket_not_answering(path: Path) -> str | None:
+    """Why nothing answers on the unix socket ``path``, or None when something does."""
     if not path.exists():
         return f"no socket {path}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -68,8 +73,9 @@ def _mtls_context(pki: Pki, client_cert: str) -> ssl.SSLContext:
     return context
 
 
-def https_ok(url: str, pki: Pki | None = None, client_cert: str | None = None) -> str | None:
-    """None when ``url`` answers 200 (mutual TLS with our CA when ``client_cert`` is given).
+def https_not_ok(url: str, pki: Pki | None = None, client_cert: str | None = None) -> str | None:
+    """Why ``url`` does not answer 200, or None when it does (mutual TLS with our CA when
+    ``client_cert`` is given).
 
     Components' own serving certs (controller-manager, scheduler) are self-signed by them on
     127.0.0.1, so those probes skip verification.
@@ -86,7 +92,8 @@ def https_ok(url: str, pki: Pki | None = None, client_cert: str | None = None) -
     return None
 
 
-def http_ok(url: str) -> str | None:
+def http_not_ok(url: str) -> str | None:
+    """Why ``url`` does not answer 200, or None when it does."""
     try:
         response = httpx.get(url, timeout=PROBE_TIMEOUT, trust_env=False)
     except httpx.HTTPError as exc:
@@ -94,8 +101,9 @@ def http_ok(url: str) -> str | None:
     return None if response.status_code == 200 else f"{url}: HTTP {response.status_code}"
 
 
-def http_answers(url: str) -> str | None:
-    """None once anything answers HTTP at ``url`` (a balancer with no backend yet says 502)."""
+def http_not_answering(url: str) -> str | None:
+    """Why nothing answers HTTP at ``url``, or None once anything does (a balancer with no
+    backend yet says 502)."""
     try:
         httpx.get(url, timeout=PROBE_TIMEOUT, trust_env=False)
     except httpx.HTTPError as exc:
@@ -113,8 +121,9 @@ def _get(kube: Client, kind: Any, namespace: str, name: str) -> tuple[Any, str |
         return None, f"API: {type(exc).__name__}"
 
 
-def statefulset_ready(kube: Client, namespace: str, name: str) -> str | None:
-    """None when every replica of the StatefulSet is ready and on its current revision."""
+def statefulset_not_ready(kube: Client, namespace: str, name: str) -> str | None:
+    """Why the StatefulSet is not ready, or None when every replica is ready and on its
+    current revision."""
     sts, problem = _get(kube, StatefulSet, namespace, name)
     if problem is not None:
         return problem
@@ -128,8 +137,9 @@ def statefulset_ready(kube: Client, namespace: str, name: str) -> str | None:
     return None
 
 
-def node_ready(kube: Client, name: str, *, since: datetime | None = None) -> str | None:
-    """None when the node says Ready; with ``since``, only a heartbeat after it counts.
+def node_not_ready(kube: Client, name: str, *, since: datetime | None = None) -> str | None:
+    """Why the node is not Ready, or None when it says Ready; with ``since``, only a
+    heartbeat after it counts.
 
     A node object outlives its kubelet: right after a restart it still shows the Ready status
     the previous kubelet posted, so a freshly started kubelet must have reported since.
@@ -157,8 +167,9 @@ def deployment_condition(deployment: Any, kind: str) -> Any:
     return next((c for c in conditions if c.type == kind), None)
 
 
-def deployment_available(kube: Client, namespace: str, name: str) -> str | None:
-    """None when the Deployment's current generation is fully rolled out and Available."""
+def deployment_not_available(kube: Client, namespace: str, name: str) -> str | None:
+    """Why the Deployment is not available, or None when its current generation is fully
+    rolled out and Available."""
     deployment, problem = _get(kube, Deployment, namespace, name)
     if problem is not None:
         return problem

@@ -243,6 +243,10 @@ http {{
     proxy_set_header X-Forwarded-Proto $scheme;
 
     upstream registry_replicas {{
+        # The replicas' failure state (max_fails, fail_timeout) in shared memory: without it
+        # each worker keeps its own, and after a recovery one worker could still count every
+        # replica failed ("no live upstreams") until its own fail_timeout ran out.
+        zone registry_replicas 64k;
 {replica_servers}
         keepalive 32;
     }}
