@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import SandboxInfo
+from polling import eventually
 
 from chaosregistry.faults.ledger import Entry, FaultState, Ledger
 from chaosregistry.toxiproxy import Toxiproxy
@@ -111,15 +111,6 @@ class Runs:
             return list(api.toxics(proxy))
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-    return found
-
-
 @pytest.fixture
 def runs(sandbox: SandboxInfo, tmp_path: Path) -> Runs:
     return Runs(sandbox, tmp_path, Ledger(tmp_path / "ledger"))
@@ -156,10 +147,11 @@ def run_a(runs: Runs) -> Iterator[Entry]:
         start_new_session=True,
     )
     try:
-        entry: Entry = wait_for(
+        entry: Entry = eventually(
+            "run A's latency injected",
             lambda: next((e for e in runs.ledger.all() if e.state is FaultState.INJECTED), None),
             timeout=60,
-            what="run A's latency",
+            interval=0.1,
         )
         yield entry
         release.touch()
