@@ -172,6 +172,14 @@ def test_registry_latency_meets_no_measurement_when_the_node_pulls_through_the_m
     assert "no bytes crossed the hop" in fault["detail"]
     # The rollout did run under the fault: the kubelet pulled, only not through that hop.
     assert outputs(journal)["time-to-available-under-latency"]["seconds"] > 0
+    # So the game day proved nothing about registry latency: failed, saying which fault.
+    assert (gameday["verdict"], process.returncode) == ("failed", 11), process.stdout[-3000:]
+    assert any(
+        note.startswith("not proven: faults applied, confirmed and measured: ")
+        and f"fault {fault['id']} " in note
+        and "met no measurement" in note
+        for note in gameday["notes"]
+    ), gameday["notes"]
 
 
 def test_sigkill_of_chaos_run_after_the_mirror_kill_restarts_the_mirror(
