@@ -310,6 +310,25 @@ def image_pull_events(
     }
 
 
+# How long rollback_readiness waits for the Deployment controller to observe the Deployment's
+# latest spec: until it has, the revision annotation and the ReplicaSets describe the spec before
+# (read right after a `set image`, undo would seem to have no earlier revision).
+OBSERVE_TIMEOUT = 10.0
+
+
+def _observed_deployment(client: Client, namespace: str, name: str) -> Any:
+    """The Deployment once its controller has observed its latest generation (polled, as
+    ``kubectl rollout status`` waits for it), or as it is after :data:`OBSERVE_TIMEOUT`."""
+    deadline = time.monotonic() + OBSERVE_TIMEOUT
+    while True:
+        found = get_deployment(client, namespace, name)
+        generation = (found.metadata.generation if found.metadata else None) or 0
+        observed = (found.status.observedGeneration if found.status else None) or 0
+        if observed >= generation or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 @activity
 def rollback_readiness(
     deployment: Annotated[str, KUBE_NAME],
@@ -351,7 +370,7 @@ def rollback_readiness(
     wanted = Platform.parse(platform)
     registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
-    found = get_deployment(client, chosen, deployment)
+    found = _observed_deployment(client, chosen, deployment)
     with kube.translated():
         owned = owned_replica_sets(
             found, client.list(ReplicaSet, namespace=chosen, labels=selector_of(found))

@@ -388,3 +388,40 @@ def test_the_tag_poller_refuses_bad_arguments_before_the_first_poll() -> None:
     with pytest.raises(ConfigError) as caught:
         tagpoller.run(settings, deployment="demo", tag="-bad", interval=1)
     assert str(caught.value) == "tag '-bad' is not a valid image tag"
+
+
+class _StaleThenObserved:
+    """A client whose Deployment reads stale (generation 3, observed 2) twice, then observed:
+    the moment right after a `set image`, before the controller's next sync."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get(self, kind: type, name: str, *, namespace: str) -> Deployment:
+        self.reads += 1
+        return _deployment(generation=3, observed=2 if self.reads <= 2 else 3)
+
+
+def test_rollback_readiness_reads_the_deployment_once_its_controller_observed_it() -> None:
+    from chaosregistry.probes.rollout import _observed_deployment
+
+    client = _StaleThenObserved()
+    found = _observed_deployment(client, "demo", "web")  # type: ignore[arg-type]
+    assert client.reads == 3
+    assert (found.metadata.generation, found.status.observedGeneration) == (3, 3)
+
+
+def test_rollback_readiness_gives_up_waiting_for_the_controller_after_its_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chaosregistry.probes import rollout as rollout_probes
+
+    class NeverObserved(_StaleThenObserved):
+        def get(self, kind: type, name: str, *, namespace: str) -> Deployment:
+            self.reads += 1
+            return _deployment(generation=3, observed=2)
+
+    monkeypatch.setattr(rollout_probes, "OBSERVE_TIMEOUT", 0.5)
+    client = NeverObserved()
+    found = rollout_probes._observed_deployment(client, "demo", "web")  # type: ignore[arg-type]
+    assert found.status.observedGeneration == 2 and client.reads >= 2
