@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from chaosregistry.contracts import RegistryTarget, contract_of
 from chaosregistry.errors import ChaosRegistryError, ConfigError
 from chaosregistry.faults.evidence import fault_evidence
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
@@ -41,6 +42,7 @@ from chaosregistry.prometheus import SERIES_FILE, capture_series, declared_serie
 from chaosregistry.redaction import Redactor
 from chaosregistry.reports import build_report
 from chaosregistry.run_control import control_file
+from chaosregistry.sandbox.layout import SECOND_SITE_HOPS, SECOND_SITE_REGISTRIES
 from chaosregistry.settings import DEFAULT_SANDBOX_DIR, sandbox_endpoints, settings_for
 from chaosregistry.validate import activities, substitute, validate
 from chaosregistry.verdict import (
@@ -94,6 +96,7 @@ SANDBOX_ACTIVITIES = {
 
 
 PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
+NETWORK_ACTIONS = "chaosregistry.actions.network"
 # Two scrape and rule-evaluation intervals of the sandbox's Prometheus.
 PROMETHEUS_SETTLE_SECONDS = 2.0
 
@@ -135,7 +138,7 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
         }
         if module_name in SANDBOX_ACTIVITIES:
             reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
-        elif module_name == "chaosregistry.actions.network" and not (
+        elif module_name == NETWORK_ACTIONS and not (
             settings.local.toxiproxy_url and settings.local.hops
         ):
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
@@ -152,18 +155,53 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
 def _named_targets(
     module_name: str, func_name: str, arguments: dict[str, Any], load_origin: str
 ) -> list[str]:
-    """The registries an activity reaches by name (URLs left out)."""
+    """The registries an activity reaches by name (URLs left out): every argument declared a
+    registry target (``contracts.RegistryTarget``: ``target``, a replication probe's ``source``
+    and ``replica``...), given or defaulted."""
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         parameters = inspect.signature(func).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
         return ["registry"]  # validate() has already refused these; stay on the safe side
-    names = []
-    if "target" in parameters:
-        names.append(arguments.get("target", parameters["target"].default))
+    names = [
+        arguments.get(name, parameter.default)
+        for name, parameter in parameters.items()
+        if any(
+            isinstance(domain, RegistryTarget)
+            for domain in contract_of(parameter.annotation).domains
+        )
+    ]
     if func_name == "start_pull_load" and arguments.get("mode") == "cold":
         names.append(load_origin)
     return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
+
+
+def second_site_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+    """Why a local-backend experiment needs the sandbox's second site; empty when it does not.
+
+    An activity of ours needs it when it reaches, by a name the configuration gives no
+    ``<name>_url`` for, a registry only the second site has, or puts a fault on one of its
+    hops (``sandbox.layout.SECOND_SITE_REGISTRIES`` and ``SECOND_SITE_HOPS``).
+    """
+    settings = settings_for(configuration)
+    reasons = []
+    for where, activity in activities(experiment):
+        provider = activity.get("provider") or {}
+        module_name = str(provider.get("module", ""))
+        if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
+            continue
+        name = f"{where} ({activity.get('name', '?')})"
+        func_name = str(provider.get("func", ""))
+        arguments = {
+            str(key): substitute(value, configuration)
+            for key, value in (provider.get("arguments") or {}).items()
+        }
+        for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
+            if target in SECOND_SITE_REGISTRIES and not settings.registry.urls.get(target):
+                reasons.append(f"{name} reaches {target!r}")
+        if module_name == NETWORK_ACTIONS and arguments.get("hop") in SECOND_SITE_HOPS:
+            reasons.append(f"{name} faults the {arguments['hop']} hop")
+    return reasons
 
 
 def pull_table(journal: dict[str, Any]) -> list[str]:
@@ -316,7 +354,8 @@ def run_gameday(
     try:
         needs = sandbox_needs(experiment_data, configuration) if backend == "local" else []
         if needs:
-            _ensure_sandbox(sandbox_path, owned_sandbox, say)
+            second_site = second_site_needs(experiment_data, configuration)
+            _ensure_sandbox(sandbox_path, owned_sandbox, say, second_site=second_site)
             env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
         elif backend == "local":
             say("sandbox: not needed (every activity reaches a configured registry)")
@@ -516,8 +555,13 @@ def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
         say(f"note: the report's verdict is {report.verdict}, the game day's {result.verdict}")
 
 
-def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -> None:
-    """Use the sandbox running in ``path``, or start one (recorded in ``owned`` first)."""
+def _ensure_sandbox(
+    path: Path, owned: list[Path], say: Callable[[str], None], *, second_site: list[str]
+) -> None:
+    """Use the sandbox running in ``path``, or start one (recorded in ``owned`` first), with
+    its second site when ``second_site`` names why it is needed. A running sandbox without
+    the second site the experiment needs is refused in one line (ConfigError): it cannot be
+    added to it while it runs."""
     from chaosregistry import sandbox
 
     try:
@@ -525,12 +569,24 @@ def _ensure_sandbox(path: Path, owned: list[Path], say: Callable[[str], None]) -
     except ConfigError:
         state = {"running": False, "endpoints": {}}
     if state["running"]:
+        if second_site and not state["endpoints"].get("second_site"):
+            raise ConfigError(
+                f"the sandbox running in {path} has no second site, which "
+                f"{second_site[0]} needs: stop it (`chaosregistry sandbox down`) or start it "
+                "with `chaosregistry sandbox up --second-site`"
+            )
         say(f"sandbox: using the running one in {path}")
         return
-    say(f"sandbox: starting in {path}")
+    say(f"sandbox: starting in {path}" + (" with its second site" if second_site else ""))
     owned.append(path)
     base_port = state["endpoints"].get("base_port", sandbox.DEFAULT_BASE_PORT)
-    sandbox.up(path, base_port=base_port, progress=lambda m: say(f"  sandbox | {m}"))
+    sandbox.up(
+        path,
+        base_port=base_port,
+        # None keeps the run dir's own choice when nothing here needs the second site.
+        second_site=True if second_site else None,
+        progress=lambda m: say(f"  sandbox | {m}"),
+    )
 
 
 def _ledger_entries(ledger: Ledger, faults: list[dict[str, Any]]) -> list[Entry]:

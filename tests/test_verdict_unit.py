@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chaosregistry.gameday import sandbox_needs
+from chaosregistry.gameday import sandbox_needs, second_site_needs
 from chaosregistry.run_control import after_experiment_control, control_file, run_id_of
 from chaosregistry.verdict import (
     Evidence,
@@ -434,6 +434,31 @@ def test_an_experiment_on_configured_registries_needs_no_sandbox() -> None:
     )
     shell = {"type": "action", "name": "sh", "provider": {"type": "process", "path": "true"}}
     assert sandbox_needs(experiment(load, by_url, shell), EXTERNAL) == []
+
+
+def test_what_needs_the_second_site_is_named_from_the_declared_registry_targets() -> None:
+    # replication-partition: the lag probe reaches replication_source and dr_registry by its
+    # defaults (both declared registry targets), the partition faults the sync-dr hop.
+    lag = {
+        **action("lag", "chaosregistry.probes.replication", "replication_lag", within=20),
+        "type": "probe",
+    }
+    cut = action("cut", "chaosregistry.actions.network", "partition", hop="${sync_hop}")
+    configuration = {"backend": "local", "sync_hop": "sync-dr"}
+    assert second_site_needs(experiment(lag, cut), configuration) == [
+        "method[0] (lag) reaches 'replication_source'",
+        "method[0] (lag) reaches 'dr_registry'",
+        "method[1] (cut) faults the sync-dr hop",
+    ]
+    # Named registries the configuration gives URLs for, and other hops, need no second site.
+    given = {
+        **configuration,
+        "replication_source_url": "https://a.example.internal",
+        "dr_registry_url": "https://b.example.internal",
+        "sync_hop": "client-registry",
+    }
+    assert second_site_needs(experiment(lag, cut), given) == []
+    assert second_site_needs(experiment(), configuration) == []
 
 
 def test_what_needs_the_sandbox_is_named() -> None:

@@ -51,6 +51,11 @@ HOP_TOKEN_SERVER = "token-server"
 HOP_SYNC_DR = "sync-dr"
 # The repositories regsync copies to the DR registry (a regsync ``repos.allow`` pattern).
 REPLICATED_REPOSITORIES = "replication/.*"
+# What only a sandbox with its second site has: the registries it names in its endpoints (where
+# a push must go for regsync to see it, the DR registry) and the hops. An activity that reaches
+# one of them by name needs ``up(..., second_site=True)`` (gameday reads these).
+SECOND_SITE_REGISTRIES = ("replication_source", "dr_registry")
+SECOND_SITE_HOPS = (HOP_SYNC_DR,)
 
 
 class SandboxError(ChaosRegistryError):
