@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -101,6 +101,24 @@ NETWORK_ACTIONS = "chaosregistry.actions.network"
 PROMETHEUS_SETTLE_SECONDS = 2.0
 
 
+def _our_activities(
+    experiment: dict[str, Any], configuration: dict[str, Any]
+) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(where and name, module, function, arguments with ``${...}`` filled) of every activity
+    of ours in the experiment (hypothesis, method, rollbacks); other providers are left out."""
+    for where, activity in activities(experiment):
+        provider = activity.get("provider") or {}
+        module_name = str(provider.get("module", ""))
+        if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
+            continue
+        arguments = {
+            str(key): substitute(value, configuration)
+            for key, value in (provider.get("arguments") or {}).items()
+        }
+        name = f"{where} ({activity.get('name', '?')})"
+        yield name, module_name, str(provider.get("func", "")), arguments
+
+
 def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
@@ -125,17 +143,7 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
     if settings.registry.configured_sandbox_dir is not None:
         return ["the configuration names a sandbox_dir"]
     reasons = []
-    for where, activity in activities(experiment):
-        provider = activity.get("provider") or {}
-        module_name = str(provider.get("module", ""))
-        if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
-            continue
-        name = f"{where} ({activity.get('name', '?')})"
-        func_name = str(provider.get("func", ""))
-        arguments = {
-            str(key): substitute(value, configuration)
-            for key, value in (provider.get("arguments") or {}).items()
-        }
+    for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
         if module_name in SANDBOX_ACTIVITIES:
             reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
         elif module_name == NETWORK_ACTIONS and not (
@@ -185,17 +193,7 @@ def second_site_needs(experiment: dict[str, Any], configuration: dict[str, Any])
     """
     settings = settings_for(configuration)
     reasons = []
-    for where, activity in activities(experiment):
-        provider = activity.get("provider") or {}
-        module_name = str(provider.get("module", ""))
-        if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
-            continue
-        name = f"{where} ({activity.get('name', '?')})"
-        func_name = str(provider.get("func", ""))
-        arguments = {
-            str(key): substitute(value, configuration)
-            for key, value in (provider.get("arguments") or {}).items()
-        }
+    for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
             if target in SECOND_SITE_REGISTRIES and not settings.registry.urls.get(target):
                 reasons.append(f"{name} reaches {target!r}")
