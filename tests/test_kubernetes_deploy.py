@@ -534,6 +534,82 @@ def test_dry_run_logs_the_patches_and_applies_nothing(
     assert rollback_deployment(DEMO_NAME, configuration=configuration())["count"] == 0
 
 
+DRY_RUN_EXPERIMENT = {
+    "version": "1.0.0",
+    "title": "a bad tag in a dry run: the game day applies nothing and says so",
+    "description": "t",
+    "configuration": {
+        "backend": "kubernetes",
+        "chaosregistry": {"namespace": DEMO_NAMESPACE, "dry_run": True},
+    },
+    "steady-state-hypothesis": {
+        "title": "the demo is healthy",
+        "probes": [
+            {
+                "type": "probe",
+                "name": "demo-healthy",
+                "tolerance": {"type": "range", "range": [1, 100], "target": "available_replicas"},
+                "provider": {
+                    "type": "python",
+                    "module": "chaosregistry.probes.rollout",
+                    "func": "rollout_health",
+                    "arguments": {"deployment": DEMO_NAME},
+                },
+            }
+        ],
+    },
+    "method": [
+        {
+            "type": "action",
+            "name": "bad-tag",
+            "provider": {
+                "type": "python",
+                "module": "chaosregistry.actions.deploy",
+                "func": "deploy_bad_tag",
+                "arguments": {"deployment": DEMO_NAME, "duration": 20},
+            },
+        },
+    ],
+    "rollbacks": [
+        {
+            "type": "action",
+            "name": "roll-back",
+            "provider": {
+                "type": "python",
+                "module": "chaosregistry.actions.deploy",
+                "func": "rollback_deployment",
+                "arguments": {"deployment": DEMO_NAME},
+            },
+        }
+    ],
+}
+
+
+def test_a_dry_run_game_day_has_the_dry_run_verdict_never_passed(
+    kube_cluster: KubeCluster, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real ``chaos run`` through ``gameday`` with ``dry_run: true``: the steady state holds
+    (nothing was applied), which today's rule called passed; it is dry-run, exit 14."""
+    before = generation(kube_cluster, DEMO_NAME)
+    experiment = tmp_path / "dry-run.json"
+    experiment.write_text(json.dumps(DRY_RUN_EXPERIMENT))
+    run_dir = tmp_path / "run"
+    process = subprocess.run(
+        [str(BIN / "chaosregistry"), "gameday", str(experiment), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    output = process.stdout[-3000:] + process.stderr[-2000:]
+    assert process.returncode == 14, output
+    assert "verdict: dry-run (exit 14)" in process.stdout, output
+    gameday = json.loads((run_dir / "gameday.json").read_text())
+    assert gameday["verdict"] == "dry-run"
+    assert [f["dry_run"] for f in gameday["fault_evidence"]] == [True], gameday["fault_evidence"]
+    assert generation(kube_cluster, DEMO_NAME) == before  # nothing was patched
+
+
 def test_rollback_restores_the_image_alone_when_the_recorded_revision_is_gone(
     kube_cluster: KubeCluster, env: dict[str, str]
 ) -> None:
