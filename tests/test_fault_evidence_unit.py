@@ -246,6 +246,29 @@ def test_a_killed_replica_is_crossed_by_registry_pulls_not_mirror_pulls(sandbox_
     assert only([kill], through_registry, configuration=configuration).measured
 
 
+def test_killed_registry_pods_are_crossed_by_pulls_of_the_registry_they_serve(
+    sandbox_dir: Path,
+) -> None:
+    """Kubernetes registry_nodes: registry-1 is the cluster's registry pods, not the sandbox's
+    process of the same name (the node-kill game day on the kubernetes backend)."""
+    kill = entry(kind="node.kill", target="node:registry-1", applied=CONFIRMED)
+    cluster_registry = "https://10.96.0.50:5000"
+    configuration = {
+        "backend": "kubernetes",
+        "sandbox_dir": str(sandbox_dir),
+        "registry_url": cluster_registry,
+        "registry_nodes": {
+            "registry-1": {"namespace": "registry", "selector": {"app": "registry"}}
+        },
+    }
+    through_registry = journal(probe("r", PULL, T0 + 11, T0 + 14, image="a:1"))
+    elsewhere = journal(
+        probe("s", PULL, T0 + 11, T0 + 14, image="a:1", target="https://127.0.0.1:15000")
+    )
+    assert only([kill], through_registry, configuration=configuration).measured
+    assert not only([kill], elsewhere, configuration=configuration).measured
+
+
 def test_a_certificate_fault_is_crossed_by_pulls_of_the_server_it_changed(
     sandbox_dir: Path,
 ) -> None:

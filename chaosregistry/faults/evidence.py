@@ -302,6 +302,15 @@ def _registry_url(name: str, settings: Settings, wiring: _Wiring) -> str | None:
 def _fault_addresses(entry: Entry, wiring: _Wiring, settings: Settings) -> frozenset[str]:
     """The listeners a fault sits on: its hop, its process, the server it changed."""
     name = entry.target.partition(":")[2]
+    if (
+        entry.target.startswith("node:")
+        and settings.backend == "kubernetes"
+        and name in settings.kubernetes.registry_nodes
+    ):
+        # Registry pods (kubernetes registry_nodes) serve the configured registry, which is what
+        # a kill of them hurts; the sandbox's process of the same name is another server.
+        address = url_address(settings.registry.urls.get("registry"))
+        return frozenset({address} if address else ())
     found: set[str] = set()
     applied = entry.applied if isinstance(entry.applied, dict) else {}
     for url in (applied.get("url"), wiring.endpoints.get(f"{name}_direct")):
@@ -310,12 +319,6 @@ def _fault_addresses(entry: Entry, wiring: _Wiring, settings: Settings) -> froze
             found.add(address)
     if name in wiring.names:
         found.add(wiring.names[name])
-    if not found and entry.target.startswith("node:"):
-        # A registry node outside the sandbox (kubernetes registry_nodes): its pods serve the
-        # configured registry, which is what a kill of them hurts.
-        address = url_address(settings.registry.urls.get("registry"))
-        if address:
-            found.add(address)
     if not found:
         address = url_address(_registry_url(name, settings, wiring))
         if address:
