@@ -496,13 +496,13 @@ def test_bad_input_is_one_line_and_changes_nothing(
         configuration=configuration(),
     )
     assert_refused(
-        "duration must be a positive number, got '5 minutes'",
+        "duration must be a positive number of seconds, got str '5 minutes'",
         deployment=DEMO_NAME,
         duration="5 minutes",
         configuration=configuration(),
     )
     assert_refused(
-        "duration 7200s is over the 3600s limit",
+        "duration must be at most 3600 seconds (the limit), got 7200",
         deployment=DEMO_NAME,
         duration=7200,
         configuration=configuration(),
