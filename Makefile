@@ -105,14 +105,8 @@ lint: $(VENV_STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow setuptools' package-dir mapping (probes/ is chaosregistry.probes...), so it
-# checks a tree of symlinks laid out as the installed package: calls across folders are checked.
-TYPECHECK_TREE := .typecheck
-typecheck: $(VENV_STAMP) ## mypy (strict), on the package as installed
-	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/chaosregistry
-	@for f in chaosregistry/*; do ln -s ../../$$f $(TYPECHECK_TREE)/chaosregistry/; done
-	@for d in probes actions loadgen reports; do ln -s ../../$$d $(TYPECHECK_TREE)/chaosregistry/$$d; done
-	cd $(TYPECHECK_TREE) && ../$(BIN)/mypy --config-file ../pyproject.toml -p chaosregistry
+typecheck: $(VENV_STAMP) ## mypy (strict) on the package
+	$(BIN)/mypy
 
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster)
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
@@ -135,4 +129,4 @@ bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/REA
 	$(BIN)/python bench/hygiene.py
 
 clean: ## remove the venv and caches (not the toolchain cache)
-	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache $(TYPECHECK_TREE)
+	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache

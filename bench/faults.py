@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from chaosregistry.actions import network
 
 from chaosregistry import sandbox
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.actions import network
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 AFFECTED_SECONDS = 0.25
 PROBE_TIMEOUT = 0.5

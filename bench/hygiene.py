@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from chaosregistry.probes.hygiene import tag_compliance
-
 from chaosregistry import sandbox
 from chaosregistry.errors import ErrorClass, PullError
+from chaosregistry.experiment.settings import resolve_target
 from chaosregistry.oci import Platform, RegistryClient
 from chaosregistry.oci.protocol import CATALOG, PULL, Request
-from chaosregistry.settings import resolve_target
+from chaosregistry.probes.hygiene import tag_compliance
 
 REPOSITORY = "scratch/bench-hygiene"
 

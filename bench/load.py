@@ -12,7 +12,7 @@ as Locust ships it, does not verify).
 A measurement plugin (bench/load_meter.py, loaded identically into both) counts whole pulls
 and the Locust process's CPU seconds over the steady part of each run: pulls per CPU-second
 is pulls per second per core. We report medians and ours / baseline (goal >= 0.9x). "Ours" is
-loadgen/locustfile.py as the runner starts it:
+chaosregistry/loadgen/locustfile.py as the runner starts it:
 auth learnt once, manifest parsed and platform checked, blobs fetched concurrently with size
 and sha256 checks, a PULL event and an exact record per pull. The baseline
 (bench/load_baseline.py) is told the blob digests and fetches them one by one, checking nothing.
@@ -51,15 +51,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from chaosregistry import sandbox
+from chaosregistry.experiment.settings import settings_for
 from chaosregistry.loadgen import records
 from chaosregistry.loadgen.command import LOCUSTFILE
 from chaosregistry.loadgen.launch import start_load
 from chaosregistry.loadgen.parameters import LoadParameters
 from chaosregistry.loadgen.store import find_load
-
-from chaosregistry import sandbox
 from chaosregistry.sandbox.content import RECIPES, build_image
-from chaosregistry.settings import settings_for
 
 BENCH = Path(__file__).resolve().parent
 BASELINE = BENCH / "load_baseline.py"
@@ -246,7 +246,8 @@ def _overhead(
             LOCUSTFILE, host, args.users, args.seconds, work,
             [*ours_arguments, "--blob-concurrency", "1"], {},
         ),
-        # Each pull also reported to the sandbox's SLI exporter (chaosregistry.sli), as a
+        # Each pull also reported to the sandbox's SLI exporter (chaosregistry.observability.sli),
+        # as a
         # game day's load does.
         "ours, reporting SLIs": lambda: locust_run(
             LOCUSTFILE, host, args.users, args.seconds, work,

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry import sandbox
+from chaosregistry.observability.sli import SliSink
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.reference import Platform
-from chaosregistry.sli import SliSink
 
 
 def pull_round(endpoints: dict[str, Any], image: str, pulls: int) -> list[float]:

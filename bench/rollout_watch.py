@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from chaosregistry.probes import rollout as rollout_probe
 from lightkube.resources.apps_v1 import Deployment
 
-from chaosregistry import delivery
 from chaosregistry.cluster import admin_client
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE, Layout
 from chaosregistry.cluster.workloads import DEMO_NAME
+from chaosregistry.experiment.settings import settings_for
+from chaosregistry.kubernetes import delivery
+from chaosregistry.kubernetes.rollout import status_message, with_tag
 from chaosregistry.oci.reference import split_image_name
-from chaosregistry.rollout import status_message, with_tag
-from chaosregistry.settings import settings_for
+from chaosregistry.probes import rollout as rollout_probe
 
 MODES = ("quiet", "follow", "probe")
 BLOCK = ("quiet", "follow", "probe", "probe", "follow", "quiet")

@@ -27,9 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chaosregistry.probes.signature import image_signature
-
 from chaosregistry import sandbox
+from chaosregistry.probes.signature import image_signature
 from chaosregistry.sandbox.binaries import cosign_binary
 
 IMAGE = "signed/app:signed-prod-1.0.0"

@@ -1,7 +1,25 @@
 """chaostoolkit-registry: chaos engineering for container image registries.
 
 Chaos Toolkit loads this package by its distribution name and calls :func:`discover`.
-Activities live in ``chaosregistry.probes.*`` and ``chaosregistry.actions.*``.
+Activities live in ``chaosregistry.probes.*`` and ``chaosregistry.actions.*``. The folders, by
+domain (each ``__init__`` says what lives there and what it may import; docs/architecture.md
+draws the whole map):
+
+``probes/``, ``actions/``  the activities an experiment names
+``experiment/``           the configuration parsed once, declared contracts, validation
+``gameday/``              running a game day and judging it (the verdict, fault evidence)
+``faults/``               the fault core: ledger, lifecycle, undo, watchdog, guardian
+``backends/``             a backend-neutral fault turned into a plan (local sandbox, kubernetes)
+``oci/``                  the pull protocol and its drivers, the one error-class table
+``loadgen/``              concurrent pull load with Locust
+``kubernetes/``           API clients, rollouts, Chaos Mesh objects, delivery
+``observability/``        Prometheus, client-side SLIs, push notifications
+``trust/``                X.509, TLS facts, cosign signatures
+``reports/``              journals into HTML, summary.json, JUnit, Markdown
+``sandbox/``, ``cluster/`` the two test beds (embedded registries; a real Kubernetes)
+``osutil/``               process identity, locks, atomic writes, detached spawn
+and the foundations beside them: ``errors`` (the exception tree), ``redaction`` (secrets by
+value), ``stats`` (exact summaries) and ``cli`` (the ``chaosregistry`` command).
 """
 
 from typing import Any
@@ -70,7 +88,7 @@ def _described(module_name: str, activity: dict[str, Any]) -> dict[str, Any]:
     import importlib
     import inspect
 
-    from chaosregistry.contracts import contract_of, result_keys, type_name
+    from chaosregistry.experiment.contracts import contract_of, result_keys, type_name
 
     function = getattr(importlib.import_module(module_name), activity["name"])
     signature = inspect.signature(function)

@@ -104,7 +104,7 @@ def main() -> None:
 )
 def validate(experiment: Path, vars_file: Path | None) -> None:
     """Check EXPERIMENT (and its vars file) without running anything."""
-    from chaosregistry.validate import validate as check
+    from chaosregistry.experiment.validate import validate as check
 
     checked = check(experiment, vars_file)
     click.echo(f"{experiment}: valid ({checked.experiment.get('title', '')})")
@@ -146,7 +146,7 @@ def gameday(
     """
     import json
 
-    from chaosregistry.gameday import run_gameday
+    from chaosregistry.gameday.runner import run_gameday
 
     if vars_file is None:
         default_vars = experiment.parent / "vars" / "local.yaml"
@@ -159,7 +159,7 @@ def gameday(
         keep_sandbox=keep_sandbox,
         say=click.echo,
     )
-    from chaosregistry.gameday import pull_table
+    from chaosregistry.gameday.runner import pull_table
 
     journal = json.loads(result.journal.read_text()) if result.journal.is_file() else {}
     table = pull_table(journal)
@@ -168,7 +168,7 @@ def gameday(
         for line in table:
             click.echo(line)
         click.echo("")
-    for item in result.evidence:  # what the verdict stands on (chaosregistry.verdict)
+    for item in result.evidence:  # what the verdict stands on (chaosregistry.gameday.verdict)
         click.echo(f"{'proven' if item.proven else 'NOT proven'}: {item.name}: {item.detail}")
     for note in result.notes:
         click.echo(f"note: {note}")
@@ -226,9 +226,9 @@ def pull(
     """
     import json
 
+    from chaosregistry.experiment.settings import settings_for
     from chaosregistry.oci.pull import pull as pull_image
     from chaosregistry.oci.reference import ImageReference, Platform
-    from chaosregistry.settings import settings_for
 
     if count < 1:
         raise click.ClickException(f"--count must be >= 1, got {count}")
@@ -315,9 +315,9 @@ def tag_poller(
     import signal
     import threading
 
-    from chaosregistry import tagpoller
-    from chaosregistry.settings import settings_for
-    from chaosregistry.validate import load_document
+    from chaosregistry.experiment.settings import settings_for
+    from chaosregistry.experiment.validate import load_document
+    from chaosregistry.kubernetes import tagpoller
 
     tagpoller.check_interval(interval)
     configuration = load_document(vars_file, "vars").get("configuration")

@@ -29,7 +29,7 @@ import pytest
 from polling import eventually
 
 from chaosregistry.faults.watchdog import log_path, watchdog_pid
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 TOXIPROXY_BINARY = Path(
     os.environ.get(
@@ -197,7 +197,7 @@ CHILD_SCRIPT = r"""
 import json, os, sys, time
 from chaosregistry.faults import Ledger, inject
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 cfg = json.loads(sys.argv[1])
 client = Toxiproxy(cfg["api_url"])

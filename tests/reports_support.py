@@ -191,7 +191,7 @@ def journal(**changes: Any) -> dict[str, Any]:
         ],
         "end": at(30),
         "duration": 30.0,
-        # Signed by the game day's control (chaosregistry.run_control).
+        # Signed by the game day's control (chaosregistry.gameday.control).
         "extensions": [{"name": "chaosregistry-run", "run_id": RUN_ID}],
     }
     data["experiment"]["method"] = [copy.deepcopy(r["activity"]) for r in data["run"]]

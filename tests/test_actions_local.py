@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import network, node
-from chaosregistry.probes import pull as pull_probes
 from conftest import SandboxInfo
 
+from chaosregistry.actions import network, node
 from chaosregistry.faults.ledger import FaultState, Ledger
+from chaosregistry.probes import pull as pull_probes
 from chaosregistry.sandbox import status
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

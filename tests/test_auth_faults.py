@@ -17,18 +17,18 @@ from typing import Any
 import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import auth
-from chaosregistry.probes import pull as pull_probes
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
 from polling import eventually
 
+from chaosregistry.actions import auth
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.pull import pull
 from chaosregistry.oci.reference import ImageReference
+from chaosregistry.probes import pull as pull_probes
 from chaosregistry.sandbox import (
     down,
     find_free_base_port,
@@ -41,7 +41,7 @@ from chaosregistry.sandbox.credentials import htpasswd_accepts
 from chaosregistry.sandbox.implementations import IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import Layout
 from chaosregistry.sandbox.processes import process_status
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import certificate
-from chaosregistry.probes import pull as pull_probes
-from chaosregistry.probes import registry as registry_probes
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
 from polling import eventually
 
+from chaosregistry.actions import certificate
 from chaosregistry.faults.ledger import FaultState, Ledger
-from chaosregistry.pki import load_cert
+from chaosregistry.probes import pull as pull_probes
+from chaosregistry.probes import registry as registry_probes
 from chaosregistry.sandbox.layout import SERVER_CERT, Layout
-from chaosregistry.tlsinspect import Endpoint, fingerprint, served_certificate
+from chaosregistry.trust.pki import load_cert
+from chaosregistry.trust.tlsinspect import Endpoint, fingerprint, served_certificate
 
 pytestmark = pytest.mark.sandbox
 

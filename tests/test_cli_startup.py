@@ -38,9 +38,9 @@ COMMAND_MODULES = (
     "chaosregistry.faults",
     "chaosregistry.reports",
     "chaosregistry.oci",
-    "chaosregistry.settings",
-    "chaosregistry.validate",
-    "chaosregistry.gameday",
+    "chaosregistry.experiment.settings",
+    "chaosregistry.experiment.validate",
+    "chaosregistry.gameday.runner",
 )
 
 # Run in a fresh interpreter: this test process has imported most of the project already.

@@ -26,7 +26,6 @@ from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToken
 from polling import eventually
 
-from chaosregistry import kube
 from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.cli import cluster_group
 from chaosregistry.cluster.host import (
@@ -55,8 +54,9 @@ from chaosregistry.cluster.processes import strays
 from chaosregistry.cluster.readiness import deployment_condition, deployment_not_available
 from chaosregistry.cluster.versions import KUBERNETES_VERSION
 from chaosregistry.cluster.workloads import DEMO_LABELS, DEMO_NAME, DEMO_REPLICAS
+from chaosregistry.kubernetes import client as kube
 from chaosregistry.sandbox import find_free_base_port
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.cluster
 

@@ -2,7 +2,8 @@
 each refused by ``validate`` in one line naming the file and the field, with nothing started.
 
 For every argument of every activity a shipped experiment calls, hypothesis draws a value
-outside the domain the activity's signature declares (``chaosregistry.contracts``): a word
+outside the domain the activity's signature declares (``chaosregistry.experiment.contracts``): a
+word
 not in an enumeration, a number past a bound, a file that does not exist, a URL with another
 scheme or with credentials, a value of another type. Other variants break the document's
 structure (a hypothesis or provider given as a string, configuration as a list, an integer
@@ -25,12 +26,12 @@ from typing import Any
 
 import pytest
 import yaml
-from chaosregistry.probes.prometheus import WINDOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaosregistry import contracts
-from chaosregistry.contracts import (
+from chaosregistry.errors import ConfigError
+from chaosregistry.experiment import contracts
+from chaosregistry.experiment.contracts import (
     Domain,
     Each,
     ExistingFile,
@@ -43,9 +44,9 @@ from chaosregistry.contracts import (
     contract_of,
     is_default,
 )
-from chaosregistry.errors import ConfigError
-from chaosregistry.promql import promtool
-from chaosregistry.validate import activities, validate
+from chaosregistry.experiment.validate import activities, validate
+from chaosregistry.observability.promql import promtool
+from chaosregistry.probes.prometheus import WINDOW
 
 pytestmark = pytest.mark.unit
 

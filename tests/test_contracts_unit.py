@@ -1,4 +1,5 @@
-"""The declared domains (``chaosregistry.contracts``) as the activities' run-time check sees
+"""The declared domains (``chaosregistry.experiment.contracts``) as the activities' run-time check
+sees
 them: a value that only arrives when ``chaos run`` resolves ``${key}`` is refused in one line
 before the activity does anything; and the reader of the declarations itself."""
 
@@ -12,9 +13,10 @@ from typing import Annotated, Literal
 import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import network
 
-from chaosregistry.contracts import (
+from chaosregistry.actions import network
+from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.contracts import (
     FAULT_DURATION,
     NoneOf,
     OneOf,
@@ -24,8 +26,7 @@ from chaosregistry.contracts import (
     contract_of,
     type_name,
 )
-from chaosregistry.errors import ConfigError
-from chaosregistry.settings import parse_settings
+from chaosregistry.experiment.settings import parse_settings
 
 pytestmark = pytest.mark.unit
 

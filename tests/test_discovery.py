@@ -11,14 +11,14 @@ import chaosregistry
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(chaosregistry.__file__).resolve().parent
 
 
 def modules_on_disk() -> dict[str, str]:
-    """Activity module name -> probe/action, from the files in probes/ and actions/."""
+    """Activity module name -> probe/action, from the package's probes/ and actions/ files."""
     found = {}
     for folder, kind in (("probes", "probe"), ("actions", "action")):
-        for path in (ROOT / folder).glob("*.py"):
+        for path in (PACKAGE / folder).glob("*.py"):
             if not path.name.startswith("_"):
                 found[f"chaosregistry.{folder}.{path.stem}"] = kind
     return found

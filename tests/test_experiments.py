@@ -14,7 +14,7 @@ from gameday_support import run_shipped_experiment
 
 from chaosregistry.faults.ledger import Ledger
 from chaosregistry.sandbox import status
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,8 +15,8 @@ import yaml
 from conftest import SandboxInfo
 from gameday_support import run_shipped_experiment
 
-from chaosregistry.faults.evidence import hop_bytes
 from chaosregistry.faults.ledger import Ledger
+from chaosregistry.gameday.fault_evidence import hop_bytes
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,4 +1,4 @@
-"""What a run shows about each of its faults (chaosregistry.faults.evidence): applied,
+"""What a run shows about each of its faults (chaosregistry.gameday.fault_evidence): applied,
 confirmed, and measured by traffic through the faulted hop or by a probe or load that crossed
 its target inside its window.
 
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.loadgen.store import LOAD_KIND
 
-from chaosregistry.faults.evidence import fault_evidence, hop_bytes
 from chaosregistry.faults.ledger import Entry, FaultState, Ledger, RevertReason
+from chaosregistry.gameday.fault_evidence import fault_evidence, hop_bytes
+from chaosregistry.gameday.verdict import LoadEvidence
+from chaosregistry.loadgen.store import LOAD_KIND
 from chaosregistry.sandbox.layout import Layout, Ports, build_endpoints
-from chaosregistry.toxiproxy import parse_received_bytes
-from chaosregistry.verdict import LoadEvidence
+from chaosregistry.sandbox.toxiproxy import parse_received_bytes
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,7 @@ from faults_support import (
 from chaosregistry.faults import Entry, FaultState, Ledger, inject, revert
 from chaosregistry.faults.cli import faults_command, rollback_command
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.actions.network import remove_network_faults
 from click.testing import CliRunner
 
-from chaosregistry import gameday
+from chaosregistry.actions.network import remove_network_faults
 from chaosregistry.faults import Clock, FaultConflict, FaultState, Ledger, RevertReason, revert_all
 from chaosregistry.faults.cli import rollback_command
 from chaosregistry.faults.conflicts import Scope, held_by, scope_of
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry
 from chaosregistry.faults.undo import undo_handler
 from chaosregistry.faults.watchdog_daemon import Watchdog
+from chaosregistry.gameday import runner as gameday
 
 pytestmark = pytest.mark.unit
 

@@ -33,7 +33,7 @@ from chaosregistry.faults import (
 from chaosregistry.faults.ledger import CorruptEntryError
 from chaosregistry.faults.toxiproxy_undo import enable_undo, toxic_undo
 from chaosregistry.faults.watchdog import watchdog_pid
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -23,7 +23,7 @@ from chaosregistry.faults import Clock, FaultState, Ledger, inject, revert
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
 from chaosregistry.faults.watchdog import ensure_watchdog, log_path, watchdog_pid
 from chaosregistry.osutil.identity import is_alive as process_alive
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

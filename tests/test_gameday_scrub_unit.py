@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chaosregistry.gameday import GameDayResult, _scrub_run
+from chaosregistry.gameday.runner import GameDayResult, _scrub_run
+from chaosregistry.gameday.verdict import Verdict
 from chaosregistry.redaction import REDACTED, Redactor
-from chaosregistry.verdict import Verdict
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chaosregistry.gameday import _set_aside_earlier_run, pull_table, tolerance_values
+from chaosregistry.gameday.runner import _set_aside_earlier_run, pull_table, tolerance_values
 
 pytestmark = pytest.mark.unit
 

@@ -12,16 +12,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from chaosregistry.probes import pull as pull_probes
 from conftest import SandboxInfo
 from cryptography import x509
 
 from chaosregistry.errors import PullError
+from chaosregistry.experiment.settings import resolve_target
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
+from chaosregistry.probes import pull as pull_probes
 from chaosregistry.sandbox import up
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.settings import resolve_target
 
 pytestmark = pytest.mark.sandbox
 

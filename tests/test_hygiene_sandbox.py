@@ -1,7 +1,7 @@
 """The hygiene probes against the real sandbox, figures checked against its catalog.json.
 
 Run on each implementation (``--sandbox-implementation distribution-3`` / ``ggcr``): the paging
-each one does differs (see probes/hygiene.py's docstring) and is asserted here.
+each one does differs (see chaosregistry/probes/hygiene.py's docstring) and is asserted here.
 """
 
 import re
@@ -9,12 +9,12 @@ import secrets
 from typing import Any
 
 import pytest
-from chaosregistry.loadgen.fresh import fresh_image
-from chaosregistry.probes.hygiene import layer_reuse, tag_compliance
 from conftest import SandboxInfo
 
+from chaosregistry.experiment.settings import resolve_target
+from chaosregistry.loadgen.fresh import fresh_image
 from chaosregistry.oci import Platform
-from chaosregistry.settings import resolve_target
+from chaosregistry.probes.hygiene import layer_reuse, tag_compliance
 
 pytestmark = pytest.mark.sandbox
 

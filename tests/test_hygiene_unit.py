@@ -12,13 +12,13 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.probes.hygiene import layer_reuse, tag_compliance
 
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
+from chaosregistry.experiment.settings import RegistryTarget
+from chaosregistry.experiment.validate import check_activity
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.reference import tag_pattern
-from chaosregistry.settings import RegistryTarget
-from chaosregistry.validate import check_activity
+from chaosregistry.probes.hygiene import layer_reuse, tag_compliance
 
 pytestmark = pytest.mark.unit
 

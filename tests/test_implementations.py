@@ -13,22 +13,22 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from conftest import SandboxInfo
+
 from chaosregistry.actions import network, node
 from chaosregistry.actions.load import start_pull_load, stop_pull_load
+from chaosregistry.faults.ledger import Ledger
 from chaosregistry.loadgen import records
+from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.auth import Credentials
 from chaosregistry.probes import pull as pull_probes
 from chaosregistry.probes import registry as registry_probes
 from chaosregistry.probes.load import pull_load_stats
-from conftest import SandboxInfo
-
-from chaosregistry.faults.ledger import Ledger
-from chaosregistry.oci import RegistryClient
-from chaosregistry.oci.auth import Credentials
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, status, up
 from chaosregistry.sandbox.content import MANIFEST_MEDIA_TYPES, OCI_MANIFEST
 from chaosregistry.sandbox.implementations import IMPLEMENTATION_NAMES, IMPLEMENTATIONS
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -21,7 +21,7 @@ from conftest import SandboxInfo
 
 from chaosregistry.faults.ledger import Ledger
 from chaosregistry.sandbox import status
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -20,7 +20,7 @@ from chaosregistry import sandbox
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
-from chaosregistry.registry_events import find_push_event
+from chaosregistry.observability.registry_events import find_push_event
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
 from cluster_support import KubeCluster, demo_image, wait_available
 from faults_support import reverted_by
 from lightkube.codecs import from_dict
@@ -28,6 +27,7 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
 from polling import eventually
 
+from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_NAME
@@ -38,7 +38,7 @@ from chaosregistry.faults.watchdog import (
     known_ledgers_dir,
     watchdog_pid,
 )
-from chaosregistry.rollout import (
+from chaosregistry.kubernetes.rollout import (
     BAD_TAG_ANNOTATION,
     BAD_TAG_LABEL,
     ORIGINAL_IMAGE_ANNOTATION,
@@ -662,11 +662,10 @@ def test_rollback_readiness_says_undo_would_fail_before_anyone_tries_it(
     """Two revisions of a Deployment whose images live in the cluster's sandbox: undo is ready
     while revision 1's image is in the registry; once its manifest is deleted (or no earlier
     revision is kept), the probe says undo would fail, with the reason."""
+    from chaosregistry.experiment.settings import settings_for
     from chaosregistry.probes.rollout import rollback_readiness
-
     from chaosregistry.sandbox import load_credentials
     from chaosregistry.sandbox.seed import push_unique_image
-    from chaosregistry.settings import settings_for
 
     client = kube_cluster.client
     config = configuration(sandbox_dir=str(kube_cluster.settings["sandbox_dir"]))

@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.actions.network import add_latency, partition, remove_network_faults
-from chaosregistry.probes.rollout import image_pull_events, rollout_time
 from cluster_support import KubeCluster, outputs, run_gameday, wait_available
 from lightkube.resources.apps_v1 import Deployment
 from polling import eventually
 
-from chaosregistry import chaosmesh, kube
+from chaosregistry.actions.network import add_latency, partition, remove_network_faults
 from chaosregistry.cluster.layout import DEMO_NAMESPACE
 from chaosregistry.cluster.workloads import DEMO_LABELS, DEMO_NAME
-from chaosregistry.faults.evidence import hop_bytes
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
-from chaosregistry.rollout import ROLLOUT_STARTED_ANNOTATION
+from chaosregistry.gameday.fault_evidence import hop_bytes
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.kubernetes import client as kube
+from chaosregistry.kubernetes.rollout import ROLLOUT_STARTED_ANNOTATION
+from chaosregistry.probes.rollout import image_pull_events, rollout_time
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]
@@ -235,7 +236,6 @@ def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
     """A fresh tag pushed and rolled out to the demo's 3 pods, healthy and under 500 ms on
     the hop the node pulls through: every phase timed, the kubelet's pulls slower."""
     from chaosregistry.actions.deploy import push_to_running
-
     from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 
     configuration = kube_cluster.vars_configuration()

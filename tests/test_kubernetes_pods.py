@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions.node import kill_registry_node, restart_registry_node
-from chaosregistry.probes.pull import pull_image
 from cluster_support import KubeCluster, outputs, run_gameday
 from lightkube.resources.core_v1 import Pod
 from polling import eventually
 
-from chaosregistry import chaosmesh
+from chaosregistry.actions.node import kill_registry_node, restart_registry_node
 from chaosregistry.backends.kubernetes_pods import PODS_BACK_WAIT
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.readiness import statefulset_not_ready
 from chaosregistry.cluster.workloads import REGISTRY_LABELS, REGISTRY_NAME, REGISTRY_NAMESPACE
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.probes.pull import pull_image
 
 pytestmark = pytest.mark.cluster
 pytest_plugins = ["cluster_support"]

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import chaosregistry.loadgen
 import pytest
-from chaosregistry.loadgen import records
-from chaosregistry.loadgen.fresh import push_fresh_images
 from conftest import SandboxInfo
 
+import chaosregistry.loadgen
+from chaosregistry.experiment.settings import resolve_target
+from chaosregistry.loadgen import records
+from chaosregistry.loadgen.fresh import push_fresh_images
 from chaosregistry.oci.reference import Platform
-from chaosregistry.settings import resolve_target
 
 pytestmark = pytest.mark.sandbox
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SandboxInfo
+
 from chaosregistry.loadgen import records
 from chaosregistry.loadgen.command import LOCUSTFILE
 from chaosregistry.loadgen.pacing import wait_after
-from conftest import SandboxInfo
-
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
-from chaosregistry.pki import Pki, ensure_ca
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
+from chaosregistry.trust.pki import Pki, ensure_ca
 
 pytestmark = pytest.mark.sandbox
 

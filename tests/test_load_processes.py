@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from chaosregistry.faults.undo import run_undo
 from chaosregistry.loadgen.processes import (
     GroupIdentity,
     terminate_group,
     terminate_undo,
 )
-
-from chaosregistry.faults.undo import run_undo
 from chaosregistry.osutil.identity import group_members
 
 pytestmark = pytest.mark.sandbox

@@ -13,13 +13,13 @@ from typing import Any
 import gevent
 import numpy
 import pytest
-from chaosregistry.loadgen import records
-from chaosregistry.loadgen.failures import from_exception
-from chaosregistry.loadgen.mix import ImageChoice, mix_to_json, parse_image_mix
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from geventhttpclient.useragent import RetriesExceeded, UserAgent
 
 from chaosregistry.errors import ConfigError, ErrorClass
+from chaosregistry.loadgen import records
+from chaosregistry.loadgen.failures import from_exception
+from chaosregistry.loadgen.mix import ImageChoice, mix_to_json, parse_image_mix
 
 pytestmark = pytest.mark.unit
 

@@ -15,17 +15,17 @@ import httpx
 import numpy
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions.load import start_pull_load, stop_pull_load
-from chaosregistry.loadgen import records
-from chaosregistry.probes.load import pull_load_stats
 from conftest import SandboxInfo
 from polling import eventually
 
+from chaosregistry.actions.load import start_pull_load, stop_pull_load
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.loadgen import records
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.osutil.identity import marked_processes
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.probes.load import pull_load_stats
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

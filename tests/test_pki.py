@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosregistry.pki import Pki, ensure_pki, issue, server_spec
+from chaosregistry.trust.pki import Pki, ensure_pki, issue, server_spec
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from cluster_support import KubeCluster
 from polling import eventually
 
 from chaosregistry.cluster.layout import Layout
-from chaosregistry.prometheus import PrometheusClient
+from chaosregistry.observability.prometheus import PrometheusClient
 from chaosregistry.sandbox import load_endpoints
 
 pytestmark = pytest.mark.cluster

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from test_validate_unit import LOCAL_VARS, refused, write_experiment  # noqa: F401 (fixture)
 
-from chaosregistry.promql import check_expression, check_rules_file, promtool
+from chaosregistry.experiment.validate import validate
+from chaosregistry.observability.promql import check_expression, check_rules_file, promtool
 from chaosregistry.sandbox.monitoring import RULES_FILE
-from chaosregistry.validate import validate
 
 pytestmark = pytest.mark.unit
 

@@ -14,19 +14,19 @@ from pathlib import Path
 import httpx
 import numpy
 import pytest
-from chaosregistry.actions.load import start_pull_load
-from chaosregistry.loadgen import records
-from chaosregistry.probes import prometheus as prom_probes
-from chaosregistry.probes.pull import pull_latency
 from click.testing import CliRunner
 from conftest import SandboxInfo
 from polling import eventually
 
-from chaosregistry.prometheus import PrometheusClient
+from chaosregistry.actions.load import start_pull_load
+from chaosregistry.loadgen import records
+from chaosregistry.observability.prometheus import PrometheusClient
+from chaosregistry.observability.sli_exporter import PULL_BUCKETS
+from chaosregistry.probes import prometheus as prom_probes
+from chaosregistry.probes.pull import pull_latency
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, status, up
 from chaosregistry.sandbox.cli import sandbox_group
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.sli_exporter import PULL_BUCKETS
 
 pytestmark = pytest.mark.sandbox
 

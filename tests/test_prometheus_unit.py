@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.hypothesis import within_tolerance
-from chaosregistry.probes import prometheus as prom_probes
 from prometheus_client import CollectorRegistry
 
-from chaosregistry.gameday import sandbox_needs
-from chaosregistry.prometheus import (
+from chaosregistry.gameday.runner import sandbox_needs
+from chaosregistry.gameday.verdict import RunFacts, Verdict, judge
+from chaosregistry.observability.prometheus import (
     BAD_QUERY,
     PROTOCOL,
     SERVER_ERROR,
@@ -23,12 +23,12 @@ from chaosregistry.prometheus import (
     PrometheusError,
     prometheus_settings,
 )
+from chaosregistry.observability.sli import SliSink, parse_message
+from chaosregistry.observability.sli_exporter import SliMetrics
+from chaosregistry.probes import prometheus as prom_probes
 from chaosregistry.sandbox.implementations import IMPLEMENTATIONS
 from chaosregistry.sandbox.layout import Layout, Ports
 from chaosregistry.sandbox.monitoring import RULES_FILE, prometheus_config
-from chaosregistry.sli import SliSink, parse_message
-from chaosregistry.sli_exporter import SliMetrics
-from chaosregistry.verdict import RunFacts, Verdict, judge
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +109,7 @@ def test_settings_come_from_configuration_else_the_sandbox(tmp_path: Path) -> No
     ],
 )
 def test_bad_prometheus_settings_name_their_key(key: str, value: Any, words: str) -> None:
-    from chaosregistry.settings import SettingError
+    from chaosregistry.experiment.settings import SettingError
 
     with pytest.raises(SettingError) as caught:
         prometheus_settings({key: value})
@@ -302,9 +302,10 @@ def test_a_game_day_whose_prometheus_gave_no_answer_is_failed_with_a_note() -> N
 def test_the_report_charts_prometheus_series_on_the_run_timeline_with_the_slo(
     tmp_path: Path,
 ) -> None:
+    from reports_support import T0, gameday, journal, write_run
+
     from chaosregistry.reports import build_report, build_summary
     from chaosregistry.reports.figures import TimeChart
-    from reports_support import T0, gameday, journal, write_run
 
     path = write_run(tmp_path / "run", journal(), gameday())
     series = [

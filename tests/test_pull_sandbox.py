@@ -9,16 +9,16 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.probes import pull as pull_probes
-from chaosregistry.probes import registry as registry_probes
 from conftest import SandboxInfo
 
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
+from chaosregistry.probes import pull as pull_probes
+from chaosregistry.probes import registry as registry_probes
 from chaosregistry.sandbox import start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -5,11 +5,11 @@ import secrets
 import tarfile
 
 import pytest
-from chaosregistry.loadgen.fresh import fresh_image
 from conftest import SandboxInfo
 
 from chaosregistry.cluster import images
 from chaosregistry.errors import ErrorClass, PullError
+from chaosregistry.loadgen.fresh import fresh_image
 from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 

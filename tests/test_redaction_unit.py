@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from chaosregistry.reports import build_report
 from reports_support import gameday, journal, write_run
 
 from chaosregistry.redaction import REDACTED, Redactor, is_secret_key, scrub_patterns
+from chaosregistry.reports import build_report
 
 pytestmark = pytest.mark.unit
 

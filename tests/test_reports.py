@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SandboxInfo
+from gameday_support import run_shipped_experiment
+
 from chaosregistry.reports import ReportResult, build_report, build_trend
 from chaosregistry.reports.figures import TimeChart
 from chaosregistry.reports.inputs import parse_time
-from conftest import SandboxInfo
-from gameday_support import run_shipped_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))

@@ -15,17 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.loadgen import records
-from chaosregistry.reports import (
-    JournalError,
-    build_report,
-    build_summary,
-    build_trend,
-    report_exit_code,
-)
-from chaosregistry.reports.figures import BarChart, TimeChart
-from chaosregistry.reports.render import downsample, render_svg
-from chaosregistry.reports.score import score
 from reports_support import (
     FAULT,
     METHOD_SAMPLES,
@@ -42,6 +31,18 @@ from reports_support import (
     pull_output,
     write_run,
 )
+
+from chaosregistry.loadgen import records
+from chaosregistry.reports import (
+    JournalError,
+    build_report,
+    build_summary,
+    build_trend,
+    report_exit_code,
+)
+from chaosregistry.reports.figures import BarChart, TimeChart
+from chaosregistry.reports.render import downsample, render_svg
+from chaosregistry.reports.score import score
 
 pytestmark = pytest.mark.unit
 

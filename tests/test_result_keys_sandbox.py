@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chaosregistry.probes import hygiene, mirror, prometheus, pull, registry, signature
 from conftest import SandboxInfo
 
-from chaosregistry.contracts import result_keys
+from chaosregistry.experiment.contracts import result_keys
+from chaosregistry.probes import hygiene, mirror, prometheus, pull, registry, signature
 
 pytestmark = pytest.mark.sandbox
 

@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions.deploy import deploy_bad_tag
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 
-from chaosregistry import delivery
+from chaosregistry.actions.deploy import deploy_bad_tag
 from chaosregistry.backends import BACKENDS, backend_for
 from chaosregistry.errors import ConfigError
-from chaosregistry.rollout import (
+from chaosregistry.experiment.settings import parse_settings
+from chaosregistry.kubernetes import delivery
+from chaosregistry.kubernetes.rollout import (
     go_duration_seconds,
     health,
     image_digest,
@@ -23,7 +24,6 @@ from chaosregistry.rollout import (
     with_digest,
     with_tag,
 )
-from chaosregistry.settings import parse_settings
 
 pytestmark = pytest.mark.unit
 
@@ -182,7 +182,7 @@ def test_deploy_bad_tag_refuses_protected_namespaces_before_any_call(tmp_path: P
 
 
 def test_network_chaos_builders_use_go_field_names_and_always_a_duration() -> None:
-    from chaosregistry import chaosmesh
+    from chaosregistry.kubernetes import chaosmesh
 
     spec = chaosmesh.network_chaos_spec(
         selector=chaosmesh.pod_selector("ns", {"app": "registry"}),
@@ -239,7 +239,7 @@ def test_pod_kill_modes_pick_as_chaos_mesh_does() -> None:
 
 
 def test_push_to_running_phases_are_each_pods_own_and_the_finish_after_the_last_ready() -> None:
-    from chaosregistry.delivery import phase_seconds
+    from chaosregistry.kubernetes.delivery import phase_seconds
 
     # Two pods one after another (a rolling update): the second was first seen after the first
     # was Ready, so a phase is the mean of each pod's own time in it, not a span over both.
@@ -378,7 +378,7 @@ def test_push_to_running_refuses_a_bad_tag_before_anything(
 
 
 def test_the_tag_poller_refuses_bad_arguments_before_the_first_poll() -> None:
-    from chaosregistry import tagpoller
+    from chaosregistry.kubernetes import tagpoller
 
     settings = parse_settings({})
     for interval in (0, -1, True, "2"):

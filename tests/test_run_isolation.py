@@ -22,7 +22,7 @@ from conftest import SandboxInfo
 from polling import eventually
 
 from chaosregistry.faults.ledger import Entry, FaultState, Ledger
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.actions import network
 from conftest import SandboxInfo
 from faults_support import assert_watchdog_exits, reverted_by, wait_until
 
+from chaosregistry.actions import network
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.faults.watchdog import watchdog_pid
 from chaosregistry.sandbox.layout import Layout
 from chaosregistry.sandbox.processes import running_pid, start_process, stop_process
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -43,7 +43,7 @@ from chaosregistry.sandbox.content import (
     RECIPES,
     build_image,
 )
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

@@ -16,18 +16,18 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from chaosregistry.actions import network
-from chaosregistry.probes.replication import push_events, replication_lag
 from conftest import SandboxInfo
 from faults_support import wait_until
 
+from chaosregistry.actions import network
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import resolve_target
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.probes.replication import push_events, replication_lag
 from chaosregistry.sandbox import down, find_free_base_port, load_credentials, status, up
 from chaosregistry.sandbox.implementations import IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import HOP_SYNC_DR, SECOND_SITE_PROCESS_NAMES
-from chaosregistry.settings import resolve_target
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.sandbox
 

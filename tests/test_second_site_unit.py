@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import network
-from chaosregistry.probes.replication import push_events, replication_lag
 
+from chaosregistry.actions import network
 from chaosregistry.faults.ledger import Ledger
 from chaosregistry.osutil.files import append_line
+from chaosregistry.probes.replication import push_events, replication_lag
 from chaosregistry.sandbox.configs import toxiproxy_proxies, write_configs
 from chaosregistry.sandbox.credentials import Credentials
 from chaosregistry.sandbox.event_receiver import records

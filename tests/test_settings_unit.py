@@ -1,4 +1,4 @@
-"""The configuration parsed once into typed settings (chaosregistry.settings).
+"""The configuration parsed once into typed settings (chaosregistry.experiment.settings).
 
 Each bad value is one line naming its key; a configuration is parsed once per distinct content
 (and environment); a sandbox's endpoints.json is read once and again only when it changes; the
@@ -17,14 +17,14 @@ from chaosregistry.backends import backend_for
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.varsfile import write_vars_file
 from chaosregistry.errors import ConfigError
-from chaosregistry.settings import (
+from chaosregistry.experiment.settings import (
     SettingError,
     parse_settings,
     resolve_target,
     sandbox_endpoints,
     settings_for,
 )
-from chaosregistry.validate import validate
+from chaosregistry.experiment.validate import validate
 
 pytestmark = pytest.mark.unit
 

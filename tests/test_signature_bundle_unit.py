@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.probes import signature as probe_module
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from chaosregistry import signature_bundle as sb
-from chaosregistry import signatures
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import RegistryTarget
 from chaosregistry.oci import RegistryClient
-from chaosregistry.settings import RegistryTarget
+from chaosregistry.probes import signature as probe_module
+from chaosregistry.trust import signature_bundle as sb
+from chaosregistry.trust import signatures
 
 pytestmark = pytest.mark.unit
 

@@ -25,22 +25,27 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.actions import signature as actions
-from chaosregistry.probes.signature import image_signature
 from conftest import SandboxInfo
 from faults_support import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
 from gameday_support import run_shipped_experiment
 from polling import eventually
 from signature_support import Cosign
 
+from chaosregistry.actions import signature as actions
 from chaosregistry.faults.ledger import FaultState, Ledger
 from chaosregistry.oci import RegistryClient
+from chaosregistry.probes.signature import image_signature
 from chaosregistry.sandbox import load_credentials
 from chaosregistry.sandbox.processes import start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
 from chaosregistry.sandbox.signing import attach_bundle
-from chaosregistry.signature_bundle import Descriptor, bundle_artifact, signed_bundle
-from chaosregistry.signatures import ZERO_TIME, generate_private_key, load_private_key, public_pem
+from chaosregistry.trust.signature_bundle import Descriptor, bundle_artifact, signed_bundle
+from chaosregistry.trust.signatures import (
+    ZERO_TIME,
+    generate_private_key,
+    load_private_key,
+    public_pem,
+)
 
 pytestmark = pytest.mark.sandbox
 

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from chaosregistry.probes import signature as probe_module
 
-from chaosregistry import signatures
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import RegistryTarget
 from chaosregistry.oci import RegistryClient
-from chaosregistry.settings import RegistryTarget
+from chaosregistry.probes import signature as probe_module
+from chaosregistry.trust import signatures
 
 pytestmark = pytest.mark.unit
 

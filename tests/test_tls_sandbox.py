@@ -5,12 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaosregistry.probes.registry import registry_reachable, registry_tls
 from tls_support import EXPIRED_DAYS_AGO, TlsServers
 
 from chaosregistry.errors import PullError
 from chaosregistry.oci.client import RegistryClient
 from chaosregistry.oci.transport import StdlibTransport
+from chaosregistry.probes.registry import registry_reachable, registry_tls
 from chaosregistry.sandbox import find_free_base_port
 
 pytestmark = pytest.mark.sandbox

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosregistry.pki import ensure_pki, issue, load_cert, server_spec
-from chaosregistry.tlsinspect import (
+from chaosregistry.trust.pki import ensure_pki, issue, load_cert, server_spec
+from chaosregistry.trust.tlsinspect import (
     days_left,
     describe_chain_entry,
     describe_leaf,

@@ -12,18 +12,23 @@ from typing import Any
 
 import pytest
 import yaml
-from chaosregistry.loadgen.command import locust_command
-from chaosregistry.loadgen.parameters import LoadParameters
 from click.testing import CliRunner
 
 from chaosregistry.cli import main
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import (
+    RegistrySettings,
+    RegistryTarget,
+    SettingError,
+    parse_settings,
+)
+from chaosregistry.loadgen.command import locust_command
+from chaosregistry.loadgen.parameters import LoadParameters
+from chaosregistry.observability.prometheus import prometheus_settings
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.client import validate_registry_url
 from chaosregistry.oci.reference import ImageReference
-from chaosregistry.prometheus import prometheus_settings
 from chaosregistry.redaction import url_credentials
-from chaosregistry.settings import RegistrySettings, RegistryTarget, SettingError, parse_settings
 
 pytestmark = pytest.mark.unit
 

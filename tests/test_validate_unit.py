@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from chaosregistry.cli import main
 from chaosregistry.errors import ConfigError
-from chaosregistry.validate import validate
+from chaosregistry.experiment.validate import validate
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import yaml
 from conftest import SandboxInfo
 from gameday_support import ROOT, run_shipped_experiment
 
-from chaosregistry.verdict import RunFacts, judge
+from chaosregistry.gameday.verdict import RunFacts, judge
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,4 +1,5 @@
-"""The one verdict rule (chaosregistry.verdict) on small journals, and the sandbox-need rule.
+"""The one verdict rule (chaosregistry.gameday.verdict) on small journals, and the sandbox-need
+rule.
 
 Journals have the shape Chaos Toolkit writes; load records the shape loadgen/records.py
 documents, written to real files and read back through ``load_evidence``.
@@ -11,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from chaosregistry.gameday import sandbox_needs, second_site_needs
-from chaosregistry.run_control import after_experiment_control, control_file, run_id_of
-from chaosregistry.verdict import (
+from chaosregistry.gameday.control import after_experiment_control, control_file, run_id_of
+from chaosregistry.gameday.runner import sandbox_needs, second_site_needs
+from chaosregistry.gameday.verdict import (
     Evidence,
     FaultEvidence,
     LoadEvidence,
@@ -770,7 +771,7 @@ def test_the_run_control_signs_the_journal_and_the_verdict_reads_it() -> None:
     assert run_id_of(state) == "r-1"
     assert control_file("r-1")["chaosregistry-run"]["provider"] == {
         "type": "python",
-        "module": "chaosregistry.run_control",
+        "module": "chaosregistry.gameday.control",
         "arguments": {"run_id": "r-1"},
     }
     assert run_id_of({"extensions": "junk"}) is None and run_id_of(None) is None

@@ -12,7 +12,7 @@ each on its own loopback port, a fake registry (``/v2/`` answers 200 with
 ``tls13_only``   the valid leaf, ``ssl_protocols TLSv1.3``
 ``plain``        plain HTTP, for a TLS client to fail its handshake on
 
-Certificates come from :mod:`chaosregistry.pki` (the project's one PKI module). Test modules
+Certificates come from :mod:`chaosregistry.trust.pki` (the project's one PKI module). Test modules
 load the ``tls_servers`` fixture with ``pytest_plugins = ["tls_support"]`` and import the rest;
 that import comes first, so this module is not assertion-rewritten (PYTEST_DONT_REWRITE) and
 checks with ``pytest.fail`` instead of ``assert``.
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from chaosregistry.pki import Pki, ensure_pki, issue, server_spec
 from chaosregistry.sandbox import find_free_base_port
+from chaosregistry.trust.pki import Pki, ensure_pki, issue, server_spec
 
 NGINX = Path("/usr/sbin/nginx")
 HOST = "127.0.0.1"

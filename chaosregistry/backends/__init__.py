@@ -6,12 +6,12 @@ Toxiproxy, processes or Kubernetes directly: they ask :func:`backend_for` for a 
 
 ``configuration.backend`` picks the backend (``local`` by default); experiments never name
 one, the ``experiments/vars/<backend>.yaml`` file does. Backends are built from the typed
-:class:`~chaosregistry.settings.Settings` (``settings_for(configuration)``), never from the
-configuration mapping.
+:class:`~chaosregistry.experiment.settings.Settings` (``settings_for(configuration)``), never
+from the configuration mapping.
 """
 
 from chaosregistry.backends.plan import AUTH_KINDS, BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan
-from chaosregistry.settings import Settings
+from chaosregistry.experiment.settings import Settings
 
 __all__ = ["AUTH_KINDS", "BACKENDS", "CERTIFICATE_KINDS", "Backend", "FaultPlan", "backend_for"]
 

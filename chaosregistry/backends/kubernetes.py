@@ -32,7 +32,8 @@ The blast radius (:func:`guard`): never ``kube-system`` or ``kube-public``; only
 labelled ``chaosregistry.io/chaos=enabled``; a selector must match at least one pod and at
 most ``max_pods``. It runs before anything is recorded or changed.
 
-Every key is parsed once, into :class:`chaosregistry.settings.KubernetesSettings` (re-exported
+Every key is parsed once, into :class:`chaosregistry.experiment.settings.KubernetesSettings`
+(re-exported
 here); the backend reads the typed fields only.
 """
 
@@ -46,7 +47,6 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 
-from chaosregistry import chaosmesh, kube
 from chaosregistry.backends.kubernetes_pods import (
     POD_CHAOS_BACK,
     PODS_BACK,
@@ -58,8 +58,7 @@ from chaosregistry.backends.kubernetes_pods import (
 from chaosregistry.backends.local import MIRROR_NODE
 from chaosregistry.backends.plan import CONFIRMED, UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
-from chaosregistry.faults.undo import undo_handler
-from chaosregistry.settings import (
+from chaosregistry.experiment.settings import (
     DEFAULT_MAX_PODS,
     NETWORK_PROVIDERS,
     NODE_KILL_PROVIDERS,
@@ -68,8 +67,12 @@ from chaosregistry.settings import (
     KubernetesSettings,
     Settings,
 )
+from chaosregistry.faults.undo import undo_handler
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.kubernetes import client as kube
 
-# KubernetesSettings and the constants live in chaosregistry.settings (the one parser); they
+# KubernetesSettings and the constants live in chaosregistry.experiment.settings (the one parser);
+# they
 # stay importable from here, where kubernetes_deploy and the probes have always found them.
 __all__ = [
     "CHAOS_LABEL",

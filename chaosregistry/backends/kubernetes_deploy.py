@@ -21,7 +21,6 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.types import PatchType
 
-from chaosregistry import kube
 from chaosregistry.backends.kubernetes import (
     KubernetesSettings,
     get_deployment,
@@ -34,7 +33,8 @@ from chaosregistry.backends.kubernetes import (
 from chaosregistry.backends.plan import UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
-from chaosregistry.rollout import (
+from chaosregistry.kubernetes import client as kube
+from chaosregistry.kubernetes.rollout import (
     BAD_TAG_ANNOTATION,
     BAD_TAG_LABEL,
     BAD_TAG_LABEL_VALUE,

@@ -14,9 +14,10 @@ from typing import Any, Literal, get_args
 
 from lightkube.resources.core_v1 import Pod
 
-from chaosregistry import chaosmesh, kube
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, undo_handler
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.kubernetes import client as kube
 
 PODS_BACK = "kubernetes.pods-back"
 POD_CHAOS_BACK = "chaosmesh.pod-kill-back"

@@ -30,10 +30,10 @@ import httpx
 from chaosregistry.backends.local_toxics import proxy_disabled, toxic_in_place
 from chaosregistry.backends.plan import UNCONFIRMED, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import LocalSettings, sandbox_endpoints
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER
-from chaosregistry.settings import LocalSettings, sandbox_endpoints
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 # The sandbox's pull-through mirror: its process name, and the node name a kill takes.
 MIRROR_NODE = "mirror"

@@ -33,13 +33,13 @@ import yaml
 from chaosregistry.backends.local_toxics import toxic_in_place
 from chaosregistry.backends.plan import FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
+from chaosregistry.experiment.settings import RegistrySettings
 from chaosregistry.faults.toxiproxy_undo import enable_proxy, remove_toxic
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.osutil.files import write_text_atomic
 from chaosregistry.sandbox.layout import HOP_TOKEN_SERVER, Layout, read_json
-from chaosregistry.settings import RegistrySettings
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 TOKEN_PATH_RESTORE = "auth.token-path-restore"
 TOKEN_KEY_RESTORE = "auth.token-key-restore"

@@ -1,7 +1,7 @@
 """The local backend's certificate faults: one of the sandbox nginx's TLS servers serves an
 expired, wrong-host or untrusted certificate, then its own again.
 
-The fault issues a fresh leaf with :mod:`chaosregistry.pki` into the sandbox's run dir, writes
+The fault issues a fresh leaf with :mod:`chaosregistry.trust.pki` into the sandbox's run dir, writes
 ``nginx/tls-overrides/<server>.conf`` naming it, and reloads nginx (SIGHUP to its master). The
 sandbox's own pair (``pki/sandbox-server.crt`` / ``.key``) and its CA are never written, so a
 crash at any moment leaves them intact: undoing is removing the snippet and reloading. Both
@@ -37,10 +37,10 @@ from cryptography import x509
 from chaosregistry.backends.plan import CERTIFICATE_KINDS, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
-from chaosregistry.pki import Pki, issue, load_cert, server_spec
 from chaosregistry.sandbox import SandboxError, load_endpoints, reload_nginx
 from chaosregistry.sandbox.layout import CA_NAME, SERVER_CERT, Layout
-from chaosregistry.tlsinspect import Endpoint, describe_leaf, fingerprint, served_certificate
+from chaosregistry.trust.pki import Pki, issue, load_cert, server_spec
+from chaosregistry.trust.tlsinspect import Endpoint, describe_leaf, fingerprint, served_certificate
 
 RESTORE = "sandbox.tls-restore"
 # nginx server -> the endpoints.json key of the URL that reaches it without a Toxiproxy hop, so

@@ -38,7 +38,7 @@ from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox import load_credentials, load_endpoints
 from chaosregistry.sandbox.implementations import implementation
-from chaosregistry.signatures import (
+from chaosregistry.trust.signatures import (
     SignatureArtifact,
     signature_artifact,
     signature_layers,

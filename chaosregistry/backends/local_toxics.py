@@ -9,7 +9,7 @@ undo, ``toxiproxy.toxic``, reads them again; ``faults.evidence`` compares the tw
 from typing import Any
 
 from chaosregistry.backends.plan import confirmed
-from chaosregistry.toxiproxy import Toxiproxy, ToxiproxyError, traffic_sample
+from chaosregistry.sandbox.toxiproxy import Toxiproxy, ToxiproxyError, traffic_sample
 
 
 def toxic_in_place(toxiproxy: Toxiproxy, proxy: str, toxic: str) -> dict[str, Any]:

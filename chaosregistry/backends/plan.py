@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # The backend names are part of the settings (configuration.backend is parsed there).
-from chaosregistry.settings import BACKENDS
+from chaosregistry.experiment.settings import BACKENDS
 
 __all__ = [
     "AUTH_KINDS",

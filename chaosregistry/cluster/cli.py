@@ -17,7 +17,7 @@ from chaosregistry.cluster.layout import (
 )
 from chaosregistry.cluster.lifecycle import down, status, up
 from chaosregistry.errors import ChaosRegistryError
-from chaosregistry.settings import NODE_PULLS, NODE_PULLS_ORIGIN
+from chaosregistry.experiment.settings import NODE_PULLS, NODE_PULLS_ORIGIN
 
 
 class _Group(click.Group):

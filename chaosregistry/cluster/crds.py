@@ -27,7 +27,7 @@ from chaosregistry.cluster.build import (
     run_go,
 )
 from chaosregistry.cluster.processes import ClusterError
-from chaosregistry.kube import translated
+from chaosregistry.kubernetes.client import translated
 
 API_MODULE = "github.com/chaos-mesh/chaos-mesh/api"
 API_PACKAGE = f"{API_MODULE}/v1alpha1"

@@ -23,7 +23,7 @@ from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
-from chaosregistry import chaosmesh, kube, sandbox
+from chaosregistry import sandbox
 from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
@@ -90,13 +90,15 @@ from chaosregistry.cluster.workloads import (
     registry_statefulset,
 )
 from chaosregistry.errors import ConfigError
-from chaosregistry.osutil import locks
-from chaosregistry.osutil.files import write_json
-from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 # How the node pulls (`cluster up --node-pulls`): named once, by the settings that read it back
 # from the vars file.
-from chaosregistry.settings import NODE_PULLS, NODE_PULLS_MIRROR_FIRST, NODE_PULLS_ORIGIN
+from chaosregistry.experiment.settings import NODE_PULLS, NODE_PULLS_MIRROR_FIRST, NODE_PULLS_ORIGIN
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.kubernetes import client as kube
+from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_json
+from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
 

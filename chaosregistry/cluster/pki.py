@@ -1,4 +1,5 @@
-"""The cluster's certificates and keys, kept under ``<state>/pki`` (made by ``chaosregistry.pki``).
+"""The cluster's certificates and keys, kept under ``<state>/pki`` (made by
+``chaosregistry.trust.pki``).
 
 One CA signs everything: etcd's serving and client certs, the apiserver's serving cert, the
 client certs of admin (``system:masters``), controller-manager, scheduler and the kubelet
@@ -13,8 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from chaosregistry import pki as certs
-from chaosregistry.pki import CLIENT, SERVER, CertSpec
+from chaosregistry.trust import pki as certs
+from chaosregistry.trust.pki import CLIENT, SERVER, CertSpec
 
 CA_NAME = "chaosregistry-cluster-ca"
 

@@ -23,7 +23,7 @@ from lightkube.resources.core_v1 import Node, Pod
 from chaosregistry.cluster.layout import Layout
 from chaosregistry.cluster.pki import Pki
 from chaosregistry.cluster.processes import ClusterError, exited_early
-from chaosregistry.kube import describe
+from chaosregistry.kubernetes.client import describe
 
 PROBE_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 

@@ -15,8 +15,8 @@ import yaml
 
 from chaosregistry.cluster.layout import DEMO_NAMESPACE, REGISTRY_NAMESPACE, Layout
 from chaosregistry.cluster.workloads import REGISTRY_NAME
+from chaosregistry.experiment.settings import NODE_PULLS_ORIGIN
 from chaosregistry.osutil.files import write_text_atomic
-from chaosregistry.settings import NODE_PULLS_ORIGIN
 
 HEADER = """\
 # Written by `chaosregistry cluster up` for the test cluster in {state_dir}.

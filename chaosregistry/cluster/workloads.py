@@ -12,7 +12,7 @@ from lightkube.codecs import from_dict
 
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import CHAOS_LABEL, DEMO_NAMESPACE, REGISTRY_NAMESPACE
-from chaosregistry.kube import translated
+from chaosregistry.kubernetes.client import translated
 
 DEMO_NAME = "demo"
 DEMO_REPLICAS = 3

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from chaosregistry.faults.undo import UndoError, string_param, undo_handler
-from chaosregistry.toxiproxy import Toxiproxy, ToxiproxyError, traffic_sample
+from chaosregistry.sandbox.toxiproxy import Toxiproxy, ToxiproxyError, traffic_sample
 
 TOXIC = "toxiproxy.toxic"
 ENABLE = "toxiproxy.enable"

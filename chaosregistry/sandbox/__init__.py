@@ -66,7 +66,8 @@ except the ones marked plain, ``http://``)::
       "toxiproxy": URL,             # plain: Toxiproxy API
       "prometheus": URL,            # plain: the sandbox's Prometheus (query API)
       "sli_metrics_url": URL,       # plain: the SLI exporter's /metrics
-      "sli_sink": "127.0.0.1:port", # UDP: where pulls and rollouts report (chaosregistry.sli)
+      "sli_sink": "127.0.0.1:port", # UDP: where pulls and rollouts report
+      (chaosregistry.observability.sli)
       "upstream_metrics_url": URL,  # plain: registry-token's (the mirror's upstream) /metrics
       "hops": {"client-registry" | "client-mirror" | "mirror-upstream" | "token-server":
                    {"proxy": name, "listen": "127.0.0.1:port", "upstream": "127.0.0.1:port"}},

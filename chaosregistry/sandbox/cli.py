@@ -13,10 +13,10 @@ from typing import Any
 import click
 
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.experiment.settings import DEFAULT_SANDBOX_DIR
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import DEFAULT_BASE_PORT, Layout, load_endpoints
 from chaosregistry.sandbox.lifecycle import down, status, up
-from chaosregistry.settings import DEFAULT_SANDBOX_DIR
 
 RUN_DIR_ENV = "CHAOSREGISTRY_SANDBOX_DIR"
 DEFAULT_RUN_DIR = DEFAULT_SANDBOX_DIR  # one default for the CLI, settings and gameday

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
-from chaosregistry.pki import Pki
+from chaosregistry.trust.pki import Pki
 
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 15000

@@ -49,7 +49,7 @@ from chaosregistry.sandbox.seed import seed
 from chaosregistry.sandbox.signing import sign_content
 from chaosregistry.sandbox.tls import client_context, ensure_sandbox_pki
 from chaosregistry.sandbox.tokens import ensure_signing_pair
-from chaosregistry.toxiproxy import Toxiproxy
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 Progress = Callable[[str], None]
 

@@ -7,7 +7,7 @@ Prometheus scrapes, every second (so tests and short game days see series move):
   its replicas are left out (and ``sandbox status`` says so);
 - job ``mirror``: the pull-through mirror (Distribution whatever the replicas run);
 - job ``upstream``: registry-token, the mirror's upstream (how the 2.8 cache ratio is derived);
-- job ``chaosregistry``: our SLI exporter (``chaosregistry.sli_exporter``).
+- job ``chaosregistry``: our SLI exporter (``chaosregistry.observability.sli_exporter``).
 
 It loads ``examples/prometheus/registry-slis.rules.yml`` when the source tree has it (the
 recording rules and alerts of the three SLIs). Its data lives in ``storage/prometheus``.
@@ -91,7 +91,7 @@ def sli_exporter_spec(layout: Layout, ports: Ports, python: str) -> ProcessSpec:
         argv=[
             python,
             "-m",
-            "chaosregistry.sli_exporter",
+            "chaosregistry.observability.sli_exporter",
             "--listen",
             _target(ports.sli_exporter),
             "--sink",
@@ -157,7 +157,7 @@ def wait_for_first_scrapes(url: str, timeout: float = 20.0) -> list[dict[str, An
 
 def targets_health(url: str, timeout: float = 2.0) -> list[dict[str, Any]] | str:
     """Prometheus' active targets (job, instance, health, last_error), or why it cannot say."""
-    from chaosregistry.prometheus import PrometheusClient, PrometheusError
+    from chaosregistry.observability.prometheus import PrometheusClient, PrometheusError
 
     try:
         return PrometheusClient(url, timeout=timeout).targets()

@@ -4,8 +4,9 @@
 ``pki/signing.pub``: endpoints' ``signing_public_key``), pushes the images below and, for the
 signed ones, the signature ``cosign sign --key`` stores, in one of its two formats:
 
-- ``legacy``: the ``sha256-<hex>.sig`` tag (:mod:`chaosregistry.signatures`);
-- ``bundle``: a sigstore bundle in a referrer manifest (:mod:`chaosregistry.signature_bundle`),
+- ``legacy``: the ``sha256-<hex>.sig`` tag (:mod:`chaosregistry.trust.signatures`);
+- ``bundle``: a sigstore bundle in a referrer manifest
+(:mod:`chaosregistry.trust.signature_bundle`),
   pushed by digest; where the registry has no referrers API (it answers 404: Distribution),
   the referrers tag ``sha256-<hex>`` is written too, an index listing the image's referrers,
   as cosign does. ggcr's registry lists it through its API.
@@ -39,7 +40,7 @@ from chaosregistry.sandbox.content import Image, ImageRecipe, KiB, LayerRecipe, 
 from chaosregistry.sandbox.credentials import Credentials
 from chaosregistry.sandbox.layout import Layout, SandboxError, read_json
 from chaosregistry.sandbox.seed import TIMEOUT, manifest_pushes, push_image
-from chaosregistry.signature_bundle import (
+from chaosregistry.trust.signature_bundle import (
     OCI_INDEX,
     BundleArtifact,
     Descriptor,
@@ -48,7 +49,7 @@ from chaosregistry.signature_bundle import (
     referrers_tag,
     signed_bundle,
 )
-from chaosregistry.signatures import (
+from chaosregistry.trust.signatures import (
     ZERO_TIME,
     PrivateKey,
     SignatureArtifact,

@@ -1,6 +1,6 @@
 """The sandbox's private CA and serving certificate, and the TLS context its own checks use.
 
-Made with :mod:`chaosregistry.pki` under ``run_dir/pki`` at the first ``up`` and kept across
+Made with :mod:`chaosregistry.trust.pki` under ``run_dir/pki`` at the first ``up`` and kept across
 restarts (``ensure_pki`` keeps existing files), so a client told to trust ``ca_file`` once
 keeps trusting every later run of the same sandbox.
 """
@@ -8,8 +8,8 @@ keeps trusting every later run of the same sandbox.
 import ssl
 from pathlib import Path
 
-from chaosregistry.pki import ensure_pki, server_spec
 from chaosregistry.sandbox.layout import CA_NAME, SERVER_CERT, Layout
+from chaosregistry.trust.pki import ensure_pki, server_spec
 
 
 def ensure_sandbox_pki(layout: Layout) -> None:
