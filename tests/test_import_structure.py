@@ -1,4 +1,5 @@
-"""No import cycle anywhere in the package, lazy imports included.
+"""No import cycle anywhere in the package, lazy imports included; every import follows the
+layers docs/architecture.md draws ("The layering rule").
 
 The modules are read from the folder the package is imported from.
 Every ``import`` statement counts, also one inside a function: an import moved into a function
@@ -7,6 +8,7 @@ first calls that decides whether it works.
 """
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import chaosregistry
 pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(chaosregistry.__file__).resolve().parent.parent
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 
 
 @dataclass(frozen=True)
@@ -198,3 +201,105 @@ def test_importing_a_name_from_a_package_is_an_edge_to_its_init_only(tmp_path: P
 
     assert edges == {("pkg", "pkg.a"), ("pkg.b", "pkg"), ("pkg.b", "pkg.a")}
     assert find_cycles(list(import_edges(modules))) == []
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A row of docs/architecture.md's layer table: its folders and the layers it may import."""
+
+    name: str
+    folders: frozenset[str]
+    may_import: frozenset[str]
+
+
+def documented_layers(text: str) -> list[Layer]:
+    """The table under "## The layering rule": layer | folders (in backticks) | may import."""
+    section = text.split("\n## The layering rule\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    layers = []
+    for row in rows[2:]:  # the header and its rule
+        name, folders, may_import = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        layers.append(
+            Layer(
+                name,
+                frozenset(re.findall(r"`([^`]+)`", folders)),
+                frozenset(word.strip() for word in may_import.split(",") if word.strip()),
+            )
+        )
+    return layers
+
+
+def folder_of(module: str, path: Path) -> str:
+    """How the layer table names a module's place: ``oci/``, ``cli.py`` or ``__init__.py``."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__.py"
+    if len(parts) == 2 and path.name != "__init__.py":
+        return f"{parts[1]}.py"
+    return f"{parts[1]}/"
+
+
+def layering_violations(
+    edges: list[ImportEdge], modules: Mapping[str, Path], layers: list[Layer]
+) -> list[str]:
+    """Each edge from one layer into another that the importer's row does not list."""
+    layer_of = {folder: layer for layer in layers for folder in layer.folders}
+    found = []
+    for edge in edges:
+        importer = layer_of[folder_of(edge.importer, modules[edge.importer])]
+        imported = layer_of[folder_of(edge.imported, modules[edge.imported])]
+        if importer != imported and imported.name not in importer.may_import:
+            found.append(
+                f"{edge.importer} ({importer.name}) imports {edge.imported} ({imported.name})"
+                f"  ({edge.path.name}:{edge.line})"
+            )
+    return found
+
+
+def test_every_folder_of_the_package_sits_in_one_documented_layer() -> None:
+    layers = documented_layers(ARCHITECTURE.read_text())
+    modules = installed_layout()
+    documented = [folder for layer in layers for folder in layer.folders]
+    names = {layer.name for layer in layers}
+
+    assert len(documented) == len(set(documented)), "a folder in two layers"
+    assert {folder_of(module, path) for module, path in modules.items()} == set(documented)
+    assert all(layer.may_import <= names for layer in layers), layers
+
+
+def test_every_import_follows_the_documented_layers() -> None:
+    modules = installed_layout()
+    violations = layering_violations(
+        list(import_edges(modules)), modules, documented_layers(ARCHITECTURE.read_text())
+    )
+    assert not violations, "imports against docs/architecture.md's layers:\n" + "\n".join(
+        violations
+    )
+
+
+def test_an_import_against_the_layers_is_reported() -> None:
+    modules = installed_layout()
+    layers = documented_layers(ARCHITECTURE.read_text())
+
+    def edge(importer: str, imported: str) -> ImportEdge:
+        return ImportEdge(importer, imported, modules[importer], 1)
+
+    allowed = [
+        edge("chaosregistry.probes.pull", "chaosregistry.oci.pull"),
+        edge("chaosregistry.faults.injection", "chaosregistry.backends"),
+        edge("chaosregistry.gameday.runner", "chaosregistry.reports"),
+    ]
+    planted = [
+        edge("chaosregistry.oci.client", "chaosregistry.faults.ledger"),
+        edge("chaosregistry.gameday.runner", "chaosregistry.probes.pull"),
+        edge("chaosregistry.errors", "chaosregistry.cli"),
+    ]
+
+    assert layering_violations(allowed, modules, layers) == []
+    assert layering_violations(planted, modules, layers) == [
+        "chaosregistry.oci.client (protocols) imports chaosregistry.faults.ledger (services)"
+        "  (client.py:1)",
+        "chaosregistry.gameday.runner (runners) imports chaosregistry.probes.pull (activities)"
+        "  (runner.py:1)",
+        "chaosregistry.errors (foundations) imports chaosregistry.cli (runners)  (errors.py:1)",
+    ]
