@@ -1,5 +1,5 @@
 """The probe, load and fault suites against each registry implementation the sandbox can run,
-and the protocol differences between them, found by running each (README "Registry
+and the protocol differences between them, found by running each (docs/sandbox.md, "Registry
 implementations"). One real sandbox per implementation, shared by its tests."""
 
 import json
@@ -211,7 +211,7 @@ def test_a_killed_node_leaves_pulls_working_and_serves_again_after_restart(
 
 
 # -- behaviour differences ---------------------------------------------------------------------
-# What each implementation answered when run (README "Registry implementations").
+# What each implementation answered when run (docs/sandbox.md, "Registry implementations").
 EXPECTED: dict[str, dict[str, Any]] = {
     "distribution-2": {
         "tags_n2": (["latest", "v1", "v2", "a0", "v3"], False),  # n ignored, storage order

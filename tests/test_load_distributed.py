@@ -1,6 +1,6 @@
-"""Locust's distributed mode as the README documents it, against the real HTTPS sandbox.
+"""Locust's distributed mode as docs/load.md documents it, against the real HTTPS sandbox.
 
-A master and two workers run as separate processes on loopback (the README's commands, with
+A master and two workers run as separate processes on loopback (docs/load.md's commands, with
 a free master port), bounded by the master's --run-time. What the master counted and what
 the workers recorded must be the same pulls: the exact records (chaosregistry.loadgen.records)
 are only trustworthy if none goes missing and none is invented.
@@ -29,7 +29,7 @@ from chaosregistry.oci.reference import Platform
 
 pytestmark = pytest.mark.sandbox
 
-# The installed locustfile, found the way the README finds it.
+# The installed locustfile, found the way docs/load.md finds it.
 LOCUSTFILE = Path(chaosregistry.loadgen.__file__).with_name("locustfile.py")
 LOCUST = Path(sys.executable).with_name("locust")
 WORKERS = 2
@@ -86,7 +86,7 @@ class DistributedRun:
 
 
 def worker_command(sandbox: SandboxInfo, master_port: str, records_dir: Path) -> list[str]:
-    """The README's worker command, with this worker's own records directory."""
+    """docs/load.md's worker command, with this worker's own records directory."""
     return [
         str(LOCUST), "-f", str(LOCUSTFILE), "--worker",
         "--master-host", "127.0.0.1", "--master-port", master_port,
@@ -99,7 +99,7 @@ def worker_command(sandbox: SandboxInfo, master_port: str, records_dir: Path) ->
 def run_distributed(
     sandbox: SandboxInfo, work: Path, images: str, extra: tuple[str, ...] = ()
 ) -> DistributedRun:
-    """The README's master and workers on loopback; returns once all three have exited."""
+    """docs/load.md's master and workers on loopback; returns once all three have exited."""
     port = str(free_port())
     master_dir = work / "master"
     master = [
