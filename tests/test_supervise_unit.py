@@ -48,8 +48,19 @@ class NotReady(Exception):
     pass
 
 
+class Starter:
+    """Stands in for a process start: each call "starts" the next pid, 1, 2, ..."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+
+    def __call__(self) -> int:
+        self.pids.append(len(self.pids) + 1)
+        return self.pids[-1]
+
+
 def test_a_process_that_exits_while_starting_is_started_once_more() -> None:
-    starts: list[int] = []
+    start = Starter()
     exits: list[Exception] = []
 
     def wait_ready(pid: int) -> None:
@@ -57,39 +68,28 @@ def test_a_process_that_exits_while_starting_is_started_once_more() -> None:
             raise NotReady("exited")
 
     pid = supervise.start_until_ready(
-        lambda: starts.append(len(starts) + 1) or starts[-1],
-        wait_ready,
-        runs=lambda: False,
-        starts=2,
-        on_exit=exits.append,
+        start, wait_ready, runs=lambda: False, starts=2, on_exit=exits.append
     )
-    assert (pid, starts, [str(exc) for exc in exits]) == (2, [1, 2], ["exited"])
+    assert (pid, start.pids, [str(exc) for exc in exits]) == (2, [1, 2], ["exited"])
 
 
 def test_a_process_that_runs_but_is_not_ready_is_not_started_again() -> None:
-    starts: list[int] = []
+    start = Starter()
 
     def wait_ready(pid: int) -> None:
         raise NotReady("no answer")
 
     with pytest.raises(NotReady, match="no answer"):
-        supervise.start_until_ready(
-            lambda: starts.append(1) or 1, wait_ready, runs=lambda: True, starts=2
-        )
-    assert starts == [1]
+        supervise.start_until_ready(start, wait_ready, runs=lambda: True, starts=2)
+    assert start.pids == [1]
 
 
 def test_the_last_start_s_error_is_raised_when_every_start_exits() -> None:
-    starts: list[int] = []
+    start = Starter()
 
     def wait_ready(pid: int) -> None:
         raise NotReady(f"start {pid} exited")
 
     with pytest.raises(NotReady, match="start 2 exited"):
-        supervise.start_until_ready(
-            lambda: starts.append(len(starts) + 1) or starts[-1],
-            wait_ready,
-            runs=lambda: False,
-            starts=2,
-        )
-    assert starts == [1, 2]
+        supervise.start_until_ready(start, wait_ready, runs=lambda: False, starts=2)
+    assert start.pids == [1, 2]
