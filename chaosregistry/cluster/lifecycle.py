@@ -98,6 +98,7 @@ from chaosregistry.kubernetes import chaosmesh
 from chaosregistry.kubernetes import client as kube
 from chaosregistry.osutil import locks
 from chaosregistry.osutil.files import write_json
+from chaosregistry.osutil.supervise import start_until_ready
 from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
@@ -255,25 +256,31 @@ def _start_processes(
             say(f"{spec.name}: already running (pid {pid})")
         else:
             started = time.monotonic()
-            pid = start(layout, spec)
-            say(f"{spec.name}: started (pid {pid}), log {layout.log_file(spec.name)}")
-            try:
-                wait_until(
-                    spec.name, checks[spec.name], timeout=90, layout=layout, process=spec.name
-                )
-            except ClusterError as exc:
-                if running_pid(layout, spec.name) is not None:
-                    raise  # not ready in time: a second start would meet the same
-                # It exited while starting. The kubelet does so now and then when the rename of
-                # its pod-resources socket into place fails (a known upstream flake, k3s #4042);
-                # a second start of any piece is cheap next to a failed bring-up.
-                say(f"{spec.name}: exited while starting ({exc}); starting it once more")
-                pid = start(layout, spec)
-                say(f"{spec.name}: started again (pid {pid})")
-                wait_until(
-                    spec.name, checks[spec.name], timeout=90, layout=layout, process=spec.name
-                )
+            _start_ready(layout, spec, checks[spec.name], say)
             say(f"{spec.name}: ready in {time.monotonic() - started:.1f} s")
+
+
+def _start_ready(
+    layout: Layout, spec: ProcessSpec, check: Callable[[], str | None], say: Progress
+) -> None:
+    def start_one() -> int:
+        pid = start(layout, spec)
+        say(f"{spec.name}: started (pid {pid}), log {layout.log_file(spec.name)}")
+        return pid
+
+    def exited(exc: Exception) -> None:
+        say(f"{spec.name}: exited while starting ({exc}); starting it once more")
+
+    # A piece that exits while starting gets one more start. The kubelet does so now and then
+    # when the rename of its pod-resources socket into place fails (a known upstream flake, k3s
+    # #4042); a second start of any piece is cheap next to a failed bring-up.
+    start_until_ready(
+        start_one,
+        lambda pid: wait_until(spec.name, check, timeout=90, layout=layout, process=spec.name),
+        runs=lambda: running_pid(layout, spec.name) is not None,
+        starts=2,
+        on_exit=exited,
+    )
 
 
 def admin_client(state_dir: Path | str, *, timeout: float = kube.DEFAULT_TIMEOUT) -> Client:

@@ -1,7 +1,8 @@
 """Start and stop the cluster's processes: one process group each, pid files, logs.
 
-A pid file alone is not trusted (pids are reused): a process counts as ours only while its
-command line names our state directory. ``strays`` finds any process that does (containerd's
+Starting, recording and stopping are ``osutil.supervise``'s: a pid file holds the process's
+record (pid, start time, boot id), so a reused pid is never taken for ours. ``strays`` finds
+any process of our executables whose command line names our state directory (containerd's
 shims carry our socket path), so ``down`` can end what a crash left behind.
 """
 
@@ -21,7 +22,14 @@ from chaosregistry.osutil.identity import (
     executable_name,
     is_alive,
 )
-from chaosregistry.osutil.spawn import spawn_detached
+from chaosregistry.osutil.supervise import (
+    read_record,
+    running,
+    signal_pids,
+    start_recorded,
+    stop_group,
+    wait_gone,
+)
 
 
 class ClusterError(ChaosRegistryError):
@@ -50,17 +58,20 @@ def _settled_command_line(pid: int) -> str:
     return ""
 
 
-def running_pid(layout: Layout, name: str) -> int | None:
-    """The pid of our ``name`` process if it runs (pid file + command line check)."""
-    try:
-        pid = int(layout.pid_file(name).read_text().strip())
-    except (OSError, ValueError):
-        return None
+def _names_state_dir(layout: Layout, pid: int) -> bool:
     marker = str(layout.state_dir)
     # Chaos Mesh's controller takes no arguments: its environment names the state dir.
-    if is_alive(pid) and (marker in _settled_command_line(pid) or marker in environment_text(pid)):
-        return pid
-    return None
+    return is_alive(pid) and (
+        marker in _settled_command_line(pid) or marker in environment_text(pid)
+    )
+
+
+def running_pid(layout: Layout, name: str) -> int | None:
+    """The pid of our ``name`` process if it runs (its pid file's record)."""
+    # A bare pid (a cluster started before pid files held records) is ours while it names the
+    # state dir, the check pid files had then.
+    record = running(layout.pid_file(name), adopt=lambda pid: _names_state_dir(layout, pid))
+    return None if record is None else record.pid
 
 
 def start(layout: Layout, spec: ProcessSpec) -> int:
@@ -69,8 +80,9 @@ def start(layout: Layout, spec: ProcessSpec) -> int:
     env = dict(os.environ)
     env.update(spec.env)
     try:
-        process = spawn_detached(
+        process = start_recorded(
             spec.argv,
+            record=layout.pid_file(spec.name),
             log=log,
             cwd=layout.state_dir,
             env=env,
@@ -78,7 +90,6 @@ def start(layout: Layout, spec: ProcessSpec) -> int:
         )
     except OSError as exc:
         raise ClusterError(f"{spec.name}: cannot start {spec.argv[0]} ({exc})") from None
-    layout.pid_file(spec.name).write_text(f"{process.pid}\n")
     return process.pid
 
 
@@ -99,32 +110,16 @@ def last_log_line(layout: Layout, name: str) -> str:
     return lines[-1][:400] if lines else "(empty log)"
 
 
-def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    left = [pid for pid in pids if is_alive(pid)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = [pid for pid in left if is_alive(pid)]
-    return left
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
 def stop(layout: Layout, name: str, *, timeout: float = 15.0) -> bool:
-    """SIGTERM ``name`` (its process group), SIGKILL after ``timeout``; True if it was running."""
-    pid = running_pid(layout, name)
+    """SIGTERM ``name`` (its process group), SIGKILL after ``timeout``; True if it was running.
+
+    What survives even SIGKILL is left to ``down``'s check for strays.
+    """
+    record = read_record(layout.pid_file(name), adopt=lambda pid: _names_state_dir(layout, pid))
     layout.pid_file(name).unlink(missing_ok=True)
-    if pid is None:
+    if record is None or not record.runs():
         return False
-    _signal(pid, signal.SIGTERM)
-    if _wait_gone([pid], timeout):
-        _signal(pid, signal.SIGKILL)
-        _wait_gone([pid], 5.0)
+    stop_group(record, signal.SIGTERM, grace=timeout)
     return True
 
 
@@ -174,15 +169,26 @@ def strays(layout: Layout) -> list[int]:
     return sorted(found)
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
 def kill_pids(pids: Sequence[int], *, grace: float = 5.0) -> list[int]:
     """SIGTERM then SIGKILL ``pids``; returns those still alive after that."""
+
+    def alive(among: Sequence[int]) -> list[int]:
+        return [pid for pid in among if is_alive(pid)]
+
     for pid in pids:
         _signal(pid, signal.SIGTERM)
-    left = _wait_gone(pids, grace)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return _wait_gone(left, 5.0)
+    wait_gone(lambda: alive(pids), grace)
+    left = alive(pids)
+    signal_pids(left, signal.SIGKILL)
+    wait_gone(lambda: alive(left), 5.0)
+    return alive(left)
 
 
 def other_cluster_kubelet(layout: Layout, node_name: str) -> str | None:

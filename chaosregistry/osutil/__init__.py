@@ -5,4 +5,6 @@ test cluster, one module per purpose (docs/architecture.md, "The shape"):
 - ``locks``: ``flock`` locks, exclusive, tried once or with a timeout, re-entrant per thread;
 - ``files``: atomic (and, where asked, durable) writes of text and JSON;
 - ``spawn``: detached processes in their own session, with a one-line handshake pipe.
+- ``supervise``: the processes the sandbox, the test cluster and the load start: recorded by
+  identity, checked, stopped (SIGTERM, then SIGKILL), retried once when one exits while starting.
 """

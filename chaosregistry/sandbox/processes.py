@@ -5,8 +5,11 @@ later action (kill a registry node, then restart it) needs nothing but the run d
 Every process gets its own session (``start_new_session=True``): its process group id is its
 pid, and stopping it signals the whole group, which also takes nginx's workers.
 
-A pid file is trusted only when ``/proc/<pid>/cmdline`` still mentions the run dir: a pid
-recycled by an unrelated program is never signalled.
+Starting, recording, checking and stopping are ``osutil.supervise``'s: a pid file holds the
+process's record (pid, start time, boot id), so a pid recycled by another program, or by
+another process of this sandbox, is never taken for it nor signalled. What stays here is the
+sandbox's own: specs by name, free ports, readiness over HTTP(S) or a file, strays found by the
+run dir in their command line, nginx's reload.
 """
 
 import contextlib
@@ -34,7 +37,14 @@ from chaosregistry.osutil.identity import (
     port_holders,
     proc_stat,
 )
-from chaosregistry.osutil.spawn import spawn_detached
+from chaosregistry.osutil.supervise import (
+    ProcessRecord,
+    read_record,
+    reap,
+    signal_group,
+    start_recorded,
+    stop_group,
+)
 from chaosregistry.sandbox.layout import (
     HOST,
     PORT_SPAN,
@@ -121,26 +131,22 @@ def strays(layout: Layout) -> list[int]:
 
 
 # -- pid files --------------------------------------------------------------------------------
+def _record(layout: Layout, name: str) -> ProcessRecord | None:
+    # A bare pid (a sandbox started before pid files held records) is ours while its command
+    # line names the run dir, the check pid files had then.
+    return read_record(layout.pid_file(name), adopt=lambda pid: mentions_run_dir(layout, pid))
+
+
 def recorded_pid(layout: Layout, name: str) -> int | None:
-    """The pid in ``name``'s pid file, whether or not it still runs."""
-    try:
-        return int(layout.pid_file(name).read_text().strip())
-    except (OSError, ValueError):
-        return None
+    """The pid (= process group id) in ``name``'s pid file, whether or not it still runs."""
+    record = _record(layout, name)
+    return None if record is None else record.pgid
 
 
 def running_pid(layout: Layout, name: str) -> int | None:
     """The pid of ``name`` when it runs and is ours, else None."""
-    pid = recorded_pid(layout, name)
-    if pid is None or not mentions_run_dir(layout, pid):
-        return None
-    return pid
-
-
-def _reap(pid: int) -> None:
-    # Our own children linger as zombies until waited for; others are not ours to wait on.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    record = _record(layout, name)
+    return record.pid if record is not None and record.runs() else None
 
 
 # -- start ------------------------------------------------------------------------------------
@@ -227,14 +233,14 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
     if spec.ready_file:
         Path(spec.ready_file).unlink(missing_ok=True)  # a stale one would read as ready
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    process = spawn_detached(
+    process = start_recorded(
         spec.argv,
+        record=layout.pid_file(name),
         log=log,
         cwd=spec.cwd,
         env=_child_env(spec.env),
         header=f"--- {stamp} chaosregistry starts {name}",
     )
-    layout.pid_file(name).write_text(f"{process.pid}\n")
     _wait_ready(layout, spec, process, timeout)
     return process.pid
 
@@ -275,22 +281,6 @@ def _wait_ready(
 
 
 # -- stop -------------------------------------------------------------------------------------
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _wait_gone(pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        _reap(pgid)
-        if not group_members(pgid):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
-
 def stop_process(
     run_dir: Path | str,
     name: str,
@@ -307,29 +297,23 @@ def stop_process(
     """
     layout = Layout.at(run_dir)
     _spec(layout, name)
-    pgid = recorded_pid(layout, name)
-    if pgid is None:
+    record = _record(layout, name)
+    if record is None:
         return False
-    members = group_members(pgid)
-    leader_ours = mentions_run_dir(layout, pgid)
-    # pid recycled by another program: not ours, forget it. (A group whose leader died but whose
-    # members live on, e.g. nginx workers after their master was SIGKILLed, is still ours: the
-    # kernel does not reuse a pid while it names a live process group.)
-    if (pgid in members and not leader_ours) or not members:
+    # A group whose leader died but whose members live on (nginx workers after their master
+    # was SIGKILLed) is still ours; a leader pid reused by another process is not.
+    if not record.members():
         layout.pid_file(name).unlink(missing_ok=True)
-        _reap(pgid)
+        reap(record.pid)
         return False
     sig = signal.Signals(sig)
-    _signal_group(pgid, sig)
     if sig not in TERMINATING:
+        signal_group(record.pgid, sig)
         return True
-    if sig != signal.SIGKILL:
-        # A stopped (SIGSTOP-frozen) process only acts on SIGTERM once continued.
-        _signal_group(pgid, signal.SIGCONT)
-    if not _wait_gone(pgid, timeout if sig != signal.SIGKILL else STOP_TIMEOUT):
-        _signal_group(pgid, signal.SIGKILL)
-        if not _wait_gone(pgid, STOP_TIMEOUT):
-            raise SandboxError(f"{name} (process group {pgid}) survived SIGKILL")
+    grace = timeout if sig != signal.SIGKILL else STOP_TIMEOUT
+    survivors = stop_group(record, sig, grace=grace, kill_wait=STOP_TIMEOUT)
+    if survivors:
+        raise SandboxError(f"{name} (process group {record.pgid}) survived SIGKILL: {survivors}")
     layout.pid_file(name).unlink(missing_ok=True)
     return True
 
@@ -362,7 +346,7 @@ def kill_strays(layout: Layout) -> list[int]:
         while (mentions_run_dir(layout, pid) or group_members(pid)) and (
             time.monotonic() < deadline
         ):
-            _reap(pid)
+            reap(pid)
             time.sleep(0.05)
     return found
 
