@@ -40,14 +40,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from chaosregistry.trust.signatures import (
     BUNDLE_ARTIFACT_TYPE_PREFIX,
-    INVALID,
     OCI_MANIFEST,
-    VERIFIED,
-    WRONG_KEY,
     Check,
     PrivateKey,
     PublicKey,
     digest_tag,
+    tallied_verdict,
     verifies,
 )
 
@@ -257,13 +255,15 @@ def check_bundles(key: PublicKey, digest: str, bundles: Sequence[bytes]) -> Chec
         well_formed += 1
         if _verifies(key, signature, signed):
             verified += 1
-    if verified:
-        return Check(VERIFIED, f"{verified} bundle(s) verify with the key", bound, verified)
-    if well_formed:
-        return Check(
-            WRONG_KEY, f"{well_formed} bundle(s) of {digest} do not verify with this key", bound
-        )
-    return Check(INVALID, "; ".join(problems) or "no bundle", bound)
+    return tallied_verdict(
+        "bundle",
+        digest,
+        verified=verified,
+        well_formed=well_formed,
+        problems=problems,
+        bound=bound,
+        none_found="no bundle",
+    )
 
 
 @dataclass(frozen=True)

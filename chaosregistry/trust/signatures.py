@@ -250,15 +250,39 @@ def check_signatures(
         well_formed += 1
         if verifies(key, raw, data):
             verified += 1
+    return tallied_verdict(
+        "signature",
+        digest,
+        verified=verified,
+        well_formed=well_formed,
+        problems=problems,
+        bound=bound,
+        none_found="no signature layer",
+    )
+
+
+def tallied_verdict(
+    noun: str,
+    digest: str,
+    *,
+    verified: int,
+    well_formed: int,
+    problems: list[str],
+    bound: list[str],
+    none_found: str,
+) -> Check:
+    """The verdict once every signature of one format (``noun``: signature, bundle) is read:
+    verified when one verifies with the key; wrong-key when well-formed ones of ``digest`` do
+    not; else invalid, with the problems found (``none_found`` when there were none)."""
     if verified:
-        return Check(VERIFIED, f"{verified} signature(s) verify with the key", bound, verified)
+        return Check(VERIFIED, f"{verified} {noun}(s) verify with the key", bound, verified)
     if well_formed:
         return Check(
             WRONG_KEY,
-            f"{well_formed} signature(s) of {digest} do not verify with this key",
+            f"{well_formed} {noun}(s) of {digest} do not verify with this key",
             bound,
         )
-    return Check(INVALID, "; ".join(problems) or "no signature layer", bound)
+    return Check(INVALID, "; ".join(problems) or none_found, bound)
 
 
 def _claim(data: bytes) -> tuple[str | None, str]:
