@@ -195,6 +195,16 @@ class RegistryClient:
         with _Call(self) as call:
             return call.run(fetch_manifest(self.auth, repository, reference))
 
+    def find_manifest(self, repository: str, reference: str) -> Manifest | None:
+        """Like :meth:`get_manifest`, but None when the registry says there is none
+        (``not-found``); PullError for any other failure."""
+        try:
+            return self.get_manifest(repository, reference)
+        except PullError as exc:
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                return None
+            raise
+
     def resolve(self, image: ImageReference, platform: Platform | None) -> Resolved:
         """The image's manifest (through its index, for ``platform``) and the blobs to fetch."""
         with _Call(self) as call:
