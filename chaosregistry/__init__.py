@@ -19,7 +19,8 @@ draws the whole map):
 ``sandbox/``, ``cluster/`` the two test beds (embedded registries; a real Kubernetes)
 ``osutil/``               process identity, locks, atomic writes, detached spawn
 and the foundations beside them: ``errors`` (the exception tree), ``redaction`` (secrets by
-value), ``stats`` (exact summaries) and ``cli`` (the ``chaosregistry`` command).
+value), ``stats`` (exact summaries), ``cli`` (the ``chaosregistry`` command) and
+``cli_errors`` (every command's one-line errors).
 """
 
 from typing import Any

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.cli_errors import OneLineErrorsGroup
+from chaosregistry.errors import ConfigError
 
 # Commands whose modules import heavy libraries (httpx, lightkube, chaoslib, matplotlib,
 # cryptography): registered by name and imported only when one of them is looked up, so that
@@ -51,15 +52,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class _Group(click.Group):
+class _Group(OneLineErrorsGroup):
     """A click group that turns our errors into one-line ``Error: ...`` exits and imports the
     modules of ``LAZY_COMMANDS`` only when one of their commands is wanted."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ChaosRegistryError as exc:
-            raise click.ClickException(str(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})

@@ -25,7 +25,6 @@ replica serves the changed state.
 """
 
 import base64
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +34,7 @@ from chaosregistry.backends.plan import FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.faults.undo import UndoError, undo_handler
 from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.blobs import sha256_digest
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox import load_credentials, load_endpoints
 from chaosregistry.sandbox.implementations import implementation
@@ -65,16 +65,12 @@ def _client(run_dir: Path, url: str) -> RegistryClient:
     )
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _saved(reference: str, media_type: str, data: bytes) -> dict[str, str]:
     return {
         "reference": reference,
         "media_type": media_type,
         "data": base64.b64encode(data).decode("ascii"),
-        "digest": _sha256(data),
+        "digest": sha256_digest(data),
     }
 
 
@@ -193,7 +189,7 @@ def _tampered(
     layers = signature_layers(manifest)
     if isinstance(layers, str):
         raise ConfigError(f"the signature of {repository}@{digest} is not cosign's: {layers}")
-    other = _sha256(f"chaosregistry tampered {digest}".encode())
+    other = sha256_digest(f"chaosregistry tampered {digest}".encode())
     tampered = []
     for layer in layers:
         payload = client.read_blob(repository, layer.digest, layer.size)

@@ -6,26 +6,17 @@ and a non-zero exit; progress lines go to stderr, results (``status --json``) to
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
+from chaosregistry.cli_errors import OneLineErrorsGroup
 from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
     DEFAULT_STATE_DIR,
 )
 from chaosregistry.cluster.lifecycle import down, status, up
-from chaosregistry.errors import ChaosRegistryError
 from chaosregistry.experiment.settings import NODE_PULLS, NODE_PULLS_ORIGIN
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ChaosRegistryError as exc:
-            raise click.ClickException(str(exc)) from None
 
 
 def _progress(message: str) -> None:
@@ -42,7 +33,7 @@ _state_dir = click.option(
 )
 
 
-@click.group("cluster", cls=_Group)
+@click.group("cluster", cls=OneLineErrorsGroup)
 def cluster_group() -> None:
     """A real single-node Kubernetes (built from Go modules) pulling from the sandbox."""
 

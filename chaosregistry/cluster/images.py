@@ -25,11 +25,10 @@ from chaosregistry.cluster.processes import ClusterError
 from chaosregistry.errors import PullError
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.auth import Credentials
+from chaosregistry.oci.blobs import OCI_CONFIG, OCI_MANIFEST, Blob, sha256_digest
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "sleep", "true", "false", "echo", "cat", "ls", "ps", "wget", "env", "hostname")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TIMEOUT = 60.0
 CONNECT_TIMEOUT = 5.0
@@ -82,19 +81,6 @@ http:
 def image_name(repository: str, tag: str) -> str:
     """The name pods and containerd use for ``repository:tag``."""
     return f"{REGISTRY_HOST}/{repository}:{tag}"
-
-
-@dataclass(frozen=True)
-class Blob:
-    media_type: str
-    data: bytes
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    def descriptor(self) -> dict[str, object]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
 
 
 @dataclass(frozen=True)
@@ -163,7 +149,7 @@ def build_image(repository: str, tag: str, entrypoint: list[str], layer_tar: byt
         "config": {"Env": ["PATH=/bin"], "Entrypoint": entrypoint, "WorkingDir": "/"},
         "rootfs": {
             "type": "layers",
-            "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()],
+            "diff_ids": [sha256_digest(layer_tar)],
         },
         "history": [{"created_by": "chaosregistry cluster: busybox-static from Debian"}],
     }

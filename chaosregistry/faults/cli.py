@@ -6,13 +6,11 @@ directory) and report errors as one line.
 """
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.cli_errors import one_line_errors
 from chaosregistry.faults.ledger import (
     Entry,
     Instant,
@@ -32,14 +30,6 @@ ledger_dir_option = click.option(
     help="Ledger directory (default: $CHAOSREGISTRY_LEDGER_DIR, else "
     "$XDG_STATE_HOME/chaostoolkit-registry/ledger).",
 )
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    try:
-        yield
-    except (ChaosRegistryError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _expires_in(entry: Entry, now: Instant) -> str:
@@ -66,7 +56,7 @@ def faults_command(ledger_dir: Path | None, show_all: bool, as_json: bool) -> No
 
     When active faults are found and no watchdog watches them, one is started.
     """
-    with _one_line_errors():
+    with one_line_errors(OSError):
         ledger = Ledger(resolve_ledger_dir(ledger_dir))
         entries, corrupt = ledger.scan()
         for bad in corrupt:
@@ -114,7 +104,7 @@ def rollback_command(ledger_dir: Path | None, fault_ids: tuple[str, ...]) -> Non
     Exits non-zero when a fault could not be reverted (the watchdog keeps retrying it) or an
     id is unknown (nothing is reverted then).
     """
-    with _one_line_errors():
+    with one_line_errors(OSError):
         ledger = Ledger(resolve_ledger_dir(ledger_dir))
         if fault_ids:
             for fault_id in fault_ids:

@@ -9,7 +9,6 @@ without deletion enabled cannot drop them); each is about ``FRESH_LAYER_BYTES``.
 Pushed with :class:`chaosregistry.oci.RegistryClient`, by ``PUSH_THREADS`` threads sharing it.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -17,32 +16,16 @@ import secrets as _random
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 from chaosregistry.experiment.settings import RegistryTarget
 from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.blobs import OCI_CONFIG, OCI_MANIFEST, Blob
 from chaosregistry.oci.reference import Platform
 
 FRESH_REPOSITORY_PREFIX = "chaosregistry-load/fresh-"
 FRESH_LAYER_BYTES = 16 * 1024
 PUSH_THREADS = 4
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@dataclass(frozen=True)
-class Blob:
-    data: bytes
-    media_type: str
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
 
 
 def fresh_image(
@@ -55,11 +38,12 @@ def fresh_image(
         info.size = layer_bytes
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(os.urandom(layer_bytes)))
-    layer = Blob(archive.getvalue(), OCI_LAYER)
+    layer = Blob(OCI_LAYER, archive.getvalue())
     platform_fields = {"architecture": platform.architecture, "os": platform.os}
     if platform.variant:
         platform_fields["variant"] = platform.variant
     config = Blob(
+        OCI_CONFIG,
         json.dumps(
             {
                 **platform_fields,
@@ -67,9 +51,9 @@ def fresh_image(
                 "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
             }
         ).encode(),
-        OCI_CONFIG,
     )
     manifest = Blob(
+        OCI_MANIFEST,
         json.dumps(
             {
                 "schemaVersion": 2,
@@ -78,7 +62,6 @@ def fresh_image(
                 "layers": [layer.descriptor()],
             }
         ).encode(),
-        OCI_MANIFEST,
     )
     return layer, config, manifest
 

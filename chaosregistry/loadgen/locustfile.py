@@ -469,14 +469,7 @@ class RegistryPullUser(FastHttpUser):
             duration = time.perf_counter() - started
             self.failures_in_a_row = 0 if error is None else self.failures_in_a_row + 1
             if not interrupted:
-                self.environment.events.request.fire(
-                    request_type="PULL",
-                    name=label,
-                    response_time=duration * 1000.0,
-                    response_length=size,
-                    exception=_grouped(error),
-                    context={},
-                )
+                self._report(label, start, duration, size, error, request_type="PULL")
             if not interrupted:  # one datagram, never waited for (chaosregistry.observability.sli)
                 _process.sink.pull(
                     self.settings.target,
@@ -647,10 +640,18 @@ class RegistryPullUser(FastHttpUser):
         return answer, (response if streamed else None), start, started
 
     def _report(
-        self, name: str, start: float, seconds: float, length: int, failure: PullError | None
+        self,
+        name: str,
+        start: float,
+        seconds: float,
+        length: int,
+        failure: PullError | None,
+        request_type: str = "GET",
     ) -> None:
+        """One entry in Locust's statistics: a request by its route (``GET``), or a whole pull
+        by its image (``PULL``); a failure grouped by its cause."""
         self.environment.events.request.fire(
-            request_type="GET",
+            request_type=request_type,
             name=name,
             response_time=seconds * 1000.0,
             response_length=length,

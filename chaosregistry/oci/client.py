@@ -6,7 +6,6 @@ digests, error classes) is the protocol core's; this module only sends and recei
 Pushes (blobs, then manifests) ask for a token scoped ``pull,push``; pulls for ``pull`` only.
 """
 
-import hashlib
 import json
 import os
 import ssl
@@ -22,6 +21,7 @@ import httpx
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import failures
 from chaosregistry.oci.auth import Credentials, TokenCache
+from chaosregistry.oci.blobs import sha256_digest
 from chaosregistry.oci.protocol import (
     CATALOG,
     PULL,
@@ -195,6 +195,16 @@ class RegistryClient:
         with _Call(self) as call:
             return call.run(fetch_manifest(self.auth, repository, reference))
 
+    def find_manifest(self, repository: str, reference: str) -> Manifest | None:
+        """Like :meth:`get_manifest`, but None when the registry says there is none
+        (``not-found``); PullError for any other failure."""
+        try:
+            return self.get_manifest(repository, reference)
+        except PullError as exc:
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                return None
+            raise
+
     def resolve(self, image: ImageReference, platform: Platform | None) -> Resolved:
         """The image's manifest (through its index, for ``platform``) and the blobs to fetch."""
         with _Call(self) as call:
@@ -288,7 +298,7 @@ class RegistryClient:
         this project pushes fit in memory. ``digest`` saves hashing when the caller knows it;
         the registry checks it either way. Raises PullError when a step is refused.
         """
-        digest = digest or _sha256(data)
+        digest = digest or sha256_digest(data)
         what = f"push blob {repository}@{digest[:19]}"
         if self._has_blob(repository, digest, what):
             return digest
@@ -318,7 +328,7 @@ class RegistryClient:
         registry refuses a manifest that points at content it lacks. Raises PullError when the
         registry refuses it or says it stored other bytes than these.
         """
-        digest = _sha256(data)
+        digest = sha256_digest(data)
         what = f"push manifest {repository}:{reference}"
         request = Request(
             "PUT",
@@ -424,10 +434,6 @@ class RegistryClient:
     def _exchange(self, request: Request, repository: str, actions: str = PULL) -> Answer:
         with _Call(self) as call:
             return call.run(exchange(self.auth, request, repository, actions)).answer
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _expect_status(answer: Answer, expected: int, what: str) -> None:

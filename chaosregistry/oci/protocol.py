@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import failures
 from chaosregistry.oci.auth import DEFAULT_TOKEN_LIFETIME, Challenge, Credentials, TokenCache
+from chaosregistry.oci.blobs import sha256_digest
 from chaosregistry.oci.reference import ImageReference, Platform
 
 MANIFEST_MEDIA_TYPES = (
@@ -354,7 +355,7 @@ def read_manifest(reference: str, answer: Answer, what: str, auth_seconds: float
     body = answer.body
     if len(body) > MAX_MANIFEST_BYTES:
         raise PullError(ErrorClass.PROTOCOL, f"{what}: manifest over {MAX_MANIFEST_BYTES} bytes")
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    digest = sha256_digest(body)
     expected = (
         reference
         if reference.startswith("sha256:")

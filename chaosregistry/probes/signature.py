@@ -195,12 +195,9 @@ def _check(
     client: RegistryClient, reference: ImageReference, key: PublicKey, result: dict[str, Any]
 ) -> None:
     started = time.perf_counter()
-    try:
-        manifest = client.get_manifest(reference.repository, reference.reference)
-    except PullError as exc:
-        if exc.error_class is ErrorClass.NOT_FOUND:
-            raise ConfigError(f"image {reference} does not exist on {client.url}") from None
-        raise
+    manifest = client.find_manifest(reference.repository, reference.reference)
+    if manifest is None:
+        raise ConfigError(f"image {reference} does not exist on {client.url}")
     _timed(result, "manifest", started)
     digest = manifest.digest
     result["digest"], result["media_type"] = digest, manifest.media_type
@@ -270,12 +267,7 @@ def _bundles(
         discovery, tag = REFERRERS_TAG, referrers_tag(digest)
         referrers["fell_back"] = True
         started = time.perf_counter()
-        try:
-            index = client.get_manifest(repository, tag)
-        except PullError as exc:
-            if exc.error_class is not ErrorClass.NOT_FOUND:
-                raise
-            index = None
+        index = client.find_manifest(repository, tag)
         _timed(result, "referrers_tag", started)
         listed = listed_referrers(index.json()) if index is not None else []
         if isinstance(listed, str):
@@ -326,14 +318,10 @@ def _legacy(
     """The verdict on the legacy ``.sig`` tag; None when there is none."""
     tag = signature_tag(digest)
     started = time.perf_counter()
-    try:
-        signature_manifest = client.get_manifest(repository, tag)
-    except PullError as exc:
-        if exc.error_class is not ErrorClass.NOT_FOUND:
-            raise
-        _timed(result, "signature_tag", started)
-        return None
+    signature_manifest = client.find_manifest(repository, tag)
     _timed(result, "signature_tag", started)
+    if signature_manifest is None:
+        return None
     found = (LEGACY_TAG, "legacy", tag, signature_manifest.digest)
     try:
         layers = signature_layers(signature_manifest.json())

@@ -10,11 +10,7 @@ from pathlib import Path
 
 import click
 
-from chaosregistry.errors import ChaosRegistryError
-
-
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
+from chaosregistry.cli_errors import one_line_errors
 
 
 @click.command("report")
@@ -43,14 +39,13 @@ def report_command(journals: tuple[Path, ...], out_dir: Path | None, load_dir: P
     from chaosregistry.reports import build_report
 
     target = out_dir or journals[0].parent
-    try:
-        result = build_report(list(journals), target, load_dir=load_dir)
-    except ChaosRegistryError as exc:
-        raise _fail(exc) from None
-    except OSError as exc:
-        raise click.ClickException(
-            f"{target}: cannot write the report: {exc.strerror or exc}"
-        ) from None
+    with one_line_errors():
+        try:
+            result = build_report(list(journals), target, load_dir=load_dir)
+        except OSError as exc:
+            raise click.ClickException(
+                f"{target}: cannot write the report: {exc.strerror or exc}"
+            ) from None
     score = "-" if result.score is None else f"{result.score:.1f}"
     click.echo(
         f"report: {result.verdict} (exit {result.exit_code}), score {score} -> {result.html}"
@@ -80,14 +75,13 @@ def trend_command(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     """
     from chaosregistry.reports import build_trend
 
-    try:
-        result = build_trend(list(run_dirs), out_dir)
-    except ChaosRegistryError as exc:
-        raise _fail(exc) from None
-    except OSError as exc:
-        raise click.ClickException(
-            f"{out_dir}: cannot write the trend: {exc.strerror or exc}"
-        ) from None
+    with one_line_errors():
+        try:
+            result = build_trend(list(run_dirs), out_dir)
+        except OSError as exc:
+            raise click.ClickException(
+                f"{out_dir}: cannot write the trend: {exc.strerror or exc}"
+            ) from None
     click.echo(f"trend: {result.runs} run(s) -> {result.html} (and {result.trend_json.name})")
 
 

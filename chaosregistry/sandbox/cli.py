@@ -5,14 +5,13 @@
 """
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.cli_errors import one_line_errors
 from chaosregistry.experiment.settings import DEFAULT_SANDBOX_DIR
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
 from chaosregistry.sandbox.layout import DEFAULT_BASE_PORT, Layout, load_endpoints
@@ -20,14 +19,6 @@ from chaosregistry.sandbox.lifecycle import down, status, up
 
 RUN_DIR_ENV = "CHAOSREGISTRY_SANDBOX_DIR"
 DEFAULT_RUN_DIR = DEFAULT_SANDBOX_DIR  # one default for the CLI, settings and gameday
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    try:
-        yield
-    except (ChaosRegistryError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _run_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +67,7 @@ def up_command(
     run_dir: Path, base_port: int | None, implementation: str | None, second_site: bool | None
 ) -> None:
     """Start every piece not already running, seed the images, print the endpoints."""
-    with _one_line_errors():
+    with one_line_errors(OSError):
         if base_port is None:
             layout = Layout.at(run_dir)
             base_port = (
@@ -116,7 +107,7 @@ def up_command(
 @_run_dir_option
 def down_command(run_dir: Path) -> None:
     """Stop every sandbox process (state, storage and logs stay in the run dir)."""
-    with _one_line_errors():
+    with one_line_errors(OSError):
         down(run_dir)
     _progress(f"stopped every process of {Layout.at(run_dir).run_dir}")
 
@@ -126,7 +117,7 @@ def down_command(run_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(run_dir: Path, as_json: bool) -> None:
     """Show which sandbox processes run (pid, log) and the main endpoints."""
-    with _one_line_errors():
+    with one_line_errors(OSError):
         report = status(run_dir)
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -72,8 +72,13 @@ def replica_config(layout: Layout, ports: Ports, index: int, http_secret: str) -
         debug_port=debug_port,
         http_secret=http_secret,
     )
-    config["auth"] = {"htpasswd": {"realm": HTPASSWD_REALM, "path": str(layout.htpasswd_file)}}
+    config["auth"] = _htpasswd_auth(layout)
     return config
+
+
+def _htpasswd_auth(layout: Layout) -> dict[str, Any]:
+    """Distribution's ``auth``: the sandbox's htpasswd (its one user), Basic realm."""
+    return {"htpasswd": {"realm": HTPASSWD_REALM, "path": str(layout.htpasswd_file)}}
 
 
 def token_registry_config(
@@ -146,7 +151,7 @@ def dr_registry_config(layout: Layout, ports: Ports, http_secret: str) -> dict[s
         http_secret=http_secret,
     )
     config["http"]["tls"] = _server_tls(layout)
-    config["auth"] = {"htpasswd": {"realm": HTPASSWD_REALM, "path": str(layout.htpasswd_file)}}
+    config["auth"] = _htpasswd_auth(layout)
     config["notifications"] = notifications_config(ports, "registry-dr")
     return config
 

@@ -10,15 +10,15 @@ a given machine keeps fixed). Bump ``SEED_VERSION`` whenever a recipe changes.
 """
 
 import gzip
-import hashlib
 import io
 import json
 import random
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
+
+from chaosregistry.oci.blobs import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Blob, sha256_digest
 
 SEED_VERSION = 1
 KiB = 1024
@@ -27,32 +27,12 @@ MiB = 1024 * KiB
 FIXED_MTIME = 1_700_000_000
 CREATED = "2023-11-14T22:13:20Z"
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
-
-
-@dataclass(frozen=True)
-class Blob:
-    media_type: str
-    data: bytes = field(repr=False)
-
-    @cached_property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
 
 @dataclass(frozen=True)
@@ -197,7 +177,7 @@ def _layer(recipe: ImageRecipe, index: int, platform: str) -> Layer:
     layer = recipe.layers[index]
     key = layer.shared_key or f"{recipe.repository}:{recipe.tags[0]}:{index}"
     tar = build_tar(_rng(key, platform), layer.files)
-    diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
+    diff_id = sha256_digest(tar)
     if recipe.docker:
         # mtime=0 keeps the gzip header free of the current time.
         return Layer(Blob(DOCKER_LAYER_GZIP, gzip.compress(tar, mtime=0)), diff_id)

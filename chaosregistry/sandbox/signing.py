@@ -35,13 +35,13 @@ from typing import Any
 
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.blobs import OCI_INDEX
 from chaosregistry.osutil.files import write_bytes_atomic, write_json
 from chaosregistry.sandbox.content import Image, ImageRecipe, KiB, LayerRecipe, build_image
 from chaosregistry.sandbox.credentials import Credentials
 from chaosregistry.sandbox.layout import Layout, SandboxError, read_json
 from chaosregistry.sandbox.seed import TIMEOUT, manifest_pushes, push_image
 from chaosregistry.trust.signature_bundle import (
-    OCI_INDEX,
     BundleArtifact,
     Descriptor,
     listed_referrers,

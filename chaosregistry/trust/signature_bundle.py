@@ -38,21 +38,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from chaosregistry.oci.blobs import OCI_INDEX, OCI_MANIFEST, sha256_digest
 from chaosregistry.trust.signatures import (
     BUNDLE_ARTIFACT_TYPE_PREFIX,
-    INVALID,
-    OCI_MANIFEST,
-    VERIFIED,
-    WRONG_KEY,
     Check,
     PrivateKey,
     PublicKey,
     digest_tag,
+    tallied_verdict,
     verifies,
 )
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -138,7 +135,7 @@ class BundleArtifact:
 
     @property
     def digest(self) -> str:
-        return _sha256(self.manifest)
+        return sha256_digest(self.manifest)
 
     @property
     def descriptor(self) -> dict[str, Any]:
@@ -160,11 +157,11 @@ def bundle_artifact(bundle: bytes, subject: Descriptor, created: str) -> BundleA
         "config": {
             "mediaType": EMPTY_MEDIA_TYPE,
             "size": len(EMPTY_CONFIG),
-            "digest": _sha256(EMPTY_CONFIG),
+            "digest": sha256_digest(EMPTY_CONFIG),
             "artifactType": BUNDLE_MEDIA_TYPE,
         },
         "layers": [
-            {"mediaType": BUNDLE_MEDIA_TYPE, "size": len(bundle), "digest": _sha256(bundle)}
+            {"mediaType": BUNDLE_MEDIA_TYPE, "size": len(bundle), "digest": sha256_digest(bundle)}
         ],
         "annotations": {
             CONTENT_ANNOTATION: "dsse-envelope",
@@ -257,13 +254,15 @@ def check_bundles(key: PublicKey, digest: str, bundles: Sequence[bytes]) -> Chec
         well_formed += 1
         if _verifies(key, signature, signed):
             verified += 1
-    if verified:
-        return Check(VERIFIED, f"{verified} bundle(s) verify with the key", bound, verified)
-    if well_formed:
-        return Check(
-            WRONG_KEY, f"{well_formed} bundle(s) of {digest} do not verify with this key", bound
-        )
-    return Check(INVALID, "; ".join(problems) or "no bundle", bound)
+    return tallied_verdict(
+        "bundle",
+        digest,
+        verified=verified,
+        well_formed=well_formed,
+        problems=problems,
+        bound=bound,
+        none_found="no bundle",
+    )
 
 
 @dataclass(frozen=True)
@@ -355,7 +354,3 @@ def _verifies(key: PublicKey, signature: bytes, signed: "bytes | _Prehashed") ->
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()

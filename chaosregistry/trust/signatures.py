@@ -25,7 +25,6 @@ Only ECDSA (P-256/384/521) and Ed25519 keys: what ``cosign generate-key-pair`` m
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,13 +35,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.oci.blobs import OCI_CONFIG, OCI_MANIFEST, sha256_digest
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 SIGNATURE_TAG_SUFFIX = ".sig"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 # cosign writes Go's zero time into the signature image's config.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # cosign's new bundle format, found through the referrers API (or its sha256-<hex> tag index).
@@ -140,7 +138,7 @@ class SignatureArtifact:
 
     @property
     def digest(self) -> str:
-        return _sha256(self.manifest)
+        return sha256_digest(self.manifest)
 
 
 def signature_artifact(layers: Sequence[tuple[bytes, str]]) -> SignatureArtifact:
@@ -152,7 +150,7 @@ def signature_artifact(layers: Sequence[tuple[bytes, str]]) -> SignatureArtifact
             "created": ZERO_TIME,
             "history": [{"created": ZERO_TIME} for _ in layers],
             "os": "",
-            "rootfs": {"type": "layers", "diff_ids": [_sha256(data) for data, _ in layers]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(data) for data, _ in layers]},
             "config": {},
         },
         separators=(",", ":"),
@@ -160,12 +158,12 @@ def signature_artifact(layers: Sequence[tuple[bytes, str]]) -> SignatureArtifact
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": _sha256(config)},
+        "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": sha256_digest(config)},
         "layers": [
             {
                 "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
                 "size": len(data),
-                "digest": _sha256(data),
+                "digest": sha256_digest(data),
                 "annotations": {SIGNATURE_ANNOTATION: signature},
             }
             for data, signature in layers
@@ -232,7 +230,7 @@ def check_signatures(
     well_formed = 0
     verified = 0
     for layer, data in layers:
-        if _sha256(data) != layer.digest:
+        if sha256_digest(data) != layer.digest:
             problems.append(f"payload {layer.digest[:19]} does not match its digest")
             continue
         claim, problem = _claim(data)
@@ -250,15 +248,39 @@ def check_signatures(
         well_formed += 1
         if verifies(key, raw, data):
             verified += 1
+    return tallied_verdict(
+        "signature",
+        digest,
+        verified=verified,
+        well_formed=well_formed,
+        problems=problems,
+        bound=bound,
+        none_found="no signature layer",
+    )
+
+
+def tallied_verdict(
+    noun: str,
+    digest: str,
+    *,
+    verified: int,
+    well_formed: int,
+    problems: list[str],
+    bound: list[str],
+    none_found: str,
+) -> Check:
+    """The verdict once every signature of one format (``noun``: signature, bundle) is read:
+    verified when one verifies with the key; wrong-key when well-formed ones of ``digest`` do
+    not; else invalid, with the problems found (``none_found`` when there were none)."""
     if verified:
-        return Check(VERIFIED, f"{verified} signature(s) verify with the key", bound, verified)
+        return Check(VERIFIED, f"{verified} {noun}(s) verify with the key", bound, verified)
     if well_formed:
         return Check(
             WRONG_KEY,
-            f"{well_formed} signature(s) of {digest} do not verify with this key",
+            f"{well_formed} {noun}(s) of {digest} do not verify with this key",
             bound,
         )
-    return Check(INVALID, "; ".join(problems) or "no signature layer", bound)
+    return Check(INVALID, "; ".join(problems) or none_found, bound)
 
 
 def _claim(data: bytes) -> tuple[str | None, str]:
@@ -307,7 +329,3 @@ def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
     if size > 256:
         return hashes.SHA384()
     return hashes.SHA256()
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
