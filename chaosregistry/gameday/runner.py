@@ -153,7 +153,7 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
         elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
             reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
-        elif module_name == PROMETHEUS_PROBES and not configuration.get("prometheus_url"):
+        elif module_name == PROMETHEUS_PROBES and not settings.prometheus.configured_url:
             reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
             if not settings.registry.urls.get(target):
@@ -468,7 +468,9 @@ def _capture_prometheus(
     if not declared_series(experiment):
         return []
     time.sleep(PROMETHEUS_SETTLE_SECONDS)  # the last scrape and rule evaluation of the run
-    captured = capture_series(experiment, configuration, started, time.time())
+    captured = capture_series(
+        experiment, settings_for(configuration).prometheus, started, time.time()
+    )
     if captured is None:
         return []
     (run_dir / SERIES_FILE).write_text(json.dumps(captured, indent=2, allow_nan=False))
