@@ -1,4 +1,5 @@
-"""One configuration pipeline: Prometheus's keys are part of the typed settings."""
+"""One configuration pipeline: Prometheus's keys are part of the typed settings, and the game
+day runs on the settings validation parsed, given its sandbox, never on a reparsed copy."""
 
 import json
 from pathlib import Path
@@ -36,3 +37,17 @@ def test_settings_parsed_before_the_sandbox_is_up_find_its_prometheus_once_publi
     publish(sandbox, prometheus="http://127.0.0.1:9090/", sli_sink="127.0.0.1:9091")
     assert settings.prometheus.url == "http://127.0.0.1:9090"
     assert settings.prometheus.sli_sink == "127.0.0.1:9091"
+
+
+def test_settings_given_a_sandbox_are_those_of_a_configuration_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHAOSREGISTRY_SANDBOX_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./runs/sandbox here
+    sandbox = tmp_path / "sandbox"
+    publish(sandbox, prometheus="http://127.0.0.1:9090", registry="http://127.0.0.1:5000")
+    configuration = {"backend": "local", "registry_timeout": 7}
+    given = parse_settings(configuration).in_sandbox(sandbox)
+    assert given == parse_settings({**configuration, "sandbox_dir": str(sandbox)})
+    assert given.prometheus.url == "http://127.0.0.1:9090"
+    assert given.registry.resolve(None).url == "http://127.0.0.1:5000"

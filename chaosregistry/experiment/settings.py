@@ -50,7 +50,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -400,6 +400,19 @@ class Settings:
     local: LocalSettings
     kubernetes: KubernetesSettings
     prometheus: PrometheusSettings
+
+    def in_sandbox(self, sandbox_dir: Path) -> "Settings":
+        """These settings with the sandbox in ``sandbox_dir`` in use, as configuration
+        ``sandbox_dir`` would give it: its endpoints, credentials, hops and Prometheus fill in
+        what is not configured (the game day's, once it has a sandbox running)."""
+        return replace(
+            self,
+            registry=replace(
+                self.registry, sandbox_dir=sandbox_dir, configured_sandbox_dir=sandbox_dir
+            ),
+            local=replace(self.local, sandbox_dir=sandbox_dir),
+            prometheus=replace(self.prometheus, sandbox_dir=sandbox_dir),
+        )
 
 
 def _text(configuration: Mapping[str, Any], key: str) -> str | None:

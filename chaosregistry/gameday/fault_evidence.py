@@ -86,6 +86,7 @@ def fault_evidence(
     journal: Mapping[str, Any] | None,
     *,
     configuration: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
     loads: Iterable[LoadEvidence] = (),
     run_ended: float | None = None,
 ) -> tuple[FaultEvidence, ...]:
@@ -93,13 +94,14 @@ def fault_evidence(
     own entries are left out).
 
     ``configuration`` is the run's effective configuration (``${...}`` of the journal's
-    arguments are resolved with it, and the sandbox and ``node_pulls`` read from it); ``loads``
+    arguments are resolved with it); ``settings`` the run's settings, where the sandbox and
+    ``node_pulls`` are read (default: ``configuration``'s); ``loads``
     are the run's loads with their records (``verdict.load_evidence``); ``run_ended`` closes the
     window of a fault never reverted (default: now).
     """
     faults = [entry for entry in entries if entry.kind != LOAD_KIND]
     config = dict(configuration or {})
-    settings = settings_for(config)
+    settings = settings if settings is not None else settings_for(config)
     wiring = _Wiring.of(settings)
     measurements = [
         *_probe_measurements(journal, config, settings, wiring),

@@ -36,7 +36,14 @@ from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
 from chaosregistry.experiment.contracts import RegistryTarget, contract_of
-from chaosregistry.experiment.settings import DEFAULT_SANDBOX_DIR, sandbox_endpoints, settings_for
+from chaosregistry.experiment.settings import (
+    DEFAULT_SANDBOX_DIR,
+    RUN_DIR_ENV,
+    SANDBOX_DIR_ENV,
+    Settings,
+    sandbox_endpoints,
+    settings_for,
+)
 from chaosregistry.experiment.validate import activities, substitute, validate
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
@@ -120,10 +127,15 @@ def _our_activities(
         yield name, module_name, str(provider.get("func", "")), arguments
 
 
-def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+def sandbox_needs(
+    experiment: dict[str, Any],
+    configuration: dict[str, Any],
+    settings: Settings | None = None,
+) -> list[str]:
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
-    ``configuration`` is the effective, flattened one. The sandbox is needed when the
+    ``configuration`` is the effective, flattened one; ``settings`` its parsed settings
+    (default: parsed here). The sandbox is needed when the
     configuration names a ``sandbox_dir``, or when an activity of ours (hypothesis, method or
     rollbacks; other providers never need it):
 
@@ -137,10 +149,10 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
       ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
 
     A URL as ``target`` never needs it. The settings named above are read from the typed
-    settings of ``configuration``; the mapping itself only fills the ``${...}`` references of
-    the activities' arguments, as Chaos Toolkit will.
+    settings; the mapping itself only fills the ``${...}`` references of the activities'
+    arguments, as Chaos Toolkit will.
     """
-    settings = settings_for(configuration)
+    settings = settings if settings is not None else settings_for(configuration)
     if settings.registry.configured_sandbox_dir is not None:
         return ["the configuration names a sandbox_dir"]
     reasons = []
@@ -185,14 +197,18 @@ def _named_targets(
     return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
 
 
-def second_site_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+def second_site_needs(
+    experiment: dict[str, Any],
+    configuration: dict[str, Any],
+    settings: Settings | None = None,
+) -> list[str]:
     """Why a local-backend experiment needs the sandbox's second site; empty when it does not.
 
     An activity of ours needs it when it reaches, by a name the configuration gives no
     ``<name>_url`` for, a registry only the second site has, or puts a fault on one of its
     hops (``sandbox.layout.SECOND_SITE_REGISTRIES`` and ``SECOND_SITE_HOPS``).
     """
-    settings = settings_for(configuration)
+    settings = settings if settings is not None else settings_for(configuration)
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
@@ -324,7 +340,7 @@ def run_gameday(
     ).absolute()
     env = dict(os.environ)
     env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
-    env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
+    env[RUN_DIR_ENV] = str(run_dir)
     # A name unique to this run, usable in image tags (lower case, no dots). The random part
     # keeps two runs with the same run-dir name from sharing a tag a mirror may have cached.
     run_id = f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
@@ -351,11 +367,16 @@ def run_gameday(
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     result: GameDayResult | None = None
     try:
-        needs = sandbox_needs(experiment_data, configuration) if backend == "local" else []
+        needs = (
+            sandbox_needs(experiment_data, configuration, settings) if backend == "local" else []
+        )
         if needs:
-            second_site = second_site_needs(experiment_data, configuration)
+            second_site = second_site_needs(experiment_data, configuration, settings)
             _ensure_sandbox(sandbox_path, owned_sandbox, say, second_site=second_site)
-            env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
+            # chaos run's activities find it as the settings' environment fallback; this
+            # process reads it from the validated settings, given the same sandbox.
+            env[SANDBOX_DIR_ENV] = str(sandbox_path)
+            settings = settings.in_sandbox(sandbox_path)
         elif backend == "local":
             say("sandbox: not needed (every activity reaches a configured registry)")
         started = time.time()
@@ -378,10 +399,7 @@ def run_gameday(
             process.wait()
         journal = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, env[RUN_ID_ENV])
-        prometheus_config = {**configuration}
-        if needs:
-            prometheus_config["sandbox_dir"] = str(sandbox_path)
-        notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
+        notes += _capture_prometheus(experiment_data, settings, run_dir, started)
         loads = load_evidence(journal, run_dir)
         facts = RunFacts(
             journal,
@@ -391,7 +409,8 @@ def run_gameday(
             faults=fault_evidence(
                 _ledger_entries(ledger, faults),
                 journal,
-                configuration=prometheus_config,
+                configuration=configuration,
+                settings=settings,
                 loads=loads,
             ),
             run_id=run_id,
@@ -461,16 +480,14 @@ def _sandbox_password(sandbox_path: Path) -> list[str]:
 
 
 def _capture_prometheus(
-    experiment: dict[str, Any], configuration: dict[str, Any], run_dir: Path, started: float
+    experiment: dict[str, Any], settings: Settings, run_dir: Path, started: float
 ) -> list[str]:
     """prometheus.json: the experiment's declared Prometheus series over the run, read before
     the sandbox (and its Prometheus) stops; a note per series Prometheus did not answer."""
     if not declared_series(experiment):
         return []
     time.sleep(PROMETHEUS_SETTLE_SECONDS)  # the last scrape and rule evaluation of the run
-    captured = capture_series(
-        experiment, settings_for(configuration).prometheus, started, time.time()
-    )
+    captured = capture_series(experiment, settings.prometheus, started, time.time())
     if captured is None:
         return []
     (run_dir / SERIES_FILE).write_text(json.dumps(captured, indent=2, allow_nan=False))
