@@ -1,12 +1,17 @@
-"""One configuration pipeline: Prometheus's keys are part of the typed settings, and the game
-day runs on the settings validation parsed, given its sandbox, never on a reparsed copy."""
+"""One configuration pipeline: Prometheus's keys are part of the typed settings, the game day
+runs on the settings validation parsed, given its sandbox, never on a reparsed copy, and
+``${name}`` references are filled by Chaos Toolkit's own substitution, secrets included, as
+``chaos run`` fills them."""
 
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.settings import SettingError, parse_settings, settings_for
+from chaosregistry.experiment.validate import run_secrets, validate
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +56,43 @@ def test_settings_given_a_sandbox_are_those_of_a_configuration_naming_it(
     assert given == parse_settings({**configuration, "sandbox_dir": str(sandbox)})
     assert given.prometheus.url == "http://127.0.0.1:9090"
     assert given.registry.resolve(None).url == "http://127.0.0.1:5000"
+
+
+# -- ${name} references: Chaos Toolkit's substitution, secrets included ---------------------------
+LATENCY = Path(__file__).resolve().parent.parent / "experiments/registry-latency.yaml"
+
+
+def experiment_with_image_secret(tmp_path: Path, image: str) -> Path:
+    """registry-latency.yaml with its probe image moved from configuration to a secret (the
+    arguments keep their ``${probe_image}``, which chaos run fills from either)."""
+    experiment = yaml.safe_load(LATENCY.read_text())
+    del experiment["configuration"]["probe_image"]
+    experiment["secrets"] = {"images": {"probe_image": image}}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment, sort_keys=False))
+    return path
+
+
+def test_an_argument_referring_to_a_secret_is_checked_with_the_secret_s_value(
+    tmp_path: Path,
+) -> None:
+    checked = validate(experiment_with_image_secret(tmp_path, "shop/frontend:shop-prod-1.4.2"))
+    assert checked.experiment["secrets"]["images"]["probe_image"]
+
+
+def test_a_secret_s_value_outside_an_argument_s_domain_is_refused_without_repeating_it(
+    tmp_path: Path,
+) -> None:
+    value = "Not-An-Image-Reference!!"
+    with pytest.raises(ConfigError) as caught:
+        validate(experiment_with_image_secret(tmp_path, value))
+    message = str(caught.value)
+    assert ".arguments.image: " in message, message
+    assert value not in message, message
+
+
+def test_a_vars_file_secret_scope_replaces_the_experiment_s_as_chaos_run_loads_it() -> None:
+    experiment = {"secrets": {"images": {"probe_image": "a/b:1", "other": {"type": "vault"}}}}
+    vars_data = {"secrets": {"images": {"probe_image": "c/d:2"}}}
+    assert run_secrets(experiment, {}) == {"images": {"probe_image": "a/b:1"}}
+    assert run_secrets(experiment, vars_data) == {"images": {"probe_image": "c/d:2"}}

@@ -48,7 +48,6 @@ from chaosregistry.experiment.settings import (
     Settings,
     settings_for,
 )
-from chaosregistry.experiment.validate import substitute
 from chaosregistry.faults.ledger import Entry
 from chaosregistry.gameday.verdict import FaultEvidence, LoadEvidence, started_loads
 from chaosregistry.loadgen import records
@@ -392,13 +391,17 @@ def _probe_measurements(
 def _arguments(
     module: str, func: str, provider: Mapping[str, Any], configuration: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The call's arguments as the activity saw them: given ones resolved, defaults filled."""
+    """The call's arguments as the activity saw them: given ones resolved (Chaos Toolkit's
+    ``substitute``), defaults filled."""
+    from chaoslib import substitute
+
     try:
         parameters = inspect.signature(getattr(importlib.import_module(module), func)).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     given = {
-        str(k): substitute(v, configuration) for k, v in _mapping(provider.get("arguments")).items()
+        str(k): substitute(v, configuration, None)
+        for k, v in _mapping(provider.get("arguments")).items()
     }
     return {
         name: given.get(name, parameter.default)

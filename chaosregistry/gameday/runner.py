@@ -44,7 +44,7 @@ from chaosregistry.experiment.settings import (
     sandbox_endpoints,
     settings_for,
 )
-from chaosregistry.experiment.validate import activities, substitute, validate
+from chaosregistry.experiment.validate import activities, validate
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.gameday.control import control_file
@@ -112,15 +112,18 @@ PROMETHEUS_SETTLE_SECONDS = 2.0
 def _our_activities(
     experiment: dict[str, Any], configuration: dict[str, Any]
 ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(where and name, module, function, arguments with ``${...}`` filled) of every activity
-    of ours in the experiment (hypothesis, method, rollbacks); other providers are left out."""
+    """(where and name, module, function, arguments with ``${...}`` filled from the
+    configuration by Chaos Toolkit's ``substitute``) of every activity of ours in the experiment
+    (hypothesis, method, rollbacks); other providers are left out."""
+    from chaoslib import substitute
+
     for where, activity in activities(experiment):
         provider = activity.get("provider") or {}
         module_name = str(provider.get("module", ""))
         if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
             continue
         arguments = {
-            str(key): substitute(value, configuration)
+            str(key): substitute(value, configuration, None)
             for key, value in (provider.get("arguments") or {}).items()
         }
         name = f"{where} ({activity.get('name', '?')})"
