@@ -3,13 +3,21 @@ runs on the settings validation parsed, given its sandbox, never on a reparsed c
 ``${name}`` references are filled by Chaos Toolkit's own substitution, secrets included, as
 ``chaos run`` fills them."""
 
+import ast
+import importlib
+import inspect
 import json
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from chaosregistry import activity_modules
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.activity import PASSED_BY_CHAOS_TOOLKIT
+from chaosregistry.experiment.contracts import contract_of
 from chaosregistry.experiment.settings import SettingError, parse_settings, settings_for
 from chaosregistry.experiment.validate import run_secrets, validate
 
@@ -96,3 +104,53 @@ def test_a_vars_file_secret_scope_replaces_the_experiment_s_as_chaos_run_loads_i
     vars_data = {"secrets": {"images": {"probe_image": "c/d:2"}}}
     assert run_secrets(experiment, {}) == {"images": {"probe_image": "a/b:1"}}
     assert run_secrets(experiment, vars_data) == {"images": {"probe_image": "c/d:2"}}
+
+
+# -- an activity's facts stated once --------------------------------------------------------------
+def _hand_checks(function: Any) -> list[str]:
+    """The arguments ``function``'s body checks by hand again although their annotation
+    declares a domain (the @activity decorator checks that before the body runs)."""
+    parameters = inspect.signature(function).parameters
+    declared = {
+        name
+        for name, parameter in parameters.items()
+        if contract_of(parameter.annotation).domains and name not in PASSED_BY_CHAOS_TOOLKIT
+    }
+    found = []
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("require_positive_int", "require_positive_number")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in declared
+        ):
+            found.append(f"{function.__name__}: {node.func.id}({node.args[0].value!r})")
+        if (
+            isinstance(node, ast.Compare)
+            and isinstance(node.left, ast.Name)
+            and node.left.id in declared
+            and any(isinstance(op, ast.NotIn) for op in node.ops)
+        ):
+            found.append(f"{function.__name__}: {node.left.id} not in ...")
+    return found
+
+
+def test_no_activity_body_checks_again_what_its_arguments_declare() -> None:
+    found = []
+    for module_name in activity_modules():
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            found += _hand_checks(inspect.unwrap(getattr(module, name)))
+    assert found == []
+
+
+def test_the_token_server_modes_an_experiment_may_name_are_the_backend_s() -> None:
+    from chaosregistry.actions.auth import token_server_outage
+    from chaosregistry.backends import local_auth, plan
+
+    mode = inspect.signature(token_server_outage).parameters["mode"]
+    (domain,) = contract_of(mode.annotation).domains
+    assert domain.words == plan.TOKEN_SERVER_MODES
+    assert local_auth.TOKEN_SERVER_MODES is plan.TOKEN_SERVER_MODES

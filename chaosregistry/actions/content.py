@@ -15,7 +15,6 @@ from chaosregistry.experiment.activity import (
     Result,
     Secrets,
     activity,
-    require_positive_int,
 )
 from chaosregistry.experiment.contracts import AT_LEAST_ONE, REPOSITORY, Image, Target
 from chaosregistry.experiment.settings import settings_for
@@ -46,7 +45,7 @@ def push_fresh_image(
     when the tag already exists or the registry refuses the push.
     """
     reference = ImageReference.parse(image)
-    kib = require_positive_int("size_kib", size_kib)
+    kib = size_kib
     if reference.is_digest:
         raise ConfigError(f"image {image!r}: push a tag, not a digest")
     registry = settings_for(configuration).registry.resolve(secrets, target)
