@@ -154,3 +154,31 @@ def test_the_token_server_modes_an_experiment_may_name_are_the_backend_s() -> No
     (domain,) = contract_of(mode.annotation).domains
     assert domain.words == plan.TOKEN_SERVER_MODES
     assert local_auth.TOKEN_SERVER_MODES is plan.TOKEN_SERVER_MODES
+
+
+def test_gameday_starts_the_sandbox_for_what_an_activity_module_declares(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chaosregistry.gameday.runner import sandbox_needs
+    from chaosregistry.probes import hygiene
+
+    configuration = {"registry_url": "https://registry.example", "backend": "local"}
+    experiment = {
+        "method": [
+            {
+                "type": "probe",
+                "name": "reuse",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosregistry.probes.hygiene",
+                    "func": "layer_reuse",
+                    "arguments": {"top": 3},
+                },
+            }
+        ]
+    }
+    assert sandbox_needs(experiment, configuration) == []
+    monkeypatch.setattr(hygiene, "SANDBOX_NEED", "reads the sandbox's storage", raising=False)
+    assert sandbox_needs(experiment, configuration) == [
+        "method[0] (reuse) reads the sandbox's storage"
+    ]

@@ -95,12 +95,15 @@ class GameDayResult:
         return self.verdict.exit_code
 
 
-# Activities that act on the embedded sandbox itself (local backend), whatever the
-# configuration names: its registry processes, its mirror's access log.
-SANDBOX_ACTIVITIES = {
-    "chaosregistry.actions.node": "kills and restarts the sandbox's registry processes",
-    "chaosregistry.probes.mirror": "reads the sandbox mirror's access log",
-}
+def _sandbox_need(module_name: str) -> str | None:
+    """Why the activities of ``module_name`` act on the embedded sandbox itself (local
+    backend) whatever the configuration names, as their module declares it (``SANDBOX_NEED``);
+    None when it does not."""
+    try:
+        need = getattr(importlib.import_module(module_name), "SANDBOX_NEED", None)
+    except ImportError:
+        return None  # validate() has already refused it
+    return str(need) if need else None
 
 
 PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
@@ -142,7 +145,8 @@ def sandbox_needs(
     configuration names a ``sandbox_dir``, or when an activity of ours (hypothesis, method or
     rollbacks; other providers never need it):
 
-    * kills registry nodes (``actions.node``) or reads the mirror's log (``probes.mirror``);
+    * acts on the sandbox itself, as its module declares (``SANDBOX_NEED``): kills registry
+      nodes (``actions.node``), reads the mirror's log (``probes.mirror``);
     * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
       ``hops`` in the configuration;
     * reads metrics (``registry_metrics``) without a ``metrics_url``;
@@ -160,8 +164,9 @@ def sandbox_needs(
         return ["the configuration names a sandbox_dir"]
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
-        if module_name in SANDBOX_ACTIVITIES:
-            reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
+        need = _sandbox_need(module_name)
+        if need is not None:
+            reasons.append(f"{name} {need}")
         elif module_name == NETWORK_ACTIONS and not (
             settings.local.toxiproxy_url and settings.local.hops
         ):
