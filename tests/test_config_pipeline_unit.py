@@ -182,3 +182,44 @@ def test_gameday_starts_the_sandbox_for_what_an_activity_module_declares(
     assert sandbox_needs(experiment, configuration) == [
         "method[0] (reuse) reads the sandbox's storage"
     ]
+
+
+# -- docs/architecture.md's layering rule: where configuration is read ---------------------------
+PACKAGE = Path(importlib.import_module("chaosregistry").__file__ or "").resolve().parent
+# The parser, and the door it stands behind (flattening, validation's env lookups and messages).
+PARSERS = {"experiment/settings.py", "experiment/activity.py", "experiment/validate.py"}
+# Reports read journals: the record of a run's configuration, not one to run with.
+RECORDS = "reports/"
+
+
+def _configuration_reads(path: Path) -> list[str]:
+    """``configuration.get("key")``, ``(configuration or {}).get("key")`` or
+    ``configuration["key"]`` in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        target, key = None, None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "get" and node.args:
+                target, key = node.func.value, node.args[0]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            target, key = node.value, node.slice
+        if isinstance(target, ast.BoolOp):
+            target = target.values[0]
+        if (
+            isinstance(target, ast.Name)
+            and target.id == "configuration"
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+        ):
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {key.value}")
+    return found
+
+
+def test_no_module_but_the_settings_parser_reads_a_configuration_key() -> None:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative in PARSERS or relative.startswith(RECORDS):
+            continue
+        found += _configuration_reads(path)
+    assert found == []
