@@ -184,6 +184,26 @@ def test_gameday_starts_the_sandbox_for_what_an_activity_module_declares(
     ]
 
 
+def test_node_kills_and_the_mirror_log_need_the_sandbox_as_their_modules_declare() -> None:
+    from chaosregistry.gameday.runner import sandbox_needs
+
+    def our(module: str, func: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        provider = {"type": "python", "module": module, "func": func, "arguments": arguments}
+        return {"type": "action", "name": func, "provider": provider}
+
+    configuration = {"registry_url": "https://registry.example", "backend": "local"}
+    experiment = {
+        "method": [
+            our("chaosregistry.actions.node", "kill_registry_node", {"duration": 5}),
+            our("chaosregistry.probes.mirror", "upstream_fetches", {"image": "a/b:1"}),
+        ]
+    }
+    assert sandbox_needs(experiment, configuration) == [
+        "method[0] (kill_registry_node) kills and restarts the sandbox's registry processes",
+        "method[1] (upstream_fetches) reads the sandbox mirror's access log",
+    ]
+
+
 # -- docs/architecture.md's layering rule: where configuration is read ---------------------------
 PACKAGE = Path(importlib.import_module("chaosregistry").__file__ or "").resolve().parent
 # The parser, and the door it stands behind (flattening, validation's env lookups and messages).
