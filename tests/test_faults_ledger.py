@@ -16,6 +16,7 @@ from faults_support import (
 )
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.settings import parse_settings
 from chaosregistry.faults import (
     FaultCancelled,
     FaultState,
@@ -456,9 +457,5 @@ def test_ledger_dir_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert resolve_ledger_dir() == tmp_path / "state/chaostoolkit-registry/ledger"
     monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(tmp_path / "env"))
     assert resolve_ledger_dir() == tmp_path / "env"
-    assert resolve_ledger_dir(configuration={"ledger_dir": str(tmp_path / "cfg")}) == (
-        tmp_path / "cfg"
-    )
-    assert resolve_ledger_dir(
-        tmp_path / "arg", configuration={"ledger_dir": str(tmp_path / "cfg")}
-    ) == (tmp_path / "arg")
+    assert parse_settings({"ledger_dir": str(tmp_path / "cfg")}).ledger_dir == tmp_path / "cfg"
+    assert resolve_ledger_dir(tmp_path / "arg") == (tmp_path / "arg")

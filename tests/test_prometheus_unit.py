@@ -13,6 +13,7 @@ import pytest
 from chaoslib.hypothesis import within_tolerance
 from prometheus_client import CollectorRegistry
 
+from chaosregistry.experiment.settings import parse_settings
 from chaosregistry.gameday.runner import sandbox_needs
 from chaosregistry.gameday.verdict import RunFacts, Verdict, judge
 from chaosregistry.observability.prometheus import (
@@ -21,7 +22,6 @@ from chaosregistry.observability.prometheus import (
     SERVER_ERROR,
     PrometheusClient,
     PrometheusError,
-    prometheus_settings,
 )
 from chaosregistry.observability.sli import SliSink, parse_message
 from chaosregistry.observability.sli_exporter import SliMetrics
@@ -92,11 +92,11 @@ def test_settings_come_from_configuration_else_the_sandbox(tmp_path: Path) -> No
     (tmp_path / "endpoints.json").write_text(
         json.dumps({"prometheus": "http://127.0.0.1:9090/", "sli_sink": "127.0.0.1:9091"})
     )
-    sandbox = prometheus_settings({"sandbox_dir": str(tmp_path)})
+    sandbox = parse_settings({"sandbox_dir": str(tmp_path)}).prometheus
     assert (sandbox.url, sandbox.sli_sink) == ("http://127.0.0.1:9090", "127.0.0.1:9091")
-    mine = prometheus_settings(
+    mine = parse_settings(
         {"sandbox_dir": str(tmp_path), "prometheus_url": "http://prom:9090", "sli_sink": "h:1"}
-    )
+    ).prometheus
     assert (mine.url, mine.sli_sink) == ("http://prom:9090", "h:1")
 
 
@@ -112,7 +112,7 @@ def test_bad_prometheus_settings_name_their_key(key: str, value: Any, words: str
     from chaosregistry.experiment.settings import SettingError
 
     with pytest.raises(SettingError) as caught:
-        prometheus_settings({key: value})
+        parse_settings({key: value})
     assert caught.value.key == key and str(caught.value).startswith(words), str(caught.value)
 
 

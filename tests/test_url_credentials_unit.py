@@ -24,7 +24,6 @@ from chaosregistry.experiment.settings import (
 )
 from chaosregistry.loadgen.command import locust_command
 from chaosregistry.loadgen.parameters import LoadParameters
-from chaosregistry.observability.prometheus import prometheus_settings
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.client import validate_registry_url
 from chaosregistry.oci.reference import ImageReference
@@ -144,7 +143,7 @@ def test_every_run_time_url_parser_refuses_userinfo_without_repeating_it(
         lambda: RegistrySettings().resolve(None, USERINFO_URL),  # a `target:` given as a URL
         lambda: parse_settings({"registry_url": USERINFO_URL}),
         lambda: parse_settings({"toxiproxy_url": f"http://admin:{PASSWORD}@127.0.0.1:1"}),
-        lambda: prometheus_settings({"prometheus_url": f"http://admin:{PASSWORD}@127.0.0.1:1"}),
+        lambda: parse_settings({"prometheus_url": f"http://admin:{PASSWORD}@127.0.0.1:1"}),
         lambda: ImageReference.parse(f"ci-bot:{PASSWORD}@registry.example:5000/shop/api:1"),
     ]
     for attempt in attempts:

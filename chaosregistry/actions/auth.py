@@ -24,13 +24,13 @@ authentication ``seen`` then), ``injected_at``, ``expires_at``, ``expires_in``.
 from typing import Annotated
 
 from chaosregistry.backends import backend_for
+from chaosregistry.backends.plan import TOKEN_SERVER_MODES
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.activity import (
     Configuration,
     Result,
     Secrets,
     activity,
-    require_positive_int,
 )
 from chaosregistry.experiment.contracts import AT_LEAST_ONE, FaultSeconds, OneOf, Target
 from chaosregistry.experiment.settings import settings_for
@@ -44,8 +44,6 @@ __all__ = [
     "swap_credentials",
     "token_server_outage",
 ]
-
-TOKEN_SERVER_MODES = ("down", "slow")
 
 
 @activity
@@ -70,9 +68,7 @@ def token_server_outage(
     changed, for an unknown mode, a bad latency or duration, the ``token-server`` hop outside
     ``configuration.allowed_hops``, or the kubernetes backend.
     """
-    if mode not in TOKEN_SERVER_MODES:
-        raise ConfigError(f"mode must be one of {', '.join(TOKEN_SERVER_MODES)}, got {mode!r}")
-    latency = require_positive_int("latency_ms", latency_ms) if mode == "slow" else 0
+    latency = latency_ms if mode == "slow" else 0
     seconds = check_duration(duration)
     settings = settings_for(configuration)
     plan = backend_for(settings).auth_fault("token-server", {"mode": mode, "latency_ms": latency})

@@ -19,7 +19,6 @@ certificate faults for now.
 from typing import Annotated
 
 from chaosregistry.backends import CERTIFICATE_KINDS, backend_for
-from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
 from chaosregistry.experiment.contracts import FaultSeconds, OneOf, RegistryTarget
 from chaosregistry.experiment.settings import settings_for
@@ -58,10 +57,6 @@ def serve_bad_certificate(
     kubernetes backend; and when nginx does not serve the new certificate within 10 s (it is
     then undone).
     """
-    if kind not in CERTIFICATE_KINDS:
-        raise ConfigError(f"kind must be one of {', '.join(CERTIFICATE_KINDS)}, got {kind!r}")
-    if not isinstance(target, str) or not target:
-        raise ConfigError("target must name a TLS server (registry, registry-ratelimited, ...)")
     seconds = check_duration(duration)
     settings = settings_for(configuration)
     plan = backend_for(settings).certificate_fault(kind, target)

@@ -15,7 +15,6 @@ from chaosregistry.experiment.activity import (
     Result,
     Secrets,
     activity,
-    require_positive_int,
 )
 from chaosregistry.experiment.contracts import AT_LEAST_ONE, REPOSITORY, Image, Target
 from chaosregistry.experiment.settings import settings_for
@@ -46,7 +45,6 @@ def push_fresh_image(
     when the tag already exists or the registry refuses the push.
     """
     reference = ImageReference.parse(image)
-    kib = require_positive_int("size_kib", size_kib)
     if reference.is_digest:
         raise ConfigError(f"image {image!r}: push a tag, not a digest")
     registry = settings_for(configuration).registry.resolve(secrets, target)
@@ -66,7 +64,7 @@ def push_fresh_image(
         registry.credentials,
         reference.repository,
         reference.reference,
-        layer_sizes=(max(1, kib * 768), max(1, kib * 256)),
+        layer_sizes=(max(1, size_kib * 768), max(1, size_kib * 256)),
         verify=registry.verify,
     )
     return {

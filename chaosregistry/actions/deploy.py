@@ -195,10 +195,6 @@ def push_to_running(
     ``rollout_health``). Raises ActivityFailed for an unknown Deployment or container, a bad
     argument, a refused push, or a target outside the blast radius.
     """
-    if mode not in ("direct", "observe"):
-        raise ConfigError(f"mode must be direct or observe, got {mode!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
     if tag and image:
         raise ConfigError("give image or tag, not both")
     if tag:

@@ -37,7 +37,6 @@ from chaosregistry.loadgen.parameters import (
     LoadParameters,
 )
 from chaosregistry.loadgen.stop import stop_loads
-from chaosregistry.observability.prometheus import prometheus_settings
 
 __all__ = ["start_pull_load", "stop_pull_load"]
 
@@ -107,8 +106,9 @@ def start_pull_load(
         blob_concurrency=blob_concurrency,
         fresh_images=fresh_images,
     )
-    sink = prometheus_settings(configuration).sli_sink  # each pull reports there (if any)
-    result: Result = start_load(parameters, images, settings_for(configuration), secrets, sink)
+    settings = settings_for(configuration)
+    sink = settings.prometheus.sli_sink  # each pull reports there (if any)
+    result: Result = start_load(parameters, images, settings, secrets, sink)
     return result
 
 

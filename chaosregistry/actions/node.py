@@ -27,6 +27,10 @@ from chaosregistry.faults.injection import check_duration, inject_plan, revert_m
 
 __all__ = ["kill_registry_node", "restart_registry_node"]
 
+# On the local backend these act on the embedded sandbox itself, whatever the configuration
+# names: gameday starts one for them (``gameday.runner.sandbox_needs`` reads this).
+SANDBOX_NEED = "kills and restarts the sandbox's registry processes"
+
 
 @activity
 def kill_registry_node(

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from chaosregistry.backends.local_toxics import toxic_in_place
-from chaosregistry.backends.plan import FaultPlan, confirmed
+from chaosregistry.backends.plan import TOKEN_SERVER_MODES, FaultPlan, confirmed
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.experiment.settings import RegistrySettings
 from chaosregistry.faults.toxiproxy_undo import enable_proxy, remove_toxic
@@ -44,7 +44,6 @@ from chaosregistry.sandbox.toxiproxy import Toxiproxy
 TOKEN_PATH_RESTORE = "auth.token-path-restore"
 TOKEN_KEY_RESTORE = "auth.token-key-restore"
 HTPASSWD_RESTORE = "auth.htpasswd-restore"
-TOKEN_SERVER_MODES = ("down", "slow")
 CREDENTIAL_TARGETS = ("registry",)
 TOKEN_REGISTRY = "registry-token"
 ROTATED_PREFIX = "token-rotated-"

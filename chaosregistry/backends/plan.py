@@ -31,6 +31,8 @@ REFERRERS_TARGET = "referrers:registry"
 # Auth faults: the token server cut off or slow, the registry trusting another token key, the
 # registry's credentials changed.
 AUTH_KINDS = ("token-server", "token-key", "credentials")
+# How the token-server fault cuts the token path: refused, or every token fetch delayed.
+TOKEN_SERVER_MODES = ("down", "slow")
 
 # An apply step's word on its own fault, stored under ``injected`` in the ledger entry's
 # ``applied``: ``confirmed`` once it saw the fault in place (``confirmed_by`` says what it saw),

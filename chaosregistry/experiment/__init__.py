@@ -5,7 +5,7 @@ of the configuration); ``contracts`` reads the domain each activity argument dec
 signature; ``activity`` is the decorator every probe and action wears (arguments checked against
 those contracts, our errors turned into Chaos Toolkit's ``ActivityFailed``); ``validate`` checks
 an experiment and its vars file before anything runs. May import the foundations (``errors``,
-``redaction``), ``oci`` (image references), ``observability`` (Prometheus settings, PromQL) and
+``redaction``), ``oci`` (image references), ``observability`` (PromQL, the series extension) and
 the settings types of the backends, the ledger and the test beds whose keys it parses; never an
 activity module.
 """

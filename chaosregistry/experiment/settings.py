@@ -29,8 +29,8 @@ Keys (configuration, or under its ``chaosregistry`` mapping)
                             the local backend (:class:`LocalSettings`)
     the kubernetes backend's keys: :class:`KubernetesSettings`
     ``prometheus_url``, ``sli_sink``, ``prometheus_timeout``
-                            read by ``chaosregistry.observability.prometheus.prometheus_settings``
-                            alone
+                            Prometheus and the SLI exporter's sink (:class:`PrometheusSettings`),
+                            else the sandbox's
 secrets (any scope the activity declares)
     ``registry_username`` / ``registry_password``
 
@@ -50,7 +50,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -89,6 +89,8 @@ DEFAULT_KUBE_TIMEOUT = (
     15.0  # chaosregistry.kubernetes.client.DEFAULT_TIMEOUT, without importing lightkube
 )
 DEFAULT_CHAOS_MESH_CONFIRM_TIMEOUT = 5.0
+# Seconds per Prometheus query.
+DEFAULT_PROMETHEUS_TIMEOUT = 5.0
 NETWORK_PROVIDERS = ("toxiproxy", "chaos-mesh")
 NODE_KILL_PROVIDERS = ("api", "chaos-mesh")
 # How the nodes reach the sandbox (`cluster up --node-pulls`, written into its vars file): only
@@ -309,6 +311,38 @@ class LocalSettings:
     sandbox_dir: Path | None = None  # the sandbox whose hops, replicas and nginx it acts on
 
 
+# -- Prometheus and the SLI sink ----------------------------------------------------------------
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """Where Prometheus and the SLI exporter's datagram sink are: ``prometheus_url`` and
+    ``sli_sink`` as configured, else the sandbox's endpoints (``prometheus``, ``sli_sink``) when
+    a sandbox is in use and has published them."""
+
+    configured_url: str | None = None  # the Prometheus server (http://host:port), as configured
+    configured_sli_sink: str | None = None  # host:port, as configured
+    timeout: float = DEFAULT_PROMETHEUS_TIMEOUT
+    sandbox_dir: Path | None = None  # the sandbox whose endpoints fill in what is not configured
+
+    def _published(self, name: str) -> str | None:
+        # A sandbox directory without endpoints.json (not started yet, or gone) publishes
+        # nothing: Prometheus is then "not configured", the probes' classified error.
+        if self.sandbox_dir is None or not (self.sandbox_dir / "endpoints.json").is_file():
+            return None
+        value = sandbox_endpoints(self.sandbox_dir).get(name)
+        return str(value) if value else None
+
+    @property
+    def url(self) -> str | None:
+        """The Prometheus server to ask, without a trailing slash; None: none known."""
+        url = self.configured_url or self._published("prometheus")
+        return url.rstrip("/") if url else None
+
+    @property
+    def sli_sink(self) -> str | None:
+        """host:port of the SLI exporter's sink; None: none known (SLIs are not sent)."""
+        return self.configured_sli_sink or self._published("sli_sink")
+
+
 # -- the kubernetes backend --------------------------------------------------------------------
 @dataclass(frozen=True)
 class RegistryNode:
@@ -365,6 +399,20 @@ class Settings:
     load_origin: str  # the registry a cold load pushes its fresh images to
     local: LocalSettings
     kubernetes: KubernetesSettings
+    prometheus: PrometheusSettings
+
+    def in_sandbox(self, sandbox_dir: Path) -> "Settings":
+        """These settings with the sandbox in ``sandbox_dir`` in use, as configuration
+        ``sandbox_dir`` would give it: its endpoints, credentials, hops and Prometheus fill in
+        what is not configured (the game day's, once it has a sandbox running)."""
+        return replace(
+            self,
+            registry=replace(
+                self.registry, sandbox_dir=sandbox_dir, configured_sandbox_dir=sandbox_dir
+            ),
+            local=replace(self.local, sandbox_dir=sandbox_dir),
+            prometheus=replace(self.prometheus, sandbox_dir=sandbox_dir),
+        )
 
 
 def _text(configuration: Mapping[str, Any], key: str) -> str | None:
@@ -577,6 +625,30 @@ def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings
     )
 
 
+def _address(value: Any) -> bool:
+    host, _, port = str(value).rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def _prometheus_settings(
+    configuration: Mapping[str, Any], sandbox: Path | None
+) -> PrometheusSettings:
+    url, sink = configuration.get("prometheus_url") or None, configuration.get("sli_sink") or None
+    if url is not None:
+        try:
+            url = validate_registry_url(str(url))
+        except ConfigError as exc:
+            _fail("prometheus_url", f": {exc}")
+    if sink is not None and not _address(sink):
+        _fail("sli_sink", f": must be host:port, not {sink!r}")
+    return PrometheusSettings(
+        configured_url=str(url).rstrip("/") if url else None,
+        configured_sli_sink=str(sink) if sink else None,
+        timeout=_positive_seconds(configuration, "prometheus_timeout", DEFAULT_PROMETHEUS_TIMEOUT),
+        sandbox_dir=sandbox,
+    )
+
+
 def _load_dir(configuration: Mapping[str, Any]) -> Path:
     """``load_dir``, else ``<run_dir or $CHAOSREGISTRY_RUN_DIR>/load``, else ./runs/load."""
     explicit = _text(configuration, "load_dir")
@@ -604,6 +676,7 @@ def parse_settings(configuration: Mapping[str, Any] | None) -> Settings:
         load_origin=str(flat.get("load_origin") or "registry"),
         local=_local_settings(flat, registry.sandbox_dir),
         kubernetes=_kubernetes_settings(flat),
+        prometheus=_prometheus_settings(flat, registry.sandbox_dir),
     )
 
 

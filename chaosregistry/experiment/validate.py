@@ -52,8 +52,7 @@ from chaosregistry.experiment.contracts import (
     result_keys,
 )
 from chaosregistry.experiment.settings import SettingError, Settings, parse_settings
-from chaosregistry.observability.prometheus import prometheus_settings
-from chaosregistry.redaction import refuse_url_credentials
+from chaosregistry.redaction import Redactor, refuse_url_credentials
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
@@ -264,9 +263,7 @@ def check_settings(
         return f"{source}: {field}"
 
     try:
-        settings = parse_settings(configuration)
-        prometheus_settings(flatten_configuration(configuration))  # its keys, checked
-        return settings
+        return parse_settings(configuration)
     except SettingError as exc:
         # "configuration.<key>[.<sub>]<rest>" -> "<file>: configuration[.chaosregistry].<key>..."
         top = exc.key.split(".", 1)[0]
@@ -277,16 +274,22 @@ def check_settings(
 
 
 def check_tolerances(
-    experiment: dict[str, Any], configuration: dict[str, Any], source: Path
+    experiment: dict[str, Any],
+    configuration: dict[str, Any],
+    source: Path,
+    secrets: dict[str, Any] | None = None,
 ) -> None:
     """A ``range`` tolerance's bounds in order: ``[5, 1]`` holds for no value at all, so the
-    steady state could never be met (Chaos Toolkit accepts it and deviates)."""
+    steady state could never be met (Chaos Toolkit accepts it and deviates). ``${name}``
+    references are substituted by Chaos Toolkit's own ``substitute``, as ``chaos run`` will."""
+    from chaoslib import substitute
+
     hypothesis = experiment.get("steady-state-hypothesis") or {}
     for index, probe in enumerate(hypothesis.get("probes") or []):
         tolerance = probe.get("tolerance") if isinstance(probe, dict) else None
         if not isinstance(tolerance, dict) or tolerance.get("type") != "range":
             continue
-        bounds = substitute(tolerance.get("range"), configuration)
+        bounds = substitute(tolerance.get("range"), configuration, secrets)
         if not isinstance(bounds, list) or len(bounds) != 2:
             continue  # Chaos Toolkit's own validation names a malformed range
         low, high = bounds
@@ -438,19 +441,29 @@ def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
             yield f"{section}[{index}]", activity
 
 
-def substitute(value: Any, configuration: dict[str, Any]) -> Any:
-    """``${key}`` as Chaos Toolkit substitutes it (a whole-string reference keeps its type)."""
-    if isinstance(value, str):
-        if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
-            return configuration.get(value[2:-1], value)
-        for key, replacement in configuration.items():
-            value = value.replace("${" + key + "}", str(replacement))
-        return value
-    if isinstance(value, list):
-        return [substitute(v, configuration) for v in value]
-    if isinstance(value, dict):
-        return {k: substitute(v, configuration) for k, v in value.items()}
-    return value
+def run_secrets(experiment: dict[str, Any], vars_data: dict[str, Any]) -> dict[str, Any]:
+    """The secrets ``chaos run`` substitutes ``${name}`` references with, loaded as it loads
+    them (``chaoslib.secret.load_secrets``: a vars file's scope replaces the experiment's,
+    environment references are read). A vault reference is not fetched before the run, and a
+    variable that is not set is :func:`check_secrets`'s to name: their references stay as
+    written."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.secret import load_secrets
+
+    declared = {
+        scope: {
+            key: value
+            for key, value in keys.items()
+            if not (isinstance(value, dict) and value.get("type") == "vault")
+        }
+        for scope, keys in (experiment.get("secrets") or {}).items()
+        if isinstance(keys, dict)
+    }
+    try:
+        loaded: dict[str, Any] = load_secrets(declared, None, dict(vars_data.get("secrets") or {}))
+    except (ChaosException, KeyError, TypeError):
+        return {}
+    return loaded
 
 
 def _duration(value: Any) -> str | None:
@@ -485,11 +498,19 @@ def _activity_function(
     return func_name, getattr(module, func_name)
 
 
-def check_activity(field: str, activity: dict[str, Any], configuration: dict[str, Any]) -> None:
+def check_activity(
+    field: str,
+    activity: dict[str, Any],
+    configuration: dict[str, Any],
+    secrets: dict[str, Any] | None = None,
+) -> None:
     """Our activity's arguments against the domains its signature declares
-    (:mod:`chaosregistry.experiment.contracts`), ``${key}`` references substituted as ``chaos run``
-    will;
-    a tolerance's ``target`` against the keys the probe declares it returns."""
+    (:mod:`chaosregistry.experiment.contracts`), ``${key}`` references substituted from the
+    configuration and ``secrets`` (:func:`run_secrets`) by Chaos Toolkit's own ``substitute``,
+    as ``chaos run`` will; a tolerance's ``target`` against the keys the probe declares it
+    returns."""
+    from chaoslib import substitute
+
     where = f"{field} ({activity.get('name', '?')})"
     found = _activity_function(where, activity.get("provider") or {})
     if found is None:
@@ -510,13 +531,14 @@ def check_activity(field: str, activity: dict[str, Any], configuration: dict[str
             if param.default is inspect.Parameter.empty:
                 raise ConfigError(f"{where}.arguments.{param.name}: required and missing")
             continue
-        problem = argument_problem(param, substitute(arguments[param.name], configuration))
+        value = substitute(arguments[param.name], configuration, secrets)
+        problem = argument_problem(param, value)
         if problem is not None:
             raise ConfigError(f"{where}.arguments.{param.name}: {problem}")
     tolerance = activity.get("tolerance")
     keys = result_keys(function)
     if isinstance(tolerance, dict) and "target" in tolerance and keys is not None:
-        target = substitute(tolerance["target"], configuration)
+        target = substitute(tolerance["target"], configuration, secrets)
         if target not in keys:
             raise ConfigError(
                 f"{where}.tolerance.target: {func_name} returns no key {target!r} "
@@ -614,12 +636,18 @@ def validate(experiment_path: Path, vars_path: Path | None = None) -> Validated:
     refuse_url_credentials(experiment, vars_data, configuration, experiment_path, vars_path)
     settings = check_settings(vars_data, configuration, experiment_path, vars_path)
     check_secrets(experiment, vars_data, experiment_path)
-    check_tolerances(experiment, configuration, experiment_path)
+    secrets = run_secrets(experiment, vars_data)
+    # A refused value may have come from a secret by ``${name}``: never repeat it.
+    redactor = Redactor.for_experiment(experiment, vars_data)
+    try:
+        check_tolerances(experiment, configuration, experiment_path, secrets)
+    except ConfigError as exc:
+        raise ConfigError(redactor.text(str(exc))) from None
     for field, activity in activities(experiment):
         try:
-            check_activity(field, activity, configuration)
+            check_activity(field, activity, configuration, secrets)
         except ConfigError as exc:
-            raise ConfigError(f"{experiment_path}: {exc}") from None
+            raise ConfigError(redactor.text(f"{experiment_path}: {exc}")) from None
     check_prometheus_series(experiment, experiment_path)
     options = runtime_options(experiment, experiment_path)
     check_chaostoolkit(experiment, experiment_path)

@@ -334,17 +334,11 @@ def state_home() -> Path:
     return base / "chaostoolkit-registry"
 
 
-def resolve_ledger_dir(
-    explicit: str | os.PathLike[str] | None = None,
-    configuration: Mapping[str, Any] | None = None,
-) -> Path:
-    """Where the ledger lives: ``explicit`` > configuration ``ledger_dir`` > the
-    ``CHAOSREGISTRY_LEDGER_DIR`` environment variable > ``<state_home()>/ledger``."""
-    for candidate in (
-        explicit,
-        (configuration or {}).get("ledger_dir"),
-        os.environ.get(LEDGER_DIR_ENV),
-    ):
+def resolve_ledger_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the ledger lives: ``explicit`` (``--ledger-dir``, or configuration ``ledger_dir``
+    as the settings parse it) > the ``CHAOSREGISTRY_LEDGER_DIR`` environment variable >
+    ``<state_home()>/ledger``."""
+    for candidate in (explicit, os.environ.get(LEDGER_DIR_ENV)):
         if candidate:
             return Path(os.fspath(candidate)).expanduser().absolute()
     return state_home() / "ledger"

@@ -48,7 +48,6 @@ from chaosregistry.experiment.settings import (
     Settings,
     settings_for,
 )
-from chaosregistry.experiment.validate import substitute
 from chaosregistry.faults.ledger import Entry
 from chaosregistry.gameday.verdict import FaultEvidence, LoadEvidence, started_loads
 from chaosregistry.loadgen import records
@@ -86,6 +85,7 @@ def fault_evidence(
     journal: Mapping[str, Any] | None,
     *,
     configuration: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
     loads: Iterable[LoadEvidence] = (),
     run_ended: float | None = None,
 ) -> tuple[FaultEvidence, ...]:
@@ -93,13 +93,14 @@ def fault_evidence(
     own entries are left out).
 
     ``configuration`` is the run's effective configuration (``${...}`` of the journal's
-    arguments are resolved with it, and the sandbox and ``node_pulls`` read from it); ``loads``
+    arguments are resolved with it); ``settings`` the run's settings, where the sandbox and
+    ``node_pulls`` are read (default: ``configuration``'s); ``loads``
     are the run's loads with their records (``verdict.load_evidence``); ``run_ended`` closes the
     window of a fault never reverted (default: now).
     """
     faults = [entry for entry in entries if entry.kind != LOAD_KIND]
     config = dict(configuration or {})
-    settings = settings_for(config)
+    settings = settings if settings is not None else settings_for(config)
     wiring = _Wiring.of(settings)
     measurements = [
         *_probe_measurements(journal, config, settings, wiring),
@@ -390,13 +391,17 @@ def _probe_measurements(
 def _arguments(
     module: str, func: str, provider: Mapping[str, Any], configuration: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The call's arguments as the activity saw them: given ones resolved, defaults filled."""
+    """The call's arguments as the activity saw them: given ones resolved (Chaos Toolkit's
+    ``substitute``), defaults filled."""
+    from chaoslib import substitute
+
     try:
         parameters = inspect.signature(getattr(importlib.import_module(module), func)).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     given = {
-        str(k): substitute(v, configuration) for k, v in _mapping(provider.get("arguments")).items()
+        str(k): substitute(v, configuration, None)
+        for k, v in _mapping(provider.get("arguments")).items()
     }
     return {
         name: given.get(name, parameter.default)

@@ -36,8 +36,15 @@ from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
 from chaosregistry.experiment.contracts import RegistryTarget, contract_of
-from chaosregistry.experiment.settings import DEFAULT_SANDBOX_DIR, sandbox_endpoints, settings_for
-from chaosregistry.experiment.validate import activities, substitute, validate
+from chaosregistry.experiment.settings import (
+    DEFAULT_SANDBOX_DIR,
+    RUN_DIR_ENV,
+    SANDBOX_DIR_ENV,
+    Settings,
+    sandbox_endpoints,
+    settings_for,
+)
+from chaosregistry.experiment.validate import activities, validate
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.gameday.control import control_file
@@ -88,12 +95,15 @@ class GameDayResult:
         return self.verdict.exit_code
 
 
-# Activities that act on the embedded sandbox itself (local backend), whatever the
-# configuration names: its registry processes, its mirror's access log.
-SANDBOX_ACTIVITIES = {
-    "chaosregistry.actions.node": "kills and restarts the sandbox's registry processes",
-    "chaosregistry.probes.mirror": "reads the sandbox mirror's access log",
-}
+def _sandbox_need(module_name: str) -> str | None:
+    """Why the activities of ``module_name`` act on the embedded sandbox itself (local
+    backend) whatever the configuration names, as their module declares it (``SANDBOX_NEED``);
+    None when it does not."""
+    try:
+        need = getattr(importlib.import_module(module_name), "SANDBOX_NEED", None)
+    except ImportError:
+        return None  # validate() has already refused it
+    return str(need) if need else None
 
 
 PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
@@ -105,29 +115,38 @@ PROMETHEUS_SETTLE_SECONDS = 2.0
 def _our_activities(
     experiment: dict[str, Any], configuration: dict[str, Any]
 ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(where and name, module, function, arguments with ``${...}`` filled) of every activity
-    of ours in the experiment (hypothesis, method, rollbacks); other providers are left out."""
+    """(where and name, module, function, arguments with ``${...}`` filled from the
+    configuration by Chaos Toolkit's ``substitute``) of every activity of ours in the experiment
+    (hypothesis, method, rollbacks); other providers are left out."""
+    from chaoslib import substitute
+
     for where, activity in activities(experiment):
         provider = activity.get("provider") or {}
         module_name = str(provider.get("module", ""))
         if provider.get("type") != "python" or not module_name.startswith("chaosregistry."):
             continue
         arguments = {
-            str(key): substitute(value, configuration)
+            str(key): substitute(value, configuration, None)
             for key, value in (provider.get("arguments") or {}).items()
         }
         name = f"{where} ({activity.get('name', '?')})"
         yield name, module_name, str(provider.get("func", "")), arguments
 
 
-def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+def sandbox_needs(
+    experiment: dict[str, Any],
+    configuration: dict[str, Any],
+    settings: Settings | None = None,
+) -> list[str]:
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
-    ``configuration`` is the effective, flattened one. The sandbox is needed when the
+    ``configuration`` is the effective, flattened one; ``settings`` its parsed settings
+    (default: parsed here). The sandbox is needed when the
     configuration names a ``sandbox_dir``, or when an activity of ours (hypothesis, method or
     rollbacks; other providers never need it):
 
-    * kills registry nodes (``actions.node``) or reads the mirror's log (``probes.mirror``);
+    * acts on the sandbox itself, as its module declares (``SANDBOX_NEED``): kills registry
+      nodes (``actions.node``), reads the mirror's log (``probes.mirror``);
     * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
       ``hops`` in the configuration;
     * reads metrics (``registry_metrics``) without a ``metrics_url``;
@@ -137,23 +156,24 @@ def sandbox_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> 
       ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
 
     A URL as ``target`` never needs it. The settings named above are read from the typed
-    settings of ``configuration``; the mapping itself only fills the ``${...}`` references of
-    the activities' arguments, as Chaos Toolkit will.
+    settings; the mapping itself only fills the ``${...}`` references of the activities'
+    arguments, as Chaos Toolkit will.
     """
-    settings = settings_for(configuration)
+    settings = settings if settings is not None else settings_for(configuration)
     if settings.registry.configured_sandbox_dir is not None:
         return ["the configuration names a sandbox_dir"]
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
-        if module_name in SANDBOX_ACTIVITIES:
-            reasons.append(f"{name} {SANDBOX_ACTIVITIES[module_name]}")
+        need = _sandbox_need(module_name)
+        if need is not None:
+            reasons.append(f"{name} {need}")
         elif module_name == NETWORK_ACTIONS and not (
             settings.local.toxiproxy_url and settings.local.hops
         ):
             reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
         elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
             reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
-        elif module_name == PROMETHEUS_PROBES and not configuration.get("prometheus_url"):
+        elif module_name == PROMETHEUS_PROBES and not settings.prometheus.configured_url:
             reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
             if not settings.registry.urls.get(target):
@@ -185,14 +205,18 @@ def _named_targets(
     return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
 
 
-def second_site_needs(experiment: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+def second_site_needs(
+    experiment: dict[str, Any],
+    configuration: dict[str, Any],
+    settings: Settings | None = None,
+) -> list[str]:
     """Why a local-backend experiment needs the sandbox's second site; empty when it does not.
 
     An activity of ours needs it when it reaches, by a name the configuration gives no
     ``<name>_url`` for, a registry only the second site has, or puts a fault on one of its
     hops (``sandbox.layout.SECOND_SITE_REGISTRIES`` and ``SECOND_SITE_HOPS``).
     """
-    settings = settings_for(configuration)
+    settings = settings if settings is not None else settings_for(configuration)
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
         for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
@@ -324,7 +348,7 @@ def run_gameday(
     ).absolute()
     env = dict(os.environ)
     env["CHAOSREGISTRY_LEDGER_DIR"] = str(ledger.path)
-    env["CHAOSREGISTRY_RUN_DIR"] = str(run_dir)
+    env[RUN_DIR_ENV] = str(run_dir)
     # A name unique to this run, usable in image tags (lower case, no dots). The random part
     # keeps two runs with the same run-dir name from sharing a tag a mirror may have cached.
     run_id = f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
@@ -351,11 +375,16 @@ def run_gameday(
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     result: GameDayResult | None = None
     try:
-        needs = sandbox_needs(experiment_data, configuration) if backend == "local" else []
+        needs = (
+            sandbox_needs(experiment_data, configuration, settings) if backend == "local" else []
+        )
         if needs:
-            second_site = second_site_needs(experiment_data, configuration)
+            second_site = second_site_needs(experiment_data, configuration, settings)
             _ensure_sandbox(sandbox_path, owned_sandbox, say, second_site=second_site)
-            env["CHAOSREGISTRY_SANDBOX_DIR"] = str(sandbox_path)
+            # chaos run's activities find it as the settings' environment fallback; this
+            # process reads it from the validated settings, given the same sandbox.
+            env[SANDBOX_DIR_ENV] = str(sandbox_path)
+            settings = settings.in_sandbox(sandbox_path)
         elif backend == "local":
             say("sandbox: not needed (every activity reaches a configured registry)")
         started = time.time()
@@ -378,10 +407,7 @@ def run_gameday(
             process.wait()
         journal = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, env[RUN_ID_ENV])
-        prometheus_config = {**configuration}
-        if needs:
-            prometheus_config["sandbox_dir"] = str(sandbox_path)
-        notes += _capture_prometheus(experiment_data, prometheus_config, run_dir, started)
+        notes += _capture_prometheus(experiment_data, settings, run_dir, started)
         loads = load_evidence(journal, run_dir)
         facts = RunFacts(
             journal,
@@ -391,7 +417,8 @@ def run_gameday(
             faults=fault_evidence(
                 _ledger_entries(ledger, faults),
                 journal,
-                configuration=prometheus_config,
+                configuration=configuration,
+                settings=settings,
                 loads=loads,
             ),
             run_id=run_id,
@@ -461,14 +488,14 @@ def _sandbox_password(sandbox_path: Path) -> list[str]:
 
 
 def _capture_prometheus(
-    experiment: dict[str, Any], configuration: dict[str, Any], run_dir: Path, started: float
+    experiment: dict[str, Any], settings: Settings, run_dir: Path, started: float
 ) -> list[str]:
     """prometheus.json: the experiment's declared Prometheus series over the run, read before
     the sandbox (and its Prometheus) stops; a note per series Prometheus did not answer."""
     if not declared_series(experiment):
         return []
     time.sleep(PROMETHEUS_SETTLE_SECONDS)  # the last scrape and rule evaluation of the run
-    captured = capture_series(experiment, configuration, started, time.time())
+    captured = capture_series(experiment, settings.prometheus, started, time.time())
     if captured is None:
         return []
     (run_dir / SERIES_FILE).write_text(json.dumps(captured, indent=2, allow_nan=False))

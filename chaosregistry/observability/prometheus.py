@@ -1,6 +1,7 @@
-"""Prometheus: where it is, and its HTTP query API as numbers with classified errors.
+"""Prometheus's HTTP query API as numbers with classified errors.
 
-``prometheus_settings`` is the one place that reads Prometheus configuration. The rest asks the
+Where Prometheus is comes from the settings (``settings_for(configuration).prometheus``,
+:class:`chaosregistry.experiment.settings.PrometheusSettings`). This module asks the
 API (``/api/v1/query``, ``/api/v1/query_range``) and turns answers into plain floats: a failure
 (unreachable, a bad query, a server error) is a ``PrometheusError`` with a stable ``kind`` that
 the probes put in their result, never a traceback.
@@ -14,9 +15,9 @@ from typing import Any
 import httpx
 
 from chaosregistry.errors import ChaosRegistryError, PullError
+from chaosregistry.experiment.settings import DEFAULT_PROMETHEUS_TIMEOUT, PrometheusSettings
 from chaosregistry.oci import failures
 
-DEFAULT_TIMEOUT = 5.0
 # Error kinds besides the transport classes of oci.failures (refused, timeout, reset, tls...).
 BAD_QUERY = "bad-query"
 SERVER_ERROR = "server-error"
@@ -24,55 +25,6 @@ PROTOCOL = "protocol"
 NOT_CONFIGURED = "not-configured"
 # An alert a probe asked about that no rules file Prometheus loaded defines.
 NOT_LOADED = "not-loaded"
-
-
-@dataclass(frozen=True)
-class PrometheusSettings:
-    url: str | None  # the Prometheus server (http://host:port)
-    sli_sink: str | None  # host:port of the SLI exporter's datagram sink
-    timeout: float = DEFAULT_TIMEOUT
-
-
-def prometheus_settings(configuration: Mapping[str, Any] | None) -> PrometheusSettings:
-    """configuration ``prometheus_url`` / ``sli_sink`` / ``prometheus_timeout``, the URL and
-    the sink falling back to the sandbox's endpoints (``prometheus``, ``sli_sink``) when a
-    sandbox is in use (``chaosregistry.experiment.settings``: ``sandbox_dir``, else the
-    environment's).
-    A bad value is a ``SettingError`` naming its key (``chaosregistry validate`` reports it)."""
-    from chaosregistry.experiment.activity import flatten_configuration
-    from chaosregistry.experiment.settings import SettingError, settings_for
-    from chaosregistry.oci.client import validate_registry_url
-
-    config = flatten_configuration(dict(configuration or {}))
-    url, sink = config.get("prometheus_url") or None, config.get("sli_sink") or None
-    if url is not None:
-        try:
-            url = validate_registry_url(str(url))
-        except ChaosRegistryError as exc:
-            raise SettingError("prometheus_url", f"configuration.prometheus_url: {exc}") from None
-    if sink is not None and not _is_address(sink):
-        raise SettingError("sli_sink", f"configuration.sli_sink: must be host:port, not {sink!r}")
-    timeout = config.get("prometheus_timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise SettingError(
-            "prometheus_timeout",
-            f"configuration.prometheus_timeout: must be a positive number of seconds, "
-            f"got {timeout!r}",
-        )
-    if url is None or sink is None:
-        sandbox = settings_for(config).registry.sandbox_dir
-        if sandbox is not None and (sandbox / "endpoints.json").is_file():
-            endpoints = settings_for(config).registry.endpoints()
-            url = url or endpoints.get("prometheus")
-            sink = sink or endpoints.get("sli_sink")
-    return PrometheusSettings(
-        str(url).rstrip("/") if url else None, str(sink) if sink else None, float(timeout)
-    )
-
-
-def _is_address(value: Any) -> bool:
-    host, _, port = str(value).rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
 class PrometheusError(ChaosRegistryError):
@@ -106,7 +58,9 @@ class Series:
 class PrometheusClient:
     """The query API of one Prometheus (``transport``: an httpx transport, for tests)."""
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, transport: Any = None) -> None:
+    def __init__(
+        self, url: str, timeout: float = DEFAULT_PROMETHEUS_TIMEOUT, transport: Any = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.transport = transport
@@ -233,7 +187,7 @@ def declared_series(experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def capture_series(
     experiment: Mapping[str, Any],
-    configuration: Mapping[str, Any] | None,
+    settings: PrometheusSettings,
     start: float,
     end: float,
     step: float = 1.0,
@@ -244,16 +198,16 @@ def capture_series(
     wanted = declared_series(experiment)
     if not wanted:
         return None
-    settings = prometheus_settings(configuration)
-    captured: dict[str, Any] = {"prometheus": settings.url, "start": start, "end": end}
+    url = settings.url
+    captured: dict[str, Any] = {"prometheus": url, "start": start, "end": end}
     captured["series"] = []
     for entry in wanted:
         item = {key: entry.get(key) for key in ("name", "query", "slo", "unit")}
         item.update(error=None, series=[])
         try:
-            if not settings.url:
+            if not url:
                 raise PrometheusError(NOT_CONFIGURED, "no Prometheus configured")
-            client = PrometheusClient(settings.url, timeout=settings.timeout)
+            client = PrometheusClient(url, timeout=settings.timeout)
             found = client.query_range(str(entry.get("query")), start, end, step)
             item["series"] = [
                 {

@@ -110,7 +110,7 @@ def parse_message(data: bytes) -> tuple[str, tuple[str, ...], tuple[float, ...]]
 
 
 def sink_for(configuration: Mapping[str, Any] | None) -> SliSink:
-    """The sink the probes of this configuration feed (see ``prometheus.prometheus_settings``)."""
-    from chaosregistry.observability.prometheus import prometheus_settings
+    """The sink the probes of this configuration feed (the settings' ``prometheus.sli_sink``)."""
+    from chaosregistry.experiment.settings import settings_for
 
-    return SliSink(prometheus_settings(configuration).sli_sink)
+    return SliSink(settings_for(configuration).prometheus.sli_sink)

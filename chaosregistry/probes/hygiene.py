@@ -192,8 +192,8 @@ def layer_reuse(
     Raises ActivityFailed on bad arguments (as for ``tag_compliance``; also a bad
     ``mount_repository``), never for a registry failure.
     """
-    count = require_positive_int("top", top)
-    workers = require_positive_int("concurrency", concurrency)
+    count = top
+    workers = concurrency
     scratch = repository_name(mount_repository, "mount_repository")
     if not isinstance(check_mount, bool):
         raise ConfigError(f"check_mount must be true or false, got {check_mount!r}")

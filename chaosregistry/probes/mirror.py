@@ -18,6 +18,10 @@ from chaosregistry.oci.reference import ImageReference, Platform
 
 __all__ = ["upstream_fetches"]
 
+# On the local backend this reads the embedded sandbox itself, whatever the configuration
+# names: gameday starts one for it (``gameday.runner.sandbox_needs`` reads this).
+SANDBOX_NEED = "reads the sandbox mirror's access log"
+
 # One nginx access-log line of the sandbox (log_format "sandbox" in chaosregistry.sandbox.configs).
 _LINE = re.compile(
     r'"(?P<method>[A-Z]+) /v2/(?P<repository>\S+)/(?P<kind>blobs|manifests)/(?P<ref>\S+) '

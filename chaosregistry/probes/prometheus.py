@@ -11,9 +11,8 @@ rejects cleanly instead of crashing on NaN. ``values`` holds every series by its
 Prometheus unreachable, a bad query or a server error is data, not an exception: ``ok`` is
 false and ``error`` is {``class``, ``message``} with class ``refused``, ``timeout``, ``reset``,
 ``tls``, ``bad-query``, ``server-error``, ``protocol`` or ``not-configured``; the game day's
-verdict is then *failed* (``chaosregistry.gameday.verdict``). Where Prometheus is:
-``chaosregistry.observability.prometheus.prometheus_settings`` (``prometheus_url``, else the
-sandbox's).
+verdict is then *failed* (``chaosregistry.gameday.verdict``). Where Prometheus is: the
+settings' ``prometheus`` part (configuration ``prometheus_url``, else the sandbox's).
 """
 
 import math
@@ -32,6 +31,7 @@ from chaosregistry.experiment.contracts import (
     Returns,
     Url,
 )
+from chaosregistry.experiment.settings import settings_for
 from chaosregistry.observability.prometheus import (
     NOT_CONFIGURED,
     NOT_LOADED,
@@ -40,7 +40,6 @@ from chaosregistry.observability.prometheus import (
     Series,
     finite_or_none,
     labels_key,
-    prometheus_settings,
 )
 
 __all__ = [
@@ -80,12 +79,13 @@ HAS_PROXY_COUNTERS = 'count(registry_proxy_requests_total{{job="{mirror}",type="
 
 
 def _client(configuration: Configuration | None) -> PrometheusClient:
-    settings = prometheus_settings(configuration)
-    if not settings.url:
+    settings = settings_for(configuration).prometheus
+    url = settings.url
+    if not url:
         raise PrometheusError(
             NOT_CONFIGURED, "no Prometheus: set configuration 'prometheus_url' or 'sandbox_dir'"
         )
-    return PrometheusClient(settings.url, timeout=settings.timeout)
+    return PrometheusClient(url, timeout=settings.timeout)
 
 
 def _when(value: object, name: str, now: float) -> float:
@@ -274,10 +274,6 @@ def sli_pull_p99(
 
     Returns what ``prometheus_query`` returns plus ``sli`` (``pull_p99``); ``value`` in seconds.
     """
-    if isinstance(quantile, bool) or not isinstance(quantile, int | float) or not 0 < quantile < 1:
-        raise ConfigError(f"quantile must be between 0 and 1, got {quantile!r}")
-    if phase not in ("total", "auth", "manifest", "blobs"):
-        raise ConfigError(f"phase must be total, auth, manifest or blobs, got {phase!r}")
     selector = f',target="{target_url}"' if target_url else ""
     promql = PULL_P99.format(
         quantile=quantile, phase=phase, target=selector, window=_window(window)
@@ -327,8 +323,6 @@ def sli_cache_hit_ratio(
     Returns what ``prometheus_query`` returns plus ``sli`` (``cache_hit_ratio``) and
     ``method`` (``counters`` or ``derived``) with ``method_note`` saying how it was computed.
     """
-    if method not in ("auto", "counters", "derived"):
-        raise ConfigError(f"method must be auto, counters or derived, got {method!r}")
     when = _when(at, "at", time.time())
     span = _window(window)
     if method == "auto":

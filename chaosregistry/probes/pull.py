@@ -125,8 +125,8 @@ def pull_latency(
 
     Raises ActivityFailed on bad arguments or configuration.
     """
-    total = require_positive_int("count", count)
-    parallel = require_positive_int("concurrency", concurrency)
+    total = count
+    parallel = concurrency
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
     registry = settings_for(configuration).registry.resolve(secrets, target)
@@ -259,8 +259,8 @@ def pull_recovery(
     ``last_error`` (message or null). Use a ``range`` tolerance on ``seconds`` for "recovers within
     N seconds" and a ``jsonpath`` on ``$.recovered``.
     """
-    budget = require_positive_number("within", within)
-    pause = require_positive_number("interval", interval)
+    budget = float(within)
+    pause = float(interval)
     reference = ImageReference.parse(image)
     wanted = Platform.parse(platform)
     registry = settings_for(configuration).registry.resolve(secrets, target)

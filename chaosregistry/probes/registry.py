@@ -13,7 +13,6 @@ from chaosregistry.experiment.activity import (
     Result,
     Secrets,
     activity,
-    require_positive_number,
 )
 from chaosregistry.experiment.contracts import Returns, Seconds, Target, Url
 from chaosregistry.experiment.settings import settings_for
@@ -47,7 +46,7 @@ def registry_reachable(
     ``auth_scheme`` (none, basic, bearer), ``api_version``, ``seconds``, ``error`` (null or
     {class, message, status, detail}).
     """
-    seconds = require_positive_number("timeout", timeout)
+    seconds = float(timeout)
     registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     result: dict[str, Any] = {
@@ -122,7 +121,7 @@ def registry_tls(
     A failed check is data, not an exception: raises ``ActivityFailed`` only for a bad
     ``timeout``, an unknown ``target`` or a CA bundle that is missing or not PEM.
     """
-    seconds = require_positive_number("timeout", timeout)
+    seconds = float(timeout)
     registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
     parts = urlsplit(registry.url)
@@ -164,7 +163,7 @@ def registry_metrics(
     (counters without ``_total``): [{``name``, ``labels``, ``value``}]} and ``totals`` {family
     name: sum of its samples}.
     """
-    seconds = require_positive_number("timeout", timeout)
+    seconds = float(timeout)
     url = metrics_url or _sandbox_metrics_url(configuration, replica)
     if series is not None and (
         not isinstance(series, list) or not all(isinstance(s, str) for s in series)

@@ -24,7 +24,6 @@ from chaosregistry.experiment.activity import (
     Result,
     Secrets,
     activity,
-    require_positive_number,
 )
 from chaosregistry.experiment.contracts import (
     FAULT_DURATION,
@@ -35,7 +34,6 @@ from chaosregistry.experiment.contracts import (
     Target,
 )
 from chaosregistry.experiment.settings import settings_for
-from chaosregistry.faults.injection import MAX_DURATION
 from chaosregistry.observability.registry_events import (
     delivery_seconds,
     events_source,
@@ -168,14 +166,11 @@ def replication_lag(
     Raises ActivityFailed on bad arguments, a repository regsync does not copy, or a push the
     source refuses (no lag can be measured then).
     """
-    if not isinstance(image, str) or not image or ":" in image or "@" in image:
-        raise ConfigError(f"image must be a repository without tag or digest, got {image!r}")
+    # image, within, interval and timeout are in their declared domains (@activity checks).
     repository = ImageReference.parse(f"{image}:x").repository
-    wait = require_positive_number("within", within)
-    if wait > MAX_DURATION:
-        raise ConfigError(f"within must be at most {MAX_DURATION:g} seconds, got {within!r}")
-    pause = require_positive_number("interval", interval)
-    request_timeout = require_positive_number("timeout", timeout)
+    wait = float(within)
+    pause = float(interval)
+    request_timeout = float(timeout)
     settings = settings_for(configuration).registry
     endpoints = settings.endpoints()
     pattern = endpoints.get("replicated_repositories")

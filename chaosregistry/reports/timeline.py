@@ -28,7 +28,6 @@ KNOWN_KEYS = ("p95", "success_ratio", "seconds", "timings.total", "failure_ratio
 UNDO_NAME = re.compile(r"^(remove|restart|heal|undo|revert|rollback|stop|delete|uncordon|resume)")
 # Ledger states of a fault that still needed undoing when the ledger was last read.
 ACTIVE_STATES = ("pending", "injected", "revert-failed")
-_PLACEHOLDER = re.compile(r"^\$\{([^}]+)\}$")
 
 Family = tuple[str, str, str | None, str | None]
 
@@ -189,21 +188,24 @@ def metric_for(tolerance: Tolerance | None, outputs: list[Any]) -> str | None:
     return None
 
 
-def resolve_placeholder(value: Any, configuration: dict[str, Any]) -> Any:
-    """``${name}`` replaced by a plain configuration value (journals keep them unresolved)."""
-    if isinstance(value, str):
-        match = _PLACEHOLDER.match(value.strip())
-        if match and isinstance(configuration.get(match.group(1)), int | float | str | bool):
-            return configuration[match.group(1)]
-    return value
-
-
 def parse_tolerance(raw: Any, configuration: dict[str, Any]) -> Tolerance:
-    """A tolerance from its declaration: ranges, 2-element lists and numbers become bands."""
-    raw = resolve_placeholder(raw, configuration)
+    """A tolerance from its declaration: ranges, 2-element lists and numbers become bands.
+
+    Journals keep ``${name}`` as written: the tolerance itself and each bound, when a
+    reference, are substituted by Chaos Toolkit's own ``substitute`` from the plain
+    configuration values (an environment lookup the journal's configuration still holds stays
+    as written); a declared mapping is kept as written."""
+    from chaoslib import substitute
+
+    plain = {k: v for k, v in configuration.items() if isinstance(v, int | float | str | bool)}
+
+    def resolved(value: Any) -> Any:
+        return substitute(value, plain, None) if isinstance(value, str) else value
+
+    raw = resolved(raw)
 
     def number(value: Any) -> float | None:
-        value = resolve_placeholder(value, configuration)
+        value = resolved(value)
         if isinstance(value, str):
             try:
                 return float(value)
