@@ -10,7 +10,8 @@ Prometheus scrapes, every second (so tests and short game days see series move):
 - job ``chaosregistry``: our SLI exporter (``chaosregistry.observability.sli_exporter``).
 
 It loads ``examples/prometheus/registry-slis.rules.yml`` when the source tree has it (the
-recording rules and alerts of the three SLIs). Its data lives in ``storage/prometheus``.
+recording rules and alerts of the three SLIs). Its data lives in ``storage/prometheus``,
+emptied each time Prometheus starts: one life of the sandbox, never an earlier run's series.
 """
 
 import time
@@ -136,6 +137,9 @@ def prometheus_spec(layout: Layout, ports: Ports) -> ProcessSpec:
         log=str(layout.log_file("prometheus")),
         ready_url=http_url(ports.prometheus) + "/-/ready",
         ports=[ports.prometheus],
+        # Each start begins with no series: a sandbox started again for the next game day
+        # would otherwise still hold (and alert on) the last one's pulls.
+        fresh_dir=str(storage),
     )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +78,9 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
     # For a process that serves no HTTP (the guardian): ready once it has written this file.
     ready_file: str = ""
+    # Emptied before every start: what the process keeps there belongs to one life of the
+    # sandbox (Prometheus' TSDB: a game day must not judge an earlier run's series as its own).
+    fresh_dir: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ProcessSpec":
@@ -89,6 +93,7 @@ class ProcessSpec:
             ports=[int(port) for port in data["ports"]],
             env={str(key): str(value) for key, value in data.get("env", {}).items()},
             ready_file=str(data.get("ready_file", "")),
+            fresh_dir=str(data.get("fresh_dir", "")),
         )
 
 
@@ -230,8 +235,7 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
         )
     log = Path(spec.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    if spec.ready_file:
-        Path(spec.ready_file).unlink(missing_ok=True)  # a stale one would read as ready
+    prepare_start(spec)
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     process = start_recorded(
         spec.argv,
@@ -243,6 +247,16 @@ def start_process(run_dir: Path | str, name: str, *, timeout: float = READY_TIME
     )
     _wait_ready(layout, spec, process, timeout)
     return process.pid
+
+
+def prepare_start(spec: ProcessSpec) -> None:
+    """What a start clears first: a stale ready file (it would read as ready at once) and the
+    spec's ``fresh_dir``, emptied and made again."""
+    if spec.ready_file:
+        Path(spec.ready_file).unlink(missing_ok=True)
+    if spec.fresh_dir:
+        shutil.rmtree(spec.fresh_dir, ignore_errors=True)
+        Path(spec.fresh_dir).mkdir(parents=True, exist_ok=True)
 
 
 def _wait_ready(
