@@ -31,6 +31,7 @@ import re
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -63,14 +64,17 @@ __all__ = [
     "PlatformName",
     "Range",
     "RegistryTarget",
+    "ResultKind",
     "Returns",
     "Seconds",
     "Target",
     "Url",
     "argument_problem",
     "contract_of",
+    "declared_returns",
     "is_default",
     "result_keys",
+    "result_kind",
     "type_name",
 ]
 
@@ -267,15 +271,50 @@ class Each(Domain):
         return f"each {self.domain.describe()}"
 
 
+class ResultKind(StrEnum):
+    """What a probe's result is, declared with its keys (``Returns(..., kind=...)``): readers of
+    a journal (``chaosregistry.gameday.journal``) tell a pull's statistics from a rollout's by
+    the probe that wrote the result, never by the result's key names. One kind per shape."""
+
+    PULL = "pull"  # one image pulled: ok, timings {total...}, error
+    MANIFEST = "manifest"  # one manifest resolved: ok, digest, seconds, error
+    PULL_STATISTICS = "pull-statistics"  # many pulls: count, succeeded, p50, p95, errors
+    PULL_RECOVERY = "pull-recovery"  # pulls until one succeeds: recovered, seconds, errors
+    LOAD_STATISTICS = "load-statistics"  # a load's exact figures: pulls, attempts, p95...
+    ROLLOUT_HEALTH = "rollout-health"
+    ROLLOUT_TIME = "rollout-time"
+    ROLLOUT_FAILURE = "rollout-failure"
+    ROLLBACK_READINESS = "rollback-readiness"
+    IMAGE_PULL_EVENTS = "image-pull-events"
+    REACHABILITY = "reachability"
+    TLS = "tls"
+    REGISTRY_METRICS = "registry-metrics"
+    PROMETHEUS_QUERY = "prometheus-query"
+    PROMETHEUS_RANGE = "prometheus-range"
+    PROMETHEUS_ALERTS = "prometheus-alerts"
+    SIGNATURE = "signature"
+    UPSTREAM_FETCHES = "upstream-fetches"
+    TAG_COMPLIANCE = "tag-compliance"
+    LAYER_REUSE = "layer-reuse"
+    PUSH_EVENTS = "push-events"
+    REPLICATION = "replication"
+    # Not one of our probes (another extension's, or one this version does not know), or an
+    # action: its result is read as it is.
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Returns:
     """The top-level keys of a probe's result (on its return annotation), for tolerances'
-    ``target``: ``Returns("ok seconds error")``, names apart by spaces."""
+    ``target``: ``Returns("ok seconds error", kind=ResultKind.PULL)``, names apart by spaces;
+    ``kind`` says which shape of result it is (:class:`ResultKind`)."""
 
     keys: tuple[str, ...]
+    kind: ResultKind
 
-    def __init__(self, *names: str) -> None:
+    def __init__(self, *names: str, kind: ResultKind = ResultKind.OTHER) -> None:
         object.__setattr__(self, "keys", tuple(key for name in names for key in name.split()))
+        object.__setattr__(self, "kind", kind)
 
 
 POSITIVE = Range(0, above=True)
@@ -411,14 +450,26 @@ def contract_of(annotation: Any) -> Contract:
             return Contract(annotation, optional, tuple(domains))
 
 
-def result_keys(function: Callable[..., Any]) -> tuple[str, ...] | None:
-    """The result keys an activity declares (``Returns`` on its return annotation), or None."""
+def declared_returns(function: Callable[..., Any]) -> Returns | None:
+    """An activity's ``Returns`` (on its return annotation), or None."""
     annotation = inspect.signature(function).return_annotation
     if get_origin(annotation) is Annotated:
         for extra in get_args(annotation)[1:]:
             if isinstance(extra, Returns):
-                return extra.keys
+                return extra
     return None
+
+
+def result_keys(function: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The result keys an activity declares (``Returns`` on its return annotation), or None."""
+    declared = declared_returns(function)
+    return None if declared is None else declared.keys
+
+
+def result_kind(function: Callable[..., Any]) -> ResultKind:
+    """The kind of result an activity declares (``Returns(..., kind=...)``); OTHER when none."""
+    declared = declared_returns(function)
+    return ResultKind.OTHER if declared is None else declared.kind
 
 
 _PORTABLE = {
