@@ -35,7 +35,7 @@ from typing import Any
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.contracts import ResultKind
-from chaosregistry.gameday.control import EXTENSION as RUN_EXTENSION
+from chaosregistry.gameday.control import run_id_of
 
 __all__ = [
     "Activity",
@@ -310,6 +310,23 @@ class _Parser:
 
     def __init__(self, where: str) -> None:
         self.where = where
+        # Chaos Toolkit copies an activity's declaration into each of its runs: a journal of
+        # continuous checks repeats a few declarations thousands of times. Equal ones share
+        # one (frozen) Activity.
+        self.activities: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], Activity]]] = {}
+
+    def activity(self, declared: Mapping[str, Any]) -> Activity:
+        provider = _dict(declared.get("provider"))
+        key = (declared.get("name"), provider.get("module"), provider.get("func"))
+        if not all(k is None or type(k) is str for k in key):
+            return _activity(declared)
+        seen = self.activities.setdefault(key, [])
+        for earlier, activity in seen:
+            if earlier == declared:
+                return activity
+        activity = _activity(declared)
+        seen.append((declared, activity))
+        return activity
 
     def refuse(self, field_path: str, problem: str) -> JournalError:
         return JournalError(
@@ -319,7 +336,7 @@ class _Parser:
     def mapping(self, value: Any, field_path: str, *, optional: bool = True) -> Mapping[str, Any]:
         if value is None and optional:
             return _EMPTY
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast path
             raise self.refuse(field_path, f"{_json_type(value)}, not an object")
         return value
 
@@ -354,7 +371,7 @@ class _Parser:
             ),
             run=self.runs(data.get("run"), "run", optional=False),
             rollbacks=self.runs(data.get("rollbacks"), "rollbacks"),
-            run_id=_run_id(data.get("extensions")),
+            run_id=run_id_of(data),
             chaoslib_version=_text(data.get("chaoslib-version")),
             platform=_text(data.get("platform")),
             node=_text(data.get("node")),
@@ -381,7 +398,7 @@ class _Parser:
 
     def declarations(self, value: Any, field_path: str) -> tuple[Activity, ...]:
         return tuple(
-            _activity(self.mapping(item, f"{field_path}[{index}]", optional=False))
+            self.activity(self.mapping(item, f"{field_path}[{index}]", optional=False))
             for index, item in enumerate(self.items(value, field_path))
         )
 
@@ -407,7 +424,7 @@ class _Parser:
         run = self.mapping(value, field_path, optional=False)
         met = run.get("tolerance_met")
         return ActivityRun(
-            activity=_activity(_dict(run.get("activity"))),
+            activity=self.activity(_dict(run.get("activity"))),
             status=_status(run.get("status")),
             start=parse_time(run.get("start")),
             end=parse_time(run.get("end")),
@@ -444,15 +461,6 @@ def _activity(declared: Mapping[str, Any]) -> Activity:
     )
 
 
-def _run_id(extensions: Any) -> str | None:
-    """The run id our control wrote (``chaosregistry.gameday.control``), or None."""
-    for extension in _list(extensions):
-        if isinstance(extension, Mapping) and extension.get("name") == RUN_EXTENSION:
-            run_id = extension.get("run_id")
-            return run_id if isinstance(run_id, str) else None
-    return None
-
-
 def _status(value: Any) -> str | None:
     """A run's status: None when absent, "" when it is not a string (not succeeded either)."""
     return None if value is None else (value if isinstance(value, str) else "")
@@ -463,7 +471,7 @@ def _text(value: Any) -> str | None:
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
 def _list(value: Any) -> list[Any]:
