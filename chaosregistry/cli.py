@@ -139,8 +139,6 @@ def gameday(
     Exit codes: 0 passed, 1 bad input, 10 deviated, 11 failed, 12 interrupted,
     13 a fault outlived the run (left behind), 14 dry run (nothing applied).
     """
-    import json
-
     from chaosregistry.gameday.runner import run_gameday
 
     if vars_file is None:
@@ -154,10 +152,13 @@ def gameday(
         keep_sandbox=keep_sandbox,
         say=click.echo,
     )
+    from chaosregistry.gameday.journal import JournalError, parse_journal
     from chaosregistry.gameday.runner import pull_table
 
-    journal = json.loads(result.journal.read_text()) if result.journal.is_file() else {}
-    table = pull_table(journal)
+    try:  # the journal as the run left it, scrubbed of secrets
+        table = pull_table(parse_journal(result.journal)) if result.journal.is_file() else []
+    except JournalError:  # the verdict's notes say why
+        table = []
     if len(table) > 1:
         click.echo("")
         for line in table:

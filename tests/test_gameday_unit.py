@@ -22,7 +22,11 @@ def run_entry(name: str, kind: str, status: str, output: Any = None, **extra: An
 def test_load_row_counts_successes_over_attempts() -> None:
     load = {"pulls": 617, "failed": 6707, "attempts": 7324, "pulls_per_second": 40.0}
     load |= {"p50": 0.077, "p95": 0.177, "max": 0.294, "failures_by_class": {"protocol": 6707}}
-    journal = {"run": [run_entry("load-through-the-kill", "probe", "succeeded", load)]}
+    entry = run_entry("load-through-the-kill", "probe", "succeeded", load)
+    # The row's kind comes from the probe that wrote it (its declared Returns), not its keys.
+    probe = {"module": "chaosregistry.probes.load", "func": "pull_load_stats"}
+    entry["activity"]["provider"] = probe
+    journal = {"run": [entry]}
     header, row = pull_table(journal)
     assert "phase" in header
     assert row.split()[:3] == ["method", "load-through-the-kill", "617/7324"]

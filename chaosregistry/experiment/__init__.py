@@ -2,10 +2,11 @@
 
 ``settings`` turns the configuration and secrets into typed, frozen ``Settings`` (the one parser
 of the configuration); ``contracts`` reads the domain each activity argument declares on its
-signature; ``activity`` is the decorator every probe and action wears (arguments checked against
-those contracts, our errors turned into Chaos Toolkit's ``ActivityFailed``); ``validate`` checks
-an experiment and its vars file before anything runs. May import the foundations (``errors``,
-``redaction``), ``oci`` (image references), ``observability`` (PromQL, the series extension) and
+signature (``kinds``: the kinds of result a probe declares); ``activity`` is the decorator
+every probe and action wears (arguments checked against those contracts, our errors turned
+into Chaos Toolkit's ``ActivityFailed``); ``validate`` checks an experiment and its vars file
+before anything runs. May import the foundations (``errors``, ``redaction``), ``oci`` (image
+references), ``observability`` (PromQL, the series extension) and
 the settings types of the backends, the ledger and the test beds whose keys it parses; never an
 activity module.
 """

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+from chaosregistry.experiment.kinds import ResultKind
 from chaosregistry.redaction import url_credentials
 
 __all__ = [
@@ -63,14 +64,17 @@ __all__ = [
     "PlatformName",
     "Range",
     "RegistryTarget",
+    "ResultKind",
     "Returns",
     "Seconds",
     "Target",
     "Url",
     "argument_problem",
     "contract_of",
+    "declared_returns",
     "is_default",
     "result_keys",
+    "result_kind",
     "type_name",
 ]
 
@@ -270,12 +274,15 @@ class Each(Domain):
 @dataclass(frozen=True)
 class Returns:
     """The top-level keys of a probe's result (on its return annotation), for tolerances'
-    ``target``: ``Returns("ok seconds error")``, names apart by spaces."""
+    ``target``: ``Returns("ok seconds error", kind=ResultKind.PULL)``, names apart by spaces;
+    ``kind`` says which shape of result it is (:class:`ResultKind`)."""
 
     keys: tuple[str, ...]
+    kind: ResultKind
 
-    def __init__(self, *names: str) -> None:
+    def __init__(self, *names: str, kind: ResultKind = ResultKind.OTHER) -> None:
         object.__setattr__(self, "keys", tuple(key for name in names for key in name.split()))
+        object.__setattr__(self, "kind", kind)
 
 
 POSITIVE = Range(0, above=True)
@@ -411,14 +418,26 @@ def contract_of(annotation: Any) -> Contract:
             return Contract(annotation, optional, tuple(domains))
 
 
-def result_keys(function: Callable[..., Any]) -> tuple[str, ...] | None:
-    """The result keys an activity declares (``Returns`` on its return annotation), or None."""
+def declared_returns(function: Callable[..., Any]) -> Returns | None:
+    """An activity's ``Returns`` (on its return annotation), or None."""
     annotation = inspect.signature(function).return_annotation
     if get_origin(annotation) is Annotated:
         for extra in get_args(annotation)[1:]:
             if isinstance(extra, Returns):
-                return extra.keys
+                return extra
     return None
+
+
+def result_keys(function: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The result keys an activity declares (``Returns`` on its return annotation), or None."""
+    declared = declared_returns(function)
+    return None if declared is None else declared.keys
+
+
+def result_kind(function: Callable[..., Any]) -> ResultKind:
+    """The kind of result an activity declares (``Returns(..., kind=...)``); OTHER when none."""
+    declared = declared_returns(function)
+    return ResultKind.OTHER if declared is None else declared.kind
 
 
 _PORTABLE = {

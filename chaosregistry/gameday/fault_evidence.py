@@ -49,10 +49,10 @@ from chaosregistry.experiment.settings import (
     settings_for,
 )
 from chaosregistry.faults.ledger import Entry
+from chaosregistry.gameday.journal import ActivityRun, Journal, journal_of
 from chaosregistry.gameday.verdict import FaultEvidence, LoadEvidence, started_loads
 from chaosregistry.loadgen import records
 from chaosregistry.loadgen.store import LOAD_KIND
-from chaosregistry.reports.inputs import parse_time
 from chaosregistry.sandbox.layout import HOST, Ports, forwarding
 
 OUR_MODULES = "chaosregistry."
@@ -82,7 +82,7 @@ class Measurement:
 
 def fault_evidence(
     entries: Iterable[Entry],
-    journal: Mapping[str, Any] | None,
+    journal: Journal | Mapping[str, Any] | None,
     *,
     configuration: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
@@ -99,39 +99,36 @@ def fault_evidence(
     window of a fault never reverted (default: now).
     """
     faults = [entry for entry in entries if entry.kind != LOAD_KIND]
+    parsed = journal_of(journal)
     config = dict(configuration or {})
     settings = settings if settings is not None else settings_for(config)
     wiring = _Wiring.of(settings)
     measurements = [
-        *_probe_measurements(journal, config, settings, wiring),
-        *_load_measurements(journal, loads, wiring),
+        *_probe_measurements(parsed, config, settings, wiring),
+        *_load_measurements(parsed, loads, wiring),
     ]
     return (
         *(_evidence(entry, measurements, wiring, settings, run_ended) for entry in faults),
-        *_unrecorded_dry_runs(journal),
+        *_unrecorded_dry_runs(parsed),
     )
 
 
-def _unrecorded_dry_runs(journal: Mapping[str, Any] | None) -> Iterator[FaultEvidence]:
+def _unrecorded_dry_runs(journal: Journal | None) -> Iterator[FaultEvidence]:
     """A method action of ours that ran as a dry run without a ledger entry (the bad-tag
     deploy, which records nothing when it changes nothing): its own evidence, so a dry run is
     never mistaken for a run without faults."""
-    runs = journal.get("run") if isinstance(journal, Mapping) else None
-    for run in runs if isinstance(runs, list) else []:
-        activity = run.get("activity") if isinstance(run, Mapping) else None
-        output = run.get("output") if isinstance(run, Mapping) else None
-        if not isinstance(activity, Mapping) or not isinstance(output, Mapping):
+    for run in journal.run if journal is not None else ():
+        output, provider = run.output, run.activity.provider
+        if not isinstance(output, Mapping):
             continue
-        provider = _mapping(activity.get("provider"))
-        module = str(provider.get("module") or "")
         if output.get("dry_run") is not True or "fault_id" in output:
             continue
-        if activity.get("type") != "action" or not module.startswith(OUR_MODULES):
+        if not run.is_action or not provider.module.startswith(OUR_MODULES):
             continue
-        name = str(activity.get("name") or provider.get("func"))
+        name = run.activity.name or provider.func
         yield FaultEvidence(
             id=f"dry-run:{name}",
-            kind=f"{module}.{provider.get('func')}",
+            kind=f"{provider.module}.{provider.func}",
             target=str(output.get("target") or output.get("deployment") or "-"),
             applied=False,
             confirmed=False,
@@ -338,48 +335,29 @@ def _crosses(m: Measurement, entry: Entry, wiring: _Wiring, settings: Settings) 
 
 
 # -- the run's measurements ----------------------------------------------------------------------
-def _probe_runs(journal: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+def _probe_runs(journal: Journal | None) -> Iterator[ActivityRun]:
     """Every probe run of the journal: hypothesis before, during and after, and the method's."""
-    if not isinstance(journal, Mapping):
+    if journal is None:
         return
-    states = _mapping(journal.get("steady_states"))
-    during = states.get("during")
-    phases = [
-        states.get("before"),
-        *(during if isinstance(during, list) else []),
-        states.get("after"),
-    ]
-    for phase in phases:
-        if not isinstance(phase, Mapping):
-            continue
-        probes = phase.get("probes")
-        for run in probes if isinstance(probes, list) else []:
-            if isinstance(run, Mapping):
-                yield run
-    runs = journal.get("run")
-    for run in runs if isinstance(runs, list) else []:
-        if isinstance(run, Mapping) and _mapping(run.get("activity")).get("type") == "probe":
-            yield run
+    yield from journal.probe_runs()
+    yield from (run for run in journal.run if run.is_probe)
 
 
 def _probe_measurements(
-    journal: Mapping[str, Any] | None,
+    journal: Journal | None,
     configuration: dict[str, Any],
     settings: Settings,
     wiring: _Wiring,
 ) -> Iterator[Measurement]:
     for run in _probe_runs(journal):
-        start, end = parse_time(run.get("start")), parse_time(run.get("end"))
-        activity = _mapping(run.get("activity"))
-        provider = _mapping(activity.get("provider"))
-        module = str(provider.get("module") or "")
-        if start is None or end is None or not module.startswith(OUR_MODULES):
+        start, end, provider = run.start, run.end, run.activity.provider
+        if start is None or end is None or not provider.module.startswith(OUR_MODULES):
             continue
-        arguments = _arguments(module, str(provider.get("func") or ""), provider, configuration)
+        arguments = _arguments(provider.module, provider.func, provider.arguments, configuration)
         if arguments is None:
             continue
         yield Measurement(
-            name=str(activity.get("name") or provider.get("func")),
+            name=str(run.activity.name or provider.func),
             start=start,
             end=end,
             addresses=_activity_addresses(arguments, settings, wiring),
@@ -389,7 +367,7 @@ def _probe_measurements(
 
 
 def _arguments(
-    module: str, func: str, provider: Mapping[str, Any], configuration: dict[str, Any]
+    module: str, func: str, arguments: Mapping[str, Any], configuration: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The call's arguments as the activity saw them: given ones resolved (Chaos Toolkit's
     ``substitute``), defaults filled."""
@@ -399,10 +377,7 @@ def _arguments(
         parameters = inspect.signature(getattr(importlib.import_module(module), func)).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
-    given = {
-        str(k): substitute(v, configuration, None)
-        for k, v in _mapping(provider.get("arguments")).items()
-    }
+    given = {str(k): substitute(v, configuration, None) for k, v in arguments.items()}
     return {
         name: given.get(name, parameter.default)
         for name, parameter in parameters.items()
@@ -446,13 +421,13 @@ def _deployments(arguments: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _load_measurements(
-    journal: Mapping[str, Any] | None, loads: Iterable[LoadEvidence], wiring: _Wiring
+    journal: Journal | None, loads: Iterable[LoadEvidence], wiring: _Wiring
 ) -> Iterator[Measurement]:
     """Each pull of each load, with the load's target (one measurement a pull: a pull that
     overlaps the window is what crossed the fault)."""
     targets = {
         str(output.get("load_id")): url_address(output.get("target_url"))
-        for _, output in started_loads(dict(journal) if isinstance(journal, Mapping) else None)
+        for _, output in started_loads(journal)
     }
     for load in loads:
         address = targets.get(load.load_id)

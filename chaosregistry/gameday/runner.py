@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -49,6 +49,13 @@ from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.gameday.control import control_file
 from chaosregistry.gameday.fault_evidence import fault_evidence
+from chaosregistry.gameday.journal import (
+    Journal,
+    JournalError,
+    ResultKind,
+    journal_of,
+    parse_journal,
+)
 from chaosregistry.gameday.verdict import (
     Evidence,
     RunFacts,
@@ -227,40 +234,38 @@ def second_site_needs(
     return reasons
 
 
-def pull_table(journal: dict[str, Any]) -> list[str]:
-    """The game day's pulls as a table: every probe result that carries pull statistics."""
+def pull_table(journal: Journal | Mapping[str, Any]) -> list[str]:
+    """The game day's pulls as a table: every probe result that carries pull statistics (by
+    the kind its probe declares: one pull, many pulls, a load's figures, a recovery)."""
 
     def fmt(value: Any) -> str:
         return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
-    rows: list[tuple[str, str, dict[str, Any]]] = []
-    states = journal.get("steady_states") or {}
-    for phase in ("before",):
-        for probe in (states.get(phase) or {}).get("probes") or []:
-            rows.append((phase, probe["activity"]["name"], probe.get("output") or {}))
-    for run in journal.get("run") or []:
-        if run["activity"].get("type") == "probe":
-            rows.append(("method", run["activity"]["name"], run.get("output") or {}))
-    for probe in (states.get("after") or {}).get("probes") or []:
-        rows.append(("after", probe["activity"]["name"], probe.get("output") or {}))
+    parsed = journal_of(journal)
+    assert parsed is not None
+    rows = [
+        *(("before", run) for run in (parsed.before.probes if parsed.before else ())),
+        *(("method", run) for run in parsed.run if run.is_probe),
+        *(("after", run) for run in (parsed.after.probes if parsed.after else ())),
+    ]
     lines = [f"{'phase':<7} {'probe':<34} {'ok':>7} {'p50 s':>7} {'p95 s':>7} {'max s':>7}  errors"]
-    for phase, name, out in rows:
-        if not isinstance(out, dict):
-            continue
-        if "success_ratio" in out:
+    for phase, run in rows:
+        out, name = run.result, run.activity.label
+        if run.kind == ResultKind.PULL_STATISTICS:
             ok = f"{out.get('succeeded', 0)}/{out.get('count', 0)}"
             p50, p95, worst = out.get("p50"), out.get("p95"), out.get("max_attempt")
             errors = out.get("errors") or {}
-        elif "ok" in out and "timings" in out:
-            ok = "1/1" if out["ok"] else "0/1"
-            p50 = p95 = worst = out["timings"].get("total")
-            errors = {out["error"]["class"]: 1} if out.get("error") else {}
-        elif "pulls_per_second" in out:  # a Locust load's exact statistics
+        elif run.kind == ResultKind.PULL:
+            ok = "1/1" if out.get("ok") else "0/1"
+            p50 = p95 = worst = _dict(out.get("timings")).get("total")
+            error = _dict(out.get("error"))
+            errors = {error.get("class"): 1} if error else {}
+        elif run.kind == ResultKind.LOAD_STATISTICS:  # a Locust load's exact statistics
             # "pulls" counts the pulls that succeeded, "attempts" those that ended either way.
             ok = f"{out.get('pulls', 0)}/{out.get('attempts', 0)}"
             p50, p95, worst = out.get("p50"), out.get("p95"), out.get("max")
             errors = out.get("failures_by_class") or {}
-        elif "recovered" in out:
+        elif run.kind == ResultKind.PULL_RECOVERY:
             ok = "yes" if out["recovered"] else "no"
             p50 = p95 = worst = out.get("seconds")
             errors = out.get("errors") or {}
@@ -282,12 +287,19 @@ def _chaos_binary() -> str:
     return found
 
 
-def _load_journal(path: Path) -> dict[str, Any] | None:
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _load_journal(path: Path) -> tuple[Journal | None, str | None]:
+    """The journal ``chaos run`` wrote, parsed (``journal.parse_journal``), or None and why
+    (a note) when it wrote none or one that is not a journal: judged as no journal."""
+    if not path.is_file():
+        return None, None
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+        return parse_journal(path), None
+    except JournalError as exc:
+        return None, f"the journal cannot be judged: {exc}"
 
 
 class _Forwarder:
@@ -374,6 +386,7 @@ def run_gameday(
 
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
     result: GameDayResult | None = None
+    journal: Journal | None = None
     try:
         needs = (
             sandbox_needs(experiment_data, configuration, settings) if backend == "local" else []
@@ -405,8 +418,9 @@ def run_gameday(
             for line in process.stdout:
                 say(f"  chaos | {line.rstrip()}")
             process.wait()
-        journal = _load_journal(journal_path)
+        journal, unreadable = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, env[RUN_ID_ENV])
+        notes += [unreadable] if unreadable else []
         notes += _capture_prometheus(experiment_data, settings, run_dir, started)
         loads = load_evidence(journal, run_dir)
         facts = RunFacts(
@@ -439,7 +453,7 @@ def run_gameday(
             _write_report(result, say)
         return result
     finally:
-        _scrub_run(redactor, run_dir, journal_path, sandbox_path, result)
+        _scrub_run(redactor, run_dir, journal_path, sandbox_path, result, journal=journal)
         if owned_sandbox and not keep_sandbox:
             from chaosregistry import sandbox
 
@@ -453,16 +467,21 @@ def _scrub_run(
     journal_path: Path,
     sandbox_path: Path,
     result: GameDayResult | None,
+    *,
+    journal: Journal | None = None,
 ) -> None:
     """Scrub every secret the run could see (``chaosregistry.redaction``), the sandbox's
     password
     included, from every file in the run directory (the journal and ``chaostoolkit.log`` that
     ``chaos run`` wrote, gameday.json, prometheus.json, the reports, the loads kept there), from
-    the files of the loads the journal started elsewhere (``load_dir``), and from the notes."""
+    the files of the loads the journal started elsewhere (``load_dir``), and from the notes.
+    ``journal``: the one the game day judged; without it, what ``chaos run`` left is read."""
     redactor = redactor.adding(_sandbox_password(sandbox_path))
+    if journal is None:
+        journal = _load_journal(journal_path)[0]
     loads = [
         Path(str(output["stats_dir"]))
-        for _, output in started_loads(_load_journal(journal_path))
+        for _, output in started_loads(journal)
         if output.get("stats_dir")
     ]
     redactor.scrub_tree(run_dir)

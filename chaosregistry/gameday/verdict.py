@@ -66,20 +66,25 @@ nothing about the fault, so it must not pass, and it did not deviate either: it 
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from chaosregistry.errors import ErrorClass
-from chaosregistry.gameday.control import run_id_of
+from chaosregistry.gameday.journal import ActivityRun, Journal, ResultKind, SteadyState, journal_of
 from chaosregistry.loadgen import records
 
 LOAD_MODULE = "chaosregistry.actions.load"
 LOAD_START = "start_pull_load"
-PULL_PROBE_MODULE = "chaosregistry.probes.pull"
-PROMETHEUS_PROBE_MODULE = "chaosregistry.probes.prometheus"
+# The results of a pull probe, and of a Prometheus probe (declared by the probes' ``Returns``).
+PULL_KINDS = frozenset(
+    {ResultKind.PULL, ResultKind.MANIFEST, ResultKind.PULL_STATISTICS, ResultKind.PULL_RECOVERY}
+)
+PROMETHEUS_KINDS = frozenset(
+    {ResultKind.PROMETHEUS_QUERY, ResultKind.PROMETHEUS_RANGE, ResultKind.PROMETHEUS_ALERTS}
+)
 # Errors a pull meets before the registry has served anything: what it measured is the client's
 # set-up (a CA, a password), not the registry.
 BEFORE_REGISTRY = frozenset({ErrorClass.TLS.value, ErrorClass.AUTH.value})
@@ -249,7 +254,7 @@ class RunFacts:
     environment resolved). None: there is no such account (a journal judged on its own).
     """
 
-    journal: dict[str, Any] | None
+    journal: Journal | Mapping[str, Any] | None  # a mapping is parsed (``journal.parse_journal``)
     interrupted: bool = False
     left_behind: bool = False
     loads: tuple[LoadEvidence, ...] = ()
@@ -296,11 +301,11 @@ class Judgement:
 
 def judge(facts: RunFacts) -> Judgement:
     """The verdict of a run (the rule is in the module docstring)."""
-    journal = facts.journal
+    journal = journal_of(facts.journal)
     checks = method_checks(journal, facts.configuration)
     faults, dry_faults = fault_evidence_item(journal, facts.faults)
     steady, strategy_notes = steady_state_evidence(journal)
-    evidence = (journal_evidence(facts), steady, faults, checks.evidence)
+    evidence = (journal_evidence(journal, facts), steady, faults, checks.evidence)
     unproven = [f"not proven: {item.name}: {item.detail}" for item in evidence if not item.proven]
     failures = [
         *failed_actions(journal),
@@ -320,18 +325,16 @@ def judge(facts: RunFacts) -> Judgement:
         + failed_rollbacks(journal)
         + missing_load_notes(facts.loads)
     )
-    status = (journal or {}).get("status")
+    status = journal.status if journal is not None else None
     if facts.left_behind:
         verdict = Verdict.LEFT_BEHIND
     elif facts.interrupted or status == "interrupted":
         verdict = Verdict.INTERRUPTED
-    elif dry_faults or _dict(_dict(journal).get("experiment")).get("dry"):
+    elif dry_faults or (journal is not None and journal.experiment.dry):
         verdict = Verdict.DRY_RUN
     elif journal is None or failures or unproven:
         verdict = Verdict.FAILED
-    elif journal.get("deviated") or (
-        status == "completed" and (deviated_during(journal) or missed)
-    ):
+    elif journal.deviated or (status == "completed" and (deviated_during(journal) or missed)):
         verdict = Verdict.DEVIATED
     elif status == "completed":
         verdict = Verdict.PASSED
@@ -341,9 +344,9 @@ def judge(facts: RunFacts) -> Judgement:
 
 
 # -- the evidence -----------------------------------------------------------------------------
-def journal_evidence(facts: RunFacts) -> Evidence:
+def journal_evidence(journal: Journal | None, facts: RunFacts) -> Evidence:
     """Whether the journal judged is this run's, and explains how ``chaos run`` exited."""
-    journal, code = facts.journal, facts.chaos_exit_code
+    code = facts.chaos_exit_code
     if journal is None:
         exited = "" if code is None else f": chaos run exited {code} without writing one"
         return Evidence(JOURNAL_ITEM, False, f"no journal{exited}")
@@ -354,7 +357,7 @@ def journal_evidence(facts: RunFacts) -> Evidence:
             "no game day's run id to find in the journal (no gameday.json beside it, or one "
             "from before run ids): whose journal it is cannot be told",
         )
-    found = run_id_of(journal)
+    found = journal.run_id
     if found is None:
         return Evidence(
             JOURNAL_ITEM,
@@ -369,7 +372,7 @@ def journal_evidence(facts: RunFacts) -> Evidence:
             f"the journal is run {found}'s, not this run's ({facts.run_id}): a journal an "
             "earlier run left in the run directory?",
         )
-    status, deviated = journal.get("status"), bool(journal.get("deviated"))
+    status, deviated = journal.status, journal.deviated
     told = f"status {status}{', deviated' if deviated else ''}"
     if code is None:
         return Evidence(JOURNAL_ITEM, False, f"run {found}; chaos run's exit status is unknown")
@@ -384,7 +387,7 @@ def journal_evidence(facts: RunFacts) -> Evidence:
     return Evidence(JOURNAL_ITEM, True, f"run {found}; chaos run exited {code} ({told})")
 
 
-def hypothesis_strategy(experiment: dict[str, Any]) -> tuple[str, str]:
+def hypothesis_strategy(experiment: Mapping[str, Any]) -> tuple[str, str]:
     """The hypothesis strategy an experiment declares, and where: the ``chaosregistry``
     extension's (``gameday`` passes it to ``chaos run``), else Chaos Toolkit's own
     ``runtime.hypothesis.strategy``, else ``default``."""
@@ -410,30 +413,26 @@ STRATEGY_PHASES = {
 }
 
 
-def steady_state_evidence(journal: dict[str, Any] | None) -> tuple[Evidence, list[str]]:
+def steady_state_evidence(journal: Journal | None) -> tuple[Evidence, list[str]]:
     """Whether the steady state was measured before and after the method (or in each phase an
     explicitly declared strategy checks), and a note per phase such a strategy skips."""
-    experiment = _dict(_dict(journal).get("experiment"))
-    declared = _dict(experiment.get("steady-state-hypothesis")).get("probes")
     if journal is None:
         return Evidence(STEADY_STATE_ITEM, False, "no journal"), []
-    if not declared:
+    experiment = journal.experiment
+    if not experiment.hypothesis:
         return Evidence(
             STEADY_STATE_ITEM, False, "the experiment declares no steady-state probe"
         ), []
-    if not experiment.get("method"):
+    if not experiment.method:
         return Evidence(
             STEADY_STATE_ITEM, False, "the method is empty: nothing ran between the checks"
         ), []
-    strategy, where = hypothesis_strategy(experiment)
+    strategy, where = hypothesis_strategy(experiment.raw)
     phases = STRATEGY_PHASES.get(strategy, ("before", "after"))
-    states = _dict(journal.get("steady_states"))
     judged = {
-        "before": _judged(_dict(states.get("before")).get("probes")),
-        "after": _judged(_dict(states.get("after")).get("probes")),
-        "during": sum(
-            1 for check in states.get("during") or [] if _judged(_dict(check).get("probes"))
-        ),
+        "before": _judged(journal.before),
+        "after": _judged(journal.after),
+        "during": sum(1 for check in journal.during if _judged(check)),
     }
     unit = {"before": "probe(s) judged", "after": "probe(s) judged", "during": "check(s)"}
     missing = [phase for phase in phases if not judged[phase]]
@@ -456,26 +455,21 @@ def steady_state_evidence(journal: dict[str, Any] | None) -> tuple[Evidence, lis
     return Evidence(STEADY_STATE_ITEM, True, detail), notes
 
 
-def _judged(probes: Any) -> int:
-    """How many probe runs ran and had their tolerance applied."""
-    return sum(
-        1
-        for run in probes or []
-        if isinstance(run, dict)
-        and run.get("status") == "succeeded"
-        and isinstance(run.get("tolerance_met"), bool)
-    )
+def _judged(state: SteadyState | None) -> int:
+    """How many probe runs of a check ran and had their tolerance applied."""
+    probes = state.probes if state is not None else ()
+    return sum(1 for run in probes if run.succeeded and run.tolerance_met is not None)
 
 
-def injected_faults(journal: dict[str, Any] | None) -> dict[str, str]:
+def injected_faults(journal: Journal | None) -> dict[str, str]:
     """{fault id: "kind on target"} of every fault the method's actions report injecting
     (their output is the ledger entry; loads share the ledger but are not faults)."""
     found = {}
     for run in _runs(journal):
-        output = _dict(run.get("output"))
+        output = run.result
         fault_id, kind = output.get("fault_id"), output.get("kind")
         if (
-            run.get("status") == "succeeded"
+            run.succeeded
             and isinstance(fault_id, str)
             and isinstance(kind, str)
             and not kind.startswith("load.")
@@ -485,7 +479,7 @@ def injected_faults(journal: dict[str, Any] | None) -> dict[str, str]:
 
 
 def fault_evidence_item(
-    journal: dict[str, Any] | None, faults: Iterable[FaultEvidence]
+    journal: Journal | None, faults: Iterable[FaultEvidence]
 ) -> tuple[Evidence, bool]:
     """Whether every fault of the run applied, was confirmed and was measured; and whether the
     run was a dry run (a fault that applied nothing by design)."""
@@ -538,9 +532,7 @@ class MethodChecks:
     unjudged: list[str]
 
 
-def method_checks(
-    journal: dict[str, Any] | None, configuration: dict[str, Any] | None
-) -> MethodChecks:
+def method_checks(journal: Journal | None, configuration: dict[str, Any] | None) -> MethodChecks:
     """Judge every probe *of the method* that declares a tolerance.
 
     Chaos Toolkit judges tolerances in the steady-state hypothesis only and ignores them on
@@ -557,7 +549,7 @@ def method_checks(
     from chaoslib import substitute
     from chaoslib.hypothesis import within_tolerance
 
-    written = _dict(_dict(_dict(journal).get("experiment")).get("configuration"))
+    written = journal.experiment.configuration if journal is not None else {}
     values = (
         configuration
         if configuration is not None
@@ -568,12 +560,11 @@ def method_checks(
     guessed: list[str] = []
     judged = 0
     for run in _runs(journal):
-        activity = _dict(run.get("activity"))
-        declared = activity.get("tolerance")
-        if activity.get("type") != "probe" or declared is None:
+        declared = run.activity.tolerance
+        if not run.is_probe or declared is None:
             continue
-        name = f"method check {activity.get('name')!r}"
-        if run.get("status") != "succeeded":
+        name = f"method check {run.activity.name!r}"
+        if not run.succeeded:
             unjudged.append(f"{name} could not be judged: the probe raised: {_why(run)}")
             continue
         if isinstance(declared, dict) and declared.get("type") == "probe":
@@ -595,7 +586,7 @@ def method_checks(
         if references and configuration is None:
             guessed.append(name)
         try:
-            met = within_tolerance(tolerance, run.get("output"), configuration=values)
+            met = within_tolerance(tolerance, run.output, configuration=values)
         except Exception as exc:  # a tolerance chaoslib cannot apply to this output
             unjudged.append(
                 f"{name} could not be judged: tolerance {_compact(tolerance)} cannot be applied "
@@ -631,7 +622,7 @@ def method_checks(
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
 
 
-def tolerance_references(experiment: dict[str, Any]) -> list[str]:
+def tolerance_references(experiment: Mapping[str, Any]) -> list[str]:
     """The configuration names the experiment's tolerances refer to (``${name}``): what a game
     day records of its configuration for the verdict (never the rest: it may hold secrets)."""
     tolerances = [
@@ -645,15 +636,15 @@ def tolerance_references(experiment: dict[str, Any]) -> list[str]:
     return sorted(set(_REFERENCE.findall(json.dumps(tolerances, default=str))))
 
 
-def deviated_during(journal: dict[str, Any] | None) -> bool:
+def deviated_during(journal: Journal | Mapping[str, Any] | None) -> bool:
     """Whether a steady-state check run *during* the method failed.
 
     Chaos Toolkit records those checks (``--hypothesis-strategy continuously``) but never counts
     them: without ``--fail-fast`` the run stays "completed", with it the run is "failed". For
     us a steady state that broke under the fault is a deviation, whatever the after-check says.
     """
-    during = (_dict(journal).get("steady_states") or {}).get("during") or []
-    return any(isinstance(s, dict) and s.get("steady_state_met") is False for s in during)
+    parsed = journal_of(journal)
+    return parsed is not None and any(check.met is False for check in parsed.during)
 
 
 def _compact(value: Any) -> str:
@@ -689,13 +680,13 @@ def error_text(output: Any) -> str | None:
     return None
 
 
-def _why(run: dict[str, Any], tolerance: Any = None) -> str:
+def _why(run: ActivityRun, tolerance: Any = None) -> str:
     """Why a probe run failed or missed its tolerance, in one line: the exception it raised,
     else the value its tolerance looked at and the error its output carries."""
-    if run.get("status") == "failed":
+    if run.failed:
         return _last_exception_line(run)
-    declared = tolerance if tolerance is not None else _dict(run.get("activity")).get("tolerance")
-    output = run.get("output")
+    declared = tolerance if tolerance is not None else run.activity.tolerance
+    output = run.output
     target = declared.get("target") if isinstance(declared, dict) else None
     error = error_text(output)
     if error and not (isinstance(output, dict) and isinstance(target, str) and target in output):
@@ -704,7 +695,7 @@ def _why(run: dict[str, Any], tolerance: Any = None) -> str:
     return f"{looked_at}; {error}" if error else looked_at
 
 
-def failed_actions(journal: dict[str, Any] | None) -> list[str]:
+def failed_actions(journal: Journal | None) -> list[str]:
     """One line per method *action* that failed (Chaos Toolkit logs it and carries on).
 
     A fault that was never applied leaves the run "completed" and the steady state met: the
@@ -712,10 +703,9 @@ def failed_actions(journal: dict[str, Any] | None) -> list[str]:
     """
     lines = []
     for run in _runs(journal):
-        activity = _dict(run.get("activity"))
-        if activity.get("type") != "action" or run.get("status") != "failed":
+        if not run.is_action or not run.failed:
             continue
-        lines.append(f"action {activity.get('name')!r} failed: {_last_exception_line(run)}")
+        lines.append(f"action {run.activity.name!r} failed: {_last_exception_line(run)}")
     return lines
 
 
@@ -738,92 +728,80 @@ def load_notes(loads: Iterable[LoadEvidence]) -> list[str]:
     return lines
 
 
-def unreached_registry(journal: dict[str, Any] | None) -> list[str]:
+def unreached_registry(journal: Journal | None) -> list[str]:
     """One line per pull probe of the hypothesis before the method, when *every* one of them
     failed before reaching the registry; none when one of them got through (or there is none).
     """
-    before = _dict(_dict(_dict(journal).get("steady_states")).get("before"))
-    pulls = [
-        run
-        for run in before.get("probes") or []
-        if isinstance(run, dict)
-        and _dict(_dict(run.get("activity")).get("provider")).get("module") == PULL_PROBE_MODULE
-    ]
+    before = journal.before if journal is not None else None
+    pulls = [run for run in (before.probes if before else ()) if run.kind in PULL_KINDS]
     reasons = [_why_unreached(run) for run in pulls]
     if not reasons or any(reason is None for reason in reasons):
         return []
     return [
-        f"probe {_dict(run.get('activity')).get('name')!r}: every pull failed before reaching "
-        f"the registry ({reason})"
+        f"probe {run.activity.name!r}: every pull failed before reaching the registry ({reason})"
         for run, reason in zip(pulls, reasons, strict=True)
     ]
 
 
-def not_met_before(journal: dict[str, Any] | None) -> list[str]:
+def not_met_before(journal: Journal | None) -> list[str]:
     """One line when the steady state was not met before the method: nothing was injected.
 
     Names each probe that missed and why (:func:`_why`: ``reachable: output reachable=false;
     tls/unknown-ca: ...``). Chaos Toolkit 1.44 with ``--rollback-strategy always`` still writes
     such a run "completed" and not "deviated", which would otherwise read as passed.
     """
-    before = _dict(_dict(_dict(journal).get("steady_states")).get("before"))
-    if before.get("steady_state_met") is not False:
+    before = journal.before if journal is not None else None
+    if before is None or before.met is not False:
         return []
     which = _missed_probes(before)
     return [f"the steady state was not met before the method{which}: the method never ran"]
 
 
-def not_held(journal: dict[str, Any] | None) -> list[str]:
+def not_held(journal: Journal | None) -> list[str]:
     """One line per steady-state check after or during the method that did not hold, naming
     the probe that missed and why (a deviation says what deviated)."""
-    states = _dict(_dict(journal).get("steady_states"))
+    if journal is None:
+        return []
     lines = []
-    after = _dict(states.get("after"))
-    if after.get("steady_state_met") is False:
+    after = journal.after
+    if after is not None and after.met is False:
         lines.append(f"the steady state did not hold after the method{_missed_probes(after)}")
-    failed = [
-        check
-        for check in states.get("during") or []
-        if _dict(check).get("steady_state_met") is False
-    ]
+    failed = [check for check in journal.during if check.met is False]
     if failed:
         lines.append(
-            f"{len(failed)} of {len(states.get('during') or [])} checks during the method did "
-            f"not hold, the first{_missed_probes(_dict(failed[0]))}"
+            f"{len(failed)} of {len(journal.during)} checks during the method did "
+            f"not hold, the first{_missed_probes(failed[0])}"
         )
     return lines
 
 
-def _missed_probes(state: dict[str, Any]) -> str:
+def _missed_probes(state: SteadyState) -> str:
     """`` (name: why; ...)`` for the probes of a steady-state check that missed."""
     missed = [
-        f"{_dict(run.get('activity')).get('name')}: {_why(run)}"
-        for run in state.get("probes") or []
-        if isinstance(run, dict) and run.get("tolerance_met") is False
+        f"{run.activity.name}: {_why(run)}" for run in state.probes if run.tolerance_met is False
     ]
     return f" ({'; '.join(missed)})" if missed else ""
 
 
-def failed_rollbacks(journal: dict[str, Any] | None) -> list[str]:
+def failed_rollbacks(journal: Journal | None) -> list[str]:
     """One line per rollback that failed (the game day's ledger check says whether its fault
     outlived the run: that is *left-behind*)."""
     return [
-        f"rollback {_dict(run.get('activity')).get('name')!r} failed: {_last_exception_line(run)}"
-        for run in _dict(journal).get("rollbacks") or []
-        if isinstance(run, dict) and run.get("status") == "failed"
+        f"rollback {run.activity.name!r} failed: {_last_exception_line(run)}"
+        for run in (journal.rollbacks if journal is not None else ())
+        if run.failed
     ]
 
 
-def unanswered_prometheus(journal: dict[str, Any] | None) -> list[str]:
+def unanswered_prometheus(journal: Journal | None) -> list[str]:
     """One line per Prometheus probe run (hypothesis or method) that got no answer: its
     ``error`` (``chaosregistry.probes.prometheus``), the first of each probe name only."""
     lines: dict[str, str] = {}
     for run in _all_probe_runs(journal):
-        activity = _dict(run.get("activity"))
-        if _dict(activity.get("provider")).get("module") != PROMETHEUS_PROBE_MODULE:
+        if run.kind not in PROMETHEUS_KINDS:
             continue
-        error = _dict(_dict(run.get("output")).get("error"))
-        name = str(activity.get("name"))
+        error = _dict(run.result.get("error"))
+        name = str(run.activity.name)
         if error and name not in lines:
             lines[name] = (
                 f"probe {name!r}: Prometheus gave no answer ({error.get('class')}: "
@@ -832,34 +810,32 @@ def unanswered_prometheus(journal: dict[str, Any] | None) -> list[str]:
     return list(lines.values())
 
 
-def _all_probe_runs(journal: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+def _all_probe_runs(journal: Journal | None) -> Iterator[ActivityRun]:
     """Every activity run of the journal: the hypothesis' (before, during, after), the method's
     and the rollbacks'."""
-    states = _dict(_dict(journal).get("steady_states"))
-    for phase in ("before", "after"):
-        yield from (r for r in _dict(states.get(phase)).get("probes") or [] if isinstance(r, dict))
-    for state in states.get("during") or []:
-        yield from (r for r in _dict(state).get("probes") or [] if isinstance(r, dict))
-    yield from _runs(journal)
-    yield from (r for r in _dict(journal).get("rollbacks") or [] if isinstance(r, dict))
+    if journal is None:
+        return
+    for state in (journal.before, journal.after, *journal.during):
+        yield from (state.probes if state is not None else ())
+    yield from journal.activity_runs()
 
 
-def _why_unreached(run: dict[str, Any]) -> str | None:
+def _why_unreached(run: ActivityRun) -> str | None:
     """Why this pull probe never reached the registry, or None when it (or a pull of it) did."""
-    if run.get("status") == "failed":  # the probe raised: its configuration, not a pull
+    if run.failed:  # the probe raised: its configuration, not a pull
         return _last_exception_line(run)
-    output = _dict(run.get("output"))
-    if "success_ratio" in output:  # pull_latency
+    output = run.result
+    if run.kind == ResultKind.PULL_STATISTICS:
         errors = _dict(output.get("errors"))
         if output.get("succeeded") or not errors or not set(errors) <= BEFORE_REGISTRY:
             return None
         return f"{'/'.join(sorted(errors))}: {output.get('first_error')}"
-    if "recovered" in output:  # pull_recovery
+    if run.kind == ResultKind.PULL_RECOVERY:
         errors = _dict(output.get("errors"))
         if output.get("recovered") or not errors or not set(errors) <= BEFORE_REGISTRY:
             return None
         return f"{'/'.join(sorted(errors))}: {output.get('last_error')}"
-    if "ok" in output:  # pull_image, manifest_digest
+    if run.kind in (ResultKind.PULL, ResultKind.MANIFEST):
         error = _dict(output.get("error"))
         if output.get("ok") or error.get("class") not in BEFORE_REGISTRY:
             return None
@@ -868,22 +844,25 @@ def _why_unreached(run: dict[str, Any]) -> str | None:
 
 
 # -- evidence (reads files) -------------------------------------------------------------------
-def started_loads(journal: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+def started_loads(
+    journal: Journal | Mapping[str, Any] | None,
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(action name, output) of every ``start_pull_load`` of the method that succeeded."""
-    for run in _runs(journal):
-        activity = _dict(run.get("activity"))
-        provider = _dict(activity.get("provider"))
-        output = _dict(run.get("output"))
+    for run in _runs(journal_of(journal)):
+        provider = run.activity.provider
+        output = run.result
         if (
-            provider.get("module") == LOAD_MODULE
-            and provider.get("func") == LOAD_START
-            and run.get("status") == "succeeded"
+            provider.module == LOAD_MODULE
+            and provider.func == LOAD_START
+            and run.succeeded
             and isinstance(output.get("load_id"), str)
         ):
-            yield str(activity.get("name") or LOAD_START), output
+            yield str(run.activity.name or LOAD_START), output
 
 
-def load_evidence(journal: dict[str, Any] | None, journal_dir: Path) -> tuple[LoadEvidence, ...]:
+def load_evidence(
+    journal: Journal | Mapping[str, Any] | None, journal_dir: Path
+) -> tuple[LoadEvidence, ...]:
     """What every load the journal started did, read from its records (``loadgen.records``).
 
     The records directory is the one the action returned; when that is gone, the run directory's
@@ -929,20 +908,14 @@ def missing_load_notes(loads: Iterable[LoadEvidence]) -> list[str]:
     ]
 
 
-def _runs(journal: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
-    for run in _dict(journal).get("run") or []:
-        if isinstance(run, dict):
-            yield run
+def _runs(journal: Journal | None) -> tuple[ActivityRun, ...]:
+    return journal.run if journal is not None else ()
 
 
-def _last_exception_line(run: dict[str, Any]) -> str:
-    exception = run.get("exception")
-    if isinstance(exception, list) and exception:
-        return str(exception[-1]).strip()
-    if isinstance(exception, str) and exception.strip():
-        return exception.strip().splitlines()[-1]
-    return "no exception recorded"
+def _last_exception_line(run: ActivityRun) -> str:
+    line = run.last_exception_line
+    return "no exception recorded" if line is None else line
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -37,6 +37,7 @@ from chaosregistry.experiment.contracts import (
     REPOSITORY,
     TAG_PATTERN,
     Each,
+    ResultKind,
     Returns,
     Target,
 )
@@ -70,6 +71,7 @@ def tag_compliance(
         "registry pattern allowed repositories tags compliant allowed_tags",
         "non_compliant_count non_compliant compliance_ratio pages paging ok catalog_error",
         "errors seconds",
+        kind=ResultKind.TAG_COMPLIANCE,
     ),
 ]:
     """Check every tag against the naming convention; list the ones that break it.
@@ -151,6 +153,7 @@ def layer_reuse(
         "registry repositories tags manifests indexes blobs references shared_blobs",
         "shared_bytes bytes_stored bytes_referenced bytes_by_repository reuse_ratio",
         "saved_bytes top_shared mount pages paging ok catalog_error errors seconds",
+        kind=ResultKind.LAYER_REUSE,
     ),
 ]:
     """Measure how much the images share: blobs across repositories, bytes stored vs referenced.

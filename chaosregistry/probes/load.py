@@ -7,7 +7,7 @@ exceeds max and anyone can recompute them (numpy's default percentile definition
 from typing import Annotated
 
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import Returns
+from chaosregistry.experiment.contracts import ResultKind, Returns
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.loadgen.stats import load_stats
 
@@ -28,6 +28,7 @@ def pull_load_stats(
         "p99 max min mean bytes bytes_per_second fresh_pulls window_start window_end",
         "window_seconds failures_by_class load_id running state mode users target_url",
         "stats_dir",
+        kind=ResultKind.LOAD_STATISTICS,
     ),
 ]:
     """Report a pull load's pulls per second, exact latency percentiles and failures.

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import Image, PlatformName, Returns
+from chaosregistry.experiment.contracts import Image, PlatformName, ResultKind, Returns
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.oci.reference import ImageReference, Platform
 
@@ -40,6 +40,7 @@ def upstream_fetches(
     Returns(
         "image blobs blob_fetches fetches_per_blob max_fetches_of_one_blob",
         "manifest_fetches per_blob",
+        kind=ResultKind.UPSTREAM_FETCHES,
     ),
 ]:
     """Count how often the mirror's upstream served each blob of ``image`` (sandbox only).

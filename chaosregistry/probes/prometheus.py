@@ -28,6 +28,7 @@ from chaosregistry.experiment.contracts import (
     RULES_FILE,
     Parsed,
     Range,
+    ResultKind,
     Returns,
     Url,
 )
@@ -156,7 +157,7 @@ def prometheus_query(
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Annotated[Result, Returns(QUERY_KEYS)]:
+) -> Annotated[Result, Returns(QUERY_KEYS, kind=ResultKind.PROMETHEUS_QUERY)]:
     """Evaluate a PromQL expression at one instant; the number(s) it gives.
 
     Arguments:
@@ -187,6 +188,7 @@ def prometheus_range(
     Returns(
         "ok series points min max mean value query start end step prometheus seconds",
         "error",
+        kind=ResultKind.PROMETHEUS_RANGE,
     ),
 ]:
     """Evaluate a PromQL expression over a time range; its points and their summary.
@@ -257,7 +259,7 @@ def sli_pull_p99(
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Annotated[Result, Returns(QUERY_KEYS, "sli")]:
+) -> Annotated[Result, Returns(QUERY_KEYS, "sli", kind=ResultKind.PROMETHEUS_QUERY)]:
     """Pull time quantile of successful pulls, from the client-side histogram.
 
     ``histogram_quantile(q, sum by (le) (rate(chaosregistry_pull_duration_seconds_bucket
@@ -287,7 +289,7 @@ def sli_deploy_success_rate(
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Annotated[Result, Returns(QUERY_KEYS, "sli")]:
+) -> Annotated[Result, Returns(QUERY_KEYS, "sli", kind=ResultKind.PROMETHEUS_QUERY)]:
     """Share of rollouts that succeeded over ``window`` (``chaosregistry_deploys_total``, fed by
     ``rollout_time`` / ``rollout_failure``); ``no value (NaN)`` when no rollout ended in it.
 
@@ -306,7 +308,9 @@ def sli_cache_hit_ratio(
     at: float = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Annotated[Result, Returns(QUERY_KEYS, "sli", "method", "method_note")]:
+) -> Annotated[
+    Result, Returns(QUERY_KEYS, "sli", "method", "method_note", kind=ResultKind.PROMETHEUS_QUERY)
+]:
     """Blob hit ratio of a pull-through mirror over ``window``, version-aware.
 
     Arguments:
@@ -353,6 +357,7 @@ def prometheus_alerts(
     Result,
     Returns(
         "ok value firing pending inactive rules rules_file prometheus seconds error",
+        kind=ResultKind.PROMETHEUS_ALERTS,
     ),
 ]:
     """The state of alerting rules in Prometheus now: which fire, which are pending.

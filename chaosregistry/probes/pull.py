@@ -23,6 +23,7 @@ from chaosregistry.experiment.contracts import (
     NON_NEGATIVE,
     Image,
     PlatformName,
+    ResultKind,
     Returns,
     Seconds,
     Target,
@@ -53,6 +54,7 @@ def pull_image(
     Returns(
         "ok image registry platform digest manifest_digest media_type timings bytes blobs",
         "throughput_bytes_per_second verified http_version layers error",
+        kind=ResultKind.PULL,
     ),
 ]:
     """Pull one image like a container runtime and report how long each phase took.
@@ -103,6 +105,7 @@ def pull_latency(
     Returns(
         "image registry count succeeded failed success_ratio min mean p50 p95 p99 max phases",
         "max_attempt errors first_error bytes durations http_version elapsed",
+        kind=ResultKind.PULL_STATISTICS,
     ),
 ]:
     """Pull the same image ``count`` times, ``concurrency`` pulls at once; summarise exactly.
@@ -187,6 +190,7 @@ def manifest_digest(
     Result,
     Returns(
         "image registry digest media_type platform_digest seconds ok error",
+        kind=ResultKind.MANIFEST,
     ),
 ]:
     """Resolve a tag to its digest without fetching blobs: compare a mirror with its origin.
@@ -243,6 +247,7 @@ def pull_recovery(
     Result,
     Returns(
         "recovered seconds attempts errors last_error",
+        kind=ResultKind.PULL_RECOVERY,
     ),
 ]:
     """Pull until a pull succeeds, up to ``within`` seconds: how long the registry took to recover.

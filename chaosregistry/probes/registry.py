@@ -14,7 +14,7 @@ from chaosregistry.experiment.activity import (
     Secrets,
     activity,
 )
-from chaosregistry.experiment.contracts import Returns, Seconds, Target, Url
+from chaosregistry.experiment.contracts import ResultKind, Returns, Seconds, Target, Url
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.trust.tlsinspect import Endpoint, inspect, no_facts
 
@@ -31,6 +31,7 @@ def registry_reachable(
     Result,
     Returns(
         "reachable url status auth_scheme api_version seconds error",
+        kind=ResultKind.REACHABILITY,
     ),
 ]:
     """Check that a registry answers its ``/v2/`` endpoint, and how fast.
@@ -85,6 +86,7 @@ def registry_tls(
     Returns(
         "url tls tls_version cipher alpn_offered h2 trusted verified hostname_match leaf",
         "chain min_days_left seconds error",
+        kind=ResultKind.TLS,
     ),
 ]:
     """Inspect a registry's TLS endpoint: protocol, HTTP/2, certificates, days left, trust.
@@ -148,6 +150,7 @@ def registry_metrics(
     Result,
     Returns(
         "url seconds samples series totals",
+        kind=ResultKind.REGISTRY_METRICS,
     ),
 ]:
     """Scrape a registry's Prometheus endpoint and return the selected series.

@@ -29,6 +29,7 @@ from chaosregistry.experiment.contracts import (
     FAULT_DURATION,
     NON_NEGATIVE,
     REPOSITORY,
+    ResultKind,
     Returns,
     Seconds,
     Target,
@@ -62,6 +63,7 @@ def push_events(
     Result,
     Returns(
         "supported note events_file push_events by_registry tags delivery_seconds last",
+        kind=ResultKind.PUSH_EVENTS,
     ),
 ]:
     """Report the manifest push events the sandbox's event receiver has recorded.
@@ -132,6 +134,7 @@ def replication_lag(
         "image digest source replica replicated lag_seconds lag_from push_seconds",
         "waited_seconds checks events_supported note event event_delay_seconds",
         "push_to_event_seconds error",
+        kind=ResultKind.REPLICATION,
     ),
 ]:
     """Push a unique image to ``source`` and time until ``replica`` serves the same digest.

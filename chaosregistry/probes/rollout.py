@@ -15,7 +15,14 @@ from lightkube.resources.apps_v1 import ReplicaSet
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import KUBE_NAME, PlatformName, Returns, Seconds, Target
+from chaosregistry.experiment.contracts import (
+    KUBE_NAME,
+    PlatformName,
+    ResultKind,
+    Returns,
+    Seconds,
+    Target,
+)
 from chaosregistry.experiment.settings import Namespace, settings_for
 from chaosregistry.kubernetes import client as kube
 from chaosregistry.kubernetes.delivery import kubelet_pull_events, new_pods
@@ -67,6 +74,7 @@ def rollout_health(
         "revision replicas current_replicas updated_replicas ready_replicas",
         "available_replicas unavailable_replicas progressing images new_pods waiting",
         "image_pull_errors",
+        kind=ResultKind.ROLLOUT_HEALTH,
     ),
 ]:
     """Report a Deployment's rollout as ``kubectl rollout status`` judges it, with pull errors.
@@ -101,6 +109,7 @@ def rollout_time(
     Returns(
         "complete seconds started_at started_from waited already_complete completed_at",
         "health",
+        kind=ResultKind.ROLLOUT_TIME,
     ),
 ]:
     """Wait until a Deployment is rolled out and Available; report how long the rollout took.
@@ -155,6 +164,7 @@ def rollout_failure(
     Returns(
         "failed reason seconds started_from waited first_pull_error_after",
         "serving_replicas health",
+        kind=ResultKind.ROLLOUT_FAILURE,
     ),
 ]:
     """Wait until a Deployment's rollout is declared failed; report how long detection took.
@@ -268,6 +278,7 @@ def image_pull_events(
     Result,
     Returns(
         "events counts pulled pull_failures back_offs pull_seconds images",
+        kind=ResultKind.IMAGE_PULL_EVENTS,
     ),
 ]:
     """The kubelet's image events for a Deployment's pods, with the pull times it reports.
@@ -344,6 +355,7 @@ def rollback_readiness(
     Returns(
         "ready reason revision undo_revision revision_history_limit revisions undo_images",
         "images registry seconds",
+        kind=ResultKind.ROLLBACK_READINESS,
     ),
 ]:
     """Whether ``kubectl rollout undo`` would work now: its revision's images are pullable.

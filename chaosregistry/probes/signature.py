@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import ExistingFile, Image, Returns, Target
+from chaosregistry.experiment.contracts import ExistingFile, Image, ResultKind, Returns, Target
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.reference import ImageReference
@@ -67,6 +67,7 @@ def image_signature(
         "image registry public_key digest media_type verdict verified detail discovery",
         "format signature_tag signature_digest signatures bound_digests binds_to_pulled",
         "referrers seconds error",
+        kind=ResultKind.SIGNATURE,
     ),
 ]:
     """Check that ``image`` carries a cosign signature that verifies with ``public_key``.

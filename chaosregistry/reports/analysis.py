@@ -11,6 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from chaosregistry.gameday.journal import ActivityRun, Experiment, Journal
 from chaosregistry.gameday.verdict import (
     FaultEvidence,
     Judgement,
@@ -22,16 +23,7 @@ from chaosregistry.gameday.verdict import (
     most_urgent,
 )
 from chaosregistry.redaction import Redactor
-from chaosregistry.reports.inputs import (
-    RunInput,
-    activity_name,
-    as_dict,
-    as_list,
-    as_number,
-    as_text,
-    iso,
-    parse_time,
-)
+from chaosregistry.reports.inputs import RunInput, as_dict, as_list, as_number, as_text, iso
 from chaosregistry.reports.score import score
 from chaosregistry.reports.timeline import (
     Fault,
@@ -55,7 +47,7 @@ class RunModel:
     """One run, parsed onto a timeline: what summaries and charts are computed from."""
 
     path: Path
-    journal: dict[str, Any]
+    journal: Journal
     gameday: dict[str, Any] | None
     loads: list[dict[str, Any]]
     start: float
@@ -79,15 +71,14 @@ class RunModel:
         return max((f.window_end for f in self.windows), default=None)
 
     @property
-    def experiment(self) -> dict[str, Any]:
+    def experiment(self) -> Experiment:
         """The journal's experiment."""
-        experiment: dict[str, Any] = as_dict(self.journal.get("experiment"))
-        return experiment
+        return self.journal.experiment
 
 
 def build_model(run: RunInput) -> RunModel:
     """Put one run's inputs on a timeline."""
-    experiment = as_dict(run.journal.get("experiment"))
+    experiment = run.journal.experiment
     weights, notes = report_weights(experiment)
     start, end = run_bounds(run.journal)
     probes = hypothesis_probes(experiment, weights)
@@ -110,7 +101,7 @@ def build_model(run: RunInput) -> RunModel:
         samples=samples(run.journal),
         faults=faults(run.journal, run.gameday),
         probes=probes,
-        redactor=Redactor.for_experiment(experiment),
+        redactor=Redactor.for_experiment(dict(experiment.raw)),
         notes=notes,
         load_pulls=run.load_pulls,
         prometheus=run.prometheus,
@@ -469,11 +460,8 @@ def _unscored(judgement: Judgement) -> str | None:
     return f"the run's verdict is {judgement.verdict.value}{why}"
 
 
-def _activity_error(run: dict[str, Any]) -> str | None:
-    exception = run.get("exception")
-    if isinstance(exception, list) and exception:
-        return as_text(exception[-1]).strip() or None
-    return as_text(exception).strip() or None
+def _activity_error(run: ActivityRun) -> str | None:
+    return run.last_exception_line or None
 
 
 def summarize(model: RunModel) -> dict[str, Any]:
@@ -504,35 +492,32 @@ def summarize(model: RunModel) -> dict[str, Any]:
         [(p["weight"], p["held"]) for p in probes], ttr, recovered, withheld=_unscored(judgement)
     )
 
-    rollbacks = []
-    for run in as_list(journal.get("rollbacks")):
-        run = as_dict(run)
-        output = as_dict(run.get("output"))
-        rollbacks.append(
-            {
-                "name": activity_name(run),
-                "status": as_text(run.get("status"), "?"),
-                "start": iso(parse_time(run.get("start"))),
-                "end": iso(parse_time(run.get("end"))),
-                "reverted": [
-                    as_text(as_dict(r).get("fault_id")) for r in as_list(output.get("reverted"))
-                ],
-                "error": _activity_error(run),
-            }
-        )
+    rollbacks = [
+        {
+            "name": run.activity.label,
+            "status": run.status or "?",
+            "start": iso(run.start),
+            "end": iso(run.end),
+            "reverted": [
+                as_text(as_dict(r).get("fault_id")) for r in as_list(run.result.get("reverted"))
+            ],
+            "error": _activity_error(run),
+        }
+        for run in journal.rollbacks
+    ]
     failed_activities: list[dict[str, str | None]] = [
         {
-            "name": activity_name(as_dict(run)),
+            "name": run.activity.label,
             "phase": phase,
-            "status": as_text(run.get("status")),
-            "error": _activity_error(as_dict(run)),
+            "status": run.status,
+            "error": _activity_error(run),
         }
-        for phase in ("run", "rollbacks")
-        for run in as_list(journal.get(phase))
-        if isinstance(run, dict) and run.get("status") not in ("succeeded", None)
+        for phase, runs in (("run", journal.run), ("rollbacks", journal.rollbacks))
+        for run in runs
+        if run.status not in ("succeeded", None)
     ]
     gameday = model.gameday or {}
-    configuration = as_dict(experiment.get("configuration"))
+    configuration = dict(experiment.configuration)
     summary = {
         "journal": str(model.path),
         "verdict": run_verdict.value,
@@ -562,26 +547,26 @@ def summarize(model: RunModel) -> dict[str, Any]:
         "rollbacks": rollbacks,
         "failed_activities": failed_activities,
         "metadata": {
-            "title": as_text(experiment.get("title")),
-            "description": as_text(experiment.get("description")),
-            "tags": [as_text(t) for t in as_list(experiment.get("tags"))],
+            "title": experiment.title,
+            "description": experiment.description,
+            "tags": list(experiment.tags),
             "experiment_file": gameday.get("experiment"),
             "vars_file": gameday.get("vars"),
             "backend": gameday.get("backend") or configuration.get("backend"),
-            "chaoslib_version": journal.get("chaoslib-version"),
-            "platform": journal.get("platform"),
-            "node": journal.get("node"),
+            "chaoslib_version": journal.chaoslib_version,
+            "platform": journal.platform,
+            "node": journal.node,
             "start": iso(model.start),
             "end": iso(model.end),
             "duration_seconds": round(model.end - model.start, 3),
-            "chaos_status": journal.get("status"),
-            "chaos_deviated": bool(journal.get("deviated")),
+            "chaos_status": journal.status,
+            "chaos_deviated": journal.deviated,
             "deviated_during": deviated_during(journal),
             "chaos_exit_code": gameday.get("chaos_exit_code"),
             "gameday_verdict": gameday.get("verdict"),
-            "during_checks": len(as_list(as_dict(journal.get("steady_states")).get("during"))),
+            "during_checks": len(journal.during),
             "configuration": model.redactor.configuration(configuration),
-            "secrets": sorted(str(k) for k in as_dict(experiment.get("secrets"))),
+            "secrets": sorted(str(k) for k in experiment.secrets),
         },
         "notes": notes,
         "verdict_notes": list(judgement.notes),

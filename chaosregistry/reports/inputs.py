@@ -1,29 +1,46 @@
 """Read what a report is made from: a Chaos Toolkit journal, its gameday.json, load time series.
 
 Every input is untrusted: a file that is not what it claims to be raises :class:`JournalError`
-with one line naming the file. Past that check, the report code reads the journal through the
-defensive accessors here and never assumes a key or a type.
+with one line naming the file. The journal is parsed once into the typed model
+(``chaosregistry.gameday.journal``); gameday.json, prometheus.json and load series are read
+through the defensive accessors here, which never assume a key or a type.
 """
 
 import datetime
-import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaosregistry.errors import ConfigError
+from chaosregistry.gameday.journal import (
+    Journal,
+    JournalError,
+    parse_journal,
+    parse_time,
+    read_json,
+)
 from chaosregistry.gameday.verdict import LoadEvidence, load_evidence
 from chaosregistry.observability.prometheus import SERIES_FILE
+
+__all__ = [
+    "GAMEDAY_FILE",
+    "TIMESERIES_FILE",
+    "JournalError",
+    "RunInput",
+    "as_dict",
+    "as_list",
+    "as_number",
+    "as_text",
+    "iso",
+    "load_journal",
+    "load_run",
+    "parse_time",
+    "read_json",
+]
 
 GAMEDAY_FILE = "gameday.json"
 TIMESERIES_FILE = "timeseries.json"
 TIMESERIES_COLUMNS = ("t", "started", "completed", "failed", "p50", "p95", "p99")
-
-
-class JournalError(ConfigError):
-    """An input file that cannot be read as what it should be (one line, names the file)."""
 
 
 @dataclass
@@ -32,7 +49,7 @@ class RunInput:
     each load's exact records say (``load_pulls``, the verdict's evidence)."""
 
     path: Path
-    journal: dict[str, Any]
+    journal: Journal
     gameday: dict[str, Any] | None = None
     loads: list[dict[str, Any]] = field(default_factory=list)
     load_pulls: tuple[LoadEvidence, ...] = ()
@@ -41,57 +58,21 @@ class RunInput:
     )
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Parse ``path`` as JSON; JournalError (one line naming the file) when it cannot."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise JournalError(f"{path}: is a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JournalError(f"{path}: cannot read the {what}: {exc}") from None
-    if not text.strip():
-        raise JournalError(f"{path}: empty file, not a {what}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise JournalError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}; "
-            f"a truncated or corrupt {what}?"
-        ) from None
-    except ValueError as exc:  # e.g. a number too long to convert
-        reason = str(exc)
-        where = ""
-        raise JournalError(
-            f"{path}: not valid JSON{where}: {reason}; a truncated or corrupt {what}?"
-        ) from None
-    except RecursionError:
-        raise JournalError(f"{path}: JSON nested too deeply to be a {what}") from None
-
-
-def load_journal(path: Path) -> dict[str, Any]:
-    """Read a Chaos Toolkit journal, checking it is one (experiment, status, run, start)."""
-    data = read_json(path, "Chaos Toolkit journal")
-    if not isinstance(data, dict):
-        raise JournalError(
-            f"{path}: not a Chaos Toolkit journal (a JSON {type(data).__name__}, not an object)"
-        )
+def load_journal(path: Path) -> Journal:
+    """Read a Chaos Toolkit journal, checking it is one a report can be made of: the model's
+    own checks (``parse_journal``), an experiment, a status and a start time (the timeline's
+    origin)."""
+    journal = parse_journal(path)
     problems = []
-    if not isinstance(data.get("experiment"), dict):
+    if not journal.has_experiment:
         problems.append("no 'experiment' object")
-    if not isinstance(data.get("status"), str):
+    if journal.status is None:
         problems.append("no 'status' string")
-    if not isinstance(data.get("run"), list):
-        problems.append("no 'run' list")
-    if parse_time(data.get("start")) is None:
+    if journal.start is None:
         problems.append("no 'start' time")
-    states = data.get("steady_states")
-    if states is not None and not isinstance(states, dict):
-        problems.append("'steady_states' is not an object")
     if problems:
         raise JournalError(f"{path}: not a Chaos Toolkit journal ({'; '.join(problems)})")
-    return data
+    return journal
 
 
 def load_gameday(journal_path: Path) -> dict[str, Any] | None:
@@ -123,9 +104,7 @@ def load_timeseries(path: Path) -> dict[str, Any]:
     return data
 
 
-def find_timeseries(
-    journal_path: Path, journal: dict[str, Any], load_dir: Path | None
-) -> list[Path]:
+def find_timeseries(journal_path: Path, journal: Journal, load_dir: Path | None) -> list[Path]:
     """Where this run's load time series are.
 
     ``load_dir`` given: that directory's own timeseries.json, else those of its subdirectories
@@ -138,8 +117,8 @@ def find_timeseries(
         own = load_dir / TIMESERIES_FILE
         return [own] if own.is_file() else sorted(load_dir.glob(f"*/{TIMESERIES_FILE}"))
     found: list[Path] = []
-    for activity in activities(journal):
-        output = activity.get("output")
+    for run in journal.activity_runs():
+        output = run.output
         for item in [output, *as_list(as_dict(output).get("stopped"))]:
             item = as_dict(item)
             candidate = item.get("timeseries_file") or (
@@ -209,36 +188,8 @@ def as_text(value: Any, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds from a journal time (ISO 8601; naive means UTC) or a number."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
-
-
 def iso(epoch: float | None) -> str | None:
     """ISO 8601 UTC for epoch seconds (None stays None)."""
     if epoch is None:
         return None
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat()
-
-
-def activities(journal: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every activity run of the method, then of the rollbacks (dicts only)."""
-    for key in ("run", "rollbacks"):
-        for item in as_list(journal.get(key)):
-            if isinstance(item, dict):
-                yield item
-
-
-def activity_name(run: dict[str, Any]) -> str:
-    """The name of an activity run ('?' when the journal does not say)."""
-    return as_text(as_dict(run.get("activity")).get("name"), "?")

@@ -9,18 +9,12 @@ the activity that reverted it, its expiry and the end of the run.
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaosregistry.reports.inputs import (
-    activities,
-    activity_name,
-    as_dict,
-    as_list,
-    as_number,
-    as_text,
-    parse_time,
-)
+from chaosregistry.gameday.journal import ActivityRun, Experiment, Journal
+from chaosregistry.reports.inputs import as_dict, as_list, as_number, as_text
 
 # Keys charted when a probe has no tolerance target, in order of preference.
 KNOWN_KEYS = ("p95", "success_ratio", "seconds", "timings.total", "failure_ratio", "p50")
@@ -188,7 +182,7 @@ def metric_for(tolerance: Tolerance | None, outputs: list[Any]) -> str | None:
     return None
 
 
-def parse_tolerance(raw: Any, configuration: dict[str, Any]) -> Tolerance:
+def parse_tolerance(raw: Any, configuration: Mapping[str, Any]) -> Tolerance:
     """A tolerance from its declaration: ranges, 2-element lists and numbers become bands.
 
     Journals keep ``${name}`` as written: the tolerance itself and each bound, when a
@@ -232,25 +226,21 @@ def parse_tolerance(raw: Any, configuration: dict[str, Any]) -> Tolerance:
 
 
 # -- samples ----------------------------------------------------------------------------------
-def _family(run: dict[str, Any]) -> Family:
-    provider = as_dict(as_dict(run.get("activity")).get("provider"))
-    output = as_dict(run.get("output"))
-    image, registry = output.get("image"), output.get("registry")
+def _family(run: ActivityRun) -> Family:
+    provider = run.activity.provider
+    image, registry = run.result.get("image"), run.result.get("registry")
     return (
-        as_text(provider.get("module")),
-        as_text(provider.get("func")),
+        provider.module,
+        provider.func,
         image if isinstance(image, str) else None,
         registry if isinstance(registry, str) else None,
     )
 
 
-def _error_text(run: dict[str, Any]) -> str | None:
-    exception = run.get("exception")
-    if isinstance(exception, list) and exception:
-        return as_text(exception[-1]).strip() or None
-    if isinstance(exception, str):
-        return exception.strip() or None
-    output = as_dict(run.get("output"))
+def _error_text(run: ActivityRun) -> str | None:
+    if run.exception:
+        return run.last_exception_line or None
+    output = run.result
     error = output.get("error") or output.get("first_error") or output.get("last_error")
     if isinstance(error, dict):
         return f"{as_text(error.get('class'), 'error')}: {as_text(error.get('message'))}"
@@ -262,80 +252,72 @@ def _error_text(run: dict[str, Any]) -> str | None:
     return None
 
 
-def _sample(run: dict[str, Any], phase: str, fallback: float) -> Sample | None:
-    if as_text(as_dict(run.get("activity")).get("type"), "probe") != "probe":
+def _sample(run: ActivityRun, phase: str, fallback: float) -> Sample | None:
+    if run.activity.type not in (None, "probe"):  # the type unsaid: a probe
         return None
-    start = parse_time(run.get("start"))
-    end = parse_time(run.get("end"))
-    start = fallback if start is None else start
-    end = start if end is None or end < start else end
-    met = run.get("tolerance_met")
+    start = fallback if run.start is None else run.start
+    end = start if run.end is None or run.end < start else run.end
     return Sample(
-        probe=activity_name(run),
+        probe=run.activity.label,
         phase=phase,
         start=start,
         end=end,
-        output=run.get("output"),
-        ok=run.get("status") == "succeeded",
-        tolerance_met=met if isinstance(met, bool) else None,
+        output=run.output,
+        ok=run.succeeded,
+        tolerance_met=run.tolerance_met,
         error=_error_text(run),
         family=_family(run),
     )
 
 
-def samples(journal: dict[str, Any]) -> list[Sample]:
+def samples(journal: Journal) -> list[Sample]:
     """Every probe run of the journal, in time order."""
-    run_start = parse_time(journal.get("start")) or 0.0
-    states = as_dict(journal.get("steady_states"))
+    run_start = journal.start or 0.0
+    phases = [
+        *(
+            (phase, state)
+            for phase, state in (("before", journal.before), ("after", journal.after))
+        ),
+        *(("during", check) for check in journal.during),
+    ]
     found: list[Sample] = []
-    for phase in ("before", "after"):
-        for run in as_list(as_dict(states.get(phase)).get("probes")):
-            if isinstance(run, dict) and (sample := _sample(run, phase, run_start)):
+    for phase, state in phases:
+        for run in state.probes if state is not None else ():
+            if sample := _sample(run, phase, run_start):
                 found.append(sample)
-    for check in as_list(states.get("during")):
-        for run in as_list(as_dict(check).get("probes")):
-            if isinstance(run, dict) and (sample := _sample(run, "during", run_start)):
-                found.append(sample)
-    for run in as_list(journal.get("run")):
-        if isinstance(run, dict) and (sample := _sample(run, "method", run_start)):
+    for run in journal.run:
+        if sample := _sample(run, "method", run_start):
             found.append(sample)
     found.sort(key=lambda s: s.start)
     return found
 
 
-def hypothesis_probes(
-    experiment: dict[str, Any], weights: dict[str, float]
-) -> list[HypothesisProbe]:
+def hypothesis_probes(experiment: Experiment, weights: dict[str, float]) -> list[HypothesisProbe]:
     """The probes of the experiment's steady-state hypothesis, with their weights."""
-    configuration = as_dict(experiment.get("configuration"))
-    hypothesis = as_dict(experiment.get("steady-state-hypothesis"))
     probes = []
-    for item in as_list(hypothesis.get("probes")):
-        item = as_dict(item)
-        if as_text(item.get("type"), "probe") != "probe" or not isinstance(item.get("name"), str):
+    for item in experiment.hypothesis:
+        if item.type not in (None, "probe") or item.name is None:
             continue
-        provider = as_dict(item.get("provider"))
         probes.append(
             HypothesisProbe(
-                name=item["name"],
-                tolerance=parse_tolerance(item.get("tolerance"), configuration),
-                module=as_text(provider.get("module")),
-                func=as_text(provider.get("func")),
-                weight=weights.get(item["name"], 1.0),
+                name=item.name,
+                tolerance=parse_tolerance(item.tolerance, experiment.configuration),
+                module=item.provider.module,
+                func=item.provider.func,
+                weight=weights.get(item.name, 1.0),
             )
         )
     return probes
 
 
-def report_weights(experiment: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
+def report_weights(experiment: Experiment) -> tuple[dict[str, float], list[str]]:
     """Probe weights from ``extensions: [{name: chaosregistry-report, weights: {probe: w}}]``.
 
     Returns the weights and a note per weight that could not be used.
     """
     weights: dict[str, float] = {}
     notes: list[str] = []
-    for extension in as_list(experiment.get("extensions")):
-        extension = as_dict(extension)
+    for extension in experiment.extensions:
         if extension.get("name") != "chaosregistry-report":
             continue
         for name, weight in as_dict(extension.get("weights")).items():
@@ -375,27 +357,27 @@ def _same_family(a: Family, b: Family) -> bool:
 
 
 # -- faults -----------------------------------------------------------------------------------
-def run_bounds(journal: dict[str, Any]) -> tuple[float, float]:
+def run_bounds(journal: Journal) -> tuple[float, float]:
     """The run's start and end (the last activity's end when the journal has no end)."""
-    start = parse_time(journal.get("start")) or 0.0
-    end = parse_time(journal.get("end"))
+    start = journal.start or 0.0
+    end = journal.end
     if end is None:
-        ends = [parse_time(a.get("end")) for a in activities(journal)]
+        ends = [run.end for run in journal.activity_runs()]
         end = max([e for e in ends if e is not None], default=start)
     return start, max(start, end)
 
 
-def faults(journal: dict[str, Any], gameday: dict[str, Any] | None) -> list[Fault]:
+def faults(journal: Journal, gameday: dict[str, Any] | None) -> list[Fault]:
     """The run's faults and loads, from the journal's action outputs and gameday.json."""
     _, run_end = run_bounds(journal)
-    runs = list(activities(journal))
-    method_count = sum(1 for r in as_list(journal.get("run")) if isinstance(r, dict))
+    runs = list(journal.activity_runs())
+    method_count = len(journal.run)
     found: dict[str, dict[str, Any]] = {}
     reverted_by: dict[str, tuple[str, float]] = {}
     for index, run in enumerate(runs):
-        output = as_dict(run.get("output"))
-        started = parse_time(run.get("start")) or run_end
-        finished = parse_time(run.get("end")) or started
+        output = run.result
+        started = run.start or run_end
+        finished = run.end or started
         fault_id = output.get("fault_id")
         if isinstance(fault_id, str) and isinstance(output.get("kind"), str):
             injected = as_number(output.get("injected_at"))
@@ -405,13 +387,13 @@ def faults(journal: dict[str, Any], gameday: dict[str, Any] | None) -> list[Faul
                 "target": as_text(output.get("target")),
                 "injected_at": started if injected is None else injected,
                 "expires_at": as_number(output.get("expires_at")),
-                "action": activity_name(run),
+                "action": run.activity.label,
                 "parameters": as_dict(output.get("parameters")),
             }
         for item in as_list(output.get("reverted")):
             item_id = as_dict(item).get("fault_id")
             if isinstance(item_id, str) and item_id not in reverted_by:
-                reverted_by[item_id] = (activity_name(run), finished)
+                reverted_by[item_id] = (run.activity.label, finished)
         foreign = _foreign_fault(run, runs[index + 1 :], started) if index < method_count else None
         if foreign is not None:
             found[foreign["fault_id"]] = foreign
@@ -471,31 +453,29 @@ def faults(journal: dict[str, Any], gameday: dict[str, Any] | None) -> list[Faul
 
 
 def _foreign_fault(
-    run: dict[str, Any], later: list[dict[str, Any]], started: float
+    run: ActivityRun, later: list[ActivityRun], started: float
 ) -> dict[str, Any] | None:
     """A method action of another extension: a fault from its start to the next undo."""
-    activity = as_dict(run.get("activity"))
-    provider = as_dict(activity.get("provider"))
-    module = as_text(provider.get("module"))
-    func = as_text(provider.get("func")) or as_text(provider.get("path"))
+    provider = run.activity.provider
+    module = provider.module
+    func = provider.func or provider.path
     if (
-        activity.get("type") != "action"
-        or provider.get("type", "python") != "python"
+        not run.is_action
+        or provider.type != "python"
         or module.startswith("chaosregistry")
         or UNDO_NAME.match(func or "")
-        or run.get("status") != "succeeded"
+        or not run.succeeded
     ):
         return None
     undone = None
     for nxt in later:
-        nxt_provider = as_dict(as_dict(nxt.get("activity")).get("provider"))
-        nxt_func = as_text(nxt_provider.get("func")) or as_text(nxt_provider.get("path"))
-        if UNDO_NAME.match(nxt_func) or UNDO_NAME.match(activity_name(nxt)):
-            moment = parse_time(nxt.get("start"))
+        nxt_func = nxt.activity.provider.func or nxt.activity.provider.path
+        if UNDO_NAME.match(nxt_func) or UNDO_NAME.match(nxt.activity.label):
+            moment = nxt.start
             if moment is not None and moment >= started:
-                undone = (moment, f"undo action {activity_name(nxt)}")
+                undone = (moment, f"undo action {nxt.activity.label}")
                 break
-    name = activity_name(run)
+    name = run.activity.label
     return {
         "fault_id": f"action:{name}",
         "kind": ".".join(p for p in (module, func) if p) or "action",
