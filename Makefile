@@ -121,8 +121,8 @@ pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandb
 # No Go tool and no test bed: the unit tier starts no server. It does run Debian's promtool
 # (rules files) and `nginx -t` (generated configs), hence the apt packages; both are a check
 # when they are installed already.
-test-unit: $(VENV_STAMP) .apt-installed ## the unit tier only (pytest -m unit): no server, under a minute
-	$(BIN)/pytest -m unit
+test-unit: $(VENV_STAMP) .apt-installed ## the unit tier only (tests/unit): no server, under a minute
+	$(BIN)/pytest tests/unit
 
 test: lint typecheck pytest-all ## every check and every test
 
