@@ -114,9 +114,16 @@ typecheck: $(VENV_STAMP) ## mypy (strict), on the package as installed
 	@for d in probes actions loadgen reports; do ln -s ../../$$d $(TYPECHECK_TREE)/chaosregistry/$$d; done
 	cd $(TYPECHECK_TREE) && ../$(BIN)/mypy --config-file ../pyproject.toml -p chaosregistry
 
-pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster)
+# Every tier in parallel workers (pytest-xdist): the sandbox and cluster tests mostly wait (fault
+# durations, recoveries, bring-ups), so more workers than cores shortens the run. Each sandbox
+# module stays on one worker (its module-scoped sandboxes start once) and the whole cluster tier
+# on one (one test cluster per machine): tests/support/scheduling.py. Each worker has its own
+# sandbox, ports, ledger index and state (tests/conftest.py, tests/support/ports.py).
+# PYTEST_WORKERS was chosen by measurement (bench/README.md, 2026-12-06).
+PYTEST_WORKERS ?= 4
+pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
 
 # No Go tool and no test bed: the unit tier starts no server. It does run Debian's promtool
 # (rules files) and `nginx -t` (generated configs), hence the apt packages; both are a check

@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from support.sandbox import SandboxInfo, running_sandbox
@@ -15,14 +17,37 @@ from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEM
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The index of known ledgers (faults.watchdog) that the sandboxes' guardians watch: one per
-    # session, so tests never add their ledgers to the user's own index (nor read it). Set
-    # before any sandbox starts; every process the tests spawn inherits it.
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no":
+        return  # the pytest-xdist controller runs no test; each worker is a session of its own
+    # State of one session (of one xdist worker), set before any sandbox starts; every process
+    # the tests spawn inherits it. XDG_STATE_HOME: where a ledger no test names lives (and the
+    # default index), never the user's, never another worker's. The index of known ledgers
+    # (faults.watchdog) that the sandboxes' guardians watch: one per session, so tests never add
+    # their ledgers to the user's own index (nor read it), and no worker's guardian restarts
+    # the watchdog of another worker's ledger.
+    state = Path(tempfile.mkdtemp(prefix="chaosregistry-tests-"))
+    config.add_cleanup(lambda: shutil.rmtree(state, True))
+    overrides = {"XDG_STATE_HOME": str(state / "state")}
     if "CHAOSREGISTRY_LEDGER_INDEX" not in os.environ:
-        os.environ["CHAOSREGISTRY_LEDGER_INDEX"] = tempfile.mkdtemp(prefix="ledger-index-")
-        config.add_cleanup(
-            lambda: shutil.rmtree(os.environ.pop("CHAOSREGISTRY_LEDGER_INDEX"), True)
-        )
+        overrides["CHAOSREGISTRY_LEDGER_INDEX"] = str(state / "ledger-index")
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    config.add_cleanup(restore)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, called in parallel runs only
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from support.scheduling import TierScheduling
+
+    return TierScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an untiered test must fail every run

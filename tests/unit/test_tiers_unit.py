@@ -2,6 +2,7 @@
 exactly one tier marker, given by the conftest.py of its tier's directory."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from support.tiers import TIERS, check_one_tier
@@ -49,3 +50,16 @@ def test_a_test_under_tests_unit_has_the_unit_tier_from_its_directory(
 ) -> None:
     assert not hasattr(request.module, "pytestmark")
     assert [mark.name for mark in request.node.iter_markers() if mark.name in TIERS] == ["unit"]
+
+
+def test_tests_pick_ports_only_through_support_ports() -> None:
+    # A port found free outside the worker's own range could be found free by another
+    # pytest-xdist worker at the same moment, and the second server to bind it fails.
+    tests = Path(__file__).resolve().parents[1]
+    callers = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if "find_free_base_port(" in path.read_text()
+        and path not in (tests / "support/ports.py", Path(__file__).resolve())
+    )
+    assert callers == []
