@@ -24,15 +24,17 @@ from support.sandbox import SandboxInfo
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
-from chaosregistry.osutil.identity import marked_processes
+from chaosregistry.osutil.identity import command_line, marked_processes
 from chaosregistry.toxiproxy import Toxiproxy
 
 TAG_PREFIX = "chaosregistry-load:"
 SHORT = 3.0  # seconds: long enough for a few dozen pulls, short enough for a test
 
 
-def load_processes(load_id: str = "") -> list[int]:
-    return marked_processes(TAG_PREFIX + load_id)
+def load_processes(load_id: str = "", *, within: str = "") -> list[int]:
+    """Live processes of load ``load_id`` (any load without it) whose command line names a path
+    under ``within``: a test's own loads, never those another pytest-xdist worker runs."""
+    return [pid for pid in marked_processes(TAG_PREFIX + load_id) if within in command_line(pid)]
 
 
 @pytest.fixture
@@ -41,14 +43,14 @@ def config(
 ) -> Iterator[dict[str, Any]]:
     """Configuration with a private ledger and load directory; no load may outlive the test."""
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
-    before = set(load_processes())
     configuration = {
         "sandbox_dir": str(sandbox.run_dir),
         "ledger_dir": str(tmp_path / "ledger"),
         "load_dir": str(tmp_path / "loads"),
     }
+    before = set(load_processes(within=configuration["load_dir"]))
     yield configuration
-    leftovers = sorted(set(load_processes()) - before)
+    leftovers = sorted(set(load_processes(within=configuration["load_dir"])) - before)
     if leftovers:
         stop_pull_load("", configuration=configuration)
         pytest.fail(f"the test left load processes running: {leftovers}")
@@ -365,7 +367,7 @@ def test_bad_parameters_fail_with_one_line_and_start_nothing(
     assert fragment in message
     assert not Path(config["load_dir"]).exists() or not any(Path(config["load_dir"]).iterdir())
     assert Ledger(config["ledger_dir"]).all() == []
-    assert load_processes() == []
+    assert load_processes(within=config["load_dir"]) == []
 
 
 def test_unknown_loads_are_reported_in_one_line(config: dict[str, Any]) -> None:
