@@ -121,7 +121,8 @@ def test_no_canary_reaches_any_artifact_log_or_command_line_of_a_game_day_with_a
     assert returned == " ".join(["[redacted]"] * 5), "the careless probe's output kept a secret"
 
     # The load ran while the command lines were read, and took its credentials from a file.
-    locust = [line for line in command_lines.seen if " -m locust " in line]
+    # (This game day's Locust names its run directory: another xdist worker's is not ours.)
+    locust = [cmd for cmd in command_lines.seen if " -m locust " in cmd and str(run_dir) in cmd]
     assert locust and all("--credentials-file" in line for line in locust), output
     files = [p for d in (run_dir, tmp_path / "base" / "ledger") for p in d.rglob("*")]
     files = [p for p in files if p.is_file()]
