@@ -120,7 +120,7 @@ typecheck: $(VENV_STAMP) ## mypy (strict), on the package as installed
 # on one (one test cluster per machine): tests/support/scheduling.py. Each worker has its own
 # sandbox, ports, ledger index and state (tests/conftest.py, tests/support/ports.py).
 # PYTEST_WORKERS was chosen by measurement (bench/README.md, 2026-12-06).
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
