@@ -108,15 +108,22 @@ lint: $(VENV_STAMP) ## ruff lint + format check
 typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 	$(BIN)/mypy
 
-pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster)
+# Every tier in parallel workers (pytest-xdist): the sandbox and cluster tests mostly wait (fault
+# durations, recoveries, bring-ups), so more workers than cores shortens the run. Each sandbox
+# module stays on one worker (its module-scoped sandboxes start once) and the whole cluster tier
+# on one (one test cluster per machine): tests/support/scheduling.py. Each worker has its own
+# sandbox, ports, ledger index and state (tests/conftest.py, tests/support/ports.py).
+# PYTEST_WORKERS was chosen by measurement (bench/README.md, 2026-12-06).
+PYTEST_WORKERS ?= 3
+pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
 
 # No Go tool and no test bed: the unit tier starts no server. It does run Debian's promtool
 # (rules files) and `nginx -t` (generated configs), hence the apt packages; both are a check
 # when they are installed already.
-test-unit: $(VENV_STAMP) .apt-installed ## the unit tier only (pytest -m unit): no server, under a minute
-	$(BIN)/pytest -m unit
+test-unit: $(VENV_STAMP) .apt-installed ## the unit tier only (tests/unit): no server, under a minute
+	$(BIN)/pytest tests/unit
 
 test: lint typecheck pytest-all ## every check and every test
 

@@ -17,7 +17,7 @@ from chaosregistry.errors import ConfigError
 # cryptography): registered by name and imported only when one of them is looked up, so that
 # `chaosregistry --help` (and every other command) does not pay for all of them at start-up.
 # name -> (module, attribute, the one-line summary `chaosregistry --help` lists: the first
-# paragraph of the command's docstring, which tests/test_cli_startup.py keeps equal).
+# paragraph of the command's docstring, which tests/unit/test_cli_startup.py keeps equal).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "sandbox": (
         "chaosregistry.sandbox.cli",

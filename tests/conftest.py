@@ -1,51 +1,58 @@
-"""Shared fixtures. ``sandbox``: one real embedded sandbox for the whole test session."""
+"""Shared fixtures and the tier rule. ``sandbox``: one real embedded sandbox for the whole test
+session. The tests live in one directory per tier (unit, sandbox, cluster), whose conftest.py
+marks them; their helpers are in tests/support."""
 
-import json
 import os
 import shutil
-import ssl
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sandbox import SandboxInfo, running_sandbox
+from support.tiers import check_one_tier
 
-from chaosregistry.sandbox import down, find_free_base_port, load_credentials, up
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
-
-# Every test is in exactly one tier (pyproject.toml's markers), set by its module's
-# `pytestmark`: `make test-unit` runs `pytest -m unit`, and a test without a tier would silently
-# never run there, a test with two would run where its servers are not wanted.
-TIERS = ("unit", "sandbox", "cluster")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The index of known ledgers (faults.watchdog) that the sandboxes' guardians watch: one per
-    # session, so tests never add their ledgers to the user's own index (nor read it). Set
-    # before any sandbox starts; every process the tests spawn inherits it.
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no":
+        return  # the pytest-xdist controller runs no test; each worker is a session of its own
+    # State of one session (of one xdist worker), set before any sandbox starts; every process
+    # the tests spawn inherits it. XDG_STATE_HOME: where a ledger no test names lives (and the
+    # default index), never the user's, never another worker's. The index of known ledgers
+    # (faults.watchdog) that the sandboxes' guardians watch: one per session, so tests never add
+    # their ledgers to the user's own index (nor read it), and no worker's guardian restarts
+    # the watchdog of another worker's ledger.
+    state = Path(tempfile.mkdtemp(prefix="chaosregistry-tests-"))
+    config.add_cleanup(lambda: shutil.rmtree(state, True))
+    overrides = {"XDG_STATE_HOME": str(state / "state")}
     if "CHAOSREGISTRY_LEDGER_INDEX" not in os.environ:
-        os.environ["CHAOSREGISTRY_LEDGER_INDEX"] = tempfile.mkdtemp(prefix="ledger-index-")
-        config.add_cleanup(
-            lambda: shutil.rmtree(os.environ.pop("CHAOSREGISTRY_LEDGER_INDEX"), True)
-        )
+        overrides["CHAOSREGISTRY_LEDGER_INDEX"] = str(state / "ledger-index")
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    config.add_cleanup(restore)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, called in parallel runs only
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from support.scheduling import TierScheduling
+
+    return TierScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an untiered test must fail every run
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    problems = []
-    for item in items:
-        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
-        if len(tiers) != 1:
-            has = " and ".join(tiers) if tiers else "none"
-            problems.append(
-                f"{item.nodeid}: needs exactly one tier marker ({', '.join(TIERS)}; "
-                f"a module-level pytestmark), has {has}"
-            )
-    if problems:
-        raise pytest.UsageError("\n".join(problems))
+    check_one_tier(items)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,40 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sandbox-implementation",
         choices=IMPLEMENTATION_NAMES,
         default=DEFAULT_IMPLEMENTATION,
-        help="what the session sandbox's replicas run (tests/test_implementations.py runs all)",
+        help="what the session sandbox's replicas run (test_implementations.py runs all)",
     )
-
-
-@dataclass(frozen=True)
-class SandboxInfo:
-    """A running sandbox: its endpoints dict, the user's credentials and the seeded catalog."""
-
-    endpoints: dict[str, Any]
-    username: str
-    password: str = field(repr=False)  # keeps the password out of assertion messages
-    catalog: list[dict[str, Any]] = field(repr=False)
-    run_dir: Path
-
-    @property
-    def ca_file(self) -> str:
-        """The sandbox's CA (PEM path), which verifies every HTTPS endpoint of it."""
-        return str(self.endpoints["ca_file"])
-
-    @property
-    def tls(self) -> ssl.SSLContext:
-        """An SSL context trusting this sandbox's CA only (for httpx and raw sockets)."""
-        return ssl.create_default_context(cafile=self.ca_file)
-
-    @property
-    def auth(self) -> tuple[str, str]:
-        return (self.username, self.password)
-
-    def image(self, repository: str, tag: str) -> dict[str, Any]:
-        """The catalog entry of ``repository:tag``."""
-        for entry in self.catalog:
-            if (entry["repository"], entry["tag"]) == (repository, tag):
-                return entry
-        raise KeyError(f"{repository}:{tag} not in the seeded catalog")
 
 
 @pytest.fixture(scope="session")
@@ -95,16 +70,6 @@ def sandbox(
 ) -> Iterator[SandboxInfo]:
     """Bring up one sandbox (free base port, temp run dir, replicas running
     ``--sandbox-implementation``); always torn down at the end."""
-    run_dir = tmp_path_factory.mktemp("sandbox")
-    try:
-        endpoints = up(
-            run_dir,
-            base_port=find_free_base_port(),
-            implementation=str(pytestconfig.getoption("--sandbox-implementation")),
-            progress=lambda line: print(f"sandbox: {line}", file=sys.stderr),
-        )
-        creds = load_credentials(run_dir)
-        catalog = json.loads(Path(endpoints["catalog_file"]).read_text())
-        yield SandboxInfo(endpoints, creds.username, creds.password, catalog, Path(run_dir))
-    finally:
-        down(run_dir)
+    implementation = str(pytestconfig.getoption("--sandbox-implementation"))
+    with running_sandbox(tmp_path_factory.mktemp("sandbox"), implementation=implementation) as info:
+        yield info

@@ -1,0 +1,252 @@
+"""The node pulls mirror-first and falls back to the origin, on the real test cluster.
+
+The cluster is brought up with ``node_pulls="mirror-first"``: containerd's hosts.toml lists the
+sandbox's pull-through mirror, then the registry's client-facing hop. Which path a pull took is
+read from the sandbox's nginx access log, which logs the port of each request: the client hop
+lands on the registry's server, the mirror's fetches on the mirror-upstream server. The mirror
+kill goes through the fault ledger and is undone after SIGKILL of ``chaos run``.
+"""
+
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from lightkube.resources.apps_v1 import Deployment
+from support.cluster import (
+    KubeCluster,
+    outputs,
+    run_gameday,
+    running_cluster,
+    wait_available,
+)
+from support.polling import eventually
+
+from chaosregistry import sandbox
+from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+from chaosregistry.cluster.layout import DEMO_NAMESPACE, REGISTRY_HOST, Layout
+from chaosregistry.cluster.workloads import DEMO_NAME
+from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+
+pytest_plugins = ["support.cluster"]
+
+BIN = Path(sys.executable).parent
+ORIGINAL = image_name(DEMO_REPOSITORY, DEMO_TAG)
+
+
+@pytest.fixture(scope="module")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    with running_cluster(tmp_path_factory, node_pulls="mirror-first") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def env(kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
+    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(tmp_path / "ledger"))
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
+    return tmp_path / "ledger"
+
+
+@pytest.fixture
+def demo_restored(kube_cluster: KubeCluster) -> Iterator[None]:
+    yield
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": ORIGINAL}]}}}}
+    kube_cluster.client.patch(Deployment, DEMO_NAME, patch, namespace=DEMO_NAMESPACE)
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+
+
+def endpoints(kube_cluster: KubeCluster) -> dict[str, Any]:
+    return dict(sandbox.load_endpoints(kube_cluster.settings["sandbox_dir"]))
+
+
+_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) /v2/(?P<repository>\S+)/manifests/(?P<ref>[^?\s]+)(?P<query>\S*) '
+    r'HTTP/[\d.]+" (?P<status>\d{3}) .* port=(?P<port>\d+)$'
+)
+# containerd adds the image's registry host as ``?ns=`` to every request of a pull (resolver.go
+# addNamespace): what tells the node's requests from our pushes and the mirror's fetches.
+NODE_QUERY = f"?ns={REGISTRY_HOST}"
+
+
+def manifest_requests(kube_cluster: KubeCluster, tag: str) -> Counter[str]:
+    """HEAD/GET requests for ``demo/app:<tag>``'s manifest in nginx's access log, by who made
+    them: ``node-at-origin`` (the node, through the client hop to the registry) and
+    ``mirror-upstream`` (the mirror fetching from its upstream for the node)."""
+    found = endpoints(kube_cluster)
+    origin = str(found["hops"]["client-registry"]["upstream"]).rsplit(":", 1)[1]
+    upstream = str(found["hops"]["mirror-upstream"]["upstream"]).rsplit(":", 1)[1]
+    log = Path(found["logs_dir"]) / "nginx-access.log"
+    counts: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        match = _LINE.search(line)
+        if match is None or match["repository"] != DEMO_REPOSITORY or match["ref"] != tag:
+            continue
+        if match["method"] not in ("HEAD", "GET") or match["status"] != "200":
+            continue
+        if match["port"] == origin and match["query"] == NODE_QUERY:
+            counts["node-at-origin"] += 1
+        elif match["port"] == upstream:
+            counts["mirror-upstream"] += 1
+    return counts
+
+
+def test_hosts_toml_on_the_node_names_the_mirror_first(kube_cluster: KubeCluster) -> None:
+    layout = Layout.at(kube_cluster.state_dir)
+    hosts = tomllib.loads((layout.registry_hosts_dir / REGISTRY_HOST / "hosts.toml").read_text())
+    found = endpoints(kube_cluster)
+    assert list(hosts["host"]) == [found["mirror"], found["registry"]]
+    assert kube_cluster.settings["node_pulls"] == "mirror-first"
+
+
+def test_mirror_down_fallback_game_day_rolls_out_through_the_origin(
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None
+) -> None:
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    process, journal = run_gameday(kube_cluster, tmp_path, "mirror-down-fallback")
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
+    out = outputs(journal)
+    up, down = out["release-with-the-mirror-up"], out["release-with-the-mirror-down"]
+    for release in (up, down):
+        assert release["ok"] is True and release["error"] is None, release
+        assert release["health"]["ready_replicas"] == 3
+        assert len(release["kubelet_pull_seconds"]) == 3, release
+    assert out["kill-the-mirror"]["kind"] == "node.kill"
+    assert out["kill-the-mirror"]["target"] == "node:mirror"
+    assert out["kill-the-mirror"]["applied"]["was_running"] is True
+    assert out["no-pull-failed-while-the-mirror-was-down"]["pull_failures"] == 0
+    # Which way each release's pulls went, from nginx's log (the push itself is a PUT).
+    paths = {
+        name: manifest_requests(kube_cluster, release["image"].rsplit(":", 1)[1])
+        for name, release in (("up", up), ("down", down))
+    }
+    pulls = {
+        name: release["kubelet_pull_seconds"] for name, release in (("up", up), ("down", down))
+    }
+    print(f"\nmirror-down-fallback: requests by server {paths}, kubelet pull seconds {pulls}")
+    # Mirror up: the node resolved the tag at the mirror (which asked its upstream), never at
+    # the origin.
+    assert paths["up"]["mirror-upstream"] >= 1 and paths["up"]["node-at-origin"] == 0, paths
+    # Mirror down: every pod's pull resolved the tag at the origin, none through the mirror.
+    assert paths["down"]["node-at-origin"] >= 3, paths
+    assert paths["down"]["mirror-upstream"] == 0, paths
+    (entry,) = Ledger(env).all()
+    assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
+    assert sandbox.status(kube_cluster.settings["sandbox_dir"])["processes"]["mirror"]["running"]
+
+
+KILL_DURATION = 30
+
+
+def test_registry_latency_meets_no_measurement_when_the_node_pulls_through_the_mirror(
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None
+) -> None:
+    """rollout-under-registry-latency on a mirror-first node (as the vars file ``cluster up``
+    wrote says): the 500 ms sit on the client-registry hop, the node pulls through the mirror,
+    so the rollout under "latency" crossed no faulted hop and the fault met no measurement."""
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    process, journal = run_gameday(
+        kube_cluster,
+        tmp_path,
+        "rollout-under-registry-latency",
+        settings={"node_pulls": kube_cluster.settings["node_pulls"]},
+    )
+    gameday = json.loads((tmp_path / "rollout-under-registry-latency-run/gameday.json").read_text())
+    (fault,) = gameday["fault_evidence"]
+    print(f"\nrollout-under-registry-latency, mirror-first: {fault}, verdict {gameday['verdict']}")
+    assert fault["target"] == "hop:client-registry"
+    assert (fault["applied"], fault["confirmed"]) == (True, True), fault["detail"]
+    assert fault["measured"] is False, fault["detail"] + process.stdout[-3000:]
+    assert "no bytes crossed the hop" in fault["detail"]
+    # The rollout did run under the fault: the kubelet pulled, only not through that hop.
+    assert outputs(journal)["time-to-available-under-latency"]["seconds"] > 0
+    # So the game day proved nothing about registry latency: failed, saying which fault.
+    assert (gameday["verdict"], process.returncode) == ("failed", 11), process.stdout[-3000:]
+    assert any(
+        note.startswith("not proven: faults applied, confirmed and measured: ")
+        and f"fault {fault['id']} " in note
+        and "met no measurement" in note
+        for note in gameday["notes"]
+    ), gameday["notes"]
+
+
+def test_sigkill_of_chaos_run_after_the_mirror_kill_restarts_the_mirror(
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path
+) -> None:
+    sandbox_dir = str(kube_cluster.settings["sandbox_dir"])
+    experiment = tmp_path / "kill.yaml"
+    experiment.write_text(
+        yaml.safe_dump(
+            {
+                "version": "1.0.0",
+                "title": "the mirror killed, then a long wait (the test SIGKILLs chaos run)",
+                "description": "t",
+                "configuration": {
+                    "backend": "kubernetes",
+                    "chaosregistry": {"namespace": DEMO_NAMESPACE, "sandbox_dir": sandbox_dir},
+                },
+                "method": [
+                    {
+                        "type": "action",
+                        "name": "kill-the-mirror",
+                        "provider": {
+                            "type": "python",
+                            "module": "chaosregistry.actions.node",
+                            "func": "kill_registry_node",
+                            "arguments": {"node": "mirror", "duration": KILL_DURATION},
+                        },
+                    },
+                    {
+                        "type": "action",
+                        "name": "wait",
+                        "provider": {"type": "process", "path": "sleep", "arguments": "120"},
+                    },
+                ],
+            }
+        )
+    )
+    ledger = Ledger(env)
+    process = subprocess.Popen(
+        [str(BIN / "chaos"), "--log-file", str(tmp_path / "chaos.log"), "run", str(experiment)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        entry = eventually(
+            "mirror kill injected",
+            lambda: next((e for e in ledger.all() if e.state is FaultState.INJECTED), None),
+            timeout=60,
+            interval=0.05,
+        )
+        assert not sandbox.status(sandbox_dir)["processes"]["mirror"]["running"]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reverted = eventually(
+        "mirror kill reverted",
+        lambda: (e := ledger.get(entry.id)).state is FaultState.REVERTED and e,
+        timeout=KILL_DURATION + 30,
+    )
+    # Not the fault's expiry: the watchdog saw its owner die.
+    assert reverted.revert_reason is RevertReason.OWNER_GONE
+    assert sandbox.status(sandbox_dir)["processes"]["mirror"]["running"]
+    found = endpoints(kube_cluster)
+    trust = ssl.create_default_context(cafile=str(found["ca_file"]))
+    answer = httpx.get(f"{found['mirror']}/v2/", verify=trust, trust_env=False)
+    assert answer.status_code == 200

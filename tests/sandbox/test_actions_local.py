@@ -1,0 +1,246 @@
+"""Local-backend faults on the real sandbox: each is in effect while active, gone after its
+undo or its expiry, and always recorded in the ledger; bad input injects nothing."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from support.sandbox import SandboxInfo
+
+from chaosregistry.actions import network, node
+from chaosregistry.faults.ledger import FaultState, Ledger
+from chaosregistry.probes import pull as pull_probes
+from chaosregistry.sandbox import status
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
+
+HOPS = ("client-registry", "client-mirror", "mirror-upstream")
+
+
+@pytest.fixture
+def configuration(sandbox: SandboxInfo, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A configuration with a ledger of its own; checks nothing is left behind after the test."""
+    config = {"sandbox_dir": str(sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
+    yield config
+    network.remove_network_faults(configuration=config)
+    node.restart_registry_node(configuration=config)
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        for hop in HOPS:
+            assert api.toxics(hop) == [], f"toxic left on {hop}"
+            assert api.proxy(hop)["enabled"]
+    assert Ledger(tmp_path / "ledger").active() == []
+
+
+def toxics(sandbox: SandboxInfo, hop: str = "client-registry") -> list[dict[str, Any]]:
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        return api.toxics(hop)
+
+
+def p50(configuration: dict[str, Any], image: str = "tiny/hello:latest", **kw: Any) -> float:
+    result = pull_probes.pull_latency(image, count=3, configuration=configuration, **kw)
+    assert result["success_ratio"] == 1.0, result["first_error"]
+    return float(result["p50"])
+
+
+def test_latency_is_seen_by_pulls_and_gone_after_its_undo(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    baseline = p50(configuration)
+    fault = network.add_latency(latency_ms=300, duration=30, configuration=configuration)
+    assert fault["state"] == "injected" and fault["target"] == "hop:client-registry"
+    assert fault["applied"]["toxic"]["attributes"]["latency"] == 300
+    slowed = p50(configuration)
+    # A pull is a manifest round trip then the blobs: at least two delayed responses.
+    assert slowed > baseline + 0.5
+    undone = network.remove_network_faults(hop="client-registry", configuration=configuration)
+    assert undone["count"] == 1 and undone["reverted"][0]["state"] == "reverted"
+    assert toxics(sandbox) == []
+    assert p50(configuration) < baseline + 0.25
+    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
+    assert entry.state is FaultState.REVERTED and entry.revert_reason == "rollback"
+
+
+def test_a_fault_ends_by_itself_at_its_duration(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = network.add_latency(latency_ms=100, duration=1.5, configuration=configuration)
+    assert len(toxics(sandbox)) == 1
+    deadline = time.monotonic() + 1.5 + 3
+    while toxics(sandbox) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert toxics(sandbox) == []
+    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
+    assert entry.revert_reason == "expired"
+    assert entry.reverted_at is not None and entry.reverted_at >= entry.expires_at
+
+
+def test_bandwidth_limit_slows_blob_transfer(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    image = "shop/frontend:shop-prod-1.4.2"  # ~400 KB
+    network.limit_bandwidth(rate_kbps=200, duration=30, configuration=configuration)
+    result = pull_probes.pull_image(image, configuration=configuration)
+    assert result["ok"]
+    assert result["timings"]["blobs"] > 1.2  # 400 KB at 200 KB/s is ~2 s
+    assert result["throughput_bytes_per_second"] < 300_000
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("blackhole", {"timeout"}), ("refuse", {"refused", "reset"})]
+)
+def test_partition_modes_fail_pulls_with_their_class(
+    sandbox: SandboxInfo, configuration: dict[str, Any], mode: str, expected: set[str]
+) -> None:
+    network.partition(mode=mode, duration=30, configuration=configuration)
+    result = pull_probes.pull_image("tiny/hello:latest", timeout=1, configuration=configuration)
+    assert not result["ok"]
+    assert result["error"]["class"] in expected
+    assert result["timings"]["total"] < 3
+    network.remove_network_faults(configuration=configuration)
+    assert pull_probes.pull_image("tiny/hello:latest", configuration=configuration)["ok"]
+
+
+def test_a_second_refusing_partition_of_a_cut_hop_is_refused_and_changes_nothing(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    first = network.partition(mode="refuse", duration=30, configuration=configuration)
+    with pytest.raises(ActivityFailed) as caught:
+        network.partition(mode="refuse", duration=30, configuration=configuration)
+    message = str(caught.value)
+    assert "'client-registry' is cut already" in message and "\n" not in message
+    # Only the first is recorded, and the hop stays cut until the first one's own undo.
+    assert [e.id for e in Ledger(configuration["ledger_dir"]).all()] == [first["fault_id"]]
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        assert api.proxy("client-registry")["enabled"] is False
+    network.remove_network_faults(configuration=configuration)
+    with Toxiproxy(sandbox.endpoints["toxiproxy"]) as api:
+        assert api.proxy("client-registry")["enabled"] is True
+
+
+def test_reset_and_truncate_faults_are_classified(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    network.reset_connections(duration=30, configuration=configuration)
+    reset = pull_probes.pull_image("tiny/hello:latest", configuration=configuration)
+    assert reset["error"]["class"] == "reset"
+    network.remove_network_faults(configuration=configuration)
+
+    network.truncate_transfers(after_bytes=200_000, duration=30, configuration=configuration)
+    cut = pull_probes.pull_image("medium/app:latest", configuration=configuration)
+    assert cut["error"]["class"] == "truncated"
+
+
+def test_faults_on_the_mirror_hop_leave_the_registry_hop_alone(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    network.partition(hop="client-mirror", duration=30, configuration=configuration)
+    assert toxics(sandbox, "client-mirror") and toxics(sandbox) == []
+    assert pull_probes.pull_image("tiny/hello:latest", configuration=configuration)["ok"]
+    mirror = pull_probes.pull_image(
+        "tiny/hello:latest", target="mirror", timeout=1, configuration=configuration
+    )
+    assert mirror["error"]["class"] == "timeout"
+
+
+def running(sandbox: SandboxInfo, name: str) -> bool:
+    return bool(status(sandbox.run_dir)["processes"][name]["running"])
+
+
+def test_killing_one_node_keeps_pulls_working_through_nginx(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = node.kill_registry_node(node="registry-1", duration=30, configuration=configuration)
+    assert fault["applied"] == {
+        "signal": "SIGKILL",
+        "was_running": True,
+        "injected": "confirmed",
+        "confirmed_by": "registry-1's process group gone after SIGKILL",
+    }
+    assert not running(sandbox, "registry-1")
+    during = pull_probes.pull_latency(
+        "tiny/hello:latest", count=10, concurrency=2, configuration=configuration
+    )
+    assert during["success_ratio"] == 1.0
+    node.restart_registry_node(node="registry-1", configuration=configuration)
+    assert running(sandbox, "registry-1")
+
+
+def test_killing_the_mirror_fails_pulls_through_it_until_the_restart(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    fault = node.kill_registry_node(node="mirror", duration=30, configuration=configuration)
+    assert (fault["kind"], fault["target"]) == ("node.kill", "node:mirror")
+    assert fault["applied"] == {
+        "signal": "SIGKILL",
+        "was_running": True,
+        "injected": "confirmed",
+        "confirmed_by": "mirror's process group gone after SIGKILL",
+    }
+    assert not running(sandbox, "mirror")
+    through_mirror = pull_probes.pull_latency(
+        "tiny/hello:latest", count=2, target="mirror", timeout=5, configuration=configuration
+    )
+    assert through_mirror["success_ratio"] == 0.0, through_mirror
+    # The origin is untouched: a mirror-first client's fallback still pulls.
+    origin = pull_probes.pull_latency("tiny/hello:latest", count=2, configuration=configuration)
+    assert origin["success_ratio"] == 1.0
+    reverted = node.restart_registry_node(node="mirror", configuration=configuration)
+    assert reverted["count"] == 1 and reverted["reverted"][0]["state"] == "reverted"
+    assert running(sandbox, "mirror")
+    after = pull_probes.pull_latency(
+        "tiny/hello:latest", count=2, target="mirror", configuration=configuration
+    )
+    assert after["success_ratio"] == 1.0
+
+
+def test_a_killed_node_is_restarted_after_restart_after(
+    sandbox: SandboxInfo, configuration: dict[str, Any]
+) -> None:
+    node.kill_registry_node(
+        node="registry-2", restart_after=1, duration=30, configuration=configuration
+    )
+    assert not running(sandbox, "registry-2")
+    deadline = time.monotonic() + 5
+    while not running(sandbox, "registry-2") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running(sandbox, "registry-2")
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda c: network.add_latency(hop="client-nowhere", configuration=c), "hop must be one"),
+        (lambda c: network.add_latency(duration=-5, configuration=c), "duration"),
+        (lambda c: network.add_latency(duration=0, configuration=c), "duration"),
+        (lambda c: network.add_latency(duration=7200, configuration=c), "limit"),
+        (lambda c: network.add_latency(latency_ms=100, jitter_ms=200, configuration=c), "jitter"),
+        (lambda c: network.add_latency(latency_ms="300", configuration=c), "latency_ms"),
+        (lambda c: network.partition(mode="sideways", configuration=c), "mode"),
+        (lambda c: network.limit_bandwidth(rate_kbps=0, configuration=c), "rate_kbps"),
+        (
+            lambda c: node.kill_registry_node(node="registry-9", configuration=c),
+            "unknown registry node",
+        ),
+        (
+            lambda c: node.kill_registry_node(restart_after=99, duration=10, configuration=c),
+            "restart_after",
+        ),
+        (lambda c: network.add_latency(configuration={**c, "backend": "mainframe"}), "backend"),
+        (
+            lambda c: network.add_latency(configuration={**c, "allowed_hops": ["client-mirror"]}),
+            "blast radius",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_injects_nothing(
+    sandbox: SandboxInfo, configuration: dict[str, Any], call: Any, fragment: str
+) -> None:
+    with pytest.raises(ActivityFailed) as caught:
+        call(configuration)
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert toxics(sandbox) == []
+    assert running(sandbox, "registry-1") and running(sandbox, "registry-2")
+    assert Ledger(configuration["ledger_dir"]).all() == []

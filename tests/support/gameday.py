@@ -1,0 +1,53 @@
+"""Running a shipped experiment through the real ``chaosregistry gameday``, faster."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
+
+
+def run_shipped_experiment(
+    sandbox_dir: Path,
+    base: Path,
+    name: str,
+    experiment: Path | None = None,
+    *,
+    expect_journal: bool = True,
+    **overrides: Any,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """experiments/<name>.yaml (or ``experiment``) on the sandbox, with configuration
+    ``overrides`` (e.g. shorter faults) in a vars file and a ledger of its own under ``base``;
+    returns the process and the run directory (whose journal.json the caller can read, unless
+    ``expect_journal`` is False: a run whose ``chaos run`` dies before writing one)."""
+    base.mkdir(parents=True, exist_ok=True)
+    local = yaml.safe_load((ROOT / "experiments/vars/local.yaml").read_text())
+    local["configuration"].update(overrides)
+    vars_file = base / "vars.yaml"
+    vars_file.write_text(yaml.safe_dump(local))
+    run_dir = base / "run"
+    process = subprocess.run(
+        [
+            CHAOSREGISTRY,
+            "gameday",
+            str(experiment or ROOT / f"experiments/{name}.yaml"),
+            "--vars",
+            str(vars_file),
+            "--sandbox-dir",
+            str(sandbox_dir),
+            "--run-dir",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CHAOSREGISTRY_LEDGER_DIR": str(base / "ledger")},
+    )
+    if expect_journal:
+        assert (run_dir / "journal.json").exists(), process.stdout + process.stderr
+    return process, run_dir

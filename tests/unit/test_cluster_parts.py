@@ -1,0 +1,322 @@
+"""The cluster's pure parts, without a cluster: certificates, configs, images, build recipes.
+
+Fast and root-free; the end-to-end behaviour is in test_cluster.py.
+"""
+
+import base64
+import gzip
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from chaosregistry.cluster import build, images
+from chaosregistry.cluster.configs import (
+    RegistryAccess,
+    cni_conflist,
+    containerd_config,
+    kubeconfig,
+    kubelet_config,
+    registry_hosts_toml,
+    registry_lb_config,
+)
+from chaosregistry.cluster.layout import NODE_IP, NODE_NAME, SERVICE_IP, Layout, Ports
+from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki
+
+SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
+CHROOT = "/usr/sbin/chroot"
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _verify_signed_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    key = ca.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    assert cert.signature_hash_algorithm is not None
+    key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+
+
+def test_apiserver_cert_names_every_address_clients_use(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path / "pki", SPECS)
+    cert = _cert(pki.cert("apiserver"))
+    _verify_signed_by(cert, _cert(pki.ca_cert))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert {"127.0.0.1", SERVICE_IP, NODE_IP} <= ips
+    assert ipaddress.ip_address(SERVICE_IP) in ipaddress.ip_network("10.0.0.0/24")
+    assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+
+
+def test_client_certs_carry_the_identities_rbac_and_the_node_authorizer_expect(
+    tmp_path: Path,
+) -> None:
+    pki = ensure_pki(tmp_path / "pki", SPECS)
+
+    def identity(name: str) -> tuple[str, list[str]]:
+        subject = _cert(pki.cert(name)).subject
+        common_name = subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        orgs = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+        return str(common_name), [str(o) for o in orgs]
+
+    assert identity("admin")[1] == ["system:masters"]
+    assert identity("kubelet-client") == (f"system:node:{NODE_NAME}", ["system:nodes"])
+    assert identity("controller-manager")[0] == "system:kube-controller-manager"
+    assert identity("scheduler")[0] == "system:kube-scheduler"
+    assert (pki.key("admin").stat().st_mode & 0o777) == 0o600
+
+
+def test_ensure_pki_keeps_what_exists(tmp_path: Path) -> None:
+    first = ensure_pki(tmp_path / "pki", SPECS)
+    before = {p.name: p.read_bytes() for p in first.directory.iterdir()}
+    first.cert("scheduler").unlink()
+    second = ensure_pki(tmp_path / "pki", SPECS)
+    after = {p.name: p.read_bytes() for p in second.directory.iterdir()}
+    assert after["ca.crt"] == before["ca.crt"]
+    assert after["service-account.key"] == before["service-account.key"]
+    assert after["apiserver.crt"] == before["apiserver.crt"]
+    # The missing one came back, signed by the same CA.
+    _verify_signed_by(_cert(second.cert("scheduler")), _cert(second.ca_cert))
+
+
+def test_hosts_toml_sends_every_pull_through_the_hop_with_basic_auth() -> None:
+    access = RegistryAccess("https://127.0.0.1:15100", "/run/sandbox/pki/ca.crt", "chaos", "s3cret")
+    hosts = tomllib.loads(registry_hosts_toml(access))
+    assert hosts["server"] == "https://127.0.0.1:15100"
+    assert hosts["ca"] == "/run/sandbox/pki/ca.crt"
+    mirror = hosts["host"]["https://127.0.0.1:15100"]
+    assert mirror["capabilities"] == ["pull", "resolve"]
+    # containerd verifies the sandbox's certificate against the sandbox's CA, per host.
+    assert mirror["ca"] == "/run/sandbox/pki/ca.crt"
+    expected = "Basic " + base64.b64encode(b"chaos:s3cret").decode()
+    assert mirror["header"]["Authorization"] == expected
+    assert hosts["header"]["Authorization"] == expected
+
+
+def test_hosts_toml_mirror_first_lists_the_mirror_then_the_hop_as_fallback() -> None:
+    access = RegistryAccess("https://127.0.0.1:15100", "/run/sandbox/pki/ca.crt", "chaos", "s3cret")
+    text = registry_hosts_toml(access, mirror_url="https://127.0.0.1:15101/")
+    hosts = tomllib.loads(text)
+    # containerd tries the [host] entries in the file's order, then the server.
+    assert list(hosts["host"]) == ["https://127.0.0.1:15101", "https://127.0.0.1:15100"]
+    assert text.index('[host."https://127.0.0.1:15101"]') < text.index(
+        '[host."https://127.0.0.1:15100"]'
+    )
+    assert hosts["server"] == "https://127.0.0.1:15100"
+    mirror, origin = (
+        hosts["host"]["https://127.0.0.1:15101"],
+        hosts["host"]["https://127.0.0.1:15100"],
+    )
+    assert mirror["capabilities"] == origin["capabilities"] == ["pull", "resolve"]
+    assert mirror["ca"] == origin["ca"] == "/run/sandbox/pki/ca.crt"
+    # The mirror is anonymous: the registry's credentials go to the origin only.
+    assert "header" not in mirror and "s3cret" not in text.split("[host.")[1]
+    expected = "Basic " + base64.b64encode(b"chaos:s3cret").decode()
+    assert origin["header"]["Authorization"] == hosts["header"]["Authorization"] == expected
+
+
+def test_cluster_up_refuses_an_unknown_node_pulls_in_one_line(tmp_path: Path) -> None:
+    from chaosregistry.cluster import up
+    from chaosregistry.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        up(tmp_path / "state", node_pulls="mirror-only")
+    assert str(caught.value) == (
+        "node_pulls must be one of origin, mirror-first, got 'mirror-only'"
+    )
+    assert not (tmp_path / "state").exists()
+
+
+def test_containerd_config_keeps_every_path_under_the_state_dir(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path / "state")
+    config = tomllib.loads(containerd_config(layout, "registry.example.test/pause:1"))
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    paths = [
+        config["root"],
+        config["state"],
+        config["grpc"]["address"],
+        cri["cni"]["conf_dir"],
+        cri["registry"]["config_path"],
+        cri["containerd"]["runtimes"]["runc"]["options"]["Root"],
+        config["plugins"]["io.containerd.internal.v1.opt"]["path"],
+    ]
+    assert all(p.startswith(str(layout.state_dir) + "/") for p in paths), paths
+    assert cri["netns_mounts_under_state_dir"] is True
+    assert cri["restrict_oom_score_adj"] is True
+    assert cri["sandbox_image"] == "registry.example.test/pause:1"
+
+
+def test_cni_and_kubelet_configs_leave_the_host_alone(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path / "state")
+    (bridge,) = cni_conflist(layout)["plugins"]
+    assert bridge["ipMasq"] is False
+    assert bridge["ipam"]["dataDir"].startswith(str(layout.state_dir))
+    pki = ensure_pki(layout.pki_dir, SPECS)
+    config = kubelet_config(layout, pki, Ports(16440))
+    assert config["makeIPTablesUtilChains"] is False
+    assert config["failCgroupV1"] is False
+    assert config["cgroupRoot"] == "/chaosregistry"
+    assert config["readOnlyPort"] == 0
+    assert config["authentication"]["anonymous"]["enabled"] is False
+    assert config["podLogsDir"].startswith(str(layout.state_dir))
+
+
+def test_user_kubeconfig_embeds_credentials_and_names_the_secure_port(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path / "pki", SPECS)
+    config = kubeconfig(
+        server="https://127.0.0.1:16440",
+        ca_file=pki.ca_cert,
+        cert_file=pki.cert("admin"),
+        key_file=pki.key("admin"),
+        user="kubernetes-admin",
+        embed=True,
+    )
+    parsed = yaml.safe_load(yaml.safe_dump(config))
+    cluster = parsed["clusters"][0]["cluster"]
+    assert cluster["server"] == "https://127.0.0.1:16440"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca_cert.read_bytes()
+    user = parsed["users"][0]["user"]
+    assert base64.b64decode(user["client-key-data"]) == pki.key("admin").read_bytes()
+
+
+def test_busybox_layer_is_reproducible_and_has_the_applets() -> None:
+    if not images.BUSYBOX.is_file():
+        pytest.skip("busybox-static is not installed")
+    first, second = images.busybox_layer_tar(), images.busybox_layer_tar()
+    assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["bin/busybox"].mode == 0o755
+    assert members["bin/sh"].issym() and members["bin/sh"].linkname == "busybox"
+    assert members["tmp"].mode == 0o1777
+
+
+def test_registry_image_runs_on_its_own_layer_and_is_tagged_by_content(tmp_path: Path) -> None:
+    if not images.REGISTRY_BINARY.is_file() or not images.BUSYBOX.is_file():
+        pytest.skip("docker-registry or busybox-static is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    image = images.registry_image()
+    layer_tar = gzip.decompress(image.layer.data)
+    assert image.tag == "distribution-" + hashlib.sha256(layer_tar).hexdigest()[:12]
+    root = tmp_path / "rootfs"
+    with tarfile.open(fileobj=io.BytesIO(layer_tar)) as tar:
+        tar.extractall(root, filter="tar")
+
+    def in_image(*argv: str, **env: str) -> str:
+        return subprocess.run(
+            [CHROOT, str(root), *argv],
+            env={"PATH": "/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+
+    # Nothing from the host: the binary, its C library and loader all come from the layer.
+    assert in_image("/bin/registry", "--version").startswith("/bin/registry github.com/")
+    config = yaml.safe_load((root / "etc/registry/config.yml").read_text())
+    assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
+    assert config["storage"]["maintenance"]["uploadpurging"]["enabled"] is False
+    # The entrypoint derives the listen port from the StatefulSet ordinal with the image's sh.
+    shell, flag, script = json.loads(image.config.data)["config"]["Entrypoint"]
+    shown = in_image(
+        shell,
+        flag,
+        script.replace("exec /bin/registry", "echo $n $REGISTRY_HTTP_ADDR"),
+        REGISTRY_BASE_PORT="20008",
+        REGISTRY_ORDINAL="1",
+    )
+    # Nothing answers on that port here, so it did not wait.
+    assert shown.split() == ["0", "127.0.0.1:20009", "serve", "/etc/registry/config.yml"]
+
+
+def test_registry_balancer_config_is_valid_nginx_naming_both_replicas(tmp_path: Path) -> None:
+    if not Path("/usr/sbin/nginx").is_file():
+        pytest.skip("nginx is not installed")
+    layout, ports = Layout.at(tmp_path), Ports(20000)
+    layout.make_dirs()
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (layout.registry_lb_dir / "tmp" / kind).mkdir(parents=True)
+    text = registry_lb_config(layout, ports)
+    conf = layout.registry_lb_dir / "nginx.conf"
+    conf.write_text(text)
+    assert re.findall(r"server 127\.0\.0\.1:(\d+)", text) == ["20008", "20009"]
+    assert "listen 127.0.0.1:20007;" in text
+    checked = subprocess.run(
+        [
+            "/usr/sbin/nginx",
+            "-t",
+            "-p",
+            f"{layout.registry_lb_dir}/",
+            "-c",
+            str(conf),
+            "-e",
+            str(layout.log_file("registry-lb-error")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_image_manifest_points_at_its_config_and_layer() -> None:
+    layer_tar = b"not really a tar, the digests are what matter"
+    image = images.build_image("demo/app", "1", ["/bin/sh"], layer_tar)
+    manifest = json.loads(image.manifest.data)
+    assert manifest["config"]["digest"] == image.config.digest
+    assert manifest["layers"][0]["digest"] == image.layer.digest
+    assert manifest["layers"][0]["size"] == len(image.layer.data)
+    config = json.loads(image.config.data)
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]
+    assert gzip.decompress(image.layer.data) == layer_tar
+    # Two builds of the same input are byte-identical (gzip without a timestamp).
+    again = images.build_image("demo/app", "1", ["/bin/sh"], layer_tar)
+    assert again.manifest.digest == image.manifest.digest
+
+
+def test_kubernetes_build_module_replaces_staging_modules_with_their_release() -> None:
+    staging = ("k8s.io/api", "k8s.io/kubelet")
+    kube_build = build.GoBuild(
+        name="k8s",
+        version="v1.34.4",
+        requires=(("k8s.io/kubernetes", "v1.34.4"),),
+        replaces=tuple((m, m, "v0.34.4") for m in staging),
+        packages=("k8s.io/kubernetes/cmd/kubelet",),
+        stamps=build.kubernetes_version_stamps("v1.34.4"),
+    )
+    go_mod = kube_build.go_mod()
+    assert "\tk8s.io/kubernetes v1.34.4" in go_mod
+    assert "\tk8s.io/kubelet => k8s.io/kubelet v0.34.4" in go_mod
+    assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in kube_build.ldflags()
+    assert "-X k8s.io/component-base/version.gitMinor=34" in kube_build.ldflags()
+    # Another stamp is another recipe: a cached build made without it is redone.
+    unstamped = build.GoBuild(
+        kube_build.name,
+        kube_build.version,
+        kube_build.requires,
+        kube_build.replaces,
+        kube_build.packages,
+    )
+    assert unstamped.recipe() != kube_build.recipe()
+
+
+def test_binary_names_follow_go_build_and_renames() -> None:
+    assert build.ETCD_BUILD.built_names() == ["server"]
+    assert build.ETCD_BUILD.binaries() == ["etcd"]

@@ -1,0 +1,93 @@
+"""``osutil.supervise`` without processes: record files and the one retry of a start."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from chaosregistry.osutil import supervise
+from chaosregistry.osutil.identity import boot_id
+from chaosregistry.osutil.supervise import ProcessRecord
+
+
+def test_a_record_is_written_as_json_and_read_back(tmp_path: Path) -> None:
+    record = ProcessRecord(pid=1234, start_time=5678, pgid=1234, boot_id="boot")
+    supervise.write_record(tmp_path / "x.pid", record)
+    assert json.loads((tmp_path / "x.pid").read_text()) == {
+        "pid": 1234, "start_time": 5678, "pgid": 1234, "boot_id": "boot",
+    }  # fmt: skip
+    assert supervise.read_record(tmp_path / "x.pid") == record
+
+
+@pytest.mark.parametrize("content", ["", "{}", '{"pid": "x"}', "[1, 2]", "not json"])
+def test_a_file_that_holds_no_record_names_no_process(tmp_path: Path, content: str) -> None:
+    (tmp_path / "x.pid").write_text(content)
+    assert supervise.read_record(tmp_path / "x.pid") is None
+    assert supervise.read_record(tmp_path / "missing.pid") is None
+
+
+def test_a_bare_pid_is_adopted_only_when_the_caller_says_it_is_ours(tmp_path: Path) -> None:
+    (tmp_path / "x.pid").write_text(f"{os.getpid()}\n")
+    assert supervise.read_record(tmp_path / "x.pid") is None
+    assert supervise.read_record(tmp_path / "x.pid", adopt=lambda pid: False) is None
+    adopted = supervise.read_record(tmp_path / "x.pid", adopt=lambda pid: pid == os.getpid())
+    assert adopted == ProcessRecord.of(os.getpid())
+    assert adopted is not None and adopted.runs() and adopted.boot_id == boot_id()
+
+
+def test_recording_a_process_that_does_not_exist_raises() -> None:
+    # The kernel's pid_max is at most 2**22: this pid cannot exist.
+    with pytest.raises(supervise.ProcessGone, match="does not exist"):
+        ProcessRecord.of(2**22 + 1)
+
+
+class NotReady(Exception):
+    pass
+
+
+class Starter:
+    """Stands in for a process start: each call "starts" the next pid, 1, 2, ..."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+
+    def __call__(self) -> int:
+        self.pids.append(len(self.pids) + 1)
+        return self.pids[-1]
+
+
+def test_a_process_that_exits_while_starting_is_started_once_more() -> None:
+    start = Starter()
+    exits: list[Exception] = []
+
+    def wait_ready(pid: int) -> None:
+        if pid == 1:
+            raise NotReady("exited")
+
+    pid = supervise.start_until_ready(
+        start, wait_ready, runs=lambda: False, starts=2, on_exit=exits.append
+    )
+    assert (pid, start.pids, [str(exc) for exc in exits]) == (2, [1, 2], ["exited"])
+
+
+def test_a_process_that_runs_but_is_not_ready_is_not_started_again() -> None:
+    start = Starter()
+
+    def wait_ready(pid: int) -> None:
+        raise NotReady("no answer")
+
+    with pytest.raises(NotReady, match="no answer"):
+        supervise.start_until_ready(start, wait_ready, runs=lambda: True, starts=2)
+    assert start.pids == [1]
+
+
+def test_the_last_start_s_error_is_raised_when_every_start_exits() -> None:
+    start = Starter()
+
+    def wait_ready(pid: int) -> None:
+        raise NotReady(f"start {pid} exited")
+
+    with pytest.raises(NotReady, match="start 2 exited"):
+        supervise.start_until_ready(start, wait_ready, runs=lambda: False, starts=2)
+    assert start.pids == [1, 2]
