@@ -8,6 +8,8 @@ Toxiproxy, processes or Kubernetes directly: they ask :func:`backend_for` for a 
 one, the ``experiments/vars/<backend>.yaml`` file does. Backends are built from the typed
 :class:`~chaosregistry.experiment.settings.Settings` (``settings_for(configuration)``), never
 from the configuration mapping.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """
 
 from chaosregistry.backends.plan import AUTH_KINDS, BACKENDS, CERTIFICATE_KINDS, Backend, FaultPlan

@@ -6,6 +6,8 @@ kubelet, installs Chaos Mesh's CRDs and the demo Deployment, and returns the set
 admin ``kubeconfig`` path). ``down(state_dir)`` stops and cleans everything; ``status`` reports.
 Versions live in :mod:`chaosregistry.cluster.versions`; the layout of the state directory in
 :mod:`chaosregistry.cluster.layout`. The CLI is ``chaosregistry cluster up | down | status``.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """
 
 from chaosregistry.cluster.layout import DEFAULT_BASE_PORT, DEFAULT_STATE_DIR, DEMO_NAMESPACE

@@ -9,4 +9,6 @@ before anything runs. May import the foundations (``errors``, ``redaction``), ``
 references), ``observability`` (PromQL, the series extension) and
 the settings types of the backends, the ledger and the test beds whose keys it parses; never an
 activity module.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """

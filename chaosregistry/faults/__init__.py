@@ -7,6 +7,8 @@ docs/architecture.md, "The fault lifecycle".
 
 The watchdog daemon (``chaosregistry.faults.watchdog_daemon``) is not imported here: it runs
 as ``python -m chaosregistry.faults.watchdog_daemon``, which must find it not yet imported.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """
 
 from chaosregistry.faults.ledger import (

@@ -10,4 +10,6 @@ was confirmed and met a measurement. May import the experiment's
 settings and validation, the fault core and the backends' confirmation rule, the sandbox,
 ``observability`` (the Prometheus capture), the loads' records and the reports; only the command
 line and the reports import it.
+
+Layer: runners (may import services, protocols and foundations; see docs/architecture.md).
 """

@@ -7,4 +7,6 @@ the push to every pod running it; ``tagpoller`` is a minimal image updater. May 
 ``observability`` (SLIs), ``experiment`` (settings) and the kubernetes backends (delivery and the
 tag poller patch Deployments through them). The test cluster is ``chaosregistry.cluster``: the
 product never needs it.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """

@@ -14,4 +14,6 @@
 ``failures``    geventhttpclient errors -> ErrorClass (the twin of chaosregistry.oci.failures)
 
 Activities: ``chaosregistry.actions.load`` and ``chaosregistry.probes.load``.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """

@@ -6,4 +6,6 @@ settings' ``prometheus`` part); ``promql`` checks expressions and rules files of
 outcome) and ``sli_exporter`` the process Prometheus scrapes; ``registry_events`` reads the
 registries' push notifications as the sandbox's receiver records them. May import ``oci``,
 ``experiment`` (settings) and the foundations; never an activity, a backend or a test bed.
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """

@@ -5,6 +5,8 @@ load images all go up through it.
 
 All registry HTTP in this project goes through :class:`RegistryClient`; errors are translated
 into :class:`chaosregistry.errors.PullError` in one place (``chaosregistry.oci.failures``).
+
+Layer: protocols (may import foundations; see docs/architecture.md).
 """
 
 from chaosregistry.oci.client import RegistryClient

@@ -7,4 +7,6 @@ test cluster, one module per purpose (docs/architecture.md, "The shape"):
 - ``spawn``: detached processes in their own session, with a one-line handshake pipe.
 - ``supervise``: the processes the sandbox, the test cluster and the load start: recorded by
   identity, checked, stopped (SIGTERM, then SIGKILL), retried once when one exits while starting.
+
+Layer: foundations (may import the package root; see docs/architecture.md).
 """

@@ -87,6 +87,8 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
 New keys may appear within a schema_version; a key's meaning never changes without a new
 one. Version 2 (from 1): ``evidence[]`` and ``fault_evidence[]``, the verdict ``dry-run``
 (exit 14), and a run judged without its gameday.json is never passed.
+
+Layer: runners (may import services, protocols and foundations; see docs/architecture.md).
 """
 
 import dataclasses

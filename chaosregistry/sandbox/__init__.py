@@ -94,6 +94,8 @@ catalog.json: one entry per tag::
                     "manifest_size", "config": {"digest", "size"},
                     "layers": [{"digest", "size", "media_type", "diff_id"}]}],
      "total_bytes": sum of config and layer sizes over all platforms}
+
+Layer: services (may import the package root, protocols and foundations; see docs/architecture.md).
 """
 
 from chaosregistry.sandbox.credentials import Credentials, load_credentials

@@ -5,4 +5,6 @@ cluster's, the certificate faults'); ``tlsinspect`` reads a TLS endpoint's facts
 chain, expiry, trust and host name apart); ``signatures`` and ``signature_bundle`` are cosign's
 image signatures in its legacy tag format and its bundle format (OCI 1.1 referrers). May import
 ``oci`` (references, digests) and the foundations only.
+
+Layer: protocols (may import foundations; see docs/architecture.md).
 """

@@ -299,3 +299,59 @@ def test_an_import_against_the_layers_is_reported() -> None:
         "  (runner.py:1)",
         "chaosregistry.errors (foundations) imports chaosregistry.cli (runners)  (errors.py:1)",
     ]
+
+
+LAYER_LINE = re.compile(r"^Layer: (?P<name>[\w ]+) \(may import (?P<may>[^;]+); see ", re.M)
+
+
+def stated_layer(docstring: str) -> tuple[str, frozenset[str]] | None:
+    """The layer a folder's ``__init__`` docstring states, and what it says the folder may
+    import ("services, protocols and foundations"), or None when it states none."""
+    match = LAYER_LINE.search(docstring)
+    if match is None:
+        return None
+    words = re.split(
+        r",\s*|\s+and\s+", match.group("may").replace("the package root", "package root")
+    )
+    return match.group("name"), frozenset(word.strip() for word in words if word.strip())
+
+
+def layer_statement_problems(layers: list[Layer], docstrings: Mapping[str, str]) -> list[str]:
+    """Each folder whose docstring does not state its row of the layer table."""
+    problems = []
+    for layer in layers:
+        for folder in sorted(f for f in layer.folders if f.endswith("/")):
+            stated = stated_layer(docstrings.get(folder, ""))
+            if stated != (layer.name, layer.may_import):
+                problems.append(
+                    f"{folder}: states {stated}, the table says {layer.name} "
+                    f"(may import {sorted(layer.may_import)})"
+                )
+    return problems
+
+
+def _folder_docstrings() -> dict[str, str]:
+    package = Path(chaosregistry.__file__).resolve().parent
+    return {
+        f"{init.parent.name}/": ast.get_docstring(ast.parse(init.read_text())) or ""
+        for init in package.glob("*/__init__.py")
+    }
+
+
+def test_every_folder_states_its_layer_as_the_table_gives_it() -> None:
+    layers = documented_layers(ARCHITECTURE.read_text())
+
+    assert layer_statement_problems(layers, _folder_docstrings()) == []
+
+
+def test_a_folder_that_states_another_layer_or_none_is_reported() -> None:
+    layers = documented_layers(ARCHITECTURE.read_text())
+    docstrings = _folder_docstrings()
+    docstrings["oci/"] = "The pull protocol.\n\nLayer: services (may import foundations; see x)."
+    del docstrings["trust/"]
+
+    problems = layer_statement_problems(layers, docstrings)
+
+    assert [problem.split(":")[0] for problem in problems] == ["oci/", "trust/"]
+    assert "states ('services', frozenset({'foundations'}))" in problems[0]
+    assert "states None" in problems[1]
