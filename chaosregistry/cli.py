@@ -156,7 +156,9 @@ def gameday(
     from chaosregistry.gameday.runner import pull_table
 
     try:  # the journal as the run left it, scrubbed of secrets
-        table = pull_table(parse_journal(result.journal)) if result.journal.is_file() else []
+        table = (
+            pull_table(parse_journal(result.journal_path)) if result.journal_path.is_file() else []
+        )
     except JournalError:  # the verdict's notes say why
         table = []
     if len(table) > 1:
@@ -171,7 +173,9 @@ def gameday(
     if result.report is not None:
         scored = "not scored" if result.score is None else f"score {result.score:.0f}/100"
         click.echo(f"report: {result.report} ({scored})")
-    click.echo(f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal}")
+    click.echo(
+        f"verdict: {result.verdict} (exit {result.exit_code}); journal {result.journal_path}"
+    )
     sys.exit(result.exit_code)
 
 

@@ -90,7 +90,7 @@ CONTROL_FILE = "chaosregistry-control.json"
 class GameDayResult:
     verdict: Verdict
     run_dir: Path
-    journal: Path
+    journal_path: Path  # journal.json (the parsed journal is gameday.journal.Journal)
     faults: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None  # report.html, once written
@@ -591,7 +591,7 @@ def _write_report(result: GameDayResult, say: Callable[[str], None]) -> None:
     A report that cannot be built is a note, never a lost game day: the journal is kept.
     """
     try:
-        report = build_report([result.journal], result.run_dir)
+        report = build_report([result.journal_path], result.run_dir)
     except Exception as exc:  # the verdict stands without its report
         result.notes.append(f"report not written: {type(exc).__name__}: {exc}")
         return
