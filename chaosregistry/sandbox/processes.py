@@ -310,7 +310,7 @@ def stop_process(
     longer ours is never signalled.
     """
     layout = Layout.at(run_dir)
-    _spec(layout, name)
+    spec = _spec(layout, name)
     record = _record(layout, name)
     if record is None:
         return False
@@ -329,6 +329,10 @@ def stop_process(
     if survivors:
         raise SandboxError(f"{name} (process group {record.pgid}) survived SIGKILL: {survivors}")
     layout.pid_file(name).unlink(missing_ok=True)
+    # /proc shows a multi-threaded leader as a zombie (gone, to us) while its other threads
+    # still exit and its sockets are still open: a client connecting in that moment is reset by
+    # the closing listener instead of refused. Stopped means nothing listens on its ports.
+    _ports_still_busy(spec.ports)
     return True
 
 
