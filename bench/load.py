@@ -247,8 +247,7 @@ def _overhead(
             [*ours_arguments, "--blob-concurrency", "1"], {},
         ),
         # Each pull also reported to the sandbox's SLI exporter (chaosregistry.observability.sli),
-        # as a
-        # game day's load does.
+        # as a game day's load does.
         "ours, reporting SLIs": lambda: locust_run(
             LOCUSTFILE, host, args.users, args.seconds, work,
             [*ours_arguments, "--sli-sink", endpoints["sli_sink"]], {},

@@ -33,8 +33,7 @@ labelled ``chaosregistry.io/chaos=enabled``; a selector must match at least one 
 most ``max_pods``. It runs before anything is recorded or changed.
 
 Every key is parsed once, into :class:`chaosregistry.experiment.settings.KubernetesSettings`
-(re-exported
-here); the backend reads the typed fields only.
+(re-exported here); the backend reads the typed fields only.
 """
 
 import json
@@ -72,8 +71,7 @@ from chaosregistry.kubernetes import chaosmesh
 from chaosregistry.kubernetes import client as kube
 
 # KubernetesSettings and the constants live in chaosregistry.experiment.settings (the one parser);
-# they
-# stay importable from here, where kubernetes_deploy and the probes have always found them.
+# they stay importable from here, where kubernetes_deploy and the probes have always found them.
 __all__ = [
     "CHAOS_LABEL",
     "CHAOS_MESH_DELETE",

@@ -10,8 +10,7 @@ faults were injected. We check everything we can before anything runs:
 * Chaos Toolkit's own validation passes (activities exist, arguments match signatures);
 * every argument of our activities is in the domain its signature declares
   (:mod:`chaosregistry.experiment.contracts`, the declaration the activity also checks when
-  called), and
-  a tolerance's ``target`` is a key the probe declares it returns;
+  called), and a tolerance's ``target`` is a key the probe declares it returns;
 * every secret and configuration value read from the environment is set;
 * the vars file sets only keys the experiment declares (Chaos Toolkit would ignore the rest);
 * no mapping repeats a key (PyYAML and json would silently keep the last one);

@@ -4,8 +4,7 @@ The verdict and its exit code (0 passed, 1 error, 10 deviated, 11 failed, 12 int
 13 left-behind, 14 dry-run) come from :mod:`chaosregistry.gameday.verdict`, the rule ``chaosregistry
 report`` uses too. The game day supplies its evidence: a run id, handed to ``chaos run`` through
 a control (:mod:`chaosregistry.gameday.control`) that writes it into the journal; ``chaos run``'s
-exit
-status; the values the tolerances' ``${name}`` references had in the run. All of them go into
+exit status; the values the tolerances' ``${name}`` references had in the run. All of them go into
 gameday.json with the checklist (``evidence``). An earlier run's journal and report in a reused
 run directory are moved to ``earlier/<time>/`` before the run, so they can never be taken for
 this run's.
@@ -471,10 +470,9 @@ def _scrub_run(
     journal: Journal | None = None,
 ) -> None:
     """Scrub every secret the run could see (``chaosregistry.redaction``), the sandbox's
-    password
-    included, from every file in the run directory (the journal and ``chaostoolkit.log`` that
-    ``chaos run`` wrote, gameday.json, prometheus.json, the reports, the loads kept there), from
-    the files of the loads the journal started elsewhere (``load_dir``), and from the notes.
+    password included, from every file in the run directory (the journal and ``chaostoolkit.log``
+    that ``chaos run`` wrote, gameday.json, prometheus.json, the reports, the loads kept there),
+    from the files of the loads the journal started elsewhere (``load_dir``), and from the notes.
     ``journal``: the one the game day judged; without it, what ``chaos run`` left is read."""
     redactor = redactor.adding(_sandbox_password(sandbox_path))
     if journal is None:

@@ -129,9 +129,9 @@ def rollout_time(
 
     A rollout this probe saw complete counts once in
     ``chaosregistry_deploys_total{outcome="success"}`` (``chaosregistry.observability.sli``): one
-    it watched
-    finish, or one our action started (``started_from: annotation``), even when it finished
-    before this probe looked; not one already complete when a probe of unknown start looked.
+    it watched finish, or one our action started (``started_from: annotation``), even when it
+    finished before this probe looked; not one already complete when a probe of unknown start
+    looked.
     """
     client, chosen, began, started_at, started_from = _start(
         deployment, namespace, timeout, configuration

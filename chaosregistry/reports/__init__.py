@@ -15,8 +15,7 @@
 (``trend.html``, ``trend.json``). ``report_exit_code(summary)`` is the CI exit code: the
 game-day codes 0 passed, 10 deviated, 11 failed, 12 interrupted, 13 left-behind, 14 dry-run
 (over several runs, the most urgent verdict's: ``chaosregistry.gameday.verdict.PRECEDENCE``).
-Secrets
-of the experiment never reach an artifact (see ``chaosregistry.redaction``).
+Secrets of the experiment never reach an artifact (see ``chaosregistry.redaction``).
 
 summary.json, schema_version 2
 ------------------------------

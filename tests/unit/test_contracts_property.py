@@ -3,8 +3,7 @@ each refused by ``validate`` in one line naming the file and the field, with not
 
 For every argument of every activity a shipped experiment calls, hypothesis draws a value
 outside the domain the activity's signature declares (``chaosregistry.experiment.contracts``): a
-word
-not in an enumeration, a number past a bound, a file that does not exist, a URL with another
+word not in an enumeration, a number past a bound, a file that does not exist, a URL with another
 scheme or with credentials, a value of another type. Other variants break the document's
 structure (a hypothesis or provider given as a string, configuration as a list, an integer
 key, a method entry that is a string, a tolerance target the probe does not return) or a

@@ -1,6 +1,5 @@
 """The declared domains (``chaosregistry.experiment.contracts``) as the activities' run-time check
-sees
-them: a value that only arrives when ``chaos run`` resolves ``${key}`` is refused in one line
+sees them: a value that only arrives when ``chaos run`` resolves ``${key}`` is refused in one line
 before the activity does anything; and the reader of the declarations itself."""
 
 import json
