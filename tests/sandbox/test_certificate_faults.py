@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from support.faults import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
+from support.faults import (
+    WATCHDOG_IDLE_EXIT,
+    assert_refused_before_recording,
+    assert_reverted_at_expiry,
+    assert_watchdog_exits,
+)
 from support.gameday import run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo
@@ -153,14 +158,7 @@ def test_the_watchdog_restores_the_certificate_at_expiry(
         lambda: served(sandbox) == original(sandbox),
         timeout=2 + 5,
     )
-    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
-    eventually(
-        "the fault reverted",
-        lambda: Ledger(configuration["ledger_dir"]).get(entry.id).reverted_at,
-        timeout=2,
-    )
-    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
-    assert entry.state is FaultState.REVERTED and entry.revert_reason == "expired"
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=2)
     assert pull_error(configuration) is None
 
 
@@ -250,12 +248,13 @@ def test_bad_input_is_one_line_and_changes_nothing(
     fragment: str,
 ) -> None:
     extra = arguments.pop("configuration", {})
-    with pytest.raises(ActivityFailed) as caught:
-        certificate.serve_bad_certificate(
+    assert_refused_before_recording(
+        lambda: certificate.serve_bad_certificate(
             **{"duration": 30, **arguments}, configuration={**configuration, **extra}
-        )
-    assert fragment in str(caught.value) and "\n" not in str(caught.value)
-    assert Ledger(configuration["ledger_dir"]).all() == []
+        ),
+        fragment,
+        configuration["ledger_dir"],
+    )
     assert_original_everywhere(sandbox)
 
 

@@ -25,7 +25,12 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from support.faults import WATCHDOG_IDLE_EXIT, assert_watchdog_exits
+from support.faults import (
+    WATCHDOG_IDLE_EXIT,
+    assert_refused_before_recording,
+    assert_reverted_at_expiry,
+    assert_watchdog_exits,
+)
 from support.gameday import run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo
@@ -347,13 +352,7 @@ def test_the_watchdog_restores_the_signature_at_expiry(
         lambda: probe(sandbox, SIGNED)["verdict"] == "verified",
         timeout=2 + 8,
     )
-    ledger = Ledger(configuration["ledger_dir"])
-    eventually(
-        "the fault reverted",
-        lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED,
-        timeout=5,
-    )
-    assert ledger.get(fault["fault_id"]).revert_reason == "expired"
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
 
 
 def test_a_failing_referrers_api_is_classified_and_not_a_licence_to_fall_back(
@@ -412,13 +411,7 @@ def test_the_watchdog_restores_the_referrers_api_at_expiry(
         lambda: probe(sandbox, BUNDLE)["verdict"] == "verified",
         timeout=2 + 8,
     )
-    ledger = Ledger(configuration["ledger_dir"])
-    eventually(
-        "the fault reverted",
-        lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED,
-        timeout=5,
-    )
-    assert ledger.get(fault["fault_id"]).revert_reason == "expired"
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
 
 
 @pytest.mark.parametrize(
@@ -432,10 +425,13 @@ def test_the_watchdog_restores_the_referrers_api_at_expiry(
 def test_bad_referrers_fault_input_is_one_line_and_changes_nothing(
     sandbox: SandboxInfo, configuration: dict[str, Any], arguments: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ActivityFailed) as caught:
-        actions.break_referrers(**{"duration": 30, **arguments}, configuration=configuration)
-    assert fragment in str(caught.value) and "\n" not in str(caught.value)
-    assert Ledger(configuration["ledger_dir"]).all() == []
+    assert_refused_before_recording(
+        lambda: actions.break_referrers(
+            **{"duration": 30, **arguments}, configuration=configuration
+        ),
+        fragment,
+        configuration["ledger_dir"],
+    )
     assert probe(sandbox, BUNDLE)["verdict"] == "verified"
 
 
@@ -565,10 +561,11 @@ def test_bad_fault_input_is_one_line_and_changes_nothing(
     arguments: dict[str, Any],
     fragment: str,
 ) -> None:
-    with pytest.raises(ActivityFailed) as caught:
-        action(**{"duration": 30, **arguments}, configuration=configuration)
-    assert fragment in str(caught.value) and "\n" not in str(caught.value)
-    assert Ledger(configuration["ledger_dir"]).all() == []
+    assert_refused_before_recording(
+        lambda: action(**{"duration": 30, **arguments}, configuration=configuration),
+        fragment,
+        configuration["ledger_dir"],
+    )
     assert_as_seeded(sandbox)
 
 

@@ -312,3 +312,43 @@ def reverted_by(ledger_dir: Path, entry_id: str, timeout: float = 5.0) -> int | 
         if found or time.monotonic() > deadline:
             return int(found[1]) if found else None
         time.sleep(0.05)
+
+
+# -- what every fault action promises ---------------------------------------------------------
+def assert_refused_before_recording(
+    call: Callable[[], Any], fragment: str, ledger_dir: Path
+) -> None:
+    """``call`` (a fault action on bad input) fails with one line that contains ``fragment``,
+    and the ledger in ``ledger_dir`` records nothing: the input was refused before anything
+    was applied. The caller checks that the target itself is as before."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaosregistry.faults.ledger import Ledger
+
+    try:
+        call()
+    except ActivityFailed as error:
+        message = str(error)
+    else:
+        pytest.fail(f"bad input accepted; expected a refusal naming {fragment!r}")
+    if fragment not in message or "\n" in message:
+        pytest.fail(f"expected one line containing {fragment!r}, got {message!r}")
+    if recorded := Ledger(ledger_dir).all():
+        pytest.fail(f"the ledger recorded {len(recorded)} fault(s) for refused input")
+
+
+def assert_reverted_at_expiry(ledger_dir: Path, fault_id: str, timeout: float) -> None:
+    """The ledger's entry ``fault_id`` becomes reverted within ``timeout`` seconds, for the
+    reason ``expired`` (the watchdog ended it at its duration, not a rollback) and not before
+    the time it was to expire."""
+    from chaosregistry.faults.ledger import FaultState, Ledger
+
+    ledger = Ledger(ledger_dir)
+    eventually(
+        f"fault {fault_id} reverted", lambda: ledger.get(fault_id).reverted_at, timeout=timeout
+    )
+    entry = ledger.get(fault_id)
+    if entry.state is not FaultState.REVERTED or entry.revert_reason != "expired":
+        pytest.fail(f"fault {fault_id}: {entry.state} for {entry.revert_reason!r}, not expired")
+    if entry.reverted_at is None or entry.reverted_at < entry.expires_at:
+        pytest.fail(f"fault {fault_id} reverted at {entry.reverted_at}, before {entry.expires_at}")

@@ -10,16 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from support.mock_registry import Routes, serve, sha
 
 from chaosregistry.errors import ConfigError
-from chaosregistry.experiment.settings import RegistryTarget
-from chaosregistry.oci import RegistryClient
 from chaosregistry.probes import signature as probe_module
 from chaosregistry.trust import signature_bundle as sb
 from chaosregistry.trust import signatures
@@ -30,10 +28,6 @@ IMAGE_MANIFEST = json.dumps({"schemaVersion": 2, "layers": [], "config": {}}).en
 DIGEST = "sha256:" + hashlib.sha256(IMAGE_MANIFEST).hexdigest()
 OTHER = "sha256:" + "b" * 64
 SUBJECT = sb.Descriptor("application/vnd.oci.image.manifest.v1+json", DIGEST, len(IMAGE_MANIFEST))
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -277,25 +271,6 @@ def test_a_probe_given_a_file_that_is_not_a_key_fails_in_one_line(tmp_path: Path
 
 
 # -- the probe at the HTTP boundary -------------------------------------------------------------
-Routes = dict[str, tuple[int, bytes, str]]
-
-
-def serve(monkeypatch: pytest.MonkeyPatch, routes: Routes) -> list[str]:
-    asked: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        asked.append(request.url.path)
-        status, body, media_type = routes.get(request.url.path, (404, b"{}", "application/json"))
-        headers = {"Content-Type": media_type}
-        if "/manifests/" in request.url.path and status == 200:
-            headers["Docker-Content-Digest"] = sha(body)
-        return httpx.Response(status, content=body, headers=headers)
-
-    def client(self: RegistryTarget, **_: Any) -> RegistryClient:
-        return RegistryClient("http://reg.test", transport=httpx.MockTransport(handler))
-
-    monkeypatch.setattr(RegistryTarget, "client", client)
-    return asked
 
 
 def routes_for(artifact: sb.BundleArtifact, listing: tuple[str, int, bytes] | None) -> Routes:

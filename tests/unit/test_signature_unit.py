@@ -3,27 +3,19 @@ HTTP boundary for what the sandbox's registries cannot be made to serve (a refer
 answers, signature manifests that are not cosign's)."""
 
 import base64
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from support.mock_registry import serve, sha
 
 from chaosregistry.errors import ConfigError
-from chaosregistry.experiment.settings import RegistryTarget
-from chaosregistry.oci import RegistryClient
 from chaosregistry.probes import signature as probe_module
 from chaosregistry.trust import signatures
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def layers_of(
@@ -125,20 +117,6 @@ def test_a_file_that_is_not_a_public_key_is_one_line(tmp_path: Path) -> None:
 
 # -- the probe at the HTTP boundary ------------------------------------------------------------
 IMAGE_MANIFEST = json.dumps({"schemaVersion": 2, "layers": [], "config": {}}).encode()
-
-
-def serve(monkeypatch: pytest.MonkeyPatch, routes: dict[str, tuple[int, bytes, str]]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        status, body, media_type = routes.get(request.url.path, (404, b"{}", "application/json"))
-        headers = {"Content-Type": media_type}
-        if "/manifests/" in request.url.path and status == 200:
-            headers["Docker-Content-Digest"] = sha(body)
-        return httpx.Response(status, content=body, headers=headers)
-
-    def client(self: RegistryTarget, **_: Any) -> RegistryClient:
-        return RegistryClient("http://reg.test", transport=httpx.MockTransport(handler))
-
-    monkeypatch.setattr(RegistryTarget, "client", client)
 
 
 def key_file(tmp_path: Path, key: signatures.PrivateKey) -> str:
