@@ -105,13 +105,9 @@ def refuse_protected(namespace: str) -> None:
 def guard_namespace(client: Client, namespace: str) -> None:
     """Refuse a namespace outside the blast radius (ConfigError naming why)."""
     refuse_protected(namespace)
-    try:
-        with kube.translated():
-            found = client.get(Namespace, namespace)
-    except kube.KubeError as exc:
-        if exc.status == 404:
-            raise ConfigError(f"namespace {namespace!r} does not exist") from None
-        raise
+    found = kube.get_if_exists(client, Namespace, namespace)
+    if found is None:
+        raise ConfigError(f"namespace {namespace!r} does not exist")
     key, value = CHAOS_LABEL
     labels = (found.metadata.labels if found.metadata else None) or {}
     if labels.get(key) != value:
@@ -159,13 +155,10 @@ def selector_of(deployment: Deployment) -> dict[str, Any]:
 
 
 def get_deployment(client: Client, namespace: str, name: str) -> Deployment:
-    try:
-        with kube.translated():
-            return client.get(Deployment, name, namespace=namespace)
-    except kube.KubeError as exc:
-        if exc.status == 404:
-            raise ConfigError(f"deployment {name!r} not found in namespace {namespace!r}") from None
-        raise
+    deployment: Deployment | None = kube.get_if_exists(client, Deployment, name, namespace)
+    if deployment is None:
+        raise ConfigError(f"deployment {name!r} not found in namespace {namespace!r}")
+    return deployment
 
 
 @undo_handler(CHAOS_MESH_DELETE)
@@ -185,13 +178,9 @@ def _pods_going(client: Client, namespace: str, killed: Mapping[str, str]) -> di
     """Confirm a kill: each killed pod (name -> uid) is gone, replaced (another uid) or
     terminating; ``injected: unconfirmed`` naming the first that is none of these."""
     for name, uid in killed.items():
-        try:
-            with kube.translated():
-                pod = client.get(Pod, name, namespace=namespace)
-        except kube.KubeError as exc:
-            if exc.status == 404:
-                continue
-            raise
+        pod = kube.get_if_exists(client, Pod, name, namespace)
+        if pod is None:
+            continue
         meta = pod.metadata
         if meta is not None and meta.uid == uid and meta.deletionTimestamp is None:
             return {"injected": UNCONFIRMED, "still_running": name}

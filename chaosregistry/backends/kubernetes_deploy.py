@@ -295,13 +295,10 @@ def rollout_undo(params: Mapping[str, Any]) -> None:
         timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
         context=params.get("context") or None,
     )
+    deployment = kube.get_if_exists(client, Deployment, name, namespace)
+    if deployment is None:
+        return  # deleted: nothing left to undo
     with kube.translated():
-        try:
-            deployment = client.get(Deployment, name, namespace=namespace)
-        except Exception as exc:
-            if getattr(getattr(exc, "status", None), "code", None) == 404:
-                return  # deleted: nothing left to undo
-            raise
         index, _, current = _container_index(deployment, container)
         if current != bad_image:
             # Rolled back already, or changed by someone else since: only our marks go.

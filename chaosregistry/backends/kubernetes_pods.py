@@ -134,14 +134,9 @@ def pod_chaos_back(params: Mapping[str, Any]) -> None:
     """
     client = _client(params)
     namespace, name = str(params["namespace"]), str(params["name"])
-    try:
-        with kube.translated():
-            obj = client.get(chaosmesh.resource("PodChaos"), name, namespace=namespace)
-        victims = set(pod_chaos_victims(obj))
-    except kube.KubeError as exc:
-        if exc.status != 404:
-            raise
-        victims = set()  # deleted already: the ready count still has to come back
+    obj = kube.get_if_exists(client, chaosmesh.resource("PodChaos"), name, namespace)
+    # Deleted already: no victims to name, but the ready count still has to come back.
+    victims = set(pod_chaos_victims(obj)) if obj is not None else set()
     chaosmesh.delete_verified(client, "PodChaos", name, namespace)
     before = {str(k): str(v) for k, v in (params.get("pods_before") or {}).items()}
     wait_pods_back(

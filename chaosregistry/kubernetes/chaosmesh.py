@@ -238,14 +238,7 @@ def delete_verified(client: Client, kind: str, name: str, namespace: str) -> Non
         if exc.status != 404:
             raise
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            with kube.translated():
-                obj = client.get(res, name, namespace=namespace)
-        except kube.KubeError as exc:
-            if exc.status == 404:
-                return
-            raise
+    while (obj := kube.get_if_exists(client, res, name, namespace)) is not None:
         if time.monotonic() > deadline:
             finalizers = obj.metadata.finalizers if obj.metadata else None
             raise kube.KubeError(

@@ -111,6 +111,18 @@ def translated() -> Iterator[None]:
         raise describe(exc) from None
 
 
+def get_if_exists(client: Client, res: Any, name: str, namespace: str | None = None) -> Any:
+    """The object, or None when the API answers 404 (absent, or deleted since); any other
+    error is a :class:`KubeError`. For callers where "gone" is an answer, not a failure."""
+    try:
+        with translated():
+            return client.get(res, name, namespace=namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def custom_resource(
     group: str, version: str, kind: str, plural: str, *, namespaced: bool = True
 ) -> Any:
