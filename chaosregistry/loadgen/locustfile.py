@@ -177,7 +177,8 @@ def _backoff(options: Any) -> Backoff:
     try:
         return Backoff.check(enabled=enabled, base=base, cap=cap)
     except ConfigError as exc:  # the activity's words (backoff_cap) as this command's flags
-        raise ConfigError(f"--{exc}".replace("backoff_", "backoff-")) from None
+        text = f"--{exc}".replace(" backoff_", " --backoff_").replace("backoff_", "backoff-")
+        raise ConfigError(text) from None
 
 
 def _read_credentials(path: str) -> Credentials | None:

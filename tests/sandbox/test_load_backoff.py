@@ -8,6 +8,8 @@ attempts a second against 24 healthy pulls a second.
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 import yaml
 from support.gameday import run_shipped_experiment
 from support.sandbox import SandboxInfo
+
+from chaosregistry.loadgen.command import LOCUSTFILE
 
 USERS = 3
 FAULT_SECONDS = 12  # how long the credentials stay swapped before the restore
@@ -127,3 +131,29 @@ def test_failing_nodes_back_off_and_the_report_shows_attempts_against_pulls(
     assert "Load attempts and successful pulls per second" in html
     assert 'id="svg-load-rate-' in html
     assert "attempts/s / successful pulls/s" in (run_dir / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--backoff", "sometimes"], "--backoff must be true or false, got 'sometimes'"),
+        (["--backoff-cap", "0"], "--backoff-cap must be > 0 and <= 300 seconds, got 0.0"),
+        (
+            ["--backoff-base", "2", "--backoff-cap", "1"],
+            "--backoff-base (2 s) must not exceed --backoff-cap (1 s)",
+        ),
+    ],
+)
+def test_locust_refuses_a_bad_backoff_in_one_line_before_pulling(
+    tmp_path: Path, flags: list[str], line: str
+) -> None:
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
+        "-r", "1", "-t", "1s", "--host", "https://127.0.0.1:1", "--images", "tiny/hello:latest",
+        "--records-dir", str(tmp_path / "records"), *flags,
+    ]  # fmt: skip
+    process = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert process.returncode != 0
+    assert process.stderr.strip().splitlines()[-1] == f"chaosregistry locustfile: {line}"
+    assert "Traceback" not in process.stderr
+    assert not (tmp_path / "records").exists()
