@@ -166,8 +166,9 @@ def failing_then_healthy_load() -> list[dict[str, Any]]:
 
 
 def test_the_report_shows_attempts_against_successful_pulls_per_second(tmp_path: Path) -> None:
-    # The load starts 3 s before its first pull (Locust's start-up): no part of any rate.
-    series = records.timeseries(failing_then_healthy_load(), start=T0 - 3, end=T0 + 30)
+    # The load starts 3 s before its first pull (Locust's start-up) and ends 2 s after its last
+    # (its stop): no part of any rate.
+    series = records.timeseries(failing_then_healthy_load(), start=T0 - 3, end=T0 + 32)
     stats = tmp_path / "run" / "load" / "load-1"
     stats.mkdir(parents=True)
     (stats / "timeseries.json").write_text(json.dumps(series))
