@@ -24,11 +24,14 @@ class ErrorClass(StrEnum):
 
     TIMEOUT = "timeout"
     REFUSED = "refused"
+    # The registry's host name did not resolve: nothing was sent to it (``detail["reason"]`` is
+    # a :class:`DnsReason`).
+    DNS = "dns"
     TLS = "tls"
     RESET = "reset"
     AUTH = "auth"
-    # The token realm could not be used: refused, timed out, reset or a 5xx from it (the
-    # registry itself answered; ``detail["cause"]`` keeps the transport class).
+    # The token realm could not be used: refused, unresolved, timed out, reset or a 5xx from it
+    # (the registry itself answered; ``detail["cause"]`` keeps the transport class).
     AUTH_UNAVAILABLE = "auth-unavailable"
     NOT_FOUND = "not-found"
     RATE_LIMITED = "rate-limited"
@@ -46,6 +49,21 @@ class TlsReason(StrEnum):
     EXPIRED = "expired"
     HOSTNAME_MISMATCH = "hostname-mismatch"
     HANDSHAKE = "handshake"
+
+
+class DnsReason(StrEnum):
+    """Why a host name did not resolve (``detail["reason"]`` of a ``dns`` error). Stable strings.
+
+    ``name-not-known``: the resolver answered that the name does not exist (NXDOMAIN, a name
+    under ``.invalid``); ``no-address``: the name exists but has no address of the family asked
+    for; ``temporary``: no answer now (the resolver unreachable or timing out, SERVFAIL), worth
+    retrying; ``failed``: a non-recoverable resolver failure, or any other ``getaddrinfo`` error.
+    """
+
+    NAME_NOT_KNOWN = "name-not-known"
+    NO_ADDRESS = "no-address"
+    TEMPORARY = "temporary"
+    FAILED = "failed"
 
 
 class PullError(ChaosRegistryError):

@@ -27,6 +27,7 @@ from chaosregistry.experiment.contracts import (
 )
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.loadgen.launch import start_load
+from chaosregistry.loadgen.pacing import DEFAULT_BASE, DEFAULT_CAP, MAX_WAIT
 from chaosregistry.loadgen.parameters import (
     DEFAULT_FRESH_IMAGES,
     MAX_BLOB_CONCURRENCY,
@@ -39,6 +40,9 @@ from chaosregistry.loadgen.parameters import (
 from chaosregistry.loadgen.stop import stop_loads
 
 __all__ = ["start_pull_load", "stop_pull_load"]
+
+# A node's back-off after failed pulls, in seconds (chaosregistry.loadgen.pacing).
+BackoffSeconds = Annotated[float, Range(0, MAX_WAIT, above=True, unit="seconds")]
 
 
 @activity
@@ -54,6 +58,9 @@ def start_pull_load(
     verify: bool = True,
     blob_concurrency: Annotated[int, Range(1, MAX_BLOB_CONCURRENCY)] = 3,
     fresh_images: Annotated[int, Range(1, MAX_FRESH_IMAGES)] = DEFAULT_FRESH_IMAGES,
+    backoff: bool = True,
+    backoff_base: BackoffSeconds = DEFAULT_BASE,
+    backoff_cap: BackoffSeconds = DEFAULT_CAP,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -81,18 +88,29 @@ def start_pull_load(
       verify: check each blob's size and sha256 while it streams.
       blob_concurrency: blobs fetched at once per pull (dockerd: 3).
       fresh_images: cold mode: how many fresh images to push (1..10000).
+      backoff: after a failed pull a node waits before its next one, as kubelet does: the
+        wait starts at ``backoff_base`` seconds and doubles with each further failure up to
+        ``backoff_cap``, drawn at random between half of that and all of it (so nodes that
+        failed together do not retry in step); a success resets it. ``false`` retries at once:
+        a flood test, where a fault that fails pulls at once makes every node retry as fast as
+        the CPU allows (a hundred times a second or more per process), all handshakes.
+      backoff_base: seconds waited after the first failure in a row (0 < s <= 300, at most
+        ``backoff_cap``).
+      backoff_cap: longest wait in seconds (0 < s <= 300; default 1, so recovery shows within
+        a second).
 
     Returns a mapping: ``load_id``, ``fault_id`` (its fault-ledger entry), ``pid`` (the load's
     supervisor, leader of its process group), ``locust_pid``, ``pgid``, ``stats_dir`` (Locust
     CSVs, per-pull records in ``records_dir``, ``timeseries.json`` once it ends), ``users``,
     ``spawn_rate``, ``duration``, ``processes``, ``target``, ``target_url``, ``mode``,
-    ``platform``, ``verify``, ``blob_concurrency``, ``images`` [{image, weight}],
+    ``platform``, ``verify``, ``blob_concurrency``, ``backoff``, ``backoff_base``,
+    ``backoff_cap``, ``images`` [{image, weight}],
     ``fresh_images`` and ``fresh_repository`` (cold mode), ``started_at`` and ``expires_at``
     (epoch seconds; the ledger ends the load at ``expires_at`` at the latest).
 
     Raises ActivityFailed with one line for a bad argument (zero users, negative duration,
-    unknown mode or platform), an image the target cannot serve, an unreachable target, or a
-    Locust that does not start.
+    unknown mode or platform, a ``backoff_base`` over ``backoff_cap``), an image the target
+    cannot serve, an unreachable target, or a Locust that does not start.
     """
     parameters = LoadParameters.check(
         users=users,
@@ -105,6 +123,9 @@ def start_pull_load(
         verify=verify,
         blob_concurrency=blob_concurrency,
         fresh_images=fresh_images,
+        backoff=backoff,
+        backoff_base=backoff_base,
+        backoff_cap=backoff_cap,
     )
     settings = settings_for(configuration)
     sink = settings.prometheus.sli_sink  # each pull reports there (if any)

@@ -44,7 +44,7 @@ code  verdict          when
                        (aborted, steady state not met before the method); an action of the
                        method failed; a pull load never completed a pull; every pull probe of the
                        hypothesis before the method failed before reaching the registry (tls,
-                       auth, or the probe raised); a Prometheus probe got no answer
+                       auth, dns, or the probe raised); a Prometheus probe got no answer
 10    deviated         completed, but the steady state did not hold after the method or in a
                        check run during it, or a probe of the method missed its own tolerance
 0     passed           every item of the evidence proven, and none of the above
@@ -86,8 +86,8 @@ PROMETHEUS_KINDS = frozenset(
     {ResultKind.PROMETHEUS_QUERY, ResultKind.PROMETHEUS_RANGE, ResultKind.PROMETHEUS_ALERTS}
 )
 # Errors a pull meets before the registry has served anything: what it measured is the client's
-# set-up (a CA, a password), not the registry.
-BEFORE_REGISTRY = frozenset({ErrorClass.TLS.value, ErrorClass.AUTH.value})
+# set-up (a CA, a password, the registry's host name), not the registry.
+BEFORE_REGISTRY = frozenset({ErrorClass.TLS.value, ErrorClass.AUTH.value, ErrorClass.DNS.value})
 
 
 class Verdict(StrEnum):

@@ -75,6 +75,9 @@ def locust_command(
         "--pull-timeout", f"{registry.timeout:g}",
         "--tls-verify", tls,
         "--load-tag", tag,
+        "--backoff", str(parameters.backoff.enabled).lower(),
+        "--backoff-base", f"{parameters.backoff.base:g}",
+        "--backoff-cap", f"{parameters.backoff.cap:g}",
     ]  # fmt: skip
     if credentials_dir is not None:
         command += ["--credentials-file", str(credentials_dir / CREDENTIALS_FILE)]

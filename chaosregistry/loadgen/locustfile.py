@@ -16,8 +16,9 @@ response_time is the pull's exact duration. Locust's percentiles are rounded, so
 (``chaosregistry.loadgen.records`` documents and reads them).
 
 Pulls follow each other with no pause while they succeed; after a failed pull a node backs off
-(``chaosregistry.loadgen.pacing``: 0.05 s doubling to 1 s while failures go on, reset by a
-success), as a real node does, instead of retrying hundreds of times a second.
+(``chaosregistry.loadgen.pacing``: by default 0.05 s doubling to 1 s while failures go on,
+jittered, reset by a success), as a real node does, instead of retrying hundreds of times a
+second; ``--backoff false`` retries at once (a flood test).
 
 Modes: ``warm`` draws images from the weighted mix again and again (a mirror serves them from
 its cache); ``cold`` pulls each image of the list once, in order, shared out between processes
@@ -43,6 +44,9 @@ the command line):
     --tls-verify        true | false | path to a CA bundle                 [TLS_VERIFY]
     --load-tag          any text; marks the processes of one load                 [TAG]
     --sli-sink          host:port (UDP) of the SLI exporter: one datagram per pull [SLI_SINK]
+    --backoff           true | false: back off after failed pulls (default true)   [BACKOFF]
+    --backoff-base      seconds waited after the first failure (default 0.05) [BACKOFF_BASE]
+    --backoff-cap       longest wait in seconds (default 1)                    [BACKOFF_CAP]
 
 As a Locust worker, the master's settings replace the worker's own when the test starts,
 except ``--credentials-file``, ``--records-dir``, ``--tls-verify`` and ``--sli-sink``: they
@@ -76,7 +80,7 @@ from locust.env import Environment
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.loadgen import failures as wire
 from chaosregistry.loadgen.mix import ImageChoice, parse_image_mix
-from chaosregistry.loadgen.pacing import wait_after
+from chaosregistry.loadgen.pacing import DEFAULT_BACKOFF, Backoff
 from chaosregistry.loadgen.records import record_file_name
 from chaosregistry.observability.sli import SliSink
 from chaosregistry.oci.auth import Credentials
@@ -122,6 +126,9 @@ def _add_arguments(parser: Any) -> None:
     add("--pull-timeout", "CHAOSREGISTRY_LOAD_TIMEOUT", "30", "seconds per connect / read")
     add("--tls-verify", "CHAOSREGISTRY_LOAD_TLS_VERIFY", "true", "true | false | CA bundle")
     add("--sli-sink", "CHAOSREGISTRY_SLI_SINK", "", "host:port of the SLI exporter (UDP)")
+    add("--backoff", "CHAOSREGISTRY_LOAD_BACKOFF", "true", "back off after failed pulls")
+    add("--backoff-base", "CHAOSREGISTRY_LOAD_BACKOFF_BASE", f"{Backoff.base:g}", "first wait (s)")
+    add("--backoff-cap", "CHAOSREGISTRY_LOAD_BACKOFF_CAP", f"{Backoff.cap:g}", "longest wait (s)")
     # Only marks the command line, so the runner can find every process of one load.
     add("--load-tag", "CHAOSREGISTRY_LOAD_TAG", "", "marks this load's processes")
 
@@ -156,6 +163,24 @@ def _whole(name: str, text: str, low: int) -> int:
     return value
 
 
+def _seconds(name: str, text: str) -> float:
+    try:
+        return float(str(text))
+    except ValueError:
+        raise ConfigError(f"--{name} must be seconds, got {text!r}") from None
+
+
+def _backoff(options: Any) -> Backoff:
+    enabled = _flag("backoff", getattr(options, "backoff", "true"))
+    base = _seconds("backoff-base", getattr(options, "backoff_base", str(Backoff.base)))
+    cap = _seconds("backoff-cap", getattr(options, "backoff_cap", str(Backoff.cap)))
+    try:
+        return Backoff.check(enabled=enabled, base=base, cap=cap)
+    except ConfigError as exc:  # the activity's words (backoff_cap) as this command's flags
+        text = f"--{exc}".replace(" backoff_", " --backoff_").replace("backoff_", "backoff-")
+        raise ConfigError(text) from None
+
+
 def _read_credentials(path: str) -> Credentials | None:
     """The credentials in the JSON file ``path`` (None without a path)."""
     if not path:
@@ -184,6 +209,7 @@ class PullSettings:
     tls_verify: bool | str
     sli_sink: str
     target: str  # the registry's URL: the SLI histogram's ``target`` label
+    backoff: Backoff = DEFAULT_BACKOFF
 
     @classmethod
     def from_options(cls, options: Any) -> "PullSettings":
@@ -216,6 +242,7 @@ class PullSettings:
             tls_verify=tls_verify,
             sli_sink=str(getattr(options, "sli_sink", "") or ""),
             target=str(getattr(options, "host", "") or ""),
+            backoff=_backoff(options),
         )
 
 
@@ -414,7 +441,7 @@ class RegistryPullUser(FastHttpUser):
 
     def wait_time(self) -> float:
         """No pause after a success; after failures, the back-off (module docstring)."""
-        return wait_after(self.failures_in_a_row)
+        return self.settings.backoff.wait(self.failures_in_a_row, self.rng)
 
     def on_start(self) -> None:
         self.failures_in_a_row = 0

@@ -13,6 +13,8 @@ from chaosregistry.experiment.activity import require_positive_int, require_posi
 from chaosregistry.faults.injection import check_duration
 from chaosregistry.oci.reference import Platform
 
+from .pacing import DEFAULT_BACKOFF, Backoff
+
 MODES = ("warm", "cold")
 MAX_PROCESSES = 64
 MAX_USERS = 100_000
@@ -37,6 +39,7 @@ class LoadParameters:
     verify: bool
     blob_concurrency: int
     fresh_images: int
+    backoff: Backoff = DEFAULT_BACKOFF
 
     @classmethod
     def check(
@@ -52,6 +55,9 @@ class LoadParameters:
         verify: Any,
         blob_concurrency: Any,
         fresh_images: Any,
+        backoff: Any = True,
+        backoff_base: Any = Backoff.base,
+        backoff_cap: Any = Backoff.cap,
     ) -> "LoadParameters":
         """Validated parameters; ConfigError names the first bad one."""
         users = require_positive_int("users", users)
@@ -85,4 +91,5 @@ class LoadParameters:
             verify=verify,
             blob_concurrency=blob_concurrency,
             fresh_images=fresh_images,
+            backoff=Backoff.check(enabled=backoff, base=backoff_base, cap=backoff_cap),
         )

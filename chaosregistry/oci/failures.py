@@ -1,8 +1,9 @@
 """The one error-class table: what went wrong on the wire -> a :class:`PullError` with an
 :class:`ErrorClass`.
 
-Statuses (``status_error``), transport failures (``from_exception``) and TLS failures
-(``tls_failure``) are classified here and nowhere else; a token request (``token=True``, the
+Statuses (``status_error``), transport failures (``from_exception``), TLS failures
+(``tls_failure``) and name-resolution failures (``dns_failure``) are classified here and nowhere
+else; a token request (``token=True``, the
 request the protocol routes as ``TOKEN_ROUTE``) that cannot be answered by its realm is
 ``auth-unavailable``, one the realm refuses is ``auth``; the pull protocol
 (:mod:`chaosregistry.oci.protocol`) and both of its drivers (the httpx client and the Locust
@@ -12,13 +13,14 @@ user) call it, so probes, loads and reports agree on what "timeout" or "reset" m
 import errno
 import http.client
 import json
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from chaosregistry.errors import ErrorClass, PullError, TlsReason
+from chaosregistry.errors import DnsReason, ErrorClass, PullError, TlsReason
 
 # Headers worth keeping on a 429 so callers can honour them (Docker Hub style plus standard).
 RATE_LIMIT_HEADERS = ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
@@ -30,6 +32,7 @@ _REALM_UNAVAILABLE = frozenset(
     {
         ErrorClass.TIMEOUT,
         ErrorClass.REFUSED,
+        ErrorClass.DNS,
         ErrorClass.RESET,
         ErrorClass.TRUNCATED,
         ErrorClass.SERVER_ERROR,
@@ -104,6 +107,16 @@ def _from_exception(exc: BaseException, what: str, *, in_body: bool = False) -> 
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return PullError(ErrorClass.TIMEOUT, f"{what}: timed out ({type(exc).__name__})")
     text = str(exc) or type(exc).__name__
+    dns = dns_failure(exc)
+    if dns is not None:
+        # Before the connect-error rule below: httpx and httpcore wrap the resolver's error in
+        # the same ConnectError as a refused port, but nothing was sent to the registry.
+        dns_reason, words = dns
+        return PullError(
+            ErrorClass.DNS,
+            f"{what}: DNS {dns_reason} ({words})",
+            detail={"reason": str(dns_reason)},
+        )
     if in_body and _caused_by(exc, ssl.SSLEOFError):
         # The connection ended inside a TLS record of the body: a cut transfer, as over plain
         # HTTP, not a TLS fault (where the cut falls decides which one the reader sees).
@@ -185,6 +198,32 @@ def tls_failure(exc: BaseException) -> tuple[TlsReason, str] | None:
         if isinstance(seen, ssl.SSLError):
             # An SSLError raised from Python code (not by OpenSSL) has no ``reason``.
             return TlsReason.HANDSHAKE, getattr(seen, "reason", None) or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# getaddrinfo's EAI_* codes, as socket.gaierror.errno carries them (EAI_NODATA and
+# EAI_ADDRFAMILY are glibc's; absent elsewhere).
+_DNS_CODES = {
+    socket.EAI_NONAME: DnsReason.NAME_NOT_KNOWN,
+    socket.EAI_AGAIN: DnsReason.TEMPORARY,
+    socket.EAI_FAIL: DnsReason.FAILED,
+    **{
+        code: DnsReason.NO_ADDRESS
+        for code in (getattr(socket, "EAI_NODATA", None), getattr(socket, "EAI_ADDRFAMILY", None))
+        if code is not None
+    },
+}
+
+
+def dns_failure(exc: BaseException) -> tuple[DnsReason, str] | None:
+    """``(reason, the resolver's words)`` when ``exc`` (or what caused it) is a failure to
+    resolve a host name (``socket.gaierror``, which gevent's resolvers raise too)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            reason = _DNS_CODES.get(seen.errno, DnsReason.FAILED)
+            return reason, seen.strerror or str(seen) or "name resolution failed"
         seen = seen.__cause__ or seen.__context__
     return None
 

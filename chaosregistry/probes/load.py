@@ -49,9 +49,9 @@ def pull_load_stats(
     ``p50``, ``p95``, ``p99``, ``max``, ``min``, ``mean`` (seconds, successful pulls, null when
     none), ``bytes``, ``bytes_per_second``, ``fresh_pulls`` (cold mode), ``window_start``,
     ``window_end`` (epoch seconds), ``window_seconds``; and ``failures_by_class`` {class:
-    count} (timeout, refused, reset, auth, not-found, rate-limited, server-error,
-    digest-mismatch, truncated, platform-not-found, protocol), ``load_id``, ``running``,
-    ``state``, ``mode``, ``users``, ``target_url``, ``stats_dir``.
+    count} (the classes of ``chaosregistry.errors.ErrorClass``: timeout, refused, dns, reset,
+    auth, not-found, rate-limited, server-error, digest-mismatch, truncated, ...),
+    ``load_id``, ``running``, ``state``, ``mode``, ``users``, ``target_url``, ``stats_dir``.
 
     Raises ActivityFailed when there is no such load or the window is malformed.
     """

@@ -9,9 +9,9 @@ rejects cleanly instead of crashing on NaN. ``values`` holds every series by its
 (``{job="mirror"}``), NaN and infinities as null (JSON has no such numbers).
 
 Prometheus unreachable, a bad query or a server error is data, not an exception: ``ok`` is
-false and ``error`` is {``class``, ``message``} with class ``refused``, ``timeout``, ``reset``,
-``tls``, ``bad-query``, ``server-error``, ``protocol`` or ``not-configured``; the game day's
-verdict is then *failed* (``chaosregistry.gameday.verdict``). Where Prometheus is: the
+false and ``error`` is {``class``, ``message``} with class ``refused``, ``dns``, ``timeout``,
+``reset``, ``tls``, ``bad-query``, ``server-error``, ``protocol`` or ``not-configured``; the game
+day's verdict is then *failed* (``chaosregistry.gameday.verdict``). Where Prometheus is: the
 settings' ``prometheus`` part (configuration ``prometheus_url``, else the sandbox's).
 """
 

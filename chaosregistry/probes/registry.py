@@ -118,7 +118,8 @@ def registry_tls(
       ``seconds``; ``error``: null, or {class, message, status, detail} as for pulls: class
       ``tls`` with ``detail.reason`` ``unknown-ca``, ``expired``, ``hostname-mismatch`` or
       ``handshake`` (no TLS handshake at all, e.g. plain HTTP on the port), or ``refused`` /
-      ``timeout`` / ``reset`` when no connection could be had.
+      ``timeout`` / ``reset`` when no connection could be had, ``dns`` (with its
+      ``detail.reason``) when the host name did not resolve.
 
     A failed check is data, not an exception: raises ``ActivityFailed`` only for a bad
     ``timeout``, an unknown ``target`` or a CA bundle that is missing or not PEM.

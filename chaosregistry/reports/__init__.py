@@ -56,7 +56,9 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
                       window_end_source, seconds, state (ledger state or "unknown"),
                       revert_reason, reverted_at, reverted_after_run_end, left_behind, source}
       load_series[]  {load_id, file, seconds, completed, failed, before|during|after:
-                      {seconds, completed, failed, failure_ratio, p95_median, p95_max},
+                      {seconds, completed, failed, attempts_per_second (pulls that ended,
+                      failed or not), pulls_per_second (successful), failure_ratio,
+                      p95_median, p95_max},
                       time_to_recover_seconds, recovered}
       load_pulls[]   one per load started by start_pull_load, from its exact per-pull records
                      over the whole load: {load_id, action, records_found, records, pulls

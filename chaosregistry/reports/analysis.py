@@ -343,7 +343,11 @@ def prometheus_summaries(model: RunModel) -> list[dict[str, Any]]:
 def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
     """A load's pulls before, during and after the faults, and how long it took to recover.
 
-    Per-second rows; "during" is every second that overlaps a fault window. Recovery: the
+    Per-second rows; "during" is every second that overlaps a fault window. Each phase gives
+    ``attempts_per_second`` (pulls that ended, failed or not) beside ``pulls_per_second``
+    (successful ones), over the phase's seconds from the load's first pull to its last: under
+    a fault that fails pulls at once, how hard the load retried (its nodes' back-off) against
+    what it got done. Recovery: the
     seconds from the last fault's end to the end of the first second with completed pulls, no
     failed pull and a p95 no higher than the highest per-second p95 seen before the first fault.
     """
@@ -352,6 +356,15 @@ def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
     completed = [as_number(v) or 0.0 for v in as_list(series.get("completed"))]
     failed = [as_number(v) or 0.0 for v in as_list(series.get("failed"))]
     p95 = [as_number(v) for v in as_list(series.get("p95"))]
+    started = [as_number(v) or 0.0 for v in as_list(series.get("started"))]
+    # Rates count the seconds from the first pull to the last: Locust's start-up and stop
+    # pulled nothing.
+    busy = [
+        (started[i] if i < len(started) else 0.0) or completed[i] or failed[i]
+        for i in range(len(completed))
+    ]
+    first_pull = next((i for i, pulling in enumerate(busy) if pulling), len(completed))
+    last_pull = max((i for i, pulling in enumerate(busy) if pulling), default=-1)
     windows = model.windows
     first_fault = min((f.injected_at for f in windows), default=None)
     fault_end = model.fault_end
@@ -372,10 +385,13 @@ def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
         done = sum(completed[i] for i in indexes)
         bad = sum(failed[i] for i in indexes)
         p95s = finite([p95[i] for i in indexes])
+        seconds = sum(1 for i in indexes if first_pull <= i <= last_pull) * step
         return {
             "seconds": len(indexes),
             "completed": int(done),
             "failed": int(bad),
+            "attempts_per_second": (done + bad) / seconds if seconds else None,
+            "pulls_per_second": done / seconds if seconds else None,
             "failure_ratio": bad / (done + bad) if done + bad else None,
             "p95_median": statistics.median(p95s) if p95s else None,
             "p95_max": max(p95s, default=None),

@@ -212,7 +212,8 @@ def _column(series: dict[str, Any], name: str) -> list[float | None]:
 
 
 def load_charts(model: RunModel, series: dict[str, Any]) -> list[TimeChart]:
-    """A load's pull latency percentiles and failure ratio per second."""
+    """A load's pull latency percentiles, its attempts against its successful pulls, and its
+    failure ratio, per second."""
     step = as_number(series.get("step")) or 1.0
     times = _column(series, "t")
     rows = [i for i, t in enumerate(times) if t is not None]
@@ -224,9 +225,12 @@ def load_charts(model: RunModel, series: dict[str, Any]) -> list[TimeChart]:
         percentiles.append(Series(key, x, tuple(column[i] for i in rows), "line", key))
     completed, failed = _column(series, "completed"), _column(series, "failed")
     ratio = []
+    attempts, pulls = [], []
     for i in rows:
         ok, bad = completed[i] or 0.0, failed[i] or 0.0
         ratio.append(bad / (ok + bad) if ok + bad else None)
+        attempts.append((ok + bad) / step)
+        pulls.append(ok / step)
     windows = windows_of(model)
     return [
         TimeChart(
@@ -238,6 +242,20 @@ def load_charts(model: RunModel, series: dict[str, Any]) -> list[TimeChart]:
             windows=windows,
             origin=model.start,
             caption="percentiles of the pulls completed in each second (successful pulls)",
+        ),
+        TimeChart(
+            chart_id=f"load-rate-{slug(load_id)}",
+            title=f"Load {load_id}: attempts and successful pulls per second",
+            x_label="seconds since the run started",
+            y_label="pulls per second",
+            series=(
+                Series("attempts/s", x, tuple(attempts), "line", "attempts"),
+                Series("successful pulls/s", x, tuple(pulls), "line", "pulls"),
+            ),
+            windows=windows,
+            origin=model.start,
+            caption="pulls that ended in each second, failed or not, against the successful "
+            "ones: how hard the load's nodes retried under the fault (their back-off)",
         ),
         TimeChart(
             chart_id=f"load-failures-{slug(load_id)}",

@@ -161,6 +161,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
                     f"{load.get('attempts')} pulls succeeded"
                     + (f" (failures: {classes})" if classes else "")
                 )
+        for load_series in map(as_dict, as_list(run.get("load_series"))):
+            phases = {p: as_dict(load_series.get(p)) for p in ("before", "during", "after")}
+            rates = "; ".join(
+                f"{name} {_num(phase.get('attempts_per_second'))} / "
+                f"{_num(phase.get('pulls_per_second'))}"
+                for name, phase in phases.items()
+            )
+            lines.append(
+                f"- load `{_cell(load_series.get('load_id'))}` attempts/s / successful "
+                f"pulls/s: {rates}"
+            )
         for note in as_list(run.get("verdict_notes")):
             lines.append(f"- note: {_cell(note)}")
         failed = [as_dict(a) for a in as_list(run.get("failed_activities"))]

@@ -379,6 +379,28 @@ def run_section(
                 )
             )
 
+    # How hard each load retried (its nodes' back-off) against what it got done.
+    rate_rows = [
+        [
+            esc(s.get("load_id")),
+            *(
+                f"{number(as_dict(s.get(p)).get('attempts_per_second'), 1)} / "
+                f"{number(as_dict(s.get(p)).get('pulls_per_second'), 1)}"
+                for p in ("before", "during", "after")
+            ),
+        ]
+        for s in map(as_dict, as_list(run.get("load_series")))
+    ]
+    if rate_rows:
+        parts.append("<h3>Load attempts and successful pulls per second</h3>")
+        parts.append(
+            table(
+                ["load", "before: attempts/s / successful pulls/s", "during", "after"],
+                rate_rows,
+                {1, 2, 3},
+            )
+        )
+
     pulls_rows = [
         [
             esc(load.get("load_id")),

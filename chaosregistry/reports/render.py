@@ -38,6 +38,8 @@ ROLE_COLOURS = {
     "p95": "#ff7f0e",
     "p99": "#9467bd",
     "failure": "#d62728",
+    "attempts": "#ff7f0e",
+    "pulls": "#0b6e4f",
     "score": "#1f77b4",
 }
 OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

@@ -206,6 +206,22 @@ def test_hypothesis_pulls_that_never_reached_the_registry_fail_the_run() -> None
     )
 
 
+def test_hypothesis_pulls_whose_registry_name_never_resolved_fail_the_run() -> None:
+    dns = activity_run(
+        "pull-p95-within-budget",
+        "probe",
+        PULL,
+        output=pulls(0, {"dns": 20}, "ping: DNS name-not-known (Name or service not known)"),
+        tolerance_met=True,
+    )
+    judgement = judge(facts(journal([dns])))
+    assert judgement.verdict == Verdict.FAILED
+    assert judgement.notes == (
+        "probe 'pull-p95-within-budget': every pull failed before reaching the registry "
+        "(dns: ping: DNS name-not-known (Name or service not known))",
+    )
+
+
 def test_one_hypothesis_pull_reaching_the_registry_leaves_the_verdict_to_the_steady_state() -> None:
     auth = activity_run("a", "probe", PULL, output=pulls(0, {"auth": 5}, "401"), tolerance_met=True)
     timeouts = activity_run(
