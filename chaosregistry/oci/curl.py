@@ -23,6 +23,7 @@ HTTP); no proxies.
 """
 
 import errno
+import io
 import os
 import socket
 import ssl
@@ -130,10 +131,12 @@ class CurlTransport(httpx.BaseTransport):
         if method == "HEAD":
             easy.setopt(pycurl.NOBODY, 1)
         elif method != "GET" or body:
-            easy.setopt(pycurl.CUSTOMREQUEST, method)
             if body or method in ("POST", "PUT", "PATCH"):
+                # Read from a buffer, not COPYPOSTFIELDS: pycurl refuses bytes holding a NUL.
+                easy.setopt(pycurl.POST, 1)
                 easy.setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
-                easy.setopt(pycurl.COPYPOSTFIELDS, body)
+                easy.setopt(pycurl.READDATA, io.BytesIO(body))
+            easy.setopt(pycurl.CUSTOMREQUEST, method)
         return easy
 
 
@@ -219,6 +222,9 @@ class _Exchange:
                 self._pending = []
                 yield chunk
             elif self._done:
+                # The end may come with the last bytes: a failed end is raised after them.
+                if self._error is not None:
+                    raise self._failure(*self._error)
                 return
 
     def _pump(self, ready: Any, timeout: float) -> None:
