@@ -3,6 +3,7 @@ implementations behind the sandbox's HTTPS nginx: basic and bearer auth through 
 core, the protocol the answers actually came over, and a blob whose bytes do not match its
 digest refused. One sandbox per implementation, shared by its tests."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +183,18 @@ def test_h2_pull_from_a_closed_port_is_refused(running: SandboxInfo) -> None:
         start_process(running.run_dir, replica["name"])
     assert result.error is not None
     assert result.error.error_class is ErrorClass.REFUSED, result.error
+
+
+def test_h2_push_of_binary_content_round_trips(running: SandboxInfo) -> None:
+    # Every byte value, NULs included: pushes (seed, cold-mode load images) go through the same
+    # transport when the client speaks HTTP/2.
+    data = bytes(range(256)) * 1024 + os.urandom(64)
+    with RegistryClient(
+        running.endpoints["registry_direct"],
+        credentials=creds(running),
+        verify=running.ca_file,
+        http2=True,
+    ) as client:
+        digest = client.push_blob("scratch/h2-push", data)
+        assert client.http_version == "HTTP/2"
+        assert client.read_blob("scratch/h2-push", digest, len(data)) == data
