@@ -218,6 +218,7 @@ def bulk_contenders(target: Target) -> dict[str, Callable[[], float]]:
     if target.tls:  # the plain nginx server speaks HTTP/1.1 only (no h2c)
         contenders["curl --http2, /dev/null"] = lambda: run_curl(target, "--http2")
         contenders["ours h2, sha256 verified"] = lambda: run_ours(target, verify=True, http2=True)
+        contenders["ours h2, no verification"] = lambda: run_ours(target, verify=False, http2=True)
         contenders["ours h2 httpx, verified"] = lambda: run_ours(
             target, verify=True, http2=True, httpx_h2_stack=True
         )
