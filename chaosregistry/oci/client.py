@@ -22,6 +22,7 @@ from chaosregistry.errors import ConfigError, ErrorClass, PullError
 from chaosregistry.oci import failures
 from chaosregistry.oci.auth import Credentials, TokenCache
 from chaosregistry.oci.blobs import sha256_digest
+from chaosregistry.oci.curl import CurlTransport
 from chaosregistry.oci.protocol import (
     CATALOG,
     PULL,
@@ -46,7 +47,7 @@ from chaosregistry.oci.protocol import (
 )
 from chaosregistry.oci.protocol import fetch_blob as protocol_fetch_blob
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport
+from chaosregistry.oci.transport import StdlibTransport
 from chaosregistry.redaction import URL_CREDENTIALS, url_credentials
 
 DEFAULT_TIMEOUT = 30.0
@@ -125,9 +126,10 @@ class ReferrersAnswer:
 class RegistryClient:
     """A client for one registry, e.g. ``RegistryClient("https://127.0.0.1:15000")``.
 
-    ``http2``: speak HTTP/2 where the server offers it by ALPN (httpx's own transport with h2);
-    the default is HTTP/1.1 on our fast transport, as containerd pulls. ``http_version`` says
-    what the last answer actually came over.
+    ``http2``: speak HTTP/2 where the server offers it by ALPN (libcurl and nghttp2, see
+    :mod:`chaosregistry.oci.curl`); the default is HTTP/1.1 on our fast transport, as
+    containerd pulls. httpx's own h2 stays available as ``transport=`` (bench/pull.py compares
+    them). ``http_version`` says what the last answer actually came over.
     """
 
     def __init__(
@@ -150,9 +152,7 @@ class RegistryClient:
         context = tls_context(verify)
         if transport is None:
             transport = (
-                PerThreadTransport(
-                    lambda: httpx.HTTPTransport(verify=context, http1=True, http2=True)
-                )
+                CurlTransport(verify=verify)
                 if http2
                 else StdlibTransport(ssl_context=context, max_connections=max_connections)
             )

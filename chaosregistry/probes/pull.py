@@ -68,8 +68,8 @@ def pull_image(
         chaosregistry.experiment.settings), or a URL.
       timeout: seconds each request may take (connect and each read); 0 uses
         ``configuration.registry_timeout`` (default 30).
-      http2: speak HTTP/2 where the registry offers it by ALPN (default HTTP/1.1, as
-        containerd pulls; several HTTP/1.1 connections move bulk blobs faster).
+      http2: speak HTTP/2 where the registry offers it by ALPN, on libcurl (default
+        HTTP/1.1, as containerd pulls).
 
     Returns a mapping: ``ok`` (bool), ``image``, ``registry``, ``platform``, ``digest`` (what the
     reference resolved to), ``manifest_digest`` (the platform manifest), ``media_type``,

@@ -246,8 +246,9 @@ def test_pull_probes_report_the_http_version_actually_negotiated(
 
 
 def test_http2_requests_from_many_threads_at_once_all_succeed(sandbox: SandboxInfo) -> None:
-    """httpcore's synchronous HTTP/2 connection breaks when threads share it (frames out of
-    order, the server drops it): the client keeps one per thread, so none of these fails."""
+    """A shared HTTP/2 connection broke under threads with httpcore (frames out of order, the
+    server drops it); libcurl handles are not thread-safe either: the HTTP/2 transport keeps
+    one multi handle (and connection) per thread, so none of these fails."""
     from concurrent.futures import ThreadPoolExecutor
 
     ca = sandbox.endpoints["ca_file"]

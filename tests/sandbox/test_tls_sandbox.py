@@ -31,8 +31,10 @@ def _inspect(servers: TlsServers, name: str) -> dict[str, Any]:
     )
 
 
-def _ping_error(servers: TlsServers, name: str) -> dict[str, Any]:
-    client = RegistryClient(servers.https_url(name), verify=str(servers.ca_bundle), timeout=5)
+def _ping_error(servers: TlsServers, name: str, *, http2: bool = False) -> dict[str, Any]:
+    client = RegistryClient(
+        servers.https_url(name), verify=str(servers.ca_bundle), timeout=5, http2=http2
+    )
     try:
         with pytest.raises(PullError) as raised:
             client.ping()
@@ -142,6 +144,36 @@ def test_pull_client_classifies_each_certificate_fault(
     error = _ping_error(tls_servers, name)
     assert error["class"] == "tls", error
     assert error["detail"] == {"reason": reason}
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("expired", "expired"),
+        ("wrong_host", "hostname-mismatch"),
+        ("untrusted", "unknown-ca"),
+        ("plain", "handshake"),
+    ],
+)
+def test_http2_driver_classifies_each_certificate_fault_alike(
+    tls_servers: TlsServers, name: str, reason: str
+) -> None:
+    # libcurl verifies (OpenSSL's verify code, its own host name check); the one table names
+    # the reason exactly as for the HTTP/1.1 transport above.
+    error = _ping_error(tls_servers, name, http2=True)
+    assert error["class"] == "tls", error
+    assert error["detail"] == {"reason": reason}
+
+
+def test_http2_driver_talks_h2_to_the_valid_server_and_h1_to_an_h1_only_one(
+    tls_servers: TlsServers,
+) -> None:
+    for name, version in (("valid", "HTTP/2"), ("h1_only", "HTTP/1.1")):
+        with RegistryClient(
+            tls_servers.https_url(name), verify=str(tls_servers.ca_bundle), http2=True
+        ) as client:
+            client.ping()
+            assert client.http_version == version, name
 
 
 @pytest.mark.parametrize(
