@@ -289,7 +289,9 @@ class _Exchange:
         if code == pycurl.E_OPERATION_TIMEDOUT:
             error = self._timeout()
         elif code == pycurl.E_COULDNT_RESOLVE_HOST:
-            cause = socket.gaierror(socket.EAI_NONAME, message)
+            # libcurl's message does not say why (unknown name, or no answer): EAI_FAIL, whose
+            # reason in the one table is "failed", claims no more than it knows.
+            cause = socket.gaierror(socket.EAI_FAIL, message)
             error = httpx.ConnectError(message)
         elif code == pycurl.E_COULDNT_CONNECT:
             cause = cause or ConnectionRefusedError(errno.ECONNREFUSED, message)
