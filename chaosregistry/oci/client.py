@@ -46,7 +46,7 @@ from chaosregistry.oci.protocol import (
 )
 from chaosregistry.oci.protocol import fetch_blob as protocol_fetch_blob
 from chaosregistry.oci.reference import ImageReference, Platform
-from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport
+from chaosregistry.oci.transport import PerThreadTransport, StdlibTransport, http2_transport
 from chaosregistry.redaction import URL_CREDENTIALS, url_credentials
 
 DEFAULT_TIMEOUT = 30.0
@@ -127,7 +127,10 @@ class RegistryClient:
 
     ``http2``: speak HTTP/2 where the server offers it by ALPN (httpx's own transport with h2);
     the default is HTTP/1.1 on our fast transport, as containerd pulls. ``http_version`` says
-    what the last answer actually came over.
+    what the last answer actually came over. ``connect_to``: ``(host, port)`` to open the
+    registry's connections to instead of the URL's (a fault proxy's listener), with the Host
+    header, SNI and the certificate's host-name check still the URL's host (see
+    ``oci.transport``); a redirect to another origin (blob storage) connects directly.
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class RegistryClient:
         max_connections: int = 16,
         http2: bool = False,
         transport: httpx.BaseTransport | None = None,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         self.url = validate_registry_url(url)
         if timeout <= 0 or connect_timeout <= 0:
@@ -149,12 +153,17 @@ class RegistryClient:
         self.http_version = ""
         context = tls_context(verify)
         if transport is None:
+            redirect = {}
+            if connect_to is not None:
+                parts = urlsplit(self.url)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                redirect = {(parts.hostname or "", port): connect_to}
             transport = (
-                PerThreadTransport(
-                    lambda: httpx.HTTPTransport(verify=context, http1=True, http2=True)
-                )
+                PerThreadTransport(lambda: http2_transport(context, redirect))
                 if http2
-                else StdlibTransport(ssl_context=context, max_connections=max_connections)
+                else StdlibTransport(
+                    ssl_context=context, max_connections=max_connections, connect_to=redirect
+                )
             )
         self._http = httpx.Client(
             base_url=self.url,

@@ -131,7 +131,7 @@ def registry_tls(
     if parts.scheme != "https":
         result = {"url": registry.url, **no_facts(tls=False)}
     else:
-        endpoint = Endpoint(parts.hostname or "", parts.port or 443)
+        endpoint = Endpoint(parts.hostname or "", parts.port or 443, registry.connect_to)
         facts = inspect(endpoint, verify=registry.verify, timeout=seconds, what=registry.url)
         result = {"url": registry.url, **facts}
     result["seconds"] = time.perf_counter() - started
