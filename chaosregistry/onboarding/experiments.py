@@ -1,18 +1,16 @@
 """The vars file and the experiments ``chaosregistry init`` writes, as YAML text with comments.
 
-Every tolerance is computed from the measured :class:`~chaosregistry.onboarding.init.Baseline`
+Every tolerance is computed from the measured :class:`Baseline` (what ``init`` measured)
 and says so beside it: what was measured, over how many pulls, and the budget applied. The
 network faults go on the fault proxy's hop, ``client-registry``.
 """
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from chaosregistry.experiment.settings import FAULT_PROXY_HOP
-
-if TYPE_CHECKING:
-    from chaosregistry.onboarding.init import Baseline, InitRequest
 
 LATENCY = "registry-latency.yaml"
 PARTITION = "registry-partition.yaml"
@@ -29,6 +27,28 @@ MIN_LATENCY_MS = 300
 CERTIFICATE_WARNING_DAYS = 30
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What ``init`` measured, through the fault proxy (seconds as floats)."""
+
+    image: str
+    pulls: int
+    pull_p50: float
+    pull_p95: float
+    pull_max: float
+    pull_bytes: int
+    load_users: int
+    load_pulls: int
+    load_p95: float
+    ping_p95: float
+    pings: int
+    http_version: str
+    tls: bool
+    tls_version: str | None
+    days_left: float | None
+    measured_at: str
+
+
 def _q(value: Any) -> str:
     """A YAML scalar: JSON's quoting of strings is YAML's too."""
     return json.dumps(value)
@@ -38,17 +58,17 @@ def _up(value: float, step: float) -> float:
     return round(math.ceil(value / step - 1e-9) * step, 6)
 
 
-def pull_budget(baseline: "Baseline") -> float:
+def pull_budget(baseline: Baseline) -> float:
     return _up(max(BUDGET * baseline.pull_p95, MIN_BUDGET), 0.01)
 
 
-def latency_ms(baseline: "Baseline") -> int:
+def latency_ms(baseline: Baseline) -> int:
     """At least the whole budget per round trip: a pull makes two or more, so a pull with the
     fault still in place cannot come in within the budget."""
     return max(MIN_LATENCY_MS, int(_up(pull_budget(baseline) * 1000, 100)))
 
 
-def _measured(baseline: "Baseline") -> str:
+def _measured(baseline: Baseline) -> str:
     return (
         f"p95 measured {baseline.pull_p95:.3f} s over {baseline.pulls} pulls (2 at a time, "
         f"p50 {baseline.pull_p50:.3f} s, max {baseline.pull_max:.3f} s) through the fault proxy "
@@ -56,18 +76,19 @@ def _measured(baseline: "Baseline") -> str:
     )
 
 
-def vars_text(request: "InitRequest", baseline: "Baseline", credentials: str) -> str:
-    configuration = request.configuration()
-    proxy = configuration.pop("fault_proxy")
+def vars_text(keys: dict[str, Any], baseline: Baseline, credentials: str) -> str:
+    """The vars file: ``keys`` (``InitRequest.configuration()``: paths and addresses, no
+    secret) under ``configuration.chaosregistry``, the fault proxy's with its comment."""
+    keys = dict(keys)
+    proxy = keys.pop("fault_proxy")
     lines = [
-        f"# Written by `chaosregistry init` at {baseline.measured_at} for "
-        f"{configuration['registry_url']}.",
+        f"# Written by `chaosregistry init` at {baseline.measured_at}.",
         *_comment("", f"Credentials: {credentials}. They are never written here."),
         "configuration:",
         "  backend: local",
         "  chaosregistry:",
     ]
-    lines += [f"    {key}: {_q(value)}" for key, value in configuration.items()]
+    lines += [f"    {key}: {_q(value)}" for key, value in keys.items()]
     lines += [
         "    # The fault proxy: a local Toxiproxy hop (client-registry) in front of the registry.",
         "    # TCP passes through it untouched: the probes connect to `listen` and check TLS",
@@ -163,7 +184,7 @@ def _every_pull_succeeds(timeout: float = 0) -> list[str]:
     ]
 
 
-def _p95_within_budget(baseline: "Baseline") -> list[str]:
+def _p95_within_budget(baseline: Baseline) -> list[str]:
     budget = pull_budget(baseline)
     return [
         *_pull_probe("pull-p95-within-budget", "      ", count=baseline.pulls, concurrency=2),
@@ -178,7 +199,7 @@ def _p95_within_budget(baseline: "Baseline") -> list[str]:
     ]
 
 
-def latency_experiment(baseline: "Baseline") -> str:
+def latency_experiment(baseline: Baseline) -> str:
     delay = latency_ms(baseline)
     lines = _header(
         f"Pulls of {baseline.image} ride out {delay} ms of latency on the way to the registry",
@@ -221,16 +242,16 @@ def latency_experiment(baseline: "Baseline") -> str:
     return "\n".join(lines)
 
 
-def partition_timeout(baseline: "Baseline") -> float:
+def partition_timeout(baseline: Baseline) -> float:
     """Seconds a pull may take during the cut: 4x the slowest baseline pull, at least 2 s."""
     return max(2.0, _up(4 * baseline.pull_max, 0.5))
 
 
-def recovery_budget(baseline: "Baseline") -> float:
+def recovery_budget(baseline: Baseline) -> float:
     return max(5.0, _up(10 * baseline.ping_p95, 1.0))
 
 
-def partition_experiment(baseline: "Baseline") -> str:
+def partition_experiment(baseline: Baseline) -> str:
     timeout = partition_timeout(baseline)
     recovery = recovery_budget(baseline)
     lines = _header(
@@ -292,7 +313,7 @@ def partition_experiment(baseline: "Baseline") -> str:
     return "\n".join(lines)
 
 
-def certificate_days(baseline: "Baseline") -> int:
+def certificate_days(baseline: Baseline) -> int:
     """The days-left floor: CERTIFICATE_WARNING_DAYS, or less when the certificate has less
     left now (the experiment must pass today; its comment says to renew)."""
     days = baseline.days_left or 0.0
@@ -301,7 +322,7 @@ def certificate_days(baseline: "Baseline") -> int:
     )
 
 
-def certificate_experiment(baseline: "Baseline") -> str:
+def certificate_experiment(baseline: Baseline) -> str:
     floor = certificate_days(baseline)
     days = baseline.days_left or 0.0
     lines = _header(
@@ -355,11 +376,11 @@ def certificate_experiment(baseline: "Baseline") -> str:
     return "\n".join(lines)
 
 
-def load_budget(baseline: "Baseline") -> float:
+def load_budget(baseline: Baseline) -> float:
     return _up(max(LOAD_BUDGET * baseline.load_p95, 0.25), 0.05)
 
 
-def load_experiment(baseline: "Baseline") -> str:
+def load_experiment(baseline: Baseline) -> str:
     users = baseline.load_users
     budget = load_budget(baseline)
     lines = _header(
@@ -439,7 +460,7 @@ def load_experiment(baseline: "Baseline") -> str:
     return "\n".join(lines)
 
 
-def experiments(baseline: "Baseline") -> dict[str, str]:
+def experiments(baseline: Baseline) -> dict[str, str]:
     """File name -> text; the certificate check only for an HTTPS registry."""
     written = {
         LATENCY: latency_experiment(baseline),

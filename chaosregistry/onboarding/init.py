@@ -24,6 +24,12 @@ from chaosregistry.faultproxy.proxy import up as proxy_up
 from chaosregistry.oci.client import RegistryClient
 from chaosregistry.oci.pull import pull_many
 from chaosregistry.oci.reference import ImageReference
+from chaosregistry.onboarding.experiments import (
+    EXPERIMENT_FILES,
+    Baseline,
+    experiments,
+    vars_text,
+)
 from chaosregistry.osutil.files import write_text_atomic
 from chaosregistry.stats import summarize
 from chaosregistry.trust.tlsinspect import Endpoint, inspect
@@ -76,28 +82,6 @@ class InitRequest:
             "dir": str((self.output / PROXY_DIR).absolute()),
         }
         return configuration
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """What ``init`` measured, through the fault proxy (seconds as floats)."""
-
-    image: str
-    pulls: int
-    pull_p50: float
-    pull_p95: float
-    pull_max: float
-    pull_bytes: int
-    load_users: int
-    load_pulls: int
-    load_p95: float
-    ping_p95: float
-    pings: int
-    http_version: str
-    tls: bool
-    tls_version: str | None
-    days_left: float | None
-    measured_at: str
 
 
 def _settings(request: InitRequest) -> Settings:
@@ -272,8 +256,6 @@ def _measure(settings: Settings, image: str, pulls: int, load_users: int) -> Bas
 
 
 def planned_files(output: Path) -> list[Path]:
-    from chaosregistry.onboarding.experiments import EXPERIMENT_FILES
-
     return [output / VARS_FILE, *(output / name for name in EXPERIMENT_FILES)]
 
 
@@ -295,10 +277,8 @@ def refuse_overwrite(request: InitRequest) -> None:
 
 def write(request: InitRequest, baseline: Baseline) -> list[Path]:
     """The vars file and the experiments, written atomically; their paths."""
-    from chaosregistry.onboarding.experiments import experiments, vars_text
-
     (request.output / VARS_FILE).parent.mkdir(parents=True, exist_ok=True)
-    texts = {VARS_FILE: vars_text(request, baseline, credentials_source(request))}
+    texts = {VARS_FILE: vars_text(request.configuration(), baseline, credentials_source(request))}
     texts.update(experiments(baseline))
     written = []
     for name, text in texts.items():

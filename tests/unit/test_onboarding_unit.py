@@ -20,10 +20,9 @@ from chaosregistry.cli import main
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.settings import FAULT_PROXY_HOP, SettingError, parse_settings
 from chaosregistry.experiment.validate import validate
-from chaosregistry.onboarding.experiments import EXPERIMENT_FILES
+from chaosregistry.onboarding.experiments import EXPERIMENT_FILES, Baseline
 from chaosregistry.onboarding.init import (
     VARS_FILE,
-    Baseline,
     InitError,
     InitRequest,
     check_registry,
