@@ -338,6 +338,7 @@ def run_gameday(
     checked = validate(experiment, vars_file)
     # Secrets by value: every line printed now, every file the run leaves (see _scrub_run).
     redactor = Redactor.for_experiment(checked.experiment, checked.vars_data)
+    redactor = redactor.adding(_credentials_file_password(checked.settings))
     say = redactor.lines(say)
     experiment_data, configuration, settings = (
         checked.experiment,
@@ -520,6 +521,15 @@ def _scrub_run(
     if result is not None:
         result.notes = [redactor.text(note) for note in result.notes]
         result.faults = redactor.data(result.faults)
+
+
+def _credentials_file_password(settings: Settings) -> list[str]:
+    """The password in ``registry_credentials_file``, if the configuration names one (its
+    value is in no document the redactor reads)."""
+    from chaosregistry.sandbox.credentials import read_credentials_file
+
+    path = settings.registry.credentials_file
+    return [read_credentials_file(path).password] if path is not None else []
 
 
 def _sandbox_password(sandbox_path: Path) -> list[str]:

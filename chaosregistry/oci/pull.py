@@ -118,8 +118,8 @@ def pull_many(
     blob_concurrency: int = DEFAULT_CONCURRENCY,
     verify: bool = True,
 ) -> list[PullResult]:
-    """``count`` pulls of ``image``, ``concurrency`` at a time, in completion order of their
-    start (``probes.pull.pull_latency`` and ``chaosregistry init``'s baseline)."""
+    """``count`` pulls of ``image``, ``concurrency`` at a time, in the order they were started
+    (``probes.pull.pull_latency`` and ``chaosregistry init``'s baseline)."""
 
     def one(_: int) -> PullResult:
         return pull(client, image, platform=platform, concurrency=blob_concurrency, verify=verify)
