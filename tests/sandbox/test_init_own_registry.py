@@ -170,3 +170,49 @@ def test_init_refuses_bad_input_in_one_line_and_writes_nothing(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: " + expected.format(port=registry.port))
     assert not (tmp_path / "mychaos").exists()
+
+
+def test_proxy_commands_start_it_and_refuse_to_stop_it_under_an_active_fault(
+    registry: ForeignRegistry, tmp_path: Path
+) -> None:
+    from chaosregistry.actions.network import add_latency, remove_network_faults
+
+    listen, api = free_port(), free_port()
+    env = {**registry.env(), "CHAOSREGISTRY_LEDGER_DIR": str(tmp_path / "ledger")}
+    where = ["--dir", str(tmp_path / "proxy")]
+    started = chaosregistry(
+        registry,
+        tmp_path,
+        *["proxy", "up", "--registry", registry.url, *where],
+        *["--listen-port", str(listen), "--api-port", str(api)],
+        env=env,
+    )
+    assert started.returncode == 0, started.stderr
+    assert f"127.0.0.1:{listen} -> localhost:{registry.port}" in started.stdout
+    configuration = {
+        "registry_url": registry.url,
+        "registry_ca_bundle": str(registry.ca),
+        "ledger_dir": env["CHAOSREGISTRY_LEDGER_DIR"],
+        "fault_proxy": {
+            "listen": f"127.0.0.1:{listen}",
+            "api": f"127.0.0.1:{api}",
+            "dir": str(tmp_path / "proxy"),
+        },
+    }
+    fault = add_latency(
+        hop="client-registry", latency_ms=50, duration=60, configuration=configuration
+    )
+    try:
+        assert fault["injected"] == "confirmed"
+        status = chaosregistry(registry, tmp_path, "proxy", "status", *where, env=env)
+        assert fault["applied"]["toxic"]["name"] in status.stdout
+        refused = chaosregistry(registry, tmp_path, "proxy", "down", *where, env=env)
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            f"Error: fault proxy: active faults on its hop ({fault['fault_id']}): "
+            "revert them first (`chaosregistry rollback`)"
+        )
+    finally:
+        remove_network_faults(hop="client-registry", configuration=configuration)
+    stopped = chaosregistry(registry, tmp_path, "proxy", "down", *where, env=env)
+    assert stopped.returncode == 0 and "fault proxy: stopped" in stopped.stdout
