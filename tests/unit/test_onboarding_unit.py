@@ -242,3 +242,33 @@ def test_a_bad_fault_proxy_declaration_names_its_key(declaration: dict[str, str]
 def test_a_fault_proxy_needs_the_registry_it_fronts() -> None:
     with pytest.raises(SettingError, match=r"^configuration.fault_proxy: needs registry_url"):
         parse_settings({"fault_proxy": {"listen": "127.0.0.1:1", "api": "127.0.0.1:2", "dir": "p"}})
+
+
+def test_on_a_terminal_init_prompts_for_what_the_flags_leave_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosregistry.onboarding import cli as init_cli
+
+    monkeypatch.setattr(init_cli, "_interactive", lambda: True)
+    url = f"https://127.0.0.1:{closed_port()}"
+    result = CliRunner().invoke(
+        main,
+        ["init", "--proxy-port", "26401", "--proxy-api-port", "26400"],
+        input=f"{url}\nmine\n",
+    )
+    assert "Registry URL (https://host[:port]):" in result.output
+    assert "Write the experiments to [chaos]:" in result.output
+    # The answers were used: the URL given is the one found unreachable, nothing written.
+    assert result.exit_code == 1
+    assert f"Error: unreachable: {url} (refused)" in result.output
+    assert not (tmp_path / "mine").exists()
+
+
+def test_a_kubeconfig_is_recorded_in_the_vars_file_and_validates(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    init = request(tmp_path, kubeconfig=kubeconfig)
+    write(init, BASELINE)
+    vars_data = yaml.safe_load((init.output / VARS_FILE).read_text())
+    assert vars_data["configuration"]["chaosregistry"]["kubeconfig"] == str(kubeconfig)
+    validate(init.output / "registry-latency.yaml", init.output / VARS_FILE)
