@@ -29,6 +29,16 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "cluster_group",
         "A real single-node Kubernetes (built from Go modules) pulling from the sandbox.",
     ),
+    "proxy": (
+        "chaosregistry.faultproxy.cli",
+        "proxy_group",
+        "A fault proxy (a local Toxiproxy hop) in front of your own registry.",
+    ),
+    "init": (
+        "chaosregistry.onboarding.cli",
+        "init_command",
+        "Write a vars file and experiments for your registry, tolerances from a measured baseline.",
+    ),
     "faults": (
         "chaosregistry.faults.cli",
         "faults_command",

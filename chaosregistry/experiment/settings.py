@@ -18,6 +18,17 @@ Keys (configuration, or under its ``chaosregistry`` mapping)
     ``registry_ca_bundle``  path to a PEM CA bundle for HTTPS registries with a private CA
     ``registry_verify_tls`` ``false`` to skip certificate checks (never the default)
     ``registry_timeout``    seconds per request (default 30)
+    ``registry_credentials_file``  a JSON file ``{"username": ..., "password": ...}`` (mode
+                            0600) holding the registry's credentials, used when neither the
+                            secrets nor the environment give them; the vars file names the
+                            file, never the password
+    ``fault_proxy``         a Toxiproxy hop in front of ``registry_url`` (a registry the tool
+                            does not run): ``{listen: host:port, api: host:port, dir: path}``.
+                            The clients connect to ``listen`` but check TLS against the
+                            registry's own name; the hop is ``client-registry``, as in the
+                            sandbox, so network faults and the shipped experiments work
+                            against it (:class:`FaultProxySettings`,
+                            :mod:`chaosregistry.faultproxy`)
     ``sandbox_dir``         an embedded sandbox's run directory: its endpoints and credentials
                             are used for whatever the keys above leave unset, and its CA
                             (endpoints' ``ca_file``) verifies any of its HTTPS endpoints when
@@ -215,6 +226,9 @@ class RegistryTarget:
     credentials: Credentials | None
     verify: bool | str
     timeout: float
+    # Where to open connections instead of the URL's host and port (a fault proxy's listener);
+    # TLS still checks the URL's host name.
+    connect_to: tuple[str, int] | None = None
 
     def client(
         self, *, max_connections: int = 16, timeout: float | None = None, http2: bool = False
@@ -229,6 +243,7 @@ class RegistryTarget:
             connect_timeout=min(timeout or self.timeout, 5.0),
             max_connections=max_connections,
             http2=http2,
+            connect_to=self.connect_to,
         )
 
 
@@ -245,6 +260,9 @@ class RegistrySettings:
     # when it holds one. ``configured_sandbox_dir`` is the configuration's own value only.
     sandbox_dir: Path | None = None
     configured_sandbox_dir: Path | None = None
+    credentials_file: Path | None = None
+    # "host:port" of a registry -> (host, port) its connections go to instead (a fault proxy).
+    connect_to: Mapping[str, tuple[str, int]] = field(default_factory=lambda: MappingProxyType({}))
 
     def endpoints(self) -> Mapping[str, Any]:
         """The sandbox's endpoints ({} without a sandbox; ConfigError when it holds none)."""
@@ -284,6 +302,10 @@ class RegistrySettings:
             credentials = Credentials(str(username), str(password))
         elif username or password:
             raise ConfigError("secrets: registry_username and registry_password go together")
+        elif self.credentials_file is not None:
+            from chaosregistry.sandbox.credentials import read_credentials_file
+
+            credentials = _read_once("credentials", self.credentials_file, read_credentials_file)
         elif endpoints and _origin(url) in _sandbox_origins(endpoints):
             # Only the sandbox's own endpoints get its credentials: a registry_url elsewhere,
             # named without secrets while a sandbox is around, must never be sent its password.
@@ -296,7 +318,24 @@ class RegistrySettings:
             verify = self.verify_tls
         else:
             verify = _sandbox_ca(endpoints, url) or True
-        return RegistryTarget(url, credentials, verify, self.timeout)
+        return RegistryTarget(
+            url, credentials, verify, self.timeout, self.connect_to.get(origin_address(url))
+        )
+
+
+def origin_address(url: str) -> str:
+    """``host:port`` of ``url``, the port filled in from the scheme (443 for https)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def split_address(text: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port``; None when it is not one."""
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 # -- the local backend -------------------------------------------------------------------------
@@ -309,6 +348,43 @@ class LocalSettings:
     allowed_hops: tuple[str, ...] | None = None
     allowed_certificate_targets: tuple[str, ...] | None = None
     sandbox_dir: Path | None = None  # the sandbox whose hops, replicas and nginx it acts on
+
+
+# -- a fault proxy in front of a registry we do not run ------------------------------------------
+# The sandbox's name for the hop between the clients and the registry: the shipped experiments
+# name it, so they run unchanged against a registry behind a fault proxy.
+FAULT_PROXY_HOP = "client-registry"
+
+
+@dataclass(frozen=True)
+class FaultProxySettings:
+    """``fault_proxy``: a local Toxiproxy server whose one proxy (``FAULT_PROXY_HOP``) listens on
+    ``listen`` and passes TCP (TLS and all) to ``registry_url``'s host and port."""
+
+    registry_url: str
+    listen: tuple[str, int]
+    api: tuple[str, int]
+    state_dir: Path  # its pid file, log and the declaration it was started with
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return f"http://{self.api[0]}:{self.api[1]}"
+
+    @property
+    def upstream(self) -> str:
+        return origin_address(self.registry_url)
+
+    @property
+    def listen_address(self) -> str:
+        return f"{self.listen[0]}:{self.listen[1]}"
+
+    def as_configuration(self) -> dict[str, str]:
+        """The ``fault_proxy`` mapping that declares it."""
+        return {
+            "listen": self.listen_address,
+            "api": f"{self.api[0]}:{self.api[1]}",
+            "dir": str(self.state_dir),
+        }
 
 
 # -- Prometheus and the SLI sink ----------------------------------------------------------------
@@ -400,6 +476,7 @@ class Settings:
     local: LocalSettings
     kubernetes: KubernetesSettings
     prometheus: PrometheusSettings
+    fault_proxy: FaultProxySettings | None = None
 
     def in_sandbox(self, sandbox_dir: Path) -> "Settings":
         """These settings with the sandbox in ``sandbox_dir`` in use, as configuration
@@ -480,6 +557,13 @@ def _registry_settings(configuration: Mapping[str, Any]) -> RegistrySettings:
     ca_bundle = contract_of(Annotated[str, ExistingFile("CA bundle")])
     _declared("registry_ca_bundle", configuration.get("registry_ca_bundle"), ca_bundle)
     timeout = _positive_seconds(configuration, "registry_timeout", DEFAULT_TIMEOUT)
+    credentials_file = contract_of(Annotated[str, ExistingFile("credentials file")])
+    _declared(
+        "registry_credentials_file",
+        configuration.get("registry_credentials_file"),
+        credentials_file,
+    )
+    configured_credentials = _text(configuration, "registry_credentials_file")
     configured = _text(configuration, "sandbox_dir")
     from_env = os.environ.get(SANDBOX_DIR_ENV)
     sandbox: Path | None = None
@@ -494,6 +578,37 @@ def _registry_settings(configuration: Mapping[str, Any]) -> RegistrySettings:
         timeout=timeout,
         sandbox_dir=sandbox,
         configured_sandbox_dir=Path(configured) if configured else None,
+        credentials_file=Path(configured_credentials) if configured_credentials else None,
+    )
+
+
+def _fault_proxy(
+    configuration: Mapping[str, Any], registry: RegistrySettings
+) -> FaultProxySettings | None:
+    declared = configuration.get("fault_proxy")
+    if declared in (None, {}):
+        return None
+    if not isinstance(declared, Mapping):
+        _fail("fault_proxy", " must be a mapping {listen: host:port, api: host:port, dir: path}")
+    registry_url = registry.urls.get("registry")
+    if not registry_url:
+        _fail("fault_proxy", ": needs registry_url (the registry it stands in front of)")
+    addresses: dict[str, tuple[str, int]] = {}
+    for key in ("listen", "api"):
+        address = split_address(str(declared.get(key) or ""))
+        if address is None:
+            _fail(f"fault_proxy.{key}", f": must be host:port, not {declared.get(key)!r}")
+        addresses[key] = address
+    if addresses["listen"] == addresses["api"]:
+        _fail("fault_proxy.api", ": must differ from fault_proxy.listen")
+    state_dir = declared.get("dir")
+    if not isinstance(state_dir, str) or not state_dir:
+        _fail("fault_proxy.dir", ": must name the proxy's directory (its pid file and log)")
+    return FaultProxySettings(
+        registry_url=registry_url,
+        listen=addresses["listen"],
+        api=addresses["api"],
+        state_dir=Path(state_dir).expanduser().absolute(),
     )
 
 
@@ -668,15 +783,30 @@ def parse_settings(configuration: Mapping[str, Any] | None) -> Settings:
     if backend not in BACKENDS:
         _fail("backend", f": unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     registry = _registry_settings(flat)
+    local = _local_settings(flat, registry.sandbox_dir)
+    proxy = _fault_proxy(flat, registry)
+    if proxy is not None:
+        # The proxy's hop is the local backend's, unless toxiproxy_url and hops say otherwise;
+        # the registry's connections go through its listener.
+        local = replace(
+            local,
+            toxiproxy_url=local.toxiproxy_url or proxy.toxiproxy_url,
+            hops=local.hops or MappingProxyType({FAULT_PROXY_HOP: FAULT_PROXY_HOP}),
+        )
+        registry = replace(
+            registry,
+            connect_to=MappingProxyType({**registry.connect_to, proxy.upstream: proxy.listen}),
+        )
     return Settings(
         backend=str(backend),
         registry=registry,
         ledger_dir=resolve_ledger_dir(_text(flat, "ledger_dir")),
         load_dir=_load_dir(flat),
         load_origin=str(flat.get("load_origin") or "registry"),
-        local=_local_settings(flat, registry.sandbox_dir),
+        local=local,
         kubernetes=_kubernetes_settings(flat),
         prometheus=_prometheus_settings(flat, registry.sandbox_dir),
+        fault_proxy=proxy,
     )
 
 

@@ -39,6 +39,7 @@ from chaosregistry.experiment.settings import (
     DEFAULT_SANDBOX_DIR,
     RUN_DIR_ENV,
     SANDBOX_DIR_ENV,
+    FaultProxySettings,
     Settings,
     sandbox_endpoints,
     settings_for,
@@ -337,6 +338,7 @@ def run_gameday(
     checked = validate(experiment, vars_file)
     # Secrets by value: every line printed now, every file the run leaves (see _scrub_run).
     redactor = Redactor.for_experiment(checked.experiment, checked.vars_data)
+    redactor = redactor.adding(_credentials_file_password(checked.settings))
     say = redactor.lines(say)
     experiment_data, configuration, settings = (
         checked.experiment,
@@ -384,9 +386,12 @@ def run_gameday(
     argv.append(str(experiment.absolute()))
 
     owned_sandbox: list[Path] = []  # filled as soon as we start one, even half-way
+    owned_proxy = False
     result: GameDayResult | None = None
     journal: Journal | None = None
     try:
+        if settings.fault_proxy is not None:
+            owned_proxy = _ensure_fault_proxy(settings.fault_proxy, say)
         needs = (
             sandbox_needs(experiment_data, configuration, settings) if backend == "local" else []
         )
@@ -458,6 +463,33 @@ def run_gameday(
 
             say("sandbox: stopping")
             sandbox.down(sandbox_path)
+        if owned_proxy and settings.fault_proxy is not None:
+            _stop_fault_proxy(settings.fault_proxy, ledger, say)
+
+
+def _ensure_fault_proxy(proxy: FaultProxySettings, say: Callable[[str], None]) -> bool:
+    """Start the fault proxy the vars file declares unless it runs; True when started here."""
+    from chaosregistry.faultproxy.proxy import up
+
+    started = up(proxy)
+    where = f"{proxy.listen_address} -> {proxy.upstream}, toxiproxy {proxy.toxiproxy_url}"
+    say(f"fault proxy: {'started' if started else 'using the running one'} ({where})")
+    return started
+
+
+def _stop_fault_proxy(
+    proxy: FaultProxySettings, ledger: Ledger, say: Callable[[str], None]
+) -> None:
+    """Stop the fault proxy this run started; left running while a fault on it is active (its
+    undo needs the server), and said so."""
+    from chaosregistry.faultproxy.proxy import FaultProxyError, down
+
+    try:
+        down(proxy, ledger=ledger)
+    except FaultProxyError as exc:
+        say(f"{exc}; the proxy is left running")
+        return
+    say("fault proxy: stopped")
 
 
 def _scrub_run(
@@ -489,6 +521,15 @@ def _scrub_run(
     if result is not None:
         result.notes = [redactor.text(note) for note in result.notes]
         result.faults = redactor.data(result.faults)
+
+
+def _credentials_file_password(settings: Settings) -> list[str]:
+    """The password in ``registry_credentials_file``, if the configuration names one (its
+    value is in no document the redactor reads)."""
+    from chaosregistry.sandbox.credentials import read_credentials_file
+
+    path = settings.registry.credentials_file
+    return [read_credentials_file(path).password] if path is not None else []
 
 
 def _sandbox_password(sandbox_path: Path) -> list[str]:

@@ -129,7 +129,11 @@ class RegistryClient:
     ``http2``: speak HTTP/2 where the server offers it by ALPN (libcurl and nghttp2, see
     :mod:`chaosregistry.oci.curl`); the default is HTTP/1.1 on our fast transport, as
     containerd pulls. httpx's own h2 stays available as ``transport=`` (bench/pull.py compares
-    them). ``http_version`` says what the last answer actually came over.
+    them). ``http_version`` says what the last answer actually came over. ``connect_to``:
+    ``(host, port)`` to open the registry's connections to instead of the URL's (a fault
+    proxy's listener), with the Host header, SNI and the certificate's host-name check still
+    the URL's host (see ``oci.transport``, ``oci.curl``); a redirect to another origin (blob
+    storage) connects directly.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class RegistryClient:
         max_connections: int = 16,
         http2: bool = False,
         transport: httpx.BaseTransport | None = None,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         self.url = validate_registry_url(url)
         if timeout <= 0 or connect_timeout <= 0:
@@ -151,10 +156,17 @@ class RegistryClient:
         self.http_version = ""
         context = tls_context(verify)
         if transport is None:
+            redirect = {}
+            if connect_to is not None:
+                parts = urlsplit(self.url)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                redirect = {(parts.hostname or "", port): connect_to}
             transport = (
-                CurlTransport(verify=verify)
+                CurlTransport(verify=verify, connect_to=redirect)
                 if http2
-                else StdlibTransport(ssl_context=context, max_connections=max_connections)
+                else StdlibTransport(
+                    ssl_context=context, max_connections=max_connections, connect_to=redirect
+                )
             )
         self._http = httpx.Client(
             base_url=self.url,

@@ -30,7 +30,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -62,11 +62,23 @@ class CurlTransport(httpx.BaseTransport):
     """An httpx transport on libcurl, HTTP/2 over TLS where the server offers it.
 
     ``verify``: as :class:`chaosregistry.oci.client.RegistryClient`'s (the system CAs, none,
-    or a CA bundle path); the host name is always checked when verifying.
+    or a CA bundle path); the host name is always checked when verifying. ``connect_to``:
+    ``{(host, port): (connect_host, connect_port)}``, libcurl's ``CONNECT_TO``: the TCP
+    connection goes to the second address while the Host header, SNI and the certificate's
+    host-name check stay the first's (a fault proxy in front of the registry).
     """
 
-    def __init__(self, *, verify: bool | str = True) -> None:
+    def __init__(
+        self,
+        *,
+        verify: bool | str = True,
+        connect_to: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+    ) -> None:
         self._ca_file = ca_file(verify)
+        self._connect_to = [
+            f"{host}:{port}:{to_host}:{to_port}"
+            for (host, port), (to_host, to_port) in (connect_to or {}).items()
+        ]
         self._local = threading.local()
         self._threads: list[_Thread] = []
         self._lock = threading.Lock()
@@ -109,6 +121,8 @@ class CurlTransport(httpx.BaseTransport):
     def _easy(self, request: httpx.Request, timeouts: dict[str, Any]) -> pycurl.Curl:
         easy = pycurl.Curl()
         easy.setopt(pycurl.URL, str(request.url))
+        if self._connect_to:
+            easy.setopt(pycurl.CONNECT_TO, self._connect_to)
         easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
         easy.setopt(pycurl.NOSIGNAL, 1)
         connect = timeouts.get("connect") or _DEFAULT_TIMEOUT

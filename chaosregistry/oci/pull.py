@@ -108,6 +108,26 @@ def pull(
     return result
 
 
+def pull_many(
+    client: RegistryClient,
+    image: ImageReference,
+    *,
+    count: int,
+    concurrency: int,
+    platform: Platform | None = DEFAULT_PLATFORM,
+    blob_concurrency: int = DEFAULT_CONCURRENCY,
+    verify: bool = True,
+) -> list[PullResult]:
+    """``count`` pulls of ``image``, ``concurrency`` at a time, in the order they were started
+    (``probes.pull.pull_latency`` and ``chaosregistry init``'s baseline)."""
+
+    def one(_: int) -> PullResult:
+        return pull(client, image, platform=platform, concurrency=blob_concurrency, verify=verify)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pull") as pool:
+        return list(pool.map(one, range(count)))
+
+
 def _fetch_blobs(
     client: RegistryClient,
     repository: str,

@@ -6,7 +6,6 @@ Bad arguments (an unknown platform string, a count of zero) raise ``ActivityFail
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from chaosregistry.errors import PullError
@@ -31,7 +30,7 @@ from chaosregistry.experiment.contracts import (
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.observability.sli import SliSink, sink_for
 from chaosregistry.oci.protocol import choose_platform
-from chaosregistry.oci.pull import PullResult, pull
+from chaosregistry.oci.pull import PullResult, pull, pull_many
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.stats import summarize
 
@@ -139,14 +138,15 @@ def pull_latency(
     with registry.client(
         max_connections=parallel * max(1, blob_concurrency), timeout=_timeout(timeout), http2=http2
     ) as client:
-
-        def one(_: int) -> PullResult:
-            return pull(
-                client, reference, platform=wanted, concurrency=blob_concurrency, verify=verify
-            )
-
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pull") as pool:
-            results = list(pool.map(one, range(total)))
+        results = pull_many(
+            client,
+            reference,
+            count=total,
+            concurrency=parallel,
+            platform=wanted,
+            blob_concurrency=blob_concurrency,
+            verify=verify,
+        )
     elapsed = time.perf_counter() - started
     sink = sink_for(configuration)
     for r in results:

@@ -95,6 +95,8 @@ def registry_tls(
     certificate is still described; trust is then checked on its own against the configured
     CA bundle (``registry_ca_bundle``), else the system CAs (also when ``registry_verify_tls``
     is false: checking is this probe's purpose). Only TLS handshakes: no HTTP request is sent.
+    Behind a fault proxy (configuration ``fault_proxy``) the handshakes cross its hop and the
+    name checked is still the registry's own.
 
     Arguments:
       target: ``registry``, ``mirror`` (see chaosregistry.experiment.settings) or a URL.
@@ -132,7 +134,7 @@ def registry_tls(
     if parts.scheme != "https":
         result = {"url": registry.url, **no_facts(tls=False)}
     else:
-        endpoint = Endpoint(parts.hostname or "", parts.port or 443)
+        endpoint = Endpoint(parts.hostname or "", parts.port or 443, registry.connect_to)
         facts = inspect(endpoint, verify=registry.verify, timeout=seconds, what=registry.url)
         result = {"url": registry.url, **facts}
     result["seconds"] = time.perf_counter() - started

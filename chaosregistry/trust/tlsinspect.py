@@ -120,10 +120,13 @@ def describe_chain_entry(cert: x509.Certificate, now: datetime.datetime) -> dict
 # -- handshakes ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Endpoint:
-    """Where to shake hands: ``host`` as the URL names it (also the name checked), ``port``."""
+    """Where to shake hands: ``host`` as the URL names it (also the name checked), ``port``;
+    ``address``: (host, port) to connect to instead (a fault proxy's listener), the names sent
+    and checked staying ``host``'s."""
 
     host: str
     port: int
+    address: tuple[str, int] | None = None
 
     @property
     def is_ip(self) -> bool:
@@ -150,7 +153,7 @@ def _connect(endpoint: Endpoint, deadline: _Deadline) -> socket.socket:
     # what the one classifier knows: refused stays "refused", a timeout "timeout".
     try:
         return socket.create_connection(
-            (endpoint.host, endpoint.port), timeout=deadline.remaining()
+            endpoint.address or (endpoint.host, endpoint.port), timeout=deadline.remaining()
         )
     except TimeoutError as exc:
         raise httpx.ConnectTimeout(f"connect to {endpoint.host}:{endpoint.port} timed out") from exc
