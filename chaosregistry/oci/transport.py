@@ -10,7 +10,7 @@ transport, and failures are raised as the httpx exceptions the classifier alread
 Scope: HTTP/1.1 with keep-alive, plain or TLS; no proxies (httpx still routes proxied URLs from
 the environment to its own transports).
 
-``connect_to`` (both this transport and :func:`http2_transport`) opens a registry's connections
+``connect_to`` (this transport, and ``oci.curl``'s for HTTP/2) opens a registry's connections
 at another address, as curl's ``--connect-to`` does: the TCP connection goes to a fault proxy's
 listener, while the Host header, the TLS server name (SNI) and the certificate's host-name check
 stay the registry's own. A proxy that passes TCP through cannot then pass for the registry.
@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import httpcore
 import httpx
 
 # Bytes asked of the socket per body chunk: large enough that Python's per-chunk cost vanishes
@@ -279,43 +278,3 @@ class PerThreadTransport(httpx.BaseTransport):
             made, self._made = self._made, []
         for transport in made:
             transport.close()
-
-
-class _ConnectToBackend(httpcore.SyncBackend):
-    """httpcore's network backend with ``connect_to`` applied: httpcore starts TLS with the
-    origin's host as server name, so SNI and the host-name check stay the registry's."""
-
-    def __init__(self, connect_to: ConnectTo) -> None:
-        self._connect_to = dict(connect_to)
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        host, port = self._connect_to.get((host, port), (host, port))
-        return super().connect_tcp(host, port, timeout, local_address, socket_options)
-
-
-def http2_transport(
-    ssl_context: ssl.SSLContext, connect_to: ConnectTo | None = None
-) -> httpx.BaseTransport:
-    """httpx's transport speaking HTTP/2 where the server offers it (and HTTP/1.1 otherwise)."""
-    transport = httpx.HTTPTransport(verify=ssl_context, http1=True, http2=True)
-    if connect_to:
-        # httpx.HTTPTransport takes no network backend; its pool is rebuilt with one, with the
-        # settings it was given above (httpx's defaults).
-        limits = httpx.Limits()
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=True,
-            network_backend=_ConnectToBackend(connect_to),
-        )
-    return transport
