@@ -400,6 +400,14 @@ class Settings:
     local: LocalSettings
     kubernetes: KubernetesSettings
     prometheus: PrometheusSettings
+    # The keys the configuration gives a value (not null, not empty), for declarations that
+    # name a key rather than a setting (``experiment.needs``: "unless prometheus_url is set").
+    given: frozenset[str] = frozenset()
+
+    def configures(self, *keys: str) -> bool:
+        """Whether the configuration gives every one of ``keys`` a value (not null, not
+        empty)."""
+        return all(key in self.given for key in keys)
 
     def in_sandbox(self, sandbox_dir: Path) -> "Settings":
         """These settings with the sandbox in ``sandbox_dir`` in use, as configuration
@@ -412,6 +420,7 @@ class Settings:
             ),
             local=replace(self.local, sandbox_dir=sandbox_dir),
             prometheus=replace(self.prometheus, sandbox_dir=sandbox_dir),
+            given=self.given | {"sandbox_dir"},
         )
 
 
@@ -677,6 +686,9 @@ def parse_settings(configuration: Mapping[str, Any] | None) -> Settings:
         local=_local_settings(flat, registry.sandbox_dir),
         kubernetes=_kubernetes_settings(flat),
         prometheus=_prometheus_settings(flat, registry.sandbox_dir),
+        given=frozenset(
+            key for key, value in flat.items() if value is not None and value not in ("", {}, [])
+        ),
     )
 
 
