@@ -12,8 +12,10 @@ this run's.
 On the local backend the embedded sandbox is started (when it is not running) only if the
 experiment needs it (:func:`sandbox_needs`): an experiment whose activities all reach registries
 the configuration names (``registry_url``, ``mirror_url`` when something targets the mirror) and
-that neither kills nodes, nor faults a sandbox hop, nor reads the sandbox's logs or metrics runs
-without one. ``--sandbox-dir`` says where the sandbox is when one is needed, not whether.
+that does nothing its activities declare needs the sandbox itself
+(:mod:`chaosregistry.experiment.needs`: killing nodes, faulting a sandbox hop, changing nginx's
+certificate, reading the sandbox's logs or metrics...) runs without one. ``--sandbox-dir`` says
+where the sandbox is when one is needed, not whether.
 """
 
 import datetime

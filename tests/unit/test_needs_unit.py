@@ -35,6 +35,9 @@ PROMETHEUS = "asks the sandbox's Prometheus (no prometheus_url)"
 HOP = "puts its fault on a sandbox hop (no toxiproxy_url and hops)"
 KILL = "kills and restarts the sandbox's registry processes"
 MIRROR_LOG = "reads the sandbox mirror's access log"
+CERTIFICATE = "changes the certificate the sandbox's nginx serves"
+SIGNATURE = "changes what the sandbox serves for a signed image"
+AUTH = "changes the sandbox's token server, signing key or credentials"
 
 
 def no_url(name: str) -> str:
@@ -50,7 +53,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "mirror-down-fallback": ({KILL, no_url("registry")}, {KILL}, set()),
     "mirror-upstream-outage": ({HOP, no_url("mirror"), no_url("registry")}, set(), set()),
     "pull-storm": ({MIRROR_LOG, no_url("mirror"), no_url("registry")}, {MIRROR_LOG}, set()),
-    "registry-cert-expiry": ({no_url("registry")}, set(), set()),
+    "registry-cert-expiry": ({CERTIFICATE, no_url("registry")}, {CERTIFICATE}, set()),
     "registry-latency-slo": ({PROMETHEUS, HOP, no_url("registry")}, set(), set()),
     "registry-latency": ({HOP, no_url("registry")}, set(), set()),
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
@@ -61,8 +64,12 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"faults the sync-dr hop", "reaches 'dr_registry'", "reaches 'replication_source'"},
     ),
     "rollout-under-registry-latency": ({HOP}, set(), set()),
-    "signature-tamper": ({no_url("registry")}, set(), set()),
-    "token-server-outage": ({no_url("token_registry")}, {no_url("token_registry")}, set()),
+    "signature-tamper": ({SIGNATURE, no_url("registry")}, {SIGNATURE}, set()),
+    "token-server-outage": (
+        {AUTH, no_url("token_registry")},
+        {AUTH, no_url("token_registry")},
+        set(),
+    ),
 }
 EVERYTHING_BY_URL = {
     "registry_url": "https://registry.example.internal",
@@ -150,9 +157,11 @@ def _refuses_without_a_sandbox(node: ast.AST) -> bool:
     return False
 
 
-def activities_that_refuse_without_a_sandbox(source: str, activities: list[str]) -> list[str]:
+def activities_that_refuse_without_a_sandbox(
+    source: str, activities: list[str], refusing: frozenset[str] = frozenset()
+) -> list[str]:
     """The activities of a module's ``source`` whose code, or a function of the module it calls
-    (however deep), refuses to run without a sandbox."""
+    (however deep), refuses to run without a sandbox, or calls one of ``refusing``."""
     functions = {
         node.name: node
         for node in ast.parse(source).body
@@ -168,11 +177,14 @@ def activities_that_refuse_without_a_sandbox(source: str, activities: list[str])
             seen.add(current)
             if _refuses_without_a_sandbox(functions[current]):
                 return True
-            todo += [
+            called = [
                 call.func.id
                 for call in ast.walk(functions[current])
                 if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
             ]
+            if refusing.intersection(called):
+                return True
+            todo += called
         return False
 
     return [name for name in activities if reaches(name)]
@@ -201,12 +213,27 @@ def test_the_finder_sees_an_undeclared_sandbox_read_in_a_helper() -> None:
     assert activities_that_refuse_without_a_sandbox(source, ["read_it", "measure"]) == ["read_it"]
 
 
+def backend_refusing_calls() -> frozenset[str]:
+    """The calls that refuse without a sandbox outside the activity modules: ``backend_for``,
+    as long as the local backend it builds needs one (or a Toxiproxy and its hops)."""
+    from chaosregistry.backends.local import LocalBackend
+
+    source = textwrap.dedent(inspect.getsource(LocalBackend.from_settings))
+    return (
+        frozenset({"backend_for"})
+        if _refuses_without_a_sandbox(ast.parse(source))
+        else (frozenset())
+    )
+
+
 def test_every_activity_that_refuses_to_run_without_a_sandbox_declares_the_need() -> None:
     refusing, undeclared = [], []
+    calls = backend_refusing_calls()
+    assert calls == {"backend_for"}, "the local backend no longer needs a sandbox: revisit this"
     for module_name in activity_modules():
         module = importlib.import_module(module_name)
         for name in activities_that_refuse_without_a_sandbox(
-            inspect.getsource(module), list(module.__all__)
+            inspect.getsource(module), list(module.__all__), calls
         ):
             refusing.append(f"{module_name}.{name}")
             if not declares_a_sandbox_need(module, name):
@@ -217,6 +244,8 @@ def test_every_activity_that_refuses_to_run_without_a_sandbox_declares_the_need(
         "chaosregistry.probes.registry.registry_metrics",
         "chaosregistry.probes.replication.push_events",
         "chaosregistry.probes.prometheus.prometheus_query",
+        "chaosregistry.actions.network.add_latency",
+        "chaosregistry.actions.certificate.serve_bad_certificate",
     } <= set(refusing)
     assert undeclared == [], (
         "these refuse to run without a sandbox: declare it (experiment/needs.py: SANDBOX_NEED, "
