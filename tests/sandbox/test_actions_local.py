@@ -1,13 +1,13 @@
 """Local-backend faults on the real sandbox: each is in effect while active, gone after its
 undo or its expiry, and always recorded in the ledger; bad input injects nothing."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from support.polling import eventually
 from support.sandbox import SandboxInfo
 
 from chaosregistry.actions import network, node
@@ -67,11 +67,16 @@ def test_a_fault_ends_by_itself_at_its_duration(
 ) -> None:
     fault = network.add_latency(latency_ms=100, duration=1.5, configuration=configuration)
     assert len(toxics(sandbox)) == 1
-    deadline = time.monotonic() + 1.5 + 3
-    while toxics(sandbox) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    ledger = Ledger(configuration["ledger_dir"])
+    # The watchdog removes the toxic, verifies it gone, then marks the entry reverted: the
+    # state to wait for is the last of those (the toxic alone is gone a moment earlier).
+    eventually(
+        "the fault reverted after its duration",
+        lambda: ledger.get(fault["fault_id"]).state is FaultState.REVERTED,
+        timeout=1.5 + 3,
+    )
     assert toxics(sandbox) == []
-    entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
+    entry = ledger.get(fault["fault_id"])
     assert entry.revert_reason == "expired"
     assert entry.reverted_at is not None and entry.reverted_at >= entry.expires_at
 
@@ -202,10 +207,7 @@ def test_a_killed_node_is_restarted_after_restart_after(
         node="registry-2", restart_after=1, duration=30, configuration=configuration
     )
     assert not running(sandbox, "registry-2")
-    deadline = time.monotonic() + 5
-    while not running(sandbox, "registry-2") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert running(sandbox, "registry-2")
+    eventually("registry-2 running again", lambda: running(sandbox, "registry-2"), timeout=5)
 
 
 @pytest.mark.parametrize(
