@@ -85,13 +85,16 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
 def _described(module_name: str, activity: dict[str, Any]) -> dict[str, Any]:
     """Chaos Toolkit's description of an activity, with the declared contracts read as ours
     are: its discovery calls ``Annotated[int, ...]`` an "object"; we give the base type's name
-    (``integer``), each argument's ``domain`` in words, and a probe's ``result_keys``."""
+    (``integer``), each argument's ``domain`` in words, a probe's ``result_keys``, and what
+    it may need of the embedded sandbox (``needs``, in words: ``experiment.needs``)."""
     import importlib
     import inspect
 
     from chaosregistry.experiment.contracts import contract_of, result_keys, type_name
+    from chaosregistry.experiment.needs import declared_needs
 
-    function = getattr(importlib.import_module(module_name), activity["name"])
+    module = importlib.import_module(module_name)
+    function = getattr(module, activity["name"])
     signature = inspect.signature(function)
     if signature.return_annotation is not inspect.Signature.empty:
         activity["return_type"] = type_name(signature.return_annotation)
@@ -106,4 +109,7 @@ def _described(module_name: str, activity: dict[str, Any]) -> dict[str, Any]:
         domain = contract_of(annotation).describe()
         if domain:
             argument["domain"] = domain
+    needs = declared_needs(module, function)
+    if needs:
+        activity["needs"] = needs
     return activity

@@ -33,6 +33,7 @@ from chaosregistry.experiment.activity import (
     activity,
 )
 from chaosregistry.experiment.contracts import AT_LEAST_ONE, FaultSeconds, OneOf, Target
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 
@@ -44,6 +45,10 @@ __all__ = [
     "swap_credentials",
     "token_server_outage",
 ]
+
+# On the local backend these change the sandbox itself, whatever registry the configuration
+# names: gameday starts a sandbox for them (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("changes the sandbox's token server, signing key or credentials")
 
 
 @activity

@@ -21,10 +21,15 @@ from typing import Annotated
 from chaosregistry.backends import CERTIFICATE_KINDS, backend_for
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
 from chaosregistry.experiment.contracts import FaultSeconds, OneOf, RegistryTarget
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 
 __all__ = ["restore_certificate", "serve_bad_certificate"]
+
+# On the local backend the certificate is served by the sandbox's nginx, whatever registry the
+# configuration names: gameday starts a sandbox for these (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("changes the certificate the sandbox's nginx serves")
 
 
 @activity

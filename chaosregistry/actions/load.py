@@ -25,6 +25,7 @@ from chaosregistry.experiment.contracts import (
     Range,
     Target,
 )
+from chaosregistry.experiment.needs import TargetWhen
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.loadgen.launch import start_load
 from chaosregistry.loadgen.pacing import DEFAULT_BASE, DEFAULT_CAP, MAX_WAIT
@@ -53,7 +54,8 @@ def start_pull_load(
     processes: Annotated[int, Range(1, MAX_PROCESSES)] = 1,
     target: Target = "registry",
     images: List[Any] = None,
-    mode: Annotated[str, OneOf(MODES)] = "warm",
+    # A cold load pushes its fresh images to configuration load_origin's registry.
+    mode: Annotated[str, OneOf(MODES), TargetWhen("cold", "load_origin")] = "warm",
     platform: PlatformName = "linux/amd64",
     verify: bool = True,
     blob_concurrency: Annotated[int, Range(1, MAX_BLOB_CONCURRENCY)] = 3,

@@ -24,6 +24,7 @@ from chaosregistry.experiment.activity import (
     activity,
 )
 from chaosregistry.experiment.contracts import NON_NEGATIVE, FaultSeconds, OneOf, Range
+from chaosregistry.experiment.needs import SandboxNeed, SecondSiteWhen
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.sandbox.layout import (
@@ -31,12 +32,20 @@ from chaosregistry.sandbox.layout import (
     HOP_CLIENT_REGISTRY,
     HOP_MIRROR_UPSTREAM,
     HOP_SYNC_DR,
+    SECOND_SITE_HOPS,
 )
 
 PARTITION_MODES = ("blackhole", "refuse")
 # The hops a network fault can name (the token server's own faults are in actions/auth.py).
 NETWORK_HOPS = (HOP_CLIENT_REGISTRY, HOP_CLIENT_MIRROR, HOP_MIRROR_UPSTREAM, HOP_SYNC_DR)
-Hop = Annotated[str, OneOf(NETWORK_HOPS)]
+Hop = Annotated[
+    str, OneOf(NETWORK_HOPS), SecondSiteWhen(SECOND_SITE_HOPS, "faults the {value} hop")
+]
+# On the local backend a hop is the sandbox's unless the configuration names a Toxiproxy and
+# its hops: gameday starts a sandbox for these otherwise (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed(
+    "puts its fault on a sandbox hop", unless_configured=("toxiproxy_url", "hops")
+)
 
 __all__ = [
     "add_latency",

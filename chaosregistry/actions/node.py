@@ -22,14 +22,15 @@ from chaosregistry.backends import backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
 from chaosregistry.experiment.contracts import NON_NEGATIVE, FaultSeconds
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 
 __all__ = ["kill_registry_node", "restart_registry_node"]
 
 # On the local backend these act on the embedded sandbox itself, whatever the configuration
-# names: gameday starts one for them (``gameday.runner.sandbox_needs`` reads this).
-SANDBOX_NEED = "kills and restarts the sandbox's registry processes"
+# names: gameday starts one for them (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("kills and restarts the sandbox's registry processes")
 
 
 @activity

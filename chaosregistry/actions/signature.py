@@ -20,6 +20,7 @@ from chaosregistry.backends.plan import REFERRERS_TARGET
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
 from chaosregistry.experiment.contracts import FaultSeconds, Image, OneOf
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, ledger_for, revert_matching
 from chaosregistry.oci.reference import ImageReference
@@ -32,6 +33,10 @@ __all__ = [
     "retag_unsigned",
     "tamper_signature",
 ]
+
+# On the local backend these change the sandbox itself, whatever registry the configuration
+# names: gameday starts a sandbox for them (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("changes what the sandbox serves for a signed image")
 
 
 def _inject(

@@ -361,11 +361,14 @@ PlatformName = Annotated[str, PLATFORM]
 # -- reading a declaration ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Contract:
-    """One argument's declaration: its base type, whether None is allowed, its domains."""
+    """One argument's declaration: its base type, whether None is allowed, its domains, and
+    the other facts its annotation states (``marks``: what the argument makes the activity
+    need, :mod:`chaosregistry.experiment.needs`)."""
 
     base: Any
     optional: bool
     domains: tuple[Domain, ...]
+    marks: tuple[Any, ...] = ()
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is outside the declaration (None when it is inside)."""
@@ -398,12 +401,14 @@ class Contract:
 def contract_of(annotation: Any) -> Contract:
     """The declaration an annotation makes (``Annotated``, ``Literal``, ``X | None``)."""
     domains: list[Domain] = []
+    marks: list[Any] = []
     optional = False
     while True:
         origin = get_origin(annotation)
         if origin is Annotated:
             annotation, *extras = get_args(annotation)
             domains += [extra for extra in extras if isinstance(extra, Domain)]
+            marks += [extra for extra in extras if not isinstance(extra, Domain)]
         elif origin is Literal:
             words = get_args(annotation)
             domains.append(OneOf(tuple(str(word) for word in words)))
@@ -412,10 +417,10 @@ def contract_of(annotation: Any) -> Contract:
             members = [arg for arg in get_args(annotation) if arg is not type(None)]
             optional = optional or len(members) < len(get_args(annotation))
             if len(members) != 1:
-                return Contract(Any, optional, tuple(domains))
+                return Contract(Any, optional, tuple(domains), tuple(marks))
             annotation = members[0]
         else:
-            return Contract(annotation, optional, tuple(domains))
+            return Contract(annotation, optional, tuple(domains), tuple(marks))
 
 
 def declared_returns(function: Callable[..., Any]) -> Returns | None:

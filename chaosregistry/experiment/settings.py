@@ -477,6 +477,14 @@ class Settings:
     kubernetes: KubernetesSettings
     prometheus: PrometheusSettings
     fault_proxy: FaultProxySettings | None = None
+    # The keys the configuration gives a value (not null, not empty), for declarations that
+    # name a key rather than a setting (``experiment.needs``: "unless prometheus_url is set").
+    given: frozenset[str] = frozenset()
+
+    def configures(self, *keys: str) -> bool:
+        """Whether the configuration gives every one of ``keys`` a value (not null, not
+        empty)."""
+        return all(key in self.given for key in keys)
 
     def in_sandbox(self, sandbox_dir: Path) -> "Settings":
         """These settings with the sandbox in ``sandbox_dir`` in use, as configuration
@@ -489,6 +497,7 @@ class Settings:
             ),
             local=replace(self.local, sandbox_dir=sandbox_dir),
             prometheus=replace(self.prometheus, sandbox_dir=sandbox_dir),
+            given=self.given | {"sandbox_dir"},
         )
 
 
@@ -807,6 +816,9 @@ def parse_settings(configuration: Mapping[str, Any] | None) -> Settings:
         kubernetes=_kubernetes_settings(flat),
         prometheus=_prometheus_settings(flat, registry.sandbox_dir),
         fault_proxy=proxy,
+        given=frozenset(
+            key for key, value in flat.items() if value is not None and value not in ("", {}, [])
+        ),
     )
 
 

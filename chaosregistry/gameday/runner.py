@@ -12,13 +12,13 @@ this run's.
 On the local backend the embedded sandbox is started (when it is not running) only if the
 experiment needs it (:func:`sandbox_needs`): an experiment whose activities all reach registries
 the configuration names (``registry_url``, ``mirror_url`` when something targets the mirror) and
-that neither kills nodes, nor faults a sandbox hop, nor reads the sandbox's logs or metrics runs
-without one. ``--sandbox-dir`` says where the sandbox is when one is needed, not whether.
+that does nothing its activities declare needs the sandbox itself
+(:mod:`chaosregistry.experiment.needs`: killing nodes, faulting a sandbox hop, changing nginx's
+certificate, reading the sandbox's logs or metrics...) runs without one. ``--sandbox-dir`` says
+where the sandbox is when one is needed, not whether.
 """
 
 import datetime
-import importlib
-import inspect
 import json
 import os
 import secrets
@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
-from chaosregistry.experiment.contracts import RegistryTarget, contract_of
+from chaosregistry.experiment.needs import needs_of
 from chaosregistry.experiment.settings import (
     DEFAULT_SANDBOX_DIR,
     RUN_DIR_ENV,
@@ -68,7 +68,7 @@ from chaosregistry.gameday.verdict import (
 from chaosregistry.observability.prometheus import SERIES_FILE, capture_series, declared_series
 from chaosregistry.redaction import Redactor
 from chaosregistry.reports import build_report
-from chaosregistry.sandbox.layout import SECOND_SITE_HOPS, SECOND_SITE_REGISTRIES
+from chaosregistry.sandbox.layout import SECOND_SITE_REGISTRIES
 
 # How long the watchdog may take to revert what a finished run still owned.
 WATCHDOG_GRACE_SECONDS = 5.0
@@ -102,19 +102,6 @@ class GameDayResult:
         return self.verdict.exit_code
 
 
-def _sandbox_need(module_name: str) -> str | None:
-    """Why the activities of ``module_name`` act on the embedded sandbox itself (local
-    backend) whatever the configuration names, as their module declares it (``SANDBOX_NEED``);
-    None when it does not."""
-    try:
-        need = getattr(importlib.import_module(module_name), "SANDBOX_NEED", None)
-    except ImportError:
-        return None  # validate() has already refused it
-    return str(need) if need else None
-
-
-PROMETHEUS_PROBES = "chaosregistry.probes.prometheus"
-NETWORK_ACTIONS = "chaosregistry.actions.network"
 # Two scrape and rule-evaluation intervals of the sandbox's Prometheus.
 PROMETHEUS_SETTLE_SECONDS = 2.0
 
@@ -148,68 +135,31 @@ def sandbox_needs(
     """Why a local-backend experiment needs the embedded sandbox; empty when it does not.
 
     ``configuration`` is the effective, flattened one; ``settings`` its parsed settings
-    (default: parsed here). The sandbox is needed when the
-    configuration names a ``sandbox_dir``, or when an activity of ours (hypothesis, method or
-    rollbacks; other providers never need it):
+    (default: parsed here). The sandbox is needed when the configuration names a
+    ``sandbox_dir``, or when an activity of ours (hypothesis, method or rollbacks; other
+    providers never need it) declares a need the configuration does not meet
+    (:mod:`chaosregistry.experiment.needs`): it acts on the sandbox itself (kills registry
+    nodes, reads the mirror's log; faults a hop without ``toxiproxy_url`` and ``hops``; asks
+    Prometheus without ``prometheus_url``), reads it for an argument not given
+    (``registry_metrics`` without ``metrics_url``), or targets a registry by name (``target:
+    registry`` or ``mirror``, the default ``registry`` included, and a cold load's
+    ``load_origin``) that the configuration gives no ``<name>_url`` for: the name would resolve
+    to the sandbox's endpoint and credentials. A URL as ``target`` never needs it.
 
-    * acts on the sandbox itself, as its module declares (``SANDBOX_NEED``): kills registry
-      nodes (``actions.node``), reads the mirror's log (``probes.mirror``);
-    * puts a network fault on a hop (``actions.network``) without ``toxiproxy_url`` and
-      ``hops`` in the configuration;
-    * reads metrics (``registry_metrics``) without a ``metrics_url``;
-    * asks Prometheus (``probes.prometheus``) without a ``prometheus_url``;
-    * targets a registry by name (``target: registry`` or ``mirror``, the default ``registry``
-      included, and a cold load's ``load_origin``) that the configuration gives no
-      ``<name>_url`` for: the name would resolve to the sandbox's endpoint and credentials.
-
-    A URL as ``target`` never needs it. The settings named above are read from the typed
-    settings; the mapping itself only fills the ``${...}`` references of the activities'
-    arguments, as Chaos Toolkit will.
+    The mapping only fills the ``${...}`` references of the activities' arguments, as Chaos
+    Toolkit will; what is configured is read from the typed settings.
     """
     settings = settings if settings is not None else settings_for(configuration)
     if settings.registry.configured_sandbox_dir is not None:
         return ["the configuration names a sandbox_dir"]
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
-        need = _sandbox_need(module_name)
-        if need is not None:
-            reasons.append(f"{name} {need}")
-        elif module_name == NETWORK_ACTIONS and not (
-            settings.local.toxiproxy_url and settings.local.hops
-        ):
-            reasons.append(f"{name} puts its fault on a sandbox hop (no toxiproxy_url and hops)")
-        elif func_name == "registry_metrics" and not arguments.get("metrics_url"):
-            reasons.append(f"{name} reads a sandbox replica's metrics (no metrics_url)")
-        elif module_name == PROMETHEUS_PROBES and not settings.prometheus.configured_url:
-            reasons.append(f"{name} asks the sandbox's Prometheus (no prometheus_url)")
-        for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
+        needs = needs_of(module_name, func_name, arguments, settings)
+        reasons += [f"{name} {why}" for why in needs.sandbox]
+        for target in needs.targets:
             if not settings.registry.urls.get(target):
                 reasons.append(f"{name} targets {target!r} and there is no {target}_url")
     return reasons
-
-
-def _named_targets(
-    module_name: str, func_name: str, arguments: dict[str, Any], load_origin: str
-) -> list[str]:
-    """The registries an activity reaches by name (URLs left out): every argument declared a
-    registry target (``contracts.RegistryTarget``: ``target``, a replication probe's ``source``
-    and ``replica``...), given or defaulted."""
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-        parameters = inspect.signature(func).parameters
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return ["registry"]  # validate() has already refused these; stay on the safe side
-    names = [
-        arguments.get(name, parameter.default)
-        for name, parameter in parameters.items()
-        if any(
-            isinstance(domain, RegistryTarget)
-            for domain in contract_of(parameter.annotation).domains
-        )
-    ]
-    if func_name == "start_pull_load" and arguments.get("mode") == "cold":
-        names.append(load_origin)
-    return [str(n) for n in names if isinstance(n, str) and n and "://" not in n]
 
 
 def second_site_needs(
@@ -220,17 +170,18 @@ def second_site_needs(
     """Why a local-backend experiment needs the sandbox's second site; empty when it does not.
 
     An activity of ours needs it when it reaches, by a name the configuration gives no
-    ``<name>_url`` for, a registry only the second site has, or puts a fault on one of its
-    hops (``sandbox.layout.SECOND_SITE_REGISTRIES`` and ``SECOND_SITE_HOPS``).
+    ``<name>_url`` for, a registry only the second site has
+    (``sandbox.layout.SECOND_SITE_REGISTRIES``), or when it declares a need of the second site
+    for the arguments given (``needs.SecondSiteWhen``: a fault on one of its hops).
     """
     settings = settings if settings is not None else settings_for(configuration)
     reasons = []
     for name, module_name, func_name, arguments in _our_activities(experiment, configuration):
-        for target in _named_targets(module_name, func_name, arguments, settings.load_origin):
+        needs = needs_of(module_name, func_name, arguments, settings)
+        for target in needs.targets:
             if target in SECOND_SITE_REGISTRIES and not settings.registry.urls.get(target):
                 reasons.append(f"{name} reaches {target!r}")
-        if module_name == NETWORK_ACTIONS and arguments.get("hop") in SECOND_SITE_HOPS:
-            reasons.append(f"{name} faults the {arguments['hop']} hop")
+        reasons += [f"{name} {why}" for why in needs.second_site]
     return reasons
 
 

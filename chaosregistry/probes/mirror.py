@@ -13,14 +13,15 @@ from typing import Annotated, Any
 from chaosregistry.errors import ConfigError, PullError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
 from chaosregistry.experiment.contracts import Image, PlatformName, ResultKind, Returns
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.oci.reference import ImageReference, Platform
 
 __all__ = ["upstream_fetches"]
 
 # On the local backend this reads the embedded sandbox itself, whatever the configuration
-# names: gameday starts one for it (``gameday.runner.sandbox_needs`` reads this).
-SANDBOX_NEED = "reads the sandbox mirror's access log"
+# names: gameday starts one for it (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("reads the sandbox mirror's access log")
 
 # One nginx access-log line of the sandbox (log_format "sandbox" in chaosregistry.sandbox.configs).
 _LINE = re.compile(

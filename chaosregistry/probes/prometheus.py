@@ -32,6 +32,7 @@ from chaosregistry.experiment.contracts import (
     Returns,
     Url,
 )
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.observability.prometheus import (
     NOT_CONFIGURED,
@@ -51,6 +52,10 @@ __all__ = [
     "sli_deploy_success_rate",
     "sli_pull_p99",
 ]
+
+# Without a prometheus_url these ask the sandbox's Prometheus: gameday starts one for them
+# (``experiment.needs`` reads this).
+SANDBOX_NEED = SandboxNeed("asks the sandbox's Prometheus", unless_configured=("prometheus_url",))
 
 # The SLIs' PromQL; examples/prometheus/registry-slis.rules.yml records the same expressions.
 PULL_P99 = (

@@ -15,6 +15,7 @@ from chaosregistry.experiment.activity import (
     activity,
 )
 from chaosregistry.experiment.contracts import ResultKind, Returns, Seconds, Target, Url
+from chaosregistry.experiment.needs import SandboxUnlessGiven
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.trust.tlsinspect import Endpoint, inspect, no_facts
 
@@ -143,7 +144,9 @@ def registry_tls(
 
 @activity
 def registry_metrics(
-    metrics_url: Annotated[str, Url()] = "",
+    metrics_url: Annotated[
+        str, Url(), SandboxUnlessGiven("reads a sandbox replica's metrics")
+    ] = "",
     series: list = None,  # type: ignore[type-arg]
     replica: str = "",
     timeout: Seconds = 5.0,

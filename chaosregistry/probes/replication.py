@@ -34,6 +34,7 @@ from chaosregistry.experiment.contracts import (
     Seconds,
     Target,
 )
+from chaosregistry.experiment.needs import SandboxNeed
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.observability.registry_events import (
     delivery_seconds,
@@ -65,6 +66,7 @@ def push_events(
         "supported note events_file push_events by_registry tags delivery_seconds last",
         kind=ResultKind.PUSH_EVENTS,
     ),
+    SandboxNeed("reads the sandbox's event receiver"),
 ]:
     """Report the manifest push events the sandbox's event receiver has recorded.
 

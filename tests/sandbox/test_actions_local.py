@@ -1,7 +1,6 @@
 """Local-backend faults on the real sandbox: each is in effect while active, gone after its
 undo or its expiry, and always recorded in the ledger; bad input injects nothing."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,9 @@ def test_a_fault_ends_by_itself_at_its_duration(
     fault = network.add_latency(latency_ms=100, duration=1.5, configuration=configuration)
     assert len(toxics(sandbox)) == 1
     eventually("the toxic removed", lambda: toxics(sandbox) == [], timeout=1.5 + 3)
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=1)
+    # The watchdog removes the toxic, verifies it gone, then marks the entry reverted: the
+    # entry follows the toxic a moment later.
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
 
 
 def test_bandwidth_limit_slows_blob_transfer(
@@ -199,10 +200,7 @@ def test_a_killed_node_is_restarted_after_restart_after(
         node="registry-2", restart_after=1, duration=30, configuration=configuration
     )
     assert not running(sandbox, "registry-2")
-    deadline = time.monotonic() + 5
-    while not running(sandbox, "registry-2") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert running(sandbox, "registry-2")
+    eventually("registry-2 running again", lambda: running(sandbox, "registry-2"), timeout=5)
 
 
 @pytest.mark.parametrize(

@@ -408,7 +408,20 @@ def test_a_fault_during_the_load_shows_as_classified_failures_then_recovery(
             attributes={"timeout": 0},
         )  # fmt: skip
         fault_start = time.time()
-        time.sleep(1.5)
+        # The fault stays until the load has felt it: several pulls per node failed on it.
+        eventually(
+            "6 pulls failed under the fault",
+            lambda: (
+                sum(
+                    1
+                    for pull in records.read_records(Path(load["records_dir"]))
+                    if pull["error"] and pull["end"] >= fault_start
+                )
+                >= 6
+            ),
+            timeout=30,
+            interval=0.05,
+        )
         toxiproxy.remove_toxic(hop, "load-test-reset")
         fault_end = time.time()
     # The nodes back off after their failures: wait for pulls that ended after the fault (the

@@ -76,6 +76,20 @@ def direct(url: str, family: str, **labels: str) -> float:
     return total
 
 
+def last_scrape(client: PrometheusClient, job: str) -> float:
+    """When Prometheus last scraped ``job`` (its samples carry the scrape's start time)."""
+    return scalar(client, f'timestamp(up{{job="{job}"}})')
+
+
+def scraped_after(client: PrometheusClient, when: float, *jobs: str) -> None:
+    """Wait until Prometheus holds a sample of every one of ``jobs`` scraped after ``when``."""
+    eventually(
+        f"a scrape of {', '.join(jobs)} after {when:.3f}",
+        lambda: all(last_scrape(client, job) > when for job in jobs),
+        timeout=15,
+    )
+
+
 def caught_up(client: PrometheusClient, promql: str, url: str, family: str, **labels: str) -> None:
     """Wait until Prometheus' latest sample equals what the process serves."""
     eventually(
@@ -121,11 +135,7 @@ def test_p99_from_histogram_quantile_agrees_with_the_exact_p99_of_the_records(
               "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
     before = time.time()
     # One scrape after `before`: the @ before values are the counts then.
-    eventually(
-        "a scrape of the SLI exporter after `before`",
-        lambda: scalar(prometheus, 'timestamp(up{job="chaosregistry"})') > before,
-        timeout=15,
-    )
+    scraped_after(prometheus, before, "chaosregistry")
     load = start_pull_load(
         users=4, spawn_rate=4, duration=4, images=[IMAGE, "tiny/hello:latest"],
         configuration=config,
@@ -205,17 +215,22 @@ def test_cache_hit_ratio_agrees_with_the_mirror_and_upstream_logs(
     labels = {"handler": "blob", "method": "get", "code": "200"}
     caught_up(prometheus, mirror_gets, mirror_url, "registry_http_requests_total", **labels)
     caught_up(prometheus, upstream_gets, upstream_url, "registry_http_requests_total", **labels)
-    time.sleep(3)  # the warm-up stays out of the window below (which may begin 1 s early)
-    before = time.time()
+    # The probe's window below ends when it is asked and begins at most 1 s before `before`
+    # (its length is `before`'s age rounded up to whole seconds): the warm-up stays out of it
+    # when `before` is more than 1 s after the scrapes that already saw the warm-up.
+    before = max(last_scrape(prometheus, job) for job in ("mirror", "upstream")) + 1.05
     counts_before = (scalar(prometheus, mirror_gets), scalar(prometheus, upstream_gets))
     # rate() sees only increases between two samples inside its window: the window below must
     # hold samples scraped before the first pull, whose misses come first (a landing CI saw a
-    # window that began just after them, and the ratio came out 1.0 against 0.5).
-    time.sleep(2.5)
+    # window that began just after them, and the ratio came out 1.0 against 0.5). It may begin
+    # a moment after `before` (the probe reads the clock after we do): half a second's margin.
+    scraped_after(prometheus, before + 0.5, "mirror", "upstream")
 
     result = pull_latency(f"{repository}:v1", count=4, target="mirror", configuration=config)
     assert result["succeeded"] == 4, result
-    time.sleep(1.5)
+    # Samples scraped after the last pull, holding every blob GET it made (caught_up: the
+    # latest sample is what the processes count now).
+    scraped_after(prometheus, time.time(), "mirror", "upstream")
     caught_up(prometheus, mirror_gets, mirror_url, "registry_http_requests_total", **labels)
     caught_up(prometheus, upstream_gets, upstream_url, "registry_http_requests_total", **labels)
 

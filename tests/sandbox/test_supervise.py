@@ -18,18 +18,18 @@ from chaosregistry.osutil.supervise import ProcessRecord
 
 # It starts (small) processes of ours.
 
-# A group leader that forks one child, says "ready", then sleeps; "stubborn" makes both ignore
-# SIGTERM (and say so in the log).
+# A group leader that forks one child, says "ready", then waits for signals until one ends it;
+# "stubborn" makes both ignore SIGTERM (and say so in the log).
 GROUP_SCRIPT = """
-import os, signal, sys, time
+import os, signal, sys
 if sys.argv[1] == "stubborn":
     signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM ignored", flush=True))
 if os.fork() == 0:
     while True:
-        time.sleep(1)
+        signal.pause()
 print("ready", flush=True)
 while True:
-    time.sleep(1)
+    signal.pause()
 """
 
 

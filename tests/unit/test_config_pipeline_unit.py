@@ -157,6 +157,7 @@ def test_the_token_server_modes_an_experiment_may_name_are_the_backend_s() -> No
 def test_gameday_starts_the_sandbox_for_what_an_activity_module_declares(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from chaosregistry.experiment.needs import SandboxNeed
     from chaosregistry.gameday.runner import sandbox_needs
     from chaosregistry.probes import hygiene
 
@@ -176,7 +177,8 @@ def test_gameday_starts_the_sandbox_for_what_an_activity_module_declares(
         ]
     }
     assert sandbox_needs(experiment, configuration) == []
-    monkeypatch.setattr(hygiene, "SANDBOX_NEED", "reads the sandbox's storage", raising=False)
+    need = SandboxNeed("reads the sandbox's storage")
+    monkeypatch.setattr(hygiene, "SANDBOX_NEED", need, raising=False)
     assert sandbox_needs(experiment, configuration) == [
         "method[0] (reuse) reads the sandbox's storage"
     ]
