@@ -281,8 +281,8 @@ def render_pages(activities: Sequence[ActivityDoc]) -> dict[str, str]:
                 lines += [
                     '!!! note "Needs the embedded sandbox"',
                     "",
-                    f"    On the local backend these activities {inline(need)}: a game day "
-                    "starts the sandbox for them whatever the configuration names.",
+                    f"    On the local backend this module {inline(need)}: a game day starts "
+                    "the sandbox for its activities whatever the configuration names.",
                     "",
                 ]
             if doc:
