@@ -27,7 +27,15 @@ from chaosregistry import ACTIVITY_PACKAGES
 from chaosregistry.experiment.activity import PASSED_BY_CHAOS_TOOLKIT
 from chaosregistry.experiment.contracts import contract_of, declared_returns
 
-__all__ = ["ActivityDoc", "page_path", "reference_pages", "render_pages"]
+__all__ = [
+    "ActivityDoc",
+    "activity_doc",
+    "inline",
+    "page_path",
+    "reference_pages",
+    "render_activity",
+    "render_pages",
+]
 
 # What a page of each kind of activity is called and says first.
 _TITLES = {"probe": "Probes", "action": "Actions"}
@@ -83,7 +91,8 @@ class ActivityDoc:
     arguments: tuple[ArgumentDoc, ...]
     result_keys: tuple[str, ...] | None
     result_kind: str | None
-    unmatched: tuple[str, ...] = field(default=())  # Arguments lines naming no argument
+    # Lines of the Arguments block that name no argument (a renamed one, say): shown as they are.
+    unmatched: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def anchor(self) -> str:
@@ -94,7 +103,7 @@ class ActivityDoc:
 # ``literal``, `literal` and Sphinx's :role:`~dotted.name` (shown as its last part, as Sphinx does).
 _LITERAL = re.compile(r"(?::\w+:)?(?:``(.+?)``|`(~?)([^`]+)`)", re.DOTALL)
 _LIST_ITEM = re.compile(r"\s*[-*] ")
-_ARGUMENT_LINE = re.compile(r"(\s+)([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*:\s+(.*)")
+_ARGUMENT_LINE = re.compile(r"(\s*)([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*:\s+(.*)")
 
 
 def _escape(text: str) -> str:
@@ -141,13 +150,12 @@ def _paragraphs(lines: Sequence[str]) -> list[str]:
     return out
 
 
-def _split_arguments(doc: str) -> tuple[list[str], dict[str, str], list[str]]:
-    """A docstring's lines without its ``Arguments:`` block, the block's text by argument name
-    (a line naming several, ``a, b: as for x``, gives each the text), and the block's lines."""
+def _split_arguments(doc: str) -> tuple[list[str], dict[str, str]]:
+    """A docstring's lines without its ``Arguments:`` block, and the block's text by argument
+    name (a line naming several, ``a, b: as for x``, gives each the text)."""
     lines = doc.splitlines()
     kept: list[str] = []
     by_name: dict[str, str] = {}
-    block: list[str] = []
     index = 0
     while index < len(lines):
         if lines[index].strip() != "Arguments:":
@@ -167,13 +175,14 @@ def _split_arguments(doc: str) -> tuple[list[str], dict[str, str], list[str]]:
                 entry = [match.group(3)]
                 for name in names:
                     by_name[name] = " ".join(entry)
-                block.append(line)
             elif entry is not None:
                 entry.append(line.strip())
                 for name in names:
                     by_name[name] = " ".join(entry)
+            else:
+                kept.append(line)  # words before the first argument stay in the text
             index += 1
-    return kept, by_name, block
+    return kept, by_name
 
 
 def _default(value: Any) -> str:
@@ -187,7 +196,7 @@ def activity_doc(described: Mapping[str, Any], function: Callable[..., Any]) -> 
     """One activity from its discovery entry (``chaosregistry.discover``'s) and its function."""
     doc = str(described.get("doc") or "")
     first, _, rest = doc.partition("\n\n")
-    kept, texts, _block = _split_arguments(rest)
+    kept, texts = _split_arguments(rest)
     signature = inspect.signature(function)
     arguments = []
     for argument in described.get("arguments", []):
@@ -216,7 +225,7 @@ def activity_doc(described: Mapping[str, Any], function: Callable[..., Any]) -> 
         arguments=tuple(arguments),
         result_keys=None if returns is None else returns.keys,
         result_kind=None if returns is None else str(returns.kind),
-        unmatched=tuple(name for name in texts if name not in names),
+        unmatched=tuple((name, text) for name, text in texts.items() if name not in names),
     )
 
 
@@ -235,6 +244,8 @@ def render_activity(activity: ActivityDoc) -> list[str]:
         lines.append("")
     else:
         lines += ["No arguments (but `configuration` and `secrets`).", ""]
+    for name, text in activity.unmatched:
+        lines += [f"`{name}` (no such argument): {inline(text)}", ""]
     if activity.body:
         lines += [activity.body, ""]
     if activity.result_keys is not None:

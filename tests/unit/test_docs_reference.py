@@ -2,6 +2,7 @@
 every activity discovery lists, each argument as its signature declares it, and a new activity
 module is documented with nothing else to edit."""
 
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 import chaosregistry
 import chaosregistry.probes
 from chaosregistry import discover
-from chaosregistry.experiment.reference import inline, page_path, reference_pages
+from chaosregistry.experiment.reference import (
+    activity_doc,
+    inline,
+    page_path,
+    reference_pages,
+    render_activity,
+)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +181,31 @@ def test_docstring_markup_becomes_markdown_that_shows_it_as_written() -> None:
     )
     # Inside code nothing is escaped.
     assert inline("``hop:<name>``") == "`hop:<name>`"
+
+
+def test_every_line_of_an_arguments_block_is_shown_somewhere() -> None:
+    def probe(count: int = 1, configuration: dict[str, object] | None = None) -> None:
+        """Count things.
+
+        Arguments:
+          count: how many, at least one;
+            a second line of it.
+          renamed: an argument the signature no longer has.
+        """
+
+    described = {
+        "type": "probe",
+        "mod": "somewhere",
+        "name": "probe",
+        "doc": inspect.getdoc(probe),
+        "arguments": [{"name": "count", "default": 1, "type": "integer"}],
+    }
+    doc = activity_doc(described, probe)
+
+    assert [(a.name, a.text) for a in doc.arguments] == [
+        ("count", "how many, at least one; a second line of it.")
+    ]
+    assert doc.unmatched == (("renamed", "an argument the signature no longer has."),)
+    assert "`renamed` (no such argument): an argument the signature no longer has." in (
+        "\n".join(render_activity(doc))
+    )
