@@ -238,7 +238,8 @@ def render_activity(activity: ActivityDoc) -> list[str]:
     if activity.arguments:
         lines += ["| argument | type, default | what it is |", "|---|---|---|"]
         for a in activity.arguments:
-            accepts = f" *Accepts:* {inline(a.domain)}." if a.domain else ""
+            stop = "" if a.domain.endswith(".") else "."
+            accepts = f" *Accepts:* {inline(a.domain)}{stop}" if a.domain else ""
             what = f"{inline(a.text)}{accepts}".strip()
             lines.append(f"| `{a.name}` | {a.type or '-'}, {_default(a.default)} | {_cell(what)} |")
         lines.append("")
