@@ -5,7 +5,8 @@
   action, nor calls a registry or Kubernetes write, except the writes that section names.
 - Every folder of the package says in its ``__init__`` docstring what lives there.
 - Every ``make X`` the README and docs/ name is a target of the Makefile; every repository path
-  and every ``chaosregistry.*`` dotted name in backticks, and every relative link, exists.
+  and every ``chaosregistry.*`` dotted name in backticks, and every relative link, exists (a
+  page of the activity reference exists once ``make docs`` generates it: it is not in docs/).
 
 Each check is a function run on the real tree and, in the same module, on a planted violation
 it must report.
@@ -19,10 +20,14 @@ from pathlib import Path
 import lightkube
 
 import chaosregistry
+from chaosregistry import ACTIVITY_PACKAGES
+from chaosregistry.experiment.reference import page_path
 
 PACKAGE = Path(chaosregistry.__file__).resolve().parent
 REPO_ROOT = PACKAGE.parent
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+# The pages the site generates (the activity reference): linked to from docs/, never in it.
+GENERATED_PAGES = frozenset(page_path(kind) for kind in ACTIVITY_PACKAGES.values())
 
 # --- Where probes may write ------------------------------------------------------------------
 
@@ -306,13 +311,17 @@ def code_spans(text: str) -> list[str]:
     return re.findall(r"`([^`\n]+)`", text)
 
 
-def missing_paths(text: str, doc: Path, root: Path) -> list[str]:
+def missing_paths(
+    text: str, doc: Path, root: Path, generated: frozenset[str] = GENERATED_PAGES
+) -> list[str]:
     """Repository paths in code spans, and relative link targets, that do not exist.
 
     A span is a repository path when its first part is a top-level folder of the repository,
     or a folder of the package (``faults/ledger.py``: read under ``chaosregistry/``). Spans with
     a placeholder (``<name>``, ``*``) are patterns, not paths. A test file is found at any
-    depth under ``tests/`` (the tiers are folders)."""
+    depth under ``tests/`` (the tiers are folders). A link from a page of docs/ to a page the
+    site generates (``generated``: paths under docs/) exists; the README is read outside the
+    site, where those pages do not exist."""
     package = root / "chaosregistry"
     top = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     inner = {p.name for p in package.iterdir() if p.is_dir() and not p.name.startswith("_")}
@@ -330,8 +339,11 @@ def missing_paths(text: str, doc: Path, root: Path) -> list[str]:
                 missing.append(token)
         elif first in inner and not (package / token).exists():
             missing.append(token)
+    in_site = (root / "docs") in doc.parents
+    built = {(root / "docs" / page).resolve() for page in generated} if in_site else set()
     for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", text):
-        if "://" not in target and not (doc.parent / target).exists():
+        path = doc.parent / target
+        if "://" not in target and not path.exists() and path.resolve() not in built:
             missing.append(target)
     return missing
 
@@ -396,7 +408,8 @@ def test_a_stale_target_path_link_or_name_is_reported() -> None:
         "```\nmake gameday\nmake nothing-here\n```\n\n"
         "See `faults/ledger.py`, `faults/ledgers.py`, `tests/test_stats.py`,"
         " `tests/test_gone.py`, `experiments/vars/<backend>.yaml`, `runs/sandbox`,"
-        " [the map](architecture.md), [gone](reference/gone.md) and"
+        " [the map](architecture.md), [gone](reference/gone.md),"
+        " [generated](reference/probes.md), [not generated](reference/probe.md) and"
         " `chaosregistry.probes.pull.pull_image`, `chaosregistry.probes.pull.pull_everything`,"
         " `chaosregistry.gameday.verdict`, `chaosregistry.verdict`, `chaosregistry.io/fault`.\n"
     )
@@ -409,6 +422,12 @@ def test_a_stale_target_path_link_or_name_is_reported() -> None:
         "faults/ledgers.py",
         "tests/test_gone.py",
         "reference/gone.md",
+        "reference/probe.md",
+    ]
+    # The README is read where nothing is generated: the same link from it is a broken one.
+    readme_link = "[probes](docs/reference/probes.md)"
+    assert missing_paths(readme_link, REPO_ROOT / "README.md", REPO_ROOT) == [
+        "docs/reference/probes.md"
     ]
     assert missing_dotted_names(text, PACKAGE) == [
         "chaosregistry.probes.pull.pull_everything",
