@@ -370,8 +370,10 @@ def run_gameday(
             )
             forwarder.process = process
             assert process.stdout is not None
+            last_words = ""  # chaos run's last line: what it died of when it writes no journal
             for line in process.stdout:
                 say(f"  chaos | {line.rstrip()}")
+                last_words = line.strip() or last_words
             process.wait()
         journal, unreadable = _load_journal(journal_path)
         faults, notes, left_behind = _settle_faults(ledger, env[RUN_ID_ENV])
@@ -393,6 +395,7 @@ def run_gameday(
             run_id=run_id,
             chaos_exit_code=process.returncode,
             configuration=tolerance_values(experiment_data, configuration),
+            chaos_last_words=redactor.scrub_text(last_words) if journal is None else None,
         )
         judgement = judge(facts)
         result = GameDayResult(

@@ -262,6 +262,9 @@ class RunFacts:
     run_id: str | None = None
     chaos_exit_code: int | None = None
     configuration: dict[str, Any] | None = None
+    # chaos run's last line of output when it wrote no journal (what it died of: a crash in
+    # Chaos Toolkit itself, say a range tolerance given a null), secrets scrubbed.
+    chaos_last_words: str | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +352,8 @@ def journal_evidence(journal: Journal | None, facts: RunFacts) -> Evidence:
     code = facts.chaos_exit_code
     if journal is None:
         exited = "" if code is None else f": chaos run exited {code} without writing one"
+        if facts.chaos_last_words:
+            exited += f" (its last words: {facts.chaos_last_words})"
         return Evidence(JOURNAL_ITEM, False, f"no journal{exited}")
     if facts.run_id is None:
         return Evidence(

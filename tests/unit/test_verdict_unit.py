@@ -591,6 +591,16 @@ def test_a_good_run_shows_every_item_of_its_evidence_proven() -> None:
             "not proven: this run's journal: no journal: chaos run exited 1 without writing one",
         ),
         (
+            None,  # Chaos Toolkit itself crashed (a range tolerance given a null): say on what
+            {
+                "chaos_exit_code": 1,
+                "chaos_last_words": "TypeError: conversion from NoneType to Decimal is not"
+                " supported",
+            },
+            "not proven: this run's journal: no journal: chaos run exited 1 without writing one"
+            " (its last words: TypeError: conversion from NoneType to Decimal is not supported)",
+        ),
+        (
             journal([GOOD_PROBE], run_id=None),  # yesterday's, from before run ids, or not ours
             {},
             f"not proven: this run's journal: the journal carries no run id, this run's is "
