@@ -80,6 +80,10 @@ def restore_certificate(
     Each fault is reverted only once a TLS handshake shows the original certificate (its
     fingerprint) is served again. Idempotent: with nothing to revert it returns ``count`` 0.
 
+    Arguments:
+      target: the TLS server whose certificate faults to revert (as ``serve_bad_certificate``
+        names it); empty: every target.
+
     Returns a mapping: ``count`` and ``reverted`` (the faults, as ``serve_bad_certificate``
     returns them).
     """

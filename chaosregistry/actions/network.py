@@ -66,7 +66,7 @@ def _network_fault(
 ) -> Result:
     seconds = check_duration(duration)
     if not isinstance(hop, str) or not hop:
-        raise ConfigError("hop must name a hop (client-registry, client-mirror, mirror-upstream)")
+        raise ConfigError(f"hop must name a hop ({', '.join(NETWORK_HOPS)})")
     # Backends whose faults end by themselves (Chaos Mesh) need the duration in the object.
     settings = settings_for(configuration)
     plan = backend_for(settings).network_fault(kind, hop, {**parameters, "duration": seconds})
@@ -85,7 +85,8 @@ def add_latency(
     """Delay traffic on a hop by ``latency_ms`` +- ``jitter_ms`` for ``duration`` seconds.
 
     Arguments:
-      hop: client-registry, client-mirror or mirror-upstream.
+      hop: the path to fault: client-registry, client-mirror, mirror-upstream or sync-dr (the
+        second site's replication hop, which brings the second site up).
       latency_ms: added delay in milliseconds (>= 1), applied to the registry's responses.
       jitter_ms: random variation around it (>= 0, at most latency_ms).
       duration: seconds until the fault ends by itself (required, > 0, at most 3600).
@@ -121,7 +122,8 @@ def limit_bandwidth(
     """Cap the registry's responses on a hop at ``rate_kbps`` kilobytes per second.
 
     Arguments:
-      hop: client-registry, client-mirror or mirror-upstream.
+      hop: the path to fault: client-registry, client-mirror, mirror-upstream or sync-dr (the
+        second site's replication hop, which brings the second site up).
       rate_kbps: kilobytes (1000 bytes) per second, >= 1.
       duration: seconds until the fault ends by itself (required, > 0).
 
@@ -143,7 +145,8 @@ def partition(
     """Cut a hop: nothing gets through until the partition heals.
 
     Arguments:
-      hop: client-registry, client-mirror or mirror-upstream.
+      hop: the path to fault: client-registry, client-mirror, mirror-upstream or sync-dr (the
+        second site's replication hop, which brings the second site up).
       duration: seconds until the partition heals by itself (required, > 0).
       mode: ``blackhole`` (packets vanish: connections hang and requests time out, like a
         firewall DROP or a dead route) or ``refuse`` (connections are refused or cut at once,
@@ -164,7 +167,8 @@ def reset_connections(
     """Reset (TCP RST) every connection on a hop as soon as the registry answers.
 
     Arguments:
-      hop: client-registry, client-mirror or mirror-upstream.
+      hop: the path to fault: client-registry, client-mirror, mirror-upstream or sync-dr (the
+        second site's replication hop, which brings the second site up).
       duration: seconds until the fault ends by itself (required, > 0).
 
     Returns the fault (see the module documentation). Raises ActivityFailed on bad arguments.
@@ -183,7 +187,8 @@ def truncate_transfers(
     """Close connections on a hop after ``after_bytes`` bytes: blob downloads arrive truncated.
 
     Arguments:
-      hop: client-registry, client-mirror or mirror-upstream.
+      hop: the path to fault: client-registry, client-mirror, mirror-upstream or sync-dr (the
+        second site's replication hop, which brings the second site up).
       after_bytes: bytes let through per connection before it is closed (>= 1).
       duration: seconds until the fault ends by itself (required, > 0).
 
@@ -208,6 +213,9 @@ def remove_network_faults(
     reverted: another run's faults on the same hop stay. Each fault is removed, verified gone,
     and only then marked reverted in the ledger. Idempotent: with nothing to revert it returns
     ``count`` 0.
+
+    Arguments:
+      hop: the hop whose faults to revert (a name the fault actions accept); empty: every hop.
 
     Returns a mapping: ``count`` and ``reverted`` (the faults, as the fault actions return them).
     """

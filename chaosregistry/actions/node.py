@@ -77,6 +77,9 @@ def restart_registry_node(
 
     Each node is started again and verified to answer before its fault is marked reverted.
     Idempotent. Returns ``count`` and ``reverted``.
+
+    Arguments:
+      node: the node to restart (as ``kill_registry_node`` names it); empty: every killed node.
     """
     return revert_matching(
         settings_for(configuration), kind_prefix="node.", target=f"node:{node}" if node else ""

@@ -94,8 +94,12 @@ def delete_signature(
 ) -> Result:
     """Delete ``image``'s cosign signature (its ``sha256-<hex>.sig`` tag) for ``duration`` s.
 
-    ``image_signature`` then says ``unsigned``. Arguments, result (``kind``
-    ``signature.delete``) and refusals as for ``tamper_signature``.
+    ``image_signature`` then says ``unsigned``. Result (``kind`` ``signature.delete``) and
+    refusals as for ``tamper_signature``.
+
+    Arguments:
+      image: a signed image of the sandbox (``repository:tag``).
+      duration: seconds until the signature is back by itself (> 0, at most 3600).
     """
     return _inject("delete", image, duration, configuration)
 
@@ -114,6 +118,12 @@ def retag_unsigned(
     ``image_signature`` on the tag then says ``unsigned`` (its new digest has no signature).
     The result's ``applied`` also has ``now_digest`` (source's). Refused, with nothing
     changed, also when ``source`` is in another repository, does not exist or is signed.
+
+    Arguments:
+      image: the signed image whose tag moves (``repository:tag``).
+      source: the unsigned image of the same repository the tag then points at.
+      duration: seconds until the tag points at the signed image again by itself (> 0, at
+        most 3600).
     """
     return _inject("unsigned-image", image, duration, configuration, source)
 
@@ -129,6 +139,10 @@ def restore_signatures(
 
     Idempotent: with nothing to revert it returns ``count`` 0. Returns a mapping: ``count``
     and ``reverted`` (the faults, as the faults' actions return them).
+
+    Arguments:
+      image: the image whose signature faults to revert (``repository:tag``); empty: every
+        image's.
     """
     target = f"image:{ImageReference.parse(image)}" if image else ""
     return revert_matching(settings_for(configuration), kind_prefix="signature.", target=target)

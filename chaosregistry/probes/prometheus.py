@@ -298,6 +298,10 @@ def sli_deploy_success_rate(
     """Share of rollouts that succeeded over ``window`` (``chaosregistry_deploys_total``, fed by
     ``rollout_time`` / ``rollout_failure``); ``no value (NaN)`` when no rollout ended in it.
 
+    Arguments:
+      window: the window the rollouts are counted over.
+      at: when to evaluate, as for ``prometheus_query`` (0: now; negative: seconds before now).
+
     Returns what ``prometheus_query`` returns plus ``sli`` (``deploy_success_rate``).
     """
     promql = DEPLOY_SUCCESS.format(window=_window(window))
@@ -328,6 +332,7 @@ def sli_cache_hit_ratio(
         mirror exports them, else derived.
       mirror_job, upstream_job: the Prometheus jobs of the mirror and of its upstream (the
         sandbox's are ``mirror`` and ``upstream``).
+      at: when to evaluate, as for ``prometheus_query`` (0: now; negative: seconds before now).
 
     Returns what ``prometheus_query`` returns plus ``sli`` (``cache_hit_ratio``) and
     ``method`` (``counters`` or ``derived``) with ``method_note`` saying how it was computed.

@@ -164,6 +164,8 @@ def registry_metrics(
     Arguments:
       metrics_url: the ``/metrics`` URL. Empty: the sandbox replica named by ``replica``
         (default the first), or the mirror when ``replica`` is ``mirror``.
+      replica: which of the sandbox's registries to scrape when ``metrics_url`` is empty (a
+        replica's name, or ``mirror``); empty: the first replica.
       series: metric family names to keep (e.g. ``registry_http_requests_total``; a counter may
         be named with or without ``_total``); empty keeps every ``registry_*`` family.
       timeout: seconds for the scrape.
