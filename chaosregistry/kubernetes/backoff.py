@@ -14,6 +14,7 @@ From these, per pod: the attempts, the failures, the back-off checks, and the de
 force (derived from the failures: the kubelet does not publish it).
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,7 @@ def pod_backoff(pod: Pod, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     pulled = [e for e in mine if e["reason"] == "Pulled"]
     last_failure = max((float(e["time"]) for e in failures), default=None)
     last_attempt = max((float(e["time"]) for e in mine if e["reason"] == "Pulling"), default=None)
+    last_pulled = max((float(e["time"]) for e in pulled), default=None)
     reason, message, running, started = _container_states(pod)
     in_back_off = reason in PULL_WAITING_REASONS
     delay = backoff_delay(failed) if in_back_off else None
@@ -91,6 +93,7 @@ def pod_backoff(pod: Pod, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]
             None,
         ),
         "last_attempt_at": last_attempt,
+        "last_pulled_at": last_pulled,
         "last_failure_at": last_failure,
         "delay_seconds": delay,
         "next_attempt_after": (
@@ -120,28 +123,45 @@ def backoff_summary(pods: list[dict[str, Any]]) -> dict[str, Any]:
 
 def recovery_timeline(pods: list[dict[str, Any]], healed_at: float) -> dict[str, Any]:
     """How long after ``healed_at`` (epoch seconds) each pod ran, and how much of that it spent
-    waiting out the kubelet's back-off: from the heal to the attempt that succeeded (its last
-    ``Pulling``), against that attempt to the container's start. Whole seconds from the API,
-    so each part is clamped at 0."""
+    waiting for the kubelet to take it up again.
+
+    The kubelet resumes a pod at its first ``Pulling`` (it pulls) or ``Pulled`` (another pod's
+    pull left the image on the node: "already present") after the heal. ``back_off_seconds``:
+    the heal to that moment, for a pod that had failed a pull (0 for one that never did): the
+    back-off still to run plus the pod worker's next re-sync. ``back_off_left_seconds``: the
+    back-off alone, derived (its last failure plus the kubelet's delay after that many
+    failures, minus the heal). ``pull_to_running_seconds``: that moment to the container's
+    start. The API's times are whole seconds, so each part is clamped at 0.
+    """
+    since = math.floor(healed_at)
     timeline = []
     for pod in pods:
-        running_at, attempt_at = pod["running_at"], pod["last_attempt_at"]
-        # A pod that never failed a pull waited for no back-off, whenever it pulled.
-        waited = (
-            max(0.0, attempt_at - healed_at)
-            if attempt_at is not None and pod["failed_pulls"] > 0
-            else (0.0 if attempt_at is not None else None)
+        running_at, failed = pod["running_at"], pod["failed_pulls"]
+        after = [
+            t
+            for t in (pod["last_attempt_at"], pod["last_pulled_at"])
+            if t is not None and t >= since
+        ]
+        resumed = min(after) if after else None
+        waited = None if resumed is None else (max(0.0, resumed - healed_at) if failed else 0.0)
+        delay, last_failure = backoff_delay(failed), pod["last_failure_at"]
+        left = (
+            max(0.0, last_failure + delay - healed_at)
+            if delay is not None and last_failure is not None
+            else 0.0
         )
         timeline.append(
             {
                 **pod,
+                "resumed_at": resumed,
                 "seconds": (
                     round(max(0.0, running_at - healed_at), 3) if running_at is not None else None
                 ),
                 "back_off_seconds": round(waited, 3) if waited is not None else None,
+                "back_off_left_seconds": round(left, 3),
                 "pull_to_running_seconds": (
-                    max(0.0, running_at - attempt_at)
-                    if running_at is not None and attempt_at is not None
+                    max(0.0, running_at - resumed)
+                    if running_at is not None and resumed is not None
                     else None
                 ),
             }

@@ -98,7 +98,8 @@ def recovery_after_heal(
 ) -> Annotated[
     Result,
     Returns(
-        "recovered seconds back_off_seconds back_off_share pull_to_running_seconds",
+        "recovered seconds back_off_seconds back_off_left_seconds back_off_share",
+        "pull_to_running_seconds",
         "healed_at pods failed_pulls",
         kind=ResultKind.BACKOFF_RECOVERY,
     ),
@@ -108,9 +109,10 @@ def recovery_after_heal(
     Call it right after the step that heals the registry: its start is taken as the heal.
     It polls until the Deployment has as many pods as it wants, each with every container
     running, or ``timeout``. Then, per pod, from the kubelet's events: the time from the heal
-    to the pull attempt that succeeded (the back-off the kubelet still had to wait out, plus
-    its pod worker's re-sync of about 10 s; 0 for a pod that never failed a pull) and from that
-    attempt to the container's start (the pull and start themselves).
+    until the kubelet took the pod up again (its first ``Pulling``, or ``Pulled`` "already
+    present" when another pod's pull brought the image, after the heal): the back-off still to
+    wait out plus the pod worker's next re-sync (about 10 s); 0 for a pod that never failed a
+    pull. And from that moment to the container's start (the pull and start themselves).
 
     Arguments:
       deployment: the Deployment's name.
@@ -119,12 +121,15 @@ def recovery_after_heal(
 
     Returns a mapping: ``recovered`` (every pod running before ``timeout``), ``seconds``
     (from the heal to every pod running, as polled every 0.5 s; to giving up otherwise),
-    ``back_off_seconds`` (the longest any pod waited for its next attempt after the heal),
+    ``back_off_seconds`` (the longest any pod waited after the heal for the kubelet to take it
+    up again), ``back_off_left_seconds`` (the longest back-off still in force at the heal,
+    derived from the pod's failed pulls: the rest of ``back_off_seconds`` is re-sync),
     ``back_off_share`` (``back_off_seconds`` / ``seconds``), ``pull_to_running_seconds`` (the
-    longest from an attempt to its container running), ``healed_at`` (epoch seconds),
-    ``failed_pulls`` (over every pod), ``pods`` (as ``image_pull_backoff``'s, each with
-    ``seconds``, ``back_off_seconds`` and ``pull_to_running_seconds``). Per-pod times are the
-    API's whole seconds. Raises ActivityFailed for an unknown Deployment.
+    longest from being taken up to running), ``healed_at`` (epoch seconds), ``failed_pulls``
+    (over every pod), ``pods`` (as ``image_pull_backoff``'s, each with ``resumed_at``,
+    ``seconds``, ``back_off_seconds``, ``back_off_left_seconds`` and
+    ``pull_to_running_seconds``). Per-pod times are the API's whole seconds. Raises
+    ActivityFailed for an unknown Deployment.
     """
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
@@ -145,6 +150,7 @@ def recovery_after_heal(
     ]
     seconds = round(now - healed_at, 3)
     back_off = max(waits) if waits else None
+    left = max((p["back_off_left_seconds"] for p in timeline), default=None)
     return {
         "recovered": recovered,
         "seconds": seconds,
@@ -152,6 +158,7 @@ def recovery_after_heal(
         "back_off_share": (
             round(min(back_off, seconds) / seconds, 3) if back_off is not None and seconds else None
         ),
+        "back_off_left_seconds": left,
         "pull_to_running_seconds": max(pulls) if pulls else None,
         "healed_at": healed_at,
         "failed_pulls": sum(p["failed_pulls"] for p in timeline),

@@ -108,21 +108,37 @@ def test_summary_counts_pods_by_waiting_reason_and_keeps_the_longest_delay() -> 
 
 
 def test_recovery_splits_each_pods_wait_into_back_off_and_pull() -> None:
-    healed_at = 1060.4
-    retried = [
-        _event("a", "Pulling", f'Pulling image "{IMAGE}"', 4, 1072.0),
-        _event("a", "Failed", f'Failed to pull image "{IMAGE}": refused', 3, 1031.0),
+    # Recorded on the two-node test cluster (epoch seconds shifted): three failed pulls each
+    # during a 60 s outage, the heal at 1264.49.
+    healed_at = 1264.49
+    failures = [
+        _event("a", "Failed", f'Failed to pull image "{IMAGE}": refused', 3, 1243.0),
+        _event("b", "Failed", f'Failed to pull image "{IMAGE}": refused', 3, 1244.0),
     ]
-    never_failed = [_event("b", "Pulling", f'Pulling image "{IMAGE}"', 1, 1061.0)]
+    # a: the kubelet took it up again when b's pull had left the image on the node.
+    # b: pulled itself, its fourth attempt.
+    events = [
+        *failures,
+        _event("a", "Pulling", f'Pulling image "{IMAGE}"', 3, 1243.0),
+        _event("a", "Pulled", f'Container image "{IMAGE}" already present on machine', 1, 1295.0),
+        _event("b", "Pulling", f'Pulling image "{IMAGE}"', 4, 1285.0),
+        _event("b", "Pulled", f'Successfully pulled image "{IMAGE}" in 166ms', 1, 1286.0),
+    ]
+    never_failed = [_event("c", "Pulling", f'Pulling image "{IMAGE}"', 1, 1265.0)]
     pods = [
-        pod_backoff(_pod("a", {"running": {"startedAt": "1970-01-01T00:17:55Z"}}), retried),
-        pod_backoff(_pod("b", {"running": {"startedAt": "1970-01-01T00:17:43Z"}}), never_failed),
+        pod_backoff(_pod("a", {"running": {"startedAt": "1970-01-01T00:21:36Z"}}), events),
+        pod_backoff(_pod("b", {"running": {"startedAt": "1970-01-01T00:21:26Z"}}), events),
+        pod_backoff(_pod("c", {"running": {"startedAt": "1970-01-01T00:21:07Z"}}), never_failed),
     ]
-    a, b = recovery_timeline(pods, healed_at)["pods"]
-    # a: the kubelet's next attempt came 11.6 s after the heal, its container 3 s later.
-    assert a["back_off_seconds"] == pytest.approx(11.6)
-    assert a["pull_to_running_seconds"] == 3.0
-    assert a["seconds"] == pytest.approx(14.6)
-    # b never failed a pull: none of its wait was back-off.
-    assert b["back_off_seconds"] == 0.0
-    assert b["pull_to_running_seconds"] == 2.0
+    a, b, c = recovery_timeline(pods, healed_at)["pods"]
+    assert a["resumed_at"] == 1295.0 and b["resumed_at"] == 1285.0
+    assert a["back_off_seconds"] == pytest.approx(30.51)
+    assert b["back_off_seconds"] == pytest.approx(20.51)
+    # The back-off alone: 40 s after the third failure, the rest of the wait is re-sync.
+    assert a["back_off_left_seconds"] == pytest.approx(18.51)
+    assert b["back_off_left_seconds"] == pytest.approx(19.51)
+    assert a["pull_to_running_seconds"] == b["pull_to_running_seconds"] == 1.0
+    assert a["seconds"] == pytest.approx(31.51)
+    # c never failed a pull: none of its wait was back-off.
+    assert c["back_off_seconds"] == c["back_off_left_seconds"] == 0.0
+    assert c["pull_to_running_seconds"] == 2.0
