@@ -111,9 +111,10 @@ from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
 
+CTR = "/usr/bin/ctr"
 REQUIRED_FILES = {
     "/usr/bin/containerd": "containerd",
-    "/usr/bin/ctr": "containerd",
+    CTR: "containerd",
     "/usr/bin/containerd-shim-runc-v2": "containerd",
     "/usr/sbin/runc": "runc",
     "/usr/lib/cni/bridge": "containernetworking-plugins",
@@ -292,7 +293,7 @@ def _process_names(nodes: int) -> tuple[str, ...]:
 
 def _wait_node_ready(client: Client, layout: Layout, node: Node, since: datetime | None) -> None:
     wait_until(
-        "node",
+        f"node {node.name}",
         lambda: node_not_ready(client, node.name, since=since),
         timeout=120,
         layout=layout,
@@ -300,30 +301,26 @@ def _wait_node_ready(client: Client, layout: Layout, node: Node, since: datetime
     )
 
 
-def _preload_pause_image(node: Node, image: str, say: Progress) -> None:
-    """Pull the pause image into ``node``'s containerd (``ctr``, through the node's hosts.toml).
-
-    A real node image has it pre-loaded; without it a cold node's pods fail at sandbox
-    creation rather than at their own image's pull while the registry is cut.
-    """
-    completed = subprocess.run(
-        [
-            "ctr",
-            "--address",
-            str(node.containerd_socket),
-            "--namespace",
-            "k8s.io",
-            "images",
-            "pull",
-            "--hosts-dir",
-            str(node.registry_hosts_dir),
-            image,
-        ],
+def _ctr(node: Node, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CTR, "--address", str(node.containerd_socket), "--namespace", "k8s.io", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
+
+
+def _preload_pause_image(node: Node, image: str, say: Progress) -> None:
+    """Pull the pause image into ``node``'s containerd (``ctr``, through the node's hosts.toml)
+    unless it is there already.
+
+    A real node image has it pre-loaded; without it a cold node's pods fail at sandbox
+    creation rather than at their own image's pull while the registry is cut.
+    """
+    if image in _ctr(node, "images", "ls", "-q").stdout.split():
+        return
+    completed = _ctr(node, "images", "pull", "--hosts-dir", str(node.registry_hosts_dir), image)
     if completed.returncode != 0:
         last = (completed.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ClusterError(f"{node.name}: pulling the pause image {image} failed: {last[:300]}")
