@@ -177,37 +177,38 @@ class Layout:
     def containerd_dir(self) -> Path:
         return self.path("containerd")
 
+    # The first node's runtime and kubelet paths (``Node`` says where each node's are).
     @property
     def containerd_config(self) -> Path:
-        return self.path("containerd", "config.toml")
+        return Node(self, 0).containerd_config
 
     @property
     def containerd_socket(self) -> Path:
-        return self.path("containerd", "containerd.sock")
+        return Node(self, 0).containerd_socket
 
     @property
     def registry_hosts_dir(self) -> Path:
-        return self.path("containerd", "certs.d")
+        return Node(self, 0).registry_hosts_dir
 
     @property
     def cni_conf_dir(self) -> Path:
-        return self.path("cni", "net.d")
+        return Node(self, 0).cni_conf_dir
 
     @property
     def cni_ipam_dir(self) -> Path:
-        return self.path("cni", "ipam")
+        return Node(self, 0).cni_ipam_dir
 
     @property
     def kubelet_config(self) -> Path:
-        return self.path("kubelet", "config.yaml")
+        return Node(self, 0).kubelet_config
 
     @property
     def kubelet_root(self) -> Path:
-        return self.path("kubelet", "root")
+        return Node(self, 0).kubelet_root
 
     @property
     def pod_logs_dir(self) -> Path:
-        return self.path("kubelet", "pod-logs")
+        return Node(self, 0).pod_logs_dir
 
     @property
     def registry_lb_dir(self) -> Path:
