@@ -78,6 +78,7 @@ def pod_backoff(pod: Pod, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     return {
         "pod": name,
         "node": pod.spec.nodeName if pod.spec else None,
+        "ip": pod.status.podIP if pod.status else None,
         "phase": pod.status.phase if pod.status else None,
         "waiting_reason": reason,
         "waiting_message": message,

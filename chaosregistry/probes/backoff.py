@@ -74,7 +74,7 @@ def image_pull_backoff(
       deployment: the Deployment's name.
       namespace: its namespace (default ``configuration.namespace``).
 
-    Returns a mapping: ``pods`` [{pod, node, phase, waiting_reason, waiting_message,
+    Returns a mapping: ``pods`` [{pod, node, ip, phase, waiting_reason, waiting_message,
     in_back_off, running, running_at, pull_attempts (``Pulling`` events), failed_pulls,
     back_offs (``BackOff`` events), pulled, pull_seconds, last_attempt_at, last_failure_at,
     delay_seconds (the back-off now in force, null when not in back-off), next_attempt_after
