@@ -27,7 +27,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "cluster": (
         "chaosregistry.cluster.cli",
         "cluster_group",
-        "A real single-node Kubernetes (built from Go modules) pulling from the sandbox.",
+        "A real Kubernetes (built from Go modules, one or two nodes) pulling from the sandbox.",
     ),
     "proxy": (
         "chaosregistry.faultproxy.cli",

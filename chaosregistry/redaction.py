@@ -126,7 +126,17 @@ def _urls_with_credentials(value: Any, field: str) -> Iterator[str]:
             yield from _urls_with_credentials(item, f"{field}.{key}" if field else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _urls_with_credentials(item, f"{field}[{index}]")
+            label = f"{field}[{index}]"
+            provider = item.get("provider") if isinstance(item, dict) else None
+            if isinstance(provider, dict):
+                # An activity: named as validate names its arguments, "probes[0] (name)
+                # .arguments.x", so every refusal of one argument points at the same field.
+                label += f" ({item.get('name', '?')})"
+                yield from _urls_with_credentials(provider.get("arguments"), f"{label}.arguments")
+                others = {k: v for k, v in provider.items() if k != "arguments"}
+                yield from _urls_with_credentials(others, f"{label}.provider")
+                item = {k: v for k, v in item.items() if k != "provider"}
+            yield from _urls_with_credentials(item, label)
     elif isinstance(value, str) and any(map(url_credentials, _URL_IN_TEXT.findall(value))):
         yield field
 

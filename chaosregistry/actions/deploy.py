@@ -1,4 +1,5 @@
-"""Deployment faults (kubernetes backend): ship a bad image tag, and roll it back.
+"""Deployment faults (kubernetes backend): ship a bad image tag, scale a Deployment, and undo
+both.
 
 ``deploy_bad_tag`` points one container of a Deployment at an image that cannot be pulled, the
 way a broken release does. Before the patch, the original image is written to the fault ledger
@@ -11,6 +12,10 @@ ledger both gone, the next of our Kubernetes actions or ``chaosregistry cluster 
 an expired bad tag (``kubernetes_deploy.revert_expired_bad_tags``). Every call first passes the
 blast-radius guard (see ``chaosregistry.backends.kubernetes``); with ``configuration.dry_run``
 it only logs the patches.
+
+``scale_deployment`` sets a Deployment's replica count (its new pods must pull their image on
+whatever node they land, a cold one included); the original count goes to the ledger first and
+comes back on ``rollback_deployment``, on expiry or when ``chaos run`` dies.
 """
 
 import time
@@ -20,12 +25,20 @@ from chaosregistry.backends.kubernetes_deploy import (
     bad_tag_plan,
     release_target,
     restart,
+    scale_plan,
     set_image,
     sweep,
 )
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import KUBE_NAME, FaultSeconds, OneOf, Seconds, Target
+from chaosregistry.experiment.contracts import (
+    KUBE_NAME,
+    FaultSeconds,
+    OneOf,
+    Range,
+    Seconds,
+    Target,
+)
 from chaosregistry.experiment.settings import Namespace, settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.kubernetes import delivery
@@ -33,7 +46,13 @@ from chaosregistry.kubernetes.rollout import with_digest, with_tag
 from chaosregistry.observability.sli import sink_for
 from chaosregistry.oci.reference import split_image_name
 
-__all__ = ["deploy_bad_tag", "push_to_running", "restart_rollout", "rollback_deployment"]
+__all__ = [
+    "deploy_bad_tag",
+    "push_to_running",
+    "restart_rollout",
+    "rollback_deployment",
+    "scale_deployment",
+]
 
 
 @activity
@@ -88,21 +107,65 @@ def deploy_bad_tag(
 
 
 @activity
+def scale_deployment(
+    deployment: Annotated[str, KUBE_NAME],
+    replicas: Annotated[int, Range(0, 1000)] = 1,
+    namespace: Namespace = "",
+    duration: FaultSeconds = 120,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> Result:
+    """Scale a Deployment to ``replicas``; scaled back to its count before after ``duration``.
+
+    The new pods pull their image on the nodes they land on: with a Deployment pinned to a node
+    that lacks the image (the two-node test cluster's ``cold-start``), every one of them pulls
+    from the registry, which is what a registry outage stops.
+
+    Arguments:
+      deployment: the Deployment's name.
+      replicas: the replica count to set (at most ``configuration.max_pods``).
+      namespace: its namespace (default ``configuration.namespace``); it must be labelled
+        ``chaosregistry.io/chaos=enabled`` and is never kube-system or kube-public.
+      duration: seconds until the count is restored by itself (required, > 0, at most 3600).
+
+    Returns the fault: ``fault_id``, ``kind`` (deploy.scale), ``target``
+    (``deployment:<namespace>/<name>``), ``state``, ``parameters`` (``original_replicas``,
+    ``replicas``), ``applied`` ({replicas, original_replicas, scaled_at}), ``injected_at``,
+    ``expires_at``, ``expires_in``. In dry-run mode: ``dry_run`` true and ``would_apply``,
+    nothing changed. Raises ActivityFailed (one line, nothing changed) for an unknown
+    Deployment, a count it already has or above ``max_pods``, a bad duration, or a namespace
+    outside the blast radius. Undo: ``rollback_deployment``.
+    """
+    seconds = check_duration(duration)
+    if not isinstance(deployment, str) or not deployment:
+        raise ConfigError("deployment must name a Deployment")
+    settings = settings_for(configuration)
+    sweep(settings.kubernetes)
+    plan, intent = scale_plan(
+        settings.kubernetes, deployment=deployment, namespace=namespace, replicas=replicas
+    )
+    if plan is None:
+        return intent
+    return inject_plan(plan, seconds, settings)
+
+
+@activity
 def rollback_deployment(
     deployment: Annotated[str, KUBE_NAME] = "",
     namespace: Namespace = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """Undo partner of ``deploy_bad_tag``: roll back the Deployments it changed.
+    """Undo partner of ``deploy_bad_tag`` and ``scale_deployment``: undo what they changed.
 
     Arguments:
       deployment: only this Deployment (all when empty).
       namespace: its namespace (default ``configuration.namespace``).
 
-    Each Deployment gets the pod template of its revision before the fault (as
+    A bad tag: the Deployment gets the pod template of its revision before the fault (as
     ``kubectl rollout undo``); its fault is marked reverted once the Deployment runs the
-    original image again. Idempotent. Returns ``count`` and ``reverted``.
+    original image again. A scale: the replica count before it, verified stored. Idempotent.
+    Returns ``count`` and ``reverted``.
     """
     settings = settings_for(configuration)
     sweep(settings.kubernetes)

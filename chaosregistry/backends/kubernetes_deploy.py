@@ -1,4 +1,5 @@
-"""Deployment faults of the kubernetes backend: the bad image tag and its undo, rollout restart.
+"""Deployment faults of the kubernetes backend: the bad image tag and its undo, a scale and its
+undo, rollout restart.
 
 ``bad_tag_plan`` records the original image (ledger and annotation) before a JSON patch guarded
 by a ``test`` op sets the bad one; the ``kubernetes.rollout-undo`` handler is ``kubectl rollout
@@ -47,6 +48,7 @@ from chaosregistry.kubernetes.rollout import (
 )
 
 ROLLOUT_UNDO = "kubernetes.rollout-undo"
+SCALE_RESTORE = "kubernetes.scale-restore"
 
 
 def _container_index(deployment: Deployment, container: str) -> tuple[int, str, str]:
@@ -204,6 +206,118 @@ def bad_tag_plan(
         undo={"kind": ROLLOUT_UNDO, "params": undo_params},
     )
     return plan, intent
+
+
+def scale_plan(
+    settings: KubernetesSettings, *, deployment: str, namespace: str, replicas: int
+) -> tuple[FaultPlan | None, dict[str, Any]]:
+    """Check everything and plan a Deployment's scale to ``replicas``; (None, what it would do)
+    in dry-run mode.
+
+    The blast radius: the namespace's opt-in, and ``replicas`` at most ``max_pods`` (the pods the
+    fault creates; a Deployment at zero replicas has none to count yet). The original replica
+    count goes to the ledger; the patch is a JSON patch guarded by a ``test`` of it.
+    """
+    namespace = settings.namespace_or(namespace)
+    refuse_protected(namespace)
+    client = settings.client()
+    guard_namespace(client, namespace)
+    found = get_deployment(client, namespace, deployment)
+    if not selector_of(found):
+        raise ConfigError(f"deployment {deployment} has no label selector: refused")
+    if replicas > settings.max_pods:
+        raise ConfigError(
+            f"replicas {replicas} is more than configuration.max_pods ({settings.max_pods}): "
+            "refused"
+        )
+    original = int((found.spec.replicas if found.spec else None) or 0)
+    if original == replicas:
+        raise ConfigError(f"deployment {deployment} already has {replicas} replicas")
+    patch = [
+        {"op": "test", "path": "/spec/replicas", "value": original},
+        {"op": "replace", "path": "/spec/replicas", "value": replicas},
+    ]
+    intent = {
+        "deployment": deployment,
+        "namespace": namespace,
+        "original_replicas": original,
+        "replicas": replicas,
+    }
+    if settings.dry_run:
+        log.warning("dry run: would patch deployment %s/%s: %s", namespace, deployment, patch)
+        return None, {**intent, "dry_run": True, "would_apply": {"json-patch": patch}}
+    kubeconfig, context, timeout = settings.kubeconfig, settings.context, settings.timeout
+    undo_params = {
+        "kubeconfig": str(kubeconfig),
+        "context": context,
+        "timeout": timeout,
+        **intent,
+    }
+
+    def apply() -> dict[str, Any]:
+        patch_client = kube.client(kubeconfig, timeout=timeout, context=context)
+        started = time.time()
+        with kube.translated():
+            patched = patch_client.patch(
+                Deployment, deployment, patch, namespace=namespace, patch_type=PatchType.JSON
+            )
+        stored = patched.spec.replicas if patched.spec else None
+        return {
+            "replicas": replicas,
+            "original_replicas": original,
+            "scaled_at": started,
+            **(
+                confirmed(f"deployment {namespace}/{deployment} stored with {replicas} replicas")
+                if stored == replicas
+                else {"injected": UNCONFIRMED}
+            ),
+        }
+
+    plan = FaultPlan(
+        kind="deploy.scale",
+        target=f"deployment:{namespace}/{deployment}",
+        parameters=dict(intent),
+        apply=apply,
+        undo={"kind": SCALE_RESTORE, "params": undo_params},
+    )
+    return plan, intent
+
+
+@undo_handler(SCALE_RESTORE)
+def scale_restore(params: Mapping[str, Any]) -> None:
+    """Scale the Deployment back to its recorded replica count, then verify the stored spec.
+
+    Only while it still has the count the fault set: a Deployment someone has scaled since is
+    left alone. Idempotent; a deleted Deployment has nothing left to undo.
+    """
+    namespace, name = str(params["namespace"]), str(params["deployment"])
+    original, scaled = int(params["original_replicas"]), int(params["replicas"])
+    client = kube.client(
+        str(params["kubeconfig"]),
+        timeout=float(params.get("timeout") or kube.DEFAULT_TIMEOUT),
+        context=params.get("context") or None,
+    )
+    with kube.translated():
+        try:
+            deployment = client.get(Deployment, name, namespace=namespace)
+        except Exception as exc:
+            if getattr(getattr(exc, "status", None), "code", None) == 404:
+                return
+            raise
+        current = (deployment.spec.replicas if deployment.spec else None) or 0
+        if current != scaled:
+            return
+        ops = [
+            {"op": "test", "path": "/spec/replicas", "value": scaled},
+            {"op": "replace", "path": "/spec/replicas", "value": original},
+        ]
+        client.patch(Deployment, name, ops, namespace=namespace, patch_type=PatchType.JSON)
+        restored = client.get(Deployment, name, namespace=namespace)
+    now = (restored.spec.replicas if restored.spec else None) or 0
+    if now != original:
+        raise UndoError(
+            f"deployment {namespace}/{name} has {now} replicas, not {original}, after undo"
+        )
 
 
 def restart(settings: KubernetesSettings, *, deployment: str, namespace: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A real single-node Kubernetes test bed, built from Go modules, pulling from the sandbox.
+"""A real Kubernetes test bed (one node, or two), built from Go modules, pulling from the sandbox.
 
 ``up(state_dir)`` builds (cached) etcd and the Kubernetes server binaries, starts the registry
 sandbox, containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the

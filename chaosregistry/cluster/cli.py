@@ -1,4 +1,4 @@
-"""``chaosregistry cluster up | down | status``: the single-node test cluster.
+"""``chaosregistry cluster up | down | status``: the test cluster (one node, or two).
 
 ``cluster_group`` is registered by the top-level CLI. Our errors become one ``Error:`` line
 and a non-zero exit; progress lines go to stderr, results (``status --json``) to stdout.
@@ -14,6 +14,7 @@ from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
     DEFAULT_STATE_DIR,
+    MAX_NODES,
 )
 from chaosregistry.cluster.lifecycle import down, status, up
 from chaosregistry.experiment.settings import NODE_PULLS, NODE_PULLS_ORIGIN
@@ -35,7 +36,7 @@ _state_dir = click.option(
 
 @click.group("cluster", cls=OneLineErrorsGroup)
 def cluster_group() -> None:
-    """A real single-node Kubernetes (built from Go modules) pulling from the sandbox."""
+    """A real Kubernetes (built from Go modules, one or two nodes) pulling from the sandbox."""
 
 
 @cluster_group.command("up")
@@ -66,12 +67,21 @@ def cluster_group() -> None:
     "hop; mirror-first: through its pull-through mirror, falling back to that hop "
     "(mirror-down-fallback).",
 )
+@click.option(
+    "--nodes",
+    # Checked by up() (one Error: line naming the range).
+    default=1,
+    show_default=True,
+    help=f"1..{MAX_NODES}. A second node is a kubelet with its own containerd and image store "
+    "beside the first, holding only the pause image (registry-outage-recovery).",
+)
 def up_command(
     state_dir: Path,
     base_port: int,
     sandbox_dir: Path | None,
     sandbox_base_port: int,
     node_pulls: str,
+    nodes: int,
 ) -> None:
     """Build what is missing, start what is stopped, wait until the demo is Available."""
     settings = up(
@@ -80,6 +90,7 @@ def up_command(
         sandbox_dir=sandbox_dir,
         sandbox_base_port=sandbox_base_port,
         node_pulls=node_pulls,
+        nodes=nodes,
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")

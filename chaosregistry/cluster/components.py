@@ -9,10 +9,10 @@ under the state directory rather than /var/run/kubernetes.
 from chaosregistry.cluster.build import Binaries
 from chaosregistry.cluster.layout import (
     NODE_IP,
-    NODE_NAME,
     REGISTRY_NAMESPACE,
     SERVICE_SUBNET,
     Layout,
+    Node,
     Ports,
 )
 from chaosregistry.cluster.pki import Pki
@@ -22,8 +22,10 @@ CONTAINERD = "/usr/bin/containerd"
 NGINX = "/usr/sbin/nginx"
 
 
-def containerd(layout: Layout) -> ProcessSpec:
-    return ProcessSpec("containerd", (CONTAINERD, "--config", str(layout.containerd_config)))
+def containerd(node: Node) -> ProcessSpec:
+    return ProcessSpec(
+        node.containerd_process, (CONTAINERD, "--config", str(node.containerd_config))
+    )
 
 
 def etcd(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -> ProcessSpec:
@@ -131,16 +133,16 @@ def kube_scheduler(binaries: Binaries, layout: Layout, ports: Ports) -> ProcessS
     )
 
 
-def kubelet(binaries: Binaries, layout: Layout) -> ProcessSpec:
+def kubelet(binaries: Binaries, node: Node) -> ProcessSpec:
     return ProcessSpec(
-        "kubelet",
+        node.kubelet_process,
         (
             str(binaries.kubelet),
-            f"--config={layout.kubelet_config}",
-            f"--kubeconfig={layout.component_kubeconfig('kubelet')}",
-            f"--root-dir={layout.kubelet_root}",
-            f"--hostname-override={NODE_NAME}",
-            f"--node-ip={NODE_IP}",
+            f"--config={node.kubelet_config}",
+            f"--kubeconfig={node.kubelet_kubeconfig}",
+            f"--root-dir={node.kubelet_root}",
+            f"--hostname-override={node.name}",
+            f"--node-ip={node.ip}",
             "--node-labels=chaosregistry.io/node=true",
             "--v=1",
         ),

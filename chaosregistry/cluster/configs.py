@@ -14,14 +14,10 @@ from typing import Any
 import yaml
 
 from chaosregistry.cluster.layout import (
-    BRIDGE,
-    CGROUP_ROOT,
     CNI_NETWORK,
-    NODE_IP,
-    NODE_NAME,
-    POD_SUBNET,
     REGISTRY_HOST,
     Layout,
+    Node,
     Ports,
 )
 from chaosregistry.cluster.pki import Pki
@@ -70,21 +66,22 @@ def kubeconfig(
     }
 
 
-def containerd_config(layout: Layout, sandbox_image: str) -> str:
-    """containerd 1.6 config (version 2): every path under the state dir, its own socket."""
-    state = layout.path("containerd", "state")
+def containerd_config(node: Node, sandbox_image: str) -> str:
+    """containerd 1.6 config (version 2) of one node: every path under the node's part of the
+    state dir, its own socket, image store and CNI config."""
+    state = node.path("containerd", "state")
     return f"""version = 2
-root = "{layout.path("containerd", "root")}"
+root = "{node.path("containerd", "root")}"
 state = "{state}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
 
 [grpc]
-  address = "{layout.containerd_socket}"
+  address = "{node.containerd_socket}"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{layout.path("containerd", "opt")}"
+  path = "{node.path("containerd", "opt")}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
@@ -108,16 +105,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "runc"
-        Root = "{layout.path("containerd", "runc")}"
+        Root = "{node.path("containerd", "runc")}"
         SystemdCgroup = false
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "{layout.cni_conf_dir}"
+    conf_dir = "{node.cni_conf_dir}"
     max_conf_num = 1
 
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "{layout.registry_hosts_dir}"
+    config_path = "{node.registry_hosts_dir}"
 """
 
 
@@ -159,48 +156,50 @@ ca = {ca}
 """
 
 
-def cni_conflist(layout: Layout) -> dict[str, Any]:
-    """A bridge network of ours; no masquerading (pods need no way out), leases in the state dir."""
+def cni_conflist(node: Node) -> dict[str, Any]:
+    """A bridge network of ours per node, with the node's own subnet; no masquerading (pods
+    need no way out), leases in the node's state dir. Each bridge is the gateway of its subnet
+    on the host, so the host routes between the nodes' pods."""
     return {
         "cniVersion": "1.0.0",
         "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": BRIDGE,
+                "bridge": node.bridge,
                 "isGateway": True,
                 "ipMasq": False,
                 "hairpinMode": False,
                 "ipam": {
                     "type": "host-local",
-                    "dataDir": str(layout.cni_ipam_dir),
-                    "ranges": [[{"subnet": POD_SUBNET}]],
+                    "dataDir": str(node.cni_ipam_dir),
+                    "ranges": [[{"subnet": node.pod_subnet}]],
                 },
             },
         ],
     }
 
 
-def kubelet_config(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Any]:
+def kubelet_config(node: Node, pki: Pki, ports: Ports) -> dict[str, Any]:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": NODE_IP,
-        "port": ports.kubelet,
+        "address": node.ip,
+        "port": ports.node_kubelet(node.index),
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
-        "healthzPort": ports.kubelet_healthz,
-        "tlsCertFile": str(pki.cert("kubelet-server")),
-        "tlsPrivateKeyFile": str(pki.key("kubelet-server")),
+        "healthzPort": ports.node_kubelet_healthz(node.index),
+        "tlsCertFile": str(pki.cert(f"kubelet-server{node.suffix}")),
+        "tlsPrivateKeyFile": str(pki.key(f"kubelet-server{node.suffix}")),
         "authentication": {
             "anonymous": {"enabled": False},
             "webhook": {"enabled": True},
             "x509": {"clientCAFile": str(pki.ca_cert)},
         },
         "authorization": {"mode": "Webhook"},
-        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
+        "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
         "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{CGROUP_ROOT}",
+        "cgroupRoot": f"/{node.cgroup_root}",
         # The host runs cgroup v1; 1.34 still allows it (see versions.py), say so explicitly.
         "failCgroupV1": False,
         "failSwapOn": False,
@@ -208,7 +207,7 @@ def kubelet_config(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Any]:
         "oomScoreAdj": 0,
         # No KUBE-FIREWALL / KUBE-IPTABLES-HINT chains: we keep the host's iptables untouched.
         "makeIPTablesUtilChains": False,
-        "podLogsDir": str(layout.pod_logs_dir),
+        "podLogsDir": str(node.pod_logs_dir),
         "resolvConf": "/etc/resolv.conf",
         "serializeImagePulls": False,
         "maxParallelImagePulls": 3,
@@ -300,6 +299,7 @@ def write_private(path: Path, text: str) -> None:
 
 def write_configs(
     layout: Layout,
+    nodes: list[Node],
     pki: Pki,
     ports: Ports,
     access: RegistryAccess,
@@ -307,16 +307,20 @@ def write_configs(
     *,
     mirror_url: str | None = None,
 ) -> None:
-    """Write every config file (kubeconfigs, containerd, hosts.toml, CNI, kubelet, the
-    registry's load balancer, Chaos Mesh's webhook pair); ``mirror_url``: the node pulls
-    through the sandbox's mirror first (see ``registry_hosts_toml``)."""
+    """Write every config file (kubeconfigs, each node's containerd, hosts.toml, CNI and
+    kubelet, the registry's load balancer, Chaos Mesh's webhook pair); ``mirror_url``: the
+    nodes pull through the sandbox's mirror first (see ``registry_hosts_toml``)."""
     server = f"https://127.0.0.1:{ports.apiserver}"
     components = {
         "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
         "kube-scheduler": ("scheduler", "system:kube-scheduler"),
-        "kubelet": ("kubelet-client", f"system:node:{NODE_NAME}"),
         "chaos-controller-manager": ("chaos-mesh-controller", "chaos-mesh:controller-manager"),
     }
+    for node in nodes:
+        components[node.kubelet_process] = (
+            f"kubelet-client{node.suffix}",
+            f"system:node:{node.name}",
+        )
     for component, (cert, user) in components.items():
         config = kubeconfig(
             server=server,
@@ -336,14 +340,15 @@ def write_configs(
         embed=True,
     )
     write_private(layout.kubeconfig, yaml.safe_dump(admin))
-    write_private(layout.containerd_config, containerd_config(layout, sandbox_image))
-    write_private(
-        layout.registry_hosts_dir / REGISTRY_HOST / "hosts.toml",
-        registry_hosts_toml(access, mirror_url=mirror_url),
-    )
-    conflist = layout.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
-    conflist.write_text(json.dumps(cni_conflist(layout), indent=2) + "\n")
-    layout.kubelet_config.write_text(yaml.safe_dump(kubelet_config(layout, pki, ports)))
+    for node in nodes:
+        write_private(node.containerd_config, containerd_config(node, sandbox_image))
+        write_private(
+            node.registry_hosts_dir / REGISTRY_HOST / "hosts.toml",
+            registry_hosts_toml(access, mirror_url=mirror_url),
+        )
+        conflist = node.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
+        conflist.write_text(json.dumps(cni_conflist(node), indent=2) + "\n")
+        node.kubelet_config.write_text(yaml.safe_dump(kubelet_config(node, pki, ports)))
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (layout.registry_lb_dir / "tmp" / kind).mkdir(parents=True, exist_ok=True)
     (layout.registry_lb_dir / "nginx.conf").write_text(registry_lb_config(layout, ports))

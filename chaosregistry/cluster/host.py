@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.cluster.layout import (
-    BRIDGE,
+    BRIDGES,
     CGROUP_ROOT,
     CNI_NETWORK,
+    MAX_NODES,
     NODE_INTERFACE,
-    NODE_IP,
-    POD_SUBNET,
+    NODE_IPS,
+    POD_SUBNETS,
     Layout,
+    Node,
     read_json,
 )
 from chaosregistry.cluster.processes import ClusterError, kill_pids
@@ -69,18 +71,19 @@ def link_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_node_interface() -> None:
-    """An interface carrying NODE_IP (kubelet refuses a loopback node address).
+def ensure_node_interface(addresses: list[str]) -> None:
+    """An interface carrying every node's address (kubelet refuses a loopback node address).
 
     A port-less bridge rather than a dummy link: the test machines' kernels lack the dummy
-    driver (CONFIG_DUMMY is not set), while bridges are built in. Its address is local all
-    the same, so traffic to it never leaves the host.
+    driver (CONFIG_DUMMY is not set), while bridges are built in. Its addresses are local all
+    the same, so traffic to them never leaves the host.
     """
     if not link_exists(NODE_INTERFACE):
         _ip("link", "add", NODE_INTERFACE, "type", "bridge")
-    addresses = _ip("-o", "-4", "addr", "show", "dev", NODE_INTERFACE).stdout
-    if f" {NODE_IP}/" not in addresses:
-        _ip("addr", "add", f"{NODE_IP}/32", "dev", NODE_INTERFACE)
+    present = _ip("-o", "-4", "addr", "show", "dev", NODE_INTERFACE).stdout
+    for address in addresses:
+        if f" {address}/" not in present:
+            _ip("addr", "add", f"{address}/32", "dev", NODE_INTERFACE)
     _ip("link", "set", NODE_INTERFACE, "up")
 
 
@@ -98,15 +101,20 @@ def cgroup_hierarchies() -> list[Path]:
     )
 
 
-def ensure_cgroup_root() -> None:
-    """Create ``/chaosregistry`` in every hierarchy; cpuset needs its cpus/mems filled in."""
+def ensure_cgroup_root(roots: list[str] | None = None) -> None:
+    """Create ``/chaosregistry`` (and each node's root below it, ``roots``) in every hierarchy;
+    cpuset needs its cpus/mems filled in, from the parent."""
     for hierarchy in cgroup_hierarchies():
-        ours = hierarchy / CGROUP_ROOT
-        ours.mkdir(exist_ok=True)
-        if hierarchy.name == "cpuset":
-            for knob in ("cpuset.cpus", "cpuset.mems"):
-                if not (ours / knob).read_text().strip():
-                    (ours / knob).write_text((hierarchy / knob).read_text())
+        for root in roots or [CGROUP_ROOT]:
+            parent = hierarchy
+            for part in Path(root).parts:
+                ours = parent / part
+                ours.mkdir(exist_ok=True)
+                if hierarchy.name == "cpuset":
+                    for knob in ("cpuset.cpus", "cpuset.mems"):
+                        if not (ours / knob).read_text().strip():
+                            (ours / knob).write_text((parent / knob).read_text())
+                parent = ours
 
 
 def _cgroup_dirs() -> list[Path]:
@@ -198,8 +206,13 @@ def unmount_all(root: Path) -> list[str]:
 
 
 def veths_on_bridge() -> list[str]:
-    bridge_ports = Path("/sys/class/net", BRIDGE, "brif")
-    return sorted(p.name for p in bridge_ports.iterdir()) if bridge_ports.is_dir() else []
+    """The ports of every node's bridge."""
+    found: list[str] = []
+    for bridge in BRIDGES:
+        bridge_ports = Path("/sys/class/net", bridge, "brif")
+        if bridge_ports.is_dir():
+            found += [p.name for p in bridge_ports.iterdir()]
+    return sorted(found)
 
 
 def all_veths() -> list[str]:
@@ -220,9 +233,9 @@ def _link_kind(name: str) -> str:
 
 
 def remove_links() -> list[str]:
-    """Delete veths on our bridge, the bridge and the node interface; returns failures."""
+    """Delete veths on our bridges, the bridges and the node interface; returns failures."""
     failed = []
-    for name in [*veths_on_bridge(), BRIDGE, NODE_INTERFACE]:
+    for name in [*veths_on_bridge(), *BRIDGES, NODE_INTERFACE]:
         if link_exists(name) and _ip("link", "del", name, check=False).returncode != 0:
             failed.append(name)
     return failed
@@ -252,16 +265,18 @@ def remove_runtime_files(layout: Layout) -> None:
     for directory in RUNTIME_DIRS:
         with contextlib.suppress(OSError):
             directory.rmdir()
-    # Pod IP leases: every pod is gone, so are they.
-    if layout.cni_ipam_dir.is_dir():
-        for lease in layout.cni_ipam_dir.rglob("*"):
-            if lease.is_file():
-                lease.unlink()
+    # Pod IP leases: every pod is gone, so are they (every node's).
+    for index in range(MAX_NODES):
+        ipam = Node(layout, index).cni_ipam_dir
+        if ipam.is_dir():
+            for lease in ipam.rglob("*"):
+                if lease.is_file():
+                    lease.unlink()
 
 
 def iptables_rules_of_ours() -> list[str]:
-    """iptables-save lines naming our bridge, our subnets or kubelet's KUBE- chains."""
-    markers = (BRIDGE, POD_SUBNET, NODE_IP, "KUBE-")
+    """iptables-save lines naming our bridges, our subnets or kubelet's KUBE- chains."""
+    markers = (*BRIDGES, *POD_SUBNETS, *NODE_IPS, "KUBE-")
     lines = []
     for tool in ("iptables-save", "ip6tables-save"):
         try:
@@ -283,7 +298,7 @@ def netns_of_ours(layout: Layout) -> list[str]:
 
 def leftovers(layout: Layout, processes: list[int]) -> dict[str, list[Any]]:
     """Everything of ours still on the host; every list empty after a clean ``down``."""
-    links = [name for name in (BRIDGE, NODE_INTERFACE) if link_exists(name)]
+    links = [name for name in (*BRIDGES, NODE_INTERFACE) if link_exists(name)]
     return {
         "processes": processes,
         "cgroup_processes": cgroup_pids(),

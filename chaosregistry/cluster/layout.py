@@ -12,6 +12,7 @@ Everything lives under one state directory (default ``./runs/cluster``)::
     containerd/               config.toml, root/, state/, certs.d/<registry>/hosts.toml, socket
     cni/net.d/  cni/ipam/     the bridge network's conflist and host-local's leases
     kubelet/                  config.yaml and the kubelet root dir (root/)
+    node-2/                   a second node's own containerd/, cni/ and kubelet/ (``--nodes 2``)
     sandbox/                  the embedded registry sandbox this cluster pulls from
     registry-lb/              nginx.conf and temp dirs of the in-cluster registry's balancer
     chaos-mesh/certs/         the webhook serving pair Chaos Mesh's controller insists on
@@ -21,6 +22,11 @@ Ports are ``base_port + offset`` (all on 127.0.0.1 except the kubelet, which lis
 address). The node address lives on an interface of ours (a port-less bridge), because the
 kubelet refuses a loopback node IP; pods get addresses from a bridge of ours. No traffic leaves
 the machine.
+
+A second node (``Node(1)``) is a second kubelet with its own containerd (root, state, socket,
+image store), beside the first on this host: its own node name, an address of its own on the
+same node interface, its own CNI bridge and pod subnet (the host routes between the two bridges),
+its own kubelet ports and a cgroup root of its own below the first's.
 """
 
 import json
@@ -34,7 +40,9 @@ DEFAULT_STATE_DIR = Path("runs/cluster")
 DEFAULT_BASE_PORT = 16440
 # A different range from the sandbox's default (15000..15049).
 DEFAULT_SANDBOX_BASE_PORT = 15100
-PORT_SPAN = 12
+PORT_SPAN = 14
+# Nodes a cluster can have; each node after the first adds a containerd and a kubelet.
+MAX_NODES = 2
 
 NODE_NAME = "chaosregistry-node"
 # An interface of ours carries the node address (kubelet's nodeIP must not be loopback).
@@ -121,6 +129,13 @@ class Ports:
     def chaos_mesh_metrics(self) -> int:
         return self.base + 11
 
+    def node_kubelet(self, index: int) -> int:
+        """The kubelet port of node ``index`` (the first node's is ``kubelet``)."""
+        return self.kubelet if index == 0 else self.base + 12 + 2 * (index - 1)
+
+    def node_kubelet_healthz(self, index: int) -> int:
+        return self.kubelet_healthz if index == 0 else self.base + 13 + 2 * (index - 1)
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -162,37 +177,38 @@ class Layout:
     def containerd_dir(self) -> Path:
         return self.path("containerd")
 
+    # The first node's runtime and kubelet paths (``Node`` says where each node's are).
     @property
     def containerd_config(self) -> Path:
-        return self.path("containerd", "config.toml")
+        return Node(self, 0).containerd_config
 
     @property
     def containerd_socket(self) -> Path:
-        return self.path("containerd", "containerd.sock")
+        return Node(self, 0).containerd_socket
 
     @property
     def registry_hosts_dir(self) -> Path:
-        return self.path("containerd", "certs.d")
+        return Node(self, 0).registry_hosts_dir
 
     @property
     def cni_conf_dir(self) -> Path:
-        return self.path("cni", "net.d")
+        return Node(self, 0).cni_conf_dir
 
     @property
     def cni_ipam_dir(self) -> Path:
-        return self.path("cni", "ipam")
+        return Node(self, 0).cni_ipam_dir
 
     @property
     def kubelet_config(self) -> Path:
-        return self.path("kubelet", "config.yaml")
+        return Node(self, 0).kubelet_config
 
     @property
     def kubelet_root(self) -> Path:
-        return self.path("kubelet", "root")
+        return Node(self, 0).kubelet_root
 
     @property
     def pod_logs_dir(self) -> Path:
-        return self.path("kubelet", "pod-logs")
+        return Node(self, 0).pod_logs_dir
 
     @property
     def registry_lb_dir(self) -> Path:
@@ -241,6 +257,143 @@ class Layout:
         self.etcd_data.parent.chmod(0o700)
         self.path("kubeconfigs").chmod(0o700)
         self.containerd_dir.chmod(0o700)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of the cluster: a kubelet and its own containerd, named by ``index`` (0-based).
+
+    The first node keeps the single-node cluster's names and paths; node N (N >= 1) lives in
+    ``<state>/node-<N+1>/`` with process names ``containerd-node-<N+1>`` / ``kubelet-node-<N+1>``.
+    """
+
+    layout: Layout
+    index: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < MAX_NODES:
+            raise ConfigError(f"node index {self.index} out of range (0..{MAX_NODES - 1})")
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.index == 0 else f"-node-{self.index + 1}"
+
+    @property
+    def name(self) -> str:
+        return NODE_NAME if self.index == 0 else f"{NODE_NAME}-{self.index + 1}"
+
+    @property
+    def ip(self) -> str:
+        return node_ip(self.index)
+
+    @property
+    def bridge(self) -> str:
+        return node_bridge(self.index)
+
+    @property
+    def pod_subnet(self) -> str:
+        return node_pod_subnet(self.index)
+
+    @property
+    def cgroup_root(self) -> str:
+        """Below the first node's root: one walk finds (and ``down`` removes) every node's
+        cgroups, while each kubelet only manages the ``kubepods`` under its own root."""
+        return CGROUP_ROOT if self.index == 0 else f"{CGROUP_ROOT}/node-{self.index + 1}"
+
+    @property
+    def containerd_process(self) -> str:
+        return f"containerd{self.suffix}"
+
+    @property
+    def kubelet_process(self) -> str:
+        return f"kubelet{self.suffix}"
+
+    def path(self, *parts: str) -> Path:
+        if self.index == 0:
+            return self.layout.path(*parts)
+        return self.layout.path(f"node-{self.index + 1}", *parts)
+
+    @property
+    def containerd_config(self) -> Path:
+        return self.path("containerd", "config.toml")
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.path("containerd", "containerd.sock")
+
+    @property
+    def registry_hosts_dir(self) -> Path:
+        return self.path("containerd", "certs.d")
+
+    @property
+    def cni_conf_dir(self) -> Path:
+        return self.path("cni", "net.d")
+
+    @property
+    def cni_ipam_dir(self) -> Path:
+        return self.path("cni", "ipam")
+
+    @property
+    def kubelet_config(self) -> Path:
+        return self.path("kubelet", "config.yaml")
+
+    @property
+    def kubelet_root(self) -> Path:
+        return self.path("kubelet", "root")
+
+    @property
+    def pod_logs_dir(self) -> Path:
+        return self.path("kubelet", "pod-logs")
+
+    @property
+    def kubelet_kubeconfig(self) -> Path:
+        return self.layout.component_kubeconfig(self.kubelet_process)
+
+    def make_dirs(self) -> None:
+        for directory in (
+            self.registry_hosts_dir,
+            self.cni_conf_dir,
+            self.cni_ipam_dir,
+            self.kubelet_root,
+            self.pod_logs_dir,
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.path("containerd").chmod(0o700)
+
+
+def node_ip(index: int) -> str:
+    return f"10.213.0.{index + 1}"
+
+
+def node_bridge(index: int) -> str:
+    return f"chaosreg-cni{index}"
+
+
+def node_pod_subnet(index: int) -> str:
+    return f"10.214.{index}.0/24"
+
+
+def nodes_of(layout: Layout, count: int) -> list[Node]:
+    """The cluster's first ``count`` nodes; ConfigError for a count out of 1..MAX_NODES."""
+    if not 1 <= count <= MAX_NODES:
+        raise ConfigError(f"nodes must be 1..{MAX_NODES}, got {count}")
+    return [Node(layout, index) for index in range(count)]
+
+
+def node_process_names(count: int = MAX_NODES) -> tuple[str, ...]:
+    """The per-node processes of nodes after the first (the first's are in PROCESS_NAMES)."""
+    names: list[str] = []
+    for index in range(1, count):
+        suffix = f"-node-{index + 1}"
+        names += [f"containerd{suffix}", f"kubelet{suffix}"]
+    return tuple(names)
+
+
+# Every node's bridge, pod subnet and address, whatever a cluster's count: ``down`` and the
+# leftover check look for all of them.
+BRIDGES = tuple(node_bridge(index) for index in range(MAX_NODES))
+POD_SUBNETS = tuple(node_pod_subnet(index) for index in range(MAX_NODES))
+NODE_IPS = tuple(node_ip(index) for index in range(MAX_NODES))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -1,16 +1,19 @@
-"""``up``, ``down`` and ``status`` of the single-node test cluster.
+"""``up``, ``down`` and ``status`` of the test cluster (one node, or two with ``nodes=2``).
 
 ``up`` is idempotent: it builds (or finds cached) binaries, starts (or keeps) the registry
 sandbox, pushes the cluster's images, writes PKI and configs, starts each process that is not
-running and waits for it, then makes sure of the node, the namespace, Chaos Mesh's CRDs and the
-demo Deployment. ``down`` drains the node (pods deleted so the runtime tears their networks
-down properly), stops every process, cleans what is left on the host and verifies nothing of
-ours remains. One file lock per state dir keeps two of them from running at once.
+running and waits for it, then makes sure of the nodes, the namespace, Chaos Mesh's CRDs and the
+demo Deployment. A second node gets the pause image pulled into its containerd (as a node
+image has it pre-loaded) and nothing else: it starts cold. ``down`` drains the nodes (pods
+deleted so each runtime tears their networks down properly), stops every process, cleans
+what is left on the host and verifies nothing of ours remains. One file lock per state dir
+keeps two of them from running at once.
 """
 
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -50,16 +53,20 @@ from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
     DEMO_NAMESPACE,
+    MAX_NODES,
     NODE_IP,
     NODE_NAME,
     PROCESS_NAMES,
     REGISTRY_NAMESPACE,
     SERVICE_IP,
     Layout,
+    Node,
     Ports,
+    node_process_names,
+    nodes_of,
     read_json,
 )
-from chaosregistry.cluster.pki import Pki, cluster_cert_specs, ensure_pki
+from chaosregistry.cluster.pki import Pki, cluster_cert_specs, ensure_pki, node_cert_specs
 from chaosregistry.cluster.processes import (
     ClusterError,
     ProcessSpec,
@@ -86,6 +93,7 @@ from chaosregistry.cluster.workloads import (
     REGISTRY_NAME,
     apply_objects,
     chaos_namespace,
+    cold_start_deployment,
     demo_deployment,
     registry_statefulset,
 )
@@ -103,8 +111,10 @@ from chaosregistry.sandbox.layout import Layout as SandboxLayout
 
 Progress = Callable[[str], None]
 
+CTR = "/usr/bin/ctr"
 REQUIRED_FILES = {
     "/usr/bin/containerd": "containerd",
+    CTR: "containerd",
     "/usr/bin/containerd-shim-runc-v2": "containerd",
     "/usr/sbin/runc": "runc",
     "/usr/lib/cni/bridge": "containernetworking-plugins",
@@ -144,7 +154,8 @@ def _check_host(layout: Layout) -> None:
     if other is not None:
         root = next((arg for arg in other.split() if arg.startswith("--root-dir=")), other[:120])
         raise ConfigError(f"another test cluster runs on this host ({root}): bring it down first")
-    if len(str(layout.containerd_socket)) > MAX_SOCKET_PATH:
+    deepest = Node(layout, MAX_NODES - 1).containerd_socket
+    if len(str(deepest)) > MAX_SOCKET_PATH:
         raise ConfigError(
             f"state dir {layout.state_dir} is too deep: containerd's socket path must stay "
             f"under {MAX_SOCKET_PATH} characters"
@@ -157,14 +168,20 @@ def _settings(
     sandbox_base_port: int,
     sandbox_dir: Path | None,
     node_pulls: str = NODE_PULLS_ORIGIN,
+    nodes: int = 1,
 ) -> dict[str, Any]:
-    """The cluster's settings; a running cluster keeps the ports it was started with."""
+    """The cluster's settings; a running cluster keeps the ports and nodes it was started with."""
     previous = read_json(layout.settings_file) or {}
-    running = any(running_pid(layout, name) for name in PROCESS_NAMES)
+    running = any(running_pid(layout, name) for name in ALL_PROCESS_NAMES)
     if running and previous.get("base_port") not in (None, base_port):
         raise ConfigError(
             f"{layout.state_dir} runs a cluster on base port {previous['base_port']}, "
             f"not {base_port}: run down first"
+        )
+    if running and previous.get("nodes", 1) != nodes:
+        raise ConfigError(
+            f"{layout.state_dir} runs a cluster of {previous.get('nodes', 1)} node(s), "
+            f"not {nodes}: run down first"
         )
     return {
         "state_dir": str(layout.state_dir),
@@ -177,6 +194,8 @@ def _settings(
         "chaos_mesh_api_version": versions.CHAOS_MESH_API_VERSION,
         "node_name": NODE_NAME,
         "node_ip": NODE_IP,
+        "nodes": nodes,
+        "node_names": [node.name for node in nodes_of(layout, nodes)],
         "node_pulls": node_pulls,
     }
 
@@ -206,16 +225,22 @@ def _registry_access(endpoints: dict[str, Any]) -> tuple[RegistryAccess, str]:
     return access, str(endpoints.get("registry_direct") or endpoints["registry"])
 
 
-def _specs(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -> list[ProcessSpec]:
-    return [
-        components.containerd(layout),
+def _specs(
+    binaries: Binaries, layout: Layout, nodes: list[Node], pki: Pki, ports: Ports
+) -> list[ProcessSpec]:
+    first, *others = nodes
+    specs = [
+        components.containerd(first),
         components.etcd(binaries, layout, pki, ports),
         components.kube_apiserver(binaries, layout, pki, ports),
         components.kube_controller_manager(binaries, layout, pki, ports),
         components.kube_scheduler(binaries, layout, ports),
-        components.kubelet(binaries, layout),
+        components.kubelet(binaries, first),
         components.registry_lb(layout),
     ]
+    for node in others:
+        specs += [components.containerd(node), components.kubelet(binaries, node)]
+    return specs
 
 
 def _chaos_mesh_spec(binaries: Binaries, layout: Layout, ports: Ports) -> ProcessSpec:
@@ -223,8 +248,10 @@ def _chaos_mesh_spec(binaries: Binaries, layout: Layout, ports: Ports) -> Proces
     return components.chaos_controller_manager(binaries, layout, ports)
 
 
-def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[], str | None]]:
-    return {
+def _readiness(
+    layout: Layout, nodes: list[Node], pki: Pki, ports: Ports
+) -> dict[str, Callable[[], str | None]]:
+    checks: dict[str, Callable[[], str | None]] = {
         "containerd": lambda: unix_socket_not_answering(layout.containerd_socket),
         "etcd": lambda: https_not_ok(
             f"https://127.0.0.1:{ports.etcd_client}/health", pki, "apiserver-etcd-client"
@@ -242,6 +269,62 @@ def _readiness(layout: Layout, pki: Pki, ports: Ports) -> dict[str, Callable[[],
             f"http://127.0.0.1:{ports.chaos_mesh_metrics}/metrics"
         ),
     }
+    for node in nodes[1:]:
+        checks[node.containerd_process] = _socket_check(node.containerd_socket)
+        checks[node.kubelet_process] = _healthz_check(ports.node_kubelet_healthz(node.index))
+    return checks
+
+
+def _socket_check(socket: Path) -> Callable[[], str | None]:
+    return lambda: unix_socket_not_answering(socket)
+
+
+def _healthz_check(port: int) -> Callable[[], str | None]:
+    return lambda: http_not_ok(f"http://127.0.0.1:{port}/healthz")
+
+
+# Every process a cluster may run, whatever its number of nodes: down stops them all.
+ALL_PROCESS_NAMES = (*PROCESS_NAMES, *node_process_names())
+
+
+def _process_names(nodes: int) -> tuple[str, ...]:
+    return (*PROCESS_NAMES, *node_process_names(nodes))
+
+
+def _wait_node_ready(client: Client, layout: Layout, node: Node, since: datetime | None) -> None:
+    wait_until(
+        f"node {node.name}",
+        lambda: node_not_ready(client, node.name, since=since),
+        timeout=120,
+        layout=layout,
+        process=node.kubelet_process,
+    )
+
+
+def _ctr(node: Node, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CTR, "--address", str(node.containerd_socket), "--namespace", "k8s.io", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _preload_pause_image(node: Node, image: str, say: Progress) -> None:
+    """Pull the pause image into ``node``'s containerd (``ctr``, through the node's hosts.toml)
+    unless it is there already.
+
+    A real node image has it pre-loaded; without it a cold node's pods fail at sandbox
+    creation rather than at their own image's pull while the registry is cut.
+    """
+    if image in _ctr(node, "images", "ls", "-q").stdout.split():
+        return
+    completed = _ctr(node, "images", "pull", "--hosts-dir", str(node.registry_hosts_dir), image)
+    if completed.returncode != 0:
+        last = (completed.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ClusterError(f"{node.name}: pulling the pause image {image} failed: {last[:300]}")
+    say(f"{node.name}: pause image {image} pre-loaded")
 
 
 def _start_processes(
@@ -295,9 +378,14 @@ def up(
     sandbox_dir: Path | str | None = None,
     sandbox_base_port: int = DEFAULT_SANDBOX_BASE_PORT,
     node_pulls: str = NODE_PULLS_ORIGIN,
+    nodes: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster up (or keep it); returns the settings with ``kubeconfig`` and timings.
+
+    ``nodes``: 1 (default) or 2. The second node is a kubelet with its own containerd and image
+    store (``chaosregistry-node-2``), holding only the pause image: the test bed's workloads
+    stay on the first node, and Deployment ``cold-start`` (zero replicas) is pinned to it.
 
     ``sandbox_dir`` names a running sandbox to pull from; by default the cluster starts its own
     in ``<state>/sandbox`` on ``sandbox_base_port``. ``node_pulls``: ``origin`` (every node
@@ -320,6 +408,7 @@ def up(
 
     layout = Layout.at(state_dir)
     ports = Ports(base_port)
+    cluster_nodes = nodes_of(layout, nodes)
     _check_host(layout)
     started = time.monotonic()
     with _state_lock(layout):
@@ -329,8 +418,11 @@ def up(
             sandbox_base_port,
             Path(sandbox_dir).resolve() if sandbox_dir else None,
             node_pulls,
+            nodes,
         )
         layout.make_dirs()
+        for node in cluster_nodes:
+            node.make_dirs()
         # Written first, so that a down after a failed up knows what to stop.
         write_json(layout.settings_file, settings)
         # Every build first (binaries, controller-gen and the CRDs it generates), so a cold up
@@ -348,10 +440,14 @@ def up(
             ca_file=access.ca_file,
         )
         say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
-        pki = ensure_pki(layout.pki_dir, cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP))
+        specs = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
+        for node in cluster_nodes[1:]:
+            specs += node_cert_specs(node.name, node.ip, node.suffix)
+        pki = ensure_pki(layout.pki_dir, specs)
         mirror_url = str(endpoints["mirror"]) if node_pulls == NODE_PULLS_MIRROR_FIRST else None
         write_configs(
             layout,
+            cluster_nodes,
             pki,
             ports,
             access,
@@ -361,8 +457,8 @@ def up(
         if mirror_url:
             say(f"node pulls: the mirror {mirror_url} first, then {access.url}")
         record_host_state(layout)
-        ensure_node_interface()
-        ensure_cgroup_root()
+        ensure_node_interface([node.ip for node in cluster_nodes])
+        ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
         settings.update(
             kubeconfig=str(layout.kubeconfig),
             apiserver=f"https://127.0.0.1:{ports.apiserver}",
@@ -374,31 +470,27 @@ def up(
         write_json(layout.settings_file, settings)
         # What the product reads to reach this cluster: a vars file, never cluster.json.
         settings["vars_file"] = str(write_vars_file(layout, settings))
-        kubelet_was_running = running_pid(layout, "kubelet") is not None
+        kubelets_running = {
+            node.name: running_pid(layout, node.kubelet_process) is not None
+            for node in cluster_nodes
+        }
         # Second precision: the API reports heartbeats in whole seconds.
         kubelet_start = datetime.now(UTC).replace(microsecond=0)
-        _start_processes(
-            layout, _specs(binaries, layout, pki, ports), _readiness(layout, pki, ports), say
-        )
+        checks = _readiness(layout, cluster_nodes, pki, ports)
+        _start_processes(layout, _specs(binaries, layout, cluster_nodes, pki, ports), checks, say)
         client = admin_client(layout.state_dir)
-        since = None if kubelet_was_running else kubelet_start
-        wait_until(
-            "node",
-            lambda: node_not_ready(client, NODE_NAME, since=since),
-            timeout=120,
-            layout=layout,
-            process="kubelet",
-        )
-        say(f"node {NODE_NAME}: Ready")
+        for node in cluster_nodes:
+            since = None if kubelets_running[node.name] else kubelet_start
+            _wait_node_ready(client, layout, node, since)
+            say(f"node {node.name}: Ready")
+        for node in cluster_nodes[1:]:
+            _preload_pause_image(node, image_name(PAUSE_REPOSITORY, PAUSE_TAG), say)
         apply_objects(client, [chaos_namespace(), chaos_namespace(REGISTRY_NAMESPACE)])
         install_chaos_mesh_crds(client, say)
-        _start_processes(
-            layout,
-            [_chaos_mesh_spec(binaries, layout, ports)],
-            _readiness(layout, pki, ports),
-            say,
-        )
+        _start_processes(layout, [_chaos_mesh_spec(binaries, layout, ports)], checks, say)
         apply_objects(client, [demo_deployment()])
+        if len(cluster_nodes) > 1:
+            apply_objects(client, [cold_start_deployment(cluster_nodes[1].name)])
         wait_until(
             f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}",
             lambda: deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME),
@@ -520,7 +612,7 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
     with _state_lock(layout):
         settings = read_json(layout.settings_file) or {}
         _drain(layout, say)
-        for name in reversed(PROCESS_NAMES):
+        for name in reversed(ALL_PROCESS_NAMES):
             if stop(layout, name, timeout=STOP_TIMEOUTS.get(name, 15.0)):
                 say(f"{name}: stopped")
         left = kill_pids(strays(layout))
@@ -541,13 +633,15 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     "cluster_registry", ...}``."""
     layout = Layout.at(state_dir)
     settings = read_json(layout.settings_file) or {}
-    processes = {name: running_pid(layout, name) for name in PROCESS_NAMES}
+    count = int(settings.get("nodes", 1))
+    processes = {name: running_pid(layout, name) for name in _process_names(count)}
     result: dict[str, Any] = {
         "state_dir": str(layout.state_dir),
         "kubeconfig": str(layout.kubeconfig),
         "vars_file": str(layout.vars_file) if layout.vars_file.is_file() else None,
         "kubernetes_version": settings.get("kubernetes_version"),
         "node_pulls": settings.get("node_pulls", NODE_PULLS_ORIGIN),
+        "nodes": count,
         "processes": processes,
         "running": all(processes.values()),
         "node_ready": None,
@@ -556,19 +650,24 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     if processes["kube-apiserver"] and layout.kubeconfig.is_file():
         try:
             client = admin_client(layout.state_dir, timeout=5)
-            node_problem = node_not_ready(client, NODE_NAME)
+            node_problem = None
+            for node in nodes_of(layout, count):
+                problem = node_not_ready(client, node.name)
+                if problem is None and not processes[node.kubelet_process]:
+                    # The node object outlives its kubelet; its Ready is stale until it times out.
+                    problem = "kubelet not running (the API still shows its last Ready status)"
+                if problem is not None:
+                    node_problem = f"{node.name}: {problem}" if count > 1 else problem
+                    break
             demo_problem = deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME)
         except kube.KubeError as exc:
             node_problem = demo_problem = str(exc)
-        if node_problem is None and not processes["kubelet"]:
-            # The node object outlives its kubelet; its Ready is stale until it times out.
-            node_problem = "kubelet not running (the API still shows its last Ready status)"
         # The safety net for a bad-tag fault whose ledger and watchdog are gone.
         result["expired_faults_reverted"] = revert_expired_bad_tags(
             layout.kubeconfig, timeout=5, throttle=False
         )
         result["node_ready"] = node_problem is None
-        result["node_detail"] = node_problem or "Ready"
+        result["node_detail"] = node_problem or ("Ready" if count == 1 else f"{count} nodes Ready")
         result["demo_available"] = demo_problem is None
         result["demo_detail"] = demo_problem or "Available"
         registry_problem = None

@@ -34,7 +34,8 @@ class Pki(certs.Pki):
 
 
 def cluster_cert_specs(node_name: str, node_ip: str, service_ip: str) -> tuple[CertSpec, ...]:
-    """Every leaf certificate the cluster needs, for one node."""
+    """Every leaf certificate the cluster needs, with the first node's (``node_cert_specs``
+    for the others)."""
     api_dns = (
         "kubernetes",
         "kubernetes.default",
@@ -66,7 +67,6 @@ def cluster_cert_specs(node_name: str, node_ip: str, service_ip: str) -> tuple[C
         CertSpec("admin", "kubernetes-admin", organizations=("system:masters",)),
         CertSpec("controller-manager", "system:kube-controller-manager"),
         CertSpec("scheduler", "system:kube-scheduler"),
-        CertSpec("kubelet-client", f"system:node:{node_name}", organizations=("system:nodes",)),
         # Chaos Mesh's controller: cluster admin on this test bed (its Helm chart's ClusterRoles
         # are not installed here), and the webhook pair it refuses to start without.
         CertSpec(
@@ -81,8 +81,19 @@ def cluster_cert_specs(node_name: str, node_ip: str, service_ip: str) -> tuple[C
             ip_addresses=("127.0.0.1",),
             usages=SERVER,
         ),
+        *node_cert_specs(node_name, node_ip),
+    )
+
+
+def node_cert_specs(node_name: str, node_ip: str, suffix: str = "") -> tuple[CertSpec, ...]:
+    """A kubelet's client cert (``system:node:<name>``) and serving cert, named
+    ``kubelet-client<suffix>`` / ``kubelet-server<suffix>`` (the first node's have none)."""
+    return (
         CertSpec(
-            "kubelet-server",
+            f"kubelet-client{suffix}", f"system:node:{node_name}", organizations=("system:nodes",)
+        ),
+        CertSpec(
+            f"kubelet-server{suffix}",
             node_name,
             dns_names=(node_name, "localhost"),
             ip_addresses=("127.0.0.1", node_ip),

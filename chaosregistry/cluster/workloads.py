@@ -1,5 +1,7 @@
 """The objects ``cluster up`` keeps in the cluster: the opted-in namespaces, the demo and the
-in-cluster registry.
+in-cluster registry, all on the first node; with a second node, the ``cold-start``
+Deployment at zero replicas, pinned to that node (whose image store holds only the pause image
+until something is scheduled there).
 
 Built as plain dicts with the API's own field names, applied server-side (idempotent: a
 second ``up`` puts back anything an experiment left changed, such as the demo's image).
@@ -11,7 +13,12 @@ from lightkube import Client
 from lightkube.codecs import from_dict
 
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
-from chaosregistry.cluster.layout import CHAOS_LABEL, DEMO_NAMESPACE, REGISTRY_NAMESPACE
+from chaosregistry.cluster.layout import (
+    CHAOS_LABEL,
+    DEMO_NAMESPACE,
+    NODE_NAME,
+    REGISTRY_NAMESPACE,
+)
 from chaosregistry.kubernetes.client import translated
 
 DEMO_NAME = "demo"
@@ -20,6 +27,14 @@ DEMO_REPLICAS = 3
 DEMO_PROGRESS_DEADLINE_SECONDS = 30
 DEMO_REVISION_HISTORY_LIMIT = 3
 DEMO_LABELS = {"app.kubernetes.io/name": DEMO_NAME, "app.kubernetes.io/part-of": "chaosregistry"}
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+# The test bed's own workloads stay on the first node, so a second node stays cold.
+FIRST_NODE = {HOSTNAME_LABEL: NODE_NAME}
+COLD_START_NAME = "cold-start"
+COLD_START_LABELS = {
+    "app.kubernetes.io/name": COLD_START_NAME,
+    "app.kubernetes.io/part-of": "chaosregistry",
+}
 
 
 def chaos_namespace(name: str = DEMO_NAMESPACE) -> dict[str, Any]:
@@ -52,11 +67,50 @@ def demo_deployment(image: str | None = None) -> dict[str, Any]:
                     "terminationGracePeriodSeconds": 5,
                     # No cluster DNS here: say so instead of a MissingClusterDNS event per pod.
                     "dnsPolicy": "Default",
+                    "nodeSelector": FIRST_NODE,
                     "containers": [
                         {
                             "name": "app",
                             "image": image or image_name(DEMO_REPOSITORY, DEMO_TAG),
                             "imagePullPolicy": "Always",
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "16Mi"},
+                                "limits": {"memory": "64Mi"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def cold_start_deployment(node_name: str) -> dict[str, Any]:
+    """Deployment ``cold-start``: the demo's image, ``IfNotPresent``, zero replicas, pinned to
+    ``node_name``. Scaling it up puts pods on a node that has never pulled the image (the
+    registry-outage-recovery experiment does, with the registry cut)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": COLD_START_NAME,
+            "namespace": DEMO_NAMESPACE,
+            "labels": COLD_START_LABELS,
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": COLD_START_LABELS},
+            "template": {
+                "metadata": {"labels": COLD_START_LABELS},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "dnsPolicy": "Default",
+                    "nodeSelector": {HOSTNAME_LABEL: node_name},
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image_name(DEMO_REPOSITORY, DEMO_TAG),
+                            "imagePullPolicy": "IfNotPresent",
                             "resources": {
                                 "requests": {"cpu": "10m", "memory": "16Mi"},
                                 "limits": {"memory": "64Mi"},
@@ -106,6 +160,7 @@ def registry_statefulset(image: str, storage: str, base_port: int) -> dict[str, 
                 "spec": {
                     "hostNetwork": True,
                     "dnsPolicy": "Default",
+                    "nodeSelector": FIRST_NODE,
                     "terminationGracePeriodSeconds": 5,
                     "containers": [
                         {

@@ -24,6 +24,8 @@ class ResultKind(StrEnum):
     ROLLOUT_FAILURE = "rollout-failure"
     ROLLBACK_READINESS = "rollback-readiness"
     IMAGE_PULL_EVENTS = "image-pull-events"
+    IMAGE_PULL_BACKOFF = "image-pull-backoff"  # pods in the kubelet's pull back-off: in_back_off
+    BACKOFF_RECOVERY = "backoff-recovery"  # heal to every pod running: recovered, seconds
     REACHABILITY = "reachability"
     TLS = "tls"
     REGISTRY_METRICS = "registry-metrics"

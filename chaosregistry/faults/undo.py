@@ -36,7 +36,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.backends.local_referrers",  # sandbox.referrers-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
-    "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo (bad tag)
+    "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo, scale-restore
     "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back, chaosmesh.pod-kill-back
 )
 

@@ -32,8 +32,17 @@ from chaosregistry.cluster.configs import (
     registry_hosts_toml,
     registry_lb_config,
 )
-from chaosregistry.cluster.layout import NODE_IP, NODE_NAME, SERVICE_IP, Layout, Ports
-from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki
+from chaosregistry.cluster.layout import (
+    NODE_IP,
+    NODE_NAME,
+    PORT_SPAN,
+    SERVICE_IP,
+    Layout,
+    Node,
+    Ports,
+    nodes_of,
+)
+from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki, node_cert_specs
 
 SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
 CHROOT = "/usr/sbin/chroot"
@@ -144,7 +153,7 @@ def test_cluster_up_refuses_an_unknown_node_pulls_in_one_line(tmp_path: Path) ->
 
 def test_containerd_config_keeps_every_path_under_the_state_dir(tmp_path: Path) -> None:
     layout = Layout.at(tmp_path / "state")
-    config = tomllib.loads(containerd_config(layout, "registry.example.test/pause:1"))
+    config = tomllib.loads(containerd_config(Node(layout, 0), "registry.example.test/pause:1"))
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
     paths = [
         config["root"],
@@ -163,11 +172,11 @@ def test_containerd_config_keeps_every_path_under_the_state_dir(tmp_path: Path) 
 
 def test_cni_and_kubelet_configs_leave_the_host_alone(tmp_path: Path) -> None:
     layout = Layout.at(tmp_path / "state")
-    (bridge,) = cni_conflist(layout)["plugins"]
+    (bridge,) = cni_conflist(Node(layout, 0))["plugins"]
     assert bridge["ipMasq"] is False
     assert bridge["ipam"]["dataDir"].startswith(str(layout.state_dir))
     pki = ensure_pki(layout.pki_dir, SPECS)
-    config = kubelet_config(layout, pki, Ports(16440))
+    config = kubelet_config(Node(layout, 0), pki, Ports(16440))
     assert config["makeIPTablesUtilChains"] is False
     assert config["failCgroupV1"] is False
     assert config["cgroupRoot"] == "/chaosregistry"
@@ -320,3 +329,58 @@ def test_kubernetes_build_module_replaces_staging_modules_with_their_release() -
 def test_binary_names_follow_go_build_and_renames() -> None:
     assert build.ETCD_BUILD.built_names() == ["server"]
     assert build.ETCD_BUILD.binaries() == ["etcd"]
+
+
+def test_cluster_up_refuses_a_node_count_out_of_range_in_one_line(tmp_path: Path) -> None:
+    from chaosregistry.cluster import up
+    from chaosregistry.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        up(tmp_path / "state", nodes=3)
+    assert str(caught.value) == "nodes must be 1..2, got 3"
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_second_node_has_its_own_runtime_network_ports_and_identity(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path / "state")
+    first, second = nodes_of(layout, 2)
+    ports = Ports(16440)
+    # The first node keeps the single-node cluster's names and paths.
+    assert (first.name, first.ip, first.kubelet_process) == (NODE_NAME, NODE_IP, "kubelet")
+    assert first.containerd_socket == layout.containerd_socket
+    assert first.kubelet_root == layout.kubelet_root
+    assert second.name == f"{NODE_NAME}-2"
+    assert (second.containerd_process, second.kubelet_process) == (
+        "containerd-node-2",
+        "kubelet-node-2",
+    )
+    assert second.containerd_socket.is_relative_to(layout.path("node-2"))
+    # Nothing of one node's runtime, network or ports is the other's.
+    configs = [
+        tomllib.loads(containerd_config(node, "registry.example.test/pause:1"))
+        for node in (first, second)
+    ]
+    for key in ("root", "state"):
+        assert configs[0][key] != configs[1][key]
+    assert configs[0]["grpc"]["address"] != configs[1]["grpc"]["address"]
+    bridges = [cni_conflist(node)["plugins"][0] for node in (first, second)]
+    assert bridges[0]["bridge"] != bridges[1]["bridge"]
+    subnets = [ipaddress.ip_network(b["ipam"]["ranges"][0][0]["subnet"]) for b in bridges]
+    assert not subnets[0].overlaps(subnets[1])
+    assert bridges[0]["ipam"]["dataDir"] != bridges[1]["ipam"]["dataDir"]
+    specs = SPECS + node_cert_specs(second.name, second.ip, second.suffix)
+    pki = ensure_pki(layout.pki_dir, specs)
+    kubelets = [kubelet_config(node, pki, ports) for node in (first, second)]
+    assert kubelets[1]["address"] == second.ip != first.ip
+    kubelet_ports = {k[key] for k in kubelets for key in ("port", "healthzPort")}
+    assert len(kubelet_ports) == 4
+    assert all(ports.base <= port < ports.base + PORT_SPAN for port in kubelet_ports)
+    assert kubelet_ports.isdisjoint({ports.apiserver, ports.etcd_client, ports.registry_lb})
+    # Each kubelet manages the kubepods below its own root, never the other's.
+    assert kubelets[0]["cgroupRoot"] == "/chaosregistry"
+    assert kubelets[1]["cgroupRoot"] == "/chaosregistry/node-2"
+    assert kubelets[1]["tlsCertFile"] != kubelets[0]["tlsCertFile"]
+    cert = x509.load_pem_x509_certificate(pki.cert("kubelet-client-node-2").read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        f"system:node:{second.name}"
+    )

@@ -9,7 +9,7 @@ from chaoslib.exceptions import ActivityFailed
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 
-from chaosregistry.actions.deploy import deploy_bad_tag
+from chaosregistry.actions.deploy import deploy_bad_tag, scale_deployment
 from chaosregistry.backends import BACKENDS, backend_for
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.settings import parse_settings
@@ -177,6 +177,23 @@ def test_deploy_bad_tag_refuses_protected_namespaces_before_any_call(tmp_path: P
             deploy_bad_tag("demo", namespace=namespace, duration=5, configuration=configuration)
     with pytest.raises(ActivityFailed, match="duration must be a positive number"):
         deploy_bad_tag("demo", namespace="x", duration="soon", configuration=configuration)  # type: ignore[arg-type]
+
+
+def test_scale_deployment_refuses_bad_input_and_protected_namespaces_before_any_call(
+    tmp_path: Path,
+) -> None:
+    # The kubeconfig does not exist: a refusal that needed the API would say so instead.
+    configuration = {"backend": "kubernetes", "kubeconfig": str(tmp_path / "missing")}
+    for namespace in ("kube-system", "kube-public"):
+        with pytest.raises(ActivityFailed, match=f"namespace '{namespace}' is never a chaos"):
+            scale_deployment(
+                "demo", replicas=3, namespace=namespace, duration=5, configuration=configuration
+            )
+    with pytest.raises(ActivityFailed, match="replicas"):
+        scale_deployment("demo", replicas=-1, duration=5, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="duration must be a positive number"):
+        scale_deployment("demo", replicas=2, duration=0, configuration=configuration)
+    assert not (tmp_path / "missing").exists()
 
 
 def test_network_chaos_builders_use_go_field_names_and_always_a_duration() -> None:

@@ -89,7 +89,8 @@ def test_a_target_url_with_userinfo_in_an_activity_is_refused(
         experiment["method"][0]["provider"]["arguments"]["target"] = USERINFO_URL
 
     experiment = write_experiment(tmp_path, mutate)
-    refused(experiment, None, [f"{experiment}: method[0].provider.arguments.target"])
+    name = yaml.safe_load(experiment.read_text())["method"][0]["name"]
+    refused(experiment, None, [f"{experiment}: method[0] ({name}).arguments.target"])
 
 
 def test_a_token_given_as_the_user_of_an_https_url_is_refused(

@@ -1,0 +1,149 @@
+"""The two-node test cluster, for real: a second kubelet with its own containerd and image
+store beside the first, and the registry-outage-recovery experiment on it under ``chaos run``.
+
+One two-node cluster (with its own sandbox) serves the module; the last test brings it down and
+checks that nothing of either node is left.
+"""
+
+import ipaddress
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Node as NodeObject
+from lightkube.resources.core_v1 import Pod
+from support.cluster import KubeCluster, outputs, run_gameday, running_cluster
+
+from chaosregistry.cluster import down
+from chaosregistry.cluster.host import leftovers
+from chaosregistry.cluster.images import (
+    DEMO_REPOSITORY,
+    DEMO_TAG,
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    image_name,
+)
+from chaosregistry.cluster.layout import (
+    BRIDGES,
+    DEMO_NAMESPACE,
+    NODE_INTERFACE,
+    Layout,
+    Node,
+    nodes_of,
+)
+from chaosregistry.cluster.processes import strays
+from chaosregistry.cluster.workloads import COLD_START_NAME
+from chaosregistry.faults.ledger import FaultState, Ledger
+
+DEMO_IMAGE = image_name(DEMO_REPOSITORY, DEMO_TAG)
+PAUSE_IMAGE = image_name(PAUSE_REPOSITORY, PAUSE_TAG)
+
+
+@pytest.fixture(scope="module")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    with running_cluster(tmp_path_factory, nodes=2) as cluster:
+        yield cluster
+
+
+def node_images(node: Node) -> set[str]:
+    """The image names in the node's own containerd (what its kubelet's CRI sees)."""
+    socket = str(node.containerd_socket)
+    listed = subprocess.run(
+        ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "ls", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return set(listed.stdout.split())
+
+
+def test_two_nodes_are_ready_each_with_its_own_address_and_image_store(
+    kube_cluster: KubeCluster,
+) -> None:
+    first, second = nodes_of(Layout.at(kube_cluster.state_dir), 2)
+    for node in (first, second):
+        found = kube_cluster.client.get(NodeObject, node.name)
+        assert found.status is not None
+        ready = [c.status for c in found.status.conditions or [] if c.type == "Ready"]
+        assert ready == ["True"], node.name
+        addresses = [a.address for a in found.status.addresses or [] if a.type == "InternalIP"]
+        assert addresses == [node.ip]
+    # The demo runs on the first node only: its image is cached there and not on the second,
+    # which holds the pause image its pods need and nothing else.
+    pods = kube_cluster.client.list(Pod, namespace=DEMO_NAMESPACE)
+    assert {p.spec.nodeName for p in pods if p.spec} == {first.name}
+    assert DEMO_IMAGE in node_images(first)
+    assert DEMO_IMAGE not in node_images(second)
+    assert PAUSE_IMAGE in node_images(second)
+
+
+def test_registry_outage_recovery_game_day_measures_the_back_off(
+    kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger_dir = tmp_path / "ledger"
+    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(ledger_dir))
+    monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
+    process, journal = run_gameday(kube_cluster, tmp_path, "registry-outage-recovery")
+    assert process.returncode == 0, process.stdout[-3000:]
+    out = outputs(journal)
+    during = out["pods-in-back-off-during-the-outage"]
+    recovery = out["heal-to-every-pod-running"]
+    print(
+        "\nregistry-outage-recovery:",
+        json.dumps(
+            {
+                "during": {k: during[k] for k in ("in_back_off", "waiting", "max_delay_seconds")},
+                "recovery": {k: v for k, v in recovery.items() if k != "pods"},
+                "pods": [
+                    {
+                        k: p[k]
+                        for k in (
+                            "pod",
+                            "failed_pulls",
+                            "seconds",
+                            "back_off_seconds",
+                            "back_off_left_seconds",
+                        )
+                    }
+                    for p in recovery["pods"]
+                ],
+            }
+        ),
+    )
+    # Every new pod was on the cold node, failed its pull during the outage and waited.
+    assert during["in_back_off"] == during["count"] == 3
+    assert during["max_delay_seconds"] >= 20
+    assert recovery["recovered"] is True
+    second = nodes_of(Layout.at(kube_cluster.state_dir), 2)[1]
+    subnet = ipaddress.ip_network(second.pod_subnet)
+    assert all(p["node"] == second.name for p in recovery["pods"])
+    # Their addresses came from the second node's own bridge and subnet.
+    assert all(ipaddress.ip_address(p["ip"]) in subnet for p in recovery["pods"])
+    # After a 60 s cut each pod has failed 2-3 pulls (delays 10, 20, then 40 s): the kubelet
+    # takes them up again well after the heal, and that wait is most of the recovery.
+    assert all(p["failed_pulls"] >= 2 for p in recovery["pods"])
+    assert 10 <= recovery["back_off_seconds"] <= recovery["seconds"] + 1
+    assert recovery["back_off_left_seconds"] <= recovery["back_off_seconds"] + 1
+    # The faults were undone: the partition healed, the Deployment scaled back to zero.
+    entries = Ledger(ledger_dir).all()
+    assert {e.kind for e in entries} == {"network.partition", "deploy.scale"}
+    assert all(e.state is FaultState.REVERTED for e in entries)
+    cold = kube_cluster.client.get(Deployment, COLD_START_NAME, namespace=DEMO_NAMESPACE)
+    assert cold.spec is not None and cold.spec.replicas == 0
+    # The image is on the cold node now, pulled by its own containerd.
+    assert DEMO_IMAGE in node_images(second)
+    gameday = json.loads((tmp_path / "registry-outage-recovery-run/gameday.json").read_text())
+    assert all(f["measured"] for f in gameday["fault_evidence"]), gameday["fault_evidence"]
+
+
+def test_down_leaves_nothing_of_either_node(kube_cluster: KubeCluster) -> None:
+    layout = Layout.at(kube_cluster.state_dir)
+    remaining = down(kube_cluster.state_dir, progress=lambda line: print(f"cluster: {line}"))
+    assert not any(remaining.values()), remaining
+    assert not any(leftovers(layout, strays(layout)).values())
+    for link in (*BRIDGES, NODE_INTERFACE):
+        assert not Path("/sys/class/net", link).exists(), link
