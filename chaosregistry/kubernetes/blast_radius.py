@@ -27,9 +27,10 @@ Its class (:data:`KEEPS_RUNNING` < :data:`DEGRADED` < :data:`BREAKS`), with the 
   (``Never``), or its image is on every schedulable node and it pulls ``IfNotPresent``.
 
 A workload's class is its worst container's. Scheduling constraints (affinity, taints) are not
-read: "every schedulable node" is every node not cordoned.
+read: "every schedulable node" is every node neither cordoned nor NotReady.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,15 +144,11 @@ def registry_host(text: str) -> str:
     return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
 
 
-_image_cache: dict[str, ImageName] = {}
-
-
+# Bounded: the cache lives as long as the process (a probe's game day, a benchmark).
+@functools.lru_cache(maxsize=65536)
 def resolve_image(text: str) -> ImageName:
     """``text`` (a pod's ``image``) resolved as the container runtime does; ConfigError when it
     is not an image name. ``name:tag@sha256:...`` is pulled by its digest (the tag is kept)."""
-    found = _image_cache.get(text)
-    if found is not None:
-        return found
     name, at, digest = text.strip().partition("@")
     tag: str | None = None
     slash, colon = name.rfind("/"), name.rfind(":")
@@ -162,10 +159,7 @@ def resolve_image(text: str) -> ImageName:
     host = registry_host(host)
     if host == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
-    found = ImageName(host, repository, tag, digest or None)
-    if len(_image_cache) < 100_000:  # a bound: the cache lives as long as the process
-        _image_cache[text] = found
-    return found
+    return ImageName(host, repository, tag, digest or None)
 
 
 def _node_image_key(text: str) -> str | None:
@@ -334,6 +328,15 @@ def _workloads(inventory: Inventory) -> tuple[list[_Workload], int]:
 
 
 # -- the analysis ---------------------------------------------------------------------------
+def _schedulable(node: Mapping[str, Any]) -> bool:
+    """Not cordoned, and not reported NotReady (a node whose Ready condition is False or
+    Unknown takes no new pods; one without conditions yet counts)."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    return all(c.get("status") == "True" for c in conditions if c.get("type") == "Ready")
+
+
 def _node_index(
     nodes: Sequence[Mapping[str, Any]],
 ) -> tuple[dict[str, list[str]], list[str], list[str], list[str]]:
@@ -345,7 +348,7 @@ def _node_index(
     for node in nodes:
         name = _meta(node).get("name") or ""
         names.append(name)
-        if not (node.get("spec") or {}).get("unschedulable"):
+        if _schedulable(node):
             schedulable.append(name)
         images = (node.get("status") or {}).get("images") or ()
         if len(images) >= NODE_IMAGES_CAP:

@@ -39,12 +39,12 @@ def blast_radius(
     ``breaks`` when a pod of it already waits on a pull error (the image is not pullable even
     now), or its image's registry is cut and it pulls ``Always`` (written, or defaulted for
     ``:latest`` and no tag), or the image is on no node; ``degraded`` when the image is on some
-    schedulable nodes but not all (it cannot scale up or move to the others); ``keeps-running``
-    when its registry (or a configured mirror of it) is not cut, it pulls ``Never``, or it pulls
-    ``IfNotPresent`` and every schedulable node holds the image. A node's image list
-    (``node.status.images``) is capped by the kubelet at 50: nodes listing exactly 50 are named
-    in ``capped_nodes``, and an image missing only from them is ``uncertain``. Scheduling
-    constraints (affinity, taints) are not read.
+    schedulable nodes (neither cordoned nor NotReady) but not all (it cannot scale up or move
+    to the others); ``keeps-running`` when its registry (or a configured mirror of it) is not
+    cut, it pulls ``Never``, or it pulls ``IfNotPresent`` and every schedulable node holds the
+    image. A node's image list (``node.status.images``) is capped by the kubelet at 50: nodes
+    listing exactly 50 are named in ``capped_nodes``, and an image missing only from them is
+    ``uncertain``. Scheduling constraints (affinity, taints) are not read.
 
     Arguments:
       registry: the registry host cut off (``docker.io``, ``registry.example:5000``; a URL's

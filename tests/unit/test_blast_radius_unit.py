@@ -101,6 +101,18 @@ def test_pods_are_grouped_under_their_controllers_and_runs_under_their_cron_job(
     assert [w["class"] for w in result["workloads"]][:4] == [BREAKS] * 4
 
 
+def test_a_node_not_ready_takes_no_new_pods_and_does_not_count() -> None:
+    data = json.loads(DATA.read_text())
+    node_b = data["nodes"][1]
+    node_b["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    result = analyze(Inventory(**data), Outage())
+    assert result["schedulable_nodes"] == 1
+    # Cached on node-a, the only schedulable node left: it can restart, scale and move there.
+    assert by_name(result)["Deployment/api"]["class"] == KEEPS_RUNNING
+    node_b["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    assert by_name(analyze(Inventory(**data), Outage()))["Deployment/api"]["class"] == DEGRADED
+
+
 def test_containers_report_image_pin_policy_and_the_nodes_holding_it() -> None:
     workloads = by_name(analyze(recorded(), Outage()))
     (worker,) = workloads["CronJob/report"]["containers"]
@@ -335,3 +347,39 @@ def test_registry_mirrors_must_map_hosts_to_lists() -> None:
         parse_settings({"registry_mirrors": {"docker.io": "mirror.example"}})
     parsed = parse_settings({"registry_mirrors": {"docker.io": ["mirror.example"]}})
     assert dict(parsed.kubernetes.registry_mirrors) == {"docker.io": ("mirror.example",)}
+
+
+# -- the report -------------------------------------------------------------------------------
+def test_a_journals_prediction_shows_in_summary_html_and_markdown(tmp_path: Path) -> None:
+    from support.reports import action_run, gameday, journal, write_run
+
+    from chaosregistry.reports import build_report
+
+    prediction = analyze(recorded(), Outage(hosts=frozenset({REGISTRY}), seconds=600))
+    run = action_run(
+        "predict", "blast_radius", prediction, 1.0, 1.5, "chaosregistry.probes.blast_radius"
+    )
+    run["activity"]["type"] = "probe"
+    data = journal()
+    data["run"].insert(0, run)
+    data["experiment"]["method"].insert(0, run["activity"])
+    built = build_report([write_run(tmp_path / "run", data, gameday())], tmp_path / "out")
+
+    (summary,) = json.loads(built.summary_json.read_text())["runs"][0]["blast_radius"]
+    assert summary["name"] == "predict" and summary["registries"] == [REGISTRY]
+    assert summary["classes"] == {KEEPS_RUNNING: 4, DEGRADED: 2, BREAKS: 4}
+    assert summary["backoff_after_heal_seconds"] == 300
+    assert summary["workloads"][0] == {
+        "kind": "Deployment",
+        "namespace": "shop",
+        "name": "ghost",
+        "class": BREAKS,
+        "reason": prediction["workloads"][0]["reason"],
+    }
+    page = built.html.read_text()
+    assert "Blast radius (predicted): predict" in page
+    assert "<td>StatefulSet/db</td>" in page
+    assert (
+        f"blast radius `predict` (outage of {REGISTRY}): 4 keeps-running, 2 degraded, 4 breaks"
+        in (built.summary_md.read_text())
+    )
