@@ -226,7 +226,10 @@ def test_blast_radius_classes_each_workload_from_the_clusters_api(
         namespace=workloads,
         configuration=kube_cluster.vars_configuration(),
     )
-    assert classes(probed, workloads) == found
+    # (missing's reason follows its pod from ErrImagePull to ImagePullBackOff: classes only)
+    assert {n: k for n, (k, _) in classes(probed, workloads).items()} == {
+        n: k for n, (k, _) in found.items()
+    }
 
     # Another registry's outage leaves every one running except the image not in the registry.
     elsewhere = json.loads(
