@@ -596,6 +596,14 @@ def analyze(inventory: Inventory, outage: Outage) -> dict[str, Any]:
         )
     if not node_names:
         notes.append("no nodes listed: every image counts as on no node")
+    silent = [
+        _meta(n).get("name") for n in inventory.nodes if not (n.get("status") or {}).get("images")
+    ]
+    if silent:
+        notes.append(
+            f"{len(silent)} node(s) list no images (a kubelet reports them within about 30 s "
+            f"of starting): {', '.join(map(str, silent[:5]))}; images count as absent there"
+        )
     return {
         "workloads": rows,
         "classes": counts,

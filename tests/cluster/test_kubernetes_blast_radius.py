@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from lightkube.codecs import from_dict
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Namespace, Node, Pod
 from support.cluster import KubeCluster
 from support.polling import eventually
 
@@ -161,6 +161,15 @@ def pods_settled(kube_cluster: KubeCluster, namespace: str) -> bool:
     return {"cached", "always", "agent", "debug"} <= running and "missing" in waiting
 
 
+def node_lists(kube_cluster: KubeCluster, image: str) -> bool:
+    """The node's status names ``image`` (the kubelet refreshes its image list every 30 s)."""
+    return any(
+        image in (found.names or ())
+        for node in kube_cluster.client.list(Node)
+        for found in ((node.status.images if node.status else None) or ())
+    )
+
+
 def command(kube_cluster: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "chaosregistry"), "blast-radius", "--vars", str(kube_cluster.vars_file), *args],
@@ -185,6 +194,11 @@ def test_blast_radius_classes_each_workload_from_the_clusters_api(
         "the scratch workloads started (and missing's pull failed)",
         lambda: pods_settled(kube_cluster, workloads),
         timeout=120,
+    )
+    eventually(
+        f"the node lists {CACHED} in its status",
+        lambda: node_lists(kube_cluster, CACHED),
+        timeout=90,
     )
     shown = command(kube_cluster, "--registry", REGISTRY_HOST, "--outage", "10m")
     assert shown.returncode == 0, shown.stderr
