@@ -349,3 +349,52 @@ def tag_poller(
         stop=stop,
         say=lambda line: click.echo(line, err=True),
     )
+
+
+@main.command("blast-radius")
+@click.option(
+    "--vars",
+    "vars_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Vars file naming the cluster (kubeconfig, registry_mirrors), e.g. `cluster up`'s.",
+)
+@click.option(
+    "--registry",
+    "registry",
+    default="",
+    help="The registry host cut off (default: every registry, mirrors included).",
+)
+@click.option("--outage", default="10m", show_default=True, help="How long: 90s, 10m, 1h.")
+@click.option("--namespace", default="", help="Only this namespace's workloads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def blast_radius(
+    vars_file: Path, registry: str, outage: str, namespace: str, as_json: bool
+) -> None:
+    """Predict which workloads keep running, degrade or break while a registry is cut off.
+
+    Read-only: one paged list call per kind (nodes, pods, controllers, HPAs, PDBs). The same
+    result as the probe chaosregistry.probes.blast_radius.
+    """
+    import json
+
+    from chaosregistry.experiment.settings import settings_for
+    from chaosregistry.experiment.validate import load_document
+    from chaosregistry.kubernetes.blast_radius import parse_duration, table_lines
+    from chaosregistry.kubernetes.inventory import predict
+
+    seconds = parse_duration(outage, "--outage")
+    configuration = load_document(vars_file, "vars").get("configuration")
+    if not isinstance(configuration, dict):
+        raise ConfigError(f"{vars_file}: configuration must be a mapping")
+    result = predict(
+        settings_for(configuration).kubernetes,
+        registry=registry,
+        outage_seconds=seconds,
+        namespace=namespace,
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for line in table_lines(result):
+            click.echo(line)

@@ -25,6 +25,10 @@ Configuration (under the experiment's ``chaosregistry`` mapping, usually from
                       kill also needs ``registry_url`` (the registry those pods serve)
 ``node_kill_provider`` ``api`` (default: delete the pods, grace 0) or ``chaos-mesh`` (a PodChaos
                       pod-kill its controller carries out and records)
+``registry_mirrors``  {registry host: [mirror hosts]}: the hosts the nodes' runtime tries
+                      first for that registry's images (containerd's hosts.toml); the blast
+                      radius (``chaosregistry blast-radius``) counts an image as pullable in an
+                      outage of its registry while one of its mirrors is not cut
 ``chaos_mesh_confirm_timeout`` seconds to wait for the controller to confirm (default 5); an
                       injection it never confirms is reported as ``injected: unconfirmed``
 

@@ -38,6 +38,7 @@ class ResultKind(StrEnum):
     LAYER_REUSE = "layer-reuse"
     PUSH_EVENTS = "push-events"
     REPLICATION = "replication"
+    BLAST_RADIUS = "blast-radius"  # workloads classed by what a registry outage does to them
     # Not one of our probes (another extension's, or one this version does not know), or an
     # action: its result is read as it is.
     OTHER = "other"

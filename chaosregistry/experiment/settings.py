@@ -451,6 +451,11 @@ class KubernetesSettings:
     registry_nodes: Mapping[str, RegistryNode] = field(default_factory=lambda: MappingProxyType({}))
     chaos_mesh_confirm_timeout: float = DEFAULT_CHAOS_MESH_CONFIRM_TIMEOUT
     node_pulls: str | None = None  # None: not said (a cluster that is not our test bed)
+    # {registry host: (mirror hosts...)}: where the nodes' runtime pulls that host's images
+    # first (containerd's hosts.toml, dockerd's registry-mirrors); read by the blast radius.
+    registry_mirrors: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def client(self) -> "Client":
         from chaosregistry.kubernetes import client as kube
@@ -746,7 +751,20 @@ def _kubernetes_settings(configuration: Mapping[str, Any]) -> KubernetesSettings
         registry_nodes=_registry_nodes(configuration),
         chaos_mesh_confirm_timeout=float(confirm),
         node_pulls=None if node_pulls is None else str(node_pulls),
+        registry_mirrors=_registry_mirrors(configuration),
     )
+
+
+def _registry_mirrors(configuration: Mapping[str, Any]) -> Mapping[str, tuple[str, ...]]:
+    mirrors = configuration.get("registry_mirrors") or {}
+    if not isinstance(mirrors, Mapping):
+        _fail("registry_mirrors", " must map registry hosts to lists of mirror hosts")
+    parsed: dict[str, tuple[str, ...]] = {}
+    for host, hosts in mirrors.items():
+        if not (isinstance(hosts, list | tuple) and all(isinstance(h, str) and h for h in hosts)):
+            _fail(f"registry_mirrors.{host}", f": must be a list of mirror hosts, got {hosts!r}")
+        parsed[str(host)] = tuple(hosts)
+    return MappingProxyType(parsed)
 
 
 def _address(value: Any) -> bool:

@@ -52,6 +52,11 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
       prometheus_series[]  one per series the experiment declared (prometheus.json), read
                      against the fault windows: {name, query, slo, unit, error, points,
                      before_mean, during_max, during_mean, seconds_over_slo_during, last}
+      blast_radius[]  one per blast-radius prediction in the journal
+                     (``chaosregistry.probes.blast_radius``): {name, at, registries (null:
+                     every one), outage_seconds, backoff_after_heal_seconds, classes {class:
+                     workloads}, nodes, pods, capped_nodes (how many list the kubelet's cap),
+                     notes, workloads [{kind, namespace, name, class, reason}]}
       faults[], loads[]  {id, kind, target, action, parameters, injected_at, window_end,
                       window_end_source, seconds, state (ledger state or "unknown"),
                       revert_reason, reverted_at, reverted_after_run_end, left_behind, source}

@@ -11,6 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from chaosregistry.experiment.kinds import ResultKind
 from chaosregistry.gameday.journal import ActivityRun, Experiment, Journal
 from chaosregistry.gameday.verdict import (
     FaultEvidence,
@@ -339,6 +340,38 @@ def prometheus_summaries(model: RunModel) -> list[dict[str, Any]]:
     return result
 
 
+def blast_radius_summaries(journal: Journal) -> list[dict[str, Any]]:
+    """Each blast-radius prediction the run recorded (``chaosregistry.probes.blast_radius``),
+    in the order taken: the outage, the counts per class and every workload's class and reason
+    (the containers' details stay in the journal)."""
+    found = []
+    for run in (*journal.probe_runs(), *journal.activity_runs()):
+        result = run.result
+        if run.kind != ResultKind.BLAST_RADIUS or not isinstance(result.get("workloads"), list):
+            continue
+        outage = as_dict(result.get("outage"))
+        found.append(
+            {
+                "name": run.activity.label,
+                "at": iso(run.start),
+                "registries": outage.get("registries"),
+                "outage_seconds": as_number(outage.get("seconds")),
+                "backoff_after_heal_seconds": as_number(outage.get("backoff_after_heal_seconds")),
+                "classes": as_dict(result.get("classes")),
+                "nodes": result.get("nodes"),
+                "pods": result.get("pods"),
+                "capped_nodes": len(as_list(result.get("capped_nodes"))),
+                "notes": [str(n) for n in as_list(result.get("notes"))],
+                "workloads": [
+                    {key: as_dict(w).get(key) for key in ("kind", "namespace", "name", "class")}
+                    | {"reason": as_text(as_dict(w).get("reason"))}
+                    for w in as_list(result.get("workloads"))
+                ],
+            }
+        )
+    return found
+
+
 # -- load -------------------------------------------------------------------------------------
 def load_summary(model: RunModel, series: dict[str, Any]) -> dict[str, Any]:
     """A load's pulls before, during and after the faults, and how long it took to recover.
@@ -556,6 +589,7 @@ def summarize(model: RunModel) -> dict[str, Any]:
         "probes": probes,
         "method_probes": method_probe_summaries(model),
         "prometheus_series": prometheus_summaries(model),
+        "blast_radius": blast_radius_summaries(journal),
         "faults": [fault_summary(f) for f in model.faults if not f.is_load],
         "loads": [fault_summary(f) for f in model.faults if f.is_load],
         "load_series": loads,

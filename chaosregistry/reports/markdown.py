@@ -172,6 +172,16 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"- load `{_cell(load_series.get('load_id'))}` attempts/s / successful "
                 f"pulls/s: {rates}"
             )
+        for prediction in map(as_dict, as_list(run.get("blast_radius"))):
+            counts = as_dict(prediction.get("classes"))
+            cut = ", ".join(map(str, as_list(prediction.get("registries")))) or "every registry"
+            lines.append(
+                f"- blast radius `{_cell(prediction.get('name'))}` (outage of {_cell(cut)}): "
+                + ", ".join(
+                    f"{counts.get(name, 0)} {name}"
+                    for name in ("keeps-running", "degraded", "breaks")
+                )
+            )
         for note in as_list(run.get("verdict_notes")):
             lines.append(f"- note: {_cell(note)}")
         failed = [as_dict(a) for a in as_list(run.get("failed_activities"))]

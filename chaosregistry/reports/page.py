@@ -230,6 +230,51 @@ def _fault_rows(faults: list[Any], origin: float | None) -> list[list[str]]:
     return rows
 
 
+def blast_radius_section(prediction: dict[str, Any], origin: float | None) -> str:
+    """One blast-radius prediction: what the outage was, the counts, each workload's class."""
+    registries = as_list(prediction.get("registries"))
+    counts = as_dict(prediction.get("classes"))
+    parts = [
+        f"<h3>Blast radius (predicted): {esc(prediction.get('name'))}</h3>",
+        f"<p>An outage of <strong>{esc(', '.join(map(str, registries)) or 'every registry')}"
+        f"</strong> for {number(prediction.get('outage_seconds'), 0)} s, predicted "
+        f"{clock(prediction.get('at'), origin)} over {esc(prediction.get('pods'))} pods on "
+        f"{esc(prediction.get('nodes'))} nodes: "
+        + ", ".join(
+            f'<span class="{"bad" if name == "breaks" else ""}">{esc(counts.get(name, 0))} '
+            f"{esc(name)}</span>"
+            for name in ("keeps-running", "degraded", "breaks")
+        )
+        + f". Pods failing to pull wait up to "
+        f"{number(prediction.get('backoff_after_heal_seconds'), 0)} s of the kubelet's back-off "
+        "after it heals.</p>",
+    ]
+    workloads = [as_dict(w) for w in as_list(prediction.get("workloads"))]
+    if workloads:
+        parts.append(
+            table(
+                ["class", "workload", "namespace", "reason"],
+                [
+                    [
+                        esc(w.get("class")),
+                        esc(f"{w.get('kind')}/{w.get('name')}"),
+                        esc(w.get("namespace") or ""),
+                        esc(w.get("reason")),
+                    ]
+                    for w in workloads
+                ],
+                set(),
+            )
+        )
+    if prediction.get("notes"):
+        parts.append(
+            '<ul class="notes">'
+            + "".join(f"<li>{esc(n)}</li>" for n in as_list(prediction.get("notes")))
+            + "</ul>"
+        )
+    return "\n".join(parts)
+
+
 def run_section(
     run: dict[str, Any], index: int, svgs: list[tuple[dict[str, Any], str]], many: bool
 ) -> str:
@@ -519,6 +564,9 @@ def run_section(
                 {1, 2, 3, 4, 5, 6},
             )
         )
+
+    for prediction in map(as_dict, as_list(run.get("blast_radius"))):
+        parts.append(blast_radius_section(prediction, origin))
 
     notes = [str(n) for n in as_list(run.get("notes"))]
     if notes:

@@ -1,0 +1,87 @@
+"""The cluster's workloads, nodes, autoscalers and disruption budgets, listed for the blast
+radius (``kubernetes/blast_radius.py``, which reads them without I/O).
+
+One list call per kind across every namespace, paged (``limit`` and ``continue``,
+:data:`PAGE_SIZE` objects a page): never a call per pod, so a cluster of thousands of pods costs
+a handful of requests. Read-only.
+"""
+
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lightkube import Client
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.batch_v1 import CronJob, Job
+from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+from chaosregistry.kubernetes import client as kube
+from chaosregistry.kubernetes.blast_radius import Inventory, Outage, analyze, registry_host
+
+if TYPE_CHECKING:
+    from chaosregistry.experiment.settings import KubernetesSettings
+
+__all__ = ["PAGE_SIZE", "list_inventory", "predict"]
+
+PAGE_SIZE = 500
+
+# Inventory field -> the kind listed into it.
+KINDS: Mapping[str, Any] = {
+    "nodes": Node,
+    "pods": Pod,
+    "replica_sets": ReplicaSet,
+    "deployments": Deployment,
+    "stateful_sets": StatefulSet,
+    "daemon_sets": DaemonSet,
+    "jobs": Job,
+    "cron_jobs": CronJob,
+    "autoscalers": HorizontalPodAutoscaler,
+    "disruption_budgets": PodDisruptionBudget,
+}
+
+
+def _listed(client: Client, kind: Any, namespace: str) -> list[dict[str, Any]]:
+    if kind is Node:
+        found: Iterable[Any] = client.list(kind, chunk_size=PAGE_SIZE)
+    else:
+        found = client.list(kind, namespace=namespace or "*", chunk_size=PAGE_SIZE)
+    # The analysis reads the objects as the API writes them (camelCase JSON), as recorded.
+    as_json: Callable[[Any], dict[str, Any]] = operator.methodcaller("to_dict")
+    return [as_json(item) for item in found]
+
+
+def list_inventory(client: Client, *, namespace: str = "") -> Inventory:
+    """Every kind the blast radius reads, in ``namespace`` ("" : all), nodes cluster-wide.
+    Raises ``KubeError`` (one line) when a list call fails."""
+    with kube.translated():
+        return Inventory(**{name: _listed(client, kind, namespace) for name, kind in KINDS.items()})
+
+
+def predict(
+    settings: "KubernetesSettings",
+    *,
+    registry: str = "",
+    outage_seconds: float = 600.0,
+    namespace: str = "",
+) -> dict[str, Any]:
+    """The blast radius of cutting ``registry`` ("": every registry) for ``outage_seconds``,
+    on the cluster ``settings`` name, with its configured ``registry_mirrors``: the result of
+    ``blast_radius.analyze`` plus ``list_seconds`` and ``analysis_seconds``."""
+    started = time.perf_counter()
+    inventory = list_inventory(settings.client(), namespace=namespace)
+    listed = time.perf_counter()
+    outage = Outage(
+        hosts=frozenset({registry_host(registry)}) if registry else None,
+        seconds=outage_seconds,
+        mirrors={
+            registry_host(host): tuple(mirrors)
+            for host, mirrors in settings.registry_mirrors.items()
+        },
+    )
+    result = analyze(inventory, outage)
+    result["list_seconds"] = round(listed - started, 3)
+    result["analysis_seconds"] = round(time.perf_counter() - listed, 3)
+    return result
