@@ -22,6 +22,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 
 from chaosregistry.cluster import admin_client, down, up
+from chaosregistry.cluster.build import BuildError
 from chaosregistry.cluster.layout import NODE_INTERFACE, PORT_SPAN, Layout
 from chaosregistry.cluster.lifecycle import REQUIRED_FILES
 from chaosregistry.cluster.readiness import deployment_not_available
@@ -59,12 +60,26 @@ def skip_reason() -> str | None:
     return None
 
 
+BUILD_LOG_TAIL = 40
+
+
+def build_failure(exc: BuildError) -> str:
+    """What a cluster test fails with when the binaries do not build: the error, then the last
+    BUILD_LOG_TAIL lines of the build's log."""
+    tail = exc.log.read_text().splitlines()[-BUILD_LOG_TAIL:] if exc.log else []
+    return "\n".join([f"the test bed's binaries did not build: {exc}", *tail])
+
+
 @contextmanager
 def running_cluster(
     tmp_path_factory: pytest.TempPathFactory, **options: Any
 ) -> Iterator[KubeCluster]:
     """A cluster with its own sandbox in a temp state dir, ``up(**options)``; always brought
-    down. A module that needs other options overrides ``kube_cluster`` with this."""
+    down. A module that needs other options overrides ``kube_cluster`` with this.
+
+    ``up`` builds the test bed's binaries when they are missing, or waits for the build that
+    holds their lock (``make pytest-all`` starts one beside the tests); a failed build fails
+    the test with the build log's tail."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -72,15 +87,18 @@ def running_cluster(
         pytest.fail(f"{NODE_INTERFACE} exists: another test cluster runs here (cluster down)")
     state_dir = tmp_path_factory.mktemp("kcluster")
     try:
-        settings = up(
-            state_dir,
-            # Separate halves of the worker's range, so the sandbox's 50 ports never overlap
-            # the cluster's.
-            base_port=free_base_port(PORT_SPAN, part=0, parts=2),
-            sandbox_base_port=free_base_port(part=1, parts=2),
-            progress=lambda line: print(f"cluster: {line}", flush=True),
-            **options,
-        )
+        try:
+            settings = up(
+                state_dir,
+                # Separate halves of the worker's range, so the sandbox's 50 ports never overlap
+                # the cluster's.
+                base_port=free_base_port(PORT_SPAN, part=0, parts=2),
+                sandbox_base_port=free_base_port(part=1, parts=2),
+                progress=lambda line: print(f"cluster: {line}", flush=True),
+                **options,
+            )
+        except BuildError as exc:
+            pytest.fail(build_failure(exc))
         yield KubeCluster(state_dir, settings, admin_client(state_dir))
     finally:
         down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
