@@ -29,6 +29,7 @@ from pathlib import Path
 from chaosregistry.cluster import versions
 from chaosregistry.errors import ChaosRegistryError
 from chaosregistry.osutil import locks
+from chaosregistry.osutil.files import write_text_atomic
 
 Progress = Callable[[str], None]
 
@@ -37,7 +38,12 @@ HEARTBEAT_SECONDS = 30.0
 
 
 class BuildError(ChaosRegistryError):
-    """A Go toolchain step failed; the message names the step and the log file."""
+    """A Go toolchain step failed; the message names the step and the log file (``log``, when
+    the step wrote one)."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 def cache_root() -> Path:
@@ -168,7 +174,7 @@ def run_go(
         returncode = process.wait()
     if returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or [""]
-        raise BuildError(f"{step} failed (exit {returncode}): {tail[0]} — see {log}")
+        raise BuildError(f"{step} failed (exit {returncode}): {tail[0]} — see {log}", log)
     return "".join(lines)
 
 
@@ -263,7 +269,9 @@ def kubernetes_staging_modules(progress: Progress) -> tuple[str, ...]:
     modules = tuple(sorted(set(_STAGING_REPLACE.findall(go_mod))))
     if not modules:
         raise BuildError("k8s.io/kubernetes go.mod lists no staging replacements")
-    listing.write_text("\n".join(modules) + "\n")
+    # Atomic: another build (``make pytest-all``'s in the background, a test's ``cluster up``)
+    # may read it at any moment, outside any lock.
+    write_text_atomic(listing, "\n".join(modules) + "\n")
     return modules
 
 

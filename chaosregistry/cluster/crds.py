@@ -74,7 +74,7 @@ def generate_crds(progress: Progress) -> list[Path]:
     )
     files = sorted(partial.glob("*.yaml"))
     if not files:
-        raise BuildError(f"controller-gen wrote no CRD (see {log})")
+        raise BuildError(f"controller-gen wrote no CRD (see {log})", log)
     partial.rename(out)
     return sorted(out.glob("*.yaml"))
 

@@ -23,11 +23,12 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToken
-from support.cluster import skip_reason
+from support.cluster import build_failure, skip_reason
 from support.polling import eventually
 from support.ports import free_base_port
 
 from chaosregistry.cluster import admin_client, down, up
+from chaosregistry.cluster.build import BuildError
 from chaosregistry.cluster.cli import cluster_group
 from chaosregistry.cluster.host import (
     KUBELET_HOST_PATHS,
@@ -96,12 +97,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
     before = _host_snapshot()
     started = time.monotonic()
     try:
-        settings = up(
-            state_dir,
-            base_port=free_base_port(span=10, part=0, parts=2),
-            sandbox_base_port=free_base_port(part=1, parts=2),
-            progress=lambda line: print(f"cluster: {line}", flush=True),
-        )
+        try:
+            settings = up(
+                state_dir,
+                base_port=free_base_port(span=10, part=0, parts=2),
+                sandbox_base_port=free_base_port(part=1, parts=2),
+                progress=lambda line: print(f"cluster: {line}", flush=True),
+            )
+        except BuildError as exc:
+            pytest.fail(build_failure(exc))
         elapsed = time.monotonic() - started
         print(f"cluster up took {elapsed:.1f} s")
         yield RunningCluster(state_dir, settings, admin_client(state_dir), elapsed, before)

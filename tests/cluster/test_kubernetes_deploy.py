@@ -1,8 +1,9 @@
 """The bad-tag fault on the real test cluster: the game day, SIGKILL of ``chaos run``, the
 blast-radius guard and bad input.
 
-One cluster serves the module (``support.cluster``); every object made here has a unique name
-and is deleted. Timings are printed at the end (run with ``-s`` to see them).
+The session's shared cluster serves the module (``support.cluster``); every object made here
+has a unique name and is deleted, and the demo is back on its image when the module ends.
+Timings are printed at the end (run with ``-s`` to see them).
 """
 
 import json
@@ -23,7 +24,7 @@ from chaoslib.exceptions import ActivityFailed
 from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
-from support.cluster import KubeCluster, demo_image, wait_available
+from support.cluster import KubeCluster, demo_image, restore_demo, wait_available
 from support.faults import reverted_by
 from support.polling import eventually
 
@@ -60,6 +61,13 @@ def print_measurements() -> Iterator[None]:
     for name, values in MEASURED.items():
         shown = ", ".join(f"{v:.2f}" for v in values)
         print(f"\n{name}: n={len(values)} max={max(values):.2f} s [{shown}]")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo_put_back(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The bad tags change the demo's image: it is the original again when the module ends."""
+    yield
+    restore_demo(kube_cluster.client)
 
 
 @pytest.fixture

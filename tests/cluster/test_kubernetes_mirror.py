@@ -38,6 +38,7 @@ from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 from chaosregistry.cluster.layout import DEMO_NAMESPACE, REGISTRY_HOST, Layout
 from chaosregistry.cluster.workloads import DEMO_NAME
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
+from chaosregistry.osutil.identity import port_holders
 
 pytest_plugins = ["support.cluster"]
 
@@ -149,6 +150,12 @@ def test_mirror_down_fallback_game_day_rolls_out_through_the_origin(
 KILL_DURATION = 30
 
 
+def open_connections(listen: str) -> list[str]:
+    """The connections open on a hop's listening address (its listener and closed ones aside)."""
+    port = int(listen.rsplit(":", 1)[1])
+    return [h for h in port_holders(port) if h.endswith(("established", "close-wait"))]
+
+
 def test_registry_latency_meets_no_measurement_when_the_node_pulls_through_the_mirror(
     kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None
 ) -> None:
@@ -156,6 +163,16 @@ def test_registry_latency_meets_no_measurement_when_the_node_pulls_through_the_m
     wrote says): the 500 ms sit on the client-registry hop, the node pulls through the mirror,
     so the rollout under "latency" crossed no faulted hop and the fault met no measurement."""
     wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    # A rollout before this test may have pulled through the origin (the mirror down), and
+    # containerd keeps those connections idle for a while (30 s). Toxiproxy counts a
+    # connection's bytes when it closes: one closing inside this fault's window would count
+    # as a pull through the hop.
+    hop = endpoints(kube_cluster)["hops"]["client-registry"]["listen"]
+    eventually(
+        "no connection open through the client-registry hop",
+        lambda: not open_connections(hop),
+        timeout=120,
+    )
     process, journal = run_gameday(
         kube_cluster,
         tmp_path,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from lightkube.resources.apps_v1 import Deployment
-from support.cluster import KubeCluster, outputs, run_gameday, wait_available
+from support.cluster import KubeCluster, outputs, restore_demo, run_gameday, wait_available
 from support.polling import eventually
 
 from chaosregistry.actions.network import add_latency, partition, remove_network_faults
@@ -35,6 +35,14 @@ from chaosregistry.probes.rollout import image_pull_events, rollout_time
 pytest_plugins = ["support.cluster"]
 
 NETWORK_CHAOS = chaosmesh.resource("NetworkChaos")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo_put_back(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The rollouts here change the demo's image: it is the original again when the module
+    ends."""
+    yield
+    restore_demo(kube_cluster.client)
 
 
 @pytest.fixture

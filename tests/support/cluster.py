@@ -1,8 +1,14 @@
-"""The real test cluster for the ``test_kubernetes_*`` modules: a module-scoped fixture and helpers.
+"""The real test cluster for the ``test_kubernetes_*`` modules: fixtures and helpers.
 
-Loaded with ``pytest_plugins = ["support.cluster"]``. Like ``test_cluster.py``'s fixture, it
-brings a cluster up in a temporary state directory and always brings it down; it skips (with
-the reason) only when the host lacks root or the Debian packages the cluster runs.
+Loaded with ``pytest_plugins = ["support.cluster"]``. ``kube_cluster`` is the cluster of the
+session that every module on ``up()``'s default options shares (``shared_cluster``): a bring-up
+costs 30-100 s, a module's tests far less each. A module on it must leave it as it found it
+(the demo Deployment on its image and Available, the in-cluster registry ready, no chaos object,
+no toxic, no fault left in a ledger): ``kube_cluster`` checks that when the module ends, and a
+module that changes the cluster puts it back in a fixture of its own first. A module that needs
+other options overrides ``kube_cluster`` with ``running_cluster``. Like ``test_cluster.py``'s
+fixture, a cluster comes up in a temporary state directory and is always brought down; it skips
+(with the reason) only when the host lacks root or the Debian packages the cluster runs.
 PYTEST_DONT_REWRITE: helpers fail with ``pytest.fail``.
 """
 
@@ -11,8 +17,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,23 @@ import yaml
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 
+from chaosregistry import sandbox
 from chaosregistry.cluster import admin_client, down, up
-from chaosregistry.cluster.layout import NODE_INTERFACE, PORT_SPAN, Layout
-from chaosregistry.cluster.lifecycle import REQUIRED_FILES
-from chaosregistry.cluster.readiness import deployment_not_available
-from chaosregistry.cluster.workloads import DEMO_NAME
+from chaosregistry.cluster.build import BuildError
+from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+from chaosregistry.cluster.layout import DEMO_NAMESPACE, NODE_INTERFACE, PORT_SPAN, Layout
+from chaosregistry.cluster.lifecycle import CHAOS_KINDS, REQUIRED_FILES
+from chaosregistry.cluster.readiness import deployment_not_available, statefulset_not_ready
+from chaosregistry.cluster.workloads import DEMO_NAME, REGISTRY_NAME, REGISTRY_NAMESPACE
+from chaosregistry.faults.ledger import Ledger
+from chaosregistry.faults.watchdog import known_ledgers
+from chaosregistry.kubernetes import chaosmesh
+from chaosregistry.kubernetes.rollout import (
+    BAD_TAG_ANNOTATION,
+    BAD_TAG_LABEL,
+    ORIGINAL_IMAGE_ANNOTATION,
+)
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 from support.polling import eventually
 from support.ports import free_base_port
 
@@ -59,12 +77,26 @@ def skip_reason() -> str | None:
     return None
 
 
+BUILD_LOG_TAIL = 40
+
+
+def build_failure(exc: BuildError) -> str:
+    """What a cluster test fails with when the binaries do not build: the error, then the last
+    BUILD_LOG_TAIL lines of the build's log."""
+    tail = exc.log.read_text().splitlines()[-BUILD_LOG_TAIL:] if exc.log else []
+    return "\n".join([f"the test bed's binaries did not build: {exc}", *tail])
+
+
 @contextmanager
 def running_cluster(
     tmp_path_factory: pytest.TempPathFactory, **options: Any
 ) -> Iterator[KubeCluster]:
     """A cluster with its own sandbox in a temp state dir, ``up(**options)``; always brought
-    down. A module that needs other options overrides ``kube_cluster`` with this."""
+    down. A module that needs other options overrides ``kube_cluster`` with this.
+
+    ``up`` builds the test bed's binaries when they are missing, or waits for the build that
+    holds their lock (``make pytest-all`` starts one beside the tests); a failed build fails
+    the test with the build log's tail."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -72,25 +104,165 @@ def running_cluster(
         pytest.fail(f"{NODE_INTERFACE} exists: another test cluster runs here (cluster down)")
     state_dir = tmp_path_factory.mktemp("kcluster")
     try:
-        settings = up(
-            state_dir,
-            # Separate halves of the worker's range, so the sandbox's 50 ports never overlap
-            # the cluster's.
-            base_port=free_base_port(PORT_SPAN, part=0, parts=2),
-            sandbox_base_port=free_base_port(part=1, parts=2),
-            progress=lambda line: print(f"cluster: {line}", flush=True),
-            **options,
-        )
+        try:
+            settings = up(
+                state_dir,
+                # Separate halves of the worker's range, so the sandbox's 50 ports never overlap
+                # the cluster's.
+                base_port=free_base_port(PORT_SPAN, part=0, parts=2),
+                sandbox_base_port=free_base_port(part=1, parts=2),
+                progress=lambda line: print(f"cluster: {line}", flush=True),
+                **options,
+            )
+        except BuildError as exc:
+            pytest.fail(build_failure(exc))
         yield KubeCluster(state_dir, settings, admin_client(state_dir))
     finally:
         down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
 
 
+class SharedCluster:
+    """The session's cluster on ``up()``'s default options, brought up at its first use.
+
+    ``stop`` brings it down; tests/cluster/conftest.py calls it as soon as the next test does
+    not use it (so a module with a cluster of its own, or whatever the worker runs after the
+    tier, never runs beside it), and the ``shared_cluster`` fixture at the end, always."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._running = ExitStack()
+        self._cluster: KubeCluster | None = None
+
+    def get(self) -> KubeCluster:
+        if self._cluster is None:
+            self._cluster = self._running.enter_context(running_cluster(self._tmp_path_factory))
+        return self._cluster
+
+    def stop(self) -> None:
+        self._cluster = None
+        self._running.close()
+
+
+SHARED_CLUSTER = pytest.StashKey[SharedCluster]()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[SharedCluster]:
+    shared = SharedCluster(tmp_path_factory)
+    pytestconfig.stash[SHARED_CLUSTER] = shared
+    try:
+        yield shared
+    finally:
+        del pytestconfig.stash[SHARED_CLUSTER]
+        shared.stop()
+
+
+def uses_shared_cluster(item: pytest.Item) -> bool:
+    return "shared_cluster" in getattr(item, "fixturenames", ())
+
+
+def shared_cluster_last(items: list[pytest.Item], tier: Path) -> None:
+    """Reorder, in place, the tests under ``tier`` so those on the shared cluster come after
+    the others (the shared cluster then comes up once); every other item keeps its place, and
+    each module its own order."""
+    slots = [i for i, item in enumerate(items) if tier in item.path.parents]
+    ordered = sorted((items[i] for i in slots), key=uses_shared_cluster)
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
+
+
+ORIGINAL_DEMO_IMAGE = image_name(DEMO_REPOSITORY, DEMO_TAG)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What a module on the shared cluster must leave as it found it."""
+
+    demo_image: str
+    demo_available: bool
+    # The bad-tag fault's marks on the demo Deployment (present only while it is injected).
+    demo_fault_marks: tuple[str, ...]
+    registry_ready: bool
+    chaos_objects: tuple[str, ...]
+    toxics: tuple[str, ...]
+    active_faults: frozenset[str]
+
+
+def cluster_state(cluster: KubeCluster) -> ClusterState:
+    client = cluster.client
+    demo = client.get(Deployment, DEMO_NAME, namespace=DEMO_NAMESPACE)
+    annotations = (demo.metadata.annotations if demo.metadata else None) or {}
+    labels = (demo.metadata.labels if demo.metadata else None) or {}
+    marks = [a for a in (BAD_TAG_ANNOTATION, ORIGINAL_IMAGE_ANNOTATION) if a in annotations]
+    marks += [label for label in (BAD_TAG_LABEL,) if label in labels]
+    chaos_objects = [
+        f"{kind} {obj.metadata.namespace}/{obj.metadata.name}"
+        for kind in CHAOS_KINDS
+        for obj in client.list(chaosmesh.resource(kind), namespace="*")
+        if obj.metadata is not None
+    ]
+    endpoints = sandbox.load_endpoints(cluster.settings["sandbox_dir"])
+    with Toxiproxy(endpoints["toxiproxy"]) as toxiproxy:
+        toxics = [
+            f"{proxy}/{toxic['name']}"
+            for proxy, found in toxiproxy.proxies().items()
+            for toxic in found.get("toxics", [])
+        ]
+    # Every ledger of the session (the index the sandboxes' guardians watch), whoever made it.
+    active = {
+        f"{entry.kind} {entry.id} in {directory}"
+        for directory in known_ledgers()
+        if directory.is_dir()
+        for entry in Ledger(directory).active()
+    }
+    return ClusterState(
+        demo_image=demo_image(client, DEMO_NAMESPACE),
+        demo_available=deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME) is None,
+        demo_fault_marks=tuple(sorted(marks)),
+        registry_ready=statefulset_not_ready(client, REGISTRY_NAMESPACE, REGISTRY_NAME) is None,
+        chaos_objects=tuple(sorted(chaos_objects)),
+        toxics=tuple(sorted(toxics)),
+        active_faults=frozenset(active),
+    )
+
+
+def assert_as_found(found: ClusterState, left: ClusterState, module: str) -> None:
+    """Fail unless ``module`` left the cluster as ``found`` (no new active fault; one that was
+    active before may have been reverted since)."""
+    changed = [
+        f"{field.name}: {getattr(found, field.name)!r} -> {getattr(left, field.name)!r}"
+        for field in fields(ClusterState)
+        if field.name != "active_faults" and getattr(found, field.name) != getattr(left, field.name)
+    ]
+    new_faults = sorted(left.active_faults - found.active_faults)
+    if new_faults:
+        changed.append(f"faults left active: {new_faults}")
+    if changed:
+        pytest.fail(f"{module} left the shared test cluster changed: {'; '.join(changed)}")
+
+
 @pytest.fixture(scope="module")
-def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A running cluster with its own sandbox in a temp state dir; always brought down."""
-    with running_cluster(tmp_path_factory) as cluster:
-        yield cluster
+def kube_cluster(
+    shared_cluster: SharedCluster, request: pytest.FixtureRequest
+) -> Iterator[KubeCluster]:
+    """The session's shared cluster (with its own sandbox, in a temp state dir); fails the
+    module that does not leave it as it found it."""
+    cluster = shared_cluster.get()
+    found = cluster_state(cluster)
+    yield cluster
+    assert_as_found(found, cluster_state(cluster), request.module.__name__)
+
+
+def restore_demo(client: Client) -> None:
+    """The demo Deployment back on its original image (a test that failed half-way may have
+    left another) and Available."""
+    if demo_image(client, DEMO_NAMESPACE) != ORIGINAL_DEMO_IMAGE:
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": ORIGINAL_DEMO_IMAGE}]}}}}  # fmt: skip
+        client.patch(Deployment, DEMO_NAME, patch, namespace=DEMO_NAMESPACE)
+    wait_available(client, DEMO_NAMESPACE)
 
 
 def demo_image(client: Client, namespace: str, name: str = DEMO_NAME) -> str:

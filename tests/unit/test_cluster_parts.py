@@ -326,6 +326,23 @@ def test_kubernetes_build_module_replaces_staging_modules_with_their_release() -
     assert unstamped.recipe() != kube_build.recipe()
 
 
+def test_a_failed_go_step_says_which_step_and_its_last_line_and_keeps_its_log(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "build.log"
+    with pytest.raises(build.BuildError) as failed:
+        build.run_go(
+            ["sh", "-c", "echo 'main.go:1: syntax error' >&2; exit 2"],
+            cwd=tmp_path,
+            log=log,
+            step="go build demo",
+        )
+    assert (
+        str(failed.value) == f"go build demo failed (exit 2): main.go:1: syntax error — see {log}"
+    )
+    assert failed.value.log == log
+
+
 def test_binary_names_follow_go_build_and_renames() -> None:
     assert build.ETCD_BUILD.built_names() == ["server"]
     assert build.ETCD_BUILD.binaries() == ["etcd"]
