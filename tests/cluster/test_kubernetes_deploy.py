@@ -209,7 +209,7 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
                 f"trial {trial}: bad tag injected", injected, timeout=60, interval=0.05
             )
             assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
-            time.sleep(random.uniform(0, 1.0))
+            time.sleep(random.uniform(0, 1.0))  # the scenario: the kill at a random point
             process.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             process.wait(timeout=10)
@@ -281,7 +281,7 @@ def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_bac
             assert labels(kube_cluster).get(BAD_TAG_LABEL) == "bad-tag"
             marker = json.loads(annotations(kube_cluster)[BAD_TAG_ANNOTATION])
             assert entry.expires_at <= marker["expires_at"] <= entry.expires_at + 2
-            time.sleep(rng.uniform(0, KILL_DURATION / 2))
+            time.sleep(rng.uniform(0, KILL_DURATION / 2))  # the scenario: a random kill point
             watchdog = watchdog_pid(ledger_dir)
             os.killpg(process.pid, signal.SIGKILL)
             if watchdog is not None:
@@ -353,6 +353,8 @@ def test_an_expired_bad_tag_whose_ledger_is_lost_is_reverted_by_cluster_status(
     os.kill(watchdog, signal.SIGKILL)
     eventually("the watchdog gone", lambda: watchdog_pid(ledger_dir) is None, timeout=5)
     subprocess.run(["rm", "-rf", str(ledger_dir), str(lost_index)], check=True)
+    # An absence, which no poll can wait for: past the expiry, nothing (no watchdog, no ledger)
+    # has put the image back; only the cluster-status sweep below may.
     time.sleep(max(0.0, fault["expires_at"] - time.time()) + 1.0)
     assert demo_image(kube_cluster.client, DEMO_NAMESPACE).endswith(":does-not-exist")
 

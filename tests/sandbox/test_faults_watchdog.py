@@ -228,7 +228,7 @@ def test_randomly_interrupted_injections_leave_no_fault(
             )
             try:
                 owner.go()
-                time.sleep(delay)
+                time.sleep(delay)  # the scenario: the kill lands at a random point
                 owner.kill(signum)
             finally:
                 owner.reap()

@@ -78,7 +78,7 @@ def test_random_interruptions_never_leave_a_fault(sandbox: SandboxInfo, tmp_path
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        time.sleep(delay)
+        time.sleep(delay)  # the scenario: the signal lands at a random point of the run
         signalled = time.monotonic()
         finished_before = process.poll() is not None
         if not finished_before:
@@ -89,6 +89,7 @@ def test_random_interruptions_never_leave_a_fault(sandbox: SandboxInfo, tmp_path
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         ledger = Ledger(ledger_dir)
+        # Poll for no leftovers until the bound the safety net promises (expiry + 5 s).
         deadline = signalled + FAULT_DURATION + 5
         while (left := leftovers(sandbox, ledger)) and time.monotonic() < deadline:
             time.sleep(0.1)
