@@ -412,6 +412,19 @@ class KubernetesBackend:
             "runs on the local backend (the sandbox's nginx) only"
         )
 
+    def upstream_fault(self, status: int, retry_after: int) -> FaultPlan:
+        """The sandbox's mirror (the one the test cluster's node pulls through, named by
+        ``sandbox_dir``) gets its remote answering ``status``: the local backend's fault.
+        Refused without ``sandbox_dir``: a cluster's own mirror reaches its remote through no
+        nginx of ours."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot make a cluster's mirror upstream answer errors: "
+                "set configuration.sandbox_dir to the sandbox whose mirror the node pulls through"
+            )
+        plan: FaultPlan = self._toxiproxy().upstream_fault(status, retry_after)
+        return plan
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back).

@@ -1,0 +1,45 @@
+"""The mirror-upstream fault's inputs and answers, without a sandbox: what its 429 and 503 say,
+and the refusals made before anything is recorded (the sandbox tier applies it for real)."""
+
+from pathlib import Path
+
+import pytest
+from support.faults import assert_refused_before_recording
+
+from chaosregistry.actions import upstream
+from chaosregistry.backends.local_upstream import upstream_headers
+
+
+def test_a_429_carries_docker_hubs_quota_headers_and_a_503_only_retry_after() -> None:
+    assert upstream_headers(429, 60) == {
+        "retry-after": "60",
+        "ratelimit-limit": "100;w=21600",
+        "ratelimit-remaining": "0;w=21600",
+    }
+    assert upstream_headers(503, 5) == {"retry-after": "5"}
+
+
+@pytest.mark.parametrize(
+    ("configuration", "fragment"),
+    [
+        # The kubernetes backend has no nginx of ours in front of a cluster's mirror upstream.
+        ({"backend": "kubernetes"}, "kubernetes backend cannot make a cluster's mirror upstream"),
+        # The local backend needs the sandbox whose nginx it rewrites.
+        ({}, "the local backend needs 'sandbox_dir'"),
+    ],
+)
+def test_a_fault_it_cannot_make_is_refused_in_one_line_before_recording(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    configuration: dict[str, str],
+    fragment: str,
+) -> None:
+    monkeypatch.delenv("CHAOSREGISTRY_SANDBOX_DIR", raising=False)
+    ledger_dir = tmp_path / "ledger"
+    assert_refused_before_recording(
+        lambda: upstream.throttle_mirror_upstream(
+            duration=10, configuration={**configuration, "ledger_dir": str(ledger_dir)}
+        ),
+        fragment,
+        ledger_dir,
+    )
