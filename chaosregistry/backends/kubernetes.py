@@ -425,6 +425,13 @@ class KubernetesBackend:
         plan: FaultPlan = self._toxiproxy().upstream_fault(status, retry_after)
         return plan
 
+    def quota_fault(self, requests: int, window: int) -> FaultPlan:
+        # A cluster's registry ingress is not ours to rewrite: not built.
+        raise ConfigError(
+            "the kubernetes backend cannot put a quota on a cluster's registry: the quota "
+            "fault runs on the local backend (the sandbox's nginx) only"
+        )
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back).

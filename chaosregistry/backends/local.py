@@ -272,6 +272,14 @@ class LocalBackend:
 
         return upstream_plan(self.run_dir, status, retry_after)
 
+    def quota_fault(self, requests: int, window: int) -> FaultPlan:
+        """nginx counts manifest requests per client address (see local_quota)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: quota faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_quota import quota_plan
+
+        return quota_plan(self.run_dir, requests, window)
+
 
 @undo_handler("sandbox.restart-process")
 def restart_process(params: Mapping[str, Any]) -> None:

@@ -38,6 +38,11 @@ class RouteOverride:
     marker: str
     ask: Ask
     what: str  # e.g. "the referrers fault", for messages
+    # What the snippet needs declared in nginx's http context (a limit_req_zone), if anything.
+    http_snippet: Path | None = None
+
+    def files(self) -> list[Path]:
+        return [self.snippet] + ([self.http_snippet] if self.http_snippet else [])
 
 
 def error_body(*errors: tuple[str, str]) -> str:
@@ -84,12 +89,18 @@ def _wait(run_dir: Path, override: RouteOverride, *, faulty: bool) -> None:
         time.sleep(0.1)
 
 
-def serve_override(run_dir: Path, override: RouteOverride, text: str) -> dict[str, Any]:
-    """Write the snippet (never over another), reload nginx, wait until the fault is answered;
-    what it did: ``snippet``, ``nginx_pid``, ``seconds_to_serve``."""
-    override.snippet.parent.mkdir(parents=True, exist_ok=True)
-    with override.snippet.open("x", encoding="utf-8") as handle:
-        handle.write(text)
+def serve_override(
+    run_dir: Path, override: RouteOverride, text: str, http_text: str = ""
+) -> dict[str, Any]:
+    """Write the snippet (and ``http_text`` to ``http_snippet``; never over another), reload
+    nginx, wait until the fault is answered; what it did: ``snippet``, ``nginx_pid``,
+    ``seconds_to_serve``."""
+    # The http context's part first: the server's part may use what it declares.
+    texts = [text] + ([http_text] if override.http_snippet else [])
+    for path, content in reversed(list(zip(override.files(), texts, strict=True))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(content)
     started = time.monotonic()
     nginx_pid = reload_nginx(run_dir)
     _wait(run_dir, override, faulty=True)
@@ -100,23 +111,25 @@ def serve_override(run_dir: Path, override: RouteOverride, text: str) -> dict[st
     }
 
 
+def _holds(path: Path, fault: str) -> bool:
+    try:
+        return fault in path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+
+
 def remove_override(run_dir: Path, override: RouteOverride, fault: str) -> None:
-    """Remove fault ``fault``'s snippet, reload nginx, verify the fault is no longer answered.
+    """Remove fault ``fault``'s snippets, reload nginx, verify the fault is no longer answered.
 
     Idempotent; a snippet of another fault (this one never wrote its own) is left to that
     fault's undo. With the sandbox gone, or nginx not running, there is nothing to verify."""
     if not run_dir.is_dir():
         return  # the sandbox is gone, and with it what nginx answered
-    try:
-        text = override.snippet.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = None
-    if text is not None and fault not in text:
-        return
-    if text is None and answered_status(run_dir, override) is None:
-        return  # never applied, or already reverted: no reload needed
-    if text is not None:
-        override.snippet.unlink()
+    ours = [path for path in override.files() if _holds(path, fault)]
+    if not ours and (override.snippet.exists() or answered_status(run_dir, override) is None):
+        return  # another fault's snippet, or never applied, or already reverted
+    for path in ours:
+        path.unlink()
     try:
         reload_nginx(run_dir)
     except SandboxError:

@@ -193,7 +193,8 @@ def nginx_config(
     change one server's certificate. The two servers in front of the replicas (``registry``,
     ``registry_http``) also include ``route-overrides/*.conf``: a signature fault's ``location``
     answering the referrers API; ``mirror-upstream`` includes ``route-overrides/mirror-upstream/
-    *.conf``: the mirror's remote answering 429 or 503 (``local_upstream``).
+    *.conf``: the mirror's remote answering 429 or 503 (``local_upstream``); the ``http``
+    context includes ``route-overrides/http/*.conf`` (the quota fault's zone, ``local_quota``).
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
@@ -263,6 +264,7 @@ http {{
     }}
 
     limit_req_zone $binary_remote_addr zone=registry_pulls:1m rate={RATE_PER_SECOND}r/s;
+    include {layout.http_overrides_dir}/*.conf;
 
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;

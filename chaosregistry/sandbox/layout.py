@@ -332,6 +332,12 @@ class Layout:
         return self.route_overrides_dir / "mirror-upstream"
 
     @property
+    def http_overrides_dir(self) -> Path:
+        """nginx snippets (``*.conf``) included in nginx's ``http`` context: what a route
+        override needs declared there (the quota fault's ``limit_req_zone``)."""
+        return self.route_overrides_dir / "http"
+
+    @property
     def toxiproxy_dir(self) -> Path:
         return self.run_dir / "toxiproxy"
 
@@ -354,6 +360,7 @@ class Layout:
             self.tls_overrides_dir,
             self.route_overrides_dir,
             self.mirror_upstream_overrides_dir,
+            self.http_overrides_dir,
             self.toxiproxy_dir,
             self.seed_marker.parent,
         ):

@@ -1,5 +1,6 @@
-"""The mirror-upstream fault's inputs and answers, without a sandbox: what its 429 and 503 say,
-and the refusals made before anything is recorded (the sandbox tier applies it for real)."""
+"""The nginx route faults (mirror upstream, quota) without a sandbox: what their 429 and 503
+say, and the refusals made before anything is recorded (the sandbox tier applies them for
+real)."""
 
 from pathlib import Path
 
@@ -7,7 +8,9 @@ import pytest
 from support.faults import assert_refused_before_recording
 
 from chaosregistry.actions import upstream
+from chaosregistry.backends.local_quota import per_minute, quota_headers
 from chaosregistry.backends.local_upstream import upstream_headers
+from chaosregistry.errors import ConfigError
 
 
 def test_a_429_carries_docker_hubs_quota_headers_and_a_503_only_retry_after() -> None:
@@ -43,3 +46,24 @@ def test_a_fault_it_cannot_make_is_refused_in_one_line_before_recording(
         fragment,
         ledger_dir,
     )
+
+
+def test_a_quota_is_a_whole_number_of_requests_per_minute_and_says_so() -> None:
+    assert per_minute(10, 60) == 10
+    assert per_minute(100, 600) == 10
+    assert per_minute(5, 30) == 10
+    with pytest.raises(ConfigError, match="not a whole number per minute"):
+        per_minute(100, 21600)  # Docker Hub's 100 per 6 h is finer than nginx's 1r/m
+    with pytest.raises(ConfigError, match="requests must be"):
+        per_minute(0, 60)
+    with pytest.raises(ConfigError, match="window must be"):
+        per_minute(10, True)  # type: ignore[arg-type]
+
+
+def test_the_quotas_429_tells_when_one_more_request_passes() -> None:
+    assert quota_headers(5, 60) == {
+        "ratelimit-limit": "5;w=60",
+        "ratelimit-remaining": "0;w=60",
+        "retry-after": "12",
+    }
+    assert quota_headers(7, 60)["retry-after"] == "9"  # rounded up, never early
