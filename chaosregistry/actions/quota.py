@@ -10,7 +10,8 @@ Like every fault it is written to the fault ledger before it is made, has a ``du
 is undone at its expiry, on the rollback (``lift_pull_quota``), by ``chaosregistry
 rollback``, or at once if the process running the experiment dies; the undo returns only once
 nginx passes manifest requests on uncounted again. Local backend (the sandbox's nginx, in front
-of the replicas) only.
+of the replicas); on the kubernetes backend only with ``sandbox_dir`` naming the sandbox whose
+registry the cluster's node pulls from (``node_pulls: origin``).
 """
 
 from typing import Annotated
@@ -63,7 +64,8 @@ def impose_pull_quota(
     ``injected_at``, ``expires_at``, ``expires_in``.
 
     Raises ActivityFailed, with nothing changed, for a rate that is not a whole number per
-    minute, a bad duration, a quota fault already active, or the kubernetes backend.
+    minute, a bad duration, a quota fault already active, or the kubernetes backend without
+    ``sandbox_dir``.
     """
     seconds = check_duration(duration)
     settings = settings_for(configuration)

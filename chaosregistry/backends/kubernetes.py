@@ -426,11 +426,18 @@ class KubernetesBackend:
         return plan
 
     def quota_fault(self, requests: int, window: int) -> FaultPlan:
-        # A cluster's registry ingress is not ours to rewrite: not built.
-        raise ConfigError(
-            "the kubernetes backend cannot put a quota on a cluster's registry: the quota "
-            "fault runs on the local backend (the sandbox's nginx) only"
-        )
+        """The quota on the registry of the sandbox the cluster pulls from (``sandbox_dir``):
+        the local backend's fault. It counts the node's pulls when the node pulls from the
+        origin (``node_pulls`` ``origin``); a mirror-first node's go through the mirror, whose
+        fetches from its upstream are not counted. Refused without ``sandbox_dir``: a
+        cluster's own registry ingress is not ours to rewrite."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot put a quota on a cluster's registry: set "
+                "configuration.sandbox_dir to the sandbox the node pulls from"
+            )
+        plan: FaultPlan = self._toxiproxy().quota_fault(requests, window)
+        return plan
 
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until

@@ -2,12 +2,14 @@
 say, and the refusals made before anything is recorded (the sandbox tier applies them for
 real)."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.faults import assert_refused_before_recording
 
-from chaosregistry.actions import upstream
+from chaosregistry.actions import quota, upstream
 from chaosregistry.backends.local_quota import per_minute, quota_headers
 from chaosregistry.backends.local_upstream import upstream_headers
 from chaosregistry.errors import ConfigError
@@ -23,26 +25,36 @@ def test_a_429_carries_docker_hubs_quota_headers_and_a_503_only_retry_after() ->
 
 
 @pytest.mark.parametrize(
-    ("configuration", "fragment"),
+    ("fault", "configuration", "fragment"),
     [
-        # The kubernetes backend has no nginx of ours in front of a cluster's mirror upstream.
-        ({"backend": "kubernetes"}, "kubernetes backend cannot make a cluster's mirror upstream"),
+        # The kubernetes backend has no nginx of ours in front of a cluster's registry or
+        # mirror upstream: only the sandbox's, when sandbox_dir names it.
+        (
+            upstream.throttle_mirror_upstream,
+            {"backend": "kubernetes"},
+            "kubernetes backend cannot make a cluster's mirror upstream answer errors",
+        ),
+        (
+            quota.impose_pull_quota,
+            {"backend": "kubernetes"},
+            "kubernetes backend cannot put a quota on a cluster's registry",
+        ),
         # The local backend needs the sandbox whose nginx it rewrites.
-        ({}, "the local backend needs 'sandbox_dir'"),
+        (upstream.throttle_mirror_upstream, {}, "the local backend needs 'sandbox_dir'"),
+        (quota.impose_pull_quota, {}, "the local backend needs 'sandbox_dir'"),
     ],
 )
 def test_a_fault_it_cannot_make_is_refused_in_one_line_before_recording(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    fault: Callable[..., Any],
     configuration: dict[str, str],
     fragment: str,
 ) -> None:
     monkeypatch.delenv("CHAOSREGISTRY_SANDBOX_DIR", raising=False)
     ledger_dir = tmp_path / "ledger"
     assert_refused_before_recording(
-        lambda: upstream.throttle_mirror_upstream(
-            duration=10, configuration={**configuration, "ledger_dir": str(ledger_dir)}
-        ),
+        lambda: fault(duration=10, configuration={**configuration, "ledger_dir": str(ledger_dir)}),
         fragment,
         ledger_dir,
     )
