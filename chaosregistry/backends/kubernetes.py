@@ -204,6 +204,14 @@ class KubernetesBackend:
 
         return LocalBackend.from_settings(self.all_settings.local)
 
+    def _guard_configured_namespace(self) -> None:
+        """Before a fault on the sandbox the cluster pulls through: as for the Toxiproxy hops,
+        the configured namespace must still be opted in, so a vars file for the wrong cluster
+        is refused."""
+        if self.settings.namespace:
+            refuse_protected(self.settings.namespace)
+            guard_namespace(self.settings.client(), self.settings.namespace)
+
     def hops(self) -> list[str]:
         hops: list[str] = self._toxiproxy().hops()
         return hops
@@ -422,6 +430,7 @@ class KubernetesBackend:
                 "the kubernetes backend cannot make a cluster's mirror upstream answer errors: "
                 "set configuration.sandbox_dir to the sandbox whose mirror the node pulls through"
             )
+        self._guard_configured_namespace()
         plan: FaultPlan = self._toxiproxy().upstream_fault(status, retry_after)
         return plan
 
@@ -436,6 +445,7 @@ class KubernetesBackend:
                 "the kubernetes backend cannot put a quota on a cluster's registry: set "
                 "configuration.sandbox_dir to the sandbox the node pulls from"
             )
+        self._guard_configured_namespace()
         plan: FaultPlan = self._toxiproxy().quota_fault(requests, window)
         return plan
 
@@ -459,11 +469,7 @@ class KubernetesBackend:
                     "through the mirror, so killing it tests no fallback (bring the cluster up "
                     "with `chaosregistry cluster up --node-pulls mirror-first`)"
                 )
-            # As for the Toxiproxy hops: the configured namespace must still be opted in, so
-            # a vars file for the wrong cluster is refused.
-            if self.settings.namespace:
-                refuse_protected(self.settings.namespace)
-                guard_namespace(self.settings.client(), self.settings.namespace)
+            self._guard_configured_namespace()
             plan: FaultPlan = self._toxiproxy().kill_node(node)
             return plan
         if choice is None:
