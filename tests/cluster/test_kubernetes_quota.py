@@ -5,8 +5,9 @@ nginx's ``registry`` server, where the quota counts; the release's push shares t
 
 Measured (three runs): the new pod's pull is refused (``ErrImagePull``) and ``push_to_running``
 reports the release failed at once (class ``image-pull``); 24 of the node's manifest requests
-were answered 429 within the release's seconds (one run: 24 GETs; two: 12 HEADs, 12 GETs). When the pods recover after the quota
-is lifted is not measured here: the action stops at the first failed pull."""
+were answered 429 within the release's seconds (one run: 24 GETs; two: 12 HEADs, 12 GETs).
+When the pods recover after the quota is lifted is not measured here: the action stops at the
+first failed pull."""
 
 import re
 from collections import Counter
