@@ -208,6 +208,14 @@ class KubernetesBackend:
 
         return LocalBackend.from_settings(self.all_settings.local)
 
+    def _guard_configured_namespace(self) -> None:
+        """Before a fault on the sandbox the cluster pulls through: as for the Toxiproxy hops,
+        the configured namespace must still be opted in, so a vars file for the wrong cluster
+        is refused."""
+        if self.settings.namespace:
+            refuse_protected(self.settings.namespace)
+            guard_namespace(self.settings.client(), self.settings.namespace)
+
     def hops(self) -> list[str]:
         hops: list[str] = self._toxiproxy().hops()
         return hops
@@ -416,6 +424,35 @@ class KubernetesBackend:
             "runs on the local backend (the sandbox's nginx) only"
         )
 
+    def upstream_fault(self, status: int, retry_after: int) -> FaultPlan:
+        """The sandbox's mirror (the one the test cluster's node pulls through, named by
+        ``sandbox_dir``) gets its remote answering ``status``: the local backend's fault.
+        Refused without ``sandbox_dir``: a cluster's own mirror reaches its remote through no
+        nginx of ours."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot make a cluster's mirror upstream answer errors: "
+                "set configuration.sandbox_dir to the sandbox whose mirror the node pulls through"
+            )
+        self._guard_configured_namespace()
+        plan: FaultPlan = self._toxiproxy().upstream_fault(status, retry_after)
+        return plan
+
+    def quota_fault(self, requests: int, window: int) -> FaultPlan:
+        """The quota on the registry of the sandbox the cluster pulls from (``sandbox_dir``):
+        the local backend's fault. It counts the node's pulls when the node pulls from the
+        origin (``node_pulls`` ``origin``); a mirror-first node's go through the mirror, whose
+        fetches from its upstream are not counted. Refused without ``sandbox_dir``: a
+        cluster's own registry ingress is not ours to rewrite."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot put a quota on a cluster's registry: set "
+                "configuration.sandbox_dir to the sandbox the node pulls from"
+            )
+        self._guard_configured_namespace()
+        plan: FaultPlan = self._toxiproxy().quota_fault(requests, window)
+        return plan
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back).
@@ -436,11 +473,7 @@ class KubernetesBackend:
                     "through the mirror, so killing it tests no fallback (bring the cluster up "
                     "with `chaosregistry cluster up --node-pulls mirror-first`)"
                 )
-            # As for the Toxiproxy hops: the configured namespace must still be opted in, so
-            # a vars file for the wrong cluster is refused.
-            if self.settings.namespace:
-                refuse_protected(self.settings.namespace)
-                guard_namespace(self.settings.client(), self.settings.namespace)
+            self._guard_configured_namespace()
             plan: FaultPlan = self._toxiproxy().kill_node(node)
             return plan
         if choice is None:

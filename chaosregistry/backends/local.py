@@ -264,6 +264,22 @@ class LocalBackend:
 
         return referrers_plan(self.run_dir, status)
 
+    def upstream_fault(self, status: int, retry_after: int) -> FaultPlan:
+        """The mirror's remote answers ``status`` (see local_upstream)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: mirror-upstream faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_upstream import upstream_plan
+
+        return upstream_plan(self.run_dir, status, retry_after)
+
+    def quota_fault(self, requests: int, window: int) -> FaultPlan:
+        """nginx counts manifest requests per client address (see local_quota)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: quota faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_quota import quota_plan
+
+        return quota_plan(self.run_dir, requests, window)
+
 
 @undo_handler("sandbox.restart-process")
 def restart_process(params: Mapping[str, Any]) -> None:

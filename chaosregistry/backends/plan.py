@@ -16,6 +16,8 @@ __all__ = [
     "BACKENDS",
     "CERTIFICATE_KINDS",
     "CONFIRMED",
+    "MIRROR_UPSTREAM_TARGET",
+    "QUOTA_TARGET",
     "REFERRERS_TARGET",
     "UNCONFIRMED",
     "Backend",
@@ -28,6 +30,10 @@ __all__ = [
 CERTIFICATE_KINDS = ("expired", "wrong-host", "untrusted")
 # The referrers fault's target: the registry's referrers API (one per backend).
 REFERRERS_TARGET = "referrers:registry"
+# The mirror-upstream fault's target: what the pull-through mirror's remote answers.
+MIRROR_UPSTREAM_TARGET = "upstream:mirror"
+# The quota fault's target: the registry's manifest requests, counted per client address.
+QUOTA_TARGET = "quota:registry"
 # Auth faults: the token server cut off or slow, the registry trusting another token key, the
 # registry's credentials changed.
 AUTH_KINDS = ("token-server", "token-key", "credentials")
@@ -82,3 +88,7 @@ class Backend(Protocol):
     def signature_fault(self, kind: str, image: str, source: str = "") -> FaultPlan: ...
 
     def referrers_fault(self, status: int) -> FaultPlan: ...
+
+    def upstream_fault(self, status: int, retry_after: int) -> FaultPlan: ...
+
+    def quota_fault(self, requests: int, window: int) -> FaultPlan: ...

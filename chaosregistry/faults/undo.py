@@ -34,6 +34,8 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.backends.local_auth",  # auth.token-path/token-key/htpasswd-restore
     "chaosregistry.backends.local_signatures",  # registry.restore-manifests
     "chaosregistry.backends.local_referrers",  # sandbox.referrers-restore
+    "chaosregistry.backends.local_upstream",  # sandbox.upstream-restore
+    "chaosregistry.backends.local_quota",  # sandbox.quota-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
     "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo, scale-restore

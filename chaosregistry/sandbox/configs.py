@@ -192,7 +192,9 @@ def nginx_config(
     ``registry-ratelimited.conf`` too); a certificate fault drops one file there and reloads to
     change one server's certificate. The two servers in front of the replicas (``registry``,
     ``registry_http``) also include ``route-overrides/*.conf``: a signature fault's ``location``
-    answering the referrers API.
+    answering the referrers API; ``mirror-upstream`` includes ``route-overrides/mirror-upstream/
+    *.conf``: the mirror's remote answering 429 or 503 (``local_upstream``); the ``http``
+    context includes ``route-overrides/http/*.conf`` (the quota fault's zone, ``local_quota``).
     """
     prefix = layout.nginx_prefix
     pki = layout.pki
@@ -262,6 +264,7 @@ http {{
     }}
 
     limit_req_zone $binary_remote_addr zone=registry_pulls:1m rate={RATE_PER_SECOND}r/s;
+    include {layout.http_overrides_dir}/*.conf;
 
     server {{
         listen {HOST}:{ports.nginx_registry} ssl http2;
@@ -302,6 +305,7 @@ http {{
     server {{
         listen {HOST}:{ports.nginx_mirror_upstream} ssl http2;
         include {overrides / "mirror-upstream"}.con[f];
+        include {layout.mirror_upstream_overrides_dir}/*.conf;
 {mirror_upstream_directives}        location / {{
             proxy_pass http://registry_token;
         }}

@@ -324,6 +324,20 @@ class Layout:
         return self.nginx_prefix / "route-overrides"
 
     @property
+    def mirror_upstream_overrides_dir(self) -> Path:
+        """nginx snippets (``*.conf``, server context) included by the server in front of the
+        mirror's upstream (``mirror-upstream``): how the mirror-upstream fault makes the
+        mirror's remote answer 429 or 503 (empty when none). Not matched by the glob of
+        ``route_overrides_dir``."""
+        return self.route_overrides_dir / "mirror-upstream"
+
+    @property
+    def http_overrides_dir(self) -> Path:
+        """nginx snippets (``*.conf``) included in nginx's ``http`` context: what a route
+        override needs declared there (the quota fault's ``limit_req_zone``)."""
+        return self.route_overrides_dir / "http"
+
+    @property
     def toxiproxy_dir(self) -> Path:
         return self.run_dir / "toxiproxy"
 
@@ -345,6 +359,8 @@ class Layout:
             self.nginx_prefix / "tmp",
             self.tls_overrides_dir,
             self.route_overrides_dir,
+            self.mirror_upstream_overrides_dir,
+            self.http_overrides_dir,
             self.toxiproxy_dir,
             self.seed_marker.parent,
         ):

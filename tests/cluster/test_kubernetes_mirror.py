@@ -81,10 +81,10 @@ _LINE = re.compile(
 NODE_QUERY = f"?ns={REGISTRY_HOST}"
 
 
-def manifest_requests(kube_cluster: KubeCluster, tag: str) -> Counter[str]:
-    """HEAD/GET requests for ``demo/app:<tag>``'s manifest in nginx's access log, by who made
-    them: ``node-at-origin`` (the node, through the client hop to the registry) and
-    ``mirror-upstream`` (the mirror fetching from its upstream for the node)."""
+def manifest_requests(kube_cluster: KubeCluster, tag: str, status: str = "200") -> Counter[str]:
+    """HEAD/GET requests for ``demo/app:<tag>``'s manifest in nginx's access log answered
+    ``status``, by who made them: ``node-at-origin`` (the node, through the client hop to the
+    registry) and ``mirror-upstream`` (the mirror fetching from its upstream for the node)."""
     found = endpoints(kube_cluster)
     origin = str(found["hops"]["client-registry"]["upstream"]).rsplit(":", 1)[1]
     upstream = str(found["hops"]["mirror-upstream"]["upstream"]).rsplit(":", 1)[1]
@@ -94,7 +94,7 @@ def manifest_requests(kube_cluster: KubeCluster, tag: str) -> Counter[str]:
         match = _LINE.search(line)
         if match is None or match["repository"] != DEMO_REPOSITORY or match["ref"] != tag:
             continue
-        if match["method"] not in ("HEAD", "GET") or match["status"] != "200":
+        if match["method"] not in ("HEAD", "GET") or match["status"] != status:
             continue
         if match["port"] == origin and match["query"] == NODE_QUERY:
             counts["node-at-origin"] += 1
@@ -145,6 +145,44 @@ def test_mirror_down_fallback_game_day_rolls_out_through_the_origin(
     (entry,) = Ledger(env).all()
     assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
     assert sandbox.status(kube_cluster.settings["sandbox_dir"])["processes"]["mirror"]["running"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_release_rolls_out_while_the_mirrors_upstream_throttles(
+    kube_cluster: KubeCluster, env: Path, demo_restored: None, status: int
+) -> None:
+    """The pull-through drill on the kubelet: a fresh tag (one the mirror never saw) rolled out
+    while the mirror's upstream answers ``status``. The mirror answers the node's tag lookup
+    404 (tests/sandbox/test_upstream_faults.py), and containerd moves on to the next host in
+    hosts.toml, the origin: measured, every pod pulled there and the release completed."""
+    from chaosregistry.actions.deploy import push_to_running
+    from chaosregistry.actions.upstream import restore_mirror_upstream, throttle_mirror_upstream
+
+    configuration = kube_cluster.vars_configuration()
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    fault = throttle_mirror_upstream(status=status, duration=240, configuration=configuration)
+    try:
+        release = push_to_running(DEMO_NAME, timeout=150, configuration=configuration)
+    finally:
+        restore_mirror_upstream(configuration=configuration)
+    tag = release["image"].rsplit(":", 1)[1]
+    refused = manifest_requests(kube_cluster, tag, str(status))
+    served = manifest_requests(kube_cluster, tag)
+    print(
+        f"\nmirror upstream {status}: release ok={release['ok']} total "
+        f"{release['total_seconds']} s, phases {release['phases']}, kubelet pull seconds "
+        f"{release['kubelet_pull_seconds']}; answered {status}: {dict(refused)}, 200: "
+        f"{dict(served)}"
+    )
+    assert fault["kind"] == "mirror.upstream-status" and fault["state"] == "injected"
+    assert release["ok"] is True and release["error"] is None, release
+    assert len(release["kubelet_pull_seconds"]) == 3, release
+    # The mirror asked its upstream and was refused; the node then resolved the tag at the
+    # origin, and nothing reached the upstream with a 200.
+    assert refused["mirror-upstream"] >= 1, refused
+    assert served["node-at-origin"] >= 3 and served["mirror-upstream"] == 0, served
+    (entry,) = Ledger(env).all()
+    assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
 
 
 KILL_DURATION = 30

@@ -135,6 +135,32 @@ def test_mirror_upstream_outage_refused(sandbox: SandboxInfo, tmp_path: Path) ->
     assert_nothing_left(sandbox, tmp_path)
 
 
+@pytest.mark.parametrize("upstream_status", [429, 503])
+def test_mirror_upstream_throttled_keeps_serving_the_cache(
+    sandbox: SandboxInfo, tmp_path: Path, upstream_status: int
+) -> None:
+    code, journal, run_dir = run_gameday(
+        sandbox,
+        tmp_path,
+        "mirror-upstream-throttled",
+        fault_duration=12,
+        upstream_status=upstream_status,
+    )
+    assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    (detail,) = assert_every_fault_proven(run_dir)
+    assert "during-throttle" in detail
+    during = journal["steady_states"]["during"]
+    assert during and all(d["steady_state_met"] for d in during)
+    assert all(c["ok"] for c in outputs(journal, "cached-pull-during-throttle"))
+    # Measured: the mirror hides its upstream's 429 or 503 behind "not found" for a tag it
+    # never saw (tests/sandbox/test_upstream_faults.py has the other cases).
+    uncached = outputs(journal, "uncached-pull-during-throttle")
+    assert len(uncached) == 2
+    assert all(not u["ok"] and u["error"]["status"] == 404 for u in uncached), uncached
+    assert outputs(journal, "uncached-image-recovers")[0]["recovered"]
+    assert_nothing_left(sandbox, tmp_path)
+
+
 def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path) -> None:
     """Distribution 2.8 as a mirror waits on a black-holed upstream even for cached tags."""
     code, journal, _ = run_gameday(
@@ -156,6 +182,7 @@ def test_mirror_upstream_blackhole_deviates(sandbox: SandboxInfo, tmp_path: Path
         "registry-partition",
         "registry-node-kill",
         "mirror-upstream-outage",
+        "mirror-upstream-throttled",
         "pull-storm",
         "registry-latency-slo",
         "mirror-cache-hit-ratio",

@@ -38,6 +38,7 @@ MIRROR_LOG = "reads the sandbox mirror's access log"
 CERTIFICATE = "changes the certificate the sandbox's nginx serves"
 SIGNATURE = "changes what the sandbox serves for a signed image"
 AUTH = "changes the sandbox's token server, signing key or credentials"
+UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
 
 
 def no_url(name: str) -> str:
@@ -51,6 +52,11 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "bad-tag-rollback": (set(), set(), set()),
     "mirror-cache-hit-ratio": ({PROMETHEUS, no_url("mirror"), no_url("registry")}, set(), set()),
     "mirror-down-fallback": ({KILL, no_url("registry")}, {KILL}, set()),
+    "mirror-upstream-throttled": (
+        {UPSTREAM, no_url("mirror"), no_url("registry")},
+        {UPSTREAM},
+        set(),
+    ),
     "mirror-upstream-outage": ({HOP, no_url("mirror"), no_url("registry")}, set(), set()),
     "pull-storm": ({MIRROR_LOG, no_url("mirror"), no_url("registry")}, {MIRROR_LOG}, set()),
     "registry-cert-expiry": ({CERTIFICATE, no_url("registry")}, {CERTIFICATE}, set()),
