@@ -9,6 +9,7 @@ kubelet's pulls of a rollout.
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -285,8 +286,14 @@ def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
     assert results["healthy"]["digest"] != results["latency"]["digest"]
     healthy, slowed = results["healthy"], results["latency"]
     # Layers are on the node already: each pull resolves the new manifest (a round trip
-    # or more through the hop), so each of the kubelet's pulls takes 500 ms more at least.
-    assert min(slowed["kubelet_pull_seconds"]) >= max(healthy["kubelet_pull_seconds"]) + 0.45
+    # or more through the hop), so every one of the kubelet's pulls takes 500 ms at least, and
+    # the typical pull 500 ms more than a healthy one. Medians, not the healthy maximum: one
+    # healthy pull slowed by the machine (1.4 s seen on a cold CI run) says nothing of the hop.
+    assert min(slowed["kubelet_pull_seconds"]) >= 0.45, slowed
+    assert (
+        statistics.median(slowed["kubelet_pull_seconds"])
+        >= statistics.median(healthy["kubelet_pull_seconds"]) + 0.45
+    ), (healthy["kubelet_pull_seconds"], slowed["kubelet_pull_seconds"])
     assert slowed["phases"]["pull"] > healthy["phases"]["pull"]
     # The push did not cross the slowed hop: under 500 ms more (one round trip would be).
     assert slowed["phases"]["push"] < 0.5 + healthy["phases"]["push"], (healthy, slowed)

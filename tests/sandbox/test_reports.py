@@ -207,7 +207,9 @@ def test_summary_json_follows_the_documented_schema(latency: GameDay) -> None:
         "evidence",
         "fault_evidence",
         "charts",
+        "blast_radius",
     }
+    assert run["blast_radius"] == []  # this experiment predicts nothing
     assert [set(item) for item in run["evidence"]] == [{"name", "proven", "detail"}] * 4
     assert set(run["score"]) == {
         "value",
