@@ -469,6 +469,13 @@ class KubernetesSettings:
             raise ConfigError("no namespace: pass one or set configuration.namespace")
         return chosen
 
+    def deployment_target(self, deployment: str, namespace: str) -> tuple["Client", str]:
+        """A client and the namespace for a probe of one Deployment (ConfigError naming what is
+        missing)."""
+        if not isinstance(deployment, str) or not deployment:
+            raise ConfigError("deployment must name a Deployment")
+        return self.client(), self.namespace_or(namespace)
+
 
 # -- everything ---------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -41,15 +41,6 @@ def _read(client: Client, namespace: str, deployment: str) -> tuple[int, list[di
     return desired, sorted(states, key=lambda p: str(p["pod"]))
 
 
-def _target(
-    deployment: str, namespace: str, configuration: Configuration | None
-) -> tuple[Client, str]:
-    if not isinstance(deployment, str) or not deployment:
-        raise ConfigError("deployment must name a Deployment")
-    settings = settings_for(configuration).kubernetes
-    return settings.client(), settings.namespace_or(namespace)
-
-
 @activity
 def image_pull_backoff(
     deployment: Annotated[str, KUBE_NAME],
@@ -83,7 +74,7 @@ def image_pull_backoff(
     {reason: pods}, ``failed_pulls``, ``back_offs``, ``max_delay_seconds``. Times are the API's
     whole seconds. Raises ActivityFailed for an unknown Deployment.
     """
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     desired, pods = _read(client, chosen, deployment)
     return {**backoff_summary(pods), "desired": desired}
 
@@ -133,7 +124,7 @@ def recovery_after_heal(
     """
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     healed_at = time.time()
     while True:
         desired, pods = _read(client, chosen, deployment)

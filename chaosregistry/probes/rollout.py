@@ -52,15 +52,6 @@ def _snapshot(client: Client, namespace: str, name: str) -> dict[str, Any]:
     return health(found, new_pods(client, found))
 
 
-def _target(
-    deployment: str, namespace: str, configuration: Configuration | None
-) -> tuple[Any, str]:
-    if not isinstance(deployment, str) or not deployment:
-        raise ConfigError("deployment must name a Deployment")
-    settings = settings_for(configuration).kubernetes
-    return settings.client(), settings.namespace_or(namespace)
-
-
 @activity
 def rollout_health(
     deployment: Annotated[str, KUBE_NAME],
@@ -93,7 +84,7 @@ def rollout_health(
     ``image_pull_errors`` (new pods' containers waiting in ErrImagePull, ImagePullBackOff or
     InvalidImageName). Raises ActivityFailed for an unknown Deployment.
     """
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     return _snapshot(client, chosen, deployment)
 
 
@@ -234,7 +225,7 @@ def _start(
     """Client, namespace, now, and when the current rollout started (and how we know)."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     began = time.time()
     found = get_deployment(client, chosen, deployment)
     annotations = (found.metadata.annotations if found.metadata else None) or {}
@@ -297,7 +288,7 @@ def image_pull_events(
     """
     if isinstance(since, bool) or not isinstance(since, int | float):
         raise ConfigError(f"since must be epoch seconds or negative seconds, got {since!r}")
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     get_deployment(client, chosen, deployment)
     threshold = time.time() + since if since < 0 else float(since)
     found = kubelet_pull_events(client, chosen, deployment, threshold)
@@ -380,7 +371,7 @@ def rollback_readiness(
     ``registry`` (the URL checked), ``seconds``. Raises ActivityFailed for an unknown
     Deployment or a bad argument; a registry that fails the check is data (``error``).
     """
-    client, chosen = _target(deployment, namespace, configuration)
+    client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     wanted = Platform.parse(platform)
     registry = settings_for(configuration).registry.resolve(secrets, target)
     started = time.perf_counter()
