@@ -131,8 +131,10 @@ def recovery_timeline(pods: list[dict[str, Any]], healed_at: float) -> dict[str,
     the heal to that moment, for a pod that had failed a pull (0 for one that never did): the
     back-off still to run plus the pod worker's next re-sync. ``back_off_left_seconds``: the
     back-off alone, derived (its last failure plus the kubelet's delay after that many
-    failures, minus the heal). ``pull_to_running_seconds``: that moment to the container's
-    start. The API's times are whole seconds, so each part is clamped at 0.
+    failures, minus the heal). A pod can resume before its own back-off ends: the kubelet
+    looks for the image on the node before it consults the back-off, so once another pod's
+    pull lands, the rest start at their next sync. ``pull_to_running_seconds``: that moment to
+    the container's start. The API's times are whole seconds, so each part is clamped at 0.
     """
     since = math.floor(healed_at)
     timeline = []

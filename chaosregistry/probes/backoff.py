@@ -114,7 +114,8 @@ def recovery_after_heal(
     (from the heal to every pod running, as polled every 0.5 s; to giving up otherwise),
     ``back_off_seconds`` (the longest any pod waited after the heal for the kubelet to take it
     up again), ``back_off_left_seconds`` (the longest back-off still in force at the heal,
-    derived from the pod's failed pulls: the rest of ``back_off_seconds`` is re-sync),
+    derived from the pod's failed pulls: the rest of ``back_off_seconds`` is re-sync; a pod
+    whose image another pod's pull brought starts at its next sync, back-off or not),
     ``back_off_share`` (``back_off_seconds`` / ``seconds``), ``pull_to_running_seconds`` (the
     longest from being taken up to running), ``healed_at`` (epoch seconds), ``failed_pulls``
     (over every pod), ``pods`` (as ``image_pull_backoff``'s, each with ``resumed_at``,

@@ -127,7 +127,12 @@ def test_registry_outage_recovery_game_day_measures_the_back_off(
     # takes them up again well after the heal, and that wait is most of the recovery.
     assert all(p["failed_pulls"] >= 2 for p in recovery["pods"])
     assert 10 <= recovery["back_off_seconds"] <= recovery["seconds"] + 1
-    assert recovery["back_off_left_seconds"] <= recovery["back_off_seconds"] + 1
+    # The first pod taken up again pulled the image, so it waited out its own back-off (the
+    # API's whole seconds make each figure up to 1 s early). The others may not have: the
+    # kubelet looks for the image on the node before it consults a pod's back-off, so once the
+    # first pull lands, a pod whose own delay has seconds left starts at its next sync anyway.
+    first = min(recovery["pods"], key=lambda p: p["back_off_seconds"])
+    assert first["back_off_left_seconds"] <= first["back_off_seconds"] + 1
     # The faults were undone: the partition healed, the Deployment scaled back to zero.
     entries = Ledger(ledger_dir).all()
     assert {e.kind for e in entries} == {"network.partition", "deploy.scale"}
