@@ -94,6 +94,8 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
     assert run.returncode == 0, run.stdout[-3000:]
     assert "verdict: passed" in run.stdout
     assert "fault proxy: started" in run.stdout and "fault proxy: stopped" in run.stdout
+    # The proxy gives the fault its hop: no sandbox is started beside the user's registry.
+    assert "sandbox: not needed" in run.stdout
     journal = parse_journal(tmp_path / "runs/latency/journal.json")
     assert journal.before is not None and journal.before.met
     assert journal.after is not None and journal.after.met
