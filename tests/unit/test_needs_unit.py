@@ -109,6 +109,18 @@ def test_a_shipped_experiment_needs_the_sandbox_for_what_its_activities_declare(
     assert words(sandbox_needs(checked.experiment, external)) == by_url
 
 
+def test_a_fault_proxy_gives_the_network_faults_their_hop_without_the_sandbox() -> None:
+    # What `chaosregistry init` writes: registry_url and fault_proxy, no toxiproxy_url or hops.
+    checked = validate(EXPERIMENTS / "registry-partition.yaml", LOCAL_VARS)
+    own = {
+        **checked.configuration,
+        "registry_url": "https://registry.example.internal",
+        "fault_proxy": {"listen": "127.0.0.1:26369", "api": "127.0.0.1:26368", "dir": "proxy"},
+    }
+    assert HOP in words(sandbox_needs(checked.experiment, checked.configuration))
+    assert sandbox_needs(checked.experiment, own) == []
+
+
 def test_a_hop_only_the_second_site_has_is_declared_from_the_sandbox_layout() -> None:
     # The network actions' hop argument names the second site's hops from sandbox/layout.py.
     network = importlib.import_module("chaosregistry.actions.network")
