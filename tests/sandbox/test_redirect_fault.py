@@ -15,6 +15,7 @@ from support.faults import (
     assert_reverted_at_expiry,
     assert_watchdog_exits,
 )
+from support.locust_runs import locust_classes
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
@@ -113,6 +114,24 @@ def test_the_api_moves_to_the_new_host_and_our_clients_keep_the_credentials_to_t
     assert registry.get(f"/v2/{repository}/manifests/{tag}").status_code == 200
     assert pull_image(f"{repository}:{tag}", configuration=configuration)["ok"]
     assert actions.stop_registry_redirect(configuration=configuration)["count"] == 0
+
+
+def test_the_locust_driver_meets_the_move_as_the_probes_client_does(
+    sandbox: SandboxInfo, tmp_path: Path, configuration: dict[str, Any]
+) -> None:
+    """The load's driver (geventhttpclient) follows the redirect too, drops the credentials on
+    the way, and records the same ``auth`` failure naming the new host."""
+    new_host = f"https://localhost:{httpx.URL(sandbox.endpoints['registry']).port}"
+    actions.redirect_registry(status=307, duration=60, configuration=configuration)
+    load, pulls = locust_classes(
+        tmp_path,
+        sandbox.endpoints["registry"],
+        ":".join(IMAGE),
+        password=sandbox.password,
+        ca_file=sandbox.ca_file,
+    )
+    assert set(load) == {"auth"}, load
+    assert all(f"redirected to {new_host}, which asks" in p["message"] for p in pulls), pulls[0]
 
 
 def test_the_redirect_ends_at_its_duration(
