@@ -126,15 +126,12 @@ def origin(url: str) -> str:
 def other_origin(sent: str, answered: str) -> str:
     """The origin of ``answered`` (the URL a driver's redirects ended at) when it is not the
     origin of ``sent`` (the URL it was asked for), else empty: what drivers put in
-    ``Answer.redirected_to``. A redirect from http to https on the same host is no other
-    origin here (as httpx keeps its Authorization)."""
+    ``Answer.redirected_to``. An upgrade from http on port 80 to https on 443 of the same host
+    is no other origin here (httpx keeps the Authorization on it)."""
     before, after = origin(sent), origin(answered)
-    if before == after:
-        return ""
-    upgraded = before.startswith("http://") and after.startswith("https://")
-    if upgraded and urlsplit(sent).hostname == urlsplit(answered).hostname:
-        return ""
-    return after
+    host = urlsplit(before).hostname
+    upgrade = (f"http://{host}:80", f"https://{host}:443")
+    return "" if before == after or (before, after) == upgrade else after
 
 
 Steps = Generator[Request, Answer, T]

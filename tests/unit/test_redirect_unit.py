@@ -158,6 +158,8 @@ class _Nobody:
         ("https://a.test/v2/x", "https://a.test/v2/y", ""),
         ("https://a.test/v2/x", "https://A.test:443/v2/y", ""),
         ("http://a.test/v2/x", "https://a.test/v2/x", ""),  # an upgrade to https
+        ("http://a.test:5000/v2/x", "https://a.test:5001/v2/x", "https://a.test:5001"),
+        ("http://a.test/v2/x", "https://b.test/v2/x", "https://b.test:443"),
         ("https://a.test/v2/x", "http://a.test/v2/x", "http://a.test:80"),  # a downgrade
         ("https://127.0.0.1:15000/v2/x", "https://localhost:15000/v2/x", "https://localhost:15000"),
         ("https://a.test:5000/v2/x", "https://a.test:5001/v2/x", "https://a.test:5001"),
