@@ -52,12 +52,12 @@ def log_length(kube_cluster: KubeCluster) -> int:
 def test_registry_redirects_game_day_the_node_follows_and_is_refused_at_the_new_host(
     kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Measured (one run, 94 s with the cluster's bring-up): containerd follows the 307 to the
-    new host, without its credentials (a hosts.toml header for the old name): each HEAD of
-    the tag there is answered 401 and the pull fails, its message naming the old host; the
-    restart stalls, the old pods serving (maxUnavailable 0); our probe's pull fails as
-    ``auth`` naming the new host. Once the redirect ends the rollout completes, 22.7 s later
-    (what was left of the new pod's back-off, then the pulls)."""
+    """Measured (two runs, 94 s each with the cluster's bring-up): containerd follows the
+    307 to the new host without its credentials (a hosts.toml header for the old name): each
+    HEAD of the tag there is answered 401 and the pull fails, its message naming the old
+    host; the restart stalls, the old pods serving (maxUnavailable 0); our probe's pull fails
+    as ``auth`` naming the new host. Once the redirect ends the rollout completes 22.7 and
+    24.9 s later (what was left of the new pod's back-off, then the pulls)."""
     ledger = tmp_path / "ledger"
     monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
     monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(ledger))
