@@ -287,7 +287,8 @@ def exchange(
     if answer.status == 401 and answer.redirected_to:
         # Our credentials are the registry's: a challenge from the host a redirect led to is
         # not answered with them (its realm would get them), and a retry here would lose its
-        # Authorization on the same redirect again. Docker's client fails the same way.
+        # Authorization on the same redirect again. Docker's registry client drops it on a
+        # redirect too (kept only between docker.com / docker.io hosts), as does curl -L.
         raise PullError(
             ErrorClass.AUTH,
             f"{request.what}: redirected to {answer.redirected_to}, which asks for "
