@@ -39,6 +39,7 @@ CERTIFICATE = "changes the certificate the sandbox's nginx serves"
 SIGNATURE = "changes what the sandbox serves for a signed image"
 AUTH = "changes the sandbox's token server, signing key or credentials"
 UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
+REDIRECT = "makes the sandbox's nginx redirect the registry's API"
 
 
 def no_url(name: str) -> str:
@@ -65,6 +66,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
     "registry-outage-recovery": ({HOP}, set(), set()),
     "registry-partition": ({HOP, no_url("registry")}, set(), set()),
+    "registry-redirects": ({REDIRECT, no_url("registry")}, {REDIRECT}, set()),
     "replication-partition": (
         {HOP, no_url("dr_registry"), no_url("replication_source")},
         {no_url("dr_registry"), no_url("replication_source")},
