@@ -6,9 +6,9 @@ the prediction it tests (class and reason) so the probe that judges it
 (``prediction_agreement``) reads what was predicted from the ledger, taken before anything was
 provoked. The undo (``kubernetes.provoke-undo``): a scale-up goes back to its replica count
 (``kubernetes_deploy.scale_restore``); a move gets its original node selector back, so the
-Deployment returns to its old ReplicaSet and the moved pod goes; a restart leaves nothing to
-undo (the new pods are the old ones again, as ``restart_rollout`` says). Each passes the
-blast-radius guard of :mod:`chaosregistry.backends.kubernetes` first.
+Deployment returns to its old ReplicaSet, verified once the moved pods are gone; a restart
+leaves nothing to undo (the new pods are the old ones again, as ``restart_rollout`` says).
+Each passes the blast-radius guard of :mod:`chaosregistry.backends.kubernetes` first.
 """
 
 import time
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from chaosregistry.backends.kubernetes import (
@@ -43,6 +44,9 @@ from chaosregistry.kubernetes.verification import (
 __all__ = ["PROVOKE_KIND", "PROVOKE_UNDO", "provoke_plan", "provoke_undo"]
 
 PROVOKE_UNDO = "kubernetes.provoke-undo"
+# How long an undone move may take to remove its pods (their grace period included), polled.
+MOVED_PODS_GONE_WITHIN = 60.0
+POLL = 0.5
 
 
 def _node_selector_patch(node: str | None) -> dict[str, Any]:
@@ -152,7 +156,8 @@ def provoke_plan(
 def provoke_undo(params: Mapping[str, Any]) -> None:
     """Undo one provocation, then verify: a scale-up back to its replica count, a move back to
     its node selector (only while it still names the node the move set: a Deployment changed
-    since is left alone), a restart nothing. Idempotent; a deleted Deployment has nothing left."""
+    since is left alone) and no pod of it left on that node, a restart nothing. Idempotent; a
+    deleted Deployment has nothing left."""
     provocation = str(params.get("provocation"))
     if provocation == RESTART:
         return
@@ -185,3 +190,24 @@ def provoke_undo(params: Mapping[str, Any]) -> None:
         raise UndoError(
             f"deployment {namespace}/{name} selects node {now!r}, not {original!r}, after undo"
         )
+    # The fault is gone once its pods are: until the kubelet has let go of a moved pod, it may
+    # still pull the image onto the node the move chose (after the registry heals, say).
+    deadline = time.monotonic() + MOVED_PODS_GONE_WITHIN
+    while True:
+        with kube.translated():
+            left = [
+                pod.metadata.name
+                for pod in client.list(Pod, namespace=namespace, labels=params["selector"])
+                # the moved template's pods: pinned where the move pinned them
+                if pod.metadata
+                and pod.spec
+                and (pod.spec.nodeSelector or {}).get(HOSTNAME_LABEL) == moved_to
+            ]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise UndoError(
+                f"deployment {namespace}/{name}: pod(s) {', '.join(map(str, left))} still on "
+                f"{moved_to} {MOVED_PODS_GONE_WITHIN:g} s after the move was undone"
+            )
+        time.sleep(POLL)

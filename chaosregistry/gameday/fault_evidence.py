@@ -44,13 +44,13 @@ from urllib.parse import urlsplit
 
 from chaosregistry.backends.plan import CONFIRMED
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.kinds import ResultKind
 from chaosregistry.experiment.settings import (
     NODE_PULLS_MIRROR_FIRST,
     NODE_PULLS_ORIGIN,
     Settings,
     settings_for,
 )
-from chaosregistry.experiment.kinds import ResultKind
 from chaosregistry.faults.ledger import Entry
 from chaosregistry.gameday.journal import ActivityRun, Journal, journal_of
 from chaosregistry.gameday.verdict import FaultEvidence, LoadEvidence, started_loads
