@@ -23,6 +23,7 @@ from chaosregistry.backends.kubernetes import (
     KubernetesSettings,
     get_deployment,
     guard,
+    guard_namespace,
     log,
     refuse_protected,
     selector_of,
@@ -76,8 +77,12 @@ def provoke_plan(
     selector = selector_of(found)
     if not selector:
         raise ConfigError(f"deployment {name} has no label selector: refused")
-    guard(client, namespace, selector, settings.max_pods)
     replicas = int((found.spec.replicas if found.spec else None) or 0)
+    if provocation.kind == SCALE_UP:
+        # As a scale: the pods it creates count (a Deployment at zero replicas has none yet).
+        guard_namespace(client, namespace)
+    else:
+        guard(client, namespace, selector, settings.max_pods)
     if provocation.kind == SCALE_UP and replicas + 1 > settings.max_pods:
         raise ConfigError(
             f"deployment {name}: {replicas + 1} replicas is more than configuration.max_pods "
