@@ -41,6 +41,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
     "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo, scale-restore
     "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back, chaosmesh.pod-kill-back
+    "chaosregistry.backends.kubernetes_provoke",  # kubernetes.provoke-undo
 )
 
 

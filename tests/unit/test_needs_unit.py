@@ -65,6 +65,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "registry-latency": ({HOP, no_url("registry")}, set(), set()),
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
     "registry-outage-recovery": ({HOP}, set(), set()),
+    "blast-radius-verified": ({HOP}, set(), set()),
     "registry-partition": ({HOP, no_url("registry")}, set(), set()),
     "registry-redirects": ({REDIRECT, no_url("registry")}, {REDIRECT}, set()),
     "replication-partition": (
