@@ -263,6 +263,7 @@ def image_pull_events(
     deployment: Annotated[str, KUBE_NAME],
     namespace: Namespace = "",
     since: float = 0,
+    latest_release: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Annotated[
@@ -280,6 +281,8 @@ def image_pull_events(
       namespace: its namespace (default ``configuration.namespace``).
       since: epoch seconds; a negative number is relative to now (``-60``: the last minute);
         0 keeps every event the API still holds (about an hour by default).
+      latest_release: only the pods of the Deployment's current revision (its last release),
+        so that earlier releases (an earlier run's too) never count.
 
     Returns a mapping: ``events`` [{pod, reason, type, message, count, time (epoch seconds),
     image, pull_seconds}], ``counts`` {reason: events} over Pulling, Pulled, Failed, BackOff,
@@ -294,9 +297,12 @@ def image_pull_events(
     if isinstance(since, bool) or not isinstance(since, int | float):
         raise ConfigError(f"since must be epoch seconds or negative seconds, got {since!r}")
     client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
-    get_deployment(client, chosen, deployment)
+    found_deployment = get_deployment(client, chosen, deployment)
     threshold = time.time() + since if since < 0 else float(since)
     found = kubelet_pull_events(client, chosen, deployment, threshold)
+    if latest_release:
+        current = {pod.metadata.name for pod in new_pods(client, found_deployment) if pod.metadata}
+        found = [e for e in found if e["pod"] in current]
     counts: dict[str, int] = {}
     for item in found:
         counts[item["reason"]] = counts.get(item["reason"], 0) + item["count"]

@@ -187,6 +187,9 @@ def test_head_of_line_pulls_an_unrelated_pull_waits_behind_a_slow_one_only_when_
     assert serial["queue"][0] <= figures["serial-node-slow-release"]["pull"][0], figures
     assert serial["total"] >= serial["queue"][0], figures
     assert figures["parallel-node-other-behind-slow"]["queue"][0] <= 1, figures
+    # The probes judge the last release alone: the pull behind the slow one.
+    for node in ("serial", "parallel"):
+        assert out[f"{node}-node-queue"]["queue_seconds"]["count"] == 1, out[f"{node}-node-queue"]
     assert out["parallel-node-queue"]["max_queue_seconds"] <= 1
     assert out["serial-node-queue"]["max_queue_seconds"] == serial["queue"][0]
     entries = Ledger(ledger_dir).all()
