@@ -1,9 +1,13 @@
 """The two-node test cluster, for real: a second kubelet with its own containerd and image
-store beside the first, and the blast-radius-verified and registry-outage-recovery experiments
-on it under ``chaos run``.
+store beside the first, and the experiments that need two nodes under ``chaos run``:
+blast-radius-verified, registry-outage-recovery (on the cold second node) and
+head-of-line-pulls (both nodes).
 
 One two-node cluster (with its own sandbox) serves the module; the last test brings it down and
-checks that nothing of either node is left. The blast radius is verified before the recovery
+checks that nothing of either node is left. The first node's kubelet serializes its image pulls
+(``serial_pulls=(1,)``, the kubelet's own default), the second pulls in parallel (the test
+bed's default): head-of-line-pulls measures both in one run, and the outage recovery, all on the
+second node, sees the same kubelet as before. The blast radius is verified before the recovery
 runs, and leaves the second node as cold as it found it (the recovery needs it cold).
 """
 
@@ -41,7 +45,12 @@ from chaosregistry.cluster.layout import (
     nodes_of,
 )
 from chaosregistry.cluster.processes import strays
-from chaosregistry.cluster.workloads import COLD_START_NAME, HOSTNAME_LABEL, chaos_namespace
+from chaosregistry.cluster.workloads import (
+    COLD_START_NAME,
+    DEMO_LABELS,
+    HOSTNAME_LABEL,
+    chaos_namespace,
+)
 from chaosregistry.faults.ledger import FaultState, Ledger
 
 DEMO_IMAGE = image_name(DEMO_REPOSITORY, DEMO_TAG)
@@ -51,7 +60,7 @@ NEVER_PULLED = image_name("tiny/hello", "tiny-dev-0.0.1")  # in the sandbox, on 
 
 @pytest.fixture(scope="module")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    with running_cluster(tmp_path_factory, nodes=2) as cluster:
+    with running_cluster(tmp_path_factory, nodes=2, serial_pulls=(1,)) as cluster:
         yield cluster
 
 
@@ -81,7 +90,7 @@ def test_two_nodes_are_ready_each_with_its_own_address_and_image_store(
         assert addresses == [node.ip]
     # The demo runs on the first node only: its image is cached there and not on the second,
     # which holds the pause image its pods need and nothing else.
-    pods = kube_cluster.client.list(Pod, namespace=DEMO_NAMESPACE)
+    pods = kube_cluster.client.list(Pod, namespace=DEMO_NAMESPACE, labels=DEMO_LABELS)
     assert {p.spec.nodeName for p in pods if p.spec} == {first.name}
     assert DEMO_IMAGE in node_images(first)
     assert DEMO_IMAGE not in node_images(second)
@@ -268,6 +277,56 @@ def test_registry_outage_recovery_game_day_measures_the_back_off(
     # The image is on the cold node now, pulled by its own containerd.
     assert DEMO_IMAGE in node_images(second)
     gameday = json.loads((tmp_path / "registry-outage-recovery-run/gameday.json").read_text())
+    assert all(f["measured"] for f in gameday["fault_evidence"]), gameday["fault_evidence"]
+
+
+def test_head_of_line_pulls_an_unrelated_pull_waits_behind_a_slow_one_only_when_serialized(
+    kube_cluster: KubeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger_dir = tmp_path / "ledger"
+    monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(ledger_dir))
+    monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
+    process, journal = run_gameday(kube_cluster, tmp_path, "head-of-line-pulls")
+    assert process.returncode == 0, process.stdout[-3000:]
+    out = outputs(journal)
+    figures = {
+        name: {
+            "pull": out[name]["kubelet_pull_seconds"],
+            "queue": out[name]["kubelet_queue_seconds"],
+            "total": out[name]["total_seconds"],
+        }
+        for name in (
+            "serial-node-other-alone",
+            "parallel-node-other-alone",
+            "parallel-node-slow-release",
+            "parallel-node-other-behind-slow",
+            "serial-node-slow-release",
+            "serial-node-other-behind-slow",
+        )
+    }
+    print("\nhead-of-line-pulls:", json.dumps(figures))
+    # The slow releases were slow: 1.2 MB of new content through a 100 kB/s cap, about 12 s.
+    for node in ("serial", "parallel"):
+        assert figures[f"{node}-node-slow-release"]["pull"][0] >= 6, figures
+    # Alone, the unrelated release's pull (a manifest) waited for nothing on either node.
+    for node in ("serial", "parallel"):
+        assert figures[f"{node}-node-other-alone"]["queue"][0] <= 0.5, figures
+    # Behind the slow pull: on the serializing node it waited for the slow pull to end (the
+    # head start was 4 s of about 12), on the parallel node it did not wait.
+    serial = figures["serial-node-other-behind-slow"]
+    assert serial["queue"][0] >= 3, figures
+    assert serial["queue"][0] <= figures["serial-node-slow-release"]["pull"][0], figures
+    assert serial["total"] >= serial["queue"][0], figures
+    assert figures["parallel-node-other-behind-slow"]["queue"][0] <= 1, figures
+    # The probes judge the last release alone: the pull behind the slow one.
+    for node in ("serial", "parallel"):
+        assert out[f"{node}-node-queue"]["queue_seconds"]["count"] == 1, out[f"{node}-node-queue"]
+    assert out["parallel-node-queue"]["max_queue_seconds"] <= 1
+    assert out["serial-node-queue"]["max_queue_seconds"] == serial["queue"][0]
+    entries = Ledger(ledger_dir).all()
+    assert [e.kind for e in entries] == ["network.bandwidth"]
+    assert entries[0].state is FaultState.REVERTED
+    gameday = json.loads((tmp_path / "head-of-line-pulls-run/gameday.json").read_text())
     assert all(f["measured"] for f in gameday["fault_evidence"]), gameday["fault_evidence"]
 
 

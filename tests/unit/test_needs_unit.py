@@ -51,6 +51,7 @@ def no_url(name: str) -> str:
 # sandbox can give): the reasons' words after the activity's name, and the second site's.
 SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "bad-tag-rollback": (set(), set(), set()),
+    "head-of-line-pulls": ({HOP, no_url("registry")}, set(), set()),
     "mirror-cache-hit-ratio": ({PROMETHEUS, no_url("mirror"), no_url("registry")}, set(), set()),
     "mirror-down-fallback": ({KILL, no_url("registry")}, {KILL}, set()),
     "mirror-upstream-throttled": (
