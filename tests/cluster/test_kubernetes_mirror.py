@@ -246,8 +246,9 @@ def push_demo_with_fresh_layer(configuration: dict[str, Any]) -> tuple[str, list
 def kubernetes_progress_deadline(kube_cluster: KubeCluster) -> Iterator[None]:
     """The demo Deployment with Kubernetes' default progress deadline (600 s) instead of the
     test bed's 30 s (short so that bad-tag rollouts fail fast), put back afterwards: a pod
-    whose pull fetches blobs through a hanging mirror takes 30 s to pull, and the 30 s
-    deadline would declare the release failed while the pull is still falling back."""
+    whose pull fetches blobs through a hanging mirror takes 40 s to pull, and the 30 s
+    deadline declared the release failed (ProgressDeadlineExceeded) while the pull was still
+    falling back."""
 
     def deadline(seconds: int) -> None:
         patch = {"spec": {"progressDeadlineSeconds": seconds}}
