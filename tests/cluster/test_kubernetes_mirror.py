@@ -7,16 +7,20 @@ lands on the registry's server, the mirror's fetches on the mirror-upstream serv
 kill goes through the fault ledger and is undone after SIGKILL of ``chaos run``.
 """
 
+import itertools
 import json
 import os
 import re
+import secrets
 import signal
 import ssl
 import subprocess
 import sys
+import time
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +38,17 @@ from support.cluster import (
 from support.polling import eventually
 
 from chaosregistry import sandbox
-from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+from chaosregistry.cluster.images import (
+    DEMO_REPOSITORY,
+    DEMO_TAG,
+    build_image,
+    busybox_layer_tar,
+    cluster_images,
+    image_name,
+)
 from chaosregistry.cluster.layout import DEMO_NAMESPACE, REGISTRY_HOST, Layout
-from chaosregistry.cluster.workloads import DEMO_NAME
+from chaosregistry.cluster.workloads import DEMO_NAME, DEMO_PROGRESS_DEADLINE_SECONDS
+from chaosregistry.experiment.settings import resolve_target
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 from chaosregistry.osutil.identity import port_holders
 
@@ -181,6 +193,143 @@ def test_a_release_rolls_out_while_the_mirrors_upstream_throttles(
     # origin, and nothing reached the upstream with a 200.
     assert refused["mirror-upstream"] >= 1, refused
     assert served["node-at-origin"] >= 3 and served["mirror-upstream"] == 0, served
+    (entry,) = Ledger(env).all()
+    assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
+
+
+_REQUEST = re.compile(
+    r'\[(?P<time>[^\]]+)\] "(?P<method>[A-Z]+) /v2/(?P<repository>\S+)/(?P<kind>manifests|blobs)/'
+    r'(?P<ref>[^?\s]+)(?P<query>\S*) HTTP/[\d.]+" (?P<status>\d{3}) .* port=(?P<port>\d+)$'
+)
+
+
+def node_requests_at_origin(kube_cluster: KubeCluster, since: float) -> list[tuple[float, str]]:
+    """The node's requests for ``demo/app`` that reached the origin (the registry's server,
+    through the client hop) from ``since`` (epoch seconds) on, answered 200, in the log's
+    order: (epoch seconds, whole seconds as nginx logs them; ``HEAD manifests/<tag>``, ``GET
+    manifests/<digest>`` or ``GET blobs/<digest>``)."""
+    found = endpoints(kube_cluster)
+    origin = str(found["hops"]["client-registry"]["upstream"]).rsplit(":", 1)[1]
+    log = Path(found["logs_dir"]) / "nginx-access.log"
+    requests = []
+    for line in log.read_text(errors="replace").splitlines():
+        match = _REQUEST.search(line)
+        if match is None or match["repository"] != DEMO_REPOSITORY or match["status"] != "200":
+            continue
+        if match["port"] != origin or match["query"] != NODE_QUERY:
+            continue
+        at = datetime.fromisoformat(match["time"]).timestamp()
+        if at >= since:
+            requests.append((at, f"{match['method']} {match['kind']}/{match['ref']}"))
+    return requests
+
+
+def push_demo_with_fresh_layer(configuration: dict[str, Any]) -> tuple[str, list[str]]:
+    """Push the demo image with a fresh file in its layer, so a node pulling it must fetch its
+    config and layer, not only its manifests (a fresh tag over the same blobs, what
+    push_to_running pushes, makes a manifest-only pull). Returns its name and blob digests."""
+    (demo,) = (image for image in cluster_images() if image.repository == DEMO_REPOSITORY)
+    entrypoint = json.loads(demo.config.data)["config"]["Entrypoint"]
+    nonce = secrets.token_hex(6)
+    layer = busybox_layer_tar(extra_files={"etc/release": (nonce.encode(), 0o644)})
+    image = build_image(DEMO_REPOSITORY, f"hang-{nonce}", entrypoint, layer)
+    with resolve_target(configuration, None).client() as client:
+        for blob in (image.layer, image.config):
+            client.push_blob(image.repository, blob.data, blob.digest)
+        client.push_manifest(
+            image.repository, image.tag, image.manifest.data, image.manifest.media_type
+        )
+    return image_name(image.repository, image.tag), [image.config.digest, image.layer.digest]
+
+
+@pytest.fixture
+def kubernetes_progress_deadline(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The demo Deployment with Kubernetes' default progress deadline (600 s) instead of the
+    test bed's 30 s (short so that bad-tag rollouts fail fast), put back afterwards: a pod
+    whose pull fetches blobs through a hanging mirror takes 40 s to pull, and the 30 s
+    deadline declared the release failed (ProgressDeadlineExceeded) while the pull was still
+    falling back."""
+
+    def deadline(seconds: int) -> None:
+        patch = {"spec": {"progressDeadlineSeconds": seconds}}
+        kube_cluster.client.patch(Deployment, DEMO_NAME, patch, namespace=DEMO_NAMESPACE)
+
+    deadline(600)
+    try:
+        yield
+    finally:
+        deadline(DEMO_PROGRESS_DEADLINE_SECONDS)
+
+
+def test_mirror_hanging_fallback_game_day_waits_out_a_handshake_timeout_per_request(
+    kube_cluster: KubeCluster,
+    env: Path,
+    tmp_path: Path,
+    demo_restored: None,
+    kubernetes_progress_deadline: None,
+) -> None:
+    """mirror-hanging-fallback under ``chaos run``: the node's hop to the mirror black-holed
+    (connections accepted, nothing answered), a release of an image with a fresh layer. Measured
+    on the kubelet and in the origin's log: containerd falls back to the origin for every
+    request, each after its 10 s TLS handshake timeout at the mirror, one request after
+    another: the first pod's pull (tag, manifest, config, layer) took four of them, the next
+    pods' pulls (the tag only: the rest is on the node) one each."""
+    wait_available(kube_cluster.client, DEMO_NAMESPACE)
+    image, blobs = push_demo_with_fresh_layer(kube_cluster.vars_configuration())
+    started = time.time()
+    process, journal = run_gameday(
+        kube_cluster, tmp_path, "mirror-hanging-fallback", hanging_release_image=image
+    )
+    out = outputs(journal)
+    healthy = out["release-with-the-mirror-healthy"]
+    hanging = out["release-with-the-mirror-hanging"]
+    fault = out["black-hole-the-mirror"]
+    requests = node_requests_at_origin(kube_cluster, started - 1)
+    print(
+        f"\nmirror-hanging-fallback: healthy release {healthy['total_seconds']} s, phases "
+        f"{healthy['phases']}, kubelet pull seconds {healthy['kubelet_pull_seconds']}; "
+        f"hanging release {hanging['total_seconds']} s, phases {hanging['phases']}, kubelet "
+        f"pull seconds {hanging['kubelet_pull_seconds']}; the node's requests at the origin "
+        f"{[(round(at - started, 1), what) for at, what in requests]}"
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
+    assert (fault["kind"], fault["target"]) == ("network.partition", "hop:client-mirror")
+    assert fault["parameters"]["mode"] == "blackhole"
+    for release in (healthy, hanging):
+        assert release["ok"] is True and release["error"] is None, release
+        assert len(release["kubelet_pull_seconds"]) == 3, release
+    assert max(healthy["kubelet_pull_seconds"]) < 5, healthy
+    # The hanging release, one request after another: the first pod's pull resolved the tag
+    # (HEAD), fetched the manifest, then the config, then the layer, each at the origin a
+    # handshake timeout after the request before it (nginx logs whole seconds, hence 8 rather
+    # than 10); the two pulls after it found the manifest and blobs on the node and only
+    # resolved the tag, one wait each. Nothing of the release reached the mirror.
+    tag = image.rsplit(":", 1)[1]
+    heads = [at for at, what in requests if what == f"HEAD manifests/{tag}"]
+    assert len(heads) == 3, requests
+    first_pull = [(at, what) for at, what in requests if at < heads[1]]
+    assert [what.split("/")[0] for _, what in first_pull] == [
+        "HEAD manifests",
+        "GET manifests",
+        "GET blobs",
+        "GET blobs",
+    ], requests
+    assert sorted(what.split("/", 1)[1] for _, what in first_pull[2:]) == sorted(blobs)
+    arrivals = [at for at, _ in first_pull]
+    assert all(later - earlier >= 8 for earlier, later in itertools.pairwise(arrivals)), requests
+    assert not [what for at, what in requests if at > heads[1] and not what.startswith("HEAD")]
+    assert manifest_requests(kube_cluster, tag)["mirror-upstream"] == 0
+    # The kubelet's own figures agree: 4 waits of 10 s, then 1 and 1. None waited much
+    # longer: containerd gave up on the mirror each time.
+    *resolve_only, whole_image = sorted(hanging["kubelet_pull_seconds"])
+    assert all(9.5 <= seconds < 15 for seconds in resolve_only), hanging
+    assert 39.5 <= whole_image < 50, hanging
+    slowest = out["pulls-fell-back-after-the-handshake-timeout"]["slowest_pull_seconds"]
+    assert slowest == whole_image
+    assert out["no-pull-failed-while-the-mirror-hung"]["pull_failures"] == 0
+    gameday = json.loads((tmp_path / "mirror-hanging-fallback-run/gameday.json").read_text())
+    (evidence,) = gameday["fault_evidence"]
+    assert evidence["measured"] is True, evidence
     (entry,) = Ledger(env).all()
     assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
 

@@ -54,6 +54,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "head-of-line-pulls": ({HOP, no_url("registry")}, set(), set()),
     "mirror-cache-hit-ratio": ({PROMETHEUS, no_url("mirror"), no_url("registry")}, set(), set()),
     "mirror-down-fallback": ({KILL, no_url("registry")}, {KILL}, set()),
+    "mirror-hanging-fallback": ({HOP, no_url("registry")}, set(), set()),
     "mirror-upstream-throttled": (
         {UPSTREAM, no_url("mirror"), no_url("registry")},
         {UPSTREAM},
