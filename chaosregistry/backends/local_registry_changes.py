@@ -17,7 +17,8 @@ tag at its original digest.
 went read-only in 2020): the replicas and the token registry (every Distribution on the
 registry's storage) are restarted one at a time with ``readonly: {enabled: true}`` in their
 configuration. Distribution reads its configuration once, so a restart is the only way in; one
-at a time, so nginx passes each pull to the replica still up (pulls keep working throughout).
+at a time, the next replica only once nginx passes requests to the restarted one again, so
+nginx always has a replica to pass each pull to (measured: no pull failed during the switch).
 We restart the real registry rather than have nginx imitate it: the answer is then Distribution's
 own, whatever its version says (2.8 and 3.1.2: ``405 Method Not Allowed``, ``Allow: GET,
 HEAD``, a plain-text body ``Method not allowed``, no registry error code), and a restart takes
@@ -27,11 +28,15 @@ blob mount, which starts nothing when refused); the undo writes the configuratio
 write again (the mount's upload is cancelled). ggcr has no read-only mode: refused.
 """
 
+import contextlib
+import re
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from chaosregistry.backends.local_signatures import (
     RESTORE,
@@ -61,6 +66,9 @@ PROBE_REPOSITORY = "chaosregistry/read-only-probe"
 PROBE_DIGEST = sha256_digest(b"chaosregistry read-only probe")
 # The refusal Distribution's read-only mode answers every write with.
 READ_ONLY_STATUS = 405
+# How long a restarted replica may take to get requests from nginx again: nginx's fail_timeout
+# after the failures its stop caused, with room for a loaded machine.
+NGINX_RETURN_TIMEOUT = REPLICA_FAIL_TIMEOUT + 10.0
 
 
 # -- a tag deleted --------------------------------------------------------------------------------
@@ -184,17 +192,47 @@ def _restart(run_dir: Path, name: str) -> float:
 def _restart_in_turn(run_dir: Path, names: list[str], *, read_only: bool) -> dict[str, float]:
     """Restart each process with ``readonly`` set as asked; seconds each restart took.
 
-    Between two restarts, nginx's fail_timeout: nginx counts the replica just restarted as
-    failed that long after a request to it failed, and the next stop would leave it no live
-    replica (measured: pulls answered 502 when the restarts came back to back)."""
+    A replica is stopped only once nginx passes requests to the one restarted before it
+    again: nginx leaves a replica alone for its fail_timeout after a request to it failed, and
+    stopping the other one inside that window leaves it none (measured: pulls answered 502 when
+    the restarts came back to back)."""
     layout = Layout.at(run_dir)
+    endpoints = load_endpoints(run_dir)
+    replicas = {str(r["name"]): str(r["url"]) for r in endpoints.get("replicas") or ()}
     seconds: dict[str, float] = {}
-    for number, name in enumerate(names):
+    for name in names:
         set_read_only(layout.config_file(name), read_only)
-        if number and name != TOKEN_REGISTRY:  # registry-token is behind nginx's other server
-            time.sleep(REPLICA_FAIL_TIMEOUT + 0.5)
         seconds[name] = round(_restart(run_dir, name), 3)
+        # From here on: a request answered before the stop is no sign of the new process.
+        log = layout.log_file("nginx-access")
+        offset = log.stat().st_size if log.is_file() else 0
+        if name in replicas:
+            _wait_until_nginx_passes_to(run_dir, replicas[name], log, offset)
     return seconds
+
+
+def _wait_until_nginx_passes_to(run_dir: Path, replica_url: str, log: Path, offset: int) -> None:
+    """Ask nginx (``GET /v2/``) until its access log, past ``offset``, shows a request it
+    passed to ``replica_url`` answered; UndoError after NGINX_RETURN_TIMEOUT seconds."""
+    address = replica_url.split("://", 1)[-1].rstrip("/")
+    endpoints = load_endpoints(run_dir)
+    url = str(endpoints["registry_direct"]) + "/v2/"
+    served = re.compile(rf"upstream=(?:\S+, )*{re.escape(address)} ustatus=(?:\S+, )*[1-4]\d\d ")
+    deadline = time.monotonic() + NGINX_RETURN_TIMEOUT
+    with httpx.Client(verify=str(endpoints["ca_file"]), trust_env=False, timeout=2.0) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(url)
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                if served.search(handle.read().decode("utf-8", "replace")):
+                    return
+            if time.monotonic() > deadline:
+                raise UndoError(
+                    f"nginx did not pass a request to {address} within {NGINX_RETURN_TIMEOUT:g}s "
+                    "of its restart (see logs/nginx-error.log)"
+                )
+            time.sleep(0.1)
 
 
 def read_only_plan(run_dir: Path) -> FaultPlan:

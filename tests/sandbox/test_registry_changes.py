@@ -166,13 +166,13 @@ def test_read_only_refuses_every_write_with_405_while_pulls_keep_working(
     assert applied["processes"] == ["registry-1", "registry-2", "registry-token"]
     assert set(applied["write_answers"].values()) == {405}
     failed = [p["error"] for p in during if not p["ok"]]
+    pushed = push_outcome(configuration=configuration)
     print(
         f"\n{sandbox.endpoints['implementation']}: restarts {applied['restart_seconds']} s, "
-        f"{len(during)} pulls during them, failed {failed}"
+        f"{len(during)} pulls during them, failed {failed}; push refused in {pushed['seconds']} s "
+        f"({pushed['error']['message']})"
     )
     assert during and failed == []
-
-    pushed = push_outcome(configuration=configuration)
     assert pushed["ok"] is False and pushed["status"] == 405 and pushed["digest"] is None
     assert pushed["error"]["class"] == "protocol"
     # What any client sees through nginx: Distribution's own refusal.
