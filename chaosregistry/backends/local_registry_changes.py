@@ -31,6 +31,7 @@ write again (the mount's upload is cancelled). ggcr has no read-only mode: refus
 import contextlib
 import re
 import shutil
+import ssl
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -219,7 +220,8 @@ def _wait_until_nginx_passes_to(run_dir: Path, replica_url: str, log: Path, offs
     url = str(endpoints["registry_direct"]) + "/v2/"
     served = re.compile(rf"upstream=(?:\S+, )*{re.escape(address)} ustatus=(?:\S+, )*[1-4]\d\d ")
     deadline = time.monotonic() + NGINX_RETURN_TIMEOUT
-    with httpx.Client(verify=str(endpoints["ca_file"]), trust_env=False, timeout=2.0) as client:
+    verify = ssl.create_default_context(cafile=str(endpoints["ca_file"]))
+    with httpx.Client(verify=verify, trust_env=False, timeout=2.0) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 client.get(url)
