@@ -13,7 +13,7 @@ from typing import Annotated
 
 from chaosregistry.errors import PullError
 from chaosregistry.experiment.activity import Configuration, Result, Secrets, activity
-from chaosregistry.experiment.contracts import REPOSITORY, Returns, Target
+from chaosregistry.experiment.contracts import REPOSITORY, ResultKind, Returns, Target
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.oci.reference import ImageReference
 from chaosregistry.sandbox.content import catalog_entries
@@ -28,7 +28,9 @@ def push_outcome(
     target: Target = "registry",
     configuration: Configuration = None,
     secrets: Secrets = None,
-) -> Annotated[Result, Returns("ok status seconds image registry digest error")]:
+) -> Annotated[
+    Result, Returns("ok status seconds image registry digest error", kind=ResultKind.PUSH)
+]:
     """Push one small image (64 KiB of new content, a unique tag) and report whether the
     registry took it.
 
