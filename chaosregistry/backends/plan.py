@@ -19,6 +19,7 @@ __all__ = [
     "MIRROR_UPSTREAM_TARGET",
     "QUOTA_TARGET",
     "READ_ONLY_TARGET",
+    "REDIRECT_TARGET",
     "REFERRERS_TARGET",
     "UNCONFIRMED",
     "Backend",
@@ -37,6 +38,8 @@ MIRROR_UPSTREAM_TARGET = "upstream:mirror"
 QUOTA_TARGET = "quota:registry"
 # The read-only fault's target: the registry's writes (pushes, deletes).
 READ_ONLY_TARGET = "read-only:registry"
+# The redirect fault's target: the registry's API, answered by a redirect to a new host.
+REDIRECT_TARGET = "redirect:registry"
 # Auth faults: the token server cut off or slow, the registry trusting another token key, the
 # registry's credentials changed.
 AUTH_KINDS = ("token-server", "token-key", "credentials")
@@ -99,3 +102,5 @@ class Backend(Protocol):
     def tag_fault(self, image: str) -> FaultPlan: ...
 
     def read_only_fault(self) -> FaultPlan: ...
+
+    def redirect_fault(self, status: int) -> FaultPlan: ...

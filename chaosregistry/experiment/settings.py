@@ -843,7 +843,10 @@ def parse_settings(configuration: Mapping[str, Any] | None) -> Settings:
         fault_proxy=proxy,
         given=frozenset(
             key for key, value in flat.items() if value is not None and value not in ("", {}, [])
-        ),
+        )
+        # A fault proxy gives the local backend its Toxiproxy and hops (above): an activity
+        # that needs the sandbox only for want of them does not need it.
+        | (frozenset({"toxiproxy_url", "hops"}) if proxy is not None else frozenset()),
     )
 
 

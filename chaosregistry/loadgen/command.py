@@ -19,7 +19,8 @@ installed and a synchronised clock (records carry wall-clock times)::
         --images '["shop/api:latest", {"image": "shop/frontend:latest", "weight": 3}]' \\
         --csv runs/load/manual/locust --json-file runs/load/manual/locust_stats
     # each worker host: custom arguments travel from the master, except the worker's own
-    # --credentials-file, --records-dir and --tls-verify, which win when given here
+    # --credentials-file, --records-dir, --tls-verify and --connect-to (a fault proxy's
+    # listener), which win when given here
     locust -f .../locustfile.py --worker --master-host master.example --master-port 5557 \\
         --processes -1 --credentials-file /etc/chaosregistry/registry.json \\
         --records-dir /var/tmp/pulls --tls-verify /etc/chaosregistry/ca.crt
@@ -81,6 +82,9 @@ def locust_command(
     ]  # fmt: skip
     if credentials_dir is not None:
         command += ["--credentials-file", str(credentials_dir / CREDENTIALS_FILE)]
+    if registry.connect_to is not None:  # a fault proxy: the probes' address, not a second one
+        host, port = registry.connect_to
+        command += ["--connect-to", f"{host}:{port}"]
     if parameters.processes > 1:
         command += ["--processes", str(parameters.processes)]
     return command

@@ -42,6 +42,8 @@ the command line):
     --fresh-stride      cold mode: number of worker processes            [FRESH_STRIDE]
     --pull-timeout      seconds to connect and per read (default 30)          [TIMEOUT]
     --tls-verify        true | false | path to a CA bundle                 [TLS_VERIFY]
+    --connect-to        host:port to open the registry's connections at (a fault proxy's
+                        listener); Host, SNI and the name check stay --host's  [CONNECT_TO]
     --load-tag          any text; marks the processes of one load                 [TAG]
     --sli-sink          host:port (UDP) of the SLI exporter: one datagram per pull [SLI_SINK]
     --backoff           true | false: back off after failed pulls (default true)   [BACKOFF]
@@ -49,8 +51,9 @@ the command line):
     --backoff-cap       longest wait in seconds (default 1)                    [BACKOFF_CAP]
 
 As a Locust worker, the master's settings replace the worker's own when the test starts,
-except ``--credentials-file``, ``--records-dir``, ``--tls-verify`` and ``--sli-sink``: they
-name this machine's files and sink, so a value given on the worker's command line wins.
+except ``--credentials-file``, ``--records-dir``, ``--tls-verify``, ``--sli-sink`` and
+``--connect-to``: they name this machine's files, sink and proxy, so a value given on the
+worker's command line wins.
 
 Run by hand (the runner does the same with ``--processes``)::
 
@@ -70,7 +73,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import gevent
 from locust import FastHttpUser, events, task
@@ -78,7 +81,9 @@ from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 
 from chaosregistry.errors import ConfigError, ErrorClass, PullError
+from chaosregistry.experiment.settings import split_address
 from chaosregistry.loadgen import failures as wire
+from chaosregistry.loadgen.connect import ConnectToClientPool, origin_of
 from chaosregistry.loadgen.mix import ImageChoice, parse_image_mix
 from chaosregistry.loadgen.pacing import DEFAULT_BACKOFF, Backoff
 from chaosregistry.loadgen.records import record_file_name
@@ -94,6 +99,7 @@ from chaosregistry.oci.protocol import (
     Steps,
     blob_request,
     exchange,
+    other_origin,
     resolve,
 )
 from chaosregistry.oci.reference import ImageReference, Platform
@@ -125,6 +131,7 @@ def _add_arguments(parser: Any) -> None:
     add("--fresh-stride", "CHAOSREGISTRY_LOAD_FRESH_STRIDE", "1", "cold: worker processes")
     add("--pull-timeout", "CHAOSREGISTRY_LOAD_TIMEOUT", "30", "seconds per connect / read")
     add("--tls-verify", "CHAOSREGISTRY_LOAD_TLS_VERIFY", "true", "true | false | CA bundle")
+    add("--connect-to", "CHAOSREGISTRY_LOAD_CONNECT_TO", "", "host:port to connect to instead")
     add("--sli-sink", "CHAOSREGISTRY_SLI_SINK", "", "host:port of the SLI exporter (UDP)")
     add("--backoff", "CHAOSREGISTRY_LOAD_BACKOFF", "true", "back off after failed pulls")
     add("--backoff-base", "CHAOSREGISTRY_LOAD_BACKOFF_BASE", f"{Backoff.base:g}", "first wait (s)")
@@ -141,6 +148,7 @@ WORKER_LOCAL_DEFAULTS = {
     "records_dir": "",
     "tls_verify": "true",
     "sli_sink": "",
+    "connect_to": "",
 }
 
 
@@ -210,6 +218,8 @@ class PullSettings:
     sli_sink: str
     target: str  # the registry's URL: the SLI histogram's ``target`` label
     backoff: Backoff = DEFAULT_BACKOFF
+    # Where the registry's connections go instead of its own address (a fault proxy's listener).
+    connect_to: tuple[str, int] | None = None
 
     @classmethod
     def from_options(cls, options: Any) -> "PullSettings":
@@ -243,10 +253,20 @@ class PullSettings:
             sli_sink=str(getattr(options, "sli_sink", "") or ""),
             target=str(getattr(options, "host", "") or ""),
             backoff=_backoff(options),
+            connect_to=_address("connect-to", str(getattr(options, "connect_to", "") or "")),
         )
 
 
 _BOOLEAN_WORDS = frozenset({"true", "false", "1", "0", "yes", "no"})
+
+
+def _address(name: str, text: str) -> tuple[str, int] | None:
+    if not text:
+        return None
+    address = split_address(text)
+    if address is None:
+        raise ConfigError(f"--{name} must be host:port, got {text!r}")
+    return address
 
 
 # -- per-process state ------------------------------------------------------------------------
@@ -426,9 +446,16 @@ class _ResponseHeaders(Mapping[str, str]):
         return len(self._headers)
 
 
-def _answer_of(response: FastResponse, *, read_body: bool) -> Answer:
+def _answer_of(response: FastResponse, url: str, *, read_body: bool) -> Answer:
     headers = _ResponseHeaders(response.headers)
-    return Answer(response.status_code, headers, response.content if read_body else b"")
+    moved = ""
+    if response.history:  # redirects followed: where they led, from each hop's Location
+        final = url
+        for hop in response.history:
+            final = urljoin(final, _ResponseHeaders(hop.headers).get("location") or "")
+        moved = other_origin(url, final)
+    body = response.content if read_body else b""
+    return Answer(response.status_code, headers, body, moved)
 
 
 class RegistryPullUser(FastHttpUser):
@@ -453,6 +480,13 @@ class RegistryPullUser(FastHttpUser):
         # Every status is an answer for the protocol to judge (a 401's challenge, a 404's
         # error codes): geventhttpclient would otherwise raise and release the body.
         self.client.client.valid_response_codes = ALL_STATUSES  # type: ignore[misc]  # per node
+        if settings.connect_to is not None:
+            # Behind a fault proxy: this node's connections to the registry go to its listener.
+            agent = self.client.client
+            unused = agent.clientpool  # nothing was sent yet: it holds no connection
+            agent.clientpool = ConnectToClientPool(
+                origin_of(self.client.base_url or ""), settings.connect_to, **unused.client_args
+            )
 
     @task
     def pull_next(self) -> None:
@@ -659,7 +693,7 @@ class RegistryPullUser(FastHttpUser):
             raise failure from exc
         streamed = request.stream and 200 <= response.status_code < 300
         try:
-            answer = _answer_of(response, read_body=not streamed)
+            answer = _answer_of(response, url, read_body=not streamed)
         except wire.WIRE_ERRORS as exc:
             failure = wire.from_exception(exc, request.what, in_body=True, route=request.route)
             self._report(request.route, start, time.perf_counter() - started, 0, failure)

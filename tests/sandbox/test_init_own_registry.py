@@ -4,24 +4,30 @@ Debian's docker-registry (Distribution 2.8), HTTPS from a private CA, basic auth
 temporary directory (``support.foreign_registry``). As a new user would: ``init`` with the
 credentials in the environment; ``validate`` each written experiment; a game day of the written
 latency experiment through the fault proxy, whose probes see the latency; TLS checked against
-the registry's real name through the proxy; no written file holds the password.
+the registry's real name through the proxy; no written file holds the password. A Locust pull
+load goes through the proxy too: slowed by its latency, TLS still on the registry's name.
 """
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from support.foreign_registry import ForeignRegistry, running_foreign_registry
+from support.foreign_registry import USERNAME, ForeignRegistry, running_foreign_registry
 from support.gameday import CHAOSREGISTRY
+from support.polling import eventually
 from support.ports import free_port
 
-from chaosregistry.experiment.settings import parse_settings
+from chaosregistry.experiment.settings import FAULT_PROXY_HOP, parse_settings
 from chaosregistry.faultproxy.proxy import down, up
 from chaosregistry.gameday.journal import parse_journal
+from chaosregistry.loadgen import records
+from chaosregistry.loadgen.command import LOCUSTFILE
 from chaosregistry.onboarding.experiments import EXPERIMENT_FILES
+from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +94,8 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
     assert run.returncode == 0, run.stdout[-3000:]
     assert "verdict: passed" in run.stdout
     assert "fault proxy: started" in run.stdout and "fault proxy: stopped" in run.stdout
+    # The proxy gives the fault its hop: no sandbox is started beside the user's registry.
+    assert "sandbox: not needed" in run.stdout
     journal = parse_journal(tmp_path / "runs/latency/journal.json")
     assert journal.before is not None and journal.before.met
     assert journal.after is not None and journal.after.met
@@ -216,3 +224,97 @@ def test_proxy_commands_start_it_and_refuse_to_stop_it_under_an_active_fault(
         remove_network_faults(hop="client-registry", configuration=configuration)
     stopped = chaosregistry(registry, tmp_path, "proxy", "down", *where, env=env)
     assert stopped.returncode == 0 and "fault proxy: stopped" in stopped.stdout
+
+
+LOAD_LATENCY_MS = 150
+
+
+def test_the_load_goes_through_the_proxy_slowed_by_its_latency_with_tls_on_the_real_name(
+    registry: ForeignRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosregistry.actions.load import start_pull_load, stop_pull_load
+    from chaosregistry.actions.network import add_latency, remove_network_faults
+    from chaosregistry.probes.load import pull_load_stats
+
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
+    listen, api = free_port(), free_port()
+    configuration = {
+        "registry_url": registry.url,
+        "registry_ca_bundle": str(registry.ca),
+        "ledger_dir": str(tmp_path / "ledger"),
+        "load_dir": str(tmp_path / "loads"),
+        "fault_proxy": {
+            "listen": f"127.0.0.1:{listen}",
+            "api": f"127.0.0.1:{api}",
+            "dir": str(tmp_path / "proxy"),
+        },
+    }
+    secrets = {"registry_username": USERNAME, "registry_password": registry.password}
+    proxy = parse_settings(configuration).fault_proxy
+    assert proxy is not None
+    up(proxy)
+    try:
+        add_latency(
+            hop=FAULT_PROXY_HOP,
+            latency_ms=LOAD_LATENCY_MS,
+            duration=60,
+            configuration=configuration,
+        )
+        with Toxiproxy(proxy.toxiproxy_url) as toxiproxy:
+            before = toxiproxy.received_bytes(FAULT_PROXY_HOP)
+            assert before is not None
+            load = start_pull_load(
+                users=2,
+                spawn_rate=2,
+                duration=4,
+                images=[registry.image],
+                configuration=configuration,
+                secrets=secrets,
+            )
+            eventually(
+                "the load to end",
+                lambda: (
+                    not pull_load_stats(load["load_id"], configuration=configuration)["running"]
+                ),
+                timeout=60,
+            )
+            stats = pull_load_stats(load["load_id"], configuration=configuration)
+            assert stats["pulls"] >= 2 and stats["failed"] == 0, stats
+            # Toxiproxy counts a connection's bytes when it closes: the load's have all closed.
+            eventually(
+                "the load's bytes counted on the hop",
+                lambda: (
+                    sum((toxiproxy.received_bytes(FAULT_PROXY_HOP) or {}).values())
+                    - sum(before.values())
+                    >= stats["bytes"]
+                ),
+                timeout=10,
+            )
+        remove_network_faults(hop=FAULT_PROXY_HOP, configuration=configuration)
+        # A manifest, then the blobs: two answers in a row, each delayed on the hop. Straight
+        # to the registry a pull of this image takes a few tens of milliseconds.
+        print(f"load through the proxy: {stats['pulls']} pulls, min {stats['min']:.3f} s, "
+              f"p50 {stats['p50']:.3f} s, {stats['bytes']} bytes")  # fmt: skip
+        assert stats["min"] >= 2 * LOAD_LATENCY_MS / 1000 * 0.95, stats
+
+        # A name the certificate lacks, through the same listener: the handshake reaches the
+        # registry (a name that resolves nowhere, so nothing else could answer) and fails
+        # its host-name check.
+        records_dir = tmp_path / "wrong-name"
+        argv = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "-u", "1", "-r", "1", "-t", "2s", "--only-summary",
+            "--exit-code-on-error", "0",
+            "--host", f"https://wrong-name.invalid:{registry.port}",
+            "--connect-to", f"127.0.0.1:{listen}", "--tls-verify", str(registry.ca),
+            "--images", registry.image, "--records-dir", str(records_dir),
+        ]  # fmt: skip
+        run = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        failed = records.read_records(records_dir)
+        assert failed and all(r["error"] == "tls" for r in failed), failed[:3]
+        assert "hostname-mismatch" in failed[0]["message"], failed[0]
+    finally:
+        remove_network_faults(hop=FAULT_PROXY_HOP, configuration=configuration)
+        stop_pull_load("", configuration=configuration)
+        down(proxy, force=True)

@@ -221,6 +221,19 @@ time.sleep(3600)
 """
 
 
+def signal_state(pid: int) -> str:
+    """What the kernel says of ``pid``'s state and signals (``/proc/<pid>/status``): for the
+    message of a test whose signalled process did not end."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return f"process {pid} is gone"
+    keep = ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return f"process {pid}: " + ", ".join(
+        line.replace("\t", " ") for line in lines if line.split(":", 1)[0] in keep
+    )
+
+
 class FaultOwner:
     """A child Python process that injects a latency toxic it owns, when told to."""
 

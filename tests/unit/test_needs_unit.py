@@ -40,6 +40,7 @@ SIGNATURE = "changes what the sandbox serves for a signed image"
 AUTH = "changes the sandbox's token server, signing key or credentials"
 UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
 CHANGES = "changes the sandbox's registry (its tags, its configuration)"
+REDIRECT = "makes the sandbox's nginx redirect the registry's API"
 
 
 def no_url(name: str) -> str:
@@ -66,7 +67,9 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "registry-latency": ({HOP, no_url("registry")}, set(), set()),
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
     "registry-outage-recovery": ({HOP}, set(), set()),
+    "blast-radius-verified": ({HOP}, set(), set()),
     "registry-partition": ({HOP, no_url("registry")}, set(), set()),
+    "registry-redirects": ({REDIRECT, no_url("registry")}, {REDIRECT}, set()),
     "replication-partition": (
         {HOP, no_url("dr_registry"), no_url("replication_source")},
         {no_url("dr_registry"), no_url("replication_source")},
@@ -109,6 +112,18 @@ def test_a_shipped_experiment_needs_the_sandbox_for_what_its_activities_declare(
     assert words(second_site_needs(checked.experiment, configuration)) == second_site
     external = {**configuration, **EVERYTHING_BY_URL}
     assert words(sandbox_needs(checked.experiment, external)) == by_url
+
+
+def test_a_fault_proxy_gives_the_network_faults_their_hop_without_the_sandbox() -> None:
+    # What `chaosregistry init` writes: registry_url and fault_proxy, no toxiproxy_url or hops.
+    checked = validate(EXPERIMENTS / "registry-partition.yaml", LOCAL_VARS)
+    own = {
+        **checked.configuration,
+        "registry_url": "https://registry.example.internal",
+        "fault_proxy": {"listen": "127.0.0.1:26369", "api": "127.0.0.1:26368", "dir": "proxy"},
+    }
+    assert HOP in words(sandbox_needs(checked.experiment, checked.configuration))
+    assert sandbox_needs(checked.experiment, own) == []
 
 
 def test_a_hop_only_the_second_site_has_is_declared_from_the_sandbox_layout() -> None:
