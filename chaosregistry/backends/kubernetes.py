@@ -453,6 +453,32 @@ class KubernetesBackend:
         plan: FaultPlan = self._toxiproxy().quota_fault(requests, window)
         return plan
 
+    def tag_fault(self, image: str) -> FaultPlan:
+        """The tag deleted on the registry of the sandbox the cluster pulls from
+        (``sandbox_dir``): the local backend's fault. Refused without ``sandbox_dir``: a
+        cluster's own registry is written through its own API and credentials."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot delete a tag on a cluster's registry: set "
+                "configuration.sandbox_dir to the sandbox the node pulls from"
+            )
+        self._guard_configured_namespace()
+        plan: FaultPlan = self._toxiproxy().tag_fault(image)
+        return plan
+
+    def read_only_fault(self) -> FaultPlan:
+        """The registry of the sandbox the cluster pulls from (``sandbox_dir``) switched
+        read-only: the local backend's fault. Refused without ``sandbox_dir``: a cluster's own
+        registry's configuration is not ours to change."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot switch a cluster's registry read-only: set "
+                "configuration.sandbox_dir to the sandbox the node pulls from"
+            )
+        self._guard_configured_namespace()
+        plan: FaultPlan = self._toxiproxy().read_only_fault()
+        return plan
+
     def redirect_fault(self, status: int) -> FaultPlan:
         """The registry of the sandbox the cluster pulls from (``sandbox_dir``) redirects its
         API to a new host name: the local backend's fault. The node follows it when it pulls

@@ -280,6 +280,22 @@ class LocalBackend:
 
         return quota_plan(self.run_dir, requests, window)
 
+    def tag_fault(self, image: str) -> FaultPlan:
+        """A tag of the registry deleted (see local_registry_changes)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: deleting a tag needs 'sandbox_dir'")
+        from chaosregistry.backends.local_registry_changes import tag_plan
+
+        return tag_plan(self.run_dir, image)
+
+    def read_only_fault(self) -> FaultPlan:
+        """The registry switched read-only (see local_registry_changes)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: the read-only fault needs 'sandbox_dir'")
+        from chaosregistry.backends.local_registry_changes import read_only_plan
+
+        return read_only_plan(self.run_dir)
+
     def redirect_fault(self, status: int) -> FaultPlan:
         """nginx redirects the registry's API to a new host name (see local_redirect)."""
         if self.run_dir is None:

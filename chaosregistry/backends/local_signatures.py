@@ -21,7 +21,8 @@ with the sandbox's credentials read from its run dir (never from the ledger). Be
 is changed, the image tag's and the signature tag's manifests are read and stored in the undo
 (``registry.restore-manifests``); the undo pushes them back and returns only once every
 replica serves each tag at its original digest. The fault counts as applied only once every
-replica serves the changed state.
+replica serves the changed state. The tag-deleted fault (``local_registry_changes``) saves
+and restores a tag with the same helpers and undo.
 """
 
 import base64
@@ -50,7 +51,8 @@ SIGNATURE_KINDS = ("tamper", "delete", "unsigned-image")
 TIMEOUT = 15.0
 
 
-def _replica_urls(run_dir: Path) -> list[str]:
+def replica_urls(run_dir: Path) -> list[str]:
+    """The replicas to write to: the first when they share one storage, else every one."""
     endpoints = load_endpoints(run_dir)
     replicas = [str(r["url"]) for r in endpoints.get("replicas") or ()]
     if not replicas:
@@ -59,13 +61,15 @@ def _replica_urls(run_dir: Path) -> list[str]:
     return replicas if not chosen.capabilities.shared_storage else replicas[:1]
 
 
-def _client(run_dir: Path, url: str) -> RegistryClient:
+def replica_client(run_dir: Path, url: str) -> RegistryClient:
+    """A client of one replica (plain HTTP, behind nginx) with the sandbox's credentials."""
     return RegistryClient(
         url, credentials=load_credentials(run_dir), timeout=TIMEOUT, connect_timeout=5.0
     )
 
 
-def _saved(reference: str, media_type: str, data: bytes) -> dict[str, str]:
+def saved_manifest(reference: str, media_type: str, data: bytes) -> dict[str, str]:
+    """A manifest as ``registry.restore-manifests`` puts it back: its exact bytes and type."""
     return {
         "reference": reference,
         "media_type": media_type,
@@ -82,8 +86,8 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
     if reference.is_digest:
         raise ConfigError(f"image {image!r}: name a tag (a digest cannot be re-pointed)")
     repository, tag = reference.repository, reference.reference
-    urls = _replica_urls(run_dir)
-    with _client(run_dir, urls[0]) as client:
+    urls = replica_urls(run_dir)
+    with replica_client(run_dir, urls[0]) as client:
         current = _existing(client, repository, tag, f"image {image}")
         sig_tag = signature_tag(current.digest)
         try:
@@ -95,8 +99,8 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
                 f"image {image} is not signed (no {sig_tag}): nothing to break"
             ) from None
         saved = [
-            _saved(tag, current.media_type, current.body),
-            _saved(sig_tag, signature.media_type, signature.body),
+            saved_manifest(tag, current.media_type, current.body),
+            saved_manifest(sig_tag, signature.media_type, signature.body),
         ]
         parameters: dict[str, Any] = {"kind": kind, "image": str(reference)}
         tampered: SignatureArtifact | None = None
@@ -125,7 +129,7 @@ def signature_plan(run_dir: Path, kind: str, image: str, source: str = "") -> Fa
             "original_signature_digest": signature.digest,
         }
         for url in urls:
-            with _client(run_dir, url) as client:
+            with replica_client(run_dir, url) as client:
                 if tampered is not None:
                     for blob in tampered.blobs:
                         client.push_blob(repository, blob)
@@ -215,13 +219,14 @@ def _expect(client: RegistryClient, repository: str, reference: str, digest: str
 def _delete_tag(client: RegistryClient, repository: str, tag: str, digest: str) -> None:
     """Delete ``tag``'s manifest by digest, then the tag itself where it outlives that (ggcr)."""
     client.delete_manifest(repository, digest)
-    if _serves(client, repository, tag):
+    if serves(client, repository, tag):
         client.delete_manifest(repository, tag)
-    if _serves(client, repository, tag):
+    if serves(client, repository, tag):
         raise UndoError(f"{client.url} still serves {repository}:{tag} after the delete")
 
 
-def _serves(client: RegistryClient, repository: str, reference: str) -> bool:
+def serves(client: RegistryClient, repository: str, reference: str) -> bool:
+    """Whether ``client``'s registry serves the manifest; PullError for anything but 404."""
     try:
         client.get_manifest(repository, reference)
     except PullError as exc:
@@ -249,7 +254,7 @@ def restore_manifests(params: Mapping[str, Any]) -> None:
         return  # the sandbox is gone, and with it what was changed
     for url in urls:
         try:
-            with _client(Path(run_dir), str(url)) as client:
+            with replica_client(Path(run_dir), str(url)) as client:
                 for saved in manifests:
                     data = base64.b64decode(saved["data"])
                     client.push_manifest(repository, saved["reference"], data, saved["media_type"])

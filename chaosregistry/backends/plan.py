@@ -18,6 +18,7 @@ __all__ = [
     "CONFIRMED",
     "MIRROR_UPSTREAM_TARGET",
     "QUOTA_TARGET",
+    "READ_ONLY_TARGET",
     "REDIRECT_TARGET",
     "REFERRERS_TARGET",
     "UNCONFIRMED",
@@ -35,6 +36,8 @@ REFERRERS_TARGET = "referrers:registry"
 MIRROR_UPSTREAM_TARGET = "upstream:mirror"
 # The quota fault's target: the registry's manifest requests, counted per client address.
 QUOTA_TARGET = "quota:registry"
+# The read-only fault's target: the registry's writes (pushes, deletes).
+READ_ONLY_TARGET = "read-only:registry"
 # The redirect fault's target: the registry's API, answered by a redirect to a new host.
 REDIRECT_TARGET = "redirect:registry"
 # Auth faults: the token server cut off or slow, the registry trusting another token key, the
@@ -95,5 +98,9 @@ class Backend(Protocol):
     def upstream_fault(self, status: int, retry_after: int) -> FaultPlan: ...
 
     def quota_fault(self, requests: int, window: int) -> FaultPlan: ...
+
+    def tag_fault(self, image: str) -> FaultPlan: ...
+
+    def read_only_fault(self) -> FaultPlan: ...
 
     def redirect_fault(self, status: int) -> FaultPlan: ...

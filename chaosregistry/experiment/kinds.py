@@ -16,6 +16,7 @@ class ResultKind(StrEnum):
 
     PULL = "pull"  # one image pulled: ok, timings {total...}, error
     MANIFEST = "manifest"  # one manifest resolved: ok, digest, seconds, error
+    PUSH = "push"  # one image pushed: ok, status, seconds, error
     PULL_STATISTICS = "pull-statistics"  # many pulls: count, succeeded, p50, p95, errors
     PULL_RECOVERY = "pull-recovery"  # pulls until one succeeds: recovered, seconds, errors
     LOAD_STATISTICS = "load-statistics"  # a load's exact figures: pulls, attempts, p95...

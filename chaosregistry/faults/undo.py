@@ -36,6 +36,7 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.backends.local_referrers",  # sandbox.referrers-restore
     "chaosregistry.backends.local_upstream",  # sandbox.upstream-restore
     "chaosregistry.backends.local_quota",  # sandbox.quota-restore
+    "chaosregistry.backends.local_registry_changes",  # sandbox.read-only-restore
     "chaosregistry.backends.local_redirect",  # sandbox.redirect-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)

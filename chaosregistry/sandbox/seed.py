@@ -68,21 +68,26 @@ def manifest_pushes(image: Image) -> list[tuple[str, str, bytes]]:
     return pushes + [(tag, image.top.media_type, image.top.data) for tag in image.tags]
 
 
+def push_content(client: RegistryClient, image: Image, progress: Progress) -> None:
+    """Push every blob, then the manifests; raises the registry's refusal as PullError."""
+    repository = image.repository
+    for item in image.platforms:
+        for number, layer in enumerate(item.layers, start=1):
+            if layer.blob.size >= 16 * MiB:
+                progress(
+                    f"seed: {repository} {item.platform} layer {number}/"
+                    f"{len(item.layers)} ({_size(layer.blob.size)})"
+                )
+            client.push_blob(repository, layer.blob.data, layer.blob.digest)
+        client.push_blob(repository, item.config.data, item.config.digest)
+    for reference, media_type, data in manifest_pushes(image):
+        client.push_manifest(repository, reference, data, media_type)
+
+
 def push_image(client: RegistryClient, image: Image, progress: Progress) -> None:
     """Push every blob, then the manifests; raises SandboxError when the registry refuses."""
-    repository = image.repository
     try:
-        for item in image.platforms:
-            for number, layer in enumerate(item.layers, start=1):
-                if layer.blob.size >= 16 * MiB:
-                    progress(
-                        f"seed: {repository} {item.platform} layer {number}/"
-                        f"{len(item.layers)} ({_size(layer.blob.size)})"
-                    )
-                client.push_blob(repository, layer.blob.data, layer.blob.digest)
-            client.push_blob(repository, item.config.data, item.config.digest)
-        for reference, media_type, data in manifest_pushes(image):
-            client.push_manifest(repository, reference, data, media_type)
+        push_content(client, image, progress)
     except PullError as exc:
         raise SandboxError(f"seeding failed: {exc}") from None
 
@@ -167,16 +172,23 @@ def push_unique_image(
     pull-through mirror needs. ``verify``: TLS as for ``RegistryClient`` (a CA bundle path for
     the sandbox's HTTPS endpoints). Raises SandboxError when the registry refuses the push.
     """
+    image = unique_image(repository, tag, layer_sizes=layer_sizes)
+    with _client(registry_url, creds, verify) as client:
+        push_image(client, image, lambda _: None)
+    return catalog_entries(image)[0]
+
+
+def unique_image(
+    repository: str, tag: str, *, layer_sizes: tuple[int, ...] = (48 * 1024, 16 * 1024)
+) -> Image:
+    """An image no registry has seen: its one layer holds a random nonce, so its blobs are new."""
     nonce = secrets.token_hex(8)
     recipe = ImageRecipe(
         repository,
         (tag,),
         (LayerRecipe(((f"nonce/{nonce}", 16), *_numbered_files(f"{nonce}", layer_sizes))),),
     )
-    image = build_image(recipe)
-    with _client(registry_url, creds, verify) as client:
-        push_image(client, image, lambda _: None)
-    return catalog_entries(image)[0]
+    return build_image(recipe)
 
 
 def _numbered_files(prefix: str, sizes: tuple[int, ...]) -> tuple[tuple[str, int], ...]:

@@ -49,7 +49,7 @@ CHANGING_FUNCTIONS = {
     "chaosregistry.backends": ("backend_for",),
     "chaosregistry.backends.kubernetes": ("delete_chaos_object",),
     "chaosregistry.sandbox": ("up", "down", "start_process", "stop_process"),
-    "chaosregistry.sandbox.seed": ("seed", "push_image", "push_unique_image"),
+    "chaosregistry.sandbox.seed": ("seed", "push_image", "push_unique_image", "push_content"),
     "chaosregistry.kubernetes.delivery": ("push_fresh_tag",),
 }
 # lightkube's Client methods that change a cluster.
@@ -58,6 +58,7 @@ KUBERNETES_WRITES = ("create", "delete", "deletecollection", "patch", "replace",
 ALLOWED_WRITES = {
     "chaosregistry.probes.replication": {"chaosregistry.sandbox.seed.push_unique_image"},
     "chaosregistry.probes.hygiene": {"mount_blob"},
+    "chaosregistry.probes.push": {"chaosregistry.sandbox.seed.push_content"},
 }
 
 

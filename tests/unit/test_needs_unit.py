@@ -39,6 +39,7 @@ CERTIFICATE = "changes the certificate the sandbox's nginx serves"
 SIGNATURE = "changes what the sandbox serves for a signed image"
 AUTH = "changes the sandbox's token server, signing key or credentials"
 UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
+CHANGES = "changes the sandbox's registry (its tags, its configuration)"
 REDIRECT = "makes the sandbox's nginx redirect the registry's API"
 
 
@@ -63,6 +64,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "mirror-upstream-outage": ({HOP, no_url("mirror"), no_url("registry")}, set(), set()),
     "pull-storm": ({MIRROR_LOG, no_url("mirror"), no_url("registry")}, {MIRROR_LOG}, set()),
     "registry-cert-expiry": ({CERTIFICATE, no_url("registry")}, {CERTIFICATE}, set()),
+    "registry-changes": ({CHANGES, no_url("registry")}, {CHANGES}, set()),
     "registry-latency-slo": ({PROMETHEUS, HOP, no_url("registry")}, set(), set()),
     "registry-latency": ({HOP, no_url("registry")}, set(), set()),
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
