@@ -27,7 +27,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -221,9 +221,12 @@ def effective_configuration(
     vars_data: dict[str, Any],
     experiment_path: Path,
     vars_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Configuration values as ``chaos run`` will see them (env lookups resolved); a missing
+    """Configuration values as ``chaos run`` will see them (env lookups resolved in
+    ``environ``, default this process's environment: a game day passes its child's); a missing
     variable is blamed on the file that asked for it."""
+    environ = os.environ if environ is None else environ
     overrides = vars_data.get("configuration", {})
     resolved: dict[str, Any] = {}
     for key, value in (experiment.get("configuration") or {}).items():
@@ -231,8 +234,8 @@ def effective_configuration(
         value = overrides.get(key, value)
         if isinstance(value, dict) and value.get("type") == "env":
             env_key = str(value.get("key", ""))
-            if env_key in os.environ:
-                value = os.environ[env_key]
+            if env_key in environ:
+                value = environ[env_key]
             elif "default" in value:
                 value = value["default"]
             else:

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from chaosregistry.errors import ChaosRegistryError, ConfigError
+from chaosregistry.experiment.activity import flatten_configuration
 from chaosregistry.experiment.needs import needs_of
 from chaosregistry.experiment.settings import (
     DEFAULT_SANDBOX_DIR,
@@ -44,7 +45,7 @@ from chaosregistry.experiment.settings import (
     sandbox_endpoints,
     settings_for,
 )
-from chaosregistry.experiment.validate import activities, validate
+from chaosregistry.experiment.validate import activities, effective_configuration, validate
 from chaosregistry.faults.ledger import RUN_ID_ENV, Entry, Ledger, RevertReason
 from chaosregistry.faults.lifecycle import revert_all
 from chaosregistry.gameday.control import control_file
@@ -317,6 +318,11 @@ def run_gameday(
     # keeps two runs with the same run-dir name from sharing a tag a mirror may have cached.
     run_id = f"{run_dir.name.lower().replace('.', '-')[:100]}-{secrets.token_hex(3)}"
     env[RUN_ID_ENV] = run_id
+    # The configuration as the child sees it: an env-typed key naming the run id (or the ledger,
+    # the run dir) resolves to this run's value there, and the verdict must read the same one.
+    configuration = flatten_configuration(
+        effective_configuration(experiment_data, checked.vars_data, experiment, vars_file, env)
+    )
     # The control signs the journal with the run id (chaosregistry.gameday.control).
     (run_dir / CONTROL_FILE).write_text(json.dumps(control_file(run_id), indent=2))
     argv = [

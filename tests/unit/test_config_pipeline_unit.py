@@ -243,3 +243,25 @@ def test_no_module_but_the_settings_parser_reads_a_configuration_key() -> None:
             continue
         found += _configuration_reads(path)
     assert found == []
+
+
+def test_an_env_typed_key_resolves_in_the_environment_the_run_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A game day sets CHAOSREGISTRY_RUN_ID for its chaos run only; the verdict must see the same
+    # value chaos run does, not this process's (unset here: the default, "manual").
+    from chaosregistry.experiment.validate import effective_configuration
+
+    monkeypatch.delenv("CHAOSREGISTRY_RUN_ID", raising=False)
+    experiment = {
+        "configuration": {
+            "run_id": {"type": "env", "key": "CHAOSREGISTRY_RUN_ID", "default": "manual"},
+            "plain": 3,
+        }
+    }
+    here = effective_configuration(experiment, {}, Path("e.yaml"))
+    child = effective_configuration(
+        experiment, {}, Path("e.yaml"), environ={"CHAOSREGISTRY_RUN_ID": "run-7f3a"}
+    )
+    assert (here["run_id"], child["run_id"]) == ("manual", "run-7f3a")
+    assert here["plain"] == child["plain"] == 3
