@@ -47,6 +47,9 @@ from chaosregistry.oci.auth import Credentials
 from chaosregistry.oci.client import tls_context
 from chaosregistry.oci.protocol import manifest_request
 from chaosregistry.oci.transport import PerThreadTransport
+from chaosregistry.osutil.identity import group_members, proc_stat
+from chaosregistry.sandbox.layout import Layout
+from chaosregistry.sandbox.processes import recorded_pid
 
 CRANE = Path(
     os.environ.get(
@@ -260,6 +263,19 @@ def client_cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def server_pids(run_dir: Path) -> list[int]:
+    """The processes that serve a blob: nginx (master and workers) and the two replicas."""
+    layout = Layout.at(run_dir)
+    pgids = [recorded_pid(layout, name) for name in ("nginx", "registry-1", "registry-2")]
+    return [pid for pgid in pgids if pgid is not None for pid in group_members(pgid)]
+
+
+def server_cpu_seconds(pids: list[int]) -> float:
+    """CPU time the sandbox's serving processes have spent so far. With the client's, it tells
+    what one pull costs the machine: on 2 shared cores wall time follows that sum."""
+    return sum(stat.cpu_seconds for pid in pids if (stat := proc_stat(pid)) is not None)
+
+
 @dataclass
 class Section:
     title: str
@@ -268,8 +284,12 @@ class Section:
     protocols: dict[str, str] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
+    server: list[int] = field(default_factory=list)  # pids whose CPU per run is counted too
+    server_cpu: dict[str, list[float]] = field(default_factory=dict)
 
     def attempt(self, name: str, run: Callable[[], float]) -> None:
+        # The server's counters are read outside the client's, so reading them costs ours nothing.
+        served = server_cpu_seconds(self.server)
         spent = client_cpu_seconds()
         try:
             self.rows[name].append(run())
@@ -277,16 +297,17 @@ class Section:
             self.failures[name].append(str(exc))
             return
         self.cpu.setdefault(name, []).append(client_cpu_seconds() - spent)
+        self.server_cpu.setdefault(name, []).append(server_cpu_seconds(self.server) - served)
 
     def medians(self) -> dict[str, float]:
         return {name: statistics.median(v) if v else float("nan") for name, v in self.rows.items()}
 
 
 def measure_bulk(
-    target: Target, rounds: int, log: AccessLog, title: str
+    target: Target, rounds: int, log: AccessLog, title: str, server: list[int]
 ) -> tuple[Section, list[str]]:
     contenders = bulk_contenders(target)
-    section = Section(title, "s")
+    section = Section(title, "s", server=server)
     for name, run in contenders.items():  # warm-up: page cache, connections; and the protocol
         section.rows[name], section.failures[name] = [], []
         log.mark()
@@ -294,6 +315,7 @@ def measure_bulk(
         section.protocols[name] = log.blob_protocols()
         section.rows[name].clear()
         section.cpu.pop(name, None)
+        section.server_cpu.pop(name, None)
     for _ in range(rounds):
         for name, run in contenders.items():
             section.attempt(name, run)
@@ -375,7 +397,7 @@ def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
     medians = section.medians()
     print(f"\n{section.title}")
     header = f"{'client':<32}{'proto':>10}{'median s':>10}{'MB/s':>7}{'x curl':>8}{'spread':>8}"
-    print(header + f"{'CPU s':>7}{'failed':>7}")
+    print(header + f"{'CPU s':>7}{'server CPU s':>13}{'failed':>7}")
     figures = {}
     for name, values in section.rows.items():
         failures = section.failures[name]
@@ -387,7 +409,8 @@ def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
         print(
             f"{name:<32}{section.protocols[name]:>10}{medians[name]:>10.3f}"
             f"{size / medians[name] / 1e6:>7.0f}{ratio:>7.2f}x{spread:>7.0%}"
-            f"{statistics.median(section.cpu[name]):>7.3f}{len(failures):>7}"
+            f"{statistics.median(section.cpu[name]):>7.3f}"
+            f"{statistics.median(section.server_cpu[name]):>13.3f}{len(failures):>7}"
         )
         figures[name] = {
             "protocol": section.protocols[name],
@@ -396,6 +419,7 @@ def print_bulk(section: Section, size: int, baseline: str) -> dict[str, Any]:
             "mb_per_s": size / medians[name] / 1e6,
             "x_curl": ratio,
             "client_cpu_s": section.cpu[name],
+            "server_cpu_s": section.server_cpu[name],
             "failures": failures,
         }
     return figures
@@ -475,6 +499,7 @@ def main() -> int:
         keys = ("registry_direct", "registry_http")
         write_secrets(work / "secrets", creds, [endpoints[k].split("://")[1] for k in keys])
         log = AccessLog(Path(endpoints["run_dir"]) / "logs" / "nginx-access.log")
+        server = server_pids(Path(endpoints["run_dir"]))
         print(
             f"image {image['repository']}:{image['tag']}, {size / 2**20:.0f} MiB, "
             f"{len(image['platforms'][0]['layers'])} layers, {args.rounds} rounds",
@@ -487,7 +512,7 @@ def main() -> int:
                 endpoints[key], image, creds, str(endpoints["ca_file"]), work / "secrets", work
             )
             title = f"{label}, {key} ({endpoints[key]}), {size / 2**20:.0f} MiB"
-            bulk.append(measure_bulk(target, args.rounds, log, title))
+            bulk.append(measure_bulk(target, args.rounds, log, title, server))
         small = (
             []
             if args.tls_only
@@ -508,7 +533,8 @@ def main() -> int:
         report[section.title] = print_small(section)
     print(
         f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
-        "spread = (max - min) / median over the rounds; CPU s = the client's own CPU per pull"
+        "spread = (max - min) / median over the rounds; CPU s = the client's own CPU per pull, "
+        "server CPU s = nginx's and the registry replicas' per pull"
     )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -24,10 +24,15 @@ class ProcStat:
     pgid: int
     sid: int
     start_time: int
+    cpu_ticks: int = 0  # user + system time so far (fields 14 and 15), in clock ticks
 
     @property
     def alive(self) -> bool:
         return self.state not in GONE_STATES
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def read_stat(pid: int) -> ProcStat | None:
@@ -49,6 +54,7 @@ def read_stat(pid: int) -> ProcStat | None:
         pgid=int(fields[2]),
         sid=int(fields[3]),
         start_time=int(fields[19]),
+        cpu_ticks=int(fields[11]) + int(fields[12]),
     )
 
 

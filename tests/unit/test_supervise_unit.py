@@ -2,12 +2,13 @@
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from chaosregistry.osutil import supervise
-from chaosregistry.osutil.identity import boot_id
+from chaosregistry.osutil.identity import boot_id, proc_stat
 from chaosregistry.osutil.supervise import ProcessRecord
 
 
@@ -91,3 +92,15 @@ def test_the_last_start_s_error_is_raised_when_every_start_exits() -> None:
     with pytest.raises(NotReady, match="start 2 exited"):
         supervise.start_until_ready(start, wait_ready, runs=lambda: False, starts=2)
     assert start.pids == [1, 2]
+
+
+def test_a_process_s_cpu_time_is_read_from_proc_and_grows_with_its_work() -> None:
+    before = proc_stat(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    after = proc_stat(os.getpid())
+    assert before is not None and after is not None
+    # Clock ticks are 10 ms: 0.3 s of work shows as at least 0.2 s.
+    assert after.cpu_seconds - before.cpu_seconds >= 0.2
+    assert after.cpu_seconds <= time.process_time() + 0.05
