@@ -215,6 +215,7 @@ def push_to_running(
     target: Target = "registry",
     timeout: Seconds = 180,
     tag: str = "",
+    new_layer_bytes: Annotated[int, Range(0, 100_000_000, unit="bytes")] = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -245,13 +246,18 @@ def push_to_running(
         waits for the Deployment to name that tag or the pushed digest (``name@digest``, as an
         updater following a tag by digest writes it); ``direct`` mode points it at the pushed
         digest, since the same tag again would start no rollout.
+      new_layer_bytes: the release also ships a new layer of this many random bytes
+        (uncompressed, built in memory, at most 100 MB): what every node downloads, where 0
+        (the default) gives a release whose pull fetches only its manifest. Not with ``image``.
 
     Returns a mapping: ``ok``, ``image``, ``digest``, ``phases`` {push, trigger, schedule,
     pull, start, finish: seconds or null; schedule, pull and start are the mean of each new
     pod's own time in them}, ``slowest`` (the phase), ``total_seconds`` (push start to
     rollout complete), ``pods`` {pod: {seen, schedule, pull, start: seconds from the push
     start}}, ``kubelet_pull_seconds`` (the kubelet's own pull times from
-    its Pulled events), ``registry_event`` {supported, seconds (the push's start to the
+    its Pulled events), ``kubelet_queue_seconds`` (for each of those pulls, how long it waited
+    for the node's image puller before it began: the message's "including waiting" less the
+    pull), ``registry_event`` {supported, seconds (the push's start to the
     registry's push notification recorded by the sandbox's event receiver: a sandbox with its
     second site), delivery_seconds, note (why there is no figure)}, ``failed_phase`` and ``error``
     {class: image-pull, stalled or timeout; message} (null when ok), ``health`` (as
@@ -260,6 +266,8 @@ def push_to_running(
     """
     if tag and image:
         raise ConfigError("give image or tag, not both")
+    if new_layer_bytes and image:
+        raise ConfigError("give image or new_layer_bytes, not both")
     if tag:
         with_tag("name", tag)  # a bad tag: one line, nothing pushed
     settings = settings_for(configuration)
@@ -283,7 +291,9 @@ def push_to_running(
         else:
             pushed_tag = tag or f"push-{int(started * 1000)}"
             reference = split_image_name(current)[1]
-            pushed = delivery.push_fresh_tag(registry_client, reference, pushed_tag)
+            pushed = delivery.push_fresh_tag(
+                registry_client, reference, pushed_tag, new_layer_bytes=new_layer_bytes
+            )
             image = with_tag(current, pushed_tag)
             if tag and mode == "direct":
                 image = with_digest(current, str(pushed["digest"]))
@@ -304,6 +314,7 @@ def push_to_running(
     phases = {"push": pushed["seconds"], **delivery.phase_seconds(followed, pushed_at)}
     timed = {k: v for k, v in phases.items() if v is not None}
     events = delivery.kubelet_pull_events(client, chosen, deployment, started - 1)
+    pulls = [e for e in events if e["pull_seconds"] is not None and e.get("image") == image]
     registry_event = delivery.registry_event(
         dict(settings.registry.endpoints()),
         registry.url,
@@ -330,11 +341,8 @@ def push_to_running(
             pod: {k: round(v - started, 3) for k, v in stamps.items()}
             for pod, stamps in followed["pods"].items()
         },
-        "kubelet_pull_seconds": [
-            e["pull_seconds"]
-            for e in events
-            if e["pull_seconds"] is not None and e.get("image") == image
-        ],
+        "kubelet_pull_seconds": [e["pull_seconds"] for e in pulls],
+        "kubelet_queue_seconds": [delivery.queue_seconds(e) for e in pulls],
         "registry_event": registry_event,
         "failed_phase": followed["failed_phase"],
         "error": followed["error"],

@@ -453,6 +453,20 @@ class KubernetesBackend:
         plan: FaultPlan = self._toxiproxy().quota_fault(requests, window)
         return plan
 
+    def redirect_fault(self, status: int) -> FaultPlan:
+        """The registry of the sandbox the cluster pulls from (``sandbox_dir``) redirects its
+        API to a new host name: the local backend's fault. The node follows it when it pulls
+        from the origin (``node_pulls`` ``origin``). Refused without ``sandbox_dir``: a
+        cluster's own registry ingress is not ours to rewrite."""
+        if not self.all_settings.local.sandbox_dir:
+            raise ConfigError(
+                "the kubernetes backend cannot make a cluster's registry redirect: set "
+                "configuration.sandbox_dir to the sandbox the node pulls from"
+            )
+        self._guard_configured_namespace()
+        plan: FaultPlan = self._toxiproxy().redirect_fault(status)
+        return plan
+
     def kill_node(self, node: str) -> FaultPlan:
         """Delete (grace period 0) the pods ``registry_nodes[node]`` picks; the undo waits until
         their controller has as many ready pods as before (it cannot bring the same pods back).

@@ -280,6 +280,14 @@ class LocalBackend:
 
         return quota_plan(self.run_dir, requests, window)
 
+    def redirect_fault(self, status: int) -> FaultPlan:
+        """nginx redirects the registry's API to a new host name (see local_redirect)."""
+        if self.run_dir is None:
+            raise ConfigError("configuration: redirect faults need 'sandbox_dir'")
+        from chaosregistry.backends.local_redirect import redirect_plan
+
+        return redirect_plan(self.run_dir, status)
+
 
 @undo_handler("sandbox.restart-process")
 def restart_process(params: Mapping[str, Any]) -> None:

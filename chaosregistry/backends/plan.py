@@ -18,6 +18,7 @@ __all__ = [
     "CONFIRMED",
     "MIRROR_UPSTREAM_TARGET",
     "QUOTA_TARGET",
+    "REDIRECT_TARGET",
     "REFERRERS_TARGET",
     "UNCONFIRMED",
     "Backend",
@@ -34,6 +35,8 @@ REFERRERS_TARGET = "referrers:registry"
 MIRROR_UPSTREAM_TARGET = "upstream:mirror"
 # The quota fault's target: the registry's manifest requests, counted per client address.
 QUOTA_TARGET = "quota:registry"
+# The redirect fault's target: the registry's API, answered by a redirect to a new host.
+REDIRECT_TARGET = "redirect:registry"
 # Auth faults: the token server cut off or slow, the registry trusting another token key, the
 # registry's credentials changed.
 AUTH_KINDS = ("token-server", "token-key", "credentials")
@@ -92,3 +95,5 @@ class Backend(Protocol):
     def upstream_fault(self, status: int, retry_after: int) -> FaultPlan: ...
 
     def quota_fault(self, requests: int, window: int) -> FaultPlan: ...
+
+    def redirect_fault(self, status: int) -> FaultPlan: ...

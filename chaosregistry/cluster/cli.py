@@ -75,6 +75,16 @@ def cluster_group() -> None:
     help=f"1..{MAX_NODES}. A second node is a kubelet with its own containerd and image store "
     "beside the first, holding only the pause image (registry-outage-recovery).",
 )
+@click.option(
+    "--serial-pulls",
+    # Checked by up() (one Error: line naming the cluster's nodes).
+    type=int,
+    multiple=True,
+    metavar="NODE",
+    help="The kubelet of node NODE (1..--nodes; repeatable) pulls one image at a time, the "
+    "kubelet's default (serializeImagePulls: true); the others pull up to three at once "
+    "(head-of-line-pulls).",
+)
 def up_command(
     state_dir: Path,
     base_port: int,
@@ -82,6 +92,7 @@ def up_command(
     sandbox_base_port: int,
     node_pulls: str,
     nodes: int,
+    serial_pulls: tuple[int, ...],
 ) -> None:
     """Build what is missing, start what is stopped, wait until the demo is Available."""
     settings = up(
@@ -91,6 +102,7 @@ def up_command(
         sandbox_base_port=sandbox_base_port,
         node_pulls=node_pulls,
         nodes=nodes,
+        serial_pulls=serial_pulls,
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")

@@ -180,7 +180,18 @@ def cni_conflist(node: Node) -> dict[str, Any]:
     }
 
 
-def kubelet_config(node: Node, pki: Pki, ports: Ports) -> dict[str, Any]:
+def kubelet_config(
+    node: Node, pki: Pki, ports: Ports, *, serial_pulls: bool = False
+) -> dict[str, Any]:
+    """The node's KubeletConfiguration. ``serial_pulls``: one image pull at a time (the
+    kubelet's own default, ``serializeImagePulls: true``, which a slow image turns into a queue
+    for every other pod on the node); otherwise up to three at once, the test bed's default."""
+    pulls: dict[str, Any] = (
+        # The kubelet refuses a maxParallelImagePulls above 1 with serialized pulls.
+        {"serializeImagePulls": True}
+        if serial_pulls
+        else {"serializeImagePulls": False, "maxParallelImagePulls": 3}
+    )
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -209,8 +220,7 @@ def kubelet_config(node: Node, pki: Pki, ports: Ports) -> dict[str, Any]:
         "makeIPTablesUtilChains": False,
         "podLogsDir": str(node.pod_logs_dir),
         "resolvConf": "/etc/resolv.conf",
-        "serializeImagePulls": False,
-        "maxParallelImagePulls": 3,
+        **pulls,
         "imageMinimumGCAge": "24h",
         "evictionHard": {
             "memory.available": "100Mi",
@@ -311,11 +321,18 @@ def write_registry_hosts(
 
 
 def write_configs(
-    layout: Layout, nodes: list[Node], pki: Pki, ports: Ports, sandbox_image: str
+    layout: Layout,
+    nodes: list[Node],
+    pki: Pki,
+    ports: Ports,
+    sandbox_image: str,
+    *,
+    serial_pulls: frozenset[int] = frozenset(),
 ) -> None:
     """Write every config file but the registry's hosts.toml (``write_registry_hosts``):
     kubeconfigs, each node's containerd, CNI and kubelet, the registry's load balancer,
-    Chaos Mesh's webhook pair. None needs the sandbox."""
+    Chaos Mesh's webhook pair. None needs the sandbox. ``serial_pulls``: the numbers (1-based)
+    of the nodes whose kubelet pulls one image at a time (see ``kubelet_config``)."""
     server = f"https://127.0.0.1:{ports.apiserver}"
     components = {
         "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
@@ -350,7 +367,8 @@ def write_configs(
         write_private(node.containerd_config, containerd_config(node, sandbox_image))
         conflist = node.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
         conflist.write_text(json.dumps(cni_conflist(node), indent=2) + "\n")
-        node.kubelet_config.write_text(yaml.safe_dump(kubelet_config(node, pki, ports)))
+        config = kubelet_config(node, pki, ports, serial_pulls=node.number in serial_pulls)
+        node.kubelet_config.write_text(yaml.safe_dump(config))
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (layout.registry_lb_dir / "tmp" / kind).mkdir(parents=True, exist_ok=True)
     (layout.registry_lb_dir / "nginx.conf").write_text(registry_lb_config(layout, ports))

@@ -275,6 +275,11 @@ class Node:
             raise ConfigError(f"node index {self.index} out of range (0..{MAX_NODES - 1})")
 
     @property
+    def number(self) -> int:
+        """The node's number as users give it (``cluster up --serial-pulls 1``): 1-based."""
+        return self.index + 1
+
+    @property
     def suffix(self) -> str:
         return "" if self.index == 0 else f"-node-{self.index + 1}"
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -92,11 +92,14 @@ from chaosregistry.cluster.readiness import (
 from chaosregistry.cluster.varsfile import write_vars_file
 from chaosregistry.cluster.workloads import (
     DEMO_NAME,
+    HEAD_OF_LINE_ROLES,
     REGISTRY_NAME,
     apply_objects,
     chaos_namespace,
     cold_start_deployment,
     demo_deployment,
+    head_of_line_deployments,
+    head_of_line_name,
     registry_statefulset,
 )
 from chaosregistry.errors import ConfigError
@@ -171,8 +174,10 @@ def _settings(
     sandbox_dir: Path | None,
     node_pulls: str = NODE_PULLS_ORIGIN,
     nodes: int = 1,
+    serial_pulls: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """The cluster's settings; a running cluster keeps the ports and nodes it was started with."""
+    """The cluster's settings; a running cluster keeps the ports, nodes and pull serialization
+    it was started with (a kubelet reads its configuration only when it starts)."""
     previous = read_json(layout.settings_file) or {}
     running = any(running_pid(layout, name) for name in ALL_PROCESS_NAMES)
     if running and previous.get("base_port") not in (None, base_port):
@@ -184,6 +189,11 @@ def _settings(
         raise ConfigError(
             f"{layout.state_dir} runs a cluster of {previous.get('nodes', 1)} node(s), "
             f"not {nodes}: run down first"
+        )
+    if running and previous.get("serial_pulls", []) != list(serial_pulls):
+        raise ConfigError(
+            f"{layout.state_dir} runs a cluster with serial pulls on node(s) "
+            f"{previous.get('serial_pulls', [])}, not {list(serial_pulls)}: run down first"
         )
     return {
         "state_dir": str(layout.state_dir),
@@ -199,6 +209,7 @@ def _settings(
         "nodes": nodes,
         "node_names": [node.name for node in nodes_of(layout, nodes)],
         "node_pulls": node_pulls,
+        "serial_pulls": list(serial_pulls),
     }
 
 
@@ -392,6 +403,27 @@ def admin_client(state_dir: Path | str, *, timeout: float = kube.DEFAULT_TIMEOUT
     return kube.client(Layout.at(state_dir).kubeconfig, timeout=timeout)
 
 
+def _wait_available(client: Client, layout: Layout, name: str, node: Node) -> None:
+    wait_until(
+        f"deployment {DEMO_NAMESPACE}/{name}",
+        lambda: deployment_not_available(client, DEMO_NAMESPACE, name),
+        timeout=120,
+        layout=layout,
+        process=node.kubelet_process,
+        interval=0.5,
+    )
+
+
+def _serial_pulls(serial_pulls: Sequence[int], nodes: int) -> tuple[int, ...]:
+    """The node numbers, sorted and unique; ConfigError for one the cluster does not have."""
+    for number in serial_pulls:
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= nodes:
+            raise ConfigError(
+                f"serial_pulls: {number!r} is not a node of this cluster (1..{nodes})"
+            )
+    return tuple(sorted(set(serial_pulls)))
+
+
 def up(
     state_dir: Path | str,
     *,
@@ -400,6 +432,7 @@ def up(
     sandbox_base_port: int = DEFAULT_SANDBOX_BASE_PORT,
     node_pulls: str = NODE_PULLS_ORIGIN,
     nodes: int = 1,
+    serial_pulls: Sequence[int] = (),
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster up (or keep it); returns the settings with ``kubeconfig`` and timings.
@@ -412,7 +445,11 @@ def up(
     in ``<state>/sandbox`` on ``sandbox_base_port``. ``node_pulls``: ``origin`` (every node
     pull through the sandbox's client-facing hop) or ``mirror-first`` (the sandbox's
     pull-through mirror, then that hop when the mirror fails); on a running cluster it takes
-    effect at the next pull (containerd reads hosts.toml per pull). Raises ``ConfigError`` for
+    effect at the next pull (containerd reads hosts.toml per pull). ``serial_pulls``: the
+    numbers of the nodes (1-based) whose kubelet pulls one image at a time, as a kubelet does
+    by default (``serializeImagePulls: true``); the others pull up to three at once, the test
+    bed's default. Per node, so that one two-node cluster shows both (head-of-line-pulls).
+    Raises ``ConfigError`` for
     a host that lacks something or a bad argument, ``ClusterError``/``BuildError`` naming the
     failing piece and its log.
     """
@@ -430,6 +467,7 @@ def up(
     layout = Layout.at(state_dir)
     ports = Ports(base_port)
     cluster_nodes = nodes_of(layout, nodes)
+    serial = _serial_pulls(serial_pulls, nodes)
     _check_host(layout)
     started = time.monotonic()
     with _state_lock(layout):
@@ -440,6 +478,7 @@ def up(
             Path(sandbox_dir).resolve() if sandbox_dir else None,
             node_pulls,
             nodes,
+            serial,
         )
         layout.make_dirs()
         for node in cluster_nodes:
@@ -460,8 +499,15 @@ def up(
                     specs += node_cert_specs(node.name, node.ip, node.suffix)
                 pki = ensure_pki(layout.pki_dir, specs)
                 write_configs(
-                    layout, cluster_nodes, pki, ports, image_name(PAUSE_REPOSITORY, PAUSE_TAG)
+                    layout,
+                    cluster_nodes,
+                    pki,
+                    ports,
+                    image_name(PAUSE_REPOSITORY, PAUSE_TAG),
+                    serial_pulls=frozenset(serial),
                 )
+                if serial:
+                    say(f"image pulls: one at a time on node(s) {', '.join(map(str, serial))}")
                 record_host_state(layout)
                 ensure_node_interface([node.ip for node in cluster_nodes])
                 ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
@@ -507,7 +553,13 @@ def up(
             _preload_pause_image(node, image_name(PAUSE_REPOSITORY, PAUSE_TAG), say)
         apply_objects(client, [demo_deployment()])
         if len(cluster_nodes) > 1:
-            apply_objects(client, [cold_start_deployment(cluster_nodes[1].name)])
+            apply_objects(
+                client,
+                [
+                    cold_start_deployment(cluster_nodes[1].name),
+                    *head_of_line_deployments([node.name for node in cluster_nodes]),
+                ],
+            )
         wait_until(
             f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}",
             lambda: deployment_not_available(client, DEMO_NAMESPACE, DEMO_NAME),
@@ -517,6 +569,11 @@ def up(
             interval=1.0,
         )
         say(f"deployment {DEMO_NAMESPACE}/{DEMO_NAME}: Available")
+        if len(cluster_nodes) > 1:
+            # The drill's pairs start without a pull (the pause image is on every node).
+            for node in cluster_nodes:
+                for role in HEAD_OF_LINE_ROLES:
+                    _wait_available(client, layout, head_of_line_name(role, node.number), node)
         storage = SandboxLayout.at(settings["sandbox_dir"]).registry_storage
         apply_objects(
             client,
@@ -659,6 +716,7 @@ def status(state_dir: Path | str) -> dict[str, Any]:
         "kubernetes_version": settings.get("kubernetes_version"),
         "node_pulls": settings.get("node_pulls", NODE_PULLS_ORIGIN),
         "nodes": count,
+        "serial_pulls": settings.get("serial_pulls", []),
         "processes": processes,
         "running": all(processes.values()),
         "node_ready": None,

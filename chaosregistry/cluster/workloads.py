@@ -1,7 +1,9 @@
 """The objects ``cluster up`` keeps in the cluster: the opted-in namespaces, the demo and the
 in-cluster registry, all on the first node; with a second node, the ``cold-start``
 Deployment at zero replicas, pinned to that node (whose image store holds only the pause image
-until something is scheduled there).
+until something is scheduled there), and on each node a pair of one-pod Deployments on the
+pause image, ``head-of-line-slow-N`` and ``head-of-line-other-N`` (the head-of-line-pulls
+drill releases a large image to the first and times the second's pull behind it).
 
 Built as plain dicts with the API's own field names, applied server-side (idempotent: a
 second ``up`` puts back anything an experiment left changed, such as the demo's image).
@@ -12,7 +14,13 @@ from typing import Any
 from lightkube import Client
 from lightkube.codecs import from_dict
 
-from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
+from chaosregistry.cluster.images import (
+    DEMO_REPOSITORY,
+    DEMO_TAG,
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    image_name,
+)
 from chaosregistry.cluster.layout import (
     CHAOS_LABEL,
     DEMO_NAMESPACE,
@@ -121,6 +129,60 @@ def cold_start_deployment(node_name: str) -> dict[str, Any]:
             },
         },
     }
+
+
+HEAD_OF_LINE_ROLES = ("slow", "other")
+
+
+def head_of_line_name(role: str, number: int) -> str:
+    """``head-of-line-<role>-<node number>``: the drill's Deployment of that role on that node."""
+    return f"head-of-line-{role}-{number}"
+
+
+def head_of_line_deployments(node_names: list[str]) -> list[dict[str, Any]]:
+    """One pod each of ``head-of-line-slow-N`` and ``head-of-line-other-N`` pinned to node N.
+
+    On the pause image, which every node holds already (its pod sandboxes run it), so they start
+    without a pull and leave a cold node cold; ``IfNotPresent``, as most workloads pull. A
+    release to ``slow`` of a large new image then occupies the node's puller while a release to
+    ``other`` (only a new manifest to fetch) shows how long an unrelated pull waits behind it."""
+    deployments = []
+    for number, node_name in enumerate(node_names, start=1):
+        for role in HEAD_OF_LINE_ROLES:
+            name = head_of_line_name(role, number)
+            labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "chaosregistry"}
+            deployments.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": DEMO_NAMESPACE, "labels": labels},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {
+                                # The pause image's sleep ignores SIGTERM as pid 1.
+                                "terminationGracePeriodSeconds": 1,
+                                "dnsPolicy": "Default",
+                                "nodeSelector": {HOSTNAME_LABEL: node_name},
+                                "containers": [
+                                    {
+                                        "name": "app",
+                                        "image": image_name(PAUSE_REPOSITORY, PAUSE_TAG),
+                                        "imagePullPolicy": "IfNotPresent",
+                                        "resources": {
+                                            "requests": {"cpu": "5m", "memory": "8Mi"},
+                                            "limits": {"memory": "32Mi"},
+                                        },
+                                    }
+                                ],
+                            },
+                        },
+                    },
+                }
+            )
+    return deployments
 
 
 REGISTRY_NAME = "registry"

@@ -39,6 +39,8 @@ class ResultKind(StrEnum):
     PUSH_EVENTS = "push-events"
     REPLICATION = "replication"
     BLAST_RADIUS = "blast-radius"  # workloads classed by what a registry outage does to them
+    # the blast radius's provocations judged: per workload predicted vs observed, agreement
+    PREDICTION_AGREEMENT = "prediction-agreement"
     # Not one of our probes (another extension's, or one this version does not know), or an
     # action: its result is read as it is.
     OTHER = "other"

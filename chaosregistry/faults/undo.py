@@ -36,10 +36,12 @@ UNDO_MODULES: tuple[str, ...] = (
     "chaosregistry.backends.local_referrers",  # sandbox.referrers-restore
     "chaosregistry.backends.local_upstream",  # sandbox.upstream-restore
     "chaosregistry.backends.local_quota",  # sandbox.quota-restore
+    "chaosregistry.backends.local_redirect",  # sandbox.redirect-restore
     "chaosregistry.loadgen.processes",  # process.terminate (Locust loads)
     "chaosregistry.backends.kubernetes",  # chaosmesh.delete (NetworkChaos)
     "chaosregistry.backends.kubernetes_deploy",  # kubernetes.rollout-undo, scale-restore
     "chaosregistry.backends.kubernetes_pods",  # kubernetes.pods-back, chaosmesh.pod-kill-back
+    "chaosregistry.backends.kubernetes_provoke",  # kubernetes.provoke-undo
 )
 
 

@@ -25,7 +25,9 @@ A game day's *passed* needs, for every fault of the run (docs/architecture.md, "
     ``node_pulls`` says ``mirror-first``, from the registry when it says ``origin``, either
     when it says nothing), a load's ``target_url``; then followed through the sandbox's wiring
     (``sandbox.layout.forwarding``). A fault on an image is crossed by an activity on that
-    image, a fault on a Deployment by one on that Deployment.
+    image, a fault on a Deployment by one on that Deployment, or by a probe that watches
+    every provoked Deployment of its namespace (``prediction_agreement``, whose pods' pulls
+    cross the kubelet's path as a ``deployment`` does).
 
 Nothing here changes anything: it reads ledger entries, a journal and load records.
 """
@@ -42,6 +44,7 @@ from urllib.parse import urlsplit
 
 from chaosregistry.backends.plan import CONFIRMED
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.kinds import ResultKind
 from chaosregistry.experiment.settings import (
     NODE_PULLS_MIRROR_FIRST,
     NODE_PULLS_ORIGIN,
@@ -66,6 +69,8 @@ NODE_PULL_PATHS: dict[str | None, tuple[str, ...]] = {
     NODE_PULLS_MIRROR_FIRST: ("mirror",),
 }
 _EITHER_PATH: tuple[str, ...] = ("registry", "mirror")
+# A measurement of every Deployment of a namespace names "<namespace>/*".
+EVERY_DEPLOYMENT = "*"
 
 
 @dataclass(frozen=True)
@@ -329,8 +334,9 @@ def _crosses(m: Measurement, entry: Entry, wiring: _Wiring, settings: Settings) 
     if scheme == "image":
         return name in m.images
     if scheme == "deployment":
-        bare = name.partition("/")[2]
-        return name in m.deployments or bare in m.deployments
+        namespace, _, bare = name.partition("/")
+        every = f"{namespace}/{EVERY_DEPLOYMENT}"
+        return name in m.deployments or bare in m.deployments or every in m.deployments
     return bool(_fault_addresses(entry, wiring, settings) & m.addresses)
 
 
@@ -356,13 +362,21 @@ def _probe_measurements(
         arguments = _arguments(provider.module, provider.func, provider.arguments, configuration)
         if arguments is None:
             continue
+        deployments = _deployments(arguments)
+        if run.kind is ResultKind.PREDICTION_AGREEMENT:
+            # It watches every provoked Deployment of its namespace, and so the kubelet's pulls
+            # of their pods.
+            namespace = settings.kubernetes.namespace_or(str(arguments.get("namespace") or ""))
+            deployments |= {f"{namespace}/{EVERY_DEPLOYMENT}"}
         yield Measurement(
             name=str(run.activity.name or provider.func),
             start=start,
             end=end,
-            addresses=_activity_addresses(arguments, settings, wiring),
+            addresses=_activity_addresses(
+                arguments, settings, wiring, kubelet_pulls=bool(deployments)
+            ),
             images=frozenset(str(arguments[k]) for k in ("image",) if arguments.get(k)),
-            deployments=_deployments(arguments),
+            deployments=deployments,
         )
 
 
@@ -386,7 +400,7 @@ def _arguments(
 
 
 def _activity_addresses(
-    arguments: Mapping[str, Any], settings: Settings, wiring: _Wiring
+    arguments: Mapping[str, Any], settings: Settings, wiring: _Wiring, *, kubelet_pulls: bool
 ) -> frozenset[str]:
     starts: set[str] = set()
     for key in TARGET_ARGUMENTS:
@@ -396,7 +410,7 @@ def _activity_addresses(
         )
         if address:
             starts.add(address)
-    if arguments.get("deployment"):
+    if kubelet_pulls:
         # The kubelet pulls the Deployment's images as ``node_pulls`` says; when it says
         # nothing, either way (the mirror kill is allowed then too).
         for pulls_from in NODE_PULL_PATHS.get(settings.kubernetes.node_pulls, _EITHER_PATH):

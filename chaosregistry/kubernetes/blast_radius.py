@@ -50,6 +50,7 @@ __all__ = [
     "Outage",
     "analyze",
     "backoff_after",
+    "is_schedulable",
     "parse_duration",
     "registry_host",
     "resolve_image",
@@ -328,7 +329,7 @@ def _workloads(inventory: Inventory) -> tuple[list[_Workload], int]:
 
 
 # -- the analysis ---------------------------------------------------------------------------
-def _schedulable(node: Mapping[str, Any]) -> bool:
+def is_schedulable(node: Mapping[str, Any]) -> bool:
     """Not cordoned, and not reported NotReady (a node whose Ready condition is False or
     Unknown takes no new pods; one without conditions yet counts)."""
     if (node.get("spec") or {}).get("unschedulable"):
@@ -348,7 +349,7 @@ def _node_index(
     for node in nodes:
         name = _meta(node).get("name") or ""
         names.append(name)
-        if _schedulable(node):
+        if is_schedulable(node):
             schedulable.append(name)
         images = (node.get("status") or {}).get("images") or ()
         if len(images) >= NODE_IMAGES_CAP:

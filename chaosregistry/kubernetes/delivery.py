@@ -29,7 +29,10 @@ result gives their mean and every pod's stamps. Stamps come from our polls, so e
 ``POLL`` of the truth; the kubelet's pull seconds are its own exact figures.
 """
 
+import io
 import json
+import secrets
+import tarfile
 import time
 from datetime import datetime
 from typing import Any
@@ -39,6 +42,7 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Event, Pod
 
 from chaosregistry.backends.kubernetes import get_deployment, selector_of
+from chaosregistry.errors import ConfigError
 from chaosregistry.kubernetes import client as kube
 from chaosregistry.kubernetes.rollout import (
     PULL_ERRORS,
@@ -129,12 +133,75 @@ def kubelet_pull_events(
     return found
 
 
-def push_fresh_tag(client: RegistryClient, reference: ImageReference, tag: str) -> dict[str, Any]:
+# An uncompressed layer: its digest is its diff ID, and random bytes would not compress anyway.
+OCI_TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_TAR_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def random_layer(size: int) -> bytes:
+    """A tar of one file of ``size`` random bytes (new content no registry or node has)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        entry = tarfile.TarInfo(f"chaosregistry-release/{secrets.token_hex(8)}.bin")
+        entry.size, entry.mode = size, 0o644
+        tar.addfile(entry, io.BytesIO(secrets.token_bytes(size)))
+    return out.getvalue()
+
+
+def _with_new_layer(
+    client: RegistryClient, repository: str, body: dict[str, Any], size: int
+) -> dict[str, Any]:
+    """``body`` (an image manifest) with a new layer of ``size`` random bytes on top, its blob
+    and the config that lists its diff ID pushed first (containerd checks that the config's
+    ``rootfs.diff_ids`` match the layers)."""
+    if not isinstance(body.get("config"), dict) or not isinstance(body.get("layers"), list):
+        raise ConfigError(
+            f"{repository}: a new layer needs a single-platform image manifest, not an index"
+        )
+    config_descriptor = body["config"]
+    config = json.loads(
+        client.read_blob(repository, config_descriptor["digest"], int(config_descriptor["size"]))
+    )
+    layer = random_layer(size)
+    layer_digest = client.push_blob(repository, layer)
+    rootfs = dict(config.get("rootfs") or {"type": "layers"})
+    rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), layer_digest]
+    config["rootfs"] = rootfs
+    if isinstance(config.get("history"), list):
+        config["history"] = [
+            *config["history"],
+            {"created_by": f"chaosregistry push_to_running: {size} random bytes"},
+        ]
+    config_data = json.dumps(config, separators=(",", ":")).encode()
+    config_digest = client.push_blob(repository, config_data)
+    docker = body.get("mediaType") == DOCKER_MANIFEST
+    return {
+        **body,
+        "config": {**config_descriptor, "digest": config_digest, "size": len(config_data)},
+        "layers": [
+            *body["layers"],
+            {
+                "mediaType": DOCKER_TAR_LAYER if docker else OCI_TAR_LAYER,
+                "digest": layer_digest,
+                "size": len(layer),
+            },
+        ],
+    }
+
+
+def push_fresh_tag(
+    client: RegistryClient, reference: ImageReference, tag: str, *, new_layer_bytes: int = 0
+) -> dict[str, Any]:
     """Store ``reference``'s manifest again under ``tag`` with a pushed-at annotation: a new
-    digest a node must pull, over blobs the registry already has. Returns {digest, seconds}."""
+    digest a node must pull, over blobs the registry already has. With ``new_layer_bytes``, a
+    new layer of that many random bytes on top (uncompressed: the bytes a node downloads), as
+    a release that ships new content. Returns {digest, seconds}."""
     started = time.perf_counter()
     manifest = client.get_manifest(reference.repository, reference.reference)
     body = manifest.json()
+    if new_layer_bytes:
+        body = _with_new_layer(client, reference.repository, body, new_layer_bytes)
     annotations = dict(body.get("annotations") or {})
     annotations[PUSHED_AT_ANNOTATION] = f"{time.time():.3f}"
     body["annotations"] = annotations
@@ -142,6 +209,18 @@ def push_fresh_tag(client: RegistryClient, reference: ImageReference, tag: str) 
     media_type = manifest.media_type or str(body.get("mediaType") or "")
     digest = client.push_manifest(reference.repository, tag, data, media_type)
     return {"digest": digest, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def queue_seconds(pulled: dict[str, Any]) -> float:
+    """How long a pull waited for the node's image puller before it began (a Pulled event as
+    ``kubelet_pull_events`` gives it): its "including waiting" figure less the pull itself,
+    0 when the message has none. With ``serializeImagePulls`` (the kubelet's default) a pull
+    waits for every pull queued before it; with parallel pulls only above
+    ``maxParallelImagePulls``."""
+    waited = pulled.get("pull_seconds_including_waiting")
+    if waited is None or pulled.get("pull_seconds") is None:
+        return 0.0
+    return round(max(0.0, float(waited) - float(pulled["pull_seconds"])), 3)
 
 
 def _scheduled(pod: Pod) -> bool:

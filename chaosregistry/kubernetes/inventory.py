@@ -24,7 +24,7 @@ from chaosregistry.kubernetes.blast_radius import Inventory, Outage, analyze, re
 if TYPE_CHECKING:
     from chaosregistry.experiment.settings import KubernetesSettings
 
-__all__ = ["PAGE_SIZE", "list_inventory", "predict"]
+__all__ = ["PAGE_SIZE", "list_inventory", "outage_for", "predict"]
 
 PAGE_SIZE = 500
 
@@ -60,6 +60,19 @@ def list_inventory(client: Client, *, namespace: str = "") -> Inventory:
         return Inventory(**{name: _listed(client, kind, namespace) for name, kind in KINDS.items()})
 
 
+def outage_for(settings: "KubernetesSettings", registry: str, seconds: float) -> Outage:
+    """``registry`` ("": every registry) cut for ``seconds``, with the mirrors ``settings``
+    configure (``registry_mirrors``)."""
+    return Outage(
+        hosts=frozenset({registry_host(registry)}) if registry else None,
+        seconds=seconds,
+        mirrors={
+            registry_host(host): tuple(mirrors)
+            for host, mirrors in settings.registry_mirrors.items()
+        },
+    )
+
+
 def predict(
     settings: "KubernetesSettings",
     *,
@@ -73,15 +86,7 @@ def predict(
     started = time.perf_counter()
     inventory = list_inventory(settings.client(), namespace=namespace)
     listed = time.perf_counter()
-    outage = Outage(
-        hosts=frozenset({registry_host(registry)}) if registry else None,
-        seconds=outage_seconds,
-        mirrors={
-            registry_host(host): tuple(mirrors)
-            for host, mirrors in settings.registry_mirrors.items()
-        },
-    )
-    result = analyze(inventory, outage)
+    result = analyze(inventory, outage_for(settings, registry, outage_seconds))
     result["list_seconds"] = round(listed - started, 3)
     result["analysis_seconds"] = round(time.perf_counter() - listed, 3)
     return result

@@ -73,7 +73,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import gevent
 from locust import FastHttpUser, events, task
@@ -99,6 +99,7 @@ from chaosregistry.oci.protocol import (
     Steps,
     blob_request,
     exchange,
+    other_origin,
     resolve,
 )
 from chaosregistry.oci.reference import ImageReference, Platform
@@ -445,9 +446,16 @@ class _ResponseHeaders(Mapping[str, str]):
         return len(self._headers)
 
 
-def _answer_of(response: FastResponse, *, read_body: bool) -> Answer:
+def _answer_of(response: FastResponse, url: str, *, read_body: bool) -> Answer:
     headers = _ResponseHeaders(response.headers)
-    return Answer(response.status_code, headers, response.content if read_body else b"")
+    moved = ""
+    if response.history:  # redirects followed: where they led, from each hop's Location
+        final = url
+        for hop in response.history:
+            final = urljoin(final, _ResponseHeaders(hop.headers).get("location") or "")
+        moved = other_origin(url, final)
+    body = response.content if read_body else b""
+    return Answer(response.status_code, headers, body, moved)
 
 
 class RegistryPullUser(FastHttpUser):
@@ -685,7 +693,7 @@ class RegistryPullUser(FastHttpUser):
             raise failure from exc
         streamed = request.stream and 200 <= response.status_code < 300
         try:
-            answer = _answer_of(response, read_body=not streamed)
+            answer = _answer_of(response, url, read_body=not streamed)
         except wire.WIRE_ERRORS as exc:
             failure = wire.from_exception(exc, request.what, in_body=True, route=request.route)
             self._report(request.route, start, time.perf_counter() - started, 0, failure)

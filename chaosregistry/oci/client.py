@@ -41,6 +41,7 @@ from chaosregistry.oci.protocol import (
     exchange,
     fetch_manifest,
     list_names,
+    other_origin,
     ping_request,
     read_ping,
     resolve,
@@ -503,16 +504,17 @@ class _Call:
         except Exception as exc:
             raise failures.from_exception(exc, request.what, token=token) from exc
         self._client.http_version = response.http_version
+        moved = other_origin(str(built.url), str(response.url)) if response.history else ""
         if request.stream and 200 <= response.status_code < 300:
             self._stream = response
-            return Answer(response.status_code, response.headers)
+            return Answer(response.status_code, response.headers, redirected_to=moved)
         try:
             body = response.read()
         except Exception as exc:
             raise failures.from_exception(exc, request.what, in_body=True, token=token) from exc
         finally:
             response.close()
-        return Answer(response.status_code, response.headers, body)
+        return Answer(response.status_code, response.headers, body, moved)
 
     def body(self) -> Iterator[bytes]:
         """The streamed body's chunks; transport failures classified (a short body: truncated)."""

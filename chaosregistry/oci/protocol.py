@@ -98,14 +98,40 @@ class Answer:
     """What came back: status, headers (looked up case-insensitively) and the body read whole.
 
     ``body`` is empty for a streamed 2xx answer: its body is still on the wire.
+    ``redirected_to`` is the origin (``scheme://host:port``) that gave the answer when the
+    driver followed redirects to another origin than the request's (``other_origin``), else
+    empty: credentials are ours for the request's origin only.
     """
 
     status: int
     headers: Mapping[str, str]
     body: bytes = b""
+    redirected_to: str = ""
 
     def header(self, name: str) -> str:
         return str(self.headers.get(name) or self.headers.get(name.lower()) or "")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of an absolute URL, the default port written out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def other_origin(sent: str, answered: str) -> str:
+    """The origin of ``answered`` (the URL a driver's redirects ended at) when it is not the
+    origin of ``sent`` (the URL it was asked for), else empty: what drivers put in
+    ``Answer.redirected_to``. An upgrade from http on port 80 to https on 443 of the same host
+    is no other origin here (httpx keeps the Authorization on it)."""
+    before, after = origin(sent), origin(answered)
+    host = urlsplit(before).hostname
+    upgrade = (f"http://{host}:80", f"https://{host}:443")
+    return "" if before == after or (before, after) == upgrade else after
 
 
 Steps = Generator[Request, Answer, T]
@@ -258,6 +284,18 @@ def exchange(
     first = request.with_headers(auth.authorization(repository, actions))
     answer = yield first
     auth_seconds = 0.0
+    if answer.status == 401 and answer.redirected_to:
+        # Our credentials are the registry's: a challenge from the host a redirect led to is
+        # not answered with them (its realm would get them), and a retry here would lose its
+        # Authorization on the same redirect again. Docker's registry client drops it on a
+        # redirect too (kept only between docker.com / docker.io hosts), as does curl -L.
+        raise PullError(
+            ErrorClass.AUTH,
+            f"{request.what}: redirected to {answer.redirected_to}, which asks for "
+            "credentials: the registry's are not sent to another host",
+            status=401,
+            detail={"redirected_to": answer.redirected_to},
+        )
     if answer.status == 401:
         started = clock()
         step = auth.on_challenge(answer, repository, actions, request.what, first.headers)

@@ -25,7 +25,7 @@ from chaosregistry.experiment.contracts import (
 )
 from chaosregistry.experiment.settings import Namespace, settings_for
 from chaosregistry.kubernetes import client as kube
-from chaosregistry.kubernetes.delivery import kubelet_pull_events, new_pods
+from chaosregistry.kubernetes.delivery import kubelet_pull_events, new_pods, queue_seconds
 from chaosregistry.kubernetes.rollout import (
     DEFAULT_REVISION_HISTORY_LIMIT,
     ROLLOUT_STARTED_ANNOTATION,
@@ -263,12 +263,14 @@ def image_pull_events(
     deployment: Annotated[str, KUBE_NAME],
     namespace: Namespace = "",
     since: float = 0,
+    latest_release: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Annotated[
     Result,
     Returns(
-        "events counts pulled pull_failures back_offs pull_seconds images",
+        "events counts pulled pull_failures back_offs pull_seconds queue_seconds "
+        "max_queue_seconds images",
         kind=ResultKind.IMAGE_PULL_EVENTS,
     ),
 ]:
@@ -279,23 +281,34 @@ def image_pull_events(
       namespace: its namespace (default ``configuration.namespace``).
       since: epoch seconds; a negative number is relative to now (``-60``: the last minute);
         0 keeps every event the API still holds (about an hour by default).
+      latest_release: only the pods of the Deployment's current revision (its last release),
+        so that earlier releases (an earlier run's too) never count.
 
     Returns a mapping: ``events`` [{pod, reason, type, message, count, time (epoch seconds),
     image, pull_seconds}], ``counts`` {reason: events} over Pulling, Pulled, Failed, BackOff,
     ``pulled`` (successful pulls), ``pull_failures`` (failed pull attempts), ``back_offs``,
-    ``pull_seconds`` {count, mean, p50, max} from the kubelet's Pulled messages, and
-    ``images`` (the images named). Raises ActivityFailed for an unknown Deployment.
+    ``pull_seconds`` {count, mean, p50, max} from the kubelet's Pulled messages,
+    ``queue_seconds`` {count, mean, p50, max}: how long each of those pulls waited for the
+    node's image puller before it began (a pull queued behind another with the kubelet's
+    default ``serializeImagePulls: true``), ``max_queue_seconds`` (their maximum, null without
+    a Pulled event: a tolerance on it then fails), and ``images`` (the images named). Raises
+    ActivityFailed for an unknown Deployment.
     """
     if isinstance(since, bool) or not isinstance(since, int | float):
         raise ConfigError(f"since must be epoch seconds or negative seconds, got {since!r}")
     client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
-    get_deployment(client, chosen, deployment)
+    found_deployment = get_deployment(client, chosen, deployment)
     threshold = time.time() + since if since < 0 else float(since)
     found = kubelet_pull_events(client, chosen, deployment, threshold)
+    if latest_release:
+        current = {pod.metadata.name for pod in new_pods(client, found_deployment) if pod.metadata}
+        found = [e for e in found if e["pod"] in current]
     counts: dict[str, int] = {}
     for item in found:
         counts[item["reason"]] = counts.get(item["reason"], 0) + item["count"]
-    seconds = sorted(e["pull_seconds"] for e in found if e["pull_seconds"] is not None)
+    pulled = [e for e in found if e["pull_seconds"] is not None]
+    seconds = sorted(e["pull_seconds"] for e in pulled)
+    queued = sorted(queue_seconds(e) for e in pulled)
     return {
         "events": found,
         "counts": counts,
@@ -304,13 +317,19 @@ def image_pull_events(
             e["count"] for e in found if e["message"].startswith("Failed to pull image")
         ),
         "back_offs": counts.get("BackOff", 0),
-        "pull_seconds": {
-            "count": len(seconds),
-            "mean": sum(seconds) / len(seconds) if seconds else None,
-            "p50": percentile(seconds, 50) if seconds else None,
-            "max": seconds[-1] if seconds else None,
-        },
+        "pull_seconds": _summary(seconds),
+        "queue_seconds": _summary(queued),
+        "max_queue_seconds": queued[-1] if queued else None,
         "images": sorted({e["image"] for e in found if e["image"]}),
+    }
+
+
+def _summary(ordered: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(ordered),
+        "mean": sum(ordered) / len(ordered) if ordered else None,
+        "p50": percentile(ordered, 50) if ordered else None,
+        "max": ordered[-1] if ordered else None,
     }
 
 

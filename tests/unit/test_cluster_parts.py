@@ -31,6 +31,7 @@ from chaosregistry.cluster.configs import (
     kubelet_config,
     registry_hosts_toml,
     registry_lb_config,
+    write_configs,
 )
 from chaosregistry.cluster.layout import (
     NODE_IP,
@@ -43,6 +44,7 @@ from chaosregistry.cluster.layout import (
     nodes_of,
 )
 from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki, node_cert_specs
+from chaosregistry.cluster.workloads import head_of_line_deployments
 
 SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
 CHROOT = "/usr/sbin/chroot"
@@ -183,6 +185,70 @@ def test_cni_and_kubelet_configs_leave_the_host_alone(tmp_path: Path) -> None:
     assert config["readOnlyPort"] == 0
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["podLogsDir"].startswith(str(layout.state_dir))
+
+
+def test_kubelet_pulls_in_parallel_unless_its_node_is_told_to_serialize(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path / "state")
+    pki = ensure_pki(layout.pki_dir, SPECS)
+    parallel = kubelet_config(Node(layout, 0), pki, Ports(16440))
+    assert (parallel["serializeImagePulls"], parallel["maxParallelImagePulls"]) == (False, 3)
+    serial = kubelet_config(Node(layout, 0), pki, Ports(16440), serial_pulls=True)
+    assert serial["serializeImagePulls"] is True
+    # The kubelet refuses to start with serialized pulls and a parallel limit above 1.
+    assert "maxParallelImagePulls" not in serial
+
+
+def test_write_configs_serializes_only_the_nodes_named(tmp_path: Path) -> None:
+    layout = Layout.at(tmp_path / "state")
+    nodes = nodes_of(layout, 2)
+    for node in nodes:
+        node.make_dirs()
+    layout.make_dirs()
+    pki = ensure_pki(
+        layout.pki_dir, SPECS + node_cert_specs(nodes[1].name, nodes[1].ip, nodes[1].suffix)
+    )
+    access = RegistryAccess("https://127.0.0.1:15000", "/ca.pem", "user", "secret")
+    write_configs(
+        layout, nodes, pki, Ports(16440), access, "r.test/pause:1", serial_pulls=frozenset({1})
+    )
+    written = [yaml.safe_load(node.kubelet_config.read_text()) for node in nodes]
+    assert [k["serializeImagePulls"] for k in written] == [True, False]
+
+
+def test_cluster_up_refuses_serial_pulls_on_a_node_it_does_not_have(tmp_path: Path) -> None:
+    from chaosregistry.cluster import up
+    from chaosregistry.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        up(tmp_path / "state", nodes=1, serial_pulls=(2,))
+    assert str(caught.value) == "serial_pulls: 2 is not a node of this cluster (1..1)"
+    assert not (tmp_path / "state").exists()
+
+
+def test_head_of_line_pairs_run_the_pause_image_one_pod_each_pinned_to_their_node() -> None:
+    deployments = head_of_line_deployments(["node-a", "node-b"])
+    placed = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["nodeSelector"][
+            "kubernetes.io/hostname"
+        ]
+        for d in deployments
+    }
+    assert placed == {
+        "head-of-line-slow-1": "node-a",
+        "head-of-line-other-1": "node-a",
+        "head-of-line-slow-2": "node-b",
+        "head-of-line-other-2": "node-b",
+    }
+    for deployment in deployments:
+        assert deployment["spec"]["replicas"] == 1
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        # Already on every node: they start without a pull and leave a cold node cold.
+        assert container["image"] == images.image_name(images.PAUSE_REPOSITORY, images.PAUSE_TAG)
+        assert container["imagePullPolicy"] == "IfNotPresent"
+        assert (
+            deployment["spec"]["selector"]["matchLabels"]
+            == (deployment["spec"]["template"]["metadata"]["labels"])
+        )
 
 
 def test_user_kubeconfig_embeds_credentials_and_names_the_secure_port(tmp_path: Path) -> None:

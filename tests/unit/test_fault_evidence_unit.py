@@ -35,6 +35,16 @@ SIGNATURE = {
     "func": "image_signature",
 }
 LOAD = {"type": "python", "module": "chaosregistry.actions.load", "func": "start_pull_load"}
+AGREEMENT = {
+    "type": "python",
+    "module": "chaosregistry.probes.blast_radius",
+    "func": "prediction_agreement",
+}
+BLAST_RADIUS = {
+    "type": "python",
+    "module": "chaosregistry.probes.blast_radius",
+    "func": "blast_radius",
+}
 CONFIRMED = {"injected": "confirmed", "confirmed_by": "checked"}
 
 
@@ -332,6 +342,25 @@ def test_a_deployment_fault_is_crossed_by_a_probe_of_that_deployment() -> None:
     other = journal(probe("failed", ROLLOUT, T0 + 11, T0 + 30, deployment="api"))
     assert only([fault], same).measured
     assert not only([fault], other).measured
+
+
+def test_the_prediction_agreement_crosses_its_namespaces_deployments_and_their_pulls(
+    sandbox_dir: Path,
+) -> None:
+    """blast-radius-verified: the probe that judges every provoked Deployment of a namespace
+    measures each provocation there and the cut the kubelet's pulls met; the prediction alone
+    (the same namespace, nothing provoked or pulled) measures neither."""
+    provoked = entry(kind="deploy.provoke", target="deployment:verify/cold", applied=CONFIRMED)
+    elsewhere = entry(kind="deploy.provoke", target="deployment:other/cold", applied=CONFIRMED)
+    cut = entry(kind="network.partition", target="hop:client-registry", applied=CONFIRMED)
+    configuration = {"backend": "kubernetes", "sandbox_dir": str(sandbox_dir)}
+    judged = journal(probe("agree", AGREEMENT, T0 + 11, T0 + 15, namespace="verify"))
+    assert only([provoked], judged, configuration=configuration).measured
+    assert not only([elsewhere], judged, configuration=configuration).measured
+    assert only([cut], judged, configuration=configuration).measured
+    predicted = journal(probe("predict", BLAST_RADIUS, T0 + 11, T0 + 15, namespace="verify"))
+    assert not only([provoked], predicted, configuration=configuration).measured
+    assert not only([cut], predicted, configuration=configuration).measured
 
 
 def write_records(directory: Path, pulls: list[tuple[float, float]]) -> None:

@@ -39,6 +39,7 @@ CERTIFICATE = "changes the certificate the sandbox's nginx serves"
 SIGNATURE = "changes what the sandbox serves for a signed image"
 AUTH = "changes the sandbox's token server, signing key or credentials"
 UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
+REDIRECT = "makes the sandbox's nginx redirect the registry's API"
 
 
 def no_url(name: str) -> str:
@@ -50,6 +51,7 @@ def no_url(name: str) -> str:
 # sandbox can give): the reasons' words after the activity's name, and the second site's.
 SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "bad-tag-rollback": (set(), set(), set()),
+    "head-of-line-pulls": ({HOP, no_url("registry")}, set(), set()),
     "mirror-cache-hit-ratio": ({PROMETHEUS, no_url("mirror"), no_url("registry")}, set(), set()),
     "mirror-down-fallback": ({KILL, no_url("registry")}, {KILL}, set()),
     "mirror-upstream-throttled": (
@@ -64,7 +66,9 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
     "registry-latency": ({HOP, no_url("registry")}, set(), set()),
     "registry-node-kill": ({KILL, no_url("registry")}, {KILL}, set()),
     "registry-outage-recovery": ({HOP}, set(), set()),
+    "blast-radius-verified": ({HOP}, set(), set()),
     "registry-partition": ({HOP, no_url("registry")}, set(), set()),
+    "registry-redirects": ({REDIRECT, no_url("registry")}, {REDIRECT}, set()),
     "replication-partition": (
         {HOP, no_url("dr_registry"), no_url("replication_source")},
         {no_url("dr_registry"), no_url("replication_source")},

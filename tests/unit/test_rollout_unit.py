@@ -1,9 +1,13 @@
 """Rollout reading without a cluster: kubectl's status rules, kubelet messages, images, settings."""
 
+import hashlib
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from lightkube.resources.apps_v1 import Deployment
@@ -24,6 +28,8 @@ from chaosregistry.kubernetes.rollout import (
     with_digest,
     with_tag,
 )
+from chaosregistry.oci import RegistryClient
+from chaosregistry.oci.reference import ImageReference
 
 
 def _deployment(
@@ -440,3 +446,126 @@ def test_rollback_readiness_gives_up_waiting_for_the_controller_after_its_timeou
     client = NeverObserved()
     found = rollout_probes._observed_deployment(client, "demo", "web")  # type: ignore[arg-type]
     assert found.status.observedGeneration == 2 and client.reads >= 2
+
+
+def test_queue_seconds_is_the_wait_for_the_image_puller_before_the_pull() -> None:
+    queued = parse_pull_message(
+        'Successfully pulled image "r.test/a:1" in 1.5s (9.75s including waiting). '
+        "Image size: 10 bytes."
+    )
+    assert delivery.queue_seconds(queued) == 8.25
+    # An older kubelet says nothing of waiting: no wait measured, none invented.
+    assert delivery.queue_seconds(parse_pull_message('Successfully pulled image "a:1" in 2s')) == 0
+    assert delivery.queue_seconds(parse_pull_message('Failed to pull image "a:1": x')) == 0
+
+
+class _Store:
+    """An in-memory registry at the HTTP boundary: blobs and manifests of one repository."""
+
+    def __init__(self, manifest: dict[str, Any], config: dict[str, Any]) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[str, bytes] = {}
+        self.config = json.dumps(config).encode()
+        self.blobs[delivery_sha(self.config)] = self.config
+        manifest = {**manifest, "config": {**manifest["config"], **descriptor(self.config)}}
+        self.manifests["1"] = json.dumps(manifest).encode()
+        self.pushed: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        media = "application/vnd.oci.image.manifest.v1+json"
+        if "/manifests/" in path:
+            ref = path.rsplit("/", 1)[1]
+            if method == "PUT":
+                self.manifests[ref] = request.content
+                self.pushed.append(f"manifest {ref}")
+                digest = delivery_sha(request.content)
+                return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+            body = self.manifests.get(ref)
+            if body is None:
+                return httpx.Response(404)
+            headers = {"Content-Type": media, "Docker-Content-Digest": delivery_sha(body)}
+            return httpx.Response(200, content=body, headers=headers)
+        if path.endswith("/blobs/uploads/") and method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/repo/blobs/uploads/u1"})
+        if "/blobs/uploads/" in path and method == "PUT":
+            digest = request.url.params["digest"]
+            assert delivery_sha(request.content) == digest
+            self.blobs[digest] = request.content
+            self.pushed.append(f"blob {digest}")
+            return httpx.Response(201)
+        digest = path.rsplit("/", 1)[1]
+        if digest in self.blobs:
+            data = self.blobs[digest]
+            return httpx.Response(200, content=b"" if method == "HEAD" else data)
+        return httpx.Response(404)
+
+
+def delivery_sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def descriptor(data: bytes) -> dict[str, Any]:
+    return {"digest": delivery_sha(data), "size": len(data)}
+
+
+def _push_with_layer(store: _Store, size: int) -> dict[str, Any]:
+    client = RegistryClient("http://reg.test", transport=httpx.MockTransport(store.handle))
+    with client:
+        return delivery.push_fresh_tag(
+            client, ImageReference("repo", "1"), "push-1", new_layer_bytes=size
+        )
+
+
+IMAGE_CONFIG = {
+    "architecture": "amd64",
+    "os": "linux",
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64]},
+    "history": [{"created_by": "base"}],
+}
+IMAGE_MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+    "layers": [
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": "sha256:" + "b" * 64,
+            "size": 10,
+        }
+    ],
+}
+
+
+def test_a_release_with_a_new_layer_ships_that_many_new_bytes_its_config_lists() -> None:
+    store = _Store(IMAGE_MANIFEST, IMAGE_CONFIG)
+    pushed = _push_with_layer(store, 50_000)
+    manifest = json.loads(store.manifests["push-1"])
+    assert pushed["digest"] == delivery_sha(store.manifests["push-1"])
+    base, new = manifest["layers"]
+    assert base == IMAGE_MANIFEST["layers"][0]
+    # Uncompressed, so its digest is its diff ID and the node downloads every random byte.
+    assert new["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+    layer = store.blobs[new["digest"]]
+    assert new["size"] == len(layer)
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        (member,) = tar.getmembers()
+        assert member.size == 50_000
+    config = json.loads(store.blobs[manifest["config"]["digest"]])
+    assert manifest["config"]["size"] == len(store.blobs[manifest["config"]["digest"]])
+    assert config["rootfs"]["diff_ids"] == [*IMAGE_CONFIG["rootfs"]["diff_ids"], new["digest"]]
+    assert len(config["history"]) == 2
+    # The blobs go before the manifest that names them; a second release is new content again.
+    assert store.pushed[-1] == "manifest push-1"
+    again = _Store(IMAGE_MANIFEST, IMAGE_CONFIG)
+    _push_with_layer(again, 50_000)
+    assert json.loads(again.manifests["push-1"])["layers"][1]["digest"] != new["digest"]
+
+
+def test_a_new_layer_on_an_index_is_refused_before_anything_is_pushed() -> None:
+    index = {"schemaVersion": 2, "manifests": []}
+    store = _Store({**index, "config": {}}, IMAGE_CONFIG)
+    store.manifests["1"] = json.dumps(index).encode()
+    with pytest.raises(ConfigError, match="single-platform image manifest, not an index"):
+        _push_with_layer(store, 10)
+    assert store.pushed == []

@@ -1,6 +1,6 @@
-"""The nginx route faults (mirror upstream, quota) without a sandbox: what their 429 and 503
-say, and the refusals made before anything is recorded (the sandbox tier applies them for
-real)."""
+"""The nginx route faults (mirror upstream, quota, redirect) without a sandbox: what their 429
+and 503 say, and the refusals made before anything is recorded (the sandbox tier applies them
+for real)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.faults import assert_refused_before_recording
 
-from chaosregistry.actions import quota, upstream
+from chaosregistry.actions import quota, redirect, upstream
 from chaosregistry.backends.local_quota import per_minute, quota_headers
 from chaosregistry.backends.local_upstream import upstream_headers
 from chaosregistry.errors import ConfigError
@@ -39,9 +39,15 @@ def test_a_429_carries_docker_hubs_quota_headers_and_a_503_only_retry_after() ->
             {"backend": "kubernetes"},
             "kubernetes backend cannot put a quota on a cluster's registry",
         ),
+        (
+            redirect.redirect_registry,
+            {"backend": "kubernetes"},
+            "kubernetes backend cannot make a cluster's registry redirect",
+        ),
         # The local backend needs the sandbox whose nginx it rewrites.
         (upstream.throttle_mirror_upstream, {}, "the local backend needs 'sandbox_dir'"),
         (quota.impose_pull_quota, {}, "the local backend needs 'sandbox_dir'"),
+        (redirect.redirect_registry, {}, "the local backend needs 'sandbox_dir'"),
     ],
 )
 def test_a_fault_it_cannot_make_is_refused_in_one_line_before_recording(
