@@ -307,22 +307,32 @@ def write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def write_registry_hosts(
+    nodes: list[Node], access: RegistryAccess, *, mirror_url: str | None = None
+) -> None:
+    """Each node's hosts.toml for the registry host: how its containerd reaches the sandbox
+    (``mirror_url``: through the sandbox's mirror first, see ``registry_hosts_toml``).
+    containerd reads it at each pull, so it may come after containerd starts."""
+    for node in nodes:
+        write_private(
+            node.registry_hosts_dir / REGISTRY_HOST / "hosts.toml",
+            registry_hosts_toml(access, mirror_url=mirror_url),
+        )
+
+
 def write_configs(
     layout: Layout,
     nodes: list[Node],
     pki: Pki,
     ports: Ports,
-    access: RegistryAccess,
     sandbox_image: str,
     *,
-    mirror_url: str | None = None,
     serial_pulls: frozenset[int] = frozenset(),
 ) -> None:
-    """Write every config file (kubeconfigs, each node's containerd, hosts.toml, CNI and
-    kubelet, the registry's load balancer, Chaos Mesh's webhook pair); ``mirror_url``: the
-    nodes pull through the sandbox's mirror first (see ``registry_hosts_toml``);
-    ``serial_pulls``: the numbers (1-based) of the nodes whose kubelet pulls one image at a
-    time (see ``kubelet_config``)."""
+    """Write every config file but the registry's hosts.toml (``write_registry_hosts``):
+    kubeconfigs, each node's containerd, CNI and kubelet, the registry's load balancer,
+    Chaos Mesh's webhook pair. None needs the sandbox. ``serial_pulls``: the numbers (1-based)
+    of the nodes whose kubelet pulls one image at a time (see ``kubelet_config``)."""
     server = f"https://127.0.0.1:{ports.apiserver}"
     components = {
         "kube-controller-manager": ("controller-manager", "system:kube-controller-manager"),
@@ -355,10 +365,6 @@ def write_configs(
     write_private(layout.kubeconfig, yaml.safe_dump(admin))
     for node in nodes:
         write_private(node.containerd_config, containerd_config(node, sandbox_image))
-        write_private(
-            node.registry_hosts_dir / REGISTRY_HOST / "hosts.toml",
-            registry_hosts_toml(access, mirror_url=mirror_url),
-        )
         conflist = node.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
         conflist.write_text(json.dumps(cni_conflist(node), indent=2) + "\n")
         config = kubelet_config(node, pki, ports, serial_pulls=node.number in serial_pulls)

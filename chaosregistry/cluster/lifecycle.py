@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from chaosregistry import sandbox
 from chaosregistry.backends.kubernetes_deploy import revert_expired_bad_tags
 from chaosregistry.cluster import components, versions
 from chaosregistry.cluster.build import Binaries, ensure_binaries
-from chaosregistry.cluster.configs import RegistryAccess, write_configs
+from chaosregistry.cluster.configs import RegistryAccess, write_configs, write_registry_hosts
 from chaosregistry.cluster.crds import generate_crds, install_chaos_mesh_crds
 from chaosregistry.cluster.host import (
     clean_host,
@@ -44,6 +45,7 @@ from chaosregistry.cluster.images import (
     PAUSE_REPOSITORY,
     PAUSE_TAG,
     REGISTRY_REPOSITORY,
+    Image,
     cluster_images,
     image_name,
     push_images,
@@ -222,6 +224,25 @@ def _start_sandbox(settings: dict[str, Any], say: Progress) -> dict[str, Any]:
             )
         )
     return dict(sandbox.load_endpoints(settings["sandbox_dir"]))
+
+
+def _sandbox_with_images(
+    settings: dict[str, Any], say: Progress
+) -> tuple[dict[str, Any], RegistryAccess, Image]:
+    """The cluster's sandbox up, the cluster's images pushed to it: its endpoints, the nodes'
+    access to it and the in-cluster registry's image."""
+    endpoints = _start_sandbox(settings, say)
+    access, push_url = _registry_access(endpoints)
+    in_cluster_registry = registry_image()
+    pushed = push_images(
+        push_url,
+        access.username,
+        access.password,
+        [*cluster_images(), in_cluster_registry],
+        ca_file=access.ca_file,
+    )
+    say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
+    return endpoints, access, in_cluster_registry
 
 
 def _registry_access(endpoints: dict[str, Any]) -> tuple[RegistryAccess, str]:
@@ -468,39 +489,55 @@ def up(
         # compiles before it starts anything.
         binaries = ensure_binaries(say)
         generate_crds(say)
-        endpoints = _start_sandbox(settings, say)
-        access, push_url = _registry_access(endpoints)
-        in_cluster_registry = registry_image()
-        pushed = push_images(
-            push_url,
-            access.username,
-            access.password,
-            [*cluster_images(), in_cluster_registry],
-            ca_file=access.ca_file,
-        )
-        say(f"images: {pushed} pushed to the sandbox ({push_url}), pods pull via {access.url}")
-        specs = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
-        for node in cluster_nodes[1:]:
-            specs += node_cert_specs(node.name, node.ip, node.suffix)
-        pki = ensure_pki(layout.pki_dir, specs)
+        # The sandbox (and the images pushed to it) comes up beside the control plane and the
+        # nodes, which need it only once a pod pulls: containerd reads hosts.toml at each pull.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-sandbox") as pool:
+            registry = pool.submit(_sandbox_with_images, settings, say)
+            try:
+                specs = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
+                for node in cluster_nodes[1:]:
+                    specs += node_cert_specs(node.name, node.ip, node.suffix)
+                pki = ensure_pki(layout.pki_dir, specs)
+                write_configs(
+                    layout,
+                    cluster_nodes,
+                    pki,
+                    ports,
+                    image_name(PAUSE_REPOSITORY, PAUSE_TAG),
+                    serial_pulls=frozenset(serial),
+                )
+                if serial:
+                    say(f"image pulls: one at a time on node(s) {', '.join(map(str, serial))}")
+                record_host_state(layout)
+                ensure_node_interface([node.ip for node in cluster_nodes])
+                ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
+                kubelets_running = {
+                    node.name: running_pid(layout, node.kubelet_process) is not None
+                    for node in cluster_nodes
+                }
+                # Second precision: the API reports heartbeats in whole seconds.
+                kubelet_start = datetime.now(UTC).replace(microsecond=0)
+                checks = _readiness(layout, cluster_nodes, pki, ports)
+                _start_processes(
+                    layout, _specs(binaries, layout, cluster_nodes, pki, ports), checks, say
+                )
+                client = admin_client(layout.state_dir)
+                for node in cluster_nodes:
+                    since = None if kubelets_running[node.name] else kubelet_start
+                    _wait_node_ready(client, layout, node, since)
+                    say(f"node {node.name}: Ready")
+                apply_objects(client, [chaos_namespace(), chaos_namespace(REGISTRY_NAMESPACE)])
+                install_chaos_mesh_crds(client, say)
+                _start_processes(layout, [_chaos_mesh_spec(binaries, layout, ports)], checks, say)
+            except BaseException:
+                # Not before the sandbox is up or failed: a down must find what it started.
+                wait([registry])
+                raise
+            endpoints, access, in_cluster_registry = registry.result()
         mirror_url = str(endpoints["mirror"]) if node_pulls == NODE_PULLS_MIRROR_FIRST else None
-        write_configs(
-            layout,
-            cluster_nodes,
-            pki,
-            ports,
-            access,
-            image_name(PAUSE_REPOSITORY, PAUSE_TAG),
-            mirror_url=mirror_url,
-            serial_pulls=frozenset(serial),
-        )
-        if serial:
-            say(f"image pulls: one at a time on node(s) {', '.join(map(str, serial))}")
+        write_registry_hosts(cluster_nodes, access, mirror_url=mirror_url)
         if mirror_url:
             say(f"node pulls: the mirror {mirror_url} first, then {access.url}")
-        record_host_state(layout)
-        ensure_node_interface([node.ip for node in cluster_nodes])
-        ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
         settings.update(
             kubeconfig=str(layout.kubeconfig),
             apiserver=f"https://127.0.0.1:{ports.apiserver}",
@@ -512,24 +549,8 @@ def up(
         write_json(layout.settings_file, settings)
         # What the product reads to reach this cluster: a vars file, never cluster.json.
         settings["vars_file"] = str(write_vars_file(layout, settings))
-        kubelets_running = {
-            node.name: running_pid(layout, node.kubelet_process) is not None
-            for node in cluster_nodes
-        }
-        # Second precision: the API reports heartbeats in whole seconds.
-        kubelet_start = datetime.now(UTC).replace(microsecond=0)
-        checks = _readiness(layout, cluster_nodes, pki, ports)
-        _start_processes(layout, _specs(binaries, layout, cluster_nodes, pki, ports), checks, say)
-        client = admin_client(layout.state_dir)
-        for node in cluster_nodes:
-            since = None if kubelets_running[node.name] else kubelet_start
-            _wait_node_ready(client, layout, node, since)
-            say(f"node {node.name}: Ready")
         for node in cluster_nodes[1:]:
             _preload_pause_image(node, image_name(PAUSE_REPOSITORY, PAUSE_TAG), say)
-        apply_objects(client, [chaos_namespace(), chaos_namespace(REGISTRY_NAMESPACE)])
-        install_chaos_mesh_crds(client, say)
-        _start_processes(layout, [_chaos_mesh_spec(binaries, layout, ports)], checks, say)
         apply_objects(client, [demo_deployment()])
         if len(cluster_nodes) > 1:
             apply_objects(

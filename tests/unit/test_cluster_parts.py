@@ -207,10 +207,7 @@ def test_write_configs_serializes_only_the_nodes_named(tmp_path: Path) -> None:
     pki = ensure_pki(
         layout.pki_dir, SPECS + node_cert_specs(nodes[1].name, nodes[1].ip, nodes[1].suffix)
     )
-    access = RegistryAccess("https://127.0.0.1:15000", "/ca.pem", "user", "secret")
-    write_configs(
-        layout, nodes, pki, Ports(16440), access, "r.test/pause:1", serial_pulls=frozenset({1})
-    )
+    write_configs(layout, nodes, pki, Ports(16440), "r.test/pause:1", serial_pulls=frozenset({1}))
     written = [yaml.safe_load(node.kubelet_config.read_text()) for node in nodes]
     assert [k["serializeImagePulls"] for k in written] == [True, False]
 
