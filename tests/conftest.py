@@ -4,6 +4,7 @@ marks them; their helpers are in tests/support."""
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,21 @@ from support.tiers import check_one_tier
 from chaosregistry.sandbox.implementations import DEFAULT_IMPLEMENTATION, IMPLEMENTATION_NAMES
 
 
+def _interruptible() -> None:
+    """SIGINT and SIGQUIT as in a terminal, for this process and every process it starts.
+
+    A suite started in the background (``make test &``, ``nohup``, some CI runners) inherits both
+    ignored, and so would every ``chaos run``, fault owner and watchdog the tests start: a test
+    that interrupts one with SIGINT would then wait on a process that cannot hear it (seen:
+    test_fault_ends_when_its_owner_dies[SIGINT], its owner's SigIgn 0x...06)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _interruptible()
     if not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no":
         return  # the pytest-xdist controller runs no test; each worker is a session of its own
     # State of one session (of one xdist worker), set before any sandbox starts; every process
