@@ -102,7 +102,7 @@ def test_a_release_under_a_pull_quota_fails_on_429s_and_runs_after_the_back_off(
     assert failed["failed_pulls"] >= 1 and failed["back_off_seconds"] > 0, failed
     others = [p for name, p in by_pod.items() if name != failing[0]["pod"]]
     assert all(p["failed_pulls"] == 0 for p in others), others
-    assert 0 < recovery["seconds"] < 120
+    assert all(p["back_off_seconds"] == 0 for p in others), others
 
     # Every fault reverted, the demo restored.
     (entry,) = Ledger(ledger).all()
