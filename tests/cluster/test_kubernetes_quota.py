@@ -86,9 +86,10 @@ def test_a_release_under_a_pull_quota_fails_on_429s_and_runs_after_the_back_off(
     # The release did not complete under the quota: its new pod's pulls were refused.
     assert release["ok"] is False and release["error"]["class"] == "image-pull", release
     assert release["kubelet_pull_seconds"] == []
-    # The node's manifest requests met the quota: 429s in nginx's log, HEADs among them.
-    refused = {key: n for key, n in answers.items() if key.endswith(" 429")}
-    assert sum(refused.values()) >= 2 and "HEAD 429" in refused, answers
+    # The node's manifest requests met the quota: 429s in nginx's log (measured: 24 a run, 12
+    # HEAD and 12 GET in two runs, 24 GET in a third; containerd does not always HEAD first).
+    refused = sum(n for key, n in answers.items() if key.endswith(" 429"))
+    assert refused >= 2, answers
     # Which pods failed: the one surge pod of the release, waiting on its pull; the old pods run.
     failing = [p for p in in_back_off["pods"] if p["in_back_off"]]
     assert len(failing) == 1 and failing[0]["failed_pulls"] >= 1, in_back_off
