@@ -87,7 +87,7 @@ def test_a_release_under_a_pull_quota_fails_on_429s_and_runs_after_the_back_off(
     assert release["ok"] is False and release["error"]["class"] == "image-pull", release
     assert release["kubelet_pull_seconds"] == []
     # The node's manifest requests met the quota: 429s in nginx's log (measured: 24 a run, 12
-    # HEAD and 12 GET in two runs, 24 GET in a third; containerd does not always HEAD first).
+    # HEAD and 12 GET in two runs, 24 GET in two more; containerd does not always HEAD first).
     refused = sum(n for key, n in answers.items() if key.endswith(" 429"))
     assert refused >= 2, answers
     # Which pods failed: the one surge pod of the release, waiting on its pull; the old pods run.
