@@ -19,20 +19,28 @@ from chaosregistry.experiment.contracts import KUBE_NAME, ResultKind, Returns, S
 from chaosregistry.experiment.settings import Namespace, settings_for
 from chaosregistry.kubernetes import client as kube
 from chaosregistry.kubernetes.backoff import backoff_summary, pod_backoff, recovery_timeline
-from chaosregistry.kubernetes.delivery import kubelet_pull_events
+from chaosregistry.kubernetes.delivery import kubelet_pull_events, new_pods
 
 __all__ = ["image_pull_backoff", "recovery_after_heal"]
 
 POLL = 0.5
 
 
-def _read(client: Client, namespace: str, deployment: str) -> tuple[int, list[dict[str, Any]]]:
-    """(the Deployment's desired replicas, each live pod's back-off state)."""
+def _read(
+    client: Client, namespace: str, deployment: str, current: bool = False
+) -> tuple[int, list[dict[str, Any]]]:
+    """(the Deployment's desired replicas, each live pod's back-off state); with ``current``,
+    only the pods of its current revision (a rollout's old pods are not what it waits for)."""
     found = get_deployment(client, namespace, deployment)
     with kube.translated():
+        listed = (
+            new_pods(client, found)
+            if current
+            else client.list(Pod, namespace=namespace, labels=selector_of(found))
+        )
         pods = [
             pod
-            for pod in client.list(Pod, namespace=namespace, labels=selector_of(found))
+            for pod in listed
             if pod.metadata is not None and pod.metadata.deletionTimestamp is None
         ]
     events = kubelet_pull_events(client, namespace, deployment, 0.0)
@@ -98,12 +106,14 @@ def recovery_after_heal(
     """Wait until every pod of a Deployment runs; say how much of the wait was back-off.
 
     Call it right after the step that heals the registry: its start is taken as the heal.
-    It polls until the Deployment has as many pods as it wants, each with every container
-    running, or ``timeout``. Then, per pod, from the kubelet's events: the time from the heal
-    until the kubelet took the pod up again (its first ``Pulling``, or ``Pulled`` "already
-    present" when another pod's pull brought the image, after the heal): the back-off still to
-    wait out plus the pod worker's next re-sync (about 10 s); 0 for a pod that never failed a
-    pull. And from that moment to the container's start (the pull and start themselves).
+    It polls until the Deployment's current revision has as many pods as the Deployment wants,
+    each with every container running, or ``timeout``: after a scale, every pod; during a
+    rollout (a release that met the fault), the new pods only, the old ones not counted. Then,
+    per pod, from the kubelet's events: the time from the heal until the kubelet took the pod
+    up again (its first ``Pulling``, or ``Pulled`` "already present" when another pod's pull
+    brought the image, after the heal): the back-off still to wait out plus the pod worker's
+    next re-sync (about 10 s); 0 for a pod that never failed a pull. And from that moment to
+    the container's start (the pull and start themselves).
 
     Arguments:
       deployment: the Deployment's name.
@@ -128,7 +138,7 @@ def recovery_after_heal(
     client, chosen = settings_for(configuration).kubernetes.deployment_target(deployment, namespace)
     healed_at = time.time()
     while True:
-        desired, pods = _read(client, chosen, deployment)
+        desired, pods = _read(client, chosen, deployment, current=True)
         now = time.time()
         running = sum(1 for pod in pods if pod["running"])
         recovered = desired > 0 and running >= desired and len(pods) == desired

@@ -41,6 +41,7 @@ AUTH = "changes the sandbox's token server, signing key or credentials"
 UPSTREAM = "makes the sandbox's nginx answer for the mirror's upstream"
 CHANGES = "changes the sandbox's registry (its tags, its configuration)"
 REDIRECT = "makes the sandbox's nginx redirect the registry's API"
+QUOTA = "makes the sandbox's nginx count manifest requests"
 
 
 def no_url(name: str) -> str:
@@ -62,6 +63,7 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
         set(),
     ),
     "mirror-upstream-outage": ({HOP, no_url("mirror"), no_url("registry")}, set(), set()),
+    "pull-quota-rollout": ({QUOTA, no_url("registry")}, {QUOTA}, set()),
     "pull-storm": ({MIRROR_LOG, no_url("mirror"), no_url("registry")}, {MIRROR_LOG}, set()),
     "registry-cert-expiry": ({CERTIFICATE, no_url("registry")}, {CERTIFICATE}, set()),
     "registry-changes": ({CHANGES, no_url("registry")}, {CHANGES}, set()),
