@@ -35,6 +35,9 @@ class ErrorClass(StrEnum):
     AUTH_UNAVAILABLE = "auth-unavailable"
     NOT_FOUND = "not-found"
     RATE_LIMITED = "rate-limited"
+    # 405: the registry does not take this method here. Distribution's answer to every write
+    # while it is read-only (``maintenance.readonly``), and to deletes when they are disabled.
+    METHOD_NOT_ALLOWED = "method-not-allowed"
     SERVER_ERROR = "server-error"
     DIGEST_MISMATCH = "digest-mismatch"
     TRUNCATED = "truncated"

@@ -75,6 +75,8 @@ def _status_error(status: int, headers: Mapping[str, str], body: bytes, what: st
         error_class = ErrorClass.AUTH
     elif status == 404:
         error_class = ErrorClass.NOT_FOUND
+    elif status == 405:
+        error_class = ErrorClass.METHOD_NOT_ALLOWED
     elif status == 429:
         error_class = ErrorClass.RATE_LIMITED
         detail.update({h: str(headers[h]) for h in RATE_LIMIT_HEADERS if headers.get(h)})

@@ -77,8 +77,8 @@ def pull_image(
     answers came over: ``HTTP/1.1`` or ``HTTP/2``), ``layers`` [{digest, size, seconds}], and
     ``error`` (null, or {``class``, ``message``, ``status``, ``detail``} where
     class is one of ``chaosregistry.errors.ErrorClass``: timeout, refused, dns, tls, reset, auth,
-    auth-unavailable, not-found, rate-limited, server-error, digest-mismatch, truncated,
-    platform-not-found, protocol; ``tls`` and ``dns`` carry ``detail.reason``, for ``dns``
+    auth-unavailable, not-found, method-not-allowed, rate-limited, server-error,
+    digest-mismatch, truncated, platform-not-found, protocol; ``tls`` and ``dns`` carry ``detail.reason``, for ``dns``
     one of name-not-known, no-address, temporary, failed).
 
     Raises ActivityFailed on bad arguments or configuration, never for a failed pull.

@@ -174,7 +174,7 @@ def test_read_only_refuses_every_write_with_405_while_pulls_keep_working(
     )
     assert during and failed == []
     assert pushed["ok"] is False and pushed["status"] == 405 and pushed["digest"] is None
-    assert pushed["error"]["class"] == "protocol"
+    assert pushed["error"]["class"] == "method-not-allowed"
     # What any client sees through nginx: Distribution's own refusal.
     with httpx.Client(
         base_url=sandbox.endpoints["registry_direct"], verify=sandbox.tls, auth=sandbox.auth

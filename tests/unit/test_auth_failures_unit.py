@@ -90,3 +90,15 @@ def test_only_a_token_request_is_reclassified() -> None:
     assert status_error(503, {}, b"", "x", token=True).error_class is ErrorClass.AUTH_UNAVAILABLE
     assert status_error(429, {}, b"", "x", token=True).error_class is ErrorClass.RATE_LIMITED
     assert status_error(403, {}, b"", "x", token=True).error_class is ErrorClass.AUTH
+
+
+def test_a_405_is_method_not_allowed_with_the_registrys_codes() -> None:
+    # Distribution's answer to a write while read-only (a push, a delete) is plain text; a
+    # registry that sends the spec's error body keeps its codes.
+    plain = status_error(405, {"allow": "GET, HEAD"}, b"Method not allowed\n", "manifest x:1")
+    assert plain.error_class is ErrorClass.METHOD_NOT_ALLOWED and plain.status == 405
+    assert str(plain) == "manifest x:1: HTTP 405"
+    body = b'{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'
+    coded = status_error(405, {}, body, "manifest x:1")
+    assert coded.error_class is ErrorClass.METHOD_NOT_ALLOWED
+    assert str(coded) == "manifest x:1: HTTP 405 (UNSUPPORTED)"
