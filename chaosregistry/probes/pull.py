@@ -78,8 +78,8 @@ def pull_image(
     ``error`` (null, or {``class``, ``message``, ``status``, ``detail``} where
     class is one of ``chaosregistry.errors.ErrorClass``: timeout, refused, dns, tls, reset, auth,
     auth-unavailable, not-found, method-not-allowed, rate-limited, server-error,
-    digest-mismatch, truncated, platform-not-found, protocol; ``tls`` and ``dns`` carry ``detail.reason``, for ``dns``
-    one of name-not-known, no-address, temporary, failed).
+    digest-mismatch, truncated, platform-not-found, protocol; ``tls`` and ``dns`` carry
+    ``detail.reason``, for ``dns`` one of name-not-known, no-address, temporary, failed).
 
     Raises ActivityFailed on bad arguments or configuration, never for a failed pull.
     """
