@@ -22,6 +22,7 @@ from support.faults import (
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     assert_watchdog_exits,
+    own_ledger,
 )
 from support.gameday import run_shipped_experiment
 from support.polling import eventually
@@ -94,15 +95,12 @@ def configuration(
     running: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards every auth fault is gone and the watchdog has exited."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(running.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    auth.restore_token_server(configuration=config)
-    auth.restore_token_key(configuration=config)
-    auth.restore_credentials(configuration=config)
-    assert_auth_as_before(running)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(running.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        auth.restore_token_server(configuration=config)
+        auth.restore_token_key(configuration=config)
+        auth.restore_credentials(configuration=config)
+        assert_auth_as_before(running)
 
 
 def pull_error(configuration: dict[str, Any], target: str) -> dict[str, Any] | None:

@@ -10,10 +10,9 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
-    WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
-    assert_watchdog_exits,
+    own_ledger,
 )
 from support.polling import eventually
 from support.sandbox import SandboxInfo
@@ -37,12 +36,9 @@ def configuration(
     sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards no quota is active and its watchdog has exited."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    actions.lift_pull_quota(configuration=config)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(sandbox.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        actions.lift_pull_quota(configuration=config)
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from support.faults import (
-    WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
-    assert_watchdog_exits,
+    own_ledger,
 )
 from support.locust_runs import locust_classes
 from support.polling import eventually
@@ -21,7 +20,6 @@ from support.sandbox import SandboxInfo
 
 from chaosregistry.actions import redirect as actions
 from chaosregistry.errors import PullError
-from chaosregistry.faults.ledger import Ledger
 from chaosregistry.oci import RegistryClient
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.probes.pull import pull_image
@@ -42,12 +40,9 @@ def configuration(
     sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards no redirect is active and its watchdog has exited."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    actions.stop_registry_redirect(configuration=config)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(sandbox.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        actions.stop_registry_redirect(configuration=config)
 
 
 @pytest.fixture

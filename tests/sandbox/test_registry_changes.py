@@ -14,10 +14,9 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
-    WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
-    assert_watchdog_exits,
+    own_ledger,
 )
 from support.sandbox import SandboxInfo, running_sandbox
 
@@ -56,13 +55,10 @@ def configuration(
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards nothing is deleted or read-only and its watchdog has
     exited."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(registry_sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    actions.restore_registry_writes(configuration=config)
-    actions.restore_tag(configuration=config)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(registry_sandbox.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        actions.restore_registry_writes(configuration=config)
+        actions.restore_tag(configuration=config)
 
 
 def fresh_image(sandbox: SandboxInfo, name: str) -> tuple[str, str]:

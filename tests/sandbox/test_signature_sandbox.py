@@ -30,6 +30,7 @@ from support.faults import (
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     assert_watchdog_exits,
+    own_ledger,
 )
 from support.gameday import run_shipped_experiment
 from support.polling import eventually
@@ -89,13 +90,10 @@ def configuration(
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards every signed image verifies again, the ledger has no
     active fault and its watchdog has exited by itself."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(sandbox.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    actions.restore_signatures(configuration=config)
-    assert_as_seeded(sandbox)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(sandbox.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        actions.restore_signatures(configuration=config)
+        assert_as_seeded(sandbox)
 
 
 def assert_as_seeded(sandbox: SandboxInfo) -> None:

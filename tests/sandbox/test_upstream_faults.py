@@ -15,10 +15,9 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
-    WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
-    assert_watchdog_exits,
+    own_ledger,
 )
 from support.polling import eventually
 from support.sandbox import SandboxInfo, running_sandbox
@@ -63,12 +62,9 @@ def configuration(
     mirrored: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A ledger of its own; afterwards no fault is active and its watchdog has exited."""
-    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
-    config = {"sandbox_dir": str(mirrored.run_dir), "ledger_dir": str(tmp_path / "ledger")}
-    yield config
-    actions.restore_mirror_upstream(configuration=config)
-    assert Ledger(tmp_path / "ledger").active() == []
-    assert_watchdog_exits(tmp_path / "ledger")
+    with own_ledger(mirrored.run_dir, tmp_path, monkeypatch) as config:
+        yield config
+        actions.restore_mirror_upstream(configuration=config)
 
 
 def upstream_answer(sandbox: SandboxInfo, method: str, path: str) -> httpx.Response:

@@ -175,6 +175,24 @@ def faults_ledger_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     assert_watchdog_exits(directory)
 
 
+@contextlib.contextmanager
+def own_ledger(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """The configuration of a fault test on the sandbox in ``run_dir``, with a ledger of its
+    own. The caller's fixture undoes its faults before this ends; then no fault may be active
+    in that ledger, and its watchdog must have exited by itself."""
+    from chaosregistry.faults.ledger import Ledger
+
+    monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
+    ledger_dir = tmp_path / "ledger"
+    yield {"sandbox_dir": str(run_dir), "ledger_dir": str(ledger_dir)}
+    active = Ledger(ledger_dir).active()
+    if active:
+        pytest.fail(f"faults still active in {ledger_dir}: {[e.id for e in active]}")
+    assert_watchdog_exits(ledger_dir)
+
+
 def assert_watchdog_exits(directory: Path, timeout: float = WATCHDOG_IDLE_EXIT + 5) -> None:
     """Fail unless no watchdog runs for ``directory`` within ``timeout`` (kill it if one does)."""
     deadline = time.monotonic() + timeout
