@@ -188,7 +188,8 @@ def test_a_release_rolls_out_while_the_mirrors_upstream_throttles(
         f"\nmirror upstream {status}: verdict {gameday['verdict']}, release ok={release['ok']} "
         f"total {release['total_seconds']} s, phases {release['phases']}, kubelet pull seconds "
         f"{release['kubelet_pull_seconds']}; answered {status}: {dict(refused)}, 200: "
-        f"{dict(served)}; fault evidence {gameday['fault_evidence']}"
+        f"{dict(served)}; node_pull_hosts {out['the-origin-served-the-release']}; fault "
+        f"evidence {gameday['fault_evidence']}"
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
     assert gameday["verdict"] == "passed", gameday["notes"]
@@ -208,6 +209,11 @@ def test_a_release_rolls_out_while_the_mirrors_upstream_throttles(
     # origin, and nothing reached the upstream with a 200.
     assert refused["mirror-upstream"] >= 1, refused
     assert served["node-at-origin"] >= 3 and served["mirror-upstream"] == 0, served
+    # The experiment's own reading of where the node pulled from agrees with the log's.
+    hosts = out["the-origin-served-the-release"]
+    assert hosts["origin_resolves"] == served["node-at-origin"], hosts
+    assert hosts["mirror_upstream"] == {str(status): refused["mirror-upstream"]}, hosts
+    assert hosts["mirror_fetches"] == 0, hosts
     (entry,) = Ledger(env).all()
     assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
 
