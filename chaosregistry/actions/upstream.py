@@ -7,7 +7,9 @@ refusing rather than gone when Docker Hub rate-limits it (429 with ``ratelimit-*
 it holds keeps serving it; one that asks the upstream first and passes its error on fails
 cached pulls too (Harbor issues #19257, #18270, #14822). Pull through the mirror during the
 fault (``chaosregistry.probes.pull`` with ``target: mirror``) to see which it is: the findings
-on the sandbox's mirrors are in docs/findings.md and experiments/mirror-upstream-throttled.yaml.
+on the sandbox's mirrors are in docs/findings.md and experiments/mirror-upstream-throttled.yaml;
+what a release on a node pulling through that mirror does, in
+experiments/mirror-upstream-throttled-rollout.yaml.
 
 Like every fault it is written to the fault ledger before it is made, has a ``duration``, and
 is undone at its expiry, on the rollback (``restore_mirror_upstream``), by ``chaosregistry

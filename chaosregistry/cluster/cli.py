@@ -65,7 +65,7 @@ def cluster_group() -> None:
     show_default=True,
     help=f"{' | '.join(NODE_PULLS)}. origin: the node pulls through the sandbox's client-facing "
     "hop; mirror-first: through its pull-through mirror, falling back to that hop "
-    "(mirror-down-fallback, mirror-hanging-fallback).",
+    "(mirror-down-fallback, mirror-hanging-fallback, mirror-upstream-throttled-rollout).",
 )
 @click.option(
     "--nodes",

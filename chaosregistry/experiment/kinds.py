@@ -35,6 +35,8 @@ class ResultKind(StrEnum):
     PROMETHEUS_ALERTS = "prometheus-alerts"
     SIGNATURE = "signature"
     UPSTREAM_FETCHES = "upstream-fetches"
+    # a Deployment's image lookups by host: at_origin, mirror_upstream, origin_resolves...
+    NODE_PULL_HOSTS = "node-pull-hosts"
     TAG_COMPLIANCE = "tag-compliance"
     LAYER_REUSE = "layer-reuse"
     PUSH_EVENTS = "push-events"

@@ -161,38 +161,59 @@ def test_mirror_down_fallback_game_day_rolls_out_through_the_origin(
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_release_rolls_out_while_the_mirrors_upstream_throttles(
-    kube_cluster: KubeCluster, env: Path, demo_restored: None, status: int
+    kube_cluster: KubeCluster, env: Path, tmp_path: Path, demo_restored: None, status: int
 ) -> None:
-    """The pull-through drill on the kubelet: a fresh tag (one the mirror never saw) rolled out
-    while the mirror's upstream answers ``status``. The mirror answers the node's tag lookup
-    404 (tests/sandbox/test_upstream_faults.py), and containerd moves on to the next host in
-    hosts.toml, the origin: measured, every pod pulled there and the release completed."""
-    from chaosregistry.actions.deploy import push_to_running
-    from chaosregistry.actions.upstream import restore_mirror_upstream, throttle_mirror_upstream
-
-    configuration = kube_cluster.vars_configuration()
+    """mirror-upstream-throttled-rollout under ``chaos run``: a fresh tag (one the mirror never
+    saw) rolled out while the mirror's upstream answers ``status``. The mirror answers the
+    node's tag lookup 404 (tests/sandbox/test_upstream_faults.py), and containerd moves on to
+    the next host in hosts.toml, the origin: measured, every pod pulled there, the release
+    completed, and the verdict passed with the fault applied, confirmed and measured."""
     wait_available(kube_cluster.client, DEMO_NAMESPACE)
-    fault = throttle_mirror_upstream(status=status, duration=240, configuration=configuration)
-    try:
-        release = push_to_running(DEMO_NAME, timeout=150, configuration=configuration)
-    finally:
-        restore_mirror_upstream(configuration=configuration)
+    process, journal = run_gameday(
+        kube_cluster,
+        tmp_path,
+        "mirror-upstream-throttled-rollout",
+        settings={"node_pulls": kube_cluster.settings["node_pulls"]},
+        upstream_status=status,
+    )
+    out = outputs(journal)
+    fault, release = out["throttle-mirror-upstream"], out["release-while-the-upstream-throttles"]
     tag = release["image"].rsplit(":", 1)[1]
     refused = manifest_requests(kube_cluster, tag, str(status))
     served = manifest_requests(kube_cluster, tag)
-    print(
-        f"\nmirror upstream {status}: release ok={release['ok']} total "
-        f"{release['total_seconds']} s, phases {release['phases']}, kubelet pull seconds "
-        f"{release['kubelet_pull_seconds']}; answered {status}: {dict(refused)}, 200: "
-        f"{dict(served)}"
+    gameday = json.loads(
+        (tmp_path / "mirror-upstream-throttled-rollout-run/gameday.json").read_text()
     )
-    assert fault["kind"] == "mirror.upstream-status" and fault["state"] == "injected"
+    print(
+        f"\nmirror upstream {status}: verdict {gameday['verdict']}, release ok={release['ok']} "
+        f"total {release['total_seconds']} s, phases {release['phases']}, kubelet pull seconds "
+        f"{release['kubelet_pull_seconds']}; answered {status}: {dict(refused)}, 200: "
+        f"{dict(served)}; node_pull_hosts {out['the-origin-served-the-release']}; fault "
+        f"evidence {gameday['fault_evidence']}"
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
+    assert gameday["verdict"] == "passed", gameday["notes"]
+    assert (fault["kind"], fault["target"]) == ("mirror.upstream-status", "upstream:mirror")
+    assert fault["state"] == "injected" and fault["parameters"]["status"] == status
+    (evidence,) = gameday["fault_evidence"]
+    assert evidence["id"] == fault["fault_id"]
+    assert (evidence["applied"], evidence["confirmed"], evidence["measured"]) == (
+        True,
+        True,
+        True,
+    ), evidence["detail"]
     assert release["ok"] is True and release["error"] is None, release
     assert len(release["kubelet_pull_seconds"]) == 3, release
+    assert out["no-pull-of-the-release-failed"]["pull_failures"] == 0
     # The mirror asked its upstream and was refused; the node then resolved the tag at the
     # origin, and nothing reached the upstream with a 200.
     assert refused["mirror-upstream"] >= 1, refused
     assert served["node-at-origin"] >= 3 and served["mirror-upstream"] == 0, served
+    # The experiment's own reading of where the node pulled from agrees with the log's.
+    hosts = out["the-origin-served-the-release"]
+    assert hosts["origin_resolves"] == served["node-at-origin"], hosts
+    assert hosts["mirror_upstream"] == {str(status): refused["mirror-upstream"]}, hosts
+    assert hosts["mirror_fetches"] == 0, hosts
     (entry,) = Ledger(env).all()
     assert entry.state is FaultState.REVERTED and entry.revert_reason is RevertReason.ROLLBACK
 

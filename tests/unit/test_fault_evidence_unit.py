@@ -322,6 +322,35 @@ def test_a_killed_mirror_is_crossed_by_the_kubelet_unless_it_pulls_from_the_orig
     assert not only([kill], run, configuration={**base, "node_pulls": "origin"}).measured
 
 
+PULL_EVENTS = {
+    "type": "python",
+    "module": "chaosregistry.probes.rollout",
+    "func": "image_pull_events",
+}
+
+
+def test_the_mirrors_upstream_throttled_is_crossed_by_the_kubelet_unless_it_pulls_from_the_origin(
+    sandbox_dir: Path,
+) -> None:
+    """mirror-upstream-throttled-rollout: the mirror's upstream (nginx's mirror-upstream server,
+    what the fault's ``url`` names) answers 429 while a release rolls out; a node that pulls
+    through the mirror asks it through the mirror, one that pulls from the origin never does.
+    A cached pull straight from the origin registry crosses nothing of it."""
+    endpoints = json.loads((sandbox_dir / "endpoints.json").read_text())
+    throttled = entry(
+        kind="mirror.upstream-status",
+        target="upstream:mirror",
+        applied={**CONFIRMED, "url": endpoints["token_registry"], "status": 429},
+    )
+    run = journal(probe("pull-events", PULL_EVENTS, T0 + 11, T0 + 16, deployment="demo"))
+    base = {"backend": "kubernetes", "sandbox_dir": str(sandbox_dir)}
+    mirror_first = only([throttled], run, configuration={**base, "node_pulls": "mirror-first"})
+    assert mirror_first.measured and "pull-events" in mirror_first.detail
+    assert not only([throttled], run, configuration={**base, "node_pulls": "origin"}).measured
+    from_origin = journal(probe("origin", PULL, T0 + 11, T0 + 14, image="a:1"))
+    assert not only([throttled], from_origin, configuration=base).measured
+
+
 def test_a_replication_probe_crosses_the_hop_into_its_replica(sandbox_dir: Path) -> None:
     fault = entry(kind="network.partition", target="hop:sync-dr", applied=CONFIRMED)
     run = journal(probe("push-during", REPLICATION, T0 + 11, T0 + 15, image="replication/p"))

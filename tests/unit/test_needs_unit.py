@@ -62,6 +62,11 @@ SHIPPED: dict[str, tuple[set[str], set[str], set[str]]] = {
         {UPSTREAM},
         set(),
     ),
+    "mirror-upstream-throttled-rollout": (
+        {UPSTREAM, MIRROR_LOG, no_url("registry")},
+        {UPSTREAM, MIRROR_LOG},
+        set(),
+    ),
     "mirror-upstream-outage": ({HOP, no_url("mirror"), no_url("registry")}, set(), set()),
     "pull-quota-rollout": ({QUOTA, no_url("registry")}, {QUOTA}, set()),
     "pull-storm": ({MIRROR_LOG, no_url("mirror"), no_url("registry")}, {MIRROR_LOG}, set()),
