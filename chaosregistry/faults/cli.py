@@ -49,7 +49,12 @@ def _table(rows: list[list[str]]) -> str:
 
 @click.command("faults")
 @ledger_dir_option
-@click.option("--all", "show_all", is_flag=True, help="Include reverted and failed faults.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Include reverted and failed faults (kept 30 days after they ended).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 def faults_command(ledger_dir: Path | None, show_all: bool, as_json: bool) -> None:
     """List the faults in the ledger (active ones unless --all).

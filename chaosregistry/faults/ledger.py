@@ -22,6 +22,12 @@ suspend) with the boot id; that deadline decides while the boot id matches, ``ex
 (wall clock) only after a reboot. The clocks come from the ledger's ``Clock``, the seam tests
 use to step them.
 
+Ended entries are kept for ``RETENTION_SECONDS`` (30 days) after they ended, for ``faults
+--all`` and for an operator reading back what happened; ``record`` then removes them, so a ledger
+that a scheduled check shares for months stays small (every ``record`` reads every entry: about
+60 ms at 1000 entries). A game day's report never needs them: it copies each fault's outcome
+into its gameday.json.
+
 Layout of a ledger directory::
 
     <id>.json             one entry
@@ -57,6 +63,8 @@ RUN_ID_ENV = "CHAOSREGISTRY_RUN_ID"
 # How long a transition waits for another process that holds the entry (an inject in progress
 # holds it while the fault is being applied, which is bounded by the backend's own timeouts).
 DEFAULT_LOCK_TIMEOUT = 30.0
+# How long an ended entry (reverted, failed to inject) is kept after it ended.
+RETENTION_SECONDS = 30 * 86400.0
 
 
 class LedgerError(ChaosRegistryError):
@@ -223,6 +231,16 @@ class Entry:
 
     def expired(self, now: Instant | None = None) -> bool:
         return self.remaining(now) <= 0
+
+    @property
+    def ended_at(self) -> float | None:
+        """When an ended entry ended (wall clock): reverted, or failed to inject (its last
+        moment known, the later of its creation and its injection); None while active."""
+        if self.active:
+            return None
+        if self.reverted_at is not None:
+            return self.reverted_at
+        return max(self.created_at, self.injected_at or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -488,16 +506,39 @@ class Ledger:
         # Checking what other runs hold and writing this entry is one step for every process:
         # two runs asking for the same thing at once cannot both see it free.
         with locks.hold(self.path / "locks" / "claims.lock", timeout=DEFAULT_LOCK_TIMEOUT):
-            self._refuse_conflicts(entry)
+            others = self.all()
+            self._refuse_conflicts(entry, others)
             with self.lock(entry.id):
                 self._write(entry)
+        self.prune(others)
         return entry
 
-    def _refuse_conflicts(self, entry: Entry) -> None:
+    def prune(
+        self, entries: list[Entry] | None = None, retention: float = RETENTION_SECONDS
+    ) -> list[str]:
+        """Remove the entries (of ``entries``, default all) that ended more than ``retention``
+        seconds ago (wall clock), with their lock files; returns their ids. Active entries and
+        unreadable files are never removed. An ended entry changes no more (no transition
+        leaves an ended state), so removing it races with nothing but another prune, and a
+        file already gone is fine."""
+        cutoff = self.clock.wall() - retention
+        removed: list[str] = []
+        for entry in self.all() if entries is None else entries:
+            ended = entry.ended_at
+            if ended is None or ended >= cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self.entry_path(entry.id).unlink()
+                removed.append(entry.id)
+            with contextlib.suppress(FileNotFoundError):
+                self.lock_path(entry.id).unlink()
+        return removed
+
+    def _refuse_conflicts(self, entry: Entry, others: list[Entry]) -> None:
         if entry.holds is None:
             return
-        for other in self.active():
-            if other.holds == entry.holds and other.run_id != entry.run_id:
+        for other in others:
+            if other.active and other.holds == entry.holds and other.run_id != entry.run_id:
                 raise FaultConflict(
                     f"{entry.kind} on {entry.target} refused: {describe_holder(other, self.now())}"
                 )

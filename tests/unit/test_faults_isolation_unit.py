@@ -331,3 +331,48 @@ def test_the_watchdog_expires_by_the_boot_clock_whatever_the_wall_clock_does(
     watchdog.tick()
     assert ledger.active() == []
     assert {ledger.get(e.id).revert_reason for e in (ahead, behind)} == {RevertReason.EXPIRED}
+
+
+# -- ended entries are kept for RETENTION_SECONDS, then removed by the next record ---------------
+def test_record_removes_entries_ended_past_the_retention_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    from chaosregistry.faults.ledger import RETENTION_SECONDS
+
+    fake = FakeClock()
+    ledger = Ledger(tmp_path, clock=fake.clock)
+    old_reverted = record(ledger, "run-a")
+    ledger.mark_reverted(old_reverted.id, RevertReason.ROLLBACK)
+    old_failed = record(ledger, "run-a", "node.kill", "node:r1")
+    ledger.mark_failed(old_failed.id, "could not apply")
+    # Still active however old it is: the watchdog keeps trying to undo it.
+    stuck = record(ledger, "run-a", "network.bandwidth", "hop:client-mirror")
+    ledger.mark_revert_failed(stuck.id, RevertReason.EXPIRED, "nginx down")
+    fake.advance(RETENTION_SECONDS - 3600)
+    recent = record(ledger, "run-b", "network.partition", "hop:mirror-upstream")
+    ledger.mark_reverted(recent.id, RevertReason.ROLLBACK)
+    (tmp_path / "corrupt.json").write_text("{not json")
+    fake.advance(2 * 3600)
+    assert ledger.lock_path(old_reverted.id).exists() and ledger.lock_path(old_failed.id).exists()
+
+    newest = record(ledger, "run-c", "network.reset", "hop:sync-dr")
+
+    kept = {entry.id for entry in ledger.all()}
+    assert kept == {stuck.id, recent.id, newest.id}
+    for gone in (old_reverted, old_failed):
+        assert not ledger.entry_path(gone.id).exists()
+        assert not ledger.lock_path(gone.id).exists()
+    assert (tmp_path / "corrupt.json").exists()  # unreadable: for an operator to look at
+    assert ledger.prune() == []  # nothing else is due
+
+
+def test_an_entry_ends_when_reverted_or_when_its_injection_failed(tmp_path: Path) -> None:
+    fake = FakeClock()
+    ledger = Ledger(tmp_path, clock=fake.clock)
+    entry = record(ledger, "run-a")
+    assert ledger.get(entry.id).ended_at is None
+    fake.advance(30)
+    reverted = ledger.mark_reverted(entry.id, RevertReason.ROLLBACK)
+    assert reverted.ended_at == reverted.reverted_at == entry.created_at + 30
+    failed = ledger.mark_failed(record(ledger, "run-a", "node.kill", "node:r1").id, "refused")
+    assert failed.ended_at == failed.created_at
