@@ -29,20 +29,22 @@ from chaosregistry.cluster.layout import (
 )
 from chaosregistry.kubernetes.client import translated
 
+
+def app_labels(name: str) -> dict[str, str]:
+    """The labels of the test bed's workload ``name`` (and its pods' selector)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "chaosregistry"}
+
+
 DEMO_NAME = "demo"
 DEMO_REPLICAS = 3
 # Short so a bad rollout is declared failed quickly (tests wait for it).
 DEMO_PROGRESS_DEADLINE_SECONDS = 30
 DEMO_REVISION_HISTORY_LIMIT = 3
-DEMO_LABELS = {"app.kubernetes.io/name": DEMO_NAME, "app.kubernetes.io/part-of": "chaosregistry"}
+DEMO_LABELS = app_labels(DEMO_NAME)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 # The test bed's own workloads stay on the first node, so a second node stays cold.
 FIRST_NODE = {HOSTNAME_LABEL: NODE_NAME}
 COLD_START_NAME = "cold-start"
-COLD_START_LABELS = {
-    "app.kubernetes.io/name": COLD_START_NAME,
-    "app.kubernetes.io/part-of": "chaosregistry",
-}
 
 
 def chaos_namespace(name: str = DEMO_NAMESPACE) -> dict[str, Any]:
@@ -54,36 +56,43 @@ def chaos_namespace(name: str = DEMO_NAMESPACE) -> dict[str, Any]:
     }
 
 
-def demo_deployment(image: str | None = None) -> dict[str, Any]:
-    """Deployment ``demo``: busybox from the sandbox, pulled on every pod start (Always)."""
+def pinned_deployment(
+    name: str,
+    *,
+    node_name: str,
+    image: str,
+    pull_policy: str,
+    replicas: int,
+    grace_seconds: int,
+    cpu: str,
+    memory: str,
+    memory_limit: str,
+) -> dict[str, Any]:
+    """Deployment ``name`` in the demo namespace: one container ``app`` running ``image``, its
+    pods pinned to ``node_name``. Every Deployment of the test bed is one of these."""
+    labels = app_labels(name)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": DEMO_NAME, "namespace": DEMO_NAMESPACE, "labels": DEMO_LABELS},
+        "metadata": {"name": name, "namespace": DEMO_NAMESPACE, "labels": labels},
         "spec": {
-            "replicas": DEMO_REPLICAS,
-            "revisionHistoryLimit": DEMO_REVISION_HISTORY_LIMIT,
-            "progressDeadlineSeconds": DEMO_PROGRESS_DEADLINE_SECONDS,
-            "selector": {"matchLabels": DEMO_LABELS},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": DEMO_LABELS},
+                "metadata": {"labels": labels},
                 "spec": {
-                    "terminationGracePeriodSeconds": 5,
+                    "terminationGracePeriodSeconds": grace_seconds,
                     # No cluster DNS here: say so instead of a MissingClusterDNS event per pod.
                     "dnsPolicy": "Default",
-                    "nodeSelector": FIRST_NODE,
+                    "nodeSelector": {HOSTNAME_LABEL: node_name},
                     "containers": [
                         {
                             "name": "app",
-                            "image": image or image_name(DEMO_REPOSITORY, DEMO_TAG),
-                            "imagePullPolicy": "Always",
+                            "image": image,
+                            "imagePullPolicy": pull_policy,
                             "resources": {
-                                "requests": {"cpu": "10m", "memory": "16Mi"},
-                                "limits": {"memory": "64Mi"},
+                                "requests": {"cpu": cpu, "memory": memory},
+                                "limits": {"memory": memory_limit},
                             },
                         }
                     ],
@@ -91,44 +100,47 @@ def demo_deployment(image: str | None = None) -> dict[str, Any]:
             },
         },
     }
+
+
+def demo_deployment(image: str | None = None) -> dict[str, Any]:
+    """Deployment ``demo``: busybox from the sandbox, pulled on every pod start (Always)."""
+    deployment = pinned_deployment(
+        DEMO_NAME,
+        node_name=NODE_NAME,
+        image=image or image_name(DEMO_REPOSITORY, DEMO_TAG),
+        pull_policy="Always",
+        replicas=DEMO_REPLICAS,
+        grace_seconds=5,
+        cpu="10m",
+        memory="16Mi",
+        memory_limit="64Mi",
+    )
+    deployment["spec"] |= {
+        "revisionHistoryLimit": DEMO_REVISION_HISTORY_LIMIT,
+        "progressDeadlineSeconds": DEMO_PROGRESS_DEADLINE_SECONDS,
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+    }
+    return deployment
 
 
 def cold_start_deployment(node_name: str) -> dict[str, Any]:
     """Deployment ``cold-start``: the demo's image, ``IfNotPresent``, zero replicas, pinned to
     ``node_name``. Scaling it up puts pods on a node that has never pulled the image (the
     registry-outage-recovery experiment does, with the registry cut)."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": COLD_START_NAME,
-            "namespace": DEMO_NAMESPACE,
-            "labels": COLD_START_LABELS,
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": COLD_START_LABELS},
-            "template": {
-                "metadata": {"labels": COLD_START_LABELS},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "dnsPolicy": "Default",
-                    "nodeSelector": {HOSTNAME_LABEL: node_name},
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": image_name(DEMO_REPOSITORY, DEMO_TAG),
-                            "imagePullPolicy": "IfNotPresent",
-                            "resources": {
-                                "requests": {"cpu": "10m", "memory": "16Mi"},
-                                "limits": {"memory": "64Mi"},
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return pinned_deployment(
+        COLD_START_NAME,
+        node_name=node_name,
+        image=image_name(DEMO_REPOSITORY, DEMO_TAG),
+        pull_policy="IfNotPresent",
+        replicas=0,
+        grace_seconds=1,
+        cpu="10m",
+        memory="16Mi",
+        memory_limit="64Mi",
+    )
 
 
 HEAD_OF_LINE_ROLES = ("slow", "other")
@@ -145,52 +157,28 @@ def head_of_line_deployments(node_names: list[str]) -> list[dict[str, Any]]:
     On the pause image, which every node holds already (its pod sandboxes run it), so they start
     without a pull and leave a cold node cold; ``IfNotPresent``, as most workloads pull. A
     release to ``slow`` of a large new image then occupies the node's puller while a release to
-    ``other`` (only a new manifest to fetch) shows how long an unrelated pull waits behind it."""
-    deployments = []
-    for number, node_name in enumerate(node_names, start=1):
-        for role in HEAD_OF_LINE_ROLES:
-            name = head_of_line_name(role, number)
-            labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "chaosregistry"}
-            deployments.append(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": DEMO_NAMESPACE, "labels": labels},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {
-                                # The pause image's sleep ignores SIGTERM as pid 1.
-                                "terminationGracePeriodSeconds": 1,
-                                "dnsPolicy": "Default",
-                                "nodeSelector": {HOSTNAME_LABEL: node_name},
-                                "containers": [
-                                    {
-                                        "name": "app",
-                                        "image": image_name(PAUSE_REPOSITORY, PAUSE_TAG),
-                                        "imagePullPolicy": "IfNotPresent",
-                                        "resources": {
-                                            "requests": {"cpu": "5m", "memory": "8Mi"},
-                                            "limits": {"memory": "32Mi"},
-                                        },
-                                    }
-                                ],
-                            },
-                        },
-                    },
-                }
-            )
-    return deployments
+    ``other`` (only a new manifest to fetch) shows how long an unrelated pull waits behind it.
+    The pause image's sleep ignores SIGTERM as pid 1: a 1 s grace period."""
+    return [
+        pinned_deployment(
+            head_of_line_name(role, number),
+            node_name=node_name,
+            image=image_name(PAUSE_REPOSITORY, PAUSE_TAG),
+            pull_policy="IfNotPresent",
+            replicas=1,
+            grace_seconds=1,
+            cpu="5m",
+            memory="8Mi",
+            memory_limit="32Mi",
+        )
+        for number, node_name in enumerate(node_names, start=1)
+        for role in HEAD_OF_LINE_ROLES
+    ]
 
 
 REGISTRY_NAME = "registry"
 REGISTRY_REPLICAS = 2
-REGISTRY_LABELS = {
-    "app.kubernetes.io/name": REGISTRY_NAME,
-    "app.kubernetes.io/part-of": "chaosregistry",
-}
+REGISTRY_LABELS = app_labels(REGISTRY_NAME)
 REGISTRY_STORAGE_MOUNT = "/var/lib/registry"
 
 
