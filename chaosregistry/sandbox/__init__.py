@@ -19,9 +19,10 @@ because it applies its targets only ~5 s after it starts), ``toxiproxy``, ``regi
 ``registry-2``, ``token-server``, ``registry-token``, ``nginx``, ``mirror``, ``sli-exporter``.
 A new sandbox's storage is copied from the seed template when the cache has one
 (``sandbox.seed_template``), so ``up`` pushes only the signed images. The replicas run CNCF
-Distribution 2.8 by default, or Distribution v3 or go-containerregistry (``up(..., implementation=...)``; what differs is in
-``chaosregistry.sandbox.implementations``). With ``up(..., second_site=True)`` three more
-start last: ``registry-dr``, ``event-receiver``, ``regsync`` (``sandbox.second_site``).
+Distribution 2.8 by default, or Distribution v3 or go-containerregistry
+(``up(..., implementation=...)``; what differs is in ``chaosregistry.sandbox.implementations``).
+With ``up(..., second_site=True)`` three more start last: ``registry-dr``, ``event-receiver``,
+``regsync`` (``sandbox.second_site``).
 
 Traffic paths::
 
