@@ -30,6 +30,7 @@ from pathlib import Path
 from chaosregistry.cluster import versions
 from chaosregistry.errors import ChaosRegistryError
 from chaosregistry.osutil import locks
+from chaosregistry.osutil.cache import cache_root
 from chaosregistry.osutil.files import write_text_atomic
 
 Progress = Callable[[str], None]
@@ -45,15 +46,6 @@ class BuildError(ChaosRegistryError):
     def __init__(self, message: str, log: Path | None = None) -> None:
         super().__init__(message)
         self.log = log
-
-
-def cache_root() -> Path:
-    """``$CHAOSREGISTRY_CACHE``, else ``$XDG_CACHE_HOME``/``~/.cache`` + chaostoolkit-registry."""
-    explicit = os.environ.get("CHAOSREGISTRY_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "chaostoolkit-registry"
 
 
 def go_binary() -> str:

@@ -21,13 +21,13 @@ from chaosregistry.cluster import versions
 from chaosregistry.cluster.build import (
     BuildError,
     Progress,
-    cache_root,
     ensure_controller_gen,
     go_binary,
     run_go,
 )
 from chaosregistry.cluster.processes import ClusterError
 from chaosregistry.kubernetes.client import translated
+from chaosregistry.osutil.cache import cache_root
 
 API_MODULE = "github.com/chaos-mesh/chaos-mesh/api"
 API_PACKAGE = f"{API_MODULE}/v1alpha1"

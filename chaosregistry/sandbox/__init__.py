@@ -13,13 +13,16 @@ what runs. ``start_process`` / ``stop_process`` act on one piece by name (e.g. S
     storage/registry (shared by registry-1, registry-2, registry-token)  storage/mirror
     logs/<process>.log, logs/nginx-access.log, logs/nginx-error.log   pids/<process>.pid
 
-Processes (start order): ``toxiproxy``, ``registry-1``, ``registry-2``, ``token-server``,
-``registry-token``, ``nginx``, ``mirror``, ``sli-exporter``, ``prometheus`` (Debian's; it
-scrapes every Distribution's metrics and the SLI exporter every second:
-``sandbox.monitoring``). The replicas run CNCF Distribution 2.8 by default,
-or Distribution v3 or go-containerregistry (``up(..., implementation=...)``; what differs is in
-``chaosregistry.sandbox.implementations``). With ``up(..., second_site=True)`` three more
-start last: ``registry-dr``, ``event-receiver``, ``regsync`` (``sandbox.second_site``).
+Processes (start order): ``guardian``, ``prometheus`` (Debian's; it scrapes every
+Distribution's metrics and the SLI exporter every second: ``sandbox.monitoring``; started early
+because it applies its targets only ~5 s after it starts), ``toxiproxy``, ``registry-1``,
+``registry-2``, ``token-server``, ``registry-token``, ``nginx``, ``mirror``, ``sli-exporter``.
+A new sandbox's storage is copied from the seed template when the cache has one
+(``sandbox.seed_template``), so ``up`` pushes only the signed images. The replicas run CNCF
+Distribution 2.8 by default, or Distribution v3 or go-containerregistry
+(``up(..., implementation=...)``; what differs is in ``chaosregistry.sandbox.implementations``).
+With ``up(..., second_site=True)`` three more start last: ``registry-dr``, ``event-receiver``,
+``regsync`` (``sandbox.second_site``).
 
 Traffic paths::
 

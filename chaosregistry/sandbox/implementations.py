@@ -27,7 +27,7 @@ from typing import Any
 
 from chaosregistry.errors import ConfigError
 from chaosregistry.sandbox.binaries import CACHE, find_binary, require_executable
-from chaosregistry.sandbox.layout import HOST, Layout, Ports, http_url, https_url
+from chaosregistry.sandbox.layout import HOST, REPLICAS, Layout, Ports, http_url, https_url
 from chaosregistry.sandbox.processes import ProcessSpec
 
 DEFAULT_IMPLEMENTATION = "distribution-2"
@@ -105,17 +105,23 @@ class Implementation:
             env=env,
         )
 
+    def replica_binary(self) -> str:
+        """The program the replicas run (for ``distribution-*``, ``distribution_binary``)."""
+        if self.name != "ggcr":
+            return self.distribution_binary()
+        return find_binary(
+            "go-containerregistry's registry (tools/ggcr-registry)",
+            env=GGCR_REGISTRY_ENV,
+            cached=GGCR_REGISTRY_CACHED,
+        )
+
     def replica_spec(
         self, layout: Layout, name: str, http_port: int, debug_port: int
     ) -> ProcessSpec:
         """How replica ``name`` runs (Distribution: from its YAML config)."""
         if self.name != "ggcr":
             return self.distribution_spec(layout, name, http_port, debug_port)
-        registry = find_binary(
-            "go-containerregistry's registry (tools/ggcr-registry)",
-            env=GGCR_REGISTRY_ENV,
-            cached=GGCR_REGISTRY_CACHED,
-        )
+        registry = self.replica_binary()
         return ProcessSpec(
             name=name,
             argv=[
@@ -139,6 +145,11 @@ class Implementation:
             ready_url=http_url(debug_port) + "/ready",
             ports=[http_port, debug_port],
         )
+
+    def seeded_storages(self, layout: Layout) -> list[Path]:
+        """The storage directories the seed fills: the replicas' and the token registry's."""
+        replicas = [self.replica_storage(layout, name) for name in REPLICAS]
+        return sorted({*replicas, layout.registry_storage})
 
     def seed_targets(self, endpoints: dict[str, Any]) -> list[str]:
         """Registries the seed must be pushed to: one per storage."""

@@ -24,10 +24,12 @@ CA_NAME = "chaosregistry-sandbox-ca"
 SERVER_CERT = "sandbox-server"
 
 REPLICAS = ("registry-1", "registry-2")
-# Start order: Toxiproxy first (hops may exist before their upstreams), the mirror last because
-# Distribution's proxy mode pings its remote (through a hop and nginx) while starting.
+# Start order: Prometheus early (it applies its scrape targets only ~5 s after it starts),
+# Toxiproxy before the rest (hops may exist before their upstreams), the mirror after nginx
+# because Distribution's proxy mode pings its remote (through a hop and nginx) while starting.
 PROCESS_NAMES = (
     "guardian",
+    "prometheus",
     "toxiproxy",
     "registry-1",
     "registry-2",
@@ -36,7 +38,6 @@ PROCESS_NAMES = (
     "nginx",
     "mirror",
     "sli-exporter",
-    "prometheus",
 )
 # With the second site (``up(..., second_site=True)``), after the rest: the DR registry, the
 # receiver of the registries' notifications, then regsync (which needs both sites up).

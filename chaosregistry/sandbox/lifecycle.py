@@ -46,6 +46,7 @@ from chaosregistry.sandbox.processes import (
 )
 from chaosregistry.sandbox.second_site import replication_source
 from chaosregistry.sandbox.seed import seed
+from chaosregistry.sandbox.seed_template import apply_template, save_template, storage_is_empty
 from chaosregistry.sandbox.signing import sign_content
 from chaosregistry.sandbox.tls import client_context, ensure_sandbox_pki
 from chaosregistry.sandbox.tokens import ensure_signing_pair
@@ -213,6 +214,14 @@ def _up(
         endpoints["replication_source"] = replication_source(endpoints, chosen)
     write_json(layout.endpoints_file, endpoints)
     say(f"run dir {layout.run_dir}, base port {base_port}, replicas: {chosen.description}")
+    # A new sandbox's storage starts as a copy of the seed template, when there is one: seed
+    # then finds the content there. The first to push into an empty storage saves the template.
+    empty_storage = (
+        seed_content
+        and all(running_pid(layout, spec.name) is None for spec in specs)
+        and storage_is_empty(layout, chosen)
+    )
+    from_template = empty_storage and apply_template(layout, chosen, say)
 
     clean_hops: set[str] = set()
     for spec in specs:
@@ -224,11 +233,12 @@ def _up(
             say(f"{spec.name} started (pid {pid}), log {spec.log}")
         if spec.name == "toxiproxy":
             clean_hops = _ensure_hops(endpoints["toxiproxy"], ports, second_site)
-    # Seeded while Prometheus comes up: it applies its targets about 5 s after it starts, and
-    # the seed (~7 s, 223 MiB) needs it not. Its first scrapes then come after the seed, so
-    # the seed's pushes are already in the first sample, not a burst in the first window.
+    # Seeded while Prometheus comes up (started second, it applies its targets about 5 s after
+    # it starts, and the seed needs it not): the wait for its first scrapes comes last.
     if seed_content:
         seed(layout, chosen.seed_targets(endpoints), creds, say)
+        if empty_storage and not from_template:
+            save_template(layout, chosen, say)
         sign_content(layout, chosen.seed_targets(endpoints), creds, say)
     wait_for_first_scrapes(endpoints["prometheus"])
     _check_front_doors(layout, endpoints, clean_hops)

@@ -68,6 +68,10 @@ def process_specs(
             ports=[],
             ready_file=str(layout.guardian_ready_file),
         ),
+        # Second: Prometheus applies its targets only about 5 s after it starts, and `up` waits
+        # for its first scrapes; started before what it scrapes, that wait overlaps their start
+        # and the seed instead of following them.
+        prometheus_spec(layout, ports),
         ProcessSpec(
             name="toxiproxy",
             argv=[
@@ -153,9 +157,8 @@ def process_specs(
         ),
         registry("mirror", *ports.mirror, tls=True),
     ]
-    # Monitoring: the SLI exporter, then the Prometheus that scrapes everything above.
+    # The SLI exporter (Prometheus, started second, scrapes it too).
     specs.append(sli_exporter_spec(layout, ports, sys.executable))
-    specs.append(prometheus_spec(layout, ports))
     if second_site:
         specs += second_site_specs(layout, ports, chosen)
     return specs
