@@ -50,6 +50,7 @@ from chaosregistry.osutil import locks
 from chaosregistry.sandbox.toxiproxy import Toxiproxy
 from support.polling import eventually
 from support.ports import free_base_port
+from support.scheduling import SHARED_CLUSTER_UNIT, cluster_unit
 
 
 @dataclass
@@ -227,6 +228,26 @@ def shared_cluster_last(items: list[pytest.Item], tier: Path) -> None:
     ordered = sorted((items[i] for i in slots), key=uses_shared_cluster)
     for slot, item in zip(slots, ordered, strict=True):
         items[slot] = item
+
+
+def check_cluster_units(items: list[pytest.Item], tier: Path) -> None:
+    """Refuse the collection when a test on the shared cluster lives in a module that the
+    pytest-xdist scheduler, reading its source, puts with the modules that have clusters of
+    their own (support/scheduling.py): that worker would bring up a second shared cluster."""
+    misplaced = sorted(
+        {
+            str(item.path.relative_to(tier.parent.parent))
+            for item in items
+            if tier in item.path.parents
+            and uses_shared_cluster(item)
+            and cluster_unit(item.path) != SHARED_CLUSTER_UNIT
+        }
+    )
+    if misplaced:
+        raise pytest.UsageError(
+            f"{', '.join(misplaced)}: tests on the shared cluster, but the scheduler does not "
+            "read the module as one (support/scheduling.py module_uses_shared_cluster)"
+        )
 
 
 ORIGINAL_DEMO_IMAGE = image_name(DEMO_REPOSITORY, DEMO_TAG)
