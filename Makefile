@@ -110,9 +110,10 @@ typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 
 # Every tier in parallel workers (pytest-xdist): the sandbox and cluster tests mostly wait (fault
 # durations, recoveries, bring-ups), so more workers than cores shortens the run. Each sandbox
-# module stays on one worker (its module-scoped sandboxes start once) and the whole cluster tier
-# on one (one test cluster per machine): tests/support/scheduling.py. Each worker has its own
-# sandbox, ports, ledger index and state (tests/conftest.py, tests/support/ports.py).
+# module stays on one worker (its module-scoped sandboxes start once) and the cluster tier runs
+# on two, side by side (two test clusters per machine, one per instance):
+# tests/support/scheduling.py. Each worker has its own sandbox, ports, ledger index and state
+# (tests/conftest.py, tests/support/ports.py).
 # PYTEST_WORKERS was chosen by measurement (bench/README.md, 2026-12-06).
 # The test bed's binaries build before pytest, beside the Go tools (-j3): building them in the
 # background while the tests ran was measured slower cold (2026-12-06: etcd alone took 725 s
