@@ -522,6 +522,12 @@ def up(
                 if serial:
                     say(f"image pulls: one at a time on node(s) {', '.join(map(str, serial))}")
                 claim_host(layout, [node.ip for node in cluster_nodes])
+                slot = layout.instance
+                say(
+                    f"host: instance {slot.number}, node interface {slot.node_interface} "
+                    f"({', '.join(node.ip for node in cluster_nodes)}), cgroup root "
+                    f"/{slot.cgroup_root}"
+                )
                 ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
                 kubelets_running = {
                     node.name: running_pid(layout, node.kubelet_process) is not None

@@ -363,6 +363,7 @@ def test_second_up_keeps_every_process_and_is_quick(cluster: RunningCluster) -> 
         cluster.state_dir,
         base_port=cluster.settings["base_port"],
         sandbox_base_port=cluster.settings["sandbox_base_port"],
+        instance=cluster.settings["instance"],
         progress=lambda line: print(f"cluster: {line}"),
     )
     elapsed = time.monotonic() - started

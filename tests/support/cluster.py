@@ -96,7 +96,7 @@ INSTANCE_LOCK = "/tmp/chaosregistry-cluster-instance-{}.lock"
 INSTANCE_WAIT = 1200.0
 
 
-def _take_free_instance() -> tuple[int, ExitStack] | None:
+def take_free_instance() -> tuple[int, ExitStack] | None:
     """The first instance whose lock no one else holds and whose node interface does not exist,
     with its lock held; None while another test cluster holds one. An interface without a lock
     is a cluster not of the tests (``runs/cluster``, say, or one a crash left): its instance is
@@ -128,7 +128,7 @@ def cluster_instance() -> Iterator[int]:
     hold every free one."""
     number, held = eventually(
         f"a free test-cluster instance (locks {INSTANCE_LOCK})",
-        _take_free_instance,
+        take_free_instance,
         timeout=INSTANCE_WAIT,
         interval=1.0,
     )
