@@ -14,6 +14,7 @@ from chaosregistry.cluster.layout import (
     DEFAULT_BASE_PORT,
     DEFAULT_SANDBOX_BASE_PORT,
     DEFAULT_STATE_DIR,
+    INSTANCES,
     MAX_NODES,
 )
 from chaosregistry.cluster.lifecycle import down, status, up
@@ -85,6 +86,15 @@ def cluster_group() -> None:
     "kubelet's default (serializeImagePulls: true); the others pull up to three at once "
     "(head-of-line-pulls).",
 )
+@click.option(
+    "--instance",
+    # Checked by up() (one Error: line naming the range).
+    default=0,
+    show_default=True,
+    help=f"0..{INSTANCES - 1}. The machine's test-cluster slot: its node interface, addresses, "
+    "bridges, subnets and cgroup root, so two clusters (each with its own state dir and "
+    "--base-port) can run side by side. down and status find it in the state dir.",
+)
 def up_command(
     state_dir: Path,
     base_port: int,
@@ -93,6 +103,7 @@ def up_command(
     node_pulls: str,
     nodes: int,
     serial_pulls: tuple[int, ...],
+    instance: int,
 ) -> None:
     """Build what is missing, start what is stopped, wait until the demo is Available."""
     settings = up(
@@ -103,6 +114,7 @@ def up_command(
         node_pulls=node_pulls,
         nodes=nodes,
         serial_pulls=serial_pulls,
+        instance=instance,
         progress=_progress,
     )
     click.echo(f"export KUBECONFIG={settings['kubeconfig']}")
@@ -146,6 +158,7 @@ def status_command(state_dir: Path, as_json: bool) -> None:
             click.echo(f"{'in-cluster registry':<24} {where}: {detail}")
             for reverted in result.get("expired_faults_reverted") or []:
                 click.echo(f"{'expired fault reverted':<24} bad tag on deployment {reverted}")
+        click.echo(f"{'instance':<24} {result['instance']}")
         click.echo(f"{'kubeconfig':<24} {result['kubeconfig']}")
         click.echo(f"{'vars file':<24} {result['vars_file'] or '- (run cluster up)'}")
     if not result["running"]:

@@ -8,9 +8,7 @@ under the state directory rather than /var/run/kubernetes.
 
 from chaosregistry.cluster.build import Binaries
 from chaosregistry.cluster.layout import (
-    NODE_IP,
     REGISTRY_NAMESPACE,
-    SERVICE_SUBNET,
     Layout,
     Node,
     Ports,
@@ -58,7 +56,7 @@ def kube_apiserver(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -
         (
             str(binaries.kube_apiserver),
             "--bind-address=127.0.0.1",
-            f"--advertise-address={NODE_IP}",
+            f"--advertise-address={layout.instance.node_ip(0)}",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={layout.cert_dir('kube-apiserver')}",
             f"--tls-cert-file={pki.cert('apiserver')}",
@@ -76,7 +74,7 @@ def kube_apiserver(binaries: Binaries, layout: Layout, pki: Pki, ports: Ports) -
             f"--kubelet-client-certificate={pki.cert('apiserver-kubelet-client')}",
             f"--kubelet-client-key={pki.key('apiserver-kubelet-client')}",
             "--kubelet-preferred-address-types=InternalIP",
-            f"--service-cluster-ip-range={SERVICE_SUBNET}",
+            f"--service-cluster-ip-range={layout.instance.service_subnet}",
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -106,7 +104,7 @@ def kube_controller_manager(
             f"--root-ca-file={pki.ca_cert}",
             f"--cluster-signing-cert-file={pki.ca_cert}",
             f"--cluster-signing-key-file={pki.ca_key}",
-            f"--service-cluster-ip-range={SERVICE_SUBNET}",
+            f"--service-cluster-ip-range={layout.instance.service_subnet}",
             "--allocate-node-cidrs=false",
             "--profiling=false",
             "--v=1",

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 
 from chaosregistry.cluster.layout import (
-    CNI_NETWORK,
     REGISTRY_HOST,
     Layout,
     Node,
@@ -162,7 +161,7 @@ def cni_conflist(node: Node) -> dict[str, Any]:
     on the host, so the host routes between the nodes' pods."""
     return {
         "cniVersion": "1.0.0",
-        "name": CNI_NETWORK,
+        "name": node.layout.instance.cni_network,
         "plugins": [
             {
                 "type": "bridge",
@@ -365,7 +364,7 @@ def write_configs(
     write_private(layout.kubeconfig, yaml.safe_dump(admin))
     for node in nodes:
         write_private(node.containerd_config, containerd_config(node, sandbox_image))
-        conflist = node.cni_conf_dir / f"10-{CNI_NETWORK}.conflist"
+        conflist = node.cni_conf_dir / f"10-{layout.instance.cni_network}.conflist"
         conflist.write_text(json.dumps(cni_conflist(node), indent=2) + "\n")
         config = kubelet_config(node, pki, ports, serial_pulls=node.number in serial_pulls)
         node.kubelet_config.write_text(yaml.safe_dump(config))

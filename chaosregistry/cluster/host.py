@@ -6,6 +6,12 @@ kubelet and the bridge plugin, a few sysctls and kubelet paths (recorded first a
 ``down``). Running pods add a bridge, veth pairs, network namespaces (bind-mounted under the
 state dir), overlay and tmpfs mounts, CNI result files and /var/log/containers links.
 ``leftovers`` lists whatever of that remains; ``clean_host`` removes it.
+
+Names come from the cluster's instance (``layout.Instance``), so ``down``, ``leftovers`` and
+``clean_host`` see only their own instance's interfaces, cgroups, rules and cache entries, never
+another cluster's. Sysctls and the kubelet's fixed paths are the machine's whatever the
+instance: the first cluster up records them (``HOST_STATE``) and the last one down restores
+them, so a ``down`` never puts them back under a cluster that still runs.
 """
 
 import contextlib
@@ -17,21 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from chaosregistry.cluster.layout import (
-    BRIDGES,
-    CGROUP_ROOT,
-    CNI_NETWORK,
     MAX_NODES,
-    NODE_INTERFACE,
-    NODE_IPS,
-    POD_SUBNETS,
+    Instance,
     Layout,
     Node,
     read_json,
 )
 from chaosregistry.cluster.processes import ClusterError, kill_pids
+from chaosregistry.osutil import locks
 from chaosregistry.osutil.files import write_json
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
+PROC_SYS = Path("/proc/sys")
+# The machine's values from before the first of its clusters came up (every instance's): on
+# tmpfs, as the sysctls it records do not outlive a reboot either.
+HOST_STATE = Path("/run/chaosregistry/host-state.json")
 # The kubelet sets these unless protectKernelDefaults; the bridge plugin turns on forwarding.
 SYSCTLS = (
     "vm/overcommit_memory",
@@ -71,20 +77,21 @@ def link_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_node_interface(addresses: list[str]) -> None:
+def ensure_node_interface(instance: Instance, addresses: list[str]) -> None:
     """An interface carrying every node's address (kubelet refuses a loopback node address).
 
     A port-less bridge rather than a dummy link: the test machines' kernels lack the dummy
     driver (CONFIG_DUMMY is not set), while bridges are built in. Its addresses are local all
     the same, so traffic to them never leaves the host.
     """
-    if not link_exists(NODE_INTERFACE):
-        _ip("link", "add", NODE_INTERFACE, "type", "bridge")
-    present = _ip("-o", "-4", "addr", "show", "dev", NODE_INTERFACE).stdout
+    name = instance.node_interface
+    if not link_exists(name):
+        _ip("link", "add", name, "type", "bridge")
+    present = _ip("-o", "-4", "addr", "show", "dev", name).stdout
     for address in addresses:
         if f" {address}/" not in present:
-            _ip("addr", "add", f"{address}/32", "dev", NODE_INTERFACE)
-    _ip("link", "set", NODE_INTERFACE, "up")
+            _ip("addr", "add", f"{address}/32", "dev", name)
+    _ip("link", "set", name, "up")
 
 
 def cgroup_hierarchies() -> list[Path]:
@@ -101,11 +108,11 @@ def cgroup_hierarchies() -> list[Path]:
     )
 
 
-def ensure_cgroup_root(roots: list[str] | None = None) -> None:
-    """Create ``/chaosregistry`` (and each node's root below it, ``roots``) in every hierarchy;
-    cpuset needs its cpus/mems filled in, from the parent."""
+def ensure_cgroup_root(roots: list[str]) -> None:
+    """Create each node's cgroup root (``/chaosregistry``, the second node's below it) in every
+    hierarchy; cpuset needs its cpus/mems filled in, from the parent."""
     for hierarchy in cgroup_hierarchies():
-        for root in roots or [CGROUP_ROOT]:
+        for root in roots:
             parent = hierarchy
             for part in Path(root).parts:
                 ours = parent / part
@@ -117,66 +124,87 @@ def ensure_cgroup_root(roots: list[str] | None = None) -> None:
                 parent = ours
 
 
-def _cgroup_dirs() -> list[Path]:
-    """Every cgroup directory of ours, deepest first."""
+def _cgroup_dirs(instance: Instance) -> list[Path]:
+    """Every cgroup directory of the instance's cluster, deepest first."""
     found: list[Path] = []
     for hierarchy in cgroup_hierarchies():
-        root = hierarchy / CGROUP_ROOT
+        root = hierarchy / instance.cgroup_root
         if root.is_dir():
             found += [Path(dirpath) for dirpath, _, _ in os.walk(root)]
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
-def cgroup_pids() -> list[int]:
+def cgroup_pids(instance: Instance) -> list[int]:
     pids: set[int] = set()
-    for directory in _cgroup_dirs():
+    for directory in _cgroup_dirs(instance):
         with contextlib.suppress(OSError):
             pids.update(int(x) for x in (directory / "cgroup.procs").read_text().split())
     return sorted(pids)
 
 
-def record_host_state(layout: Layout) -> None:
-    """Before the cluster first changes the host: sysctl values and which kubelet paths exist.
+def _host_state_lock() -> contextlib.AbstractContextManager[None]:
+    # Short critical sections (a read, a write, a link), so a generous bound never waits long.
+    return locks.hold(HOST_STATE.with_suffix(".lock"), timeout=60)
 
-    Kept across ups (only the first up of a cluster records), consumed by ``restore_host``.
+
+def other_instances_up(instance: Instance) -> list[Instance]:
+    """The other instances whose cluster is up: its node interface, made first at ``up`` and
+    removed last at ``down``, exists."""
+    return [other for other in instance.others() if link_exists(other.node_interface)]
+
+
+def claim_host(layout: Layout, addresses: list[str]) -> None:
+    """Record the machine's sysctls and kubelet paths unless a cluster has already (``up`` of
+    every instance, before the cluster changes them), then make the instance's node interface
+    with ``addresses``.
+
+    One lock holds both, so a ``down`` of another instance (``restore_host``) either sees this
+    one up or has already restored what this one records.
     """
-    state = read_json(layout.host_state_file) or {}
-    if "sysctls" in state:
-        return
-    values = {}
-    for key in SYSCTLS:
-        with contextlib.suppress(OSError):
-            values[key] = Path("/proc/sys", key).read_text().strip()
-    state["sysctls"] = values
-    state["preexisting"] = [str(p) for p in KUBELET_HOST_PATHS if p.exists()]
-    write_json(layout.host_state_file, state)
+    with _host_state_lock():
+        if read_json(HOST_STATE) is None:
+            values = {}
+            for key in SYSCTLS:
+                with contextlib.suppress(OSError):
+                    values[key] = (PROC_SYS / key).read_text().strip()
+            preexisting = [str(p) for p in KUBELET_HOST_PATHS if p.exists()]
+            write_json(HOST_STATE, {"sysctls": values, "preexisting": preexisting})
+        ensure_node_interface(layout.instance, addresses)
 
 
 def restore_host(layout: Layout) -> list[str]:
-    """Put recorded sysctls back and remove the kubelet's host paths that were not there before.
+    """Put recorded sysctls back and remove the kubelet's host paths that were not there before,
+    unless another instance's cluster is still up (the last one down restores them).
 
     Returns what could not be restored.
     """
-    state = read_json(layout.host_state_file) or {}
-    failed = []
-    for key, value in (state.get("sysctls") or {}).items():
-        path = Path("/proc/sys", key)
-        try:
-            if path.read_text().strip() != value:
-                path.write_text(value)
-        except OSError:
-            failed.append(key)
-    if "preexisting" in state:
-        for directory in KUBELET_HOST_PATHS:
-            if str(directory) in state["preexisting"]:
-                continue
-            for name in KUBELET_HOST_FILES:
-                (directory / name).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-    if not failed:
-        layout.host_state_file.unlink(missing_ok=True)
-    return failed
+    with _host_state_lock():
+        # A cluster brought up before the record was the machine's kept it in its state dir.
+        if not HOST_STATE.exists() and layout.host_state_file.exists():
+            HOST_STATE.parent.mkdir(parents=True, exist_ok=True)
+            layout.host_state_file.replace(HOST_STATE)
+        if other_instances_up(layout.instance):
+            return []
+        state = read_json(HOST_STATE) or {}
+        failed = []
+        for key, value in (state.get("sysctls") or {}).items():
+            path = PROC_SYS / key
+            try:
+                if path.read_text().strip() != value:
+                    path.write_text(value)
+            except OSError:
+                failed.append(key)
+        if "preexisting" in state:
+            for directory in KUBELET_HOST_PATHS:
+                if str(directory) in state["preexisting"]:
+                    continue
+                for name in KUBELET_HOST_FILES:
+                    (directory / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+        if not failed:
+            HOST_STATE.unlink(missing_ok=True)
+        return failed
 
 
 def _unescape_mount(field: str) -> str:
@@ -205,10 +233,10 @@ def unmount_all(root: Path) -> list[str]:
     return mounts_under(root)
 
 
-def veths_on_bridge() -> list[str]:
+def veths_on_bridge(instance: Instance) -> list[str]:
     """The ports of every node's bridge."""
     found: list[str] = []
-    for bridge in BRIDGES:
+    for bridge in instance.bridges:
         bridge_ports = Path("/sys/class/net", bridge, "brif")
         if bridge_ports.is_dir():
             found += [p.name for p in bridge_ports.iterdir()]
@@ -232,18 +260,18 @@ def _link_kind(name: str) -> str:
         return ""
 
 
-def remove_links() -> list[str]:
+def remove_links(instance: Instance) -> list[str]:
     """Delete veths on our bridges, the bridges and the node interface; returns failures."""
     failed = []
-    for name in [*veths_on_bridge(), *BRIDGES, NODE_INTERFACE]:
+    for name in [*veths_on_bridge(instance), *instance.bridges, instance.node_interface]:
         if link_exists(name) and _ip("link", "del", name, check=False).returncode != 0:
             failed.append(name)
     return failed
 
 
-def remove_cgroups() -> list[str]:
+def remove_cgroups(instance: Instance) -> list[str]:
     failed = []
-    for directory in _cgroup_dirs():
+    for directory in _cgroup_dirs(instance):
         try:
             directory.rmdir()
         except OSError as exc:
@@ -255,7 +283,8 @@ def remove_cgroups() -> list[str]:
 def remove_runtime_files(layout: Layout) -> None:
     """CNI result cache entries of our network and kubelet's log links into our state dir."""
     if CNI_CACHE.is_dir():
-        for entry in CNI_CACHE.glob(f"{CNI_NETWORK}-*"):
+        # <network>-<container id>-<interface>: no instance's network name is another's + "-".
+        for entry in CNI_CACHE.glob(f"{layout.instance.cni_network}-*"):
             entry.unlink(missing_ok=True)
     if CONTAINER_LOG_LINKS.is_dir():
         for link in CONTAINER_LOG_LINKS.iterdir():
@@ -274,9 +303,11 @@ def remove_runtime_files(layout: Layout) -> None:
                     lease.unlink()
 
 
-def iptables_rules_of_ours() -> list[str]:
-    """iptables-save lines naming our bridges, our subnets or kubelet's KUBE- chains."""
-    markers = (*BRIDGES, *POD_SUBNETS, *NODE_IPS, "KUBE-")
+def iptables_rules_of_ours(instance: Instance) -> list[str]:
+    """iptables-save lines naming the instance's bridges, subnets or node addresses, or
+    kubelet's KUBE- chains (the machine's: our kubelets make none, ``makeIPTablesUtilChains``
+    is off, so one here is some cluster's leftover whatever its instance)."""
+    markers = (*instance.bridges, *instance.pod_subnets, *instance.node_ips, "KUBE-")
     lines = []
     for tool in ("iptables-save", "ip6tables-save"):
         try:
@@ -298,29 +329,32 @@ def netns_of_ours(layout: Layout) -> list[str]:
 
 def leftovers(layout: Layout, processes: list[int]) -> dict[str, list[Any]]:
     """Everything of ours still on the host; every list empty after a clean ``down``."""
-    links = [name for name in (*BRIDGES, NODE_INTERFACE) if link_exists(name)]
+    instance = layout.instance
+    links = [name for name in (*instance.bridges, instance.node_interface) if link_exists(name)]
     return {
         "processes": processes,
-        "cgroup_processes": cgroup_pids(),
+        "cgroup_processes": cgroup_pids(instance),
         "mounts": mounts_under(layout.state_dir),
         "netns": netns_of_ours(layout),
-        "interfaces": links + veths_on_bridge(),
-        "iptables": iptables_rules_of_ours(),
-        "cgroups": [str(p) for p in _cgroup_dirs()],
+        "interfaces": links + veths_on_bridge(instance),
+        "iptables": iptables_rules_of_ours(instance),
+        "cgroups": [str(p) for p in _cgroup_dirs(instance)],
     }
 
 
 def clean_host(layout: Layout) -> dict[str, list[str]]:
     """Kill what runs in our cgroups, unmount, delete links and cgroups, restore sysctls."""
     problems: dict[str, list[str]] = {}
-    survivors = kill_pids(cgroup_pids(), grace=2.0)
+    survivors = kill_pids(cgroup_pids(layout.instance), grace=2.0)
     if survivors:
         problems["cgroup_processes"] = [str(pid) for pid in survivors]
     if stuck := unmount_all(layout.state_dir):
         problems["mounts"] = stuck
-    if failed := remove_links():
+    # The node interface goes before restore_host, which keeps the machine's values while any
+    # other instance's interface is there.
+    if failed := remove_links(layout.instance):
         problems["interfaces"] = failed
-    if failed := remove_cgroups():
+    if failed := remove_cgroups(layout.instance):
         problems["cgroups"] = failed
     remove_runtime_files(layout)
     if failed := restore_host(layout):

@@ -2,8 +2,8 @@
 
 Everything lives under one state directory (default ``./runs/cluster``)::
 
-    cluster.json              settings of this cluster (ports, node, registry) + sandbox endpoints
-                              (the test bed's own: the product never reads it)
+    cluster.json              settings of this cluster (instance, ports, node, registry) +
+                              sandbox endpoints (the test bed's own: the product never reads it)
     kubeconfig                admin kubeconfig for the user (``KUBECONFIG=<state>/kubeconfig``)
     vars.yaml                 the vars file for game days on this cluster (kubeconfig, sandbox)
     pki/                      CA, leaf certs, service-account key pair (0700)
@@ -16,7 +16,7 @@ Everything lives under one state directory (default ``./runs/cluster``)::
     sandbox/                  the embedded registry sandbox this cluster pulls from
     registry-lb/              nginx.conf and temp dirs of the in-cluster registry's balancer
     chaos-mesh/certs/         the webhook serving pair Chaos Mesh's controller insists on
-    logs/<process>.log  pids/<process>.pid  host-state.json (sysctls to restore at down)
+    logs/<process>.log  pids/<process>.pid
 
 Ports are ``base_port + offset`` (all on 127.0.0.1 except the kubelet, which listens on the node
 address). The node address lives on an interface of ours (a port-less bridge), because the
@@ -27,6 +27,10 @@ A second node (``Node(1)``) is a second kubelet with its own containerd (root, s
 image store), beside the first on this host: its own node name, an address of its own on the
 same node interface, its own CNI bridge and pod subnet (the host routes between the two bridges),
 its own kubelet ports and a cgroup root of its own below the first's.
+
+What the whole machine sees by name or address (the node interface, bridges, addresses, subnets,
+cgroup root, CNI network) comes from the cluster's ``Instance``: two clusters on two instances
+can run side by side.
 """
 
 import json
@@ -45,16 +49,6 @@ PORT_SPAN = 14
 MAX_NODES = 2
 
 NODE_NAME = "chaosregistry-node"
-# An interface of ours carries the node address (kubelet's nodeIP must not be loopback).
-NODE_INTERFACE = "chaosreg-node0"
-NODE_IP = "10.213.0.1"
-BRIDGE = "chaosreg-cni0"
-CNI_NETWORK = "chaosregistry"
-POD_SUBNET = "10.214.0.0/24"
-SERVICE_SUBNET = "10.0.0.0/24"
-SERVICE_IP = "10.0.0.1"
-# Every pod cgroup of ours lives under this cgroup (in every cgroup v1 hierarchy).
-CGROUP_ROOT = "chaosregistry"
 # The image host name pods use; containerd maps it to the sandbox through hosts.toml.
 REGISTRY_HOST = "registry.chaosregistry.test"
 DEMO_NAMESPACE = "chaos-demo"
@@ -72,6 +66,87 @@ PROCESS_NAMES = (
     "registry-lb",
     "chaos-controller-manager",
 )
+
+
+# Test clusters that can run on one machine at once, one per instance (0..INSTANCES - 1).
+INSTANCES = 2
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Which of the machine's test-cluster slots a cluster runs in; every name and address of it
+    that the whole machine sees comes from here, and only from here.
+
+    Why instances: a cluster's ports and state directory are its own, but some of what it makes
+    is the machine's: an interface carrying its node addresses (the kubelet refuses a loopback
+    node IP), a bridge and a pod subnet per node, a cgroup root (in every cgroup v1 hierarchy),
+    a CNI network (libcni caches its results in /var/lib/cni by network name) and the service
+    range its certificates name. Two clusters with the same names would share them, and one's
+    ``down`` would delete the other's. Each instance has its own, so two clusters run side by
+    side (the test suite runs its cluster tier on two workers, one instance each). Instance 0,
+    the default, keeps the names a single cluster always had; instance N > 0 adds N to each
+    name's stem (``chaosreg1-node0``, ``chaosregistry1``) and takes the next addresses
+    (``10.213.N.x``, pod subnets ``10.214.(2N + node).0/24``, services ``10.0.N.0/24``).
+    """
+
+    number: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.number) is not int or not 0 <= self.number < INSTANCES:
+            raise ConfigError(f"instance must be 0..{INSTANCES - 1}, got {self.number!r}")
+
+    @property
+    def _tag(self) -> str:
+        return "" if self.number == 0 else str(self.number)
+
+    @property
+    def node_interface(self) -> str:
+        """The interface of ours that carries every node's address (a port-less bridge)."""
+        return f"chaosreg{self._tag}-node0"
+
+    def node_ip(self, index: int) -> str:
+        return f"10.213.{self.number}.{index + 1}"
+
+    def bridge(self, index: int) -> str:
+        """Node ``index``'s CNI bridge, its pod subnet's gateway on the host."""
+        return f"chaosreg{self._tag}-cni{index}"
+
+    def pod_subnet(self, index: int) -> str:
+        return f"10.214.{self.number * MAX_NODES + index}.0/24"
+
+    @property
+    def service_subnet(self) -> str:
+        return f"10.0.{self.number}.0/24"
+
+    @property
+    def service_ip(self) -> str:
+        """The apiserver's address in the service range (its certificate names it)."""
+        return f"10.0.{self.number}.1"
+
+    @property
+    def cgroup_root(self) -> str:
+        """Every pod cgroup of the cluster lives under this cgroup, in every cgroup v1 hierarchy."""
+        return f"chaosregistry{self._tag}"
+
+    @property
+    def cni_network(self) -> str:
+        return f"chaosregistry{self._tag}"
+
+    # Every node's, whatever a cluster's count: ``down`` and the leftover checks look for all.
+    @property
+    def bridges(self) -> tuple[str, ...]:
+        return tuple(self.bridge(index) for index in range(MAX_NODES))
+
+    @property
+    def pod_subnets(self) -> tuple[str, ...]:
+        return tuple(self.pod_subnet(index) for index in range(MAX_NODES))
+
+    @property
+    def node_ips(self) -> tuple[str, ...]:
+        return tuple(self.node_ip(index) for index in range(MAX_NODES))
+
+    def others(self) -> "list[Instance]":
+        return [Instance(number) for number in range(INSTANCES) if number != self.number]
 
 
 @dataclass(frozen=True)
@@ -139,13 +214,14 @@ class Ports:
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one cluster; ``state_dir`` is always absolute."""
+    """Paths of one cluster (``state_dir`` is always absolute) and its instance's names."""
 
     state_dir: Path
+    instance: Instance = Instance()
 
     @classmethod
-    def at(cls, state_dir: Path | str) -> "Layout":
-        return cls(Path(state_dir).expanduser().resolve())
+    def at(cls, state_dir: Path | str, instance: int = 0) -> "Layout":
+        return cls(Path(state_dir).expanduser().resolve(), Instance(instance))
 
     def path(self, *parts: str) -> Path:
         return self.state_dir.joinpath(*parts)
@@ -225,6 +301,8 @@ class Layout:
 
     @property
     def host_state_file(self) -> Path:
+        """Where a cluster brought up before the machine kept one record (``host.HOST_STATE``)
+        recorded the host's sysctls; ``down`` adopts it."""
         return self.path("host-state.json")
 
     def log_file(self, name: str) -> Path:
@@ -289,21 +367,22 @@ class Node:
 
     @property
     def ip(self) -> str:
-        return node_ip(self.index)
+        return self.layout.instance.node_ip(self.index)
 
     @property
     def bridge(self) -> str:
-        return node_bridge(self.index)
+        return self.layout.instance.bridge(self.index)
 
     @property
     def pod_subnet(self) -> str:
-        return node_pod_subnet(self.index)
+        return self.layout.instance.pod_subnet(self.index)
 
     @property
     def cgroup_root(self) -> str:
         """Below the first node's root: one walk finds (and ``down`` removes) every node's
         cgroups, while each kubelet only manages the ``kubepods`` under its own root."""
-        return CGROUP_ROOT if self.index == 0 else f"{CGROUP_ROOT}/node-{self.index + 1}"
+        root = self.layout.instance.cgroup_root
+        return root if self.index == 0 else f"{root}/node-{self.index + 1}"
 
     @property
     def containerd_process(self) -> str:
@@ -366,18 +445,6 @@ class Node:
         self.path("containerd").chmod(0o700)
 
 
-def node_ip(index: int) -> str:
-    return f"10.213.0.{index + 1}"
-
-
-def node_bridge(index: int) -> str:
-    return f"chaosreg-cni{index}"
-
-
-def node_pod_subnet(index: int) -> str:
-    return f"10.214.{index}.0/24"
-
-
 def nodes_of(layout: Layout, count: int) -> list[Node]:
     """The cluster's first ``count`` nodes; ConfigError for a count out of 1..MAX_NODES."""
     if not 1 <= count <= MAX_NODES:
@@ -392,13 +459,6 @@ def node_process_names(count: int = MAX_NODES) -> tuple[str, ...]:
         suffix = f"-node-{index + 1}"
         names += [f"containerd{suffix}", f"kubelet{suffix}"]
     return tuple(names)
-
-
-# Every node's bridge, pod subnet and address, whatever a cluster's count: ``down`` and the
-# leftover check look for all of them.
-BRIDGES = tuple(node_bridge(index) for index in range(MAX_NODES))
-POD_SUBNETS = tuple(node_pod_subnet(index) for index in range(MAX_NODES))
-NODE_IPS = tuple(node_ip(index) for index in range(MAX_NODES))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -34,12 +34,11 @@ from chaosregistry.cluster.build import Binaries, ensure_binaries
 from chaosregistry.cluster.configs import RegistryAccess, write_configs, write_registry_hosts
 from chaosregistry.cluster.crds import generate_crds, install_chaos_mesh_crds
 from chaosregistry.cluster.host import (
+    claim_host,
     clean_host,
     ensure_cgroup_root,
-    ensure_node_interface,
     leftovers,
     netns_of_ours,
-    record_host_state,
 )
 from chaosregistry.cluster.images import (
     PAUSE_REPOSITORY,
@@ -56,11 +55,9 @@ from chaosregistry.cluster.layout import (
     DEFAULT_SANDBOX_BASE_PORT,
     DEMO_NAMESPACE,
     MAX_NODES,
-    NODE_IP,
     NODE_NAME,
     PROCESS_NAMES,
     REGISTRY_NAMESPACE,
-    SERVICE_IP,
     Layout,
     Node,
     Ports,
@@ -155,10 +152,13 @@ def _check_host(layout: Layout) -> None:
     for tool in ("ip", "umount"):
         if shutil.which(tool) is None:
             raise ConfigError(f"{tool} not found on PATH")
-    other = other_cluster_kubelet(layout, NODE_NAME)
+    other = other_cluster_kubelet(layout)
     if other is not None:
         root = next((arg for arg in other.split() if arg.startswith("--root-dir=")), other[:120])
-        raise ConfigError(f"another test cluster runs on this host ({root}): bring it down first")
+        raise ConfigError(
+            f"another test cluster runs on instance {layout.instance.number} of this host "
+            f"({root}): bring it down first, or use another --instance"
+        )
     deepest = Node(layout, MAX_NODES - 1).containerd_socket
     if len(str(deepest)) > MAX_SOCKET_PATH:
         raise ConfigError(
@@ -176,10 +176,15 @@ def _settings(
     nodes: int = 1,
     serial_pulls: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """The cluster's settings; a running cluster keeps the ports, nodes and pull serialization
-    it was started with (a kubelet reads its configuration only when it starts)."""
+    """The cluster's settings; a running cluster keeps the instance, ports, nodes and pull
+    serialization it was started with (a kubelet reads its configuration only when it starts)."""
     previous = read_json(layout.settings_file) or {}
     running = any(running_pid(layout, name) for name in ALL_PROCESS_NAMES)
+    if running and previous.get("instance", 0) != layout.instance.number:
+        raise ConfigError(
+            f"{layout.state_dir} runs a cluster on instance {previous.get('instance', 0)}, "
+            f"not {layout.instance.number}: run down first"
+        )
     if running and previous.get("base_port") not in (None, base_port):
         raise ConfigError(
             f"{layout.state_dir} runs a cluster on base port {previous['base_port']}, "
@@ -197,6 +202,7 @@ def _settings(
         )
     return {
         "state_dir": str(layout.state_dir),
+        "instance": layout.instance.number,
         "base_port": base_port,
         "sandbox_base_port": sandbox_base_port,
         "sandbox_dir": str(sandbox_dir or layout.sandbox_dir),
@@ -205,7 +211,7 @@ def _settings(
         "etcd_version": versions.ETCD_VERSION,
         "chaos_mesh_api_version": versions.CHAOS_MESH_API_VERSION,
         "node_name": NODE_NAME,
-        "node_ip": NODE_IP,
+        "node_ip": layout.instance.node_ip(0),
         "nodes": nodes,
         "node_names": [node.name for node in nodes_of(layout, nodes)],
         "node_pulls": node_pulls,
@@ -433,9 +439,14 @@ def up(
     node_pulls: str = NODE_PULLS_ORIGIN,
     nodes: int = 1,
     serial_pulls: Sequence[int] = (),
+    instance: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster up (or keep it); returns the settings with ``kubeconfig`` and timings.
+
+    ``instance``: which of the machine's test-cluster slots (``layout.Instance``: 0, the
+    default, or 1) it takes, so two clusters can run on one machine at once; its node
+    interface, addresses, bridges, subnets and cgroup root are that instance's.
 
     ``nodes``: 1 (default) or 2. The second node is a kubelet with its own containerd and image
     store (``chaosregistry-node-2``), holding only the pause image: the test bed's workloads
@@ -464,7 +475,7 @@ def up(
     def say(message: str) -> None:
         plain(f"[{time.monotonic() - begun:5.1f}s] {message}")
 
-    layout = Layout.at(state_dir)
+    layout = Layout.at(state_dir, instance)
     ports = Ports(base_port)
     cluster_nodes = nodes_of(layout, nodes)
     serial = _serial_pulls(serial_pulls, nodes)
@@ -494,7 +505,9 @@ def up(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-sandbox") as pool:
             registry = pool.submit(_sandbox_with_images, settings, say)
             try:
-                specs = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
+                specs = cluster_cert_specs(
+                    NODE_NAME, layout.instance.node_ip(0), layout.instance.service_ip
+                )
                 for node in cluster_nodes[1:]:
                     specs += node_cert_specs(node.name, node.ip, node.suffix)
                 pki = ensure_pki(layout.pki_dir, specs)
@@ -508,8 +521,13 @@ def up(
                 )
                 if serial:
                     say(f"image pulls: one at a time on node(s) {', '.join(map(str, serial))}")
-                record_host_state(layout)
-                ensure_node_interface([node.ip for node in cluster_nodes])
+                claim_host(layout, [node.ip for node in cluster_nodes])
+                slot = layout.instance
+                say(
+                    f"host: instance {slot.number}, node interface {slot.node_interface} "
+                    f"({', '.join(node.ip for node in cluster_nodes)}), cgroup root "
+                    f"/{slot.cgroup_root}"
+                )
                 ensure_cgroup_root([node.cgroup_root for node in cluster_nodes])
                 kubelets_running = {
                     node.name: running_pid(layout, node.kubelet_process) is not None
@@ -685,6 +703,8 @@ def down(state_dir: Path | str, *, progress: Progress | None = None) -> dict[str
         raise ConfigError(f"{layout.state_dir}: no cluster state directory")
     with _state_lock(layout):
         settings = read_json(layout.settings_file) or {}
+        # Only what this cluster's instance made: another instance's cluster may run beside it.
+        layout = Layout.at(state_dir, int(settings.get("instance", 0)))
         _drain(layout, say)
         for name in reversed(ALL_PROCESS_NAMES):
             if stop(layout, name, timeout=STOP_TIMEOUTS.get(name, 15.0)):
@@ -711,6 +731,7 @@ def status(state_dir: Path | str) -> dict[str, Any]:
     processes = {name: running_pid(layout, name) for name in _process_names(count)}
     result: dict[str, Any] = {
         "state_dir": str(layout.state_dir),
+        "instance": int(settings.get("instance", 0)),
         "kubeconfig": str(layout.kubeconfig),
         "vars_file": str(layout.vars_file) if layout.vars_file.is_file() else None,
         "kubernetes_version": settings.get("kubernetes_version"),

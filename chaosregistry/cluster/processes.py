@@ -191,15 +191,17 @@ def kill_pids(pids: Sequence[int], *, grace: float = 5.0) -> list[int]:
     return alive(left)
 
 
-def other_cluster_kubelet(layout: Layout, node_name: str) -> str | None:
-    """The command line of a kubelet for ``node_name`` run from another state dir, if any.
+def other_cluster_kubelet(layout: Layout) -> str | None:
+    """The command line of a kubelet on the layout's instance run from another state dir, if any.
 
-    Two test clusters on one host would share the node address, bridge and cgroup root.
+    Two test clusters on one instance would share the node address, bridges and cgroup root.
     """
+    node_ips = {f"--node-ip={address}" for address in layout.instance.node_ips}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or executable_name(int(entry.name)) != "kubelet":
             continue
         cmdline = command_line(int(entry.name))
-        if f"--hostname-override={node_name}" in cmdline and str(layout.state_dir) not in cmdline:
+        ours = node_ips.intersection(cmdline.split())
+        if ours and str(layout.state_dir) not in cmdline:
             return cmdline
     return None

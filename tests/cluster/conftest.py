@@ -2,13 +2,19 @@
 
 The modules on ``up()``'s default options share one cluster (``support.cluster``): they run
 after the modules with a cluster of their own, so it comes up once, and it goes down as soon as
-the next test does not use it (only one test cluster fits on a machine)."""
+the next test does not use it (its instance is then free for the worker's next cluster). In a
+parallel run the two kinds of module go to two workers (``support.scheduling``)."""
 
 from collections.abc import Generator
 from pathlib import Path
 
 import pytest
-from support.cluster import SHARED_CLUSTER, shared_cluster_last, uses_shared_cluster
+from support.cluster import (
+    SHARED_CLUSTER,
+    check_cluster_units,
+    shared_cluster_last,
+    uses_shared_cluster,
+)
 
 HERE = Path(__file__).parent
 
@@ -20,6 +26,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A session-wide hook: it sees every tier's items, and reorders this tier's only.
+    check_cluster_units(items, HERE)
     shared_cluster_last(items, HERE)
 
 

@@ -23,7 +23,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import Namespace, Node, Pod, ServiceAccountToken
-from support.cluster import build_failure, skip_reason
+from support.cluster import build_failure, cluster_instance, skip_reason
 from support.polling import eventually
 from support.ports import free_base_port
 
@@ -31,11 +31,14 @@ from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.build import BuildError
 from chaosregistry.cluster.cli import cluster_group
 from chaosregistry.cluster.host import (
+    HOST_STATE,
     KUBELET_HOST_PATHS,
     SYSCTLS,
     all_veths,
     iptables_rules_of_ours,
     leftovers,
+    link_exists,
+    other_instances_up,
 )
 from chaosregistry.cluster.images import (
     DEMO_REPOSITORY,
@@ -44,12 +47,11 @@ from chaosregistry.cluster.images import (
     image_name,
 )
 from chaosregistry.cluster.layout import (
-    BRIDGE,
     CHAOS_LABEL,
     DEMO_NAMESPACE,
-    NODE_INTERFACE,
     NODE_NAME,
     REGISTRY_HOST,
+    Instance,
     Layout,
 )
 from chaosregistry.cluster.processes import strays
@@ -69,6 +71,8 @@ class RunningCluster:
     client: Client
     up_seconds: float
     host_before: dict[str, Any]
+    # Other instances' clusters up when this one came up: they change the machine's own.
+    others_before: list[Instance]
 
     @property
     def endpoints(self) -> dict[str, Any]:
@@ -76,10 +80,10 @@ class RunningCluster:
         return endpoints
 
 
-def _host_snapshot() -> dict[str, Any]:
+def _host_snapshot(instance: Instance) -> dict[str, Any]:
     return {
         "veths": all_veths(),
-        "iptables": iptables_rules_of_ours(),
+        "iptables": iptables_rules_of_ours(instance),
         "kubelet_paths": [str(p) for p in KUBELET_HOST_PATHS if p.exists()],
         "sysctls": {key: Path("/proc/sys", key).read_text() for key in SYSCTLS},
     }
@@ -91,26 +95,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    if Path("/sys/class/net", NODE_INTERFACE).exists():
-        pytest.fail(f"{NODE_INTERFACE} exists: another test cluster runs here (cluster down)")
     state_dir = tmp_path_factory.mktemp("cluster")
-    before = _host_snapshot()
-    started = time.monotonic()
-    try:
+    with cluster_instance() as number:
+        instance = Instance(number)
+        before, others = _host_snapshot(instance), other_instances_up(instance)
+        started = time.monotonic()
         try:
-            settings = up(
-                state_dir,
-                base_port=free_base_port(span=10, part=0, parts=2),
-                sandbox_base_port=free_base_port(part=1, parts=2),
-                progress=lambda line: print(f"cluster: {line}", flush=True),
-            )
-        except BuildError as exc:
-            pytest.fail(build_failure(exc))
-        elapsed = time.monotonic() - started
-        print(f"cluster up took {elapsed:.1f} s")
-        yield RunningCluster(state_dir, settings, admin_client(state_dir), elapsed, before)
-    finally:
-        down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
+            try:
+                settings = up(
+                    state_dir,
+                    base_port=free_base_port(span=10, part=0, parts=2),
+                    sandbox_base_port=free_base_port(part=1, parts=2),
+                    instance=number,
+                    progress=lambda line: print(f"cluster: {line}", flush=True),
+                )
+            except BuildError as exc:
+                pytest.fail(build_failure(exc))
+            elapsed = time.monotonic() - started
+            print(f"cluster up took {elapsed:.1f} s")
+            client = admin_client(state_dir)
+            yield RunningCluster(state_dir, settings, client, elapsed, before, others)
+        finally:
+            down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
 
 
 def demo_pods(client: Client) -> list[Pod]:
@@ -357,6 +363,7 @@ def test_second_up_keeps_every_process_and_is_quick(cluster: RunningCluster) -> 
         cluster.state_dir,
         base_port=cluster.settings["base_port"],
         sandbox_base_port=cluster.settings["sandbox_base_port"],
+        instance=cluster.settings["instance"],
         progress=lambda line: print(f"cluster: {line}"),
     )
     elapsed = time.monotonic() - started
@@ -370,16 +377,24 @@ def test_second_up_keeps_every_process_and_is_quick(cluster: RunningCluster) -> 
 
 
 def test_down_leaves_nothing_of_ours_on_the_host(cluster: RunningCluster) -> None:
-    layout = Layout.at(cluster.state_dir)
+    layout = Layout.at(cluster.state_dir, cluster.settings["instance"])
+    instance = layout.instance
     assert strays(layout), "the cluster's processes should be running before down"
     remaining = down(cluster.state_dir, progress=lambda line: print(f"cluster: {line}"))
     assert not any(remaining.values()), remaining
     # Checked again independently of what down reported.
     assert not any(leftovers(layout, strays(layout)).values())
-    assert not Path("/sys/class/net", BRIDGE).exists()
-    assert not Path("/sys/class/net", NODE_INTERFACE).exists()
-    # The host is as it was: links, rules, sysctls and the paths the kubelet makes.
-    assert _host_snapshot() == cluster.host_before
+    assert not [link for link in (*instance.bridges, instance.node_interface) if link_exists(link)]
+    others = other_instances_up(instance)
+    if others:
+        # The machine's sysctls and kubelet paths stay as a running cluster's kubelet set them:
+        # the last cluster down puts them back.
+        assert HOST_STATE.exists(), others
+    else:
+        assert not HOST_STATE.exists()
+        if not cluster.others_before:
+            # The host is as it was: links, rules, sysctls and the paths the kubelet makes.
+            assert _host_snapshot(instance) == cluster.host_before
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(cluster.state_dir) not in mounts
     sandbox_processes = subprocess.run(

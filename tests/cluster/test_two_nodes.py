@@ -37,10 +37,7 @@ from chaosregistry.cluster.images import (
     image_name,
 )
 from chaosregistry.cluster.layout import (
-    BRIDGES,
     DEMO_NAMESPACE,
-    NODE_INTERFACE,
-    Layout,
     Node,
     nodes_of,
 )
@@ -80,7 +77,7 @@ def node_images(node: Node) -> set[str]:
 def test_two_nodes_are_ready_each_with_its_own_address_and_image_store(
     kube_cluster: KubeCluster,
 ) -> None:
-    first, second = nodes_of(Layout.at(kube_cluster.state_dir), 2)
+    first, second = nodes_of(kube_cluster.layout, 2)
     for node in (first, second):
         found = kube_cluster.client.get(NodeObject, node.name)
         assert found.status is not None
@@ -145,7 +142,7 @@ def test_blast_radius_verified_game_day_observes_each_workload_as_predicted(
     ledger_dir = tmp_path / "ledger"
     monkeypatch.setenv("CHAOSREGISTRY_LEDGER_DIR", str(ledger_dir))
     monkeypatch.setenv("CHAOSREGISTRY_KUBECONFIG", str(kube_cluster.kubeconfig))
-    first, second = nodes_of(Layout.at(kube_cluster.state_dir), 2)
+    first, second = nodes_of(kube_cluster.layout, 2)
     client = kube_cluster.client
     namespace = f"verify-{uuid.uuid4().hex[:6]}"
     client.create(from_dict(chaos_namespace(namespace)))
@@ -253,7 +250,7 @@ def test_registry_outage_recovery_game_day_measures_the_back_off(
     assert during["in_back_off"] == during["count"] == 3
     assert during["max_delay_seconds"] >= 20
     assert recovery["recovered"] is True
-    second = nodes_of(Layout.at(kube_cluster.state_dir), 2)[1]
+    second = nodes_of(kube_cluster.layout, 2)[1]
     subnet = ipaddress.ip_network(second.pod_subnet)
     assert all(p["node"] == second.name for p in recovery["pods"])
     # Their addresses came from the second node's own bridge and subnet.
@@ -331,9 +328,9 @@ def test_head_of_line_pulls_an_unrelated_pull_waits_behind_a_slow_one_only_when_
 
 
 def test_down_leaves_nothing_of_either_node(kube_cluster: KubeCluster) -> None:
-    layout = Layout.at(kube_cluster.state_dir)
+    layout = kube_cluster.layout
     remaining = down(kube_cluster.state_dir, progress=lambda line: print(f"cluster: {line}"))
     assert not any(remaining.values()), remaining
     assert not any(leftovers(layout, strays(layout)).values())
-    for link in (*BRIDGES, NODE_INTERFACE):
+    for link in (*layout.instance.bridges, layout.instance.node_interface):
         assert not Path("/sys/class/net", link).exists(), link

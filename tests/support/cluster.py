@@ -9,6 +9,8 @@ module that changes the cluster puts it back in a fixture of its own first. A mo
 other options overrides ``kube_cluster`` with ``running_cluster``. Like ``test_cluster.py``'s
 fixture, a cluster comes up in a temporary state directory and is always brought down; it skips
 (with the reason) only when the host lacks root or the Debian packages the cluster runs.
+Each cluster holds one of the machine's test-cluster instances from before its ``up`` to after
+its ``down`` (``cluster_instance``), so two pytest-xdist workers run theirs side by side.
 PYTEST_DONT_REWRITE: helpers fail with ``pytest.fail``.
 """
 
@@ -30,8 +32,9 @@ from lightkube.resources.apps_v1 import Deployment
 from chaosregistry import sandbox
 from chaosregistry.cluster import admin_client, down, up
 from chaosregistry.cluster.build import BuildError
+from chaosregistry.cluster.host import link_exists
 from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
-from chaosregistry.cluster.layout import DEMO_NAMESPACE, NODE_INTERFACE, PORT_SPAN, Layout
+from chaosregistry.cluster.layout import DEMO_NAMESPACE, INSTANCES, PORT_SPAN, Instance, Layout
 from chaosregistry.cluster.lifecycle import CHAOS_KINDS, REQUIRED_FILES
 from chaosregistry.cluster.readiness import deployment_not_available, statefulset_not_ready
 from chaosregistry.cluster.workloads import DEMO_NAME, REGISTRY_NAME, REGISTRY_NAMESPACE
@@ -43,9 +46,11 @@ from chaosregistry.kubernetes.rollout import (
     BAD_TAG_LABEL,
     ORIGINAL_IMAGE_ANNOTATION,
 )
+from chaosregistry.osutil import locks
 from chaosregistry.sandbox.toxiproxy import Toxiproxy
 from support.polling import eventually
 from support.ports import free_base_port
+from support.scheduling import SHARED_CLUSTER_UNIT, cluster_unit
 
 
 @dataclass
@@ -55,12 +60,17 @@ class KubeCluster:
     client: Client
 
     @property
+    def layout(self) -> Layout:
+        """The cluster's paths and its instance's names."""
+        return Layout.at(self.state_dir, self.settings["instance"])
+
+    @property
     def kubeconfig(self) -> Path:
-        return Layout.at(self.state_dir).kubeconfig
+        return self.layout.kubeconfig
 
     @property
     def vars_file(self) -> Path:
-        return Layout.at(self.state_dir).vars_file
+        return self.layout.vars_file
 
     def vars_configuration(self) -> dict[str, Any]:
         """The configuration of the vars file ``cluster up`` wrote, as a user passes it."""
@@ -78,6 +88,52 @@ def skip_reason() -> str | None:
 
 
 BUILD_LOG_TAIL = 40
+
+# One lock file per instance: a test cluster holds its instance's for its whole life.
+INSTANCE_LOCK = "/tmp/chaosregistry-cluster-instance-{}.lock"
+# How long a cluster waits for an instance: another worker's cluster may hold the only free one
+# for its whole life (the shared cluster's: most of the cluster tier).
+INSTANCE_WAIT = 1200.0
+
+
+def take_free_instance() -> tuple[int, ExitStack] | None:
+    """The first instance whose lock no one else holds and whose node interface does not exist,
+    with its lock held; None while another test cluster holds one. An interface without a lock
+    is a cluster not of the tests (``runs/cluster``, say, or one a crash left): its instance is
+    passed over, and when every instance has one the test fails at once."""
+    foreign = []
+    for number in range(INSTANCES):
+        held = ExitStack()
+        try:
+            held.enter_context(locks.hold(Path(INSTANCE_LOCK.format(number)), timeout=0))
+        except locks.LockBusy:
+            continue
+        interface = Instance(number).node_interface
+        if not link_exists(interface):
+            return number, held
+        held.close()
+        foreign.append(interface)
+    if len(foreign) == INSTANCES:
+        pytest.fail(
+            f"{', '.join(foreign)} exist: another test cluster runs on every instance "
+            "(chaosregistry cluster down)"
+        )
+    return None
+
+
+@contextmanager
+def cluster_instance() -> Iterator[int]:
+    """An instance of the machine's test clusters (``chaosregistry.cluster.layout.Instance``)
+    that no other cluster holds, held until the block ends; waits while other test clusters
+    hold every free one."""
+    number, held = eventually(
+        f"a free test-cluster instance (locks {INSTANCE_LOCK})",
+        take_free_instance,
+        timeout=INSTANCE_WAIT,
+        interval=1.0,
+    )
+    with held:
+        yield number
 
 
 def build_failure(exc: BuildError) -> str:
@@ -100,33 +156,34 @@ def running_cluster(
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    if Path("/sys/class/net", NODE_INTERFACE).exists():
-        pytest.fail(f"{NODE_INTERFACE} exists: another test cluster runs here (cluster down)")
     state_dir = tmp_path_factory.mktemp("kcluster")
-    try:
+    with cluster_instance() as instance:
         try:
-            settings = up(
-                state_dir,
-                # Separate halves of the worker's range, so the sandbox's 50 ports never overlap
-                # the cluster's.
-                base_port=free_base_port(PORT_SPAN, part=0, parts=2),
-                sandbox_base_port=free_base_port(part=1, parts=2),
-                progress=lambda line: print(f"cluster: {line}", flush=True),
-                **options,
-            )
-        except BuildError as exc:
-            pytest.fail(build_failure(exc))
-        yield KubeCluster(state_dir, settings, admin_client(state_dir))
-    finally:
-        down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
+            try:
+                settings = up(
+                    state_dir,
+                    # Separate halves of the worker's range, so the sandbox's 50 ports never
+                    # overlap the cluster's.
+                    base_port=free_base_port(PORT_SPAN, part=0, parts=2),
+                    sandbox_base_port=free_base_port(part=1, parts=2),
+                    instance=instance,
+                    progress=lambda line: print(f"cluster: {line}", flush=True),
+                    **options,
+                )
+            except BuildError as exc:
+                pytest.fail(build_failure(exc))
+            yield KubeCluster(state_dir, settings, admin_client(state_dir))
+        finally:
+            down(state_dir, progress=lambda line: print(f"cluster: {line}", flush=True))
 
 
 class SharedCluster:
     """The session's cluster on ``up()``'s default options, brought up at its first use.
 
     ``stop`` brings it down; tests/cluster/conftest.py calls it as soon as the next test does
-    not use it (so a module with a cluster of its own, or whatever the worker runs after the
-    tier, never runs beside it), and the ``shared_cluster`` fixture at the end, always."""
+    not use it (so its instance is free for the worker's next cluster, and whatever the worker
+    runs after the tier never runs beside it), and the ``shared_cluster`` fixture at the end,
+    always."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp_path_factory = tmp_path_factory
@@ -171,6 +228,26 @@ def shared_cluster_last(items: list[pytest.Item], tier: Path) -> None:
     ordered = sorted((items[i] for i in slots), key=uses_shared_cluster)
     for slot, item in zip(slots, ordered, strict=True):
         items[slot] = item
+
+
+def check_cluster_units(items: list[pytest.Item], tier: Path) -> None:
+    """Refuse the collection when a test on the shared cluster lives in a module that the
+    pytest-xdist scheduler, reading its source, puts with the modules that have clusters of
+    their own (support/scheduling.py): that worker would bring up a second shared cluster."""
+    misplaced = sorted(
+        {
+            str(item.path.relative_to(tier.parent.parent))
+            for item in items
+            if tier in item.path.parents
+            and uses_shared_cluster(item)
+            and cluster_unit(item.path) != SHARED_CLUSTER_UNIT
+        }
+    )
+    if misplaced:
+        raise pytest.UsageError(
+            f"{', '.join(misplaced)}: tests on the shared cluster, but the scheduler does not "
+            "read the module as one (support/scheduling.py module_uses_shared_cluster)"
+        )
 
 
 ORIGINAL_DEMO_IMAGE = image_name(DEMO_REPOSITORY, DEMO_TAG)

@@ -34,10 +34,9 @@ from chaosregistry.cluster.configs import (
     write_configs,
 )
 from chaosregistry.cluster.layout import (
-    NODE_IP,
     NODE_NAME,
     PORT_SPAN,
-    SERVICE_IP,
+    Instance,
     Layout,
     Node,
     Ports,
@@ -46,6 +45,7 @@ from chaosregistry.cluster.layout import (
 from chaosregistry.cluster.pki import cluster_cert_specs, ensure_pki, node_cert_specs
 from chaosregistry.cluster.workloads import head_of_line_deployments
 
+NODE_IP, SERVICE_IP = Instance(0).node_ip(0), Instance(0).service_ip
 SPECS = cluster_cert_specs(NODE_NAME, NODE_IP, SERVICE_IP)
 CHROOT = "/usr/sbin/chroot"
 

@@ -1,21 +1,28 @@
 """The shared test cluster's rules (tests/support/cluster.py), without a cluster: the cluster
-tier's order, the check that a module left the cluster as it found it, and what a cluster test
-fails with when the test bed's binaries do not build."""
+tier's order, the check that a module left the cluster as it found it, what a cluster test
+fails with when the test bed's binaries do not build, and the instance a test cluster takes."""
 
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import support.cluster
 from support.cluster import (
     BUILD_LOG_TAIL,
     ClusterState,
     assert_as_found,
     build_failure,
+    cluster_instance,
     shared_cluster_last,
+    take_free_instance,
 )
 
 from chaosregistry.cluster.build import BuildError
+from chaosregistry.cluster.layout import Instance
 
 TIER = Path("/repo/tests/cluster")
 
@@ -101,3 +108,61 @@ def test_a_failed_build_fails_the_cluster_test_with_the_tail_of_its_log(tmp_path
     assert build_failure(BuildError("no Go toolchain: install Go or set CHAOSREGISTRY_GO")) == (
         "the test bed's binaries did not build: no Go toolchain: install Go or set CHAOSREGISTRY_GO"
     )
+
+
+@pytest.fixture
+def instance_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """The instances' lock files in a temp dir and the node interfaces that "exist" (a set to
+    fill); the locks taken by ``cluster_instance`` are released at the end."""
+    links: set[str] = set()
+    monkeypatch.setattr(support.cluster, "INSTANCE_LOCK", str(tmp_path / "instance-{}.lock"))
+    monkeypatch.setattr(support.cluster, "link_exists", lambda name: name in links)
+    yield links
+
+
+def held_elsewhere(path: str) -> int:
+    """Hold ``path``'s lock on an open file description of its own, as another process would."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_test_cluster_takes_the_first_instance_no_one_holds(instance_locks: set[str]) -> None:
+    with cluster_instance() as first:
+        assert first == 0
+    other = held_elsewhere(support.cluster.INSTANCE_LOCK.format(0))
+    try:
+        with cluster_instance() as second:
+            assert second == 1
+    finally:
+        os.close(other)
+
+
+def test_an_instance_whose_interface_exists_unlocked_is_passed_over(
+    instance_locks: set[str],
+) -> None:
+    # A cluster not of the tests (runs/cluster, say) on instance 0.
+    instance_locks.add(Instance(0).node_interface)
+    with cluster_instance() as number:
+        assert number == 1
+    instance_locks.add(Instance(1).node_interface)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        take_free_instance()
+    assert str(failed.value) == (
+        "chaosreg-node0, chaosreg1-node0 exist: another test cluster runs on every instance "
+        "(chaosregistry cluster down)"
+    )
+
+
+def test_while_other_test_clusters_hold_every_free_instance_it_waits(
+    instance_locks: set[str],
+) -> None:
+    instance_locks.add(Instance(1).node_interface)
+    other = held_elsewhere(support.cluster.INSTANCE_LOCK.format(0))
+    try:
+        assert take_free_instance() is None
+    finally:
+        os.close(other)
+    taken = take_free_instance()
+    assert taken is not None and taken[0] == 0
+    taken[1].close()
