@@ -114,15 +114,15 @@ typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 # on two, side by side (two test clusters per machine, one per instance):
 # tests/support/scheduling.py. Each worker has its own sandbox, ports, ledger index and state
 # (tests/conftest.py, tests/support/ports.py).
-# PYTEST_WORKERS: two workers for the cluster tier's two units, two for the other tiers
-# meanwhile (3 was measured best while the cluster tier ran on one worker; 4 is estimated, not yet
-# measured on the whole suite: bench/README.md, 2026-12-06).
+# PYTEST_WORKERS: two workers for the cluster tier's two units, three for the other tiers
+# meanwhile. Measured from a clean clone (bench/README.md, 2026-12-06, ninth session): with 5 the
+# two cores are 95-99% busy for the whole run, so more workers would only slow each test.
 # The test bed's binaries build before pytest, beside the Go tools (-j3): building them in the
 # background while the tests ran was measured slower cold (2026-12-06: etcd alone took 725 s
 # niced beside three test workers, against 133 s side by side with the other builds), and the
 # cluster tier, whose worker waits for them, is the suite's longest chain. A cluster test whose
 # binaries do not build fails with the build log's tail (tests/support/cluster.py).
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 5
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
