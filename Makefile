@@ -52,8 +52,9 @@ setup: $(VENV_STAMP) .apt-installed ## install everything (apt packages, venv, G
 
 go-tools: $(GO_TOOLS)
 
-# The Kubernetes test bed's binaries (etcd, Kubernetes, Chaos Mesh; cached by version), for the
-# cluster tier. `make pytest-all` builds them alongside the Go tools, so a cold run overlaps the two.
+# The Kubernetes test bed's binaries (etcd, Kubernetes, Chaos Mesh) and Chaos Mesh's CRDs, cached
+# by version, for the cluster tier. `make pytest-all` builds them alongside the Go tools, so a cold
+# run overlaps the two, and no test cluster generates the CRDs while the tests run.
 cluster-binaries: $(VENV_STAMP)
 	$(BIN)/chaosregistry cluster build
 

@@ -172,8 +172,9 @@ def run_go(
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One build per cache entry at a time (a CLI and a test session may race)."""
+def build_lock(directory: Path) -> Iterator[None]:
+    """One build per cache entry at a time (a CLI and a test session, or two test clusters
+    coming up at once, may race)."""
     with locks.hold(directory / ".lock", timeout=None):
         yield
 
@@ -182,7 +183,7 @@ def ensure_built(build: GoBuild, progress: Progress) -> Path:
     """The directory holding ``build``'s binaries, building them first if needed."""
     if build.is_built():
         return build.bin_dir
-    with _locked(build.directory):
+    with build_lock(build.directory):
         if build.is_built():
             return build.bin_dir
         go = go_binary()
@@ -321,7 +322,7 @@ def ensure_controller_gen(progress: Progress) -> Path:
     binary = directory / "bin" / "controller-gen"
     if binary.is_file():
         return binary
-    with _locked(directory):
+    with build_lock(directory):
         if binary.is_file():
             return binary
         progress(f"build: go install controller-gen {versions.CONTROLLER_TOOLS_VERSION}")
@@ -358,7 +359,7 @@ def ensure_chaos_mesh_controller(progress: Progress) -> Path:
     binary = directory / "bin" / "chaos-controller-manager"
     if binary.is_file():
         return binary
-    with _locked(directory):
+    with build_lock(directory):
         if binary.is_file():
             return binary
         go, log = go_binary(), directory / "build.log"

@@ -124,12 +124,17 @@ def up_command(
 
 @cluster_group.command("build")
 def build_command() -> None:
-    """Build what is missing of the test bed's binaries (etcd, Kubernetes, Chaos Mesh), cached
-    by version; start nothing. `cluster up` does this too."""
+    """Build what is missing of the test bed's binaries (etcd, Kubernetes, Chaos Mesh) and
+    generate Chaos Mesh's CRDs, cached by version; start nothing. `cluster up` does this too."""
     from chaosregistry.cluster.build import ensure_binaries
+    from chaosregistry.cluster.crds import generate_crds
 
     binaries = ensure_binaries(_progress)
-    click.echo(f"test bed binaries ready: {binaries.kubelet.parent}, {binaries.etcd.parent}")
+    crds = generate_crds(_progress)
+    click.echo(
+        f"test bed binaries ready: {binaries.kubelet.parent}, {binaries.etcd.parent}; "
+        f"{len(crds)} Chaos Mesh CRDs in {crds[0].parent}"
+    )
 
 
 @cluster_group.command("down")

@@ -21,6 +21,7 @@ from chaosregistry.cluster import versions
 from chaosregistry.cluster.build import (
     BuildError,
     Progress,
+    build_lock,
     ensure_controller_gen,
     go_binary,
     run_go,
@@ -40,12 +41,24 @@ def crd_directory() -> Path:
 
 
 def generate_crds(progress: Progress) -> list[Path]:
-    """The generated CRD files (generating them first when the cache has none)."""
+    """The generated CRD files (generating them first when the cache has none), one generation
+    at a time: two clusters coming up at once on a cold cache share the directory."""
     directory = crd_directory()
-    out = directory / "crds"
-    if out.is_dir() and (done := sorted(out.glob("*.yaml"))):
+    if done := _generated(directory):
         return done
     controller_gen = ensure_controller_gen(progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    with build_lock(directory):
+        return _generated(directory) or _generate(directory, controller_gen, progress)
+
+
+def _generated(directory: Path) -> list[Path]:
+    out = directory / "crds"
+    return sorted(out.glob("*.yaml")) if out.is_dir() else []
+
+
+def _generate(directory: Path, controller_gen: Path, progress: Progress) -> list[Path]:
+    out = directory / "crds"
     src = directory / "src"
     src.mkdir(parents=True, exist_ok=True)
     log = directory / "build.log"
