@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from support.sandbox import SandboxInfo
+from support.sandbox import SandboxInfo, assert_pulls_the_catalogued_bytes
 
 from chaosregistry.errors import ErrorClass, PullError
 from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
@@ -32,28 +32,7 @@ def config(sandbox: SandboxInfo) -> dict[str, Any]:
 def test_every_seeded_image_and_platform_pulls_with_the_catalogued_bytes(
     sandbox: SandboxInfo,
 ) -> None:
-    pulled_platforms = 0
-    with RegistryClient(
-        sandbox.endpoints["registry"], credentials=creds(sandbox), verify=sandbox.ca_file
-    ) as client:
-        for entry in sandbox.catalog:
-            for platform in entry["platforms"]:
-                result = pull(
-                    client,
-                    ImageReference(entry["repository"], entry["tag"]),
-                    platform=Platform.parse(platform["platform"]),
-                )
-                assert result.ok, result.error
-                assert result.verified
-                assert result.digest == entry["digest"]
-                assert result.manifest_digest == platform["manifest_digest"]
-                expected = [platform["config"], *platform["layers"]]
-                assert [(b.digest, b.size) for b in result.blob_timings] == [
-                    (b["digest"], b["size"]) for b in expected
-                ]
-                assert result.bytes == sum(b["size"] for b in expected)
-                pulled_platforms += 1
-    assert pulled_platforms == sum(len(e["platforms"]) for e in sandbox.catalog)
+    assert_pulls_the_catalogued_bytes(sandbox)
 
 
 def test_both_platforms_of_the_index_resolve_to_different_manifests(sandbox: SandboxInfo) -> None:

@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from support.sandbox import SandboxInfo, running_sandbox
+from support.sandbox import assert_pulls_the_catalogued_bytes, running_sandbox
 
-from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
-from chaosregistry.oci.auth import Credentials
 from chaosregistry.sandbox.content import SEED_VERSION
 from chaosregistry.sandbox.implementations import implementation
 from chaosregistry.sandbox.seed_template import MANIFEST, template_key, template_path
@@ -27,28 +25,6 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def progress_of(capsys: pytest.CaptureFixture[str], label: str) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith(label)]
-
-
-def assert_pulls_the_catalogued_bytes(sandbox: SandboxInfo) -> None:
-    """Every tag and platform pulls, digest-verified, with the catalogued blobs."""
-    with RegistryClient(
-        sandbox.endpoints["registry"],
-        credentials=Credentials(sandbox.username, sandbox.password),
-        verify=sandbox.ca_file,
-    ) as client:
-        for entry in sandbox.catalog:
-            for platform in entry["platforms"]:
-                result = pull(
-                    client,
-                    ImageReference(entry["repository"], entry["tag"]),
-                    platform=Platform.parse(platform["platform"]),
-                )
-                assert result.ok and result.verified, result.error
-                assert result.digest == entry["digest"]
-                expected = [platform["config"], *platform["layers"]]
-                assert [(b.digest, b.size) for b in result.blob_timings] == [
-                    (b["digest"], b["size"]) for b in expected
-                ]
 
 
 def test_a_sandbox_from_the_template_serves_the_pushed_seed_s_catalog_and_bytes(

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosregistry.oci import ImageReference, Platform, RegistryClient, pull
+from chaosregistry.oci.auth import Credentials
 from chaosregistry.sandbox import down, load_credentials, up
 from support.ports import free_base_port
 
@@ -68,3 +70,30 @@ def running_sandbox(
         yield SandboxInfo(endpoints, creds.username, creds.password, catalog, Path(run_dir))
     finally:
         down(run_dir)
+
+
+def assert_pulls_the_catalogued_bytes(sandbox: SandboxInfo) -> None:
+    """Every seeded tag and platform pulls from the registry, digest-verified, with exactly the
+    catalogued manifest, blobs and byte count."""
+    pulled_platforms = 0
+    with RegistryClient(
+        sandbox.endpoints["registry"],
+        credentials=Credentials(sandbox.username, sandbox.password),
+        verify=sandbox.ca_file,
+    ) as client:
+        for entry in sandbox.catalog:
+            for platform in entry["platforms"]:
+                result = pull(
+                    client,
+                    ImageReference(entry["repository"], entry["tag"]),
+                    platform=Platform.parse(platform["platform"]),
+                )
+                assert result.ok and result.verified, result.error
+                assert result.digest == entry["digest"], (result.digest, entry)
+                assert result.manifest_digest == platform["manifest_digest"], platform
+                expected = [platform["config"], *platform["layers"]]
+                pulled = [(b.digest, b.size) for b in result.blob_timings]
+                assert pulled == [(b["digest"], b["size"]) for b in expected], pulled
+                assert result.bytes == sum(b["size"] for b in expected), result.bytes
+                pulled_platforms += 1
+    assert pulled_platforms == sum(len(e["platforms"]) for e in sandbox.catalog)
