@@ -71,7 +71,7 @@ def test_a_fault_ends_by_itself_at_its_duration(
     eventually("the toxic removed", lambda: toxics(sandbox) == [], timeout=1.5 + 3)
     # The watchdog removes the toxic, verifies it gone, then marks the entry reverted: the
     # entry follows the toxic a moment later.
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 def test_bandwidth_limit_slows_blob_transfer(

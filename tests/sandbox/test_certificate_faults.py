@@ -156,7 +156,7 @@ def test_the_watchdog_restores_the_certificate_at_expiry(
         lambda: served(sandbox) == original(sandbox),
         timeout=2 + 5,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=2)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
     assert pull_error(configuration) is None
 
 

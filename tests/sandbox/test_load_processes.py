@@ -70,8 +70,9 @@ def test_terminate_ends_every_process_of_the_group(
 ) -> None:
     identity = spawn_group(spawned)
     started = time.monotonic()
-    terminate_group(identity, grace=5.0)
-    assert time.monotonic() - started < 4.0  # SIGTERM was enough, no wait for the grace
+    terminate_group(identity, grace=30.0)
+    # SIGTERM was enough: it did not wait out the grace (with room for a loaded machine).
+    assert time.monotonic() - started < 15.0
     assert group_members(identity.pgid) == []
     assert identity.members() == []
 

@@ -103,7 +103,7 @@ def test_a_new_quota_starts_every_count_at_zero_and_ends_at_its_duration(
         lambda: manifest(registry, "HEAD").status_code == 200,
         timeout=3 + 8,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 @pytest.mark.parametrize(

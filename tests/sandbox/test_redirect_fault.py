@@ -140,7 +140,7 @@ def test_the_redirect_ends_at_its_duration(
         lambda: registry.head(path).status_code == 200,
         timeout=3 + 8,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 @pytest.mark.parametrize(

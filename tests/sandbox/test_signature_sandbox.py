@@ -350,7 +350,7 @@ def test_the_watchdog_restores_the_signature_at_expiry(
         lambda: probe(sandbox, SIGNED)["verdict"] == "verified",
         timeout=2 + 8,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 def test_a_failing_referrers_api_is_classified_and_not_a_licence_to_fall_back(
@@ -409,7 +409,7 @@ def test_the_watchdog_restores_the_referrers_api_at_expiry(
         lambda: probe(sandbox, BUNDLE)["verdict"] == "verified",
         timeout=2 + 8,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 @pytest.mark.parametrize(

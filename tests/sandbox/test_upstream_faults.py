@@ -221,7 +221,7 @@ def test_the_watchdog_ends_the_fault_at_its_duration(
         lambda: upstream_answer(mirrored, "HEAD", path).status_code == 401,
         timeout=2 + 8,
     )
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=5)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
 
 def test_bad_input_and_a_second_fault_are_refused_with_nothing_changed(

@@ -40,6 +40,11 @@ TOXIPROXY_BINARY = Path(
 )
 # Short idle exit so every test can check that its watchdog went away by itself.
 WATCHDOG_IDLE_EXIT = 1.0
+# How long a test waits for the watchdog to act once it should: it ticks every few tenths of a
+# second and typically acts within one (the tests print what they measured), but a 2-core
+# machine running the whole suite at load 10 has taken over 2 s. A bound, not a figure: the
+# figures are the printed measurements, the property is that it happens at all, and not early.
+SETTLES_WITHIN = 10.0
 
 
 def wait_until(
@@ -193,7 +198,9 @@ def own_ledger(
     assert_watchdog_exits(ledger_dir)
 
 
-def assert_watchdog_exits(directory: Path, timeout: float = WATCHDOG_IDLE_EXIT + 14) -> None:
+def assert_watchdog_exits(
+    directory: Path, timeout: float = WATCHDOG_IDLE_EXIT + SETTLES_WITHIN
+) -> None:
     """Fail unless no watchdog runs for ``directory`` within ``timeout`` (kill it if one does).
 
     It exits ``WATCHDOG_IDLE_EXIT`` after its last active fault, and this returns as soon as it
@@ -372,7 +379,9 @@ def assert_refused_before_recording(
         pytest.fail(f"the ledger recorded {len(recorded)} fault(s) for refused input")
 
 
-def assert_reverted_at_expiry(ledger_dir: Path, fault_id: str, timeout: float) -> None:
+def assert_reverted_at_expiry(
+    ledger_dir: Path, fault_id: str, timeout: float = SETTLES_WITHIN
+) -> None:
     """The ledger's entry ``fault_id`` becomes reverted within ``timeout`` seconds, for the
     reason ``expired`` (the watchdog ended it at its duration, not a rollback) and not before
     the time it was to expire."""
