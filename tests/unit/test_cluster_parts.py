@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import subprocess
 import tarfile
 import tomllib
@@ -409,6 +410,27 @@ def test_a_failed_go_step_says_which_step_and_its_last_line_and_keeps_its_log(
 def test_binary_names_follow_go_build_and_renames() -> None:
     assert build.ETCD_BUILD.built_names() == ["server"]
     assert build.ETCD_BUILD.binaries() == ["etcd"]
+
+
+def test_the_makefiles_go_tools_build_without_dwarf_like_the_test_bed() -> None:
+    # Two copies of one choice, the Makefile's for its `go install`s and build.py's for the
+    # test bed: this keeps them from drifting apart.
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    line = re.search(r"^GO_BUILD_FLAGS := (.*)$", makefile, re.MULTILINE)
+    assert line is not None
+    makefile_flags = set(shlex.split(line.group(1)))
+    assert {"-trimpath", "-gcflags=all=-dwarf=false"} <= set(build.GO_BUILD_FLAGS)
+    assert {"-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w"} == makefile_flags
+    go_commands = [
+        line
+        for line in makefile.splitlines()
+        if line.startswith("\t")
+        and re.search(r"\bgo (install|build) ", line)
+        and "echo" not in line
+    ]
+    assert len(go_commands) == 6  # toxiproxy, Distribution, crane, ggcr-registry, regsync, cosign
+    assert all("$(GO_BUILD_FLAGS)" in line for line in go_commands), go_commands
+    assert "-s -w" in build.ETCD_BUILD.ldflags()
 
 
 def test_cluster_up_refuses_a_node_count_out_of_range_in_one_line(tmp_path: Path) -> None:

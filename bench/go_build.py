@@ -1,0 +1,80 @@
+"""bench/go_build: a cold compile with the project's Go build flags vs Go's defaults.
+
+Every Go binary the project builds (the Makefile's tools, the test bed's etcd, Kubernetes and
+Chaos Mesh) is compiled without DWARF (``chaosregistry.cluster.build.GO_BUILD_FLAGS``). This
+compiles one command package cold, with an empty build cache each time and the module cache
+shared (so downloads are not timed), alternating the two flag sets round by round (A B A B ...)
+so a noisy machine slows them alike. It reports each median of wall time and of CPU (user +
+system of the go command and its compilers), and the flags' ratio to the defaults. Goal (issue
+21): less CPU for the cold set-up, which is CPU-bound on 2 cores.
+
+    .venv/bin/python bench/go_build.py [--package PKG@VERSION] [--rounds 2]
+
+The default package is CNCF Distribution's registry (~2 CPU-minutes a compile).
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from chaosregistry.cluster.build import GO_BUILD_FLAGS, go_binary
+
+DEFAULT_PACKAGE = "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def compile_cold(package: str, flags: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one ``go install`` into a throwaway GOBIN, cold cache."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-go-build-"))
+    env = dict(os.environ, GOCACHE=str(scratch / "cache"), GOBIN=str(scratch / "bin"))
+    env.update({"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false"})
+    try:
+        cpu, started = children_cpu(), time.perf_counter()
+        subprocess.run([go_binary(), "install", *flags, package], env=env, check=True)
+        return time.perf_counter() - started, children_cpu() - cpu
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package", default=DEFAULT_PACKAGE)
+    parser.add_argument("--rounds", type=int, default=2)
+    options = parser.parse_args()
+    # The same flags as the project's builds, linked as they are (-s -w).
+    contenders = {
+        "Go's defaults": ["-p", "2"],
+        "the project's flags": [*GO_BUILD_FLAGS, "-ldflags=-s -w"],
+    }
+    # Download the modules once, outside the timings: -n plans the build (which loads every
+    # package, fetching its module) and runs none of it.
+    subprocess.run([go_binary(), "install", "-n", options.package], check=True, capture_output=True)
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for round_ in range(options.rounds):
+        for name, flags in contenders.items():
+            wall, cpu = compile_cold(options.package, flags)
+            figures[name].append((wall, cpu))
+            print(f"round {round_ + 1}: {name:20} wall {wall:6.1f} s  cpu {cpu:6.1f} s", flush=True)
+    base_wall = statistics.median(wall for wall, _ in figures["Go's defaults"])
+    base_cpu = statistics.median(cpu for _, cpu in figures["Go's defaults"])
+    for name, values in figures.items():
+        wall = statistics.median(w for w, _ in values)
+        cpu = statistics.median(c for _, c in values)
+        print(
+            f"{name:20} median wall {wall:6.1f} s ({wall / base_wall:4.2f}x)  "
+            f"cpu {cpu:6.1f} s ({cpu / base_cpu:4.2f}x)  (n={options.rounds})"
+        )
+
+
+if __name__ == "__main__":
+    main()
