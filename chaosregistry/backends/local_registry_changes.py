@@ -18,7 +18,9 @@ went read-only in 2020): the replicas and the token registry (every Distribution
 registry's storage) are restarted one at a time with ``readonly: {enabled: true}`` in their
 configuration. Distribution reads its configuration once, so a restart is the only way in; one
 at a time, the next replica only once nginx passes requests to the restarted one again, so
-nginx always has a replica to pass each pull to (measured: no pull failed during the switch).
+nginx always has a replica to pass each pull to, and a replica told to stop finishes the blobs it
+is serving first (``http.draintimeout``, sandbox/configs.py; without it a blob was once cut
+short). Measured: no pull failed during the switch.
 We restart the real registry rather than have nginx imitate it: the answer is then Distribution's
 own, whatever its version says (2.8 and 3.1.2: ``405 Method Not Allowed``, ``Allow: GET,
 HEAD``, a plain-text body ``Method not allowed``, no registry error code), and a restart takes

@@ -38,6 +38,9 @@ RATE_BURST = 4
 RETRY_AFTER_SECONDS = 2
 # How long nginx leaves a replica alone after one failed request to it (its fail_timeout).
 REPLICA_FAIL_TIMEOUT = 2
+# How long a Distribution stopped with SIGTERM may finish its requests in flight; under the
+# sandbox's stop timeout (processes.STOP_TIMEOUT, 10 s), after which it is SIGKILLed.
+DRAIN_SECONDS = 5
 
 
 def _distribution_base(
@@ -47,6 +50,11 @@ def _distribution_base(
         "addr": f"{HOST}:{http_port}",
         "secret": http_secret,
         "headers": {"X-Content-Type-Options": ["nosniff"]},
+        # On SIGTERM, finish the requests in flight before exiting (Distribution's default, 0,
+        # cuts them): a replica restarted behind nginx (registry.read-only) then ends no pull
+        # mid-blob. Seen without it: a blob truncated 110592 bytes short during the restarts.
+        # A hard stop is SIGKILL (the node-kill fault), which this does not touch.
+        "draintimeout": f"{DRAIN_SECONDS}s",
     }
     if debug_port is not None:
         http["debug"] = {

@@ -8,16 +8,19 @@ are only trustworthy if none goes missing and none is invented.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.polling import eventually
 from support.ports import free_port
 from support.sandbox import SandboxInfo
 
@@ -88,9 +91,14 @@ def worker_command(sandbox: SandboxInfo, master_port: str, records_dir: Path) ->
 
 
 def run_distributed(
-    sandbox: SandboxInfo, work: Path, images: str, extra: tuple[str, ...] = ()
+    sandbox: SandboxInfo,
+    work: Path,
+    images: str,
+    extra: tuple[str, ...] = (),
+    meanwhile: Callable[[Path, list[subprocess.Popen[bytes]]], None] | None = None,
 ) -> DistributedRun:
-    """docs/load.md's master and workers on loopback; returns once all three have exited."""
+    """docs/load.md's master and workers on loopback; returns once all three have exited.
+    ``meanwhile(master log, workers)`` runs once they have started."""
     port = str(free_port())
     master_dir = work / "master"
     master = [
@@ -110,6 +118,8 @@ def run_distributed(
             for directory, log in zip(records_dirs, logs[1:], strict=True)
         ]
         run = DistributedRun({}, records_dirs, logs)
+        if meanwhile is not None:
+            meanwhile(logs[0], workers)
         try:
             master_code = master_process.wait(timeout=WORKERS_MAX_WAIT + SECONDS + 60)
             # Workers quit when their master does.
@@ -213,3 +223,46 @@ def test_cold_mode_shares_fresh_images_between_workers_by_stride(
         assert len({index % WORKERS for index in mine}) == 1
         offsets[directory] = mine[0] % WORKERS
     assert sorted(offsets.values()) == list(range(WORKERS))
+
+
+def test_a_worker_that_answers_the_end_late_still_has_its_last_pulls_counted(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    # Locust's master waits a fixed 0.5 s for its workers' final reports; a busy machine once
+    # made a worker slower than that, and the master lost 29 of 94 pulls. Here one worker is
+    # stopped (SIGSTOP) across the end of the run and let go 1.2 s after it, well past 0.5 s
+    # and short of the 3 s after which the master would count it missing.
+    def pause_a_worker_across_the_end(
+        master_log: Path, workers: list[subprocess.Popen[bytes]]
+    ) -> None:
+        eventually(
+            "the master's run-time set",
+            lambda: "Run time limit set" in master_log.read_text(),
+            timeout=WORKERS_MAX_WAIT,
+            interval=0.05,
+        )
+        time.sleep(SECONDS - 0.5)  # the scenario: the pause starts just before the end
+        os.kill(workers[0].pid, signal.SIGSTOP)
+        try:
+            eventually(
+                "the master's run-time reached",
+                lambda: "--run-time limit reached" in master_log.read_text(),
+                timeout=30,
+                interval=0.05,
+            )
+            time.sleep(1.2)  # the scenario: the worker answers late
+        finally:
+            os.kill(workers[0].pid, signal.SIGCONT)
+
+    run = run_distributed(
+        sandbox, tmp_path, "tiny/hello:latest", meanwhile=pause_a_worker_across_the_end
+    )
+    completed = [r for r in run.records() if not r["interrupted"]]
+    per_worker = [
+        [r for r in records.read_records(directory) if not r["interrupted"]]
+        for directory in run.records_dirs
+    ]
+    assert all(per_worker), "a worker completed no pull"
+    (row,) = run.pull_rows().values()
+    assert row["num_failures"] == 0
+    assert row["num_requests"] == len(completed), run.tails()

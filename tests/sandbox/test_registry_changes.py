@@ -1,10 +1,13 @@
 """Registry changes on the real sandbox, on both Distribution versions it runs: a tag deleted
 (pulls by tag fail not-found, by digest they still work, the pull-through mirror keeps serving
 what it cached) and the registry switched read-only (every write refused 405, pulls keep
-working); each put back through the ledger (rollback action, watchdog at expiry), bad input one
-line that changes nothing. ggcr has no read-only mode (refused: tests/unit)."""
+working, and a replica stopped for the switch finishes the blob it serves); each put back through
+the ledger (rollback action, watchdog at expiry), bad input one line that changes nothing. ggcr
+has no read-only mode (refused: tests/unit)."""
 
+import hashlib
 import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from support.faults import (
     assert_reverted_at_expiry,
     own_ledger,
 )
+from support.polling import eventually
 from support.sandbox import SandboxInfo, running_sandbox
 
 from chaosregistry.actions import registry_changes as actions
@@ -25,7 +29,7 @@ from chaosregistry.faults.ledger import Ledger
 from chaosregistry.oci import RegistryClient
 from chaosregistry.probes.pull import pull_image
 from chaosregistry.probes.push import push_outcome
-from chaosregistry.sandbox import load_credentials
+from chaosregistry.sandbox import load_credentials, start_process, stop_process
 from chaosregistry.sandbox.seed import push_unique_image
 
 SEEDED = "shop/frontend:shop-prod-1.4.2"
@@ -223,3 +227,54 @@ def test_a_second_read_only_fault_is_refused_while_one_is_active(
     with pytest.raises(ActivityFailed, match="already active"):
         actions.set_registry_read_only(duration=60, configuration=configuration)
     assert len(Ledger(configuration["ledger_dir"]).active()) == 1
+
+
+def test_a_replica_stopped_with_sigterm_finishes_the_blob_it_is_serving(
+    registry_sandbox: SandboxInfo,
+) -> None:
+    # What keeps the read-only restarts from cutting a pull (the sandbox's Distributions drain
+    # on SIGTERM). A 16 MiB layer is more than loopback's socket buffers hold, so the replica
+    # is still writing it when told to stop; the test reads no further until the replica has
+    # closed its listener, then reads the rest.
+    sandbox = registry_sandbox
+    amd64 = next(
+        p
+        for p in sandbox.image("medium/app", "latest")["platforms"]
+        if p["platform"] == "linux/amd64"
+    )
+    layer = max(amd64["layers"], key=lambda blob: blob["size"])
+    assert layer["size"] >= 16 * 1024 * 1024
+    replica = sandbox.endpoints["replicas"][0]
+    host, port = replica["url"].split("://", 1)[1].rstrip("/").rsplit(":", 1)
+
+    def refuses_connections() -> bool:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    received = hashlib.sha256()
+    size = 0
+    stopping = threading.Thread(target=stop_process, args=(sandbox.run_dir, replica["name"]))
+    try:
+        with httpx.Client(verify=sandbox.tls, auth=sandbox.auth, timeout=30) as raw:
+            url = f"{replica['url'].rstrip('/')}/v2/medium/app/blobs/{layer['digest']}"
+            with raw.stream("GET", url) as answer:
+                assert answer.status_code == 200
+                chunks = answer.iter_raw(64 * 1024)
+                first = next(chunks)
+                received.update(first)
+                size += len(first)
+                stopping.start()
+                eventually("the replica's listener closed", refuses_connections, timeout=10)
+                for chunk in chunks:
+                    received.update(chunk)
+                    size += len(chunk)
+        stopping.join()
+    finally:
+        if stopping.is_alive():
+            stopping.join()
+        start_process(sandbox.run_dir, replica["name"])
+    assert size == layer["size"]
+    assert f"sha256:{received.hexdigest()}" == layer["digest"]
