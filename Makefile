@@ -127,8 +127,14 @@ typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 # cluster tier, whose worker waits for them, is the suite's longest chain. A cluster test whose
 # binaries do not build fails with the build log's tail (tests/support/cluster.py).
 PYTEST_WORKERS ?= 5
+# The package's bytecode, written before the tests: the suite starts thousands of Python
+# processes (chaos run, the CLI, watchdogs, Locust), and where PYTHONDONTWRITEBYTECODE is set
+# (as on our CI machines) each would compile every module it imports again (`chaosregistry
+# validate`: 0.47 s of CPU, 0.34 s with the bytecode). compileall skips what is up to date.
+PYTEST_WORKERS ?= 5
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
+	@$(BIN)/python -m compileall -q chaosregistry
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
 
 # No Go tool and no test bed: the unit tier starts no server. It does run Debian's promtool
