@@ -24,7 +24,7 @@ REGSYNC := $(CACHE)/regsync-$(REGSYNC_VERSION)/regsync
 COSIGN_VERSION := 3.1.3
 COSIGN := $(CACHE)/cosign-$(COSIGN_VERSION)/cosign
 # No DWARF, neither compiled nor linked: nothing here debugs these tools, and a cold compile
-# takes 0.87x the CPU without it (bench/README.md). The same flags as the test bed's builds.
+# takes 0.86x the CPU without it (bench/go_build.py). The same flags as the test bed's builds.
 GO_BUILD_FLAGS := -trimpath -ldflags="-s -w" -gcflags=all=-dwarf=false
 APT_PACKAGES := docker-registry nginx-light skopeo curl chromium containerd runc containernetworking-plugins busybox-static
 # The sandbox's Prometheus (and promtool), without its recommended node exporter, a daemon.
@@ -127,11 +127,10 @@ typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 # cluster tier, whose worker waits for them, is the suite's longest chain. A cluster test whose
 # binaries do not build fails with the build log's tail (tests/support/cluster.py).
 PYTEST_WORKERS ?= 5
-# The package's bytecode, written before the tests: the suite starts thousands of Python
+# The package's bytecode is written before the tests: the suite starts thousands of Python
 # processes (chaos run, the CLI, watchdogs, Locust), and where PYTHONDONTWRITEBYTECODE is set
 # (as on our CI machines) each would compile every module it imports again (`chaosregistry
 # validate`: 0.47 s of CPU, 0.34 s with the bytecode). compileall skips what is up to date.
-PYTEST_WORKERS ?= 5
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
 	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
 	@$(BIN)/python -m compileall -q chaosregistry

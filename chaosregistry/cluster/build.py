@@ -36,7 +36,7 @@ from chaosregistry.osutil.files import write_text_atomic
 Progress = Callable[[str], None]
 
 # No DWARF, neither compiled (-gcflags) nor linked (-w, in every -ldflags here): nothing here
-# debugs these binaries, and a cold compile takes 0.87x the CPU without it (bench/README.md).
+# debugs these binaries, and a cold compile takes 0.86x the CPU without it (bench/go_build.py).
 # Panics still print their stacks (those come from the symbol tables Go always keeps).
 GO_BUILD_FLAGS = ("-trimpath", "-p", "2", "-gcflags=all=-dwarf=false")
 HEARTBEAT_SECONDS = 30.0
