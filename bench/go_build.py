@@ -14,7 +14,6 @@ The default package is CNCF Distribution's registry (~2 CPU-minutes a compile).
 """
 
 import argparse
-import os
 import resource
 import shutil
 import statistics
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from chaosregistry.cluster.build import GO_BUILD_FLAGS, go_binary
+from chaosregistry.cluster.build import GO_BUILD_FLAGS, go_binary, go_env
 
 DEFAULT_PACKAGE = "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
 
@@ -36,8 +35,7 @@ def children_cpu() -> float:
 def compile_cold(package: str, flags: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one ``go install`` into a throwaway GOBIN, cold cache."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-go-build-"))
-    env = dict(os.environ, GOCACHE=str(scratch / "cache"), GOBIN=str(scratch / "bin"))
-    env.update({"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false"})
+    env = {**go_env(scratch / "bin"), "GOCACHE": str(scratch / "cache")}
     try:
         cpu, started = children_cpu(), time.perf_counter()
         subprocess.run([go_binary(), "install", *flags, package], env=env, check=True)

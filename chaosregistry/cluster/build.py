@@ -121,7 +121,7 @@ class GoBuild:
         return "\n".join(lines) + "\n"
 
 
-def _go_env(gobin: Path | None = None) -> dict[str, str]:
+def go_env(gobin: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GO111MODULE": "on"})
     # -mod=mod lets go build update the throwaway go.mod/go.sum; go install pkg@version
@@ -153,7 +153,7 @@ def run_go(
         process = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=_go_env(gobin),
+            env=go_env(gobin),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if heartbeat is not None else out,
             text=True,

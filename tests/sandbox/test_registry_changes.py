@@ -7,7 +7,6 @@ has no read-only mode (refused: tests/unit)."""
 
 import hashlib
 import secrets
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from chaosregistry.oci import RegistryClient
 from chaosregistry.probes.pull import pull_image
 from chaosregistry.probes.push import push_outcome
 from chaosregistry.sandbox import load_credentials, start_process, stop_process
+from chaosregistry.sandbox.processes import port_is_free
 from chaosregistry.sandbox.seed import push_unique_image
 
 SEEDED = "shop/frontend:shop-prod-1.4.2"
@@ -245,15 +245,7 @@ def test_a_replica_stopped_with_sigterm_finishes_the_blob_it_is_serving(
     layer = max(amd64["layers"], key=lambda blob: blob["size"])
     assert layer["size"] >= 16 * 1024 * 1024
     replica = sandbox.endpoints["replicas"][0]
-    host, port = replica["url"].split("://", 1)[1].rstrip("/").rsplit(":", 1)
-
-    def refuses_connections() -> bool:
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-        except OSError:
-            return True
-        return False
-
+    port = int(replica["url"].rstrip("/").rsplit(":", 1)[1])
     received = hashlib.sha256()
     size = 0
     stopping = threading.Thread(target=stop_process, args=(sandbox.run_dir, replica["name"]))
@@ -267,11 +259,10 @@ def test_a_replica_stopped_with_sigterm_finishes_the_blob_it_is_serving(
                 received.update(first)
                 size += len(first)
                 stopping.start()
-                eventually("the replica's listener closed", refuses_connections, timeout=10)
+                eventually("the replica's listener closed", lambda: port_is_free(port), timeout=10)
                 for chunk in chunks:
                     received.update(chunk)
                     size += len(chunk)
-        stopping.join()
     finally:
         if stopping.is_alive():
             stopping.join()
