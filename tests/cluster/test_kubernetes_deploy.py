@@ -25,7 +25,7 @@ from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
 from support.cluster import KubeCluster, demo_image, restore_demo, wait_available
-from support.faults import reverted_by
+from support.faults import OUTLIVES_AT_MOST, reverted_by
 from support.polling import eventually
 
 from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
@@ -242,10 +242,6 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
 def labels(kube_cluster: KubeCluster, name: str = DEMO_NAME) -> dict[str, str]:
     found = kube_cluster.client.get(Deployment, name, namespace=DEMO_NAMESPACE)
     return dict((found.metadata.labels if found.metadata else None) or {})
-
-
-# The bound (12, item 9): a fault outlives its expiry by at most this much.
-OUTLIVES_AT_MOST = 5.0
 
 
 def test_sigkill_of_chaos_run_and_its_watchdog_together_still_puts_the_image_back(

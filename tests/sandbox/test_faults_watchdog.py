@@ -165,7 +165,9 @@ def test_fault_ends_when_its_owner_dies(
     ledger = Ledger(faults_ledger_dir)
     wait_until(lambda: ledger.get(entry_id).state is FaultState.REVERTED, timeout=SETTLES_WITHIN)
     assert ledger.get(entry_id).revert_reason == "owner-gone"
-    assert faults_proxy.round_trip() < 0.2
+    # The 200 ms latency is off the path: the best of three round trips is under it (one alone
+    # could be slowed by a loaded machine).
+    assert min(faults_proxy.round_trip() for _ in range(3)) < 0.2
 
 
 def test_watchdog_survives_a_kill_of_the_callers_whole_process_group(

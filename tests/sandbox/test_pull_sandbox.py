@@ -386,7 +386,8 @@ def test_probe_timeout_bounds_a_black_holed_pull(
         configuration={**config(sandbox), "registry_timeout": 30},
     )
     assert result["errors"] == {"timeout": 2}
-    assert 1.0 <= result["max_attempt"] < 3.0  # the probe's 1 s, not the configured 30 s
+    # The probe's 1 s, not the configured 30 s (the upper bound leaves a loaded machine room).
+    assert 1.0 <= result["max_attempt"] < 10.0
 
 
 def test_a_load_balancer_without_live_backends_is_a_server_error(sandbox: SandboxInfo) -> None:

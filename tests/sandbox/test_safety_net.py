@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.faults import assert_watchdog_exits, reverted_by, wait_until
+from support.faults import OUTLIVES_AT_MOST, assert_watchdog_exits, reverted_by, wait_until
 from support.sandbox import SandboxInfo
 
 from chaosregistry.actions import network
@@ -30,8 +30,6 @@ CHAOS = str(Path(sys.executable).with_name("chaos"))
 CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 TRIALS = 10
 HOP = "client-registry"
-# The bound: a fault outlives its expiry by at most this much.
-OUTLIVES_AT_MOST = 5.0
 
 
 def toxics(sandbox: SandboxInfo) -> list[str]:

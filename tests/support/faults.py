@@ -46,6 +46,10 @@ WATCHDOG_IDLE_EXIT = 1.0
 # figures are the printed measurements, the property is that it happens at all, and not early.
 SETTLES_WITHIN = 10.0
 
+# The safety net's promise (issue 12, item 9): a fault whose owner and watchdog were both killed
+# outlives its expiry by at most this much (a guardian starts a new watchdog for the ledger).
+OUTLIVES_AT_MOST = 5.0
+
 
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, interval: float = 0.01, what: str = ""
