@@ -32,6 +32,8 @@ APT_NO_RECOMMENDS := prometheus
 # Commands that prove the Debian packages above are installed.
 APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium \
 	/usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /bin/busybox /usr/bin/prometheus /usr/bin/promtool
+UV_VERSION := 0.13.9
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
@@ -71,11 +73,20 @@ cluster-binaries: $(VENV_STAMP)
 	fi
 	@touch $@
 
-$(VENV_STAMP): pyproject.toml constraints.txt
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --upgrade pip >/dev/null
-	@echo "installing the project into $(VENV) (log: $(VENV)/pip.log)"
-	@$(BIN)/pip install -c constraints.txt -e '.[dev]' > $(VENV)/pip.log 2>&1 || { tail -20 $(VENV)/pip.log; exit 1; }
+# uv installs the venv: from its cache (warm) in about 4 s where pip took 62 s, the same packages at
+# the same versions (constraints.txt), measured from a clean clone on 2026-12-06. uv itself is
+# pinned and kept in the cache, in a venv of its own made by pip. System certificates (native
+# TLS), as pip uses.
+$(UV):
+	@echo "installing uv $(UV_VERSION), the venv's installer (cached in $(CACHE))"
+	@$(PYTHON) -m venv $(CACHE)/uv-$(UV_VERSION)
+	@$(CACHE)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV_STAMP): pyproject.toml constraints.txt | $(UV)
+	@[ -x $(BIN)/python ] || $(UV) venv -q --python $(PYTHON) $(VENV)
+	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
+	@UV_NATIVE_TLS=1 $(UV) pip install --python $(BIN)/python -c constraints.txt -e '.[dev]' \
+		> $(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 $(TOXIPROXY):
