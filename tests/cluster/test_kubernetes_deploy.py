@@ -25,7 +25,7 @@ from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Namespace
 from support.cluster import KubeCluster, demo_image, restore_demo, wait_available
-from support.faults import OUTLIVES_AT_MOST, reverted_by
+from support.faults import OUTLIVES_AT_MOST, SETTLES_WITHIN, reverted_by
 from support.polling import eventually
 
 from chaosregistry.actions.deploy import deploy_bad_tag, rollback_deployment
@@ -220,7 +220,7 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
         eventually(
             f"trial {trial}: original image back",
             lambda: demo_image(kube_cluster.client, DEMO_NAMESPACE) == ORIGINAL,
-            timeout=KILL_DURATION + 5,
+            timeout=KILL_DURATION + SETTLES_WITHIN,
             interval=0.05,
         )
         restored_after.append(time.monotonic() - killed)
@@ -229,7 +229,7 @@ def test_sigkill_of_chaos_run_after_bad_tag_puts_the_original_image_back(
             lambda entry_id=entry.id: (
                 (e := ledger.get(entry_id)).state is FaultState.REVERTED and e
             ),
-            timeout=5,
+            timeout=SETTLES_WITHIN,
         )
         assert reverted.revert_reason is RevertReason.OWNER_GONE
         assert ORIGINAL_IMAGE_ANNOTATION not in annotations(kube_cluster)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from lightkube.resources.apps_v1 import Deployment
 from support.cluster import KubeCluster, outputs, restore_demo, run_gameday, wait_available
+from support.faults import SETTLES_WITHIN, SHORT_FAULT
 from support.polling import eventually
 
 from chaosregistry.actions.network import add_latency, partition, remove_network_faults
@@ -117,17 +118,23 @@ def test_latency_is_a_network_chaos_reported_unconfirmed_and_deleted_on_rollback
 def test_partition_expires_and_the_watchdog_deletes_its_object(
     kube_cluster: KubeCluster, env: Path
 ) -> None:
-    result = partition("client-registry", duration=2, configuration=chaos_mesh_configuration())
+    result = partition(
+        "client-registry", duration=SHORT_FAULT, configuration=chaos_mesh_configuration()
+    )
     name = result["applied"]["object"].rsplit("/", 1)[1]
     obj = stored(kube_cluster, name)
-    assert obj["spec"]["action"] == "partition" and obj["spec"]["duration"] == "2s"
+    assert obj["spec"]["action"] == "partition" and obj["spec"]["duration"] == f"{SHORT_FAULT:g}s"
     gone_after = eventually(
-        "NetworkChaos deleted at expiry", lambda: stored(kube_cluster, name) is None, timeout=10
+        "NetworkChaos deleted at expiry",
+        lambda: stored(kube_cluster, name) is None,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert gone_after
     (entry,) = Ledger(env).all()
     eventually(
-        "entry reverted", lambda: Ledger(env).get(entry.id).state is FaultState.REVERTED, timeout=5
+        "entry reverted",
+        lambda: Ledger(env).get(entry.id).state is FaultState.REVERTED,
+        timeout=SETTLES_WITHIN,
     )
     assert Ledger(env).get(entry.id).revert_reason is RevertReason.EXPIRED
 

@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from support.faults import assert_refused_before_recording, assert_reverted_at_expiry
+from support.faults import (
+    SETTLES_WITHIN,
+    assert_refused_before_recording,
+    assert_reverted_at_expiry,
+)
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
@@ -58,7 +62,8 @@ def test_latency_is_seen_by_pulls_and_gone_after_its_undo(
     undone = network.remove_network_faults(hop="client-registry", configuration=configuration)
     assert undone["count"] == 1 and undone["reverted"][0]["state"] == "reverted"
     assert toxics(sandbox) == []
-    assert p50(configuration) < baseline + 0.25
+    # Back under the fault's two delayed responses (0.6 s) above the baseline.
+    assert p50(configuration) < baseline + 0.5
     entry = Ledger(configuration["ledger_dir"]).get(fault["fault_id"])
     assert entry.state is FaultState.REVERTED and entry.revert_reason == "rollback"
 
@@ -68,7 +73,7 @@ def test_a_fault_ends_by_itself_at_its_duration(
 ) -> None:
     fault = network.add_latency(latency_ms=100, duration=1.5, configuration=configuration)
     assert len(toxics(sandbox)) == 1
-    eventually("the toxic removed", lambda: toxics(sandbox) == [], timeout=1.5 + 3)
+    eventually("the toxic removed", lambda: toxics(sandbox) == [], timeout=1.5 + SETTLES_WITHIN)
     # The watchdog removes the toxic, verifies it gone, then marks the entry reverted: the
     # entry follows the toxic a moment later.
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
@@ -92,10 +97,13 @@ def test_partition_modes_fail_pulls_with_their_class(
     sandbox: SandboxInfo, configuration: dict[str, Any], mode: str, expected: set[str]
 ) -> None:
     network.partition(mode=mode, duration=30, configuration=configuration)
-    result = pull_probes.pull_image("tiny/hello:latest", timeout=1, configuration=configuration)
+    result = pull_probes.pull_image(
+        "tiny/hello:latest", timeout=1, configuration={**configuration, "registry_timeout": 30}
+    )
     assert not result["ok"]
     assert result["error"]["class"] in expected
-    assert result["timings"]["total"] < 3
+    # The probe's 1 s, not the configured 30 s (the bound leaves a loaded machine room).
+    assert result["timings"]["total"] < 10
     network.remove_network_faults(configuration=configuration)
     assert pull_probes.pull_image("tiny/hello:latest", configuration=configuration)["ok"]
 
@@ -200,7 +208,11 @@ def test_a_killed_node_is_restarted_after_restart_after(
         node="registry-2", restart_after=1, duration=30, configuration=configuration
     )
     assert not running(sandbox, "registry-2")
-    eventually("registry-2 running again", lambda: running(sandbox, "registry-2"), timeout=5)
+    eventually(
+        "registry-2 running again",
+        lambda: running(sandbox, "registry-2"),
+        timeout=1 + SETTLES_WITHIN,
+    )
 
 
 @pytest.mark.parametrize(

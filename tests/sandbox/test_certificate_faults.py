@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
+    SETTLES_WITHIN,
+    SHORT_FAULT,
     WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
@@ -149,12 +151,12 @@ def test_the_ratelimited_twin_target_leaves_the_registry_server_alone(
 def test_the_watchdog_restores_the_certificate_at_expiry(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
-    fault = certificate.serve_bad_certificate(duration=2, configuration=configuration)
+    fault = certificate.serve_bad_certificate(duration=SHORT_FAULT, configuration=configuration)
     assert served(sandbox) != original(sandbox)
     eventually(
         "the original certificate served",
         lambda: served(sandbox) == original(sandbox),
-        timeout=2 + 5,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
     assert pull_error(configuration) is None
@@ -196,7 +198,7 @@ def test_the_watchdog_restores_the_certificate_when_its_owner_is_sigkilled(
         eventually(
             "the fault reverted",
             lambda: ledger.get(fault_id).state is FaultState.REVERTED,
-            timeout=5,
+            timeout=SETTLES_WITHIN,
         )
         assert ledger.get(fault_id).revert_reason == "owner-gone"
     finally:

@@ -78,7 +78,8 @@ def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
     assert_every_fault_proven(run_dir)
     during = outputs(journal, "pulls-during-partition")
     assert during[0]["errors"] == {"timeout": 2}
-    assert during[0]["max_attempt"] < 4  # fails fast: its 2 s timeout, not a hang
+    # Fails fast: its 2 s timeout, not the default 30 s (the bound leaves a loaded machine room).
+    assert 2.0 <= during[0]["max_attempt"] < 10
     recovery = journal["steady_states"]["after"]["probes"][1]["output"]
     assert recovery["recovered"] and recovery["seconds"] < 5
     assert_nothing_left(sandbox, tmp_path)

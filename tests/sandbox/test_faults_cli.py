@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support.faults import (
+    SETTLES_WITHIN,
     Proxy,
     ToxiproxyServer,
     entry_files,
@@ -17,6 +18,7 @@ from support.faults import (
 from chaosregistry.faults import Entry, FaultState, Ledger, inject, revert
 from chaosregistry.faults.cli import faults_command, rollback_command
 from chaosregistry.faults.toxiproxy_undo import toxic_undo
+from chaosregistry.faults.watchdog_daemon import MAX_BACKOFF
 from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 # The real Toxiproxy, echo server, proxy and ledger fixtures (faults_*).
@@ -102,7 +104,8 @@ def test_rollback_fails_in_one_line_when_a_revert_fails(faults_ledger_dir: Path)
         assert Ledger(faults_ledger_dir).get(entry.id).state is FaultState.REVERT_FAILED
         flaky.start()  # a restarted Toxiproxy holds no toxics: the watchdog's retry verifies
         wait_until(
-            lambda: Ledger(faults_ledger_dir).get(entry.id).state is FaultState.REVERTED, timeout=10
+            lambda: Ledger(faults_ledger_dir).get(entry.id).state is FaultState.REVERTED,
+            timeout=MAX_BACKOFF + SETTLES_WITHIN,  # its next retry, at most the longest back-off
         )
     finally:
         flaky.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.faults import (
+    SETTLES_WITHIN,
     Proxy,
     entry_files,
     wait_until,
@@ -34,6 +35,7 @@ from chaosregistry.faults import (
 from chaosregistry.faults.ledger import CorruptEntryError
 from chaosregistry.faults.toxiproxy_undo import enable_undo, toxic_undo
 from chaosregistry.faults.watchdog import watchdog_pid
+from chaosregistry.faults.watchdog_daemon import MAX_BACKOFF
 from chaosregistry.sandbox.toxiproxy import Toxiproxy
 
 LATENCY_MS = 300
@@ -214,7 +216,8 @@ def test_revert_removes_the_fault_verifies_and_marks_reverted(
     reverted = revert(ledger, entry.id, RevertReason.ROLLBACK)
 
     assert faults_proxy.toxic_names() == []
-    assert faults_proxy.round_trip() < LATENCY_MS / 1000
+    # The best of three (one alone could be slowed by a loaded machine).
+    assert min(faults_proxy.round_trip() for _ in range(3)) < LATENCY_MS / 1000
     assert reverted.state is FaultState.REVERTED
     assert reverted.revert_reason is RevertReason.ROLLBACK
     assert reverted.reverted_at is not None and reverted.reverted_at >= entry.created_at
@@ -374,7 +377,7 @@ def test_failing_undo_marks_revert_failed_and_the_watchdog_retries_it(
         flaky.start()
         wait_until(
             lambda: ledger.get(entry.id).state is FaultState.REVERTED,
-            timeout=10,
+            timeout=MAX_BACKOFF + SETTLES_WITHIN,  # its next retry, at most the longest back-off
             what="the watchdog to retry the failed revert",
         )
         assert ledger.get(entry.id).revert_reason is RevertReason.ROLLBACK

@@ -16,12 +16,14 @@ import httpx
 import numpy
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from support.faults import SETTLES_WITHIN
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
 from chaosregistry.actions.load import start_pull_load, stop_pull_load
 from chaosregistry.faults.ledger import FaultState, Ledger, RevertReason
 from chaosregistry.loadgen import records
+from chaosregistry.loadgen.parameters import STOP_GRACE
 from chaosregistry.oci import ImageReference, RegistryClient, pull
 from chaosregistry.oci.auth import Credentials
 from chaosregistry.osutil.identity import command_line, marked_processes
@@ -103,9 +105,12 @@ def test_a_load_runs_measures_and_stops_by_itself_at_its_duration(
     stats_dir = Path(load["stats_dir"])
     status = json.loads((stats_dir / "status.json").read_text())
     assert status["state"] == "finished" and status["exit_code"] == 0
-    assert SHORT <= status["ended_at"] - status["started_at"] <= SHORT + 10
+    assert status["ended_at"] - status["started_at"] >= SHORT
 
     pulls = records.read_records(stats_dir / "pulls")
+    # It stopped by itself at its duration: counted from its first pull, so that how long Locust
+    # took to import on a busy machine is not in the figure.
+    assert status["ended_at"] - min(p["start"] for p in pulls) <= SHORT + 10
     completed = [p for p in pulls if not p["interrupted"]]
     assert len(completed) >= 10
     assert all(p["ok"] and p["error"] is None for p in completed), completed[:3]
@@ -223,10 +228,12 @@ def test_the_load_dies_with_the_process_that_started_it(
         assert load_processes(load["load_id"])
         owner.send_signal(signum)
         owner.wait(timeout=10)
+        # The watchdog notices the owner gone, then the stop SIGTERMs the load and SIGKILLs
+        # what is left after its grace.
         eventually(
             "the load to be killed",
             lambda: not load_processes(load["load_id"]),
-            timeout=8,
+            timeout=SETTLES_WITHIN + STOP_GRACE,
             interval=0.05,
         )
     finally:
@@ -237,7 +244,7 @@ def test_the_load_dies_with_the_process_that_started_it(
     eventually(
         "the entry reverted",
         lambda: ledger_entry(config, load).state is FaultState.REVERTED,
-        timeout=5,
+        timeout=SETTLES_WITHIN,
         interval=0.05,
     )
     entry = ledger_entry(config, load)

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
+    SETTLES_WITHIN,
+    SHORT_FAULT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     own_ledger,
@@ -95,13 +97,13 @@ def test_a_new_quota_starts_every_count_at_zero_and_ends_at_its_duration(
     registry: httpx.Client, configuration: dict[str, Any]
 ) -> None:
     fault = actions.impose_pull_quota(
-        requests=2, window=60, duration=3, configuration=configuration
+        requests=2, window=60, duration=SHORT_FAULT, configuration=configuration
     )
     assert [manifest(registry, "HEAD").status_code for _ in range(3)] == [200, 200, 429]
     eventually(
         "manifest requests passed on uncounted",
         lambda: manifest(registry, "HEAD").status_code == 200,
-        timeout=3 + 8,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from support.faults import (
+    SETTLES_WITHIN,
+    SHORT_FAULT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     own_ledger,
@@ -133,12 +135,12 @@ def test_the_redirect_ends_at_its_duration(
     registry: httpx.Client, configuration: dict[str, Any]
 ) -> None:
     path = f"/v2/{IMAGE[0]}/manifests/{IMAGE[1]}"
-    fault = actions.redirect_registry(status=308, duration=3, configuration=configuration)
+    fault = actions.redirect_registry(status=308, duration=SHORT_FAULT, configuration=configuration)
     assert registry.head(path).status_code == 308
     eventually(
         "the old name serving its API again",
         lambda: registry.head(path).status_code == 200,
-        timeout=3 + 8,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
+    SHORT_FAULT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     own_ledger,
@@ -132,9 +133,9 @@ def test_a_deleted_tag_comes_back_at_its_duration(
     registry_sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
     image, digest = fresh_image(registry_sandbox, "tag-expiry")
-    fault = actions.delete_tag(image=image, duration=2, configuration=configuration)
+    fault = actions.delete_tag(image=image, duration=SHORT_FAULT, configuration=configuration)
     assert pull_image(image, configuration=configuration)["ok"] is False
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=10)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
     back = pull_image(image, configuration=configuration)
     assert back["ok"] is True and back["digest"] == digest
 
@@ -195,9 +196,9 @@ def test_read_only_refuses_every_write_with_405_while_pulls_keep_working(
 
 
 def test_read_only_ends_at_its_duration(configuration: dict[str, Any]) -> None:
-    fault = actions.set_registry_read_only(duration=2, configuration=configuration)
+    fault = actions.set_registry_read_only(duration=SHORT_FAULT, configuration=configuration)
     assert push_outcome(configuration=configuration)["status"] == 405
-    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"], timeout=15)
+    assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
     assert push_outcome(configuration=configuration)["ok"] is True
 
 

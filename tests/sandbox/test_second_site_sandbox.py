@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.faults import wait_until
+from support.faults import SETTLES_WITHIN, SHORT_FAULT, wait_until
 from support.sandbox import SandboxInfo, running_sandbox
 
 from chaosregistry.actions import network
@@ -307,7 +307,7 @@ def test_sigkill_of_chaos_run_reverts_the_sync_partition(site: SandboxInfo, tmp_
 
 def test_the_watchdog_heals_the_sync_partition_on_expiry(site: SandboxInfo, tmp_path: Path) -> None:
     configuration = config(site, tmp_path)
-    fault = network.partition(hop=HOP_SYNC_DR, duration=3, configuration=configuration)
+    fault = network.partition(hop=HOP_SYNC_DR, duration=SHORT_FAULT, configuration=configuration)
     assert sync_toxics(site) == [fault["applied"]["toxic"]["name"]]
     cut = replication_lag(within=1, configuration=configuration)
     assert cut["replicated"] is False
@@ -315,7 +315,7 @@ def test_the_watchdog_heals_the_sync_partition_on_expiry(site: SandboxInfo, tmp_
     wait_until(lambda: sync_toxics(site) == [], timeout=30, what="the partition expired")
     wait_until(
         lambda: [e.state for e in ledger.all()] == [FaultState.REVERTED],
-        timeout=10,
+        timeout=SETTLES_WITHIN,
         what="the entry marked reverted",
     )
     (entry,) = ledger.all()

@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
+    SETTLES_WITHIN,
+    SHORT_FAULT,
     WATCHDOG_IDLE_EXIT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
@@ -343,12 +345,12 @@ def test_the_signed_tag_pointed_at_an_unsigned_image_is_unsigned(
 def test_the_watchdog_restores_the_signature_at_expiry(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
-    fault = actions.delete_signature(SIGNED, duration=2, configuration=configuration)
+    fault = actions.delete_signature(SIGNED, duration=SHORT_FAULT, configuration=configuration)
     assert probe(sandbox, SIGNED)["verdict"] == "unsigned"
     eventually(
         "the signature verified",
         lambda: probe(sandbox, SIGNED)["verdict"] == "verified",
-        timeout=2 + 8,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
@@ -402,12 +404,12 @@ def test_a_referrers_api_answering_404_sends_clients_to_the_tag(
 def test_the_watchdog_restores_the_referrers_api_at_expiry(
     sandbox: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
-    fault = actions.break_referrers(status=503, duration=2, configuration=configuration)
+    fault = actions.break_referrers(status=503, duration=SHORT_FAULT, configuration=configuration)
     assert probe(sandbox, BUNDLE)["referrers"]["status"] == 503
     eventually(
         "the bundle verified",
         lambda: probe(sandbox, BUNDLE)["verdict"] == "verified",
-        timeout=2 + 8,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
@@ -509,7 +511,7 @@ def test_the_watchdog_restores_the_signature_when_chaos_run_is_sigkilled(
         eventually(
             "the fault reverted",
             lambda: ledger.get(entry.id).state is FaultState.REVERTED,
-            timeout=5,
+            timeout=SETTLES_WITHIN,
         )
         assert ledger.get(entry.id).revert_reason == "owner-gone"
     finally:

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import (
+    SETTLES_WITHIN,
+    SHORT_FAULT,
     assert_refused_before_recording,
     assert_reverted_at_expiry,
     own_ledger,
@@ -213,13 +215,15 @@ def test_a_503_carries_retry_after_and_no_quota_headers(
 def test_the_watchdog_ends_the_fault_at_its_duration(
     mirrored: SandboxInfo, configuration: dict[str, Any]
 ) -> None:
-    fault = actions.throttle_mirror_upstream(status=503, duration=2, configuration=configuration)
+    fault = actions.throttle_mirror_upstream(
+        status=503, duration=SHORT_FAULT, configuration=configuration
+    )
     path = f"/v2/{CACHED.partition(':')[0]}/manifests/shop-prod-1.4.2"
     assert upstream_answer(mirrored, "HEAD", path).status_code == 503
     eventually(
         "the upstream answering from the registry",
         lambda: upstream_answer(mirrored, "HEAD", path).status_code == 401,
-        timeout=2 + 8,
+        timeout=SHORT_FAULT + SETTLES_WITHIN,
     )
     assert_reverted_at_expiry(configuration["ledger_dir"], fault["fault_id"])
 
