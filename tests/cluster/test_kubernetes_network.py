@@ -245,11 +245,20 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
     assert all(e.state is FaultState.REVERTED for e in Ledger(env).all())
 
 
+# The latency on the node's hop while a release rolls out (seconds).
+HOP_LATENCY = 1.0
+
+
 def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
     kube_cluster: KubeCluster, env: Path, demo_restored: None
 ) -> None:
-    """A fresh tag pushed and rolled out to the demo's 3 pods, healthy and under 500 ms on
-    the hop the node pulls through: every phase timed, the kubelet's pulls slower."""
+    """A fresh tag pushed and rolled out to the demo's 3 pods, healthy and under 1 s of latency
+    on the hop the node pulls through: every phase timed, the kubelet's pulls slower.
+
+    The rollout's pull phase is stamped by polls of the cluster's API, whose rounds a loaded
+    machine stretches to a second or so; 500 ms of latency added about as much to each pod's
+    pull (the layers are on the node: only the manifest's round trips cross the hop), and the
+    healthy rollout's phase once came out the longer. 1 s adds twice that."""
     from chaosregistry.actions.deploy import push_to_running
     from chaosregistry.cluster.images import DEMO_REPOSITORY, DEMO_TAG, image_name
 
@@ -261,7 +270,10 @@ def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
         for phase in ("healthy", "latency"):
             if phase == "latency":
                 add_latency(
-                    "client-registry", latency_ms=500, duration=120, configuration=configuration
+                    "client-registry",
+                    latency_ms=round(HOP_LATENCY * 1000),
+                    duration=120,
+                    configuration=configuration,
                 )
             try:
                 # The pipeline pushes to nginx directly (registry_direct), not through the
@@ -293,17 +305,18 @@ def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
     assert results["healthy"]["digest"] != results["latency"]["digest"]
     healthy, slowed = results["healthy"], results["latency"]
     # Layers are on the node already: each pull resolves the new manifest (a round trip
-    # or more through the hop), so every one of the kubelet's pulls takes 500 ms at least, and
-    # the typical pull 500 ms more than a healthy one. Medians, not the healthy maximum: one
-    # healthy pull slowed by the machine (1.4 s seen on a cold CI run) says nothing of the hop.
-    assert min(slowed["kubelet_pull_seconds"]) >= 0.45, slowed
+    # or more through the hop), so every one of the kubelet's pulls takes the hop's latency at
+    # least, and the typical pull that much more than a healthy one. Medians, not the healthy
+    # maximum: one healthy pull slowed by the machine (1.4 s seen on a cold CI run) says nothing
+    # of the hop.
+    assert min(slowed["kubelet_pull_seconds"]) >= 0.9 * HOP_LATENCY, slowed
     assert (
         statistics.median(slowed["kubelet_pull_seconds"])
-        >= statistics.median(healthy["kubelet_pull_seconds"]) + 0.45
+        >= statistics.median(healthy["kubelet_pull_seconds"]) + 0.9 * HOP_LATENCY
     ), (healthy["kubelet_pull_seconds"], slowed["kubelet_pull_seconds"])
-    assert slowed["phases"]["pull"] > healthy["phases"]["pull"]
-    # The push did not cross the slowed hop: under 500 ms more (one round trip would be).
-    assert slowed["phases"]["push"] < 0.5 + healthy["phases"]["push"], (healthy, slowed)
+    assert slowed["phases"]["pull"] > healthy["phases"]["pull"], (healthy, slowed)
+    # The push did not cross the slowed hop: less than one round trip through it more.
+    assert slowed["phases"]["push"] < HOP_LATENCY + healthy["phases"]["push"], (healthy, slowed)
 
 
 def test_rollout_under_registry_latency_game_day_measures_the_slowdown(
