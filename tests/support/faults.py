@@ -48,8 +48,9 @@ SETTLES_WITHIN = 10.0
 
 # A fault that tests its own end: long enough that its apply (an nginx reload, restarts of the
 # replicas) and a check of its effect fit inside it on a loaded machine, whose 2 cores the suite
-# keeps busy (a 2 s fault had expired before a read-only apply returned, in theory: its apply
-# restarts three processes). Judged then by assert_reverted_at_expiry, from its expiry.
+# keeps busy. The ledger counts a fault's duration from its record, before the apply, and a
+# read-only apply restarts three processes: a 2 s fault could be over before its effect was
+# checked. Judged then by assert_reverted_at_expiry, from its expiry.
 SHORT_FAULT = 6.0
 
 # The safety net's promise (issue 12, item 9): a fault whose owner and watchdog were both killed
