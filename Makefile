@@ -33,7 +33,8 @@ APT_NO_RECOMMENDS := prometheus
 APT_COMMANDS := /usr/bin/docker-registry /usr/sbin/nginx /usr/bin/skopeo /usr/bin/curl /usr/bin/chromium \
 	/usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /bin/busybox /usr/bin/prometheus /usr/bin/promtool
 UV_VERSION := 0.13.9
-UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+UV_DIR := $(CACHE)/uv-$(UV_VERSION)
+UV := $(UV_DIR)/bin/uv
 VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 EXPERIMENT ?= experiments/registry-latency.yaml
 export CHAOSREGISTRY_TOXIPROXY := $(TOXIPROXY)
@@ -82,8 +83,8 @@ cluster-binaries: $(VENV_STAMP)
 # certificates (native TLS), as pip uses.
 $(UV):
 	@echo "installing uv $(UV_VERSION), the venv's installer (cached in $(CACHE))"
-	@$(PYTHON) -m venv $(CACHE)/uv-$(UV_VERSION)
-	@$(CACHE)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+	@$(PYTHON) -m venv $(UV_DIR)
+	@$(UV_DIR)/bin/pip install -q uv==$(UV_VERSION)
 
 $(VENV_STAMP): pyproject.toml constraints.txt | $(UV)
 	@[ -x $(BIN)/python ] || $(UV) venv -q --python $(PYTHON) $(VENV)

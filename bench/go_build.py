@@ -14,22 +14,18 @@ The default package is CNCF Distribution's registry (~2 CPU-minutes a compile).
 """
 
 import argparse
-import resource
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+from sidebyside import alternate, children_cpu, report
 
 from chaosregistry.cluster.build import GO_BUILD_FLAGS, go_binary, go_env
 
 DEFAULT_PACKAGE = "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def compile_cold(package: str, flags: list[str]) -> tuple[float, float]:
@@ -57,21 +53,8 @@ def main() -> None:
     # Download the modules once, outside the timings: -n plans the build (which loads every
     # package, fetching its module) and runs none of it.
     subprocess.run([go_binary(), "install", "-n", options.package], check=True, capture_output=True)
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    for round_ in range(options.rounds):
-        for name, flags in contenders.items():
-            wall, cpu = compile_cold(options.package, flags)
-            figures[name].append((wall, cpu))
-            print(f"round {round_ + 1}: {name:20} wall {wall:6.1f} s  cpu {cpu:6.1f} s", flush=True)
-    base_wall = statistics.median(wall for wall, _ in figures["Go's defaults"])
-    base_cpu = statistics.median(cpu for _, cpu in figures["Go's defaults"])
-    for name, values in figures.items():
-        wall = statistics.median(w for w, _ in values)
-        cpu = statistics.median(c for _, c in values)
-        print(
-            f"{name:20} median wall {wall:6.1f} s ({wall / base_wall:4.2f}x)  "
-            f"cpu {cpu:6.1f} s ({cpu / base_cpu:4.2f}x)  (n={options.rounds})"
-        )
+    rounds = {name: partial(compile_cold, options.package, f) for name, f in contenders.items()}
+    report(alternate(rounds, options.rounds))
 
 
 if __name__ == "__main__":

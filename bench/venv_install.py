@@ -19,22 +19,18 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+
+from sidebyside import alternate, children_cpu, report
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "python3.11"
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def by_pip(venv: Path) -> None:
@@ -88,40 +84,30 @@ def timed(install: Callable[[Path], None]) -> tuple[float, float, Path]:
     return time.perf_counter() - started, children_cpu() - cpu, venv
 
 
+def one_round(install: Callable[[Path], None]) -> tuple[float, float]:
+    """(wall, CPU seconds) of one install, its venv removed."""
+    wall, cpu, venv = timed(install)
+    shutil.rmtree(venv.parent, ignore_errors=True)
+    return wall, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uv", required=True, help="the uv binary (the Makefile's $(UV))")
     parser.add_argument("--rounds", type=int, default=2)
     options = parser.parse_args()
     contenders = {"pip": by_pip, "uv": by_uv(options.uv)}
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     venvs: dict[str, Path] = {}
     try:
         for name, install in contenders.items():  # untimed: fills each installer's cache
             *_, venvs[name] = timed(install)
         same = packages(venvs["pip"]) == packages(venvs["uv"])
         pyc = {name: bytecode_files(venv) for name, venv in venvs.items()}
-        for venv in venvs.values():
-            shutil.rmtree(venv.parent, ignore_errors=True)
-        for round_ in range(options.rounds):
-            for name, install in contenders.items():
-                wall, cpu, venv = timed(install)
-                shutil.rmtree(venv.parent, ignore_errors=True)
-                figures[name].append((wall, cpu))
-                print(f"round {round_ + 1} {name}: wall {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
     finally:
         for venv in venvs.values():
             shutil.rmtree(venv.parent, ignore_errors=True)
-    median = {
-        name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
-        for name, runs in figures.items()
-    }
-    print(f"\n{'installer':<6} {'wall s':>8} {'CPU s':>8} {'wall x pip':>11} {'CPU x pip':>10}")
-    for name, (wall, cpu) in median.items():
-        print(
-            f"{name:<6} {wall:8.1f} {cpu:8.1f} {wall / median['pip'][0]:11.2f} "
-            f"{cpu / median['pip'][1]:10.2f}"
-        )
+    rounds = {name: partial(one_round, install) for name, install in contenders.items()}
+    report(alternate(rounds, options.rounds))
     print(f"same packages at the same versions: {same}; bytecode files: {pyc}")
 
 
