@@ -104,9 +104,11 @@ def init_command(
     if proxy_port is None or proxy_api_port is None:
         from chaosregistry.sandbox import find_free_base_port
 
-        base = find_free_base_port(span=2)
-        proxy_api_port = proxy_api_port or base
-        proxy_port = proxy_port or base + 1
+        # Three candidates: when one port was given, it may be among them, and two remain.
+        base = find_free_base_port(span=3)
+        free = [p for p in range(base, base + 3) if p not in (proxy_port, proxy_api_port)]
+        proxy_api_port = proxy_api_port or free[0]
+        proxy_port = proxy_port or free[1]
     request = InitRequest(
         registry_url=str(registry_url),
         output=output,

@@ -19,7 +19,7 @@ import yaml
 from support.foreign_registry import USERNAME, ForeignRegistry, running_foreign_registry
 from support.gameday import CHAOSREGISTRY
 from support.polling import eventually
-from support.ports import free_port
+from support.ports import free_ports
 
 from chaosregistry.experiment.settings import FAULT_PROXY_HOP, parse_settings
 from chaosregistry.faultproxy.proxy import down, up
@@ -51,6 +51,7 @@ def chaosregistry(
 
 
 def init_args(registry: ForeignRegistry, *extra: str) -> list[str]:
+    listen, api = free_ports(2)
     return [
         "init",
         "--registry",
@@ -58,9 +59,9 @@ def init_args(registry: ForeignRegistry, *extra: str) -> list[str]:
         "--output",
         "mychaos",
         "--proxy-port",
-        str(free_port()),
+        str(listen),
         "--proxy-api-port",
-        str(free_port()),
+        str(api),
         *extra,
     ]
 
@@ -117,7 +118,7 @@ def test_through_the_proxy_tls_is_checked_against_the_registrys_real_name(
     from chaosregistry.probes.pull import pull_image
     from chaosregistry.probes.registry import registry_tls
 
-    listen, api = free_port(), free_port()
+    listen, api = free_ports(2)
     results = {}
     for host in ("localhost", "127.0.0.1"):
         configuration = {
@@ -185,7 +186,7 @@ def test_proxy_commands_start_it_and_refuse_to_stop_it_under_an_active_fault(
 ) -> None:
     from chaosregistry.actions.network import add_latency, remove_network_faults
 
-    listen, api = free_port(), free_port()
+    listen, api = free_ports(2)
     env = {**registry.env(), "CHAOSREGISTRY_LEDGER_DIR": str(tmp_path / "ledger")}
     where = ["--dir", str(tmp_path / "proxy")]
     started = chaosregistry(
@@ -237,7 +238,7 @@ def test_the_load_goes_through_the_proxy_slowed_by_its_latency_with_tls_on_the_r
     from chaosregistry.probes.load import pull_load_stats
 
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", "1")
-    listen, api = free_port(), free_port()
+    listen, api = free_ports(2)
     configuration = {
         "registry_url": registry.url,
         "registry_ca_bundle": str(registry.ca),

@@ -34,3 +34,10 @@ def free_base_port(span: int = PORT_SPAN, *, part: int = 0, parts: int = 1) -> i
 def free_port() -> int:
     """One free port in this worker's range (a server the test starts on it next)."""
     return free_base_port(span=1)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (consecutive), for servers that are all started later:
+    ``free_port()`` twice can return the same port, since it binds nothing."""
+    base = free_base_port(span=count)
+    return list(range(base, base + count))

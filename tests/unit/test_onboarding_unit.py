@@ -9,6 +9,7 @@ declaration gives the local backend its hop and the registry a connect-to addres
 import socket
 import ssl
 from pathlib import Path
+from typing import Any
 
 import certifi
 import httpx
@@ -273,3 +274,29 @@ def test_a_kubeconfig_is_recorded_in_the_vars_file_and_validates(tmp_path: Path)
     vars_data = yaml.safe_load((init.output / VARS_FILE).read_text())
     assert vars_data["configuration"]["chaosregistry"]["kubeconfig"] == str(kubeconfig)
     validate(init.output / "registry-latency.yaml", init.output / VARS_FILE)
+
+
+@pytest.mark.parametrize("given", ["--proxy-port", "--proxy-api-port"])
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_init_picks_the_port_left_out_apart_from_the_one_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, offset: int
+) -> None:
+    import chaosregistry.onboarding.init as init_module
+    import chaosregistry.sandbox as sandbox_module
+
+    # The free range found may hold the port given, wherever in it: the other must differ.
+    monkeypatch.setattr(sandbox_module, "find_free_base_port", lambda span: 26400 - offset)
+    requests: list[Any] = []
+    monkeypatch.setattr(
+        init_module, "run_init", lambda request, **_: requests.append(request) or []
+    )
+    result = CliRunner().invoke(
+        main,
+        ["init", "--registry", "https://localhost:1", "--output", str(tmp_path), given, "26400"],
+    )
+    assert result.exit_code == 0, result.output
+    (request,) = requests
+    ports = {"--proxy-port": request.proxy_listen_port, "--proxy-api-port": request.proxy_api_port}
+    assert ports[given] == 26400
+    assert request.proxy_listen_port != request.proxy_api_port
+    assert all(26400 - offset <= port < 26400 - offset + 3 for port in ports.values())
