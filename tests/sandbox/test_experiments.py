@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gameday import run_shipped_experiment
+from support.gameday import assert_held, run_shipped_experiment
 from support.sandbox import SandboxInfo
 
 from chaosregistry.faults.ledger import Ledger
@@ -58,8 +58,8 @@ def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
     code, journal, run_dir = run_gameday(
         sandbox, tmp_path, "registry-latency", fault_duration=12, sample_pause=1
     )
+    assert_held(journal)
     assert code == 0, journal["status"]
-    assert journal["status"] == "completed" and not journal["deviated"]
     during = outputs(journal, "pulls-during-latency")
     assert len(during) == 5
     # The first samples run with the fault in place: two delayed responses per pull at least.
@@ -74,7 +74,8 @@ def test_registry_latency(sandbox: SandboxInfo, tmp_path: Path) -> None:
 
 def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
     code, journal, run_dir = run_gameday(sandbox, tmp_path, "registry-partition", fault_duration=15)
-    assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_held(journal)
+    assert code == 0
     assert_every_fault_proven(run_dir)
     during = outputs(journal, "pulls-during-partition")
     assert during[0]["errors"] == {"timeout": 2}
@@ -89,7 +90,8 @@ def test_registry_node_kill(sandbox: SandboxInfo, tmp_path: Path) -> None:
     code, journal, run_dir = run_gameday(
         sandbox, tmp_path, "registry-node-kill", restart_after=6, load_users=4, load_seconds=20
     )
-    assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_held(journal)
+    assert code == 0
     assert_every_fault_proven(run_dir)
     killed = outputs(journal, "kill-registry-node")[0]
     assert killed["applied"]["was_running"] is True
@@ -107,7 +109,8 @@ def test_pull_storm_measures_upstream_fetches_per_blob(
     code, journal, _ = run_gameday(
         sandbox, tmp_path, "pull-storm", storm_users=10, storm_seconds=6, storm_image_kib=4096
     )
-    assert code == 0 and journal["status"] == "completed"
+    assert_held(journal)
+    assert code == 0
     storm = outputs(journal, "storm-pulls")[0]
     assert storm["pulls"] >= 10 and storm["failed"] == 0
     fetches = outputs(journal, "upstream-fetches-per-blob")[0]
@@ -122,7 +125,8 @@ def test_mirror_upstream_outage_refused(sandbox: SandboxInfo, tmp_path: Path) ->
     code, journal, run_dir = run_gameday(
         sandbox, tmp_path, "mirror-upstream-outage", fault_duration=15
     )
-    assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_held(journal)
+    assert code == 0
     # The cut hop counts no bytes: the mirror's pulls during the cut are the evidence.
     (detail,) = assert_every_fault_proven(run_dir)
     assert "uncached-pull-during-cut" in detail
@@ -147,7 +151,8 @@ def test_mirror_upstream_throttled_keeps_serving_the_cache(
         fault_duration=12,
         upstream_status=upstream_status,
     )
-    assert code == 0 and journal["status"] == "completed" and not journal["deviated"]
+    assert_held(journal)
+    assert code == 0
     (detail,) = assert_every_fault_proven(run_dir)
     assert "during-throttle" in detail
     during = journal["steady_states"]["during"]

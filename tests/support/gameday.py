@@ -51,3 +51,31 @@ def run_shipped_experiment(
     if expect_journal:
         assert (run_dir / "journal.json").exists(), process.stdout + process.stderr
     return process, run_dir
+
+
+def assert_held(journal: dict[str, Any]) -> None:
+    """The run went through its method and its steady state held before and after it.
+
+    ``status == "completed" and not deviated`` alone cannot say so: when the steady state fails
+    *before* the method, Chaos Toolkit skips the method and still writes exactly that. On failure
+    the message gives each steady-state probe's judged value against its tolerance.
+    """
+    states = journal["steady_states"]
+    held = journal["status"] == "completed" and not journal["deviated"]
+    lines = [f"status {journal['status']}, deviated {journal['deviated']}"]
+    for phase in ("before", "after"):
+        state = states.get(phase)
+        held = held and bool(state) and state["steady_state_met"]
+        if not state:
+            lines.append(f"{phase}: not checked")
+            continue
+        for probe in state["probes"]:
+            tolerance = probe["activity"].get("tolerance")
+            output = probe.get("output")
+            target = tolerance.get("target") if isinstance(tolerance, dict) else None
+            value = output.get(target) if target and isinstance(output, dict) else output
+            lines.append(
+                f"{phase}: {probe['activity']['name']} met={probe['tolerance_met']} "
+                f"value={value!r} tolerance={tolerance!r}"
+            )
+    assert held, "\n".join(lines)
