@@ -22,7 +22,8 @@ and every item must be proven for a run to pass:
     every fault of the run (``RunFacts.faults``, read from the ledger by
     ``chaosregistry.gameday.fault_evidence``, and every fault the journal's actions report) applied,
     confirmed in place and crossed by a measurement while active. A method that injects nothing
-    (a probe-only experiment) proves it with "no fault injected".
+    (a probe-only experiment) proves it with "no fault injected"; an action of the method that
+    never ran (the steady state failed before it, say) leaves it unproven.
 ``tolerances judged with the run's values``
     every tolerance declared on a probe of the method judged, its ``${name}`` references
     resolved with the values the run used (``RunFacts.configuration``, recorded by the game
@@ -483,6 +484,18 @@ def injected_faults(journal: Journal | None) -> dict[str, str]:
     return found
 
 
+def actions_that_never_ran(journal: Journal | None) -> list[str]:
+    """The method's declared actions with no run in the journal, by name, in method order."""
+    if journal is None:
+        return []
+    ran = {run.activity.name for run in journal.run}
+    return [
+        activity.label
+        for activity in journal.experiment.method
+        if activity.type == "action" and activity.name not in ran
+    ]
+
+
 def fault_evidence_item(
     journal: Journal | None, faults: Iterable[FaultEvidence]
 ) -> tuple[Evidence, bool]:
@@ -515,6 +528,11 @@ def fault_evidence_item(
     for fault_id, what in injected_faults(journal).items():
         if fault_id not in known:
             problems.append(f"fault {fault_id} ({what}): no evidence recorded of it")
+    unrun = actions_that_never_ran(journal)
+    if unrun:
+        # Its fault, if it injects one, was never tried: "no fault injected" would be the
+        # absence of a failure, not evidence (the steady state failed before the method, say).
+        problems.append(f"the method's action(s) {', '.join(unrun)} never ran")
     if problems:
         return Evidence(FAULTS_ITEM, False, "; ".join(problems)), dry
     if not known:

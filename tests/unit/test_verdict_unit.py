@@ -518,11 +518,17 @@ def test_a_steady_state_not_met_before_the_method_fails_even_when_chaos_says_com
     p99["activity"]["tolerance"] = {"type": "range", "range": [0, 0.5], "target": "p99"}
     data = journal([GOOD_PROBE, p99], after=[])
     data["steady_states"]["before"]["steady_state_met"] = False
+    # The method declared a fault, which never ran: not "no fault injected", proven.
+    latency = action("add-latency", "chaosregistry.actions.network", "add_latency")
+    data["experiment"]["method"] = [latency, METHOD_PROBE]
     judgement = judge(facts(data))
     assert judgement.verdict == Verdict.FAILED
     assert judgement.notes[0] == (
         "the steady state was not met before the method (p99: output p99=0.9): the method never ran"
     )
+    faults = judgement.evidence[2]
+    assert (faults.name, faults.proven) == ("faults applied, confirmed and measured", False)
+    assert faults.detail == "the method's action(s) add-latency never ran"
 
 
 def test_a_failed_check_names_its_probe_error_class_reason_and_message() -> None:
