@@ -50,6 +50,7 @@ from chaosregistry.cluster.layout import (
     CHAOS_LABEL,
     DEMO_NAMESPACE,
     NODE_NAME,
+    PORT_SPAN,
     REGISTRY_HOST,
     Instance,
     Layout,
@@ -104,7 +105,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
             try:
                 settings = up(
                     state_dir,
-                    base_port=free_base_port(span=10, part=0, parts=2),
+                    base_port=free_base_port(PORT_SPAN, part=0, parts=2),
                     sandbox_base_port=free_base_port(part=1, parts=2),
                     instance=number,
                     progress=lambda line: print(f"cluster: {line}", flush=True),
