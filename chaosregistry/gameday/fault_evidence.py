@@ -143,6 +143,12 @@ def _unrecorded_dry_runs(journal: Journal | None) -> Iterator[FaultEvidence]:
         )
 
 
+# An apply is called slow, and the evidence says how long it took, from this many seconds and
+# this share of the fault's duration (a read-only fault's apply restarts three processes).
+SLOW_APPLY_SECONDS = 1.0
+SLOW_APPLY_SHARE = 0.1
+
+
 # -- one fault -----------------------------------------------------------------------------------
 def _evidence(
     entry: Entry,
@@ -177,6 +183,11 @@ def _evidence(
     start = entry.injected_at
     end = entry.reverted_at if entry.reverted_at is not None else (run_ended or time.time())
     window = f"{end - start:.1f}s window"
+    # The duration counts from the record, before the apply (docs/safety.md): an apply that
+    # took a good part of it left the fault less time in place than the experiment asked.
+    asked, took = entry.expires_at - entry.created_at, start - entry.created_at
+    if took >= max(SLOW_APPLY_SECONDS, SLOW_APPLY_SHARE * asked):
+        window += f" (its apply took {took:.1f}s of the {asked:g}s asked)"
     carried = hop_bytes(applied_record)
     if carried:
         return result(

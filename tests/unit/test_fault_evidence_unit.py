@@ -7,6 +7,7 @@ writes, the sandbox's endpoints by ``sandbox.layout`` itself, load records as lo
 them; the ledger's own keeping of an undo's observations is checked on a real ledger.
 """
 
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -206,6 +207,26 @@ def test_latency_on_a_hop_no_probe_uses_met_no_measurement(sandbox_dir: Path) ->
     evidence = only([fault], run, configuration={"sandbox_dir": str(sandbox_dir)})
     assert not evidence.measured
     assert evidence.detail.startswith("met no measurement in its 10.0s window")
+
+
+def test_an_apply_that_took_much_of_the_duration_is_said_with_the_window(
+    sandbox_dir: Path,
+) -> None:
+    # Asked for 6 s from its record; the apply took 4 s of them, so it was in place for 2.
+    slow = dataclasses.replace(
+        entry(target="hop:client-mirror", applied=CONFIRMED, injected_at=T0 + 13),
+        expires_at=T0 + 15,
+        reverted_at=T0 + 15,
+    )
+    evidence = only([slow], journal(), configuration={"sandbox_dir": str(sandbox_dir)})
+    assert evidence.detail.startswith(
+        "met no measurement in its 2.0s window (its apply took 4.0s of the 6s asked)"
+    )
+    # A quick apply (1 s of 91 s, the default entry) is not remarked on.
+    quick = only(
+        [entry(applied=CONFIRMED)], journal(), configuration={"sandbox_dir": str(sandbox_dir)}
+    )
+    assert "apply" not in quick.detail
 
 
 def test_a_probe_through_the_hop_inside_the_window_measures_it(sandbox_dir: Path) -> None:
