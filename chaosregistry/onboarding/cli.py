@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.onboarding import DEFAULT_LOAD_USERS, DEFAULT_PULLS
 
 DEFAULT_OUTPUT = Path("chaos")
 
@@ -53,8 +54,13 @@ def _choose(candidates: list[str]) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help=f"Where to write the vars file and experiments (default ./{DEFAULT_OUTPUT}).",
 )
-@click.option("--pulls", default=20, show_default=True, help="Baseline pulls (>= 5).")
-@click.option("--load-users", default=4, show_default=True, help="Users of the load experiment.")
+@click.option("--pulls", default=DEFAULT_PULLS, show_default=True, help="Baseline pulls (>= 5).")
+@click.option(
+    "--load-users",
+    default=DEFAULT_LOAD_USERS,
+    show_default=True,
+    help="Users of the load experiment.",
+)
 @click.option("--proxy-port", type=click.IntRange(1, 65535), help="Fault proxy listener port.")
 @click.option("--proxy-api-port", type=click.IntRange(1, 65535), help="Toxiproxy API port.")
 @click.option("--force", is_flag=True, help="Replace files an earlier init wrote there.")

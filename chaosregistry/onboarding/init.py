@@ -24,6 +24,7 @@ from chaosregistry.faultproxy.proxy import up as proxy_up
 from chaosregistry.oci.client import RegistryClient
 from chaosregistry.oci.pull import pull_many
 from chaosregistry.oci.reference import ImageReference
+from chaosregistry.onboarding import DEFAULT_LOAD_USERS, DEFAULT_PULLS
 from chaosregistry.onboarding.experiments import (
     EXPERIMENT_FILES,
     Baseline,
@@ -36,11 +37,8 @@ from chaosregistry.trust.tlsinspect import Endpoint, inspect
 
 USERNAME_ENV = "CHAOSREGISTRY_USERNAME"
 PASSWORD_ENV = "CHAOSREGISTRY_PASSWORD"
-# As the shipped experiments measure theirs: 20 pulls, 2 at a time.
-DEFAULT_PULLS = 20
-PULL_CONCURRENCY = 2
+PULL_CONCURRENCY = 2  # as the shipped experiments measure theirs
 PINGS = 10
-DEFAULT_LOAD_USERS = 4
 CHECK_TIMEOUT = 10.0
 PROXY_DIR = "fault-proxy"
 # Where `chaosregistry gameday EXPERIMENT` looks for its vars file by default.

@@ -88,7 +88,7 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
         for line in latency.read_text().splitlines()
         if line.strip().startswith("#")
     )
-    assert re.search(r"p95 measured [0-9.]+ s over 20 pulls .* through the fault proxy", comments)
+    assert re.search(r"p95 measured [0-9.]+ s over 40 pulls .* through the fault proxy", comments)
     assert f"budget 2x (at least 0.5 s): {budget:g} s" in comments
 
     run = chaosregistry(registry, tmp_path, "gameday", str(latency), "--run-dir", "runs/latency")
