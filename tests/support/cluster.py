@@ -48,6 +48,7 @@ from chaosregistry.kubernetes.rollout import (
 )
 from chaosregistry.osutil import locks
 from chaosregistry.sandbox.toxiproxy import Toxiproxy
+from support.gameday import for_a_loaded_machine
 from support.polling import eventually
 from support.ports import free_base_port
 from support.scheduling import SHARED_CLUSTER_UNIT, cluster_unit
@@ -393,7 +394,7 @@ def run_gameday(
         [
             str(Path(sys.executable).with_name("chaosregistry")),
             "gameday",
-            str(ROOT / f"experiments/{name}.yaml"),
+            str(for_a_loaded_machine(ROOT / f"experiments/{name}.yaml", tmp_path)),
             "--vars",
             str(vars_file),
             "--run-dir",

@@ -12,6 +12,36 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 
 
+# The suite runs five workers on two cores, and there a shipped experiment's pull-latency budget
+# (a p95 of 0.4 s, made for the sandbox as ``make gameday`` runs it) measures the suite's own
+# load: right after a fault's revert, 40 pulls gave a p95 of 0.47 s and a p50 of 0.22 s (a cold
+# run). The tests give such a steady state this budget instead. What the budget also proves on a
+# quiet machine, that the fault is gone (under it every pull pays two delayed round trips,
+# 0.5 s at the least), the tests prove directly: the ledger says reverted, and the game day's
+# evidence says applied, confirmed and measured. The budget is written in the experiment
+# because Chaos Toolkit refuses a ``${name}`` in a steady-state range, hence a copy.
+LOADED_P95_BUDGET = 1.0
+
+
+def for_a_loaded_machine(experiment: Path, base: Path) -> Path:
+    """``experiment``, or a copy of it under ``base`` whose steady-state p95 budgets are at
+    least LOADED_P95_BUDGET."""
+    data = yaml.safe_load(experiment.read_text())
+    changed = False
+    for probe in (data.get("steady-state-hypothesis") or {}).get("probes", []):
+        tolerance = probe.get("tolerance")
+        if isinstance(tolerance, dict) and tolerance.get("target") == "p95":
+            low, high = tolerance["range"]
+            tolerance["range"] = [low, max(high, LOADED_P95_BUDGET)]
+            changed = True
+    if not changed:
+        return experiment
+    copy = base / "loaded-machine" / experiment.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
 def run_shipped_experiment(
     sandbox_dir: Path,
     base: Path,
@@ -35,7 +65,7 @@ def run_shipped_experiment(
         [
             CHAOSREGISTRY,
             "gameday",
-            str(experiment or ROOT / f"experiments/{name}.yaml"),
+            str(for_a_loaded_machine(experiment or ROOT / f"experiments/{name}.yaml", base)),
             "--vars",
             str(vars_file),
             "--sandbox-dir",
