@@ -142,6 +142,7 @@ def test_p99_from_histogram_quantile_agrees_with_the_exact_p99_of_the_records(
     exporter = running.endpoints["sli_metrics_url"]
     caught_up(prometheus, 'chaosregistry_sli_messages_total{kind="pull"}', exporter,
               "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
+    received_before = direct(exporter, "chaosregistry_sli_messages_total", kind="pull")
     before = time.time()
     # One scrape after `before`: the @ before values are the counts then.
     scraped_after(prometheus, before, "chaosregistry")
@@ -151,11 +152,23 @@ def test_p99_from_histogram_quantile_agrees_with_the_exact_p99_of_the_records(
     )  # fmt: skip
     records_dir = Path(load["stats_dir"]) / "pulls"
     eventually("the load end", (Path(load["stats_dir"]) / "timeseries.json").is_file, timeout=60)
-    caught_up(prometheus, 'chaosregistry_sli_messages_total{kind="pull"}', exporter,
-              "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
     pulls = records.read_records(records_dir)
     good = sorted(r["duration"] for r in pulls if r["ok"] and not r["interrupted"])
     assert len(good) >= 20, f"only {len(good)} pulls"
+    # Every finished pull sent one datagram before its record was written; on a busy machine
+    # the exporter may not have read the last ones yet (seen: 134 of 135 counted). Wait until it
+    # has received them all (a lost one times out here, named), then until Prometheus has them.
+    sent = sum(1 for r in pulls if not r["interrupted"])
+    eventually(
+        f"the exporter to receive the load's {sent} pull datagrams",
+        lambda: (
+            direct(exporter, "chaosregistry_sli_messages_total", kind="pull") - received_before
+            == sent
+        ),
+        timeout=15,
+    )
+    caught_up(prometheus, 'chaosregistry_sli_messages_total{kind="pull"}', exporter,
+              "chaosregistry_sli_messages_total", kind="pull")  # fmt: skip
 
     # Only this load's pulls: the buckets now minus the buckets at `before`.
     count = scalar(prometheus, f"sum({since(total_buckets(target, '+Inf'), before)})")
