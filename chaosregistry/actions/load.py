@@ -138,6 +138,7 @@ def start_pull_load(
 @activity
 def stop_pull_load(
     load_id: str = "",
+    wait: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -149,6 +150,10 @@ def stop_pull_load(
 
     Arguments:
       load_id: the ``load_id`` that ``start_pull_load`` returned; empty for all active loads.
+      wait: first let the load run its whole ``duration`` and end by itself, however long
+        Locust took to start (a pause of ``duration`` after ``start_pull_load`` cuts it short
+        by that much); at its ledger expiry at the latest it is stopped. The end of a storm
+        whose length matters; rollbacks leave it false.
 
     Returns a mapping: ``count`` and ``stopped``, one entry per load with ``load_id``,
     ``stats_dir``, ``state`` (finished, stopped, overran), ``timeseries_file``, ``seconds``
@@ -159,5 +164,5 @@ def stop_pull_load(
     Raises ActivityFailed with one line for an unknown ``load_id`` or when a process of the
     load survives SIGKILL.
     """
-    result: Result = stop_loads(load_id, settings_for(configuration))
+    result: Result = stop_loads(load_id, settings_for(configuration), wait=wait)
     return result

@@ -9,7 +9,7 @@ from typing import Any
 from chaosregistry.errors import ConfigError
 from chaosregistry.experiment.settings import Settings
 from chaosregistry.faults.injection import ledger_for
-from chaosregistry.faults.ledger import RevertReason
+from chaosregistry.faults.ledger import Entry, RevertReason
 from chaosregistry.faults.lifecycle import revert
 from chaosregistry.osutil.files import write_json
 from chaosregistry.osutil.identity import marked_processes
@@ -20,10 +20,17 @@ from .processes import terminate_group
 from .stats import write_timeseries
 from .store import Load, LoadError, find_load, ledger_loads
 
+# How often a waiting stop looks whether the load has ended by itself.
+WAIT_POLL = 0.2
 
-def stop_loads(load_id: str, settings: Settings) -> dict[str, Any]:
+
+def stop_loads(load_id: str, settings: Settings, *, wait: bool = False) -> dict[str, Any]:
     """Stop the load ``load_id`` (every active load when empty), verify that none of its
-    processes is left, write its time series; returns what was stopped."""
+    processes is left, write its time series; returns what was stopped.
+
+    ``wait``: first let each load end by itself (Locust counts its duration from its own start,
+    so a load started on a busy machine ends later than ``duration`` after the action returned),
+    stopping it only at its ledger expiry."""
     if not isinstance(load_id, str):
         raise ConfigError(f"load_id must be a string, got {load_id!r}")
     ledger = ledger_for(settings)
@@ -32,6 +39,9 @@ def stop_loads(load_id: str, settings: Settings) -> dict[str, Any]:
         for entry in ledger_loads(settings)
         if entry.active and (not load_id or entry.parameters.get("load_id") == load_id)
     ]
+    if wait:
+        for entry in entries:
+            _wait_for_end(entry)
     loads: dict[str, Load] = {}
     for entry in entries:
         revert(ledger, entry.id, RevertReason.ROLLBACK)
@@ -45,6 +55,16 @@ def stop_loads(load_id: str, settings: Settings) -> dict[str, Any]:
         _make_sure_stopped(load)
         stopped.append(finish(Load.read(load.stats_dir)))
     return {"stopped": stopped, "count": len(stopped)}
+
+
+def _wait_for_end(entry: Entry) -> None:
+    """Until the load of ``entry`` has no process left, or its ledger entry expires."""
+    stats_dir = entry.parameters.get("stats_dir")
+    if not isinstance(stats_dir, str) or not (Path(stats_dir) / "load.json").is_file():
+        return
+    load = Load.read(Path(stats_dir))
+    while load.running() and not entry.expired():
+        time.sleep(WAIT_POLL)
 
 
 def _make_sure_stopped(load: Load) -> None:

@@ -1,5 +1,6 @@
 """Running a shipped experiment through the real ``chaosregistry gameday``, faster."""
 
+import json
 import os
 import subprocess
 import sys
@@ -109,3 +110,12 @@ def assert_held(journal: dict[str, Any]) -> None:
                 f"value={value!r} tolerance={tolerance!r}"
             )
     assert held, "\n".join(lines)
+
+
+def assert_passed(code: int, run_dir: Path) -> None:
+    """The game day exited 0 with the verdict passed; on failure the message gives the verdict
+    and its notes (gameday.json), which say what was not proven or did not hold."""
+    summary_file = run_dir / "gameday.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    told = f"exit {code}, verdict {summary.get('verdict')}: " + "; ".join(summary.get("notes", []))
+    assert code == 0 and summary.get("verdict") == "passed", told
