@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support.foreign_registry import USERNAME, ForeignRegistry, running_foreign_registry
-from support.gameday import CHAOSREGISTRY
+from support.gameday import CHAOSREGISTRY, for_a_loaded_machine
 from support.polling import eventually
 from support.ports import free_ports
 
@@ -91,7 +91,15 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
     assert re.search(r"p95 measured [0-9.]+ s over 40 pulls .* through the fault proxy", comments)
     assert f"budget 2x (at least 0.5 s): {budget:g} s" in comments
 
-    run = chaosregistry(registry, tmp_path, "gameday", str(latency), "--run-dir", "runs/latency")
+    # The generated budget was measured on this loaded machine, at one moment: the run judges
+    # the steady state with the suite's (LOADED_P95_BUDGET); the fault must still exceed the
+    # generated one (below).
+    loaded = for_a_loaded_machine(latency, tmp_path)
+    assert loaded != latency
+    run = chaosregistry(
+        registry, tmp_path, "gameday", str(loaded), "--vars", str(vars_file),
+        "--run-dir", "runs/latency",
+    )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
     assert "verdict: passed" in run.stdout
     assert "fault proxy: started" in run.stdout and "fault proxy: stopped" in run.stdout
@@ -106,6 +114,12 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
     assert all(sample["succeeded"] == 4 for sample in during)
     assert all(sample["p50"] >= 2 * delay_ms / 1000 * 0.8 for sample in during), during
     assert all(sample["p50"] > budget for sample in during)
+    # What the generated budget also proves on a quiet machine, that the fault was gone when
+    # the steady state was checked again, proven directly: reverted before the after-check.
+    (ended,) = [r for r in journal.run if r.activity.name == "end-of-fault-window"]
+    assert [f["state"] for f in ended.output["reverted"]] == ["reverted"], ended.output
+    assert ended.end is not None and journal.after.probes[0].start is not None
+    assert ended.end <= journal.after.probes[0].start
 
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     holding = [p for p in files if registry.password.encode() in p.read_bytes()]
