@@ -44,7 +44,8 @@ Times are ISO 8601 UTC strings, durations seconds, ``null`` where a value does n
                       checks (continuous hypothesis checks), checks_failed, met,
                       method_probes (names of method probes measuring the same pulls)}
         after        {value, met, at, error} | null
-        held         met before, after and in every check during
+        held         met before, after and in every check during; false when a judgement
+                     missed; null when never judged before or after and none missed
         deviated     any measurement after the baseline outside the tolerance
         deviation    worst during - baseline;  deviation_percent, after_deviation_percent
         time_to_recover_seconds, recovered   (0 / true when it never deviated)

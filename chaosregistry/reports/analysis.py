@@ -180,6 +180,27 @@ def _percent(change: float | None, base: float | None) -> float | None:
     return round(100.0 * change / abs(base), 2)
 
 
+def _held(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, during_met: bool | None
+) -> bool | None:
+    """True when met before, after and in every check during; False when some judgement
+    missed; None when it was never judged before or after and nothing missed (the method never
+    ran, say): "did not hold" would claim a measurement that was never made."""
+    met = [
+        None
+        if point is None
+        else False
+        if point["met"] is None and point["error"]
+        else point["met"]
+        for point in (before, after)
+    ]
+    if False in met or during_met is False:
+        return False
+    if met == [True, True]:
+        return True
+    return None
+
+
 def probe_summary(model: RunModel, probe: HypothesisProbe) -> dict[str, Any]:
     """Baseline, during and after values of one hypothesis probe, its deviation and recovery."""
     own, related = samples_of(probe, model.samples)
@@ -230,13 +251,7 @@ def probe_summary(model: RunModel, probe: HypothesisProbe) -> dict[str, Any]:
             "method_probes": sorted({s.probe for s in related}),
         },
         "after": after_point,
-        "held": bool(
-            before_point
-            and before_point["met"] is True
-            and after_point
-            and after_point["met"] is True
-            and during_met is not False
-        ),
+        "held": _held(before_point, after_point, during_met),
         "deviated": deviated,
         "deviation": None if worst is None or baseline is None else worst - baseline,
         "deviation_percent": _percent(

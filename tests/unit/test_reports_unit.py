@@ -451,6 +451,34 @@ def test_markdown_summary_is_short_and_has_the_table(tmp_path: Path) -> None:
     assert len(text.splitlines()) < 20
 
 
+def test_a_probe_never_judged_after_is_shown_unknown_not_failed(tmp_path: Path) -> None:
+    # The steady state missed before the method (the p95), so Chaos Toolkit skipped the method
+    # and the after-check: the ratio probe held before and was never judged again.
+    data = journal(
+        steady_states={
+            "before": {
+                "steady_state_met": False,
+                "probes": [
+                    probe_run(P95_PROBE, pull_output(0.42), 0.1, 0.6, False),
+                    probe_run(RATIO_PROBE, pull_output(0.04), 0.6, 1.0, True),
+                ],
+            },
+            "after": None,
+            "during": [],
+        },
+        run=[],
+        rollbacks=[],
+    )
+    game = gameday(verdict="failed", exit_code=11, fault_evidence=[], faults=[])
+    result = build_report([write_run(tmp_path / "run", data, game)], tmp_path / "o")
+    summary = json.loads(result.summary_json.read_text())
+    p95, ratio = only_run(summary)["probes"]
+    assert (p95["held"], ratio["held"]) == (False, None)
+    table = result.summary_md.read_text()
+    assert "| pull-p95-within-budget | 0 <= p95 <= 0.25 | 0.42 | – | – | – | **no** |" in table
+    assert "| every-pull-succeeds | success_ratio == 1 | 1 | – | – | – | – |" in table
+
+
 # -- secrets ----------------------------------------------------------------------------------
 def test_no_artifact_carries_a_secret_value(tmp_path: Path) -> None:
     data = journal()
