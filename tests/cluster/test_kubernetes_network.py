@@ -231,12 +231,20 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
         finally:
             if phase == "latency":
                 remove_network_faults("client-registry", configuration=configuration)
-        figures[phase] = {"rollout": rollout["seconds"], "pull": events["pull_seconds"]}
+        pulled = [e["pull_seconds"] for e in events["events"] if e["pull_seconds"] is not None]
+        figures[phase] = {
+            "rollout": rollout["seconds"],
+            "pull": events["pull_seconds"],
+            "fastest_pull": min(pulled),
+        }
     print(f"\nrollout under registry latency: {figures}")
     baseline, slowed = figures["baseline"], figures["latency"]
     # The node has the layers already (imagePullPolicy Always only re-resolves the tag), so a
-    # pull is one manifest round trip: +500 ms each.
-    assert slowed["pull"]["p50"] >= baseline["pull"]["p50"] + 0.45, figures
+    # pull is manifest round trips only, each +500 ms (measured: 1.02 s a pull, two of them),
+    # the fastest pull too. Against a baseline p50 measured a moment earlier, the loaded
+    # machine's noise would be compared, not the fault.
+    assert slowed["fastest_pull"] >= 0.5 * 0.95, figures
+    assert baseline["fastest_pull"] < slowed["fastest_pull"], figures
     # The 3 pods start one after another (maxSurge 1, maxUnavailable 0): every slowed pull is
     # on the rollout's path. The rollout time itself is noisy on a busy 2-core machine
     # (baselines of 3.3-5.0 s measured, 5.4-5.8 s under latency), so only that bound is checked.
