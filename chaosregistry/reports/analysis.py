@@ -186,19 +186,22 @@ def _held(
     """True when met before, after and in every check during; False when some judgement
     missed; None when it was never judged before or after and nothing missed (the method never
     ran, say): "did not hold" would claim a measurement that was never made."""
-    met = [
-        None
-        if point is None
-        else False
-        if point["met"] is None and point["error"]
-        else point["met"]
-        for point in (before, after)
-    ]
+    met = [_met(before), _met(after)]
     if False in met or during_met is False:
         return False
     if met == [True, True]:
         return True
     return None
+
+
+def _met(point: dict[str, Any] | None) -> bool | None:
+    """A check's outcome: None when it never ran; a probe that raised (no judgement, an error)
+    missed."""
+    if point is None:
+        return None
+    if point["met"] is None and point["error"]:
+        return False
+    return bool(point["met"]) if point["met"] is not None else None
 
 
 def probe_summary(model: RunModel, probe: HypothesisProbe) -> dict[str, Any]:
