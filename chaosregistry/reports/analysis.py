@@ -201,7 +201,8 @@ def _met(point: dict[str, Any] | None) -> bool | None:
         return None
     if point["met"] is None and point["error"]:
         return False
-    return bool(point["met"]) if point["met"] is not None else None
+    met: bool | None = point["met"]
+    return met
 
 
 def probe_summary(model: RunModel, probe: HypothesisProbe) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from support.faults import (
     assert_watchdog_exits,
     own_ledger,
 )
-from support.gameday import assert_held, run_shipped_experiment
+from support.gameday import assert_held, assert_passed, run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo, running_sandbox
 
@@ -393,8 +393,7 @@ def test_token_server_outage_experiment(
     assert recovery["recovered"] is True and recovery["attempts"] == 1
     after = outputs["load-after-outage"]
     assert after["pulls"] > 0 and after["failed"] == 0
-    assert json.loads((run_dir / "gameday.json").read_text())["verdict"] == "passed"
-    assert process.returncode == 0
+    assert_passed(process.returncode, run_dir)
     entries = Ledger(tmp_path / "ledger").all()
     assert "auth.token-server-down" in {e.kind for e in entries}
     assert all(e.state == "reverted" for e in entries)

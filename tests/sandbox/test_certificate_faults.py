@@ -23,7 +23,7 @@ from support.faults import (
     assert_watchdog_exits,
     own_ledger,
 )
-from support.gameday import assert_held, run_shipped_experiment
+from support.gameday import assert_held, assert_passed, run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
@@ -288,8 +288,7 @@ def test_registry_cert_expiry_experiment(
     assert load_during["failures_by_class"].get("tls", 0) > 0 and load_during["pulls"] == 0
     after = outputs["load-after-renewal"]
     assert after["failed"] == 0 and after["pulls"] > 0
-    assert json.loads((run_dir / "gameday.json").read_text())["verdict"] == "passed"
-    assert process.returncode == 0
+    assert_passed(process.returncode, run_dir)
     entries = Ledger(tmp_path / "ledger").all()
     assert {e.kind for e in entries} >= {"certificate.expired"}
     assert all(e.state == "reverted" for e in entries)
