@@ -10,6 +10,7 @@ active for ``idle_exit`` seconds, and logs to ``watchdog.log`` in the ledger dir
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ from chaosregistry.faults.ledger import (
     Ledger,
     RevertReason,
 )
-from chaosregistry.faults.undo import handler_names, run_undo
+from chaosregistry.faults.undo import UndoError, get_handler, run_undo
 from chaosregistry.faults.watchdog import DAEMON_MODULE, gate_path, lock_path
 from chaosregistry.osutil import locks
 from chaosregistry.osutil.spawn import send_line
@@ -76,6 +77,9 @@ class Watchdog:
         # an unchanged file, so terminal and corrupt files are read once, not every poll.
         self._terminal: dict[str, tuple[int, int, int]] = {}
         self._corrupt: dict[str, tuple[int, int, int]] = {}
+        # Entries whose undo handler is imported: on first sight, not at the revert, when time
+        # counts; and only theirs (see chaosregistry.faults.undo).
+        self._prepared: set[str] = set()
 
     def run(self) -> None:
         idle_since: float | None = None
@@ -106,6 +110,7 @@ class Watchdog:
             if entry.id in self._given_up:
                 continue
             busy = True
+            self._prepare(entry)
             reason = self._due(entry, now)
             if reason is not None and time.monotonic() >= self._retry_at.get(entry.id, 0.0):
                 self._revert(entry, reason)
@@ -143,6 +148,14 @@ class Watchdog:
             else:
                 self._terminal[name] = signature
         return active
+
+    def _prepare(self, entry: Entry) -> None:
+        """Import ``entry``'s undo handler once; a missing one is the revert's to report."""
+        if entry.id in self._prepared:
+            return
+        self._prepared.add(entry.id)
+        with contextlib.suppress(UndoError):
+            get_handler(str(entry.undo.get("kind")), entry.undo_module)
 
     @staticmethod
     def _due(entry: Entry, now: Instant) -> RevertReason | None:
@@ -277,15 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_exit = _default_idle_exit() if args.idle_exit is None else args.idle_exit
     # Ready as soon as the lock is ours: the injecting caller is waiting for this line.
     send_line(args.ready_fd, f"ready {os.getpid()}")
-    # Import every undo handler now, not on the first revert, when time counts.
-    handlers = handler_names()
-    log.info(
-        "watching %s (poll %.2fs, idle exit %.1fs, undo handlers: %s)",
-        ledger_dir,
-        args.poll,
-        idle_exit,
-        ", ".join(handlers),
-    )
+    log.info("watching %s (poll %.2fs, idle exit %.1fs)", ledger_dir, args.poll, idle_exit)
     Watchdog(
         Ledger(ledger_dir),
         lock_fd=lock_fd,
