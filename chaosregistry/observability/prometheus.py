@@ -17,6 +17,7 @@ import httpx
 from chaosregistry.errors import ChaosRegistryError, PullError
 from chaosregistry.experiment.settings import DEFAULT_PROMETHEUS_TIMEOUT, PrometheusSettings
 from chaosregistry.oci import failures
+from chaosregistry.osutil.tls import system_trust
 
 # Error kinds besides the transport classes of oci.failures (refused, timeout, reset, tls...).
 BAD_QUERY = "bad-query"
@@ -68,7 +69,12 @@ class PrometheusClient:
     def _get(self, path: str, params: dict[str, str]) -> Any:
         what = f"Prometheus {self.url}{path}"
         try:
-            with httpx.Client(timeout=self.timeout, trust_env=False, transport=self.transport) as c:
+            with httpx.Client(
+                timeout=self.timeout,
+                trust_env=False,
+                transport=self.transport,
+                verify=system_trust(),
+            ) as c:
                 response = c.get(self.url + path, params=params)
         except httpx.HTTPError as exc:
             try:

@@ -49,6 +49,7 @@ from chaosregistry.oci.protocol import (
 from chaosregistry.oci.protocol import fetch_blob as protocol_fetch_blob
 from chaosregistry.oci.reference import ImageReference, Platform
 from chaosregistry.oci.transport import StdlibTransport
+from chaosregistry.osutil.tls import system_trust
 from chaosregistry.redaction import URL_CREDENTIALS, url_credentials
 
 DEFAULT_TIMEOUT = 30.0
@@ -80,11 +81,13 @@ class BlobFetch:
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """The SSL context for ``verify``: the system CAs, none (no checks), or a CA bundle path."""
+    """The SSL context for ``verify``: the system CAs, none (no checks), or a CA bundle path.
+
+    The system CAs' context is shared by the whole process (``osutil.tls``): never change it."""
     if verify is True:
-        return ssl.create_default_context()
+        return system_trust()
     if verify is False:
-        context = ssl.create_default_context()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store: nothing is checked
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context

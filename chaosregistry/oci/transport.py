@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from chaosregistry.osutil.tls import system_trust
+
 # Bytes asked of the socket per body chunk: large enough that Python's per-chunk cost vanishes
 # next to the copy, small enough to keep memory per stream low.
 CHUNK_SIZE = 1 << 20
@@ -50,7 +52,7 @@ class StdlibTransport(httpx.BaseTransport):
         max_connections: int = 16,
         connect_to: ConnectTo | None = None,
     ) -> None:
-        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context or system_trust()
         self._connect_to = dict(connect_to or {})
         self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ test cluster, one module per purpose (docs/architecture.md, "The shape"):
 - ``spawn``: detached processes in their own session, with a one-line handshake pipe.
 - ``supervise``: the processes the sandbox, the test cluster and the load start: recorded by
   identity, checked, stopped (SIGTERM, then SIGKILL), retried once when one exits while starting.
+- ``tls``: the system's trusted CAs, loaded once per process and shared by every client.
 
 Layer: foundations (may import the package root; see docs/architecture.md).
 """

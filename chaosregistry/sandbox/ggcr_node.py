@@ -28,6 +28,8 @@ from types import FrameType
 
 import httpx
 
+from chaosregistry.osutil.tls import system_trust
+
 START_TIMEOUT = 20.0
 PUT_TIMEOUT = 30.0
 
@@ -44,7 +46,7 @@ class _ReadyHandler(BaseHTTPRequestHandler):
 
 def _wait_serving(base: str, crane: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
+    with httpx.Client(timeout=1.0, trust_env=False, verify=system_trust()) as client:
         while crane.poll() is None:
             try:
                 client.get(base + "/v2/")
@@ -63,7 +65,9 @@ def reseed(base: str, manifests_file: Path) -> int:
     if not manifests_file.is_file():
         return 0
     manifests = json.loads(manifests_file.read_text(encoding="utf-8"))
-    with httpx.Client(base_url=base, timeout=PUT_TIMEOUT, trust_env=False) as client:
+    with httpx.Client(
+        base_url=base, timeout=PUT_TIMEOUT, trust_env=False, verify=system_trust()
+    ) as client:
         for item in manifests:
             answer = client.put(
                 f"/v2/{item['repository']}/manifests/{item['reference']}",

@@ -46,6 +46,7 @@ from chaosregistry.osutil.supervise import (
     start_recorded,
     stop_group,
 )
+from chaosregistry.osutil.tls import system_trust
 from chaosregistry.sandbox.layout import (
     HOST,
     PORT_SPAN,
@@ -264,7 +265,7 @@ def _wait_ready(
 ) -> None:
     deadline = time.monotonic() + timeout
     # HTTPS endpoints are checked against the sandbox's CA, never without verification.
-    verify = client_context(layout) if spec.ready_url.startswith("https:") else True
+    verify = client_context(layout) if spec.ready_url.startswith("https:") else system_trust()
     with httpx.Client(timeout=1.0, trust_env=False, verify=verify) as client:
         while True:
             code = process.poll()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from chaosregistry.errors import ChaosRegistryError
+from chaosregistry.osutil.tls import system_trust
 
 DEFAULT_TIMEOUT = 5.0
 # Toxiproxy 2.5's counter (``-proxy-metrics``) of the bytes a proxy read, by direction: from its
@@ -37,7 +38,12 @@ class Toxiproxy:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            timeout=timeout,
+            transport=transport,
+            verify=system_trust(),  # plain HTTP: no CA is read, but httpx builds a context
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -177,7 +177,7 @@ def _stdlib_handshake(
 
 
 def _unverified_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store: nothing is checked
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
@@ -189,7 +189,8 @@ def verifying_context(verify: bool | str, *, check_hostname: bool) -> ssl.SSLCon
     ``verify=False`` (the user's "do not check" for pulls) still checks against the system CAs:
     checking is what this inspection is for. Bundles are read as the pull client reads them.
     """
-    context = tls_context(verify if isinstance(verify, str) else True)
+    # A context of its own (check_hostname changes), never the shared system one.
+    context = tls_context(verify) if isinstance(verify, str) else ssl.create_default_context()
     context.check_hostname = check_hostname
     return context
 
