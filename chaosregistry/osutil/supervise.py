@@ -216,6 +216,34 @@ def wait_gone(left: Callable[[], Sequence[int]], timeout: float, *, reaping: int
         time.sleep(POLL_INTERVAL)
 
 
+class Remaining:
+    """What is left of some processes, for a loop that waits for them to go.
+
+    Finding them takes a scan of every process (a process group has no index in ``/proc``):
+    on a machine running test clusters a thousand files, and a stop polls every 50 ms, so
+    each poll here looks only at the processes the last scan found, by pid and start time.
+    Only when all of them are gone does it scan again, which also finds any process that
+    joined meanwhile: "none left" always comes from a full scan.
+    """
+
+    def __init__(self, scan: Callable[[], list[int]]) -> None:
+        self._scan = scan
+        self._seen: dict[int, int] = {}  # pid -> kernel start time
+
+    def __call__(self) -> list[int]:
+        still = [pid for pid, start in self._seen.items() if _runs(pid, start)]
+        if still:
+            return still
+        found = self._scan()
+        self._seen = {pid: stat.start_time for pid in found if (stat := proc_stat(pid)) is not None}
+        return found
+
+
+def _runs(pid: int, start_time: int) -> bool:
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive and stat.start_time == start_time
+
+
 def stop_group(
     record: ProcessRecord,
     sig: int = signal.SIGTERM,
@@ -242,10 +270,10 @@ def stop_group(
         if record.members():
             signal_group(record.pgid, signum)
         signal_pids(also(), signum)
-    if wait_gone(left, grace, reaping=record.pid):
+    if wait_gone(Remaining(left), grace, reaping=record.pid):
         return []
     if record.members():
         signal_group(record.pgid, signal.SIGKILL)
     signal_pids(also(), signal.SIGKILL)
-    wait_gone(left, kill_wait, reaping=record.pid)
+    wait_gone(Remaining(left), kill_wait, reaping=record.pid)
     return left()

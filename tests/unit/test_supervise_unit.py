@@ -1,7 +1,9 @@
-"""``osutil.supervise`` without processes: record files and the one retry of a start."""
+"""``osutil.supervise``: record files, the one retry of a start, and what is left of processes
+while a stop waits (with `sleep` processes of its own)."""
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -104,3 +106,32 @@ def test_a_process_s_cpu_time_is_read_from_proc_and_grows_with_its_work() -> Non
     # Clock ticks are 10 ms: 0.3 s of work shows as at least 0.2 s.
     assert after.cpu_seconds - before.cpu_seconds >= 0.2
     assert after.cpu_seconds <= time.process_time() + 0.05
+
+
+def test_remaining_rescans_only_when_the_processes_it_saw_are_gone() -> None:
+    first = subprocess.Popen(["sleep", "30"])
+    second = subprocess.Popen(["sleep", "30"])
+    group = [first.pid]
+    scans = []
+
+    def scan() -> list[int]:
+        scans.append(list(group))
+        return [pid for pid in group if (stat := proc_stat(pid)) is not None and stat.alive]
+
+    try:
+        left = supervise.Remaining(scan)
+        assert left() == [first.pid] and len(scans) == 1
+        group.append(second.pid)  # joins while the first still runs: not looked for yet
+        assert left() == [first.pid] and len(scans) == 1
+        first.kill()
+        first.wait()
+        # The one it saw is gone: a full scan, which finds the newcomer.
+        assert left() == [second.pid] and len(scans) == 2
+        second.kill()
+        second.wait()
+        assert left() == [] and len(scans) == 3
+        assert left() == [] and len(scans) == 4  # "none left" is always a fresh scan
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()
