@@ -44,6 +44,8 @@ __all__ = ["start_pull_load", "stop_pull_load"]
 
 # A node's back-off after failed pulls, in seconds (chaosregistry.loadgen.pacing).
 BackoffSeconds = Annotated[float, Range(0, MAX_WAIT, above=True, unit="seconds")]
+# Seconds from the start of one of a node's pulls to the start of its next; 0: back to back.
+PullInterval = Annotated[float, Range(0, MAX_WAIT, unit="seconds")]
 
 
 @activity
@@ -63,6 +65,7 @@ def start_pull_load(
     backoff: bool = True,
     backoff_base: BackoffSeconds = DEFAULT_BASE,
     backoff_cap: BackoffSeconds = DEFAULT_CAP,
+    pull_interval: PullInterval = 0.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
@@ -100,13 +103,18 @@ def start_pull_load(
         ``backoff_cap``).
       backoff_cap: longest wait in seconds (0 < s <= 300; default 1, so recovery shows within
         a second).
+      pull_interval: seconds from the start of one of a node's pulls to the start of its next
+        (0 <= s <= 300); 0, the default, pulls back to back. An interval makes the load a
+        steady rate of at most ``users / pull_interval`` pulls a second, as nodes pulling when
+        pods land on them, instead of a flood that takes every core it can; a pull longer than
+        the interval is followed at once. After failures the back-off applies if it is longer.
 
     Returns a mapping: ``load_id``, ``fault_id`` (its fault-ledger entry), ``pid`` (the load's
     supervisor, leader of its process group), ``locust_pid``, ``pgid``, ``stats_dir`` (Locust
     CSVs, per-pull records in ``records_dir``, ``timeseries.json`` once it ends), ``users``,
     ``spawn_rate``, ``duration``, ``processes``, ``target``, ``target_url``, ``mode``,
     ``platform``, ``verify``, ``blob_concurrency``, ``backoff``, ``backoff_base``,
-    ``backoff_cap``, ``images`` [{image, weight}],
+    ``backoff_cap``, ``pull_interval``, ``images`` [{image, weight}],
     ``fresh_images`` and ``fresh_repository`` (cold mode), ``started_at`` and ``expires_at``
     (epoch seconds; the ledger ends the load at ``expires_at`` at the latest).
 
@@ -128,6 +136,7 @@ def start_pull_load(
         backoff=backoff,
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
+        pull_interval=pull_interval,
     )
     settings = settings_for(configuration)
     sink = settings.prometheus.sli_sink  # each pull reports there (if any)

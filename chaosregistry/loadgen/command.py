@@ -79,6 +79,7 @@ def locust_command(
         "--backoff", str(parameters.backoff.enabled).lower(),
         "--backoff-base", f"{parameters.backoff.base:g}",
         "--backoff-cap", f"{parameters.backoff.cap:g}",
+        "--pull-interval", f"{parameters.pull_interval:g}",
     ]  # fmt: skip
     if credentials_dir is not None:
         command += ["--credentials-file", str(credentials_dir / CREDENTIALS_FILE)]

@@ -15,10 +15,11 @@ response_time is the pull's exact duration. Locust's percentiles are rounded, so
 ``--records-dir`` every process also writes one exact JSON line per pull there
 (``chaosregistry.loadgen.records`` documents and reads them).
 
-Pulls follow each other with no pause while they succeed; after a failed pull a node backs off
-(``chaosregistry.loadgen.pacing``: by default 0.05 s doubling to 1 s while failures go on,
-jittered, reset by a success), as a real node does, instead of retrying hundreds of times a
-second; ``--backoff false`` retries at once (a flood test).
+Pulls follow each other with no pause while they succeed, unless ``--pull-interval`` spaces
+their starts; after a failed pull a node backs off (``chaosregistry.loadgen.pacing``: by default
+0.05 s doubling to 1 s while failures go on, jittered, reset by a success), as a real node does,
+instead of retrying hundreds of times a second; ``--backoff false`` retries at once (a flood
+test).
 
 Modes: ``warm`` draws images from the weighted mix again and again (a mirror serves them from
 its cache); ``cold`` pulls each image of the list once, in order, shared out between processes
@@ -49,6 +50,8 @@ the command line):
     --backoff           true | false: back off after failed pulls (default true)   [BACKOFF]
     --backoff-base      seconds waited after the first failure (default 0.05) [BACKOFF_BASE]
     --backoff-cap       longest wait in seconds (default 1)                    [BACKOFF_CAP]
+    --pull-interval     seconds from one pull's start to the node's next (default 0:
+                        back to back)                                      [PULL_INTERVAL]
 
 As a Locust worker, the master's settings replace the worker's own when the test starts,
 except ``--credentials-file``, ``--records-dir``, ``--tls-verify``, ``--sli-sink`` and
@@ -87,7 +90,13 @@ from chaosregistry.experiment.settings import split_address
 from chaosregistry.loadgen import failures as wire
 from chaosregistry.loadgen.connect import ConnectToClientPool, origin_of
 from chaosregistry.loadgen.mix import ImageChoice, parse_image_mix
-from chaosregistry.loadgen.pacing import DEFAULT_BACKOFF, Backoff
+from chaosregistry.loadgen.pacing import (
+    DEFAULT_BACKOFF,
+    DEFAULT_PULL_INTERVAL,
+    Backoff,
+    check_pull_interval,
+    next_wait,
+)
 from chaosregistry.loadgen.records import record_file_name
 from chaosregistry.observability.sli import SliSink
 from chaosregistry.oci.auth import Credentials
@@ -141,6 +150,7 @@ def _add_arguments(parser: Any) -> None:
     add("--backoff", "CHAOSREGISTRY_LOAD_BACKOFF", "true", "back off after failed pulls")
     add("--backoff-base", "CHAOSREGISTRY_LOAD_BACKOFF_BASE", f"{Backoff.base:g}", "first wait (s)")
     add("--backoff-cap", "CHAOSREGISTRY_LOAD_BACKOFF_CAP", f"{Backoff.cap:g}", "longest wait (s)")
+    add("--pull-interval", "CHAOSREGISTRY_LOAD_PULL_INTERVAL", "0", "seconds between pull starts")
     # Only marks the command line, so the runner can find every process of one load.
     add("--load-tag", "CHAOSREGISTRY_LOAD_TAG", "", "marks this load's processes")
 
@@ -194,6 +204,14 @@ def _backoff(options: Any) -> Backoff:
         raise ConfigError(text) from None
 
 
+def _pull_interval(options: Any) -> float:
+    interval = _seconds("pull-interval", getattr(options, "pull_interval", "0"))
+    try:
+        return check_pull_interval(interval)
+    except ConfigError as exc:  # the activity's word (pull_interval) as this command's flag
+        raise ConfigError(f"--{exc}".replace("pull_interval", "pull-interval")) from None
+
+
 def _read_credentials(path: str) -> Credentials | None:
     """The credentials in the JSON file ``path`` (None without a path)."""
     if not path:
@@ -223,6 +241,7 @@ class PullSettings:
     sli_sink: str
     target: str  # the registry's URL: the SLI histogram's ``target`` label
     backoff: Backoff = DEFAULT_BACKOFF
+    pull_interval: float = DEFAULT_PULL_INTERVAL
     # Where the registry's connections go instead of its own address (a fault proxy's listener).
     connect_to: tuple[str, int] | None = None
 
@@ -258,6 +277,7 @@ class PullSettings:
             sli_sink=str(getattr(options, "sli_sink", "") or ""),
             target=str(getattr(options, "host", "") or ""),
             backoff=_backoff(options),
+            pull_interval=_pull_interval(options),
             connect_to=_address("connect-to", str(getattr(options, "connect_to", "") or "")),
         )
 
@@ -501,11 +521,19 @@ class RegistryPullUser(FastHttpUser):
     """
 
     def wait_time(self) -> float:
-        """No pause after a success; after failures, the back-off (module docstring)."""
-        return self.settings.backoff.wait(self.failures_in_a_row, self.rng)
+        """After a success what is left of the pull interval (none by default); after
+        failures, the back-off (module docstring)."""
+        return next_wait(
+            self.settings.backoff,
+            self.failures_in_a_row,
+            self.rng,
+            pull_interval=self.settings.pull_interval,
+            pull_seconds=self.last_pull_seconds,
+        )
 
     def on_start(self) -> None:
         self.failures_in_a_row = 0
+        self.last_pull_seconds = 0.0
         settings = _process.settings or _process.configure(self.environment)
         self.settings = settings
         # One node, one identity: tokens are kept per node, as each kubelet keeps its own.
@@ -562,6 +590,7 @@ class RegistryPullUser(FastHttpUser):
             raise
         finally:
             duration = time.perf_counter() - started
+            self.last_pull_seconds = duration
             self.failures_in_a_row = 0 if error is None else self.failures_in_a_row + 1
             if not interrupted:
                 self._report(label, start, duration, size, error, request_type="PULL")

@@ -1,5 +1,13 @@
-"""How long a load node waits before its next pull: nothing while pulls succeed; after failures
-in a row, a capped exponential back-off with jitter (:class:`Backoff`).
+"""How long a load node waits before its next pull (:func:`next_wait`): by default nothing while
+pulls succeed; after failures in a row, a capped exponential back-off with jitter
+(:class:`Backoff`); and with a pull interval, never less than what is left of it.
+
+The interval (``pull_interval`` seconds from the start of one of a node's pulls to the start of
+its next) turns the flood into a steady rate, ``users / pull_interval`` pulls a second at most:
+real nodes pull when pods land on them, not back to back, and a flood of two users takes both
+cores of a small machine (registry, proxy and load together), leaving little for the fault
+under test. A pull that takes longer than the interval is followed at once, as a node behind
+its schedule would.
 
 A fault that fails pulls at once (an expired certificate, a refused port, a refused password)
 would otherwise have every node retry as fast as the CPU allows: hundreds of pulls (and TLS
@@ -78,3 +86,27 @@ class Backoff:
 
 # What a load does unless told otherwise.
 DEFAULT_BACKOFF = Backoff()
+# Back to back unless told otherwise.
+DEFAULT_PULL_INTERVAL = 0.0
+
+
+def check_pull_interval(value: Any) -> float:
+    """A validated ``pull_interval``; ConfigError names a bad value."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"pull_interval must be seconds, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_WAIT):
+        raise ConfigError(f"pull_interval must be >= 0 and <= {MAX_WAIT:g} seconds, got {value}")
+    return float(value)
+
+
+def next_wait(
+    backoff: Backoff,
+    failures_in_a_row: int,
+    rng: random.Random,
+    *,
+    pull_interval: float = DEFAULT_PULL_INTERVAL,
+    pull_seconds: float = 0.0,
+) -> float:
+    """Seconds a node waits after a pull that took ``pull_seconds``: the back-off after failures
+    (``Backoff.wait``), and never less than what is left of ``pull_interval``."""
+    return max(backoff.wait(failures_in_a_row, rng), pull_interval - pull_seconds, 0.0)

@@ -13,7 +13,7 @@ from chaosregistry.experiment.activity import require_positive_int, require_posi
 from chaosregistry.faults.injection import check_duration
 from chaosregistry.oci.reference import Platform
 
-from .pacing import DEFAULT_BACKOFF, Backoff
+from .pacing import DEFAULT_BACKOFF, DEFAULT_PULL_INTERVAL, Backoff, check_pull_interval
 
 MODES = ("warm", "cold")
 MAX_PROCESSES = 64
@@ -40,6 +40,7 @@ class LoadParameters:
     blob_concurrency: int
     fresh_images: int
     backoff: Backoff = DEFAULT_BACKOFF
+    pull_interval: float = DEFAULT_PULL_INTERVAL
 
     @classmethod
     def check(
@@ -58,6 +59,7 @@ class LoadParameters:
         backoff: Any = True,
         backoff_base: Any = Backoff.base,
         backoff_cap: Any = Backoff.cap,
+        pull_interval: Any = DEFAULT_PULL_INTERVAL,
     ) -> "LoadParameters":
         """Validated parameters; ConfigError names the first bad one."""
         users = require_positive_int("users", users)
@@ -92,4 +94,5 @@ class LoadParameters:
             blob_concurrency=blob_concurrency,
             fresh_images=fresh_images,
             backoff=Backoff.check(enabled=backoff, base=backoff_base, cap=backoff_cap),
+            pull_interval=check_pull_interval(pull_interval),
         )

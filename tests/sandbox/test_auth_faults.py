@@ -24,7 +24,7 @@ from support.faults import (
     assert_watchdog_exits,
     own_ledger,
 )
-from support.gameday import assert_held, assert_passed, run_shipped_experiment
+from support.gameday import PACED_LOAD, assert_held, assert_passed, run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo, running_sandbox
 
@@ -376,7 +376,11 @@ def test_token_server_outage_experiment(
 ) -> None:
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
     process, run_dir = run_shipped_experiment(
-        running.run_dir, tmp_path, "token-server-outage", load_seconds=40
+        running.run_dir,
+        tmp_path,
+        "token-server-outage",
+        load_seconds=40,
+        load_pull_interval=PACED_LOAD,
     )
     journal = json.loads((run_dir / "journal.json").read_text())
     outputs = {r["activity"]["name"]: r["output"] for r in journal["run"]}

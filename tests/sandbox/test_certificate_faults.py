@@ -23,7 +23,7 @@ from support.faults import (
     assert_watchdog_exits,
     own_ledger,
 )
-from support.gameday import assert_held, assert_passed, run_shipped_experiment
+from support.gameday import PACED_LOAD, assert_held, assert_passed, run_shipped_experiment
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
@@ -275,7 +275,11 @@ def test_registry_cert_expiry_experiment(
 ) -> None:
     monkeypatch.setenv("CHAOSREGISTRY_WATCHDOG_IDLE_EXIT", str(WATCHDOG_IDLE_EXIT))
     process, run_dir = run_shipped_experiment(
-        sandbox.run_dir, tmp_path, "registry-cert-expiry", load_seconds=40
+        sandbox.run_dir,
+        tmp_path,
+        "registry-cert-expiry",
+        load_seconds=40,
+        load_pull_interval=PACED_LOAD,
     )
     journal = json.loads((run_dir / "journal.json").read_text())
     outputs = {r["activity"]["name"]: r["output"] for r in journal["run"]}

@@ -179,6 +179,22 @@ def test_exact_percentiles_agree_with_numpy_on_the_raw_records(config: dict[str,
     stop_pull_load(load["load_id"], configuration=config)
 
 
+def test_a_pull_interval_spaces_each_nodes_pulls(config: dict[str, Any]) -> None:
+    users, interval = 2, 0.5
+    load = started_load(config, users=users, pull_interval=interval, duration=SHORT)
+    assert load["pull_interval"] == interval
+    wait_until_finished(config, load, timeout=SHORT + 30)
+    starts = sorted(p["start"] for p in records.read_records(Path(load["records_dir"])))
+    # Back to back, two users pull dozens of times in 3 s; paced, each node starts a pull at
+    # most every 0.5 s.
+    assert len(starts) >= 2 * users, starts
+    assert len(starts) <= users * (math.floor((starts[-1] - starts[0]) / interval) + 1), starts
+    # So no three starts fall within one interval: one node would have started twice in it.
+    closest = min(later - first for first, later in zip(starts, starts[users:], strict=False))
+    assert closest >= interval - 0.01, starts
+    stop_pull_load(load["load_id"], configuration=config)
+
+
 def test_stop_pull_load_ends_a_running_load_and_writes_its_time_series(
     config: dict[str, Any],
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gameday import ROOT, run_shipped_experiment
+from support.gameday import PACED_LOAD, ROOT, run_shipped_experiment
 from support.sandbox import SandboxInfo, running_sandbox
 
 
@@ -37,7 +37,9 @@ def hypothesis(journal: dict[str, Any], phase: str, name: str) -> dict[str, Any]
 def test_the_slo_game_day_breaches_the_p99_slo_during_latency_and_meets_it_after(
     sandbox: SandboxInfo, tmp_path: Path
 ) -> None:
-    process, run_dir = run_shipped_experiment(sandbox.run_dir, tmp_path, "registry-latency-slo")
+    process, run_dir = run_shipped_experiment(
+        sandbox.run_dir, tmp_path, "registry-latency-slo", load_pull_interval=PACED_LOAD
+    )
     output = process.stdout + process.stderr
     assert process.returncode == 0, output
     journal = json.loads((run_dir / "journal.json").read_text())

@@ -24,6 +24,15 @@ CHAOSREGISTRY = str(Path(sys.executable).with_name("chaosregistry"))
 LOADED_P95_BUDGET = 1.0
 
 
+# Seconds between the starts of one load user's pulls in the game days the suite runs (their
+# ``load_pull_interval``): at most twenty pulls a second for two users, where back to back they pull
+# about a hundred, and the registry, its proxy and the load then take both cores of the machine
+# (39 s of CPU for a 20 s load of two users, measured on 2026-12-07) from every other test.
+# What these game days check of their load (pulls in a window, none failed, a p99 in
+# Prometheus) needs pulls, not a flood.
+PACED_LOAD = 0.1
+
+
 def for_a_loaded_machine(experiment: Path, base: Path) -> Path:
     """``experiment``, or a copy of it under ``base`` whose steady-state p95 budgets are at
     least LOADED_P95_BUDGET."""

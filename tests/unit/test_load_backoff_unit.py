@@ -20,7 +20,7 @@ from chaosregistry.experiment.contracts import argument_problem
 from chaosregistry.experiment.settings import RegistryTarget
 from chaosregistry.loadgen import records
 from chaosregistry.loadgen.command import locust_command
-from chaosregistry.loadgen.pacing import DEFAULT_BACKOFF, Backoff
+from chaosregistry.loadgen.pacing import DEFAULT_BACKOFF, Backoff, next_wait
 from chaosregistry.loadgen.parameters import LoadParameters
 from chaosregistry.reports import build_report, build_summary
 
@@ -93,6 +93,41 @@ def test_a_bad_backoff_is_one_line_naming_the_argument(
     with pytest.raises(ConfigError) as raised:
         Backoff.check(enabled=enabled, base=base, cap=cap)
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+# -- the pull interval ------------------------------------------------------------------------
+def test_an_interval_waits_out_what_the_pull_left_of_it_and_never_shortens_a_back_off() -> None:
+    rng = random.Random(7)
+    backoff = Backoff(base=0.05, cap=1.0)
+    assert next_wait(backoff, 0, rng) == 0.0  # back to back by default
+    assert next_wait(backoff, 0, rng, pull_interval=0.5, pull_seconds=0.2) == pytest.approx(0.3)
+    assert next_wait(backoff, 0, rng, pull_interval=0.5, pull_seconds=0.8) == 0.0  # behind
+    # After failures the longer of the two: the back-off's ceiling here is 1 s.
+    waits = [next_wait(backoff, 9, rng, pull_interval=0.1, pull_seconds=0.0) for _ in range(50)]
+    assert all(0.5 <= wait <= 1.0 for wait in waits)
+    assert next_wait(backoff, 9, rng, pull_interval=5.0, pull_seconds=1.0) == 4.0
+
+
+@pytest.mark.parametrize("value", [-0.1, 301, float("nan"), "fast", True, None])
+def test_a_bad_pull_interval_is_one_line_naming_the_argument(value: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parameters(pull_interval=value)
+    assert "pull_interval" in str(raised.value) and "\n" not in str(raised.value)
+    problem = argument_problem(
+        inspect.signature(start_pull_load).parameters["pull_interval"], value
+    )
+    assert problem is not None
+
+
+def test_the_load_passes_its_pull_interval_to_locust_and_defaults_to_none() -> None:
+    registry = RegistryTarget("https://127.0.0.1:1", None, True, 10.0)
+
+    def flag(load: LoadParameters) -> str:
+        command = locust_command(load, registry, Path("/tmp/stats"), "tag", None)
+        return command[command.index("--pull-interval") + 1]
+
+    assert parameters().pull_interval == 0.0 and flag(parameters()) == "0"
+    assert flag(parameters(pull_interval=0.25)) == "0.25"
 
 
 # -- the arguments ----------------------------------------------------------------------------
