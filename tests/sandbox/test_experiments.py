@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gameday import assert_held, assert_passed, run_shipped_experiment
+from support.gameday import PACED_LOAD, assert_held, assert_passed, run_shipped_experiment
 from support.sandbox import SandboxInfo
 
 from chaosregistry.faults.ledger import Ledger
@@ -92,7 +92,13 @@ def test_registry_partition(sandbox: SandboxInfo, tmp_path: Path) -> None:
 
 def test_registry_node_kill(sandbox: SandboxInfo, tmp_path: Path) -> None:
     code, journal, run_dir = run_gameday(
-        sandbox, tmp_path, "registry-node-kill", restart_after=6, load_users=4, load_seconds=20
+        sandbox,
+        tmp_path,
+        "registry-node-kill",
+        restart_after=6,
+        load_users=4,
+        load_seconds=20,
+        load_pull_interval=PACED_LOAD,
     )
     assert_held(journal)
     assert_passed(code, run_dir)

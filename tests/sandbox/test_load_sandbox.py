@@ -17,6 +17,7 @@ import numpy
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from support.faults import SETTLES_WITHIN
+from support.gameday import PACED_LOAD
 from support.polling import eventually
 from support.sandbox import SandboxInfo
 
@@ -64,6 +65,9 @@ def started_load(config: dict[str, Any], **arguments: Any) -> dict[str, Any]:
         "users": 3,
         "spawn_rate": 50.0,
         "duration": SHORT,
+        # Up to 30 pulls a second: plenty for what these tests check, where back to back the
+        # load and the registry would take both cores from the rest of the suite.
+        "pull_interval": PACED_LOAD,
         "images": ["tiny/hello:latest", {"image": "shop/api:latest", "weight": 2}],
     }
     return start_pull_load(**{**defaults, **arguments}, configuration=config)
