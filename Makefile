@@ -173,6 +173,7 @@ bench: setup ## run the side-by-side benchmarks under bench/ (figures: bench/REA
 	$(BIN)/python bench/prometheus.py
 	$(BIN)/python bench/hygiene.py
 	$(BIN)/python bench/venv_install.py --uv $(UV)
+	$(BIN)/python bench/suite_cpu.py
 
 clean: ## remove the venv and caches (not the toolchain cache)
 	rm -rf $(VENV) .apt-installed .mypy_cache .ruff_cache .pytest_cache site
