@@ -17,6 +17,7 @@ errors to raise, which strays to look for.
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -222,19 +223,25 @@ class Remaining:
     Finding them takes a scan of every process (a process group has no index in ``/proc``):
     on a machine running test clusters a thousand files, and a stop polls every 50 ms, so
     each poll here looks only at the processes the last scan found, by pid and start time.
-    Only when all of them are gone does it scan again, which also finds any process that
-    joined meanwhile: "none left" always comes from a full scan.
+    It scans again when all of them are gone, which also finds any process that joined
+    meanwhile ("none left" always comes from a full scan), and at least every
+    ``RESCAN_SECONDS`` (one that left the group is not waited for longer than that).
     """
+
+    RESCAN_SECONDS = 1.0
 
     def __init__(self, scan: Callable[[], list[int]]) -> None:
         self._scan = scan
         self._seen: dict[int, int] = {}  # pid -> kernel start time
+        self._scanned_at = -math.inf
 
     def __call__(self) -> list[int]:
-        still = [pid for pid, start in self._seen.items() if _runs(pid, start)]
-        if still:
-            return still
+        if time.monotonic() - self._scanned_at < self.RESCAN_SECONDS:
+            still = [pid for pid, start in self._seen.items() if _runs(pid, start)]
+            if still:
+                return still
         found = self._scan()
+        self._scanned_at = time.monotonic()
         self._seen = {pid: stat.start_time for pid in found if (stat := proc_stat(pid)) is not None}
         return found
 

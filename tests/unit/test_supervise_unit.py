@@ -108,7 +108,9 @@ def test_a_process_s_cpu_time_is_read_from_proc_and_grows_with_its_work() -> Non
     assert after.cpu_seconds <= time.process_time() + 0.05
 
 
-def test_remaining_rescans_only_when_the_processes_it_saw_are_gone() -> None:
+def test_remaining_rescans_only_when_the_processes_it_saw_are_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first = subprocess.Popen(["sleep", "30"])
     second = subprocess.Popen(["sleep", "30"])
     group = [first.pid]
@@ -131,6 +133,17 @@ def test_remaining_rescans_only_when_the_processes_it_saw_are_gone() -> None:
         second.wait()
         assert left() == [] and len(scans) == 3
         assert left() == [] and len(scans) == 4  # "none left" is always a fresh scan
+        # And a scan at least every RESCAN_SECONDS while the ones it saw run on.
+        third = subprocess.Popen(["sleep", "30"])
+        group.append(third.pid)
+        try:
+            assert left() == [third.pid] and len(scans) == 5
+            assert left() == [third.pid] and len(scans) == 5
+            monkeypatch.setattr(supervise.Remaining, "RESCAN_SECONDS", 0.0)
+            assert left() == [third.pid] and len(scans) == 6
+        finally:
+            third.kill()
+            third.wait()
     finally:
         for process in (first, second):
             process.kill()
