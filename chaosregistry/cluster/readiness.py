@@ -187,17 +187,25 @@ def deployment_not_available(kube: Client, namespace: str, name: str) -> str | N
             f"of {wanted}"
         )
     # The status may be stale (a controller-manager stopped while its pods went away), so the
-    # pods themselves must be there and ready.
+    # pods themselves must be there and ready. And they must run the current template's images:
+    # right after the template changes, the status and the ready pods can still be the previous
+    # revision's (seen: a demo put back on its image read Available, then its rollout began).
     selector = deployment.spec.selector.matchLabels if deployment.spec else None
     labels: dict[str, Any] = dict(selector or {})
     try:
         pods = list(kube.list(Pod, namespace=namespace, labels=labels))
     except (ApiError, httpx.HTTPError) as exc:
         return str(describe(exc))
-    ready = [pod for pod in pods if _pod_ready(pod)]
+    images = _images(deployment.spec.template.spec if deployment.spec else None)
+    ready = [pod for pod in pods if _pod_ready(pod) and _images(pod.spec) == images]
     if len(ready) < (wanted or 0):
-        return f"{len(ready)} of {wanted} pods running and ready"
+        return f"{len(ready)} of {wanted} pods of the current template running and ready"
     return None
+
+
+def _images(spec: Any) -> list[str]:
+    """The container images of a pod spec (a Deployment's template's or a pod's), in order."""
+    return [str(container.image) for container in (spec.containers if spec else None) or []]
 
 
 def _pod_ready(pod: Pod) -> bool:

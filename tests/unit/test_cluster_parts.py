@@ -16,6 +16,7 @@ import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -486,3 +487,56 @@ def test_a_second_node_has_its_own_runtime_network_ports_and_identity(tmp_path: 
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         f"system:node:{second.name}"
     )
+
+
+# -- a Deployment's readiness, as the API reports it ------------------------------------------
+class _FakeKube:
+    """``get`` and ``list`` of lightkube's Client, answering with the given objects."""
+
+    def __init__(self, deployment: Any, pods: list[Any]) -> None:
+        self.deployment, self.pods = deployment, pods
+
+    def get(self, kind: Any, name: str, namespace: str) -> Any:
+        return self.deployment
+
+    def list(self, kind: Any, namespace: str, labels: Any) -> list[Any]:
+        return self.pods
+
+
+def _deployment(image: str) -> Any:
+    from lightkube.codecs import from_dict
+
+    return from_dict({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "demo", "namespace": "demo", "generation": 5},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "demo"}},
+                 "template": {"metadata": {"labels": {"app": "demo"}},
+                              "spec": {"containers": [{"name": "app", "image": image}]}}},
+        "status": {"observedGeneration": 5, "updatedReplicas": 2, "availableReplicas": 2,
+                   "conditions": [{"type": "Available", "status": "True"}]},
+    })  # fmt: skip
+
+
+def _ready_pod(name: str, image: str) -> Any:
+    from lightkube.codecs import from_dict
+
+    return from_dict({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "demo", "labels": {"app": "demo"}},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    })  # fmt: skip
+
+
+def test_a_deployment_is_available_only_on_ready_pods_of_its_current_template() -> None:
+    from chaosregistry.cluster.readiness import deployment_not_available
+
+    # Right after the template went back to demo/app:1 the status still read the last
+    # revision's: Available, two updated, and two ready pods, of demo/app:2.
+    old = [_ready_pod("demo-a", "demo/app:2"), _ready_pod("demo-b", "demo/app:2")]
+    kube: Any = _FakeKube(_deployment("demo/app:1"), old)
+    assert deployment_not_available(kube, "demo", "demo") == (
+        "0 of 2 pods of the current template running and ready"
+    )
+    kube.pods = [*old, _ready_pod("demo-c", "demo/app:1"), _ready_pod("demo-d", "demo/app:1")]
+    assert deployment_not_available(kube, "demo", "demo") is None
