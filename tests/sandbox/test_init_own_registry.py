@@ -8,6 +8,7 @@ the registry's real name through the proxy; no written file holds the password. 
 load goes through the proxy too: slowed by its latency, TLS still on the registry's name.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -115,9 +116,17 @@ def test_init_writes_experiments_that_validate_and_pass_a_latency_game_day_throu
     assert all(sample["p50"] >= 2 * delay_ms / 1000 * 0.8 for sample in during), during
     assert all(sample["p50"] > budget for sample in during)
     # What the generated budget also proves on a quiet machine, that the fault was gone when
-    # the steady state was checked again, proven directly: reverted before the after-check.
+    # the steady state was checked again, proven directly from the ledger's account: reverted
+    # before the after-check began. Either ender will do: the experiment's `end-of-fault-window`
+    # rollback, or on a slow machine the watchdog at the fault's expiry, which can come first.
+    (fault,) = json.loads((tmp_path / "runs/latency/gameday.json").read_text())["faults"]
+    after_began = min(p.start for p in journal.after.probes if p.start is not None)
+    assert fault["state"] == "reverted", fault
+    assert fault["revert_reason"] in ("rollback", "expired"), fault
+    assert fault["reverted_at"] < after_began, (fault, after_began)
     (ended,) = [r for r in journal.run if r.activity.name == "end-of-fault-window"]
-    assert [f["state"] for f in ended.output["reverted"]] == ["reverted"], ended.output
+    reverted_by_rollback = [f["fault_id"] for f in ended.output["reverted"]]
+    assert reverted_by_rollback == ([fault["id"]] if fault["revert_reason"] == "rollback" else [])
     assert ended.end is not None and journal.after.probes[0].start is not None
     assert ended.end <= journal.after.probes[0].start
 
