@@ -28,7 +28,13 @@ from chaosregistry.experiment.contracts import (
 from chaosregistry.experiment.needs import TargetWhen
 from chaosregistry.experiment.settings import settings_for
 from chaosregistry.loadgen.launch import start_load
-from chaosregistry.loadgen.pacing import DEFAULT_BASE, DEFAULT_CAP, MAX_WAIT
+from chaosregistry.loadgen.pacing import (
+    BACKOFF_SECONDS,
+    DEFAULT_BASE,
+    DEFAULT_CAP,
+    DEFAULT_PULL_INTERVAL,
+    PULL_INTERVAL_SECONDS,
+)
 from chaosregistry.loadgen.parameters import (
     DEFAULT_FRESH_IMAGES,
     MAX_BLOB_CONCURRENCY,
@@ -42,10 +48,9 @@ from chaosregistry.loadgen.stop import stop_loads
 
 __all__ = ["start_pull_load", "stop_pull_load"]
 
-# A node's back-off after failed pulls, in seconds (chaosregistry.loadgen.pacing).
-BackoffSeconds = Annotated[float, Range(0, MAX_WAIT, above=True, unit="seconds")]
-# Seconds from the start of one of a node's pulls to the start of its next; 0: back to back.
-PullInterval = Annotated[float, Range(0, MAX_WAIT, unit="seconds")]
+# A node's back-off after failed pulls and its pull interval (chaosregistry.loadgen.pacing).
+BackoffSeconds = Annotated[float, BACKOFF_SECONDS]
+PullInterval = Annotated[float, PULL_INTERVAL_SECONDS]
 
 
 @activity
@@ -65,7 +70,7 @@ def start_pull_load(
     backoff: bool = True,
     backoff_base: BackoffSeconds = DEFAULT_BASE,
     backoff_cap: BackoffSeconds = DEFAULT_CAP,
-    pull_interval: PullInterval = 0.0,
+    pull_interval: PullInterval = DEFAULT_PULL_INTERVAL,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:

@@ -23,12 +23,12 @@ Its own module, free of gevent and Locust, so that the tests, the load's paramet
 can import it (``locustfile`` may only be imported inside Locust).
 """
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Any
 
 from chaosregistry.errors import ConfigError
+from chaosregistry.experiment.contracts import Range
 
 DEFAULT_BASE = 0.05
 DEFAULT_CAP = 1.0
@@ -37,6 +37,11 @@ MAX_WAIT = 300.0
 # Past this many doublings every base <= MAX_WAIT has reached any cap (and 2.0 ** n overflows
 # long before a failure count can).
 _MAX_DOUBLINGS = 64
+# The domains of a load's waits, declared once: the action's signature reads them (validate,
+# discovery, the reference) and so do the load's own checks (its parameters, Locust's flags).
+BACKOFF_SECONDS = Range(0, MAX_WAIT, above=True, unit="seconds")
+# From the start of one of a node's pulls to the start of its next; 0: back to back.
+PULL_INTERVAL_SECONDS = Range(0, MAX_WAIT, unit="seconds")
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,7 @@ class Backoff:
             raise ConfigError(f"backoff must be true or false, got {enabled!r}")
         values = {}
         for name, value in (("backoff_base", base), ("backoff_cap", cap)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{name} must be seconds, got {value!r}")
-            if not (math.isfinite(value) and 0 < value <= MAX_WAIT):
-                raise ConfigError(f"{name} must be > 0 and <= {MAX_WAIT:g} seconds, got {value}")
-            values[name] = float(value)
+            values[name] = _checked(name, value, BACKOFF_SECONDS)
         if values["backoff_base"] > values["backoff_cap"]:
             raise ConfigError(f"backoff_base ({base:g} s) must not exceed backoff_cap ({cap:g} s)")
         return cls(enabled, values["backoff_base"], values["backoff_cap"])
@@ -92,10 +93,13 @@ DEFAULT_PULL_INTERVAL = 0.0
 
 def check_pull_interval(value: Any) -> float:
     """A validated ``pull_interval``; ConfigError names a bad value."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"pull_interval must be seconds, got {value!r}")
-    if not (math.isfinite(value) and 0 <= value <= MAX_WAIT):
-        raise ConfigError(f"pull_interval must be >= 0 and <= {MAX_WAIT:g} seconds, got {value}")
+    return _checked("pull_interval", value, PULL_INTERVAL_SECONDS)
+
+
+def _checked(name: str, value: Any, domain: Range) -> float:
+    problem = domain.problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name} {problem}")
     return float(value)
 
 

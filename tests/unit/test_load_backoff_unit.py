@@ -78,12 +78,12 @@ def test_the_expected_attempt_rate_of_a_capped_node_is_about_one_over_three_quar
     ("enabled", "base", "cap", "fragment"),
     [
         (True, 2.0, 1.0, "backoff_base (2 s) must not exceed backoff_cap (1 s)"),
-        (True, 0, 1.0, "backoff_base must be > 0"),
-        (True, 0.05, -1, "backoff_cap must be > 0"),
-        (True, 0.05, 301, "backoff_cap must be > 0 and <= 300 seconds"),
-        (True, "fast", 1.0, "backoff_base must be seconds"),
-        (True, 0.05, True, "backoff_cap must be seconds"),
-        (True, float("nan"), 1.0, "backoff_base must be > 0"),
+        (True, 0, 1.0, "backoff_base must be a positive number of seconds, got 0"),
+        (True, 0.05, -1, "backoff_cap must be a positive number of seconds"),
+        (True, 0.05, 301, "backoff_cap must be at most 300 seconds"),
+        (True, "fast", 1.0, "backoff_base must be a positive number of seconds, got str"),
+        (True, 0.05, True, "backoff_cap must be a positive number of seconds, got bool"),
+        (True, float("nan"), 1.0, "backoff_base must be a number > 0 and <= 300 seconds"),
         ("yes", 0.05, 1.0, "backoff must be true or false"),
     ],
 )
