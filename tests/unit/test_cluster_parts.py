@@ -434,6 +434,34 @@ def test_the_makefiles_go_tools_build_without_dwarf_like_the_test_bed() -> None:
     assert "-s -w" in build.ETCD_BUILD.ldflags()
 
 
+@pytest.mark.parametrize(
+    ("tool", "module", "variable"),
+    [
+        (
+            "distribution-registry",
+            "github.com/distribution/distribution/v3",
+            "DISTRIBUTION3_VERSION",
+        ),
+        ("ggcr-registry", "github.com/google/go-containerregistry", "CRANE_VERSION"),
+    ],
+)
+def test_a_go_tool_of_our_own_requires_the_version_its_cached_binary_is_named_after(
+    tool: str, module: str, variable: str
+) -> None:
+    # The Makefile names the cached binary after a version (and the sandbox reports it); the
+    # tool's go.mod decides what is compiled. Two statements of one fact, kept equal here.
+    root = Path(__file__).parents[2]
+    makefile = (root / "Makefile").read_text()
+    named = re.search(rf"^{variable} := (\S+)$", makefile, re.MULTILINE)
+    required = re.search(
+        rf"^require {re.escape(module)} v(\S+)$",
+        (root / "tools" / tool / "go.mod").read_text(),
+        re.MULTILINE,
+    )
+    assert named is not None and required is not None
+    assert named.group(1) == required.group(1)
+
+
 def test_cluster_up_refuses_a_node_count_out_of_range_in_one_line(tmp_path: Path) -> None:
     from chaosregistry.cluster import up
     from chaosregistry.errors import ConfigError
