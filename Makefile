@@ -138,7 +138,8 @@ typecheck: $(VENV_STAMP) ## mypy (strict) on the package
 # PYTEST_WORKERS: two workers for the cluster tier's two units, three for the other tiers
 # meanwhile. Measured from a clean clone (bench/README.md, 2026-12-06, ninth session): with 5 the
 # two cores are 95-99% busy for the whole run, so more workers would only slow each test.
-# The test bed's binaries build before pytest, beside the Go tools (-j3): building them in the
+# The test bed's binaries build before pytest, beside the Go tools (-j3), and start first: the
+# Kubernetes build is the set-up's longest, so it should not wait for a slot. Building them in the
 # background while the tests ran was measured slower cold (2026-12-06: etcd alone took 725 s
 # niced beside three test workers, against 133 s side by side with the other builds), and the
 # cluster tier, whose worker waits for them, is the suite's longest chain. A cluster test whose
@@ -149,7 +150,7 @@ PYTEST_WORKERS ?= 5
 # (as on our CI machines) each would compile every module it imports again (`chaosregistry
 # validate`: 0.47 s of CPU, 0.34 s with the bytecode). compileall skips what is up to date.
 pytest-all: $(VENV_STAMP) .apt-installed ## pytest only, every tier (unit, sandbox, cluster), in parallel
-	@$(MAKE) -s --no-print-directory -j3 go-tools cluster-binaries
+	@$(MAKE) -s --no-print-directory -j3 cluster-binaries go-tools
 	@$(BIN)/python -m compileall -q chaosregistry
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=20
 
