@@ -215,12 +215,18 @@ def test_toxiproxy_latency_slows_the_kubelets_pulls_during_a_rollout(
             started = restart_demo(kube_cluster)
             rollout = rollout_time(DEMO_NAME, timeout=120, configuration=configuration)
             assert rollout["complete"] is True and rollout["started_from"] == "annotation"
+            # Only this rollout's pods: events carry whole seconds, so `since` keeps a second of
+            # slack, and the baseline's last pull can fall inside it (a 0.016 s pull was counted
+            # "under latency" on a CI run).
             events = eventually(
                 f"{phase}: 3 Pulled events",
                 lambda started=started: (
                     (
                         e := image_pull_events(
-                            DEMO_NAME, since=started - 1, configuration=configuration
+                            DEMO_NAME,
+                            since=started - 1,
+                            latest_release=True,
+                            configuration=configuration,
                         )
                     )["pull_seconds"]["count"]
                     >= 3
@@ -322,7 +328,11 @@ def test_push_to_running_times_each_phase_and_only_the_pull_grows_under_latency(
         statistics.median(slowed["kubelet_pull_seconds"])
         >= statistics.median(healthy["kubelet_pull_seconds"]) + 0.9 * HOP_LATENCY
     ), (healthy["kubelet_pull_seconds"], slowed["kubelet_pull_seconds"])
-    assert slowed["phases"]["pull"] > healthy["phases"]["pull"], (healthy, slowed)
+    # The rollout's pull phase holds the slowed pulls: each pod's phase runs from its being
+    # scheduled to its image being there. Not against the healthy phase: that one is mostly the
+    # machine (1.85 s on a loaded CI run whose healthy pulls took 0.06-0.2 s, against 1.79 s
+    # under latency).
+    assert slowed["phases"]["pull"] >= 0.9 * HOP_LATENCY, (healthy, slowed)
     # The push did not cross the slowed hop: less than one round trip through it more.
     assert slowed["phases"]["push"] < HOP_LATENCY + healthy["phases"]["push"], (healthy, slowed)
 
