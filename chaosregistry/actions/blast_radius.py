@@ -22,8 +22,8 @@ from chaosregistry.experiment.contracts import FaultSeconds
 from chaosregistry.experiment.settings import Namespace, settings_for
 from chaosregistry.faults.injection import check_duration, inject_plan, revert_matching
 from chaosregistry.kubernetes.blast_radius import analyze, is_schedulable
-from chaosregistry.kubernetes.inventory import list_inventory, outage_for
-from chaosregistry.kubernetes.verification import PROVOKE_KIND, provocation_for
+from chaosregistry.kubernetes.inventory import list_reported_inventory, outage_for
+from chaosregistry.kubernetes.verification import PROVOKE_KIND, not_provoked, provocation_for
 
 __all__ = ["end_provocations", "provoke_blast_radius"]
 
@@ -68,7 +68,7 @@ def provoke_blast_radius(
     namespace = kubernetes.namespace_or(namespace)
     refuse_protected(namespace)
     sweep(kubernetes)
-    inventory = list_inventory(kubernetes.client(), namespace=namespace)
+    inventory = list_reported_inventory(kubernetes.client(), namespace=namespace)
     prediction = analyze(inventory, outage_for(kubernetes, registry, seconds))
     nodes = [
         str((node.get("metadata") or {}).get("name"))
@@ -87,9 +87,7 @@ def provoke_blast_radius(
                     "kind": workload["kind"],
                     "name": workload["name"],
                     "class": workload["class"],
-                    "why": "only Deployments are provoked"
-                    if workload["kind"] != "Deployment"
-                    else "no schedulable node lacks its image",
+                    "why": not_provoked(workload, nodes),
                 }
             )
             continue

@@ -72,24 +72,47 @@ class Provocation:
     node: str | None = None
 
 
+def not_provoked(workload: Mapping[str, Any], schedulable_nodes: Iterable[str]) -> str | None:
+    """Why ``workload`` (a row of ``blast_radius.analyze``) is not provoked; None when it is."""
+    if workload.get("kind") != "Deployment":
+        return "only Deployments are provoked"
+    if workload.get("class") == DEGRADED:
+        # Degraded is "the pods keep running where the image is, a pod moved elsewhere fails":
+        # with no pod there is nothing to keep running and nothing to move.
+        if workload.get("replicas") == 0:
+            return "degraded at zero replicas: no pod to keep running or to move"
+        if not _cold_nodes(workload, schedulable_nodes):
+            return "no schedulable node lacks its image"
+    return None
+
+
+def _worst(workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    klass = workload.get("class")
+    return [c for c in workload.get("containers") or () if c.get("class") == klass]
+
+
+def _cold_nodes(workload: Mapping[str, Any], schedulable_nodes: Iterable[str]) -> list[str]:
+    """The schedulable nodes without the images of ``workload``'s worst containers."""
+    holding = set().union(*(set(c.get("nodes_with_image") or ()) for c in _worst(workload)))
+    return sorted(set(schedulable_nodes) - holding)
+
+
 def provocation_for(
     workload: Mapping[str, Any], schedulable_nodes: Iterable[str]
 ) -> Provocation | None:
-    """The case of ``workload`` (a row of ``blast_radius.analyze``) to provoke; None for a kind
-    this verification does not provoke (only Deployments are) or a degraded one with no node
-    to move to."""
-    if workload.get("kind") != "Deployment":
+    """The case of ``workload`` (a row of ``blast_radius.analyze``) to provoke; None when it is
+    not provoked (``not_provoked`` says why)."""
+    schedulable_nodes = list(schedulable_nodes)
+    if not_provoked(workload, schedulable_nodes) is not None:
         return None
     klass = workload.get("class")
     # A restart of no pods starts none: a Deployment at zero replicas is scaled up instead.
     restart = Provocation(SCALE_UP if workload.get("replicas") == 0 else RESTART)
     if klass == KEEPS_RUNNING:
         return restart
-    worst = [c for c in workload.get("containers") or () if c.get("class") == klass]
+    worst = _worst(workload)
     if klass == DEGRADED:
-        holding = set().union(*(set(c.get("nodes_with_image") or ()) for c in worst))
-        cold = sorted(set(schedulable_nodes) - holding)
-        return Provocation(MOVE, cold[0]) if cold else None
+        return Provocation(MOVE, _cold_nodes(workload, schedulable_nodes)[0])
     # breaks: an image on no node needs a new pod to show it; Always or a bad image, a restart.
     if any(
         not c.get("nodes_with_image")

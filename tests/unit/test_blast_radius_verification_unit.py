@@ -24,6 +24,7 @@ from chaosregistry.kubernetes.verification import (
     Provocation,
     agreement,
     judge,
+    not_provoked,
     observed_class,
     pod_outcome,
     provocation_for,
@@ -92,6 +93,13 @@ def test_each_predicted_deployment_provokes_the_case_its_class_names() -> None:
     # Degraded with every schedulable node holding the image (one is cordoned): nowhere to go.
     api = next(w for w in result["workloads"] if w["name"] == "api")
     assert provocation_for(api, ["node-a"]) is None
+    assert not_provoked(api, ["node-a"]) == "no schedulable node lacks its image"
+    # Degraded at zero replicas: no pod keeps running and none can be moved (a move was
+    # refused for matching no pod, and failed the game day).
+    assert provocation_for({**api, "replicas": 0}, schedulable) is None
+    assert "zero replicas" in str(not_provoked({**api, "replicas": 0}, schedulable))
+    assert not_provoked(db, schedulable) == "only Deployments are provoked"
+    assert not_provoked(api, schedulable) is None
 
 
 def test_a_pods_outcome_is_running_pull_failed_or_pending() -> None:
