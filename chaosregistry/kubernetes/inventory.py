@@ -19,12 +19,25 @@ from lightkube.resources.core_v1 import Node, Pod
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from chaosregistry.kubernetes import client as kube
-from chaosregistry.kubernetes.blast_radius import Inventory, Outage, analyze, registry_host
+from chaosregistry.kubernetes.blast_radius import (
+    Inventory,
+    Outage,
+    analyze,
+    is_schedulable,
+    registry_host,
+)
 
 if TYPE_CHECKING:
     from chaosregistry.experiment.settings import KubernetesSettings
 
-__all__ = ["PAGE_SIZE", "list_inventory", "outage_for", "predict"]
+__all__ = [
+    "PAGE_SIZE",
+    "list_inventory",
+    "list_reported_inventory",
+    "outage_for",
+    "predict",
+    "silent_nodes",
+]
 
 PAGE_SIZE = 500
 
@@ -60,6 +73,45 @@ def list_inventory(client: Client, *, namespace: str = "") -> Inventory:
         return Inventory(**{name: _listed(client, kind, namespace) for name, kind in KINDS.items()})
 
 
+# A kubelet lists its node's images in the node's status only once its image cache is filled:
+# on the test cluster every node listed none for 30-40 s after `cluster up` returned, and a
+# prediction then read "no image cached on any node" (Deployments on the pause image, which every
+# node holds, predicted to break). A node that has run a pod lists its pause image at least, so a
+# schedulable node listing nothing has not reported yet: wait for it, bounded, and after that
+# predict with what there is (a node may really hold no image).
+IMAGE_REPORT_WAIT = 60.0
+IMAGE_REPORT_POLL = 2.0
+
+
+def silent_nodes(inventory: Inventory) -> list[str]:
+    """The schedulable nodes whose status lists no image (their kubelet has not reported)."""
+    return [
+        str((node.get("metadata") or {}).get("name"))
+        for node in inventory.nodes
+        if is_schedulable(node) and not (node.get("status") or {}).get("images")
+    ]
+
+
+def list_reported_inventory(
+    client: Client,
+    *,
+    namespace: str = "",
+    wait: float = IMAGE_REPORT_WAIT,
+    lister: Callable[[], Inventory] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Inventory:
+    """``list_inventory`` once no schedulable node is silent (``silent_nodes``), listed again
+    every IMAGE_REPORT_POLL seconds for up to ``wait``; then the last list as it is."""
+    listing = lister or (lambda: list_inventory(client, namespace=namespace))
+    deadline = clock() + wait
+    inventory = listing()
+    while silent_nodes(inventory) and clock() < deadline:
+        sleep(IMAGE_REPORT_POLL)
+        inventory = listing()
+    return inventory
+
+
 def outage_for(settings: "KubernetesSettings", registry: str, seconds: float) -> Outage:
     """``registry`` ("": every registry) cut for ``seconds``, with the mirrors ``settings``
     configure (``registry_mirrors``)."""
@@ -84,7 +136,7 @@ def predict(
     on the cluster ``settings`` name, with its configured ``registry_mirrors``: the result of
     ``blast_radius.analyze`` plus ``list_seconds`` and ``analysis_seconds``."""
     started = time.perf_counter()
-    inventory = list_inventory(settings.client(), namespace=namespace)
+    inventory = list_reported_inventory(settings.client(), namespace=namespace)
     listed = time.perf_counter()
     result = analyze(inventory, outage_for(settings, registry, outage_seconds))
     result["list_seconds"] = round(listed - started, 3)

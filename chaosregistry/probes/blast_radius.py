@@ -64,7 +64,9 @@ def blast_radius(
     cut, it pulls ``Never``, or it pulls ``IfNotPresent`` and every schedulable node holds the
     image. A node's image list (``node.status.images``) is capped by the kubelet at 50: nodes
     listing exactly 50 are named in ``capped_nodes``, and an image missing only from them is
-    ``uncertain``. Scheduling constraints (affinity, taints) are not read.
+    ``uncertain``. A kubelet lists its node's images only once its image cache is filled (about
+    30 s after it starts): while a schedulable node lists none, the nodes are listed again, for
+    up to 60 s, before predicting. Scheduling constraints (affinity, taints) are not read.
 
     Arguments:
       registry: the registry host cut off (``docker.io``, ``registry.example:5000``; a URL's

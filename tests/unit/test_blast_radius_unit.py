@@ -388,3 +388,52 @@ def test_a_journals_prediction_shows_in_summary_html_and_markdown(tmp_path: Path
         f"blast radius `predict` (outage of {REGISTRY}): 4 keeps-running, 2 degraded, 4 breaks"
         in (built.summary_md.read_text())
     )
+
+
+def test_the_prediction_waits_for_nodes_that_have_not_reported_their_images() -> None:
+    # A kubelet lists its node's images only once its image cache is filled (30-40 s after a
+    # test cluster's `up`); until then a schedulable node lists none, read as "nothing cached".
+    from chaosregistry.kubernetes.inventory import (
+        IMAGE_REPORT_POLL,
+        list_reported_inventory,
+        silent_nodes,
+    )
+
+    def node(name: str, images: list[str], **spec: Any) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "spec": spec,
+            "status": {"images": [{"names": [i]} for i in images]},
+        }
+
+    cordoned = node("node-c", [], unschedulable=True)
+    silent = Inventory(nodes=[node("node-a", ["pause:1"]), node("node-b", []), cordoned])
+    reported = Inventory(nodes=[node("node-a", ["pause:1"]), node("node-b", ["pause:1"]), cordoned])
+    assert silent_nodes(silent) == ["node-b"]  # a cordoned node takes no pods: not waited for
+    assert silent_nodes(reported) == []
+
+    lists = iter([silent, silent, reported])
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    got = list_reported_inventory(
+        None,
+        lister=lambda: next(lists),
+        sleep=sleep,
+        clock=lambda: now[0],  # type: ignore[arg-type]
+    )
+    assert got is reported and slept == [IMAGE_REPORT_POLL, IMAGE_REPORT_POLL]
+    # A node that never reports (it may hold no image at all): the last list, after the wait.
+    slept.clear()
+    got = list_reported_inventory(
+        None,
+        wait=5,
+        lister=lambda: silent,
+        sleep=sleep,
+        clock=lambda: now[0],  # type: ignore[arg-type]
+    )
+    assert got is silent and sum(slept) >= 5 and len(slept) == 3
