@@ -37,6 +37,7 @@ __all__ = [
     "outage_for",
     "predict",
     "silent_nodes",
+    "wait_for_image_reports",
 ]
 
 PAGE_SIZE = 500
@@ -92,18 +93,21 @@ def silent_nodes(inventory: Inventory) -> list[str]:
     ]
 
 
-def list_reported_inventory(
-    client: Client,
+def list_reported_inventory(client: Client, *, namespace: str = "") -> Inventory:
+    """``list_inventory`` once every schedulable node has reported its images (see
+    ``wait_for_image_reports``)."""
+    return wait_for_image_reports(lambda: list_inventory(client, namespace=namespace))
+
+
+def wait_for_image_reports(
+    listing: Callable[[], Inventory],
     *,
-    namespace: str = "",
     wait: float = IMAGE_REPORT_WAIT,
-    lister: Callable[[], Inventory] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Inventory:
-    """``list_inventory`` once no schedulable node is silent (``silent_nodes``), listed again
-    every IMAGE_REPORT_POLL seconds for up to ``wait``; then the last list as it is."""
-    listing = lister or (lambda: list_inventory(client, namespace=namespace))
+    """``listing()`` once no schedulable node is silent (``silent_nodes``), listed again every
+    IMAGE_REPORT_POLL seconds for up to ``wait``; then the last list as it is."""
     deadline = clock() + wait
     inventory = listing()
     while silent_nodes(inventory) and clock() < deadline:

@@ -395,8 +395,8 @@ def test_the_prediction_waits_for_nodes_that_have_not_reported_their_images() ->
     # test cluster's `up`); until then a schedulable node lists none, read as "nothing cached".
     from chaosregistry.kubernetes.inventory import (
         IMAGE_REPORT_POLL,
-        list_reported_inventory,
         silent_nodes,
+        wait_for_image_reports,
     )
 
     def node(name: str, images: list[str], **spec: Any) -> dict[str, Any]:
@@ -420,20 +420,9 @@ def test_the_prediction_waits_for_nodes_that_have_not_reported_their_images() ->
         slept.append(seconds)
         now[0] += seconds
 
-    got = list_reported_inventory(
-        None,
-        lister=lambda: next(lists),
-        sleep=sleep,
-        clock=lambda: now[0],  # type: ignore[arg-type]
-    )
+    got = wait_for_image_reports(lambda: next(lists), sleep=sleep, clock=lambda: now[0])
     assert got is reported and slept == [IMAGE_REPORT_POLL, IMAGE_REPORT_POLL]
     # A node that never reports (it may hold no image at all): the last list, after the wait.
     slept.clear()
-    got = list_reported_inventory(
-        None,
-        wait=5,
-        lister=lambda: silent,
-        sleep=sleep,
-        clock=lambda: now[0],  # type: ignore[arg-type]
-    )
+    got = wait_for_image_reports(lambda: silent, wait=5, sleep=sleep, clock=lambda: now[0])
     assert got is silent and sum(slept) >= 5 and len(slept) == 3
